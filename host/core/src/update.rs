@@ -1,0 +1,37 @@
+//! What a collector produces from one chunk.
+
+use serde::{Deserialize, Serialize};
+
+use crate::field::Field;
+use crate::sample::Sample;
+
+/// New values for some fields of a topic; fields not named keep their value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicUpdate {
+    /// Topic name, e.g. `trades/BTC-USD`.
+    pub topic: String,
+    /// The fields to set.
+    pub fields: Vec<Field>,
+}
+
+/// A record of a chunk that a collector could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// 1-based line number within the chunk.
+    pub line: u32,
+    /// Byte offset of the record within the chunk.
+    pub offset: u32,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Everything one `collect` call produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectOutput {
+    /// Samples, in the order the plugin emitted them.
+    pub samples: Vec<Sample>,
+    /// Topic updates, in order.
+    pub updates: Vec<TopicUpdate>,
+    /// Per-record problems; records not listed were used.
+    pub errors: Vec<RecordError>,
+}
