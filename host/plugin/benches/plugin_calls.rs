@@ -1,0 +1,106 @@
+//! Plugin call overhead, instantiation, and compile vs cached load.
+//!
+//! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-plugin --bench plugin_calls`
+
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wasmeter_core::validate::OutputLimits;
+use wasmeter_plugin::{CollectorWorld, PluginLimits, Runtime, RuntimeConfig};
+use wasmtime::component::Component;
+
+fn component(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/plugins/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
+/// `n` bytes of whole CSV trade lines.
+fn trades(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 64);
+    let mut i = 0u64;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!(
+                "SYM{},{}.25,{},{}\n",
+                i % 8,
+                100 + i % 50,
+                1 + i % 3,
+                1_700_000_000_000 + i
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    out
+}
+
+/// `n` bytes that the CSV collector skips (one comment line): the cost of moving
+/// the chunk into the guest and scanning it, without producing output.
+fn comment(n: usize) -> Vec<u8> {
+    let mut out = vec![b'x'; n];
+    out[0] = b'#';
+    out[n - 1] = b'\n';
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let plugin = rt
+        .block_on(runtime.load::<CollectorWorld>(component("csv_collector")))
+        .expect("build the plugins first: scripts/build-plugins.sh");
+    let limits = PluginLimits {
+        output: OutputLimits {
+            max_samples: 1 << 20,
+            max_updates: 1 << 20,
+            ..OutputLimits::default()
+        },
+        ..PluginLimits::default()
+    };
+    let mut csv = rt
+        .block_on(plugin.instantiate_with_limits("bench", vec![], limits))
+        .unwrap();
+
+    let mut group = c.benchmark_group("collect");
+    group.bench_function("empty", |b| {
+        b.iter(|| rt.block_on(csv.collect("bench", b"")).unwrap());
+    });
+    for (label, size) in [("64B", 64), ("4KiB", 4 << 10), ("1MiB", 1 << 20)] {
+        group.throughput(Throughput::Bytes(size as u64));
+        let skip = comment(size);
+        group.bench_with_input(BenchmarkId::new("comment", label), &skip, |b, chunk| {
+            b.iter(|| rt.block_on(csv.collect("bench", chunk)).unwrap());
+        });
+        let lines = trades(size);
+        group.bench_with_input(BenchmarkId::new("trades", label), &lines, |b, chunk| {
+            b.iter(|| rt.block_on(csv.collect("bench", chunk)).unwrap());
+        });
+    }
+    group.finish();
+
+    c.bench_function("instantiate+init", |b| {
+        b.iter(|| rt.block_on(plugin.instantiate("bench", vec![])).unwrap());
+    });
+
+    // What the compile cache saves: Cranelift compilation vs loading the artifact.
+    let bytes = std::fs::read(component("csv_collector")).unwrap();
+    let engine = runtime.engine();
+    let artifact = Component::new(engine, &bytes).unwrap().serialize().unwrap();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.bench_function("compile", |b| {
+        b.iter(|| Component::new(engine, &bytes).unwrap())
+    });
+    group.bench_function("cached", |b| {
+        // SAFETY: the artifact was serialized just above by this same engine.
+        b.iter(|| unsafe { Component::deserialize(engine, &artifact) }.unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,187 @@
+//! What a plugin's store holds: a deny-by-default WASI context, the memory cap,
+//! the call deadline, and the three host imports (log, clocks, config).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use crate::Runtime;
+use crate::bindings::{host, types};
+use crate::stdio::GuestLog;
+
+/// The configuration handed to a plugin: dotted keys with string values.
+pub type PluginConfig = Arc<Vec<(String, String)>>;
+
+/// Caps a plugin's linear memory and remembers a refused growth, so that the
+/// trap that follows can be reported as "memory limit" rather than "unreachable".
+#[derive(Debug)]
+pub(crate) struct MemoryCap {
+    pub(crate) limit_bytes: usize,
+    pub(crate) refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit_bytes {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The per-instance data of a plugin's [`Store`].
+#[doc(hidden)]
+pub struct StoreData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) config: PluginConfig,
+    pub(crate) memory: MemoryCap,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline_hit: bool,
+    pub(crate) log: GuestLog,
+}
+
+impl StoreData {
+    /// A store for one instance of a plugin named `plugin`.
+    pub(crate) fn new_store(
+        runtime: &Runtime,
+        plugin: Arc<str>,
+        config: PluginConfig,
+        memory_bytes: usize,
+    ) -> Store<StoreData> {
+        let log = GuestLog::new(plugin);
+        // Deny by default: no preopened directories, no environment, no arguments,
+        // no sockets, no name lookups. Only clocks and random remain, which Rust's
+        // std needs and which reveal nothing about the host.
+        let wasi = WasiCtx::builder()
+            .stdout(log.stdout())
+            .stderr(log.stderr())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let data = StoreData {
+            wasi,
+            table: ResourceTable::new(),
+            config,
+            memory: MemoryCap {
+                limit_bytes: memory_bytes,
+                refused: None,
+            },
+            deadline: None,
+            deadline_hit: false,
+            log,
+        };
+        let mut store = Store::new(runtime.engine(), data);
+        store.limiter(|data| &mut data.memory);
+        // Checked at every epoch tick while the guest runs: past the deadline the
+        // call traps; before it, the guest yields so other tasks on this thread run.
+        store.epoch_deadline_callback(|mut ctx| {
+            let data = ctx.data_mut();
+            match data.deadline {
+                Some(deadline) if Instant::now() >= deadline => {
+                    data.deadline_hit = true;
+                    Err(wasmtime::format_err!("deadline exceeded"))
+                }
+                _ => Ok(UpdateDeadline::Yield(1)),
+            }
+        });
+        store
+    }
+
+    /// Prepares for a guest call that may run until `deadline`.
+    pub(crate) fn arm(store: &mut Store<StoreData>, deadline: Instant) {
+        let data = store.data_mut();
+        data.deadline = Some(deadline);
+        data.deadline_hit = false;
+        data.memory.refused = None;
+        data.log.begin_call();
+        store.set_epoch_deadline(1);
+    }
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for StoreData {}
+
+impl host::Host for StoreData {
+    fn log(&mut self, level: host::LogLevel, message: String, fields: Vec<(String, String)>) {
+        if !self.log.take_quota() {
+            return;
+        }
+        let plugin = self.log.plugin();
+        let fields = FieldsDisplay(&fields);
+        match level {
+            host::LogLevel::Trace => {
+                tracing::trace!(plugin = %plugin, fields = %fields, "{message}")
+            }
+            host::LogLevel::Debug => {
+                tracing::debug!(plugin = %plugin, fields = %fields, "{message}")
+            }
+            host::LogLevel::Info => tracing::info!(plugin = %plugin, fields = %fields, "{message}"),
+            host::LogLevel::Warn => tracing::warn!(plugin = %plugin, fields = %fields, "{message}"),
+            host::LogLevel::Error => {
+                tracing::error!(plugin = %plugin, fields = %fields, "{message}")
+            }
+        }
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        unix_now_ms()
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.config.to_vec()
+    }
+}
+
+/// Wall-clock time as Unix milliseconds.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct FieldsDisplay<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for FieldsDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{k}={v:?}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Which world a component implements, checked against the contract this host
+//! speaks (`wasmeter:plugin@0.1.0`), with errors that name both sides.
+
+use wasmeter_core::plugin::PluginKind;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The WIT package plugins are built against.
+pub const PACKAGE: &str = "wasmeter:plugin";
+/// The contract version this host speaks.
+pub const VERSION: &str = "0.1.0";
+
+/// The fully qualified name of one of the contract's interfaces.
+pub fn interface_name(interface: &str) -> String {
+    format!("{PACKAGE}/{interface}@{VERSION}")
+}
+
+/// The fully qualified name of a kind's world.
+pub fn world_name(kind: PluginKind) -> String {
+    interface_name(kind.world())
+}
+
+/// What a component exports, by name.
+pub(crate) fn export_names(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// What a component imports, by name.
+pub(crate) fn import_names(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Determines the kind of a component from its exports, checking it against
+/// `expected` if given. The error explains what was expected and what was found.
+pub(crate) fn detect_kind(
+    exports: &[String],
+    expected: Option<PluginKind>,
+) -> Result<PluginKind, String> {
+    let has = |iface: &str| exports.iter().any(|e| *e == interface_name(iface));
+    let found = PluginKind::ALL
+        .into_iter()
+        .find(|k| has(k.interface()) && has("plugin"));
+    let listed = if exports.is_empty() {
+        "nothing".to_string()
+    } else {
+        exports
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (found, expected) {
+        (Some(found), Some(expected)) if found != expected => Err(format!(
+            "expected a {expected} plugin (world `{}`, exporting `{}`), but this component is a {found} plugin (world `{}`); it exports {listed}",
+            world_name(expected),
+            interface_name(expected.interface()),
+            world_name(found),
+        )),
+        (Some(found), _) => Ok(found),
+        (None, expected) => {
+            let wanted = match expected {
+                Some(k) => format!(
+                    "a {k} plugin (world `{}`) exporting `{}` and `{}`",
+                    world_name(k),
+                    interface_name(k.interface()),
+                    interface_name("plugin"),
+                ),
+                None => format!(
+                    "a wasmeter plugin exporting `{}` and one of {}",
+                    interface_name("plugin"),
+                    PluginKind::ALL
+                        .iter()
+                        .map(|k| format!("`{}`", interface_name(k.interface())))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let hint = if exports
+                .iter()
+                .any(|e| e.starts_with(&format!("{PACKAGE}/")))
+            {
+                format!(
+                    " (built against another version of the contract; this host speaks {PACKAGE}@{VERSION})"
+                )
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "expected {wanted}; the component exports {listed}{hint}"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn detects_each_world() {
+        for kind in PluginKind::ALL {
+            let exports = names(&[&interface_name("plugin"), &interface_name(kind.interface())]);
+            assert_eq!(detect_kind(&exports, None), Ok(kind));
+            assert_eq!(detect_kind(&exports, Some(kind)), Ok(kind));
+        }
+    }
+
+    #[test]
+    fn wrong_world_names_both_sides() {
+        let exports = names(&["wasmeter:plugin/plugin@0.1.0", "wasmeter:plugin/diff@0.1.0"]);
+        let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
+        assert!(err.contains("expected a collector plugin (world `wasmeter:plugin/collector@0.1.0`, exporting `wasmeter:plugin/collect@0.1.0`)"), "{err}");
+        assert!(err.contains("is a delta plugin"), "{err}");
+    }
+
+    #[test]
+    fn other_version_is_called_out() {
+        let exports = names(&[
+            "wasmeter:plugin/plugin@0.2.0",
+            "wasmeter:plugin/collect@0.2.0",
+        ]);
+        let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
+        assert!(err.contains("`wasmeter:plugin/collect@0.2.0`"), "{err}");
+        assert!(err.contains("another version of the contract"), "{err}");
+    }
+}
