@@ -8,6 +8,8 @@
 //! - [`field`]: the values of a topic's fields and a topic's complete state.
 //! - [`update`]: what a collector produces from a chunk: topic updates and record errors.
 //! - [`delta`]: the change between two states of a topic (merge-patch semantics).
+//! - [`change`]: a change to one topic, as the pipeline hands it to the hub.
+//! - [`position`]: where a subscriber is in a topic's stream (epoch, seq).
 //! - [`plugin`]: a plugin's description of itself.
 //! - [`validate`]: the rules plugin output must follow (names, sizes, finite numbers).
 //!
@@ -21,9 +23,11 @@
 //! assert_eq!(state.len(), 2);
 //! ```
 
+pub mod change;
 pub mod delta;
 pub mod field;
 pub mod plugin;
+pub mod position;
 pub mod sample;
 pub mod update;
 pub mod validate;
