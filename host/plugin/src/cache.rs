@@ -108,12 +108,14 @@ impl CompileCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.artifact_path(dir, hash);
-        if path.exists() {
+        // Read into memory rather than `deserialize_file`: that would map the file,
+        // and anyone truncating it while mapped would crash the host (SIGBUS).
+        if let Ok(artifact) = fs::read(&path) {
             // SAFETY: the artifact was produced by `Component::serialize` of this
             // same engine configuration (its name carries the compatibility hash)
             // and written atomically into a directory only the host writes (see
             // the module docs). wasmtime still checks its header and version.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(c) => return Ok((c, CacheOutcome::Disk)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")

@@ -88,11 +88,24 @@ async fn panic_and_unreachable_are_traps_with_the_plugins_words() {
 
 #[tokio::test]
 async fn invalid_output_is_refused_with_the_reason() {
-    let mut f = faulty(limits()).await;
+    let plugin = runtime()
+        .load::<CollectorWorld>(component("faulty_collector"))
+        .await
+        .unwrap();
+    // Building 150,000 samples takes a while on a loaded machine: a generous deadline.
+    let limits = PluginLimits {
+        memory_bytes: 128 << 20,
+        call_timeout: Duration::from_secs(10),
+        ..limits()
+    };
+    let mut f = plugin
+        .instantiate_with_limits("faulty", config(&[("oversize_count", "150000")]), limits)
+        .await
+        .unwrap();
     for (trigger, expected) in [
         (
             "oversize",
-            "2000000 samples: more than the limit of 100000 per call",
+            "150000 samples: more than the limit of 100000 per call",
         ),
         ("hugename", "longer than 200 bytes"),
         ("nan", "NaN is not a finite number"),

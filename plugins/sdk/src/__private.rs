@@ -1,0 +1,46 @@
+//! Glue used by the `export_*!` macros. Not part of the public API.
+
+use std::cell::RefCell;
+
+use crate::bindings::collector::wasmeter::plugin::types::PluginInfo as RawPluginInfo;
+use crate::{Config, Plugin, PluginKind};
+
+/// `describe`: the plugin's info plus the world's kind.
+pub fn describe<T: Plugin>(kind: PluginKind) -> RawPluginInfo {
+    let info = T::info();
+    RawPluginInfo {
+        name: info.name,
+        version: info.version,
+        kind,
+        description: info.description,
+        emits: info.emits,
+        stateful: info.stateful,
+    }
+}
+
+/// `init`: creates the instance; a later `init` replaces it.
+pub fn init<T: Plugin>(
+    slot: &RefCell<Option<T>>,
+    config: Vec<(String, String)>,
+) -> Result<(), String> {
+    let config = Config::new(config);
+    let instance = T::init(&config)?;
+    *slot.borrow_mut() = Some(instance);
+    Ok(())
+}
+
+/// `export-state`: `None` before `init`.
+pub fn export_state<T: Plugin>(slot: &RefCell<Option<T>>) -> Option<Vec<u8>> {
+    slot.borrow().as_ref().and_then(T::export_state)
+}
+
+/// Runs `f` on the instance, or fails if `init` has not succeeded yet.
+pub fn with_instance<T, R>(
+    slot: &RefCell<Option<T>>,
+    f: impl FnOnce(&mut T) -> Result<R, String>,
+) -> Result<R, String> {
+    match slot.borrow_mut().as_mut() {
+        Some(instance) => f(instance),
+        None => Err("plugin is not initialised: `init` was not called or failed".to_string()),
+    }
+}

@@ -1,0 +1,118 @@
+//! The traits a plugin implements.
+
+use crate::{CollectOutput, Config, Delta, Field, Sample};
+
+/// A plugin's description of itself (the `plugin-info` record without `kind`, which the
+/// `export_*!` macro fills in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInfo {
+    /// Short identifier, `[a-z0-9-]+`.
+    pub name: String,
+    /// Semantic version of the plugin itself, usually `env!("CARGO_PKG_VERSION")`.
+    pub version: String,
+    /// One line for humans.
+    pub description: String,
+    /// Metric names and topic patterns (`trades/*`) the plugin may emit.
+    pub emits: Vec<String>,
+    /// True if `export_state`/`import_state` carry state across a hot swap.
+    pub stateful: bool,
+}
+
+impl PluginInfo {
+    /// A stateless plugin that declares no output yet.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        PluginInfo {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            emits: Vec::new(),
+            stateful: false,
+        }
+    }
+
+    /// Declares the metric names and topic patterns the plugin may emit.
+    pub fn emits<I, S>(mut self, emits: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.emits.extend(emits.into_iter().map(Into::into));
+        self
+    }
+
+    /// Declares whether the plugin carries state across a hot swap.
+    pub fn stateful(mut self, stateful: bool) -> Self {
+        self.stateful = stateful;
+        self
+    }
+}
+
+/// The life cycle shared by every plugin (the `wasmeter:plugin/plugin` interface).
+///
+/// The host calls, in order: [`info`](Plugin::info) (`describe`), [`init`](Plugin::init),
+/// optionally [`import_state`](Plugin::import_state) (after a hot swap), then the world's
+/// functions; [`export_state`](Plugin::export_state) before the plugin is swapped out.
+pub trait Plugin: Sized + 'static {
+    /// Describes the plugin. Called before `init`: it has no instance, but may read the
+    /// configuration with [`Config::from_host`].
+    fn info() -> PluginInfo;
+
+    /// Creates the instance from its configuration. An error refuses the plugin: name the
+    /// key and the problem (the errors of [`Config::parse`] do).
+    fn init(config: &Config) -> Result<Self, String>;
+
+    /// The state a newer version can continue from after a hot swap. `None` (the default)
+    /// for stateless plugins.
+    fn export_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores state produced by `export_state` of this or an older version. An error
+    /// means the state was not understood; the host then keeps the fresh instance. The
+    /// default ignores the state.
+    fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// A collector: turns chunks of a source into samples and topic updates.
+pub trait Collector: Plugin {
+    /// Called for each chunk of `source`. The chunk holds only whole records, each ending in
+    /// `\n` (see [`lines`](crate::lines)). Report bad records in
+    /// [`CollectOutput::errors`]; an `Err` fails the whole chunk.
+    fn collect(&mut self, source: &str, chunk: &[u8]) -> Result<CollectOutput, String>;
+}
+
+/// A delta algorithm: computes and applies minimal changes between states of a topic.
+pub trait DeltaAlgorithm: Plugin {
+    /// The change from `previous` to `current` (both complete states of `topic`, sorted by
+    /// field name). Merge-patch semantics: `changed` fields are set, `removed` deleted.
+    fn diff(
+        &mut self,
+        topic: &str,
+        previous: Vec<Field>,
+        current: Vec<Field>,
+    ) -> Result<Delta, String>;
+
+    /// Applies `delta` to `previous`; the host checks that this reproduces the state
+    /// subscribers must end up with.
+    fn apply(&mut self, previous: Vec<Field>, delta: Delta) -> Result<Vec<Field>, String>;
+}
+
+/// A derived metric: turns samples into more samples; may keep state.
+pub trait Metric: Plugin {
+    /// Called with each batch of samples the pipeline produced, in order.
+    fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String>;
+
+    /// Called periodically with the host's wall-clock time (Unix ms). The default emits
+    /// nothing.
+    fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {
+        let _ = now_ms;
+        Ok(Vec::new())
+    }
+}

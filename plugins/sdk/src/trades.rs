@@ -1,0 +1,270 @@
+//! The standard output of trade collectors, so that every trade source (CSV, JSON lines,
+//! an exchange feed) produces the same topics, fields, samples and state.
+//!
+//! For each trade of `symbol`, [`TradeBook::record`] emits:
+//!
+//! * a topic update `<prefix>/<symbol>` with fields `price`, `qty`, `ts`, `count` (running
+//!   number of trades of the symbol), `volume` (running sum of `qty`) and any extra fields;
+//! * samples labelled `symbol="<symbol>"`, stamped with the trade's `ts` (0 = host time):
+//!   `trade_price` (gauge), `trade_qty` (gauge), `trades_total` (counter, the running
+//!   count) and `trade_volume_total` (counter, the running volume).
+//!
+//! The running totals are the collector's state ([`TradeBook::export_state`]); the state is
+//! the same for every trade collector, so a CSV collector can be swapped for a JSON one.
+//! The `parse_*` functions validate raw values with messages that name the column and the
+//! bad value, e.g. ``price: `abc` is not a number``.
+
+use std::collections::BTreeMap;
+
+use crate::series::is_valid_topic;
+use crate::state::{StateReader, StateWriter};
+use crate::{CollectOutput, Field, FieldValue, Label, Sample, TopicUpdate};
+
+/// Field names the trade output uses itself; extra fields may not use them.
+pub const RESERVED_FIELDS: [&str; 5] = ["price", "qty", "ts", "count", "volume"];
+
+/// The metric names every trade collector emits.
+pub const METRICS: [&str; 4] = [
+    "trade_price",
+    "trade_qty",
+    "trades_total",
+    "trade_volume_total",
+];
+
+const STATE_SCHEMA: &str = "trades";
+const STATE_VERSION: u32 = 1;
+
+/// One validated trade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trade {
+    /// Instrument, e.g. `BTC-USD`; a valid topic segment (see [`parse_symbol`]).
+    pub symbol: String,
+    /// Finite price.
+    pub price: f64,
+    /// Finite, non-negative quantity.
+    pub qty: f64,
+    /// Unix ms; 0 means "now" (the host stamps the samples).
+    pub ts: i64,
+    /// More fields copied into the topic update.
+    pub extra: Vec<Field>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Totals {
+    count: u64,
+    volume: f64,
+}
+
+/// Running per-symbol totals and the standard trade output; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct TradeBook {
+    prefix: String,
+    totals: BTreeMap<String, Totals>,
+}
+
+impl TradeBook {
+    /// A book publishing topics under `topic_prefix` (a valid topic such as `trades`).
+    pub fn new(topic_prefix: &str) -> Result<Self, String> {
+        let prefix = topic_prefix.trim().trim_end_matches('/');
+        if !is_valid_topic(prefix) {
+            return Err(format!(
+                "config `topic_prefix`: `{topic_prefix}` is not a valid topic \
+                 (`/`-separated segments of [A-Za-z0-9_.:-])"
+            ));
+        }
+        Ok(TradeBook {
+            prefix: prefix.to_string(),
+            totals: BTreeMap::new(),
+        })
+    }
+
+    /// The metric names and topic pattern of this book, for `PluginInfo::emits`.
+    pub fn emits(&self) -> Vec<String> {
+        let mut emits: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
+        emits.push(format!("{}/*", self.prefix));
+        emits
+    }
+
+    /// Counts `trade` and appends its topic update and samples to `out`.
+    pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
+        let totals = self.totals.entry(trade.symbol.clone()).or_default();
+        totals.count += 1;
+        totals.volume += trade.qty;
+        let Totals { count, volume } = *totals;
+
+        let field_ts = if trade.ts > 0 {
+            trade.ts
+        } else {
+            crate::now_ms()
+        };
+        let mut update = TopicUpdate::new(format!("{}/{}", self.prefix, trade.symbol))
+            .field("price", trade.price)
+            .field("qty", trade.qty)
+            .field("ts", field_ts as f64)
+            .field("count", count as f64)
+            .field("volume", volume);
+        update.fields.extend(trade.extra);
+        out.updates.push(update);
+
+        let labels = vec![Label::new("symbol", trade.symbol)];
+        let sample = |name: &str, value: f64, counter: bool| {
+            let s = if counter {
+                Sample::counter(name, value)
+            } else {
+                Sample::gauge(name, value)
+            };
+            s.with_labels(labels.clone()).at(trade.ts)
+        };
+        out.samples.push(sample("trade_price", trade.price, false));
+        out.samples.push(sample("trade_qty", trade.qty, false));
+        out.samples.push(sample("trades_total", count as f64, true));
+        out.samples.push(sample("trade_volume_total", volume, true));
+    }
+
+    /// Running `(count, volume)` of `symbol`.
+    pub fn totals(&self, symbol: &str) -> Option<(u64, f64)> {
+        self.totals.get(symbol).map(|t| (t.count, t.volume))
+    }
+
+    /// The running totals, encoded with [`state`](crate::state) (schema `trades`, v1).
+    pub fn export_state(&self) -> Vec<u8> {
+        let mut w = StateWriter::new(STATE_SCHEMA, STATE_VERSION);
+        w.count(self.totals.len());
+        for (symbol, t) in &self.totals {
+            w.str(symbol).u64(t.count).f64(t.volume);
+        }
+        w.finish()
+    }
+
+    /// Replaces the running totals with those of `state`.
+    pub fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
+        let mut r = StateReader::new(state, STATE_SCHEMA)?;
+        if r.version() > STATE_VERSION {
+            return Err(format!(
+                "state: trades v{} is newer than this plugin (v{STATE_VERSION})",
+                r.version()
+            ));
+        }
+        let mut totals = BTreeMap::new();
+        for _ in 0..r.count()? {
+            let symbol = r.str()?;
+            let count = r.u64()?;
+            let volume = r.f64()?;
+            totals.insert(symbol, Totals { count, volume });
+        }
+        r.finish()?;
+        self.totals = totals;
+        Ok(())
+    }
+}
+
+/// Checks a symbol: non-empty and a valid topic segment (`[A-Za-z0-9_.:-]+`).
+pub fn parse_symbol(what: &str, text: &str) -> Result<String, String> {
+    let symbol = text.trim();
+    if symbol.is_empty() {
+        return Err(format!("{what}: empty (a symbol is required)"));
+    }
+    if !crate::series::is_valid_topic_segment(symbol) {
+        return Err(format!(
+            "{what}: `{symbol}` may only contain letters, digits and `_.:-`"
+        ));
+    }
+    Ok(symbol.to_string())
+}
+
+/// Parses a finite number: ``price: `abc` is not a number``.
+pub fn parse_number(what: &str, text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{what}: `{t}` is not a finite number")),
+        Err(_) => Err(format!("{what}: `{t}` is not a number")),
+    }
+}
+
+/// Parses a finite, non-negative quantity.
+pub fn parse_qty(what: &str, text: &str) -> Result<f64, String> {
+    let qty = parse_number(what, text)?;
+    if qty < 0.0 {
+        Err(format!("{what}: `{}` is negative", text.trim()))
+    } else {
+        Ok(qty)
+    }
+}
+
+/// Parses a timestamp in Unix ms; empty means 0 (stamped by the host).
+pub fn parse_ts(what: &str, text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(0);
+    }
+    match t.parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(v),
+        Ok(_) => Err(format!("{what}: `{t}` is negative")),
+        Err(_) => Err(format!("{what}: `{t}` is not an integer (Unix ms)")),
+    }
+}
+
+/// An extra field: a number if `text` parses as a finite number, else text.
+pub fn extra_field(name: &str, text: &str) -> Field {
+    let t = text.trim();
+    let value = match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => FieldValue::Number(v),
+        _ => FieldValue::Text(t.to_string()),
+    };
+    Field::new(name, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(symbol: &str, qty: f64) -> Trade {
+        Trade {
+            symbol: symbol.into(),
+            price: 10.0,
+            qty,
+            ts: 5,
+            extra: vec![],
+        }
+    }
+
+    #[test]
+    fn totals_output_and_state() {
+        let mut book = TradeBook::new("trades").unwrap();
+        let mut out = CollectOutput::new();
+        book.record(trade("A", 1.5), &mut out);
+        book.record(trade("A", 2.0), &mut out);
+        assert_eq!(book.totals("A"), Some((2, 3.5)));
+        assert_eq!(out.updates[1].topic, "trades/A");
+        let count = out.updates[1].fields.iter().find(|f| f.name == "count");
+        assert_eq!(count.unwrap().value, FieldValue::Number(2.0));
+        assert_eq!(out.samples.len(), 8);
+        assert_eq!(out.samples[7].name, "trade_volume_total");
+        assert_eq!(out.samples[7].value, 3.5);
+        assert_eq!(out.samples[7].timestamp_ms, 5);
+
+        let mut other = TradeBook::new("x").unwrap();
+        other.import_state(&book.export_state()).unwrap();
+        assert_eq!(other.totals("A"), Some((2, 3.5)));
+        assert!(TradeBook::new("bad topic").is_err());
+    }
+
+    #[test]
+    fn messages_name_column_and_value() {
+        assert_eq!(
+            parse_number("price", "abc").unwrap_err(),
+            "price: `abc` is not a number"
+        );
+        assert!(parse_number("price", "inf").is_err());
+        assert!(parse_qty("qty", "-1").is_err());
+        assert_eq!(parse_ts("ts", "").unwrap(), 0);
+        assert!(parse_ts("ts", "1.5").unwrap_err().contains("`1.5`"));
+        assert!(parse_symbol("symbol", " ").is_err());
+        assert!(parse_symbol("symbol", "BTC USD").is_err());
+        assert_eq!(
+            extra_field("side", "buy").value,
+            FieldValue::Text("buy".into())
+        );
+    }
+}
