@@ -1,1 +1,80 @@
-//! wasmeter-server
+//! The HTTP surface of wasmeter: live topic updates over WebSocket and SSE, topic
+//! state over REST, and health probes. Built on axum; the fan-out itself lives in
+//! [`wasmeter_hub`], which knows nothing about HTTP.
+//!
+//! Each WebSocket connection is one task running one loop (`ws`): it reads client
+//! messages, and when the hub marks one of its topics dirty it reads the new
+//! messages from the topic's history, feeds their shared, pre-encoded bytes to the
+//! socket and flushes once per batch. A connection that falls behind is conflated
+//! to a snapshot per topic; one whose socket accepts nothing for
+//! [`ServerConfig::write_timeout_ms`] is closed as the last resort. The wire
+//! protocol is described in `docs/PROTOCOL.md`.
+//!
+//! # Layout
+//! - `state`: [`ServerState`] (hub, config, readiness, counters, shutdown token,
+//!   connection tracker) and the connection-limit permit.
+//! - `config`: [`ServerConfig`], every limit and timing.
+//! - `protocol`: control messages, error codes, [`close`] codes.
+//! - `client`: one connection's state, transport-free: cursors, conflation,
+//!   field subsets, rate limits, batching.
+//! - `commands`: `subscribe`/`unsubscribe` validation and effects.
+//! - `deliver`: dirty slots to frames: conflation, replays, subsets, rate limits.
+//! - `ws`: `GET /ws`, the connection loop, heartbeats, close handshake.
+//! - `sse`: `GET /sse`, event ids that resume.
+//! - `rest`: `GET /api/topics`, `GET /api/topics/{*topic}`.
+//! - `health`: `GET /healthz`, `GET /readyz`.
+//! - `metrics`: counters ([`MetricsSnapshot`]).
+//! - `shutdown`: [`serve`] and graceful shutdown.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use wasmeter_hub::{Hub, HubConfig};
+//! use wasmeter_server::{ServerConfig, ServerState, router, serve};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Arc::new(Hub::new(HubConfig::default()));
+//! let state = ServerState::new(hub.clone(), ServerConfig::default())?;
+//! let app = router(state.clone()); // merge more routes here
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! state.set_ready(true);
+//! serve(listener, app, state, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod commands;
+pub mod config;
+mod deliver;
+mod health;
+pub mod metrics;
+pub mod protocol;
+mod rest;
+mod shutdown;
+mod sse;
+mod state;
+mod ws;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use config::{ConfigError, ServerConfig};
+pub use metrics::MetricsSnapshot;
+pub use protocol::close;
+pub use shutdown::serve;
+pub use state::ServerState;
+
+/// The routes: `/ws`, `/sse`, `/api/topics`, `/api/topics/{*topic}`, `/healthz`,
+/// `/readyz`. Merge further routes into the returned router.
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .route("/ws", get(ws::handler))
+        .route("/sse", get(sse::handler))
+        .route("/api/topics", get(rest::list))
+        .route("/api/topics/{*topic}", get(rest::get))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod client_tests;

@@ -1,0 +1,394 @@
+//! The wire form of data frames (`update`, `snapshot`) in JSON and MessagePack.
+//!
+//! Both formats carry the same structure: a map whose `type` names the frame. JSON
+//! goes in WebSocket text frames, MessagePack (maps with string keys, as
+//! `rmp_serde::to_vec_named` writes them) in binary frames. A delta is an RFC 7396
+//! merge patch: a changed field maps to its value, a removed field to `null` (nil).
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::{FieldValue, TopicState};
+
+/// A wire format, chosen per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// JSON in text frames.
+    Json,
+    /// MessagePack in binary frames.
+    MsgPack,
+}
+
+impl Format {
+    /// Both formats, in index order.
+    pub const ALL: [Format; 2] = [Format::Json, Format::MsgPack];
+
+    /// 0 for JSON, 1 for MessagePack: an index into per-format arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Format::Json => 0,
+            Format::MsgPack => 1,
+        }
+    }
+
+    /// The name used in query strings and metrics: `json` or `msgpack`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::MsgPack => "msgpack",
+        }
+    }
+
+    /// Parses `json` or `msgpack`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Format::Json),
+            "msgpack" => Some(Format::MsgPack),
+            _ => None,
+        }
+    }
+}
+
+/// Serializes a value in `format`.
+///
+/// Every frame this crate and the server encode is made of strings, integers,
+/// finite floats, booleans and maps with string keys, which both serializers
+/// accept into a `Vec`; a failure would be a bug in a frame type, not bad input.
+pub fn encode<T: Serialize + ?Sized>(format: Format, value: &T) -> Bytes {
+    let out = match format {
+        Format::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
+        Format::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+    };
+    match out {
+        Ok(v) => Bytes::from(v),
+        Err(e) => unreachable!("frame types serialize infallibly: {e}"),
+    }
+}
+
+/// A subset of a topic's fields that a subscriber asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldSet {
+    names: Box<[Box<str>]>,
+}
+
+impl FieldSet {
+    /// A set of field names (sorted and deduplicated here).
+    pub fn new<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let mut v: Vec<Box<str>> = names.into_iter().map(Into::into).collect();
+        v.sort_unstable();
+        v.dedup();
+        Self {
+            names: v.into_boxed_slice(),
+        }
+    }
+
+    /// True when `name` is in the set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.binary_search_by(|n| (**n).cmp(name)).is_ok()
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &**n)
+    }
+}
+
+fn keep(fields: Option<&FieldSet>, name: &str) -> bool {
+    fields.is_none_or(|f| f.contains(name))
+}
+
+/// A merge patch view of a delta, optionally restricted to a field set.
+struct Patch<'a> {
+    delta: &'a Delta,
+    fields: Option<&'a FieldSet>,
+}
+
+impl Patch<'_> {
+    /// Removed names to write as `null`: kept, and not also set by the delta
+    /// (`Delta::apply_to` removes first, then sets, so a set wins).
+    fn removed(&self) -> impl Iterator<Item = &str> {
+        self.delta
+            .removed
+            .iter()
+            .map(String::as_str)
+            .filter(|n| keep(self.fields, n) && !self.delta.changed.iter().any(|(c, _)| c == n))
+    }
+
+    fn changed(&self) -> impl Iterator<Item = &(String, FieldValue)> {
+        self.delta
+            .changed
+            .iter()
+            .filter(|(n, _)| keep(self.fields, n))
+    }
+
+    fn len(&self) -> usize {
+        self.removed().count() + self.changed().count()
+    }
+}
+
+impl Serialize for Patch<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for name in self.removed() {
+            map.serialize_entry(name, &())?;
+        }
+        for (name, value) in self.changed() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+struct StateView<'a> {
+    state: &'a TopicState,
+    fields: Option<&'a FieldSet>,
+}
+
+impl Serialize for StateView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.fields {
+            None => s.collect_map(self.state.iter()),
+            Some(f) => {
+                let n = f.names().filter(|n| self.state.contains_key(*n)).count();
+                let mut map = s.serialize_map(Some(n))?;
+                for name in f.names() {
+                    if let Some((k, v)) = self.state.get_key_value(name) {
+                        map.serialize_entry(k, v)?;
+                    }
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UpdateFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a str,
+    epoch: &'a str,
+    seq: u64,
+    ts: i64,
+    delta: Patch<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stale: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SnapshotFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a str,
+    epoch: &'a str,
+    seq: u64,
+    ts: i64,
+    state: StateView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+}
+
+/// Where a data frame sits in a topic's stream.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameHead<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// The topic's epoch.
+    pub epoch: &'a str,
+    /// Sequence number of the (last) update the frame reflects.
+    pub seq: u64,
+    /// Unix milliseconds of that update.
+    pub ts: i64,
+}
+
+/// Encodes an `update` frame; `None` when the field filter leaves nothing to send.
+pub fn encode_update(
+    format: Format,
+    head: FrameHead<'_>,
+    delta: &Delta,
+    stale: &[String],
+    fields: Option<&FieldSet>,
+) -> Option<Bytes> {
+    let patch = Patch { delta, fields };
+    let stale: Vec<&str> = stale
+        .iter()
+        .map(String::as_str)
+        .filter(|n| keep(fields, n))
+        .collect();
+    if fields.is_some() && stale.is_empty() && patch.len() == 0 {
+        return None;
+    }
+    Some(encode(
+        format,
+        &UpdateFrame {
+            kind: "update",
+            topic: head.topic,
+            epoch: head.epoch,
+            seq: head.seq,
+            ts: head.ts,
+            delta: patch,
+            stale,
+        },
+    ))
+}
+
+/// Encodes a `snapshot` frame: the topic's complete state (or the subset in `fields`).
+/// `recovered: Some(false)` marks the answer to a resume that could not be served.
+pub fn encode_snapshot(
+    format: Format,
+    head: FrameHead<'_>,
+    state: &TopicState,
+    fields: Option<&FieldSet>,
+    recovered: Option<bool>,
+) -> Bytes {
+    encode(
+        format,
+        &SnapshotFrame {
+            kind: "snapshot",
+            topic: head.topic,
+            epoch: head.epoch,
+            seq: head.seq,
+            ts: head.ts,
+            state: StateView { state, fields },
+            recovered,
+        },
+    )
+}
+
+/// Composes consecutive deltas into one with the same effect (merge patches
+/// compose: a later set overwrites, a later removal deletes). `stale` lists the
+/// fields marked stale and not set again afterwards.
+pub fn compose<'a, I>(steps: I) -> (Delta, Vec<String>)
+where
+    I: IntoIterator<Item = (&'a Delta, &'a [String])>,
+{
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut fields: BTreeMap<&'a str, Option<&'a FieldValue>> = BTreeMap::new();
+    let mut stale: BTreeSet<&'a str> = BTreeSet::new();
+    for (delta, marked) in steps {
+        for name in &delta.removed {
+            fields.insert(name, None);
+            stale.remove(name.as_str());
+        }
+        for (name, value) in &delta.changed {
+            fields.insert(name, Some(value));
+            stale.remove(name.as_str());
+        }
+        stale.extend(marked.iter().map(String::as_str));
+    }
+    let mut out = Delta::default();
+    for (name, value) in fields {
+        match value {
+            Some(v) => out.changed.push((name.to_string(), v.clone())),
+            None => out.removed.push(name.to_string()),
+        }
+    }
+    (out, stale.into_iter().map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> FrameHead<'static> {
+        FrameHead {
+            topic: "t/a",
+            epoch: "e1",
+            seq: 7,
+            ts: 1000,
+        }
+    }
+
+    fn delta() -> Delta {
+        Delta {
+            changed: vec![
+                ("price".into(), FieldValue::Number(1.5)),
+                ("side".into(), FieldValue::Text("buy".into())),
+            ],
+            removed: vec!["old".into()],
+        }
+    }
+
+    #[test]
+    fn update_is_a_merge_patch() {
+        let b = encode_update(Format::Json, head(), &delta(), &["qty".into()], None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"update","topic":"t/a","epoch":"e1","seq":7,"ts":1000,
+                "delta":{"old":null,"price":1.5,"side":"buy"},"stale":["qty"]})
+        );
+    }
+
+    #[test]
+    fn msgpack_has_the_same_structure() {
+        let b = encode_update(Format::MsgPack, head(), &delta(), &[], None).unwrap();
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(v["type"], "update");
+        assert_eq!(v["delta"]["old"], serde_json::Value::Null);
+        assert_eq!(v["delta"]["price"], 1.5);
+        assert!(v.get("stale").is_none());
+    }
+
+    #[test]
+    fn field_filter_applies_to_delta_stale_and_state() {
+        let f = FieldSet::new(["price", "missing"]);
+        let b = encode_update(Format::Json, head(), &delta(), &["side".into()], Some(&f)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["delta"], serde_json::json!({"price":1.5}));
+        assert!(v.get("stale").is_none());
+        let only_other = FieldSet::new(["volume"]);
+        assert!(encode_update(Format::Json, head(), &delta(), &[], Some(&only_other)).is_none());
+
+        let mut state = TopicState::new();
+        state.insert("price".into(), FieldValue::Number(2.0));
+        state.insert("side".into(), FieldValue::Flag(true));
+        let b = encode_snapshot(Format::MsgPack, head(), &state, Some(&f), Some(false));
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(v["state"], serde_json::json!({"price":2.0}));
+        assert_eq!(v["recovered"], false);
+    }
+
+    #[test]
+    fn removed_then_set_in_one_delta_is_sent_as_set() {
+        let d = Delta {
+            changed: vec![("a".into(), FieldValue::Flag(true))],
+            removed: vec!["a".into()],
+        };
+        let b = encode_update(Format::Json, head(), &d, &[], None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["delta"], serde_json::json!({"a":true}));
+    }
+
+    #[test]
+    fn compose_has_the_effect_of_applying_in_order() {
+        let d1 = Delta {
+            changed: vec![("a".into(), FieldValue::Number(1.0))],
+            removed: vec!["b".into()],
+        };
+        let d2 = Delta {
+            changed: vec![("b".into(), FieldValue::Number(2.0))],
+            removed: vec!["a".into()],
+        };
+        let s1 = vec!["c".to_string()];
+        let (d, stale) = compose([(&d1, s1.as_slice()), (&d2, &[][..])]);
+        assert_eq!(d.changed, vec![("b".to_string(), FieldValue::Number(2.0))]);
+        assert_eq!(d.removed, vec!["a".to_string()]);
+        assert_eq!(stale, vec!["c".to_string()]);
+
+        let mut start = TopicState::from([
+            ("b".to_string(), FieldValue::Flag(true)),
+            ("z".to_string(), FieldValue::Flag(false)),
+        ]);
+        let mut stepwise = start.clone();
+        d1.apply_to(&mut stepwise);
+        d2.apply_to(&mut stepwise);
+        d.apply_to(&mut start);
+        assert_eq!(start, stepwise);
+    }
+}

@@ -1,0 +1,373 @@
+//! The hub: topics by name, positions, and who is attached to what.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use thiserror::Error;
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::field::TopicState;
+use wasmeter_core::position::StreamPosition;
+use wasmeter_core::validate::is_topic_name;
+
+use crate::pattern::Pattern;
+use crate::slot::{Slot, Subscriber, same_subscriber};
+use crate::topic::Topic;
+
+/// Bounds of the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Messages kept per topic for resuming subscribers and for subscribers that are
+    /// a little behind. A subscriber further behind gets a snapshot instead.
+    pub history_per_topic: usize,
+    /// Topics the hub holds at most; publishing to a new topic beyond it fails.
+    pub max_topics: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            history_per_topic: 256,
+            max_topics: 100_000,
+        }
+    }
+}
+
+/// Why a change was not published.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PublishError {
+    /// The topic name breaks the rules of [`is_topic_name`].
+    #[error("`{0}` is not a valid topic name")]
+    InvalidTopic(String),
+    /// The topic would exceed [`HubConfig::max_topics`].
+    #[error("cannot create topic `{topic}`: the hub already holds its limit of {limit} topics")]
+    TooManyTopics {
+        /// The topic that was refused.
+        topic: String,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// What the hub knows about a topic (for listings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: Arc<str>,
+    /// Position of the newest update.
+    pub position: StreamPosition,
+    /// Number of fields in the current state.
+    pub fields: usize,
+    /// When the newest update was made, Unix milliseconds.
+    pub updated_at_ms: i64,
+    /// Slots (subscribers) attached.
+    pub subscribers: usize,
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Topics held.
+    pub topics: usize,
+    /// Slots attached, over all topics.
+    pub slots: usize,
+    /// Subscribers watching for new topics.
+    pub watchers: usize,
+    /// Messages published since start.
+    pub published: u64,
+}
+
+/// Makes epochs: unique per topic lifetime and per process start.
+#[derive(Debug)]
+struct Epochs {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl Epochs {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        // RandomState is seeded randomly per process: two hosts started in the same
+        // nanosecond still get different epochs.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(nanos);
+        h.write_u32(std::process::id());
+        Self {
+            prefix: base36(h.finish() & 0xFFFF_FFFF_FFFF),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn make(&self) -> Arc<str> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}", self.prefix, base36(n)).into()
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Registry {
+    topics: HashMap<Arc<str>, Arc<Topic>>,
+    watchers: Vec<Arc<dyn Subscriber>>,
+}
+
+/// Fan-out of topic changes to subscribers: assigns each change its position,
+/// keeps a bounded history per topic and wakes the subscribers' slots.
+pub struct Hub {
+    config: HubConfig,
+    epochs: Epochs,
+    registry: RwLock<Registry>,
+    published: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(config: HubConfig) -> Self {
+        Self {
+            config,
+            epochs: Epochs::new(),
+            registry: RwLock::new(Registry::default()),
+            published: AtomicU64::new(0),
+        }
+    }
+
+    /// The hub's bounds.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    // The registry only holds `Arc`s that are inserted or removed whole: a panic
+    // elsewhere cannot leave it half-updated, so a poisoned lock is recovered.
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read().topics.get(name).cloned()
+    }
+
+    /// Publishes a change: gives it the next seq of its topic (creating the topic,
+    /// with a new epoch, on first use), keeps it in the history and wakes the
+    /// topic's subscribers. Returns the change's position.
+    pub fn publish(&self, mut change: TopicChange) -> Result<StreamPosition, PublishError> {
+        loop {
+            let topic = match self.topic(&change.topic) {
+                Some(t) => t,
+                None => match self.create(change)? {
+                    Ok(pos) => return Ok(pos),
+                    Err(back) => {
+                        change = back;
+                        continue;
+                    }
+                },
+            };
+            match topic.append(change) {
+                Ok(msg) => {
+                    self.published.fetch_add(1, Ordering::Relaxed);
+                    topic.notify_all();
+                    return Ok(msg.position());
+                }
+                // Removed between the lookup and the append: publish to the
+                // topic's next lifetime instead.
+                Err(back) => change = back,
+            }
+        }
+    }
+
+    /// Creates the topic with `change` as its first message. The inner `Err`
+    /// hands the change back when another publisher created the topic first.
+    fn create(
+        &self,
+        change: TopicChange,
+    ) -> Result<Result<StreamPosition, TopicChange>, PublishError> {
+        if !is_topic_name(&change.topic) {
+            return Err(PublishError::InvalidTopic(change.topic.to_string()));
+        }
+        let topic = {
+            let mut reg = self.write();
+            if reg.topics.contains_key(&change.topic) {
+                return Ok(Err(change));
+            }
+            if reg.topics.len() >= self.config.max_topics {
+                return Err(PublishError::TooManyTopics {
+                    topic: change.topic.to_string(),
+                    limit: self.config.max_topics,
+                });
+            }
+            let name = change.topic.clone();
+            let topic = Arc::new(Topic::new(
+                name.clone(),
+                self.epochs.make(),
+                self.config.history_per_topic,
+                change,
+            ));
+            for w in &reg.watchers {
+                if w.wants(&name) {
+                    topic.attach(w);
+                }
+            }
+            reg.topics.insert(name, topic.clone());
+            topic
+        };
+        self.published.fetch_add(1, Ordering::Relaxed);
+        topic.notify_all();
+        Ok(Ok(topic.latest().position()))
+    }
+
+    /// Removes a topic: its subscribers are told (their slots report
+    /// [`Slot::is_removed`]); publishing to the name again starts a new epoch.
+    /// Returns false if there was no such topic.
+    pub fn remove_topic(&self, topic: &str) -> bool {
+        let Some(t) = self.write().topics.remove(topic) else {
+            return false;
+        };
+        t.remove();
+        true
+    }
+
+    /// The topic's current position and state.
+    pub fn snapshot(&self, topic: &str) -> Option<(StreamPosition, Arc<TopicState>)> {
+        let latest = self.topic(topic)?.latest();
+        Some((latest.position(), latest.state().clone()))
+    }
+
+    /// What the hub knows about one topic.
+    pub fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
+        self.topic(topic).map(|t| info(&t))
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        let topics: Vec<Arc<Topic>> = self.read().topics.values().cloned().collect();
+        let mut out: Vec<TopicInfo> = topics.iter().map(|t| info(t)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Attaches `sub` to an existing topic (idempotent: an existing slot of the same
+    /// subscriber is returned). `None` if the topic does not exist.
+    pub fn attach(&self, topic: &str, sub: &Arc<dyn Subscriber>) -> Option<Arc<Slot>> {
+        self.topic(topic)?.attach(sub)
+    }
+
+    /// Attaches `sub` to existing topics matching `pattern`, at most `limit` of them
+    /// (sorted by name). The flag is true when more topics matched than `limit`.
+    pub fn attach_matching(
+        &self,
+        pattern: &Pattern,
+        sub: &Arc<dyn Subscriber>,
+        limit: usize,
+    ) -> (Vec<Arc<Slot>>, bool) {
+        let mut topics: Vec<Arc<Topic>> = if pattern.is_exact() {
+            self.topic(pattern.as_str()).into_iter().collect()
+        } else {
+            self.read()
+                .topics
+                .values()
+                .filter(|t| pattern.matches(&t.name))
+                .cloned()
+                .collect()
+        };
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        let truncated = topics.len() > limit;
+        let slots = topics
+            .iter()
+            .take(limit)
+            .filter_map(|t| t.attach(sub))
+            .collect();
+        (slots, truncated)
+    }
+
+    /// Detaches a slot: its subscriber gets nothing more from that topic.
+    pub fn detach(&self, slot: &Arc<Slot>) {
+        if let Some(t) = self.topic(slot.topic())
+            && *t.epoch == **slot.epoch()
+        {
+            t.detach(slot);
+        }
+    }
+
+    /// Detaches `sub` from every topic matching `pattern`. Together with
+    /// [`unwatch`](Self::unwatch) first, this finds every slot a watcher could have
+    /// been given, including one whose notification is still on its way.
+    pub fn detach_matching(&self, pattern: &Pattern, sub: &Arc<dyn Subscriber>) {
+        let topics: Vec<Arc<Topic>> = if pattern.is_exact() {
+            self.topic(pattern.as_str()).into_iter().collect()
+        } else {
+            self.read()
+                .topics
+                .values()
+                .filter(|t| pattern.matches(&t.name))
+                .cloned()
+                .collect()
+        };
+        for t in topics {
+            t.detach_subscriber(sub);
+        }
+    }
+
+    /// Asks `sub` about every topic created from now on ([`Subscriber::wants`]).
+    pub fn watch(&self, sub: Arc<dyn Subscriber>) {
+        let mut reg = self.write();
+        if !reg.watchers.iter().any(|w| same_subscriber(w, &sub)) {
+            reg.watchers.push(sub);
+        }
+    }
+
+    /// Stops asking `sub` about new topics.
+    pub fn unwatch(&self, sub: &Arc<dyn Subscriber>) {
+        self.write().watchers.retain(|w| !same_subscriber(w, sub));
+    }
+
+    /// Counters for tests and metrics.
+    pub fn stats(&self) -> HubStats {
+        let reg = self.read();
+        HubStats {
+            topics: reg.topics.len(),
+            slots: reg.topics.values().map(|t| t.slot_count()).sum(),
+            watchers: reg.watchers.len(),
+            published: self.published.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn info(t: &Topic) -> TopicInfo {
+    let latest = t.latest();
+    TopicInfo {
+        name: t.name.clone(),
+        position: latest.position(),
+        fields: latest.state().len(),
+        updated_at_ms: latest.timestamp_ms(),
+        subscribers: t.slot_count(),
+    }
+}

@@ -1,0 +1,240 @@
+//! One published update, encoded at most once per wire format.
+//!
+//! A [`Message`] is shared (`Arc`) by the topic's history and by every subscriber
+//! that sends it; its frames are encoded lazily, on first use, and the resulting
+//! [`Bytes`] are cloned (a reference count) into each subscriber's socket. Field
+//! subsets get their own encodings, cached per (field set, kind, format) so that
+//! subscribers asking for the same subset share bytes too.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::TopicState;
+use wasmeter_core::position::StreamPosition;
+
+use crate::codec::{self, FieldSet, Format, FrameHead};
+
+/// Distinct filtered encodings kept per message; more are encoded per subscriber.
+const FILTER_CACHE: usize = 4;
+
+/// One update of one topic: its position, the delta, and the state after it.
+#[derive(Debug)]
+pub struct Message {
+    topic: Arc<str>,
+    epoch: Arc<str>,
+    seq: u64,
+    timestamp_ms: i64,
+    delta: Delta,
+    stale: Vec<String>,
+    state: Arc<TopicState>,
+    update: [OnceLock<Bytes>; 2],
+    snapshot: [OnceLock<Bytes>; 2],
+    filtered: Mutex<Vec<Filtered>>,
+}
+
+#[derive(Debug)]
+struct Filtered {
+    fields: Arc<FieldSet>,
+    snapshot: bool,
+    format: Format,
+    bytes: Option<Bytes>,
+}
+
+impl Message {
+    /// A message at `seq` in the topic's stream `epoch`.
+    pub fn new(
+        topic: Arc<str>,
+        epoch: Arc<str>,
+        seq: u64,
+        change: wasmeter_core::change::TopicChange,
+    ) -> Self {
+        Self {
+            topic,
+            epoch,
+            seq,
+            timestamp_ms: change.timestamp_ms,
+            delta: change.delta,
+            stale: change.stale,
+            state: change.state,
+            update: Default::default(),
+            snapshot: Default::default(),
+            filtered: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    /// The topic's epoch.
+    pub fn epoch(&self) -> &Arc<str> {
+        &self.epoch
+    }
+
+    /// Sequence number within the epoch, from 1.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// When the change was made, Unix milliseconds.
+    pub fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    /// The change this message carries.
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+
+    /// Fields that became stale with this message.
+    pub fn stale(&self) -> &[String] {
+        &self.stale
+    }
+
+    /// The topic's complete state after this message.
+    pub fn state(&self) -> &Arc<TopicState> {
+        &self.state
+    }
+
+    /// This message's position.
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition {
+            epoch: self.epoch.to_string(),
+            seq: self.seq,
+        }
+    }
+
+    fn head(&self) -> FrameHead<'_> {
+        FrameHead {
+            topic: &self.topic,
+            epoch: &self.epoch,
+            seq: self.seq,
+            ts: self.timestamp_ms,
+        }
+    }
+
+    /// The `update` frame, encoded once per format and shared.
+    pub fn update_bytes(&self, format: Format) -> Bytes {
+        self.update[format.index()]
+            .get_or_init(|| {
+                codec::encode_update(format, self.head(), &self.delta, &self.stale, None)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The `snapshot` frame of the state after this message, encoded once per format.
+    pub fn snapshot_bytes(&self, format: Format) -> Bytes {
+        self.snapshot[format.index()]
+            .get_or_init(|| codec::encode_snapshot(format, self.head(), &self.state, None, None))
+            .clone()
+    }
+
+    /// The `update` frame restricted to `fields`; `None` when none of them changed.
+    pub fn filtered_update(&self, format: Format, fields: &Arc<FieldSet>) -> Option<Bytes> {
+        self.cached(format, fields, false, || {
+            codec::encode_update(format, self.head(), &self.delta, &self.stale, Some(fields))
+        })
+    }
+
+    /// The `snapshot` frame restricted to `fields`.
+    pub fn filtered_snapshot(&self, format: Format, fields: &Arc<FieldSet>) -> Bytes {
+        self.cached(format, fields, true, || {
+            Some(codec::encode_snapshot(
+                format,
+                self.head(),
+                &self.state,
+                Some(fields),
+                None,
+            ))
+        })
+        .unwrap_or_default()
+    }
+
+    /// A `snapshot` frame for a subscriber whose resume failed (`recovered: false`).
+    pub fn unrecovered_snapshot(&self, format: Format, fields: Option<&FieldSet>) -> Bytes {
+        codec::encode_snapshot(format, self.head(), &self.state, fields, Some(false))
+    }
+
+    fn cached(
+        &self,
+        format: Format,
+        fields: &Arc<FieldSet>,
+        snapshot: bool,
+        make: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        let hit = |e: &Filtered| {
+            e.format == format
+                && e.snapshot == snapshot
+                && (Arc::ptr_eq(&e.fields, fields) || *e.fields == **fields)
+        };
+        if let Some(e) = self.lock().iter().find(|e| hit(e)) {
+            return e.bytes.clone();
+        }
+        // Encoded outside the lock; two subscribers racing may both encode, once.
+        let bytes = make();
+        let mut cache = self.lock();
+        if cache.len() < FILTER_CACHE && !cache.iter().any(hit) {
+            cache.push(Filtered {
+                fields: fields.clone(),
+                snapshot,
+                format,
+                bytes: bytes.clone(),
+            });
+        }
+        bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Filtered>> {
+        // The cache holds only finished encodings: a panic elsewhere cannot leave
+        // it inconsistent, so a poisoned lock is still usable.
+        self.filtered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use wasmeter_core::change::TopicChange;
+    use wasmeter_core::field::FieldValue;
+
+    pub(crate) fn msg(seq: u64) -> Arc<Message> {
+        let state = TopicState::from([("n".to_string(), FieldValue::Number(seq as f64))]);
+        Arc::new(Message::new(
+            "t".into(),
+            "e".into(),
+            seq,
+            TopicChange {
+                topic: "t".into(),
+                delta: Delta {
+                    changed: vec![("n".into(), FieldValue::Number(seq as f64))],
+                    removed: vec![],
+                },
+                stale: vec![],
+                state: Arc::new(state),
+                timestamp_ms: 0,
+            },
+        ))
+    }
+
+    #[test]
+    fn encodings_are_shared_bytes() {
+        let m = msg(3);
+        let a = m.update_bytes(Format::Json);
+        let b = m.update_bytes(Format::Json);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "encoded once, shared");
+        assert_ne!(m.update_bytes(Format::MsgPack), a);
+
+        let f1 = Arc::new(FieldSet::new(["n"]));
+        let f2 = Arc::new(FieldSet::new(["n"]));
+        let x = m.filtered_update(Format::Json, &f1).unwrap();
+        let y = m.filtered_update(Format::Json, &f2).unwrap();
+        assert_eq!(x.as_ptr(), y.as_ptr(), "equal field sets share bytes");
+        let none = Arc::new(FieldSet::new(["other"]));
+        assert!(m.filtered_update(Format::Json, &none).is_none());
+        let s = m.filtered_snapshot(Format::Json, &none);
+        assert!(std::str::from_utf8(&s).unwrap().contains("\"state\":{}"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Hub behaviour seen from a subscriber, without any networking.
+
+use std::sync::{Arc, Mutex};
+
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::{FieldValue, TopicState};
+
+use crate::*;
+
+/// A subscriber that records notifications.
+#[derive(Default)]
+struct Recorder {
+    notified: Mutex<Vec<Arc<Slot>>>,
+    pattern: Option<Pattern>,
+}
+
+impl Subscriber for Recorder {
+    fn notify(&self, slot: &Arc<Slot>) {
+        self.notified.lock().unwrap().push(slot.clone());
+    }
+    fn wants(&self, topic: &str) -> bool {
+        self.pattern.as_ref().is_some_and(|p| p.matches(topic))
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Arc<Slot>> {
+        std::mem::take(&mut *self.notified.lock().unwrap())
+    }
+}
+
+fn change(topic: &str, n: f64) -> TopicChange {
+    TopicChange {
+        topic: topic.into(),
+        delta: Delta {
+            changed: vec![("n".into(), FieldValue::Number(n))],
+            removed: vec![],
+        },
+        stale: vec![],
+        state: Arc::new(TopicState::from([("n".to_string(), FieldValue::Number(n))])),
+        timestamp_ms: n as i64,
+    }
+}
+
+fn hub(history: usize) -> Hub {
+    Hub::new(HubConfig {
+        history_per_topic: history,
+        max_topics: 3,
+    })
+}
+
+#[test]
+fn positions_count_per_topic_and_epochs_differ() {
+    let hub = hub(4);
+    let a1 = hub.publish(change("a", 1.0)).unwrap();
+    let a2 = hub.publish(change("a", 2.0)).unwrap();
+    let b1 = hub.publish(change("b", 1.0)).unwrap();
+    assert_eq!((a1.seq, a2.seq, b1.seq), (1, 2, 1));
+    assert_eq!(a1.epoch, a2.epoch);
+    assert_ne!(a1.epoch, b1.epoch);
+    let (pos, state) = hub.snapshot("a").unwrap();
+    assert_eq!(pos, a2);
+    assert_eq!(state["n"], FieldValue::Number(2.0));
+
+    assert!(hub.remove_topic("a"));
+    assert!(hub.snapshot("a").is_none());
+    let again = hub.publish(change("a", 3.0)).unwrap();
+    assert_eq!(again.seq, 1);
+    assert_ne!(
+        again.epoch, a1.epoch,
+        "a recreated topic starts a new epoch"
+    );
+    let names: Vec<_> = hub.topics().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn limits_and_bad_names_are_typed_errors() {
+    let hub = hub(4);
+    assert!(matches!(
+        hub.publish(change("a b", 1.0)),
+        Err(PublishError::InvalidTopic(_))
+    ));
+    for t in ["x", "y", "z"] {
+        hub.publish(change(t, 1.0)).unwrap();
+    }
+    let e = hub.publish(change("w", 1.0)).unwrap_err();
+    assert!(e.to_string().contains("`w`"), "{e}");
+    hub.publish(change("x", 2.0)).unwrap();
+}
+
+#[test]
+fn a_slot_is_notified_once_until_it_reads() {
+    let hub = hub(8);
+    hub.publish(change("a", 1.0)).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub: Arc<dyn Subscriber> = rec.clone();
+    let slot = hub.attach("a", &sub).unwrap();
+    let same = hub.attach("a", &sub).unwrap();
+    assert!(Arc::ptr_eq(&slot, &same), "attach is idempotent");
+    assert_eq!(hub.stats().slots, 1);
+
+    for n in 2..=5 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    assert_eq!(rec.take().len(), 1, "one wake-up for four messages");
+    slot.clear_dirty();
+    let seqs: Vec<u64> = slot.read(|log| log.after(2).unwrap().map(|m| m.seq()).collect());
+    assert_eq!(seqs, [3, 4, 5]);
+    hub.publish(change("a", 6.0)).unwrap();
+    assert_eq!(rec.take().len(), 1);
+
+    hub.detach(&slot);
+    hub.publish(change("a", 7.0)).unwrap();
+    assert!(rec.take().is_empty());
+    assert_eq!(hub.stats().slots, 0);
+}
+
+#[test]
+fn history_replays_all_or_nothing() {
+    let hub = hub(3);
+    for n in 1..=10 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    let rec: Arc<dyn Subscriber> = Arc::new(Recorder::default());
+    let slot = hub.attach("a", &rec).unwrap();
+    slot.read(|log| {
+        assert_eq!(log.latest().seq(), 10);
+        assert_eq!(log.after(7).unwrap().count(), 3);
+        assert_eq!(log.after(10).unwrap().count(), 0);
+        assert!(log.after(6).is_none(), "7 is gone: no partial replay");
+        assert!(log.after(11).is_none());
+    });
+}
+
+#[test]
+fn watchers_get_topics_created_later_and_removals() {
+    let hub = hub(8);
+    let rec = Arc::new(Recorder {
+        pattern: Some(Pattern::parse("trades/*").unwrap()),
+        ..Default::default()
+    });
+    let sub: Arc<dyn Subscriber> = rec.clone();
+    hub.watch(sub.clone());
+    hub.watch(sub.clone());
+    assert_eq!(hub.stats().watchers, 1);
+
+    hub.publish(change("trades/BTC", 1.0)).unwrap();
+    hub.publish(change("system/cpu", 1.0)).unwrap();
+    let got = rec.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(&**got[0].topic(), "trades/BTC");
+    assert_eq!(got[0].latest().seq(), 1);
+
+    got[0].clear_dirty();
+    hub.remove_topic("trades/BTC");
+    let got = rec.take();
+    assert!(got[0].is_removed());
+    assert_eq!(hub.stats().slots, 0);
+
+    hub.unwatch(&sub);
+    hub.publish(change("trades/ETH", 1.0)).unwrap();
+    assert!(rec.take().is_empty());
+    assert_eq!(hub.stats().watchers, 0);
+}
+
+#[test]
+fn attach_matching_is_sorted_and_bounded() {
+    let hub = Hub::new(HubConfig::default());
+    for t in ["t/c", "t/a", "t/b", "u/a"] {
+        hub.publish(change(t, 1.0)).unwrap();
+    }
+    let sub: Arc<dyn Subscriber> = Arc::new(Recorder::default());
+    let (slots, truncated) = hub.attach_matching(&Pattern::parse("t/*").unwrap(), &sub, 2);
+    let names: Vec<_> = slots.iter().map(|s| s.topic().to_string()).collect();
+    assert_eq!(names, ["t/a", "t/b"]);
+    assert!(truncated);
+    let (exact, _) = hub.attach_matching(&Pattern::parse("u/a").unwrap(), &sub, 10);
+    assert_eq!(exact.len(), 1);
+}
+
+#[test]
+fn concurrent_publishers_get_distinct_consecutive_seqs() {
+    let hub = Arc::new(Hub::new(HubConfig::default()));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                (0..500)
+                    .map(|i| hub.publish(change("a", i as f64)).unwrap().seq)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=2000).collect::<Vec<_>>());
+    assert_eq!(hub.stats().published, 2000);
+}

@@ -1,0 +1,174 @@
+//! One topic: its stream position, history and the slots of its subscribers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use wasmeter_core::change::TopicChange;
+
+use crate::history::{Coverage, History};
+use crate::message::Message;
+use crate::slot::{Slot, Subscriber, same_subscriber};
+
+/// A topic: one epoch of one named stream.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: Arc<str>,
+    pub(crate) epoch: Arc<str>,
+    log: RwLock<Log>,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    removed: AtomicBool,
+}
+
+/// The ordered part of a topic, under one lock: publishing is a short write.
+#[derive(Debug)]
+pub(crate) struct Log {
+    last: Arc<Message>,
+    history: History,
+}
+
+/// A read-only look at a topic's log, held under its lock: keep the work short
+/// (clone the `Arc`s you need) and do not call into the hub from inside.
+pub struct LogView<'a> {
+    log: &'a Log,
+}
+
+impl LogView<'_> {
+    /// The newest message; its state is the topic's current state.
+    pub fn latest(&self) -> &Arc<Message> {
+        &self.log.last
+    }
+
+    /// Every message after `seq`, oldest first, or `None` when some of them are no
+    /// longer held (or `seq` is newer than the newest): never a partial list.
+    pub fn after(&self, seq: u64) -> Option<impl Iterator<Item = &Arc<Message>> + '_> {
+        match self.log.history.coverage(seq, self.log.last.seq()) {
+            Coverage::Gap => None,
+            Coverage::From(start) => {
+                let end = self.log.history.len();
+                Some((start..end).filter_map(move |i| self.log.history.get(i)))
+            }
+        }
+    }
+}
+
+impl Topic {
+    /// A topic whose first message is `change` at seq 1.
+    pub(crate) fn new(
+        name: Arc<str>,
+        epoch: Arc<str>,
+        history: usize,
+        change: TopicChange,
+    ) -> Self {
+        let first = Arc::new(Message::new(name.clone(), epoch.clone(), 1, change));
+        let mut h = History::new(history);
+        h.push(first.clone());
+        Self {
+            name,
+            epoch,
+            log: RwLock::new(Log {
+                last: first,
+                history: h,
+            }),
+            slots: Mutex::new(Vec::new()),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    // The locks below guard data that is only ever replaced whole (an `Arc`, a
+    // `Vec` of `Arc`s), so a panic elsewhere cannot leave it half-written: a
+    // poisoned lock is recovered rather than propagated.
+    fn read_log(&self) -> RwLockReadGuard<'_, Log> {
+        self.log.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_log(&self) -> RwLockWriteGuard<'_, Log> {
+        self.log.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_slots(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends the next message; gives the change back if the topic was removed.
+    pub(crate) fn append(&self, change: TopicChange) -> Result<Arc<Message>, TopicChange> {
+        let mut log = self.write_log();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(change);
+        }
+        let seq = log.last.seq() + 1;
+        let msg = Arc::new(Message::new(
+            self.name.clone(),
+            self.epoch.clone(),
+            seq,
+            change,
+        ));
+        log.history.push(msg.clone());
+        log.last = msg.clone();
+        Ok(msg)
+    }
+
+    /// Wakes every subscriber of the topic (each at most once until it reads).
+    pub(crate) fn notify_all(&self) {
+        for slot in self.lock_slots().iter() {
+            slot.mark();
+        }
+    }
+
+    /// Marks the topic removed, wakes its subscribers (they see [`Slot::is_removed`])
+    /// and drops them from the topic.
+    pub(crate) fn remove(&self) -> usize {
+        {
+            let _log = self.write_log();
+            self.removed.store(true, Ordering::Release);
+        }
+        let slots = std::mem::take(&mut *self.lock_slots());
+        for slot in &slots {
+            slot.mark();
+        }
+        slots.len()
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn latest(&self) -> Arc<Message> {
+        self.read_log().last.clone()
+    }
+
+    pub(crate) fn with_log<R>(&self, f: impl FnOnce(LogView<'_>) -> R) -> R {
+        f(LogView {
+            log: &self.read_log(),
+        })
+    }
+
+    /// The subscriber's slot on this topic, created if it has none.
+    pub(crate) fn attach(self: &Arc<Self>, sub: &Arc<dyn Subscriber>) -> Option<Arc<Slot>> {
+        let mut slots = self.lock_slots();
+        if self.is_removed() {
+            return None;
+        }
+        if let Some(s) = slots.iter().find(|s| same_subscriber(s.subscriber(), sub)) {
+            return Some(s.clone());
+        }
+        let slot = Arc::new(Slot::new(self.clone(), sub.clone()));
+        slots.push(slot.clone());
+        Some(slot)
+    }
+
+    pub(crate) fn detach(&self, slot: &Arc<Slot>) -> bool {
+        let mut slots = self.lock_slots();
+        let before = slots.len();
+        slots.retain(|s| !Arc::ptr_eq(s, slot));
+        before != slots.len()
+    }
+
+    pub(crate) fn detach_subscriber(&self, sub: &Arc<dyn Subscriber>) {
+        self.lock_slots()
+            .retain(|s| !same_subscriber(s.subscriber(), sub));
+    }
+
+    pub(crate) fn slot_count(&self) -> usize {
+        self.lock_slots().len()
+    }
+}

@@ -1,0 +1,379 @@
+//! One subscriber connection's state, whatever the transport (WebSocket or SSE).
+//!
+//! This is pure logic over values: the transport feeds it client messages
+//! ([`Client::handle`]) and asks it for the next frames to write ([`Client::fill`]).
+//! The hub wakes it through [`Shared`], which is the connection's
+//! [`Subscriber`]: a queue of dirty slots plus a [`Notify`].
+//!
+//! Per topic the client keeps a cursor (the last seq it delivered). When it gets to
+//! a dirty slot it reads every message after the cursor from the topic's history.
+//! When it is too far behind (`conflate_after_updates`) or the history no longer
+//! holds what it needs, it sends one snapshot of the current state instead:
+//! conflation. Nothing is ever queued per message, so a slow connection costs no
+//! memory beyond its cursors, and the state it ends with is always right.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use wasmeter_hub::codec::FieldSet;
+use wasmeter_hub::{Format, Hub, Message, Pattern, Slot, Subscriber};
+
+use crate::config::ServerConfig;
+use crate::metrics::{Event, Metrics};
+use crate::protocol::{self, Rejection, ServerFrame, codes};
+
+/// The part of a connection the hub talks to.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    ready: Mutex<VecDeque<Arc<Slot>>>,
+    /// Woken when `ready` gets a slot.
+    pub(crate) wake: Notify,
+    patterns: RwLock<Vec<Pattern>>,
+}
+
+impl Shared {
+    // Both locks guard plain collections that each operation leaves consistent, so
+    // a poisoned lock (a panic elsewhere) is recovered rather than propagated.
+    fn ready(&self) -> MutexGuard<'_, VecDeque<Arc<Slot>>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn push(&self, slot: Arc<Slot>) {
+        self.ready().push_back(slot);
+    }
+
+    pub(crate) fn pop(&self) -> Option<Arc<Slot>> {
+        self.ready().pop_front()
+    }
+
+    pub(crate) fn set_patterns(&self, patterns: Vec<Pattern>) {
+        *self.patterns.write().unwrap_or_else(|p| p.into_inner()) = patterns;
+    }
+}
+
+impl Subscriber for Shared {
+    fn notify(&self, slot: &Arc<Slot>) {
+        self.push(slot.clone());
+        self.wake.notify_one();
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        self.patterns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|p| p.matches(topic))
+    }
+}
+
+/// What kind of frame an [`Out`] is (the SSE event name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Snapshot,
+    Update,
+    Removed,
+    Subscribed,
+    Unsubscribed,
+    Error,
+    Ping,
+    Pong,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "snapshot",
+            Kind::Update => "update",
+            Kind::Removed => "removed",
+            Kind::Subscribed => "subscribed",
+            Kind::Unsubscribed => "unsubscribed",
+            Kind::Error => "error",
+            Kind::Ping => "ping",
+            Kind::Pong => "pong",
+        }
+    }
+}
+
+/// One frame to write: shared bytes, plus the message it reflects when the
+/// transport tracks positions (SSE event ids).
+#[derive(Debug)]
+pub(crate) struct Out {
+    pub(crate) kind: Kind,
+    pub(crate) bytes: Bytes,
+    pub(crate) msg: Option<Arc<Message>>,
+}
+
+/// Options of one subscription.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct SubOptions {
+    pub(crate) fields: Option<Arc<FieldSet>>,
+    pub(crate) interval: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) pattern: Pattern,
+    pub(crate) opts: Arc<SubOptions>,
+}
+
+/// What a topic's next frame must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// A snapshot; `Some(false)` marks a resume that failed.
+    Snapshot(Option<bool>),
+    /// Updates after the cursor.
+    Live,
+}
+
+/// A connection's place on one topic.
+#[derive(Debug)]
+pub(crate) struct TopicSlot {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) opts: Arc<SubOptions>,
+    /// The seq of the last update delivered (or resumed from).
+    pub(crate) cursor: u64,
+    pub(crate) next: Next,
+    /// Messages of a successful resume, still to send (taken whole from history).
+    pub(crate) replay: VecDeque<Arc<Message>>,
+    /// With a rate limit: the earliest time of the next update.
+    pub(crate) due: Option<Instant>,
+    pub(crate) deferred: bool,
+}
+
+/// Per-connection limits, from [`ServerConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_subscriptions: usize,
+    pub(crate) max_topics: usize,
+    pub(crate) max_consecutive_errors: u32,
+    pub(crate) conflate_after: u64,
+    pub(crate) batch_frames: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) max_queued_replies: usize,
+}
+
+impl From<&ServerConfig> for Limits {
+    fn from(c: &ServerConfig) -> Self {
+        Self {
+            max_subscriptions: c.max_subscriptions,
+            max_topics: c.max_topics_per_connection,
+            max_consecutive_errors: c.max_consecutive_errors,
+            conflate_after: c.conflate_after_updates,
+            batch_frames: c.write_batch_frames,
+            batch_bytes: c.write_batch_bytes,
+            max_queued_replies: c.max_queued_replies,
+        }
+    }
+}
+
+/// The result of handling one client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Carry on (an error reply may have been queued).
+    Continue,
+    /// Too many invalid messages in a row: close with [`protocol::close::ABUSIVE`].
+    Abusive,
+}
+
+/// One connection's subscriptions, cursors and pending replies.
+pub(crate) struct Client {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) me: Arc<dyn Subscriber>,
+    pub(crate) format: Format,
+    pub(crate) limits: Limits,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) track_positions: bool,
+    pub(crate) subs: Vec<Subscription>,
+    pub(crate) topics: HashMap<Arc<str>, TopicSlot>,
+    pub(crate) control: VecDeque<Out>,
+    pub(crate) deferred: Vec<Arc<Slot>>,
+    pub(crate) scratch: Vec<Arc<Message>>,
+    pub(crate) watching: bool,
+    pub(crate) topic_limit_reported: bool,
+    error_streak: u32,
+}
+
+impl Client {
+    /// A client with no subscriptions. `track_positions` attaches the message to
+    /// every data frame (SSE needs it for event ids).
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        format: Format,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        track_positions: bool,
+    ) -> Self {
+        let shared = Arc::new(Shared::default());
+        let me: Arc<dyn Subscriber> = shared.clone();
+        Self {
+            hub,
+            shared,
+            me,
+            format,
+            limits,
+            metrics,
+            track_positions,
+            subs: Vec::new(),
+            topics: HashMap::new(),
+            control: VecDeque::new(),
+            deferred: Vec::new(),
+            scratch: Vec::new(),
+            watching: false,
+            topic_limit_reported: false,
+            error_streak: 0,
+        }
+    }
+
+    /// The wire format of this connection.
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The notifier to await for new work.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// False while too many replies wait: stop reading client messages until the
+    /// writer catches up (backpressure instead of an unbounded queue).
+    pub(crate) fn can_read(&self) -> bool {
+        self.control.len() < self.limits.max_queued_replies
+    }
+
+    /// The earliest time a rate-limited topic may send again.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.deferred
+            .iter()
+            .filter_map(|s| self.topics.get(s.topic()).and_then(|t| t.due))
+            .min()
+    }
+
+    /// True when [`fill`](Self::fill) has something to do now.
+    pub(crate) fn has_work(&self, now: Instant) -> bool {
+        !self.control.is_empty()
+            || !self.shared.ready().is_empty()
+            || self.next_due().is_some_and(|d| d <= now)
+    }
+
+    /// Queues the server's heartbeat.
+    pub(crate) fn queue_ping(&mut self) {
+        self.control.push_back(Out {
+            kind: Kind::Ping,
+            bytes: protocol::ping_bytes(self.format),
+            msg: None,
+        });
+    }
+
+    pub(crate) fn queue_control(&mut self, kind: Kind, frame: &ServerFrame<'_>) {
+        let bytes = frame.encode(self.format);
+        self.control.push_back(Out {
+            kind,
+            bytes,
+            msg: None,
+        });
+    }
+
+    pub(crate) fn queue_error(&mut self, rejection: &Rejection) {
+        self.queue_control(
+            Kind::Error,
+            &ServerFrame::Error {
+                id: rejection.id,
+                code: rejection.code,
+                message: &rejection.message,
+            },
+        );
+    }
+
+    /// Handles one client message (a text frame is JSON, a binary one MessagePack).
+    pub(crate) fn handle(&mut self, data: &[u8], binary: bool, now: Instant) -> Verdict {
+        match protocol::decode(data, binary).and_then(|f| self.apply(f, now)) {
+            Ok(()) => {
+                self.error_streak = 0;
+                Verdict::Continue
+            }
+            Err(rejection) => {
+                self.metrics.record(Event::Malformed);
+                self.queue_error(&rejection);
+                self.error_streak += 1;
+                if self.error_streak >= self.limits.max_consecutive_errors {
+                    Verdict::Abusive
+                } else {
+                    Verdict::Continue
+                }
+            }
+        }
+    }
+
+    pub(crate) fn report_topic_limit(&mut self, topic: &str) {
+        if self.topic_limit_reported {
+            return;
+        }
+        self.topic_limit_reported = true;
+        let r = Rejection::new(
+            codes::TOO_MANY_TOPICS,
+            format!(
+                "topic `{topic}` (and any further ones) not delivered: this connection already receives its limit of {} topics",
+                self.limits.max_topics
+            ),
+            None,
+        );
+        self.queue_error(&r);
+    }
+
+    /// The options of the first subscription whose pattern matches `topic`.
+    pub(crate) fn resolve(&self, topic: &str) -> Option<Arc<SubOptions>> {
+        self.subs
+            .iter()
+            .find(|s| s.pattern.matches(topic))
+            .map(|s| s.opts.clone())
+    }
+
+    pub(crate) fn removed_frame(&self, slot: &Arc<Slot>) -> Out {
+        Out {
+            kind: Kind::Removed,
+            bytes: ServerFrame::Removed {
+                topic: slot.topic(),
+                epoch: slot.epoch(),
+            }
+            .encode(self.format),
+            msg: self.track_positions.then(|| slot.latest()),
+        }
+    }
+}
+
+impl TopicSlot {
+    pub(crate) fn new(slot: Arc<Slot>, opts: Arc<SubOptions>) -> Self {
+        Self {
+            slot,
+            opts,
+            cursor: 0,
+            next: Next::Snapshot(None),
+            replay: VecDeque::new(),
+            due: None,
+            deferred: false,
+        }
+    }
+}
+
+impl Drop for Client {
+    /// Detaches every slot of this connection from the hub, including any a new
+    /// topic gave it whose notification has not arrived yet, and breaks the
+    /// reference cycle slot -> subscriber -> ready queue -> slot.
+    fn drop(&mut self) {
+        if self.watching {
+            self.hub.unwatch(&self.me);
+        }
+        for s in &self.subs {
+            self.hub.detach_matching(&s.pattern, &self.me);
+        }
+        for t in self.topics.values() {
+            self.hub.detach(&t.slot);
+        }
+        self.shared.ready().clear();
+    }
+}

@@ -1,0 +1,287 @@
+//! Delivery: turning dirty slots into frames, with conflation, replays, field
+//! subsets and rate limits. Runs inside [`Client::fill`]; pure logic.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmeter_hub::codec::{self, FrameHead};
+use wasmeter_hub::{Format, Message, Slot};
+
+use crate::client::{Client, Kind, Next, Out, TopicSlot};
+use crate::metrics::Event;
+
+/// What reading a topic's log yielded.
+enum Got {
+    Nothing,
+    Messages { more: bool },
+    Gap(Arc<Message>),
+}
+
+impl Client {
+    /// Appends the next frames to `out`: replies first, then data, up to the
+    /// batch limits.
+    pub(crate) fn fill(&mut self, now: Instant, out: &mut Vec<Out>) {
+        let mut bytes = 0;
+        let (max_frames, max_bytes) = (self.limits.batch_frames, self.limits.batch_bytes);
+        let full = |out: &Vec<Out>, bytes: usize| out.len() >= max_frames || bytes >= max_bytes;
+        while !full(out, bytes) {
+            let Some(c) = self.control.pop_front() else {
+                break;
+            };
+            bytes += c.bytes.len();
+            out.push(c);
+        }
+        self.release_due(now);
+        while !full(out, bytes) {
+            let Some(slot) = self.shared.pop() else {
+                break;
+            };
+            let before = out.len();
+            self.serve(slot, now, out);
+            bytes += out[before..].iter().map(|o| o.bytes.len()).sum::<usize>();
+        }
+    }
+
+    fn release_due(&mut self, now: Instant) {
+        let topics = &mut self.topics;
+        let shared = &self.shared;
+        self.deferred.retain(|s| match topics.get_mut(s.topic()) {
+            Some(t) if t.due.is_some_and(|d| d > now) => true,
+            Some(t) => {
+                t.deferred = false;
+                shared.push(s.clone());
+                false
+            }
+            None => false,
+        });
+    }
+
+    /// Frames for one dirty (or locally queued) slot.
+    fn serve(&mut self, slot: Arc<Slot>, now: Instant, out: &mut Vec<Out>) {
+        let name = slot.topic().clone();
+        match self.topics.get(&name) {
+            None => return self.adopt(slot),
+            Some(t) if !Arc::ptr_eq(&t.slot, &slot) => {
+                if t.slot.is_removed() {
+                    // The old lifetime ended and a new one began: say so, then
+                    // start over with the new slot.
+                    if let Some(t) = self.topics.remove(&name) {
+                        out.push(self.removed_frame(&t.slot));
+                    }
+                    self.adopt(slot);
+                }
+                return;
+            }
+            Some(_) => {}
+        }
+        slot.clear_dirty();
+        if slot.is_removed() {
+            self.topics.remove(&name);
+            out.push(self.removed_frame(&slot));
+            return;
+        }
+        let budget = self.limits.batch_frames.saturating_sub(out.len()).max(1);
+        let format = self.format;
+        let track = self.track_positions;
+        let Some(t) = self.topics.get_mut(&name) else {
+            return;
+        };
+        if let Next::Snapshot(recovered) = t.next {
+            let latest = slot.latest();
+            out.push(snapshot(format, track, t, &latest, recovered, now));
+            return;
+        }
+        if !t.replay.is_empty() {
+            if replay(format, track, t, budget, now, out) {
+                self.shared.push(slot);
+            }
+            return;
+        }
+        if t.due.is_some_and(|d| d > now) {
+            if !t.deferred {
+                t.deferred = true;
+                self.deferred.push(slot);
+            }
+            return;
+        }
+        // Read what is new under the topic's lock: only `Arc` clones happen there.
+        let cursor = t.cursor;
+        let max = if t.opts.interval.is_some() {
+            usize::MAX
+        } else {
+            budget
+        };
+        let conflate_after = if t.opts.interval.is_some() {
+            u64::MAX
+        } else {
+            self.limits.conflate_after
+        };
+        let scratch = &mut self.scratch;
+        let got = slot.read(|log| {
+            let latest = log.latest();
+            let behind = latest.seq().saturating_sub(cursor);
+            if latest.seq() == cursor {
+                return Got::Nothing;
+            }
+            if behind > conflate_after {
+                return Got::Gap(latest.clone());
+            }
+            match log.after(cursor) {
+                None => Got::Gap(latest.clone()),
+                Some(it) => {
+                    scratch.extend(it.take(max).cloned());
+                    Got::Messages {
+                        more: behind > max as u64,
+                    }
+                }
+            }
+        });
+        match got {
+            Got::Nothing => {}
+            Got::Gap(latest) => {
+                self.metrics.record(Event::Conflated);
+                out.push(snapshot(format, track, t, &latest, None, now));
+            }
+            Got::Messages { more } => {
+                if t.opts.interval.is_some() {
+                    composed(format, track, t, &self.scratch, now, out);
+                } else {
+                    for m in &self.scratch {
+                        push_update(format, track, t, m, out);
+                    }
+                }
+                self.scratch.clear();
+                if more {
+                    self.shared.push(slot);
+                }
+            }
+        }
+    }
+
+    /// A slot this client has no state for: a topic created after subscribing.
+    fn adopt(&mut self, slot: Arc<Slot>) {
+        if slot.is_removed() {
+            return;
+        }
+        let Some(opts) = self.resolve(slot.topic()) else {
+            // No subscription wants it any more (unsubscribed meanwhile).
+            self.hub.detach(&slot);
+            return;
+        };
+        if self.topics.len() >= self.limits.max_topics {
+            self.hub.detach(&slot);
+            self.report_topic_limit(slot.topic());
+            return;
+        }
+        self.topics
+            .insert(slot.topic().clone(), TopicSlot::new(slot.clone(), opts));
+        self.shared.push(slot);
+    }
+}
+
+fn snapshot(
+    format: Format,
+    track: bool,
+    t: &mut TopicSlot,
+    latest: &Arc<Message>,
+    recovered: Option<bool>,
+    now: Instant,
+) -> Out {
+    let fields = t.opts.fields.as_ref();
+    let bytes = match (recovered, fields) {
+        (Some(_), f) => latest.unrecovered_snapshot(format, f.map(|f| &**f)),
+        (None, Some(f)) => latest.filtered_snapshot(format, f),
+        (None, None) => latest.snapshot_bytes(format),
+    };
+    t.cursor = latest.seq();
+    t.next = Next::Live;
+    t.due = t.opts.interval.map(|i| now + i);
+    Out {
+        kind: Kind::Snapshot,
+        bytes,
+        msg: track.then(|| latest.clone()),
+    }
+}
+
+fn push_update(
+    format: Format,
+    track: bool,
+    t: &mut TopicSlot,
+    m: &Arc<Message>,
+    out: &mut Vec<Out>,
+) {
+    t.cursor = m.seq();
+    let bytes = match &t.opts.fields {
+        None => Some(m.update_bytes(format)),
+        Some(f) => m.filtered_update(format, f),
+    };
+    if let Some(bytes) = bytes {
+        out.push(Out {
+            kind: Kind::Update,
+            bytes,
+            msg: track.then(|| m.clone()),
+        });
+    }
+}
+
+/// Sends a resumed topic's replay: all of it (merged into one update under a rate
+/// limit) or up to `budget` frames. True when some remain.
+fn replay(
+    format: Format,
+    track: bool,
+    t: &mut TopicSlot,
+    budget: usize,
+    now: Instant,
+    out: &mut Vec<Out>,
+) -> bool {
+    if t.opts.interval.is_some() {
+        let all: Vec<Arc<Message>> = t.replay.drain(..).collect();
+        composed(format, track, t, &all, now, out);
+        return false;
+    }
+    for _ in 0..budget {
+        let Some(m) = t.replay.pop_front() else { break };
+        push_update(format, track, t, &m, out);
+    }
+    if t.replay.is_empty() {
+        // Give the memory back: a replay can be as long as the history.
+        t.replay = VecDeque::new();
+        false
+    } else {
+        true
+    }
+}
+
+/// Under a rate limit: every message since the last send, merged into one update.
+fn composed(
+    format: Format,
+    track: bool,
+    t: &mut TopicSlot,
+    msgs: &[Arc<Message>],
+    now: Instant,
+    out: &mut Vec<Out>,
+) {
+    let Some(last) = msgs.last() else { return };
+    t.cursor = last.seq();
+    t.due = t.opts.interval.map(|i| now + i);
+    if let [only] = msgs {
+        return push_update(format, track, t, only, out);
+    }
+    let (delta, stale) = codec::compose(msgs.iter().map(|m| (m.delta(), m.stale())));
+    let head = FrameHead {
+        topic: last.topic(),
+        epoch: last.epoch(),
+        seq: last.seq(),
+        ts: last.timestamp_ms(),
+    };
+    if let Some(bytes) =
+        codec::encode_update(format, head, &delta, &stale, t.opts.fields.as_deref())
+    {
+        out.push(Out {
+            kind: Kind::Update,
+            bytes,
+            msg: track.then(|| last.clone()),
+        });
+    }
+}

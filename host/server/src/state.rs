@@ -1,0 +1,122 @@
+//! State shared by every route: the hub, limits, readiness, counters, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use wasmeter_hub::Hub;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::metrics::{Event, Metrics, MetricsSnapshot};
+
+/// Everything the routes share; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) config: ServerConfig,
+    /// Set by the embedding code once the host is ready; `/readyz` reports it.
+    pub(crate) ready: Arc<AtomicBool>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled at shutdown: every connection closes (WebSocket: 1001).
+    pub(crate) shutdown: CancellationToken,
+    /// Counts every connection from acceptance to its last byte; shutdown waits
+    /// for it to drain.
+    pub(crate) tracker: TaskTracker,
+    /// Open connections (the limit's counter).
+    pub(crate) open: AtomicUsize,
+}
+
+impl ServerState {
+    /// State for a server over `hub`; fails if the configuration is inconsistent.
+    pub fn new(hub: Arc<Hub>, config: ServerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                hub,
+                config,
+                ready: Arc::new(AtomicBool::new(false)),
+                metrics: Arc::new(Metrics::default()),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                open: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The hub the server subscribes clients to.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The readiness flag behind `/readyz` (false until set).
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        self.inner.ready.clone()
+    }
+
+    /// Sets readiness.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot(self.inner.tracker.len())
+    }
+
+    /// Cancelling this token closes every connection (WebSocket with 1001) and
+    /// makes [`serve`](crate::serve) return once they are gone.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+}
+
+/// A place under the connection limit, held for a connection's lifetime; it also
+/// keeps the connection counted by the shutdown tracker.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    state: ServerState,
+    _tracked: TaskTrackerToken,
+}
+
+impl Permit {
+    /// A permit, or `None` when `max_connections` are open.
+    pub(crate) fn acquire(state: &ServerState) -> Option<Self> {
+        let inner = &state.inner;
+        let max = inner.config.max_connections;
+        let taken = inner
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            inner.metrics.record(Event::Refused);
+            return None;
+        }
+        inner.metrics.record(Event::Opened);
+        Some(Self {
+            state: state.clone(),
+            _tracked: inner.tracker.token(),
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let inner = &self.state.inner;
+        inner.open.fetch_sub(1, Ordering::AcqRel);
+        inner.metrics.record(Event::Closed);
+    }
+}

@@ -1,0 +1,300 @@
+//! `GET /ws`: the WebSocket endpoint. One connection is one task running one
+//! loop that reads client messages, writes batches of frames and keeps time.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, timeout};
+use wasmeter_hub::Format;
+
+use crate::client::{Client, Limits, Out, Verdict};
+use crate::metrics::Event;
+use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, close};
+use crate::rest::json_error;
+use crate::state::{Permit, ServerState};
+
+/// A batch buffer larger than this is dropped when the connection goes idle, so
+/// idle connections stay small.
+const IDLE_BATCH_CAPACITY: usize = 4;
+
+/// Why a connection's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The socket failed or the stream ended.
+    Gone,
+    /// Server shutdown.
+    Shutdown,
+    /// No client message within the heartbeat timeout.
+    HeartbeatTimeout,
+    /// Too many consecutive invalid messages.
+    Abusive,
+    /// A frame over the size limit.
+    TooBig,
+    /// A write did not complete within the write timeout.
+    SlowConsumer,
+}
+
+/// Upgrades to a WebSocket. The format is `?format=json|msgpack`, else the first
+/// supported subprotocol the client offers, else JSON.
+pub(crate) async fn handler(
+    State(state): State<ServerState>,
+    Query(query): Query<HashMap<String, String>>,
+    mut ws: WebSocketUpgrade,
+) -> Response {
+    let offered = |p: &str| {
+        ws.requested_protocols()
+            .any(|h| h.as_bytes() == p.as_bytes())
+    };
+    let format = match query.get("format") {
+        Some(name) => match Format::from_name(name) {
+            Some(f) => f,
+            None => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("query parameter format: `{name}` is not `json` or `msgpack`"),
+                );
+            }
+        },
+        None => ws
+            .requested_protocols()
+            .find_map(|h| match h.as_bytes() {
+                b if b == SUBPROTOCOL_JSON.as_bytes() => Some(Format::Json),
+                b if b == SUBPROTOCOL_MSGPACK.as_bytes() => Some(Format::MsgPack),
+                _ => None,
+            })
+            .unwrap_or(Format::Json),
+    };
+    let protocol = match format {
+        Format::Json => SUBPROTOCOL_JSON,
+        Format::MsgPack => SUBPROTOCOL_MSGPACK,
+    };
+    if offered(protocol) {
+        ws.set_selected_protocol(HeaderValue::from_static(protocol));
+    }
+    let Some(permit) = Permit::acquire(&state) else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            format!(
+                "the server already holds its limit of {} connections",
+                state.config().max_connections
+            ),
+        );
+    };
+    let cfg = state.config();
+    ws.read_buffer_size(cfg.ws_read_buffer_bytes)
+        .write_buffer_size(cfg.ws_write_buffer_bytes)
+        .max_message_size(cfg.max_frame_bytes)
+        .max_frame_size(cfg.max_frame_bytes)
+        .on_upgrade(move |socket| connection(socket, state, format, permit))
+}
+
+/// One connection, from upgrade to close. Everything it started ends here.
+async fn connection(mut socket: WebSocket, state: ServerState, format: Format, permit: Permit) {
+    let inner = &state.inner;
+    let mut client = Client::new(
+        inner.hub.clone(),
+        format,
+        Limits::from(&inner.config),
+        inner.metrics.clone(),
+        false,
+    );
+    let end = drive(&mut socket, &mut client, &state).await;
+    // Leave the hub before the (possibly slow) close handshake.
+    drop(client);
+    finish(&mut socket, end, &state).await;
+    drop(permit);
+}
+
+async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState) -> End {
+    let cfg = state.config();
+    let cancel = &state.inner.shutdown;
+    let shared = client.shared().clone();
+    let ping_every = cfg.ping_interval();
+    let timeout_after = cfg.client_timeout();
+    let mut heard = Instant::now();
+    let mut next_ping = heard + ping_every;
+    let mut deadline = next_ping;
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
+    let mut out: Vec<Out> = Vec::new();
+    loop {
+        let now = Instant::now();
+        if client.has_work(now) {
+            client.fill(now, &mut out);
+            if !out.is_empty()
+                && let Err(end) = write(socket, &mut out, client.format(), state).await
+            {
+                return end;
+            }
+        } else if out.capacity() > IDLE_BATCH_CAPACITY {
+            out = Vec::new();
+        }
+        let busy = client.has_work(Instant::now());
+        let mut wanted = next_ping.min(heard + timeout_after);
+        if let Some(due) = client.next_due() {
+            wanted = wanted.min(due);
+        }
+        if wanted != deadline {
+            deadline = wanted;
+            timer.as_mut().reset(deadline);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return End::Shutdown,
+            msg = socket.next(), if client.can_read() => {
+                let now = Instant::now();
+                heard = now;
+                let verdict = match msg {
+                    None => return End::Gone,
+                    Some(Err(e)) => return if is_too_big(&e) { End::TooBig } else { End::Gone },
+                    Some(Ok(Message::Text(t))) => client.handle(t.as_bytes(), false, now),
+                    Some(Ok(Message::Binary(b))) => client.handle(&b, true, now),
+                    Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                    // WebSocket-level ping/pong: answered by the library; a sign of life.
+                    Some(Ok(_)) => Verdict::Continue,
+                };
+                if verdict == Verdict::Abusive {
+                    return End::Abusive;
+                }
+            }
+            _ = shared.wake.notified(), if !busy => {}
+            _ = std::future::ready(()), if busy => {}
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= heard + timeout_after {
+                    return End::HeartbeatTimeout;
+                }
+                if now >= next_ping {
+                    client.queue_ping();
+                    next_ping = now + ping_every;
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch: feeds every frame, then flushes once.
+async fn write(
+    socket: &mut WebSocket,
+    out: &mut Vec<Out>,
+    format: Format,
+    state: &ServerState,
+) -> Result<(), End> {
+    let mut frames = 0u64;
+    let mut bytes = 0u64;
+    let result = timeout(state.config().write_timeout(), async {
+        for o in out.drain(..) {
+            frames += 1;
+            bytes += o.bytes.len() as u64;
+            let msg = match format {
+                Format::MsgPack => Message::Binary(o.bytes),
+                // Encoded by serde_json: always UTF-8.
+                Format::Json => match Utf8Bytes::try_from(o.bytes) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => continue,
+                },
+            };
+            socket.feed(msg).await?;
+        }
+        socket.flush().await
+    })
+    .await;
+    state.inner.metrics.sent(format, frames, bytes);
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::SlowConsumer),
+    }
+}
+
+/// Sends the close frame for `end` (if any) and waits briefly for the reply.
+async fn finish(socket: &mut WebSocket, end: End, state: &ServerState) {
+    let cfg = state.config();
+    let metrics = &state.inner.metrics;
+    let (code, reason) = match end {
+        End::ClientClosed | End::Gone => {
+            // Lets the library's reply to a client's close frame go out.
+            let _ = timeout(cfg.close_timeout(), socket.flush()).await;
+            return;
+        }
+        End::Shutdown => (close::GOING_AWAY, "server shutting down".to_string()),
+        End::HeartbeatTimeout => {
+            metrics.record(Event::HeartbeatTimeout);
+            (
+                close::HEARTBEAT_TIMEOUT,
+                format!(
+                    "no message from the client for {} ms",
+                    cfg.client_timeout_ms
+                ),
+            )
+        }
+        End::Abusive => {
+            metrics.record(Event::Abusive);
+            (
+                close::ABUSIVE,
+                format!("{} invalid messages in a row", cfg.max_consecutive_errors),
+            )
+        }
+        End::TooBig => {
+            metrics.record(Event::Abusive);
+            (
+                close::MESSAGE_TOO_BIG,
+                format!(
+                    "a message exceeded the limit of {} bytes",
+                    cfg.max_frame_bytes
+                ),
+            )
+        }
+        End::SlowConsumer => {
+            metrics.record(Event::SlowConsumer);
+            (
+                close::SLOW_CONSUMER,
+                format!(
+                    "a write did not complete within {} ms",
+                    cfg.write_timeout_ms
+                ),
+            )
+        }
+    };
+    tracing::debug!(code, %reason, "closing websocket");
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if let Ok(Ok(())) = timeout(
+        cfg.close_timeout(),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await
+    {
+        // The close handshake: read until the client's close frame (or the end).
+        let _ = timeout(cfg.close_timeout(), async {
+            while let Some(Ok(m)) = socket.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// True when the error is the library refusing a frame over the size limit.
+fn is_too_big(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(WsError::Capacity(_)) = s.downcast_ref::<WsError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}

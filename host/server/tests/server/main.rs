@@ -1,0 +1,8 @@
+//! Integration tests: a real server on a loopback port, real WebSocket, SSE and
+//! HTTP clients. Waits use generous timeouts; nothing asserts on durations.
+
+mod lifecycle;
+mod rest;
+mod sse;
+mod support;
+mod ws;
