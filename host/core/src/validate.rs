@@ -112,8 +112,12 @@ fn check_count(what: &str, n: usize, max: usize) -> Result<(), OutputError> {
     Ok(())
 }
 
+/// Names the item in an error; only called when there is one (no allocation on
+/// the success path, which runs for every sample).
+type Item<'a> = &'a dyn Fn() -> String;
+
 fn check_name(
-    item: &str,
+    item: Item<'_>,
     kind: &str,
     name: &str,
     max: usize,
@@ -121,13 +125,13 @@ fn check_name(
 ) -> Result<(), OutputError> {
     if name.len() > max {
         return Err(fail(
-            item,
+            item(),
             format!("{kind} `{}` is longer than {max} bytes", excerpt(name)),
         ));
     }
     if !ok(name) {
         return Err(fail(
-            item,
+            item(),
             format!("{kind} `{}` is not valid", excerpt(name)),
         ));
     }
@@ -136,7 +140,7 @@ fn check_name(
 
 /// Checks one sample.
 pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(), OutputError> {
-    let item = format!("sample #{index} `{}`", excerpt(&s.name));
+    let item = || format!("sample #{index} `{}`", excerpt(&s.name));
     check_name(
         &item,
         "metric name",
@@ -146,13 +150,13 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
     )?;
     if !s.value.is_finite() {
         return Err(fail(
-            item,
+            item(),
             format!("value {} is not a finite number", s.value),
         ));
     }
     if s.labels.len() > limits.max_labels {
         return Err(fail(
-            item,
+            item(),
             format!(
                 "{} labels, more than the limit of {}",
                 s.labels.len(),
@@ -170,7 +174,7 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
         )?;
         if label.value.len() > limits.max_value_bytes {
             return Err(fail(
-                item,
+                item(),
                 format!(
                     "label `{}` value is longer than {} bytes",
                     label.name, limits.max_value_bytes
@@ -181,10 +185,14 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
     Ok(())
 }
 
-fn check_fields(item: &str, fields: &[Field], limits: &OutputLimits) -> Result<(), OutputError> {
+fn check_fields(
+    item: Item<'_>,
+    fields: &[Field],
+    limits: &OutputLimits,
+) -> Result<(), OutputError> {
     if fields.len() > limits.max_fields {
         return Err(fail(
-            item,
+            item(),
             format!(
                 "{} fields, more than the limit of {}",
                 fields.len(),
@@ -203,13 +211,13 @@ fn check_fields(item: &str, fields: &[Field], limits: &OutputLimits) -> Result<(
         match value {
             FieldValue::Number(n) if !n.is_finite() => {
                 return Err(fail(
-                    item,
+                    item(),
                     format!("field `{name}` = {n} is not a finite number"),
                 ));
             }
             FieldValue::Text(t) if t.len() > limits.max_value_bytes => {
                 return Err(fail(
-                    item,
+                    item(),
                     format!(
                         "field `{name}` text is longer than {} bytes",
                         limits.max_value_bytes
@@ -228,7 +236,7 @@ pub fn check_update(
     u: &TopicUpdate,
     limits: &OutputLimits,
 ) -> Result<(), OutputError> {
-    let item = format!("topic update #{index} `{}`", excerpt(&u.topic));
+    let item = || format!("topic update #{index} `{}`", excerpt(&u.topic));
     check_name(
         &item,
         "topic",
@@ -276,7 +284,8 @@ pub fn check_collect_output(
 
 /// Checks a delta plugin's output.
 pub fn check_delta(delta: &Delta, limits: &OutputLimits) -> Result<(), OutputError> {
-    check_fields("delta", &delta.changed, limits)?;
+    let item = || "delta".to_string();
+    check_fields(&item, &delta.changed, limits)?;
     if delta.removed.len() > limits.max_fields {
         return Err(fail(
             "delta",
@@ -289,7 +298,7 @@ pub fn check_delta(delta: &Delta, limits: &OutputLimits) -> Result<(), OutputErr
     }
     for name in &delta.removed {
         check_name(
-            "delta",
+            &|| "delta".to_string(),
             "removed field name",
             name,
             limits.max_name_bytes,

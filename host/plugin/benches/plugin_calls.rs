@@ -54,6 +54,8 @@ fn bench(c: &mut Criterion) {
         .block_on(runtime.load::<CollectorWorld>(component("csv_collector")))
         .expect("build the plugins first: scripts/build-plugins.sh");
     let limits = PluginLimits {
+        // 1 MiB of trades is ~25,000 records: more than the default deadline allows.
+        call_timeout: std::time::Duration::from_secs(10),
         output: OutputLimits {
             max_samples: 1 << 20,
             max_updates: 1 << 20,
