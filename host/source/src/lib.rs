@@ -1,1 +1,80 @@
-//! wasmeter-source
+//! File append → records: the source stage of wasmeter.
+//!
+//! [`FileSource`] tails the files matching glob patterns. It learns about changes from
+//! `notify` watches on their directories and, because inotify is only a hint, from a
+//! periodic reconcile scan. New bytes are read through a guarded memory map (a file
+//! truncated under the map can never SIGBUS the host) or `pread`, framed into whole
+//! `'\n'`-terminated records, and handed on as [`SourceEvent::Chunk`]s over a bounded
+//! channel. Rotation (rename + create) and truncation are detected and reported; the
+//! pipeline commits each chunk's `end` once processed and saves the offsets with
+//! [`Checkpoint::save`] (atomic), passing them back to [`FileSource::new`] on restart, so
+//! records are neither lost nor repeated. [`SystemSource`] reads whole `/proc` files on an
+//! interval.
+//!
+//! ```no_run
+//! use wasmeter_source::{Checkpoint, FileSource, FileSourceConfig, SourceEvent};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let resume = Checkpoint::load("state/checkpoint.json".as_ref())?.unwrap_or_default();
+//! let config = FileSourceConfig {
+//!     name: "trades".into(),
+//!     include: vec!["/data/trades/*.csv".into()],
+//!     ..Default::default()
+//! };
+//! let source = FileSource::new(config, resume.files)?;
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+//! let cancel = CancellationToken::new();
+//! let task = tokio::spawn(source.run(tx, cancel.clone()));
+//! while let Some(event) = rx.recv().await {
+//!     if let SourceEvent::Chunk(chunk) = event {
+//!         // process chunk.data, then commit chunk.end for chunk.file
+//!         # let _ = chunk;
+//!     }
+//! }
+//! cancel.cancel();
+//! task.await??;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! One job per module, in data-path order:
+//! - `config`: [`FileSourceConfig`], [`StartAt`]; validated once.
+//! - `discover`: glob expansion and the directories to watch.
+//! - `watch`: `notify` events folded into "changed"/"rescan" hints.
+//! - `files`: the set of tailed files; scans decide new / rotated / deleted / moved away.
+//! - `tail`: one file's reader: stat, read a window, detect truncation, emit chunks.
+//! - `mmap`: the guarded mapped copy and its SIGBUS handler (the only `unsafe`).
+//! - `frame`: pure line framing; a partial line waits, an oversized line is skipped.
+//! - `fingerprint`: [`FileKey`], identity that survives renames and detects reuse.
+//! - `event`: [`SourceEvent`], [`Chunk`], [`FileCheckpoint`].
+//! - `source`: [`FileSource`], the async shell: hints, the reconcile timer, blocking calls,
+//!   back-pressured sends, cancellation.
+//! - `checkpoint`: [`Checkpoint`], the atomic, versioned offsets file.
+//! - `system`: [`SystemSource`], `/proc` on an interval.
+//! - `stats`: [`SourceStats`] counters, changed only through typed methods that also log.
+//! - `error`: [`SourceError`].
+
+mod checkpoint;
+mod config;
+mod discover;
+mod error;
+mod event;
+mod files;
+mod fingerprint;
+mod frame;
+mod mmap;
+mod source;
+mod stats;
+mod system;
+mod tail;
+mod watch;
+
+pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint};
+pub use config::{FileSourceConfig, StartAt};
+pub use error::SourceError;
+pub use event::{Chunk, FileCheckpoint, SourceEvent};
+pub use fingerprint::{FINGERPRINT_BYTES, FileKey};
+pub use source::FileSource;
+pub use stats::{SourceStats, StatsSnapshot};
+pub use system::{SystemReading, SystemSource};

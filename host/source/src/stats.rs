@@ -1,0 +1,129 @@
+//! Self-metrics of a source, and the typed events that move them.
+//!
+//! Every counter changes through one method here that also writes the log line, so the
+//! names of what the source reports live in one place.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tracing::{debug, info, warn};
+
+use crate::fingerprint::FileKey;
+
+/// Counters of one file source (shared, lock-free; read them with [`SourceStats::snapshot`]).
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    bytes_read: AtomicU64,
+    records: AtomicU64,
+    chunks: AtomicU64,
+    rotations: AtomicU64,
+    truncations: AtomicU64,
+    oversized_lines: AtomicU64,
+    partial_lines_dropped: AtomicU64,
+    read_errors: AtomicU64,
+    mmap_faults: AtomicU64,
+    files_open: AtomicU64,
+}
+
+/// A point-in-time copy of [`SourceStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Bytes read from files (including partial and skipped lines).
+    pub bytes_read: u64,
+    /// Records handed on in chunks.
+    pub records: u64,
+    /// Chunks handed on.
+    pub chunks: u64,
+    /// Files rotated away (their path now names another file).
+    pub rotations: u64,
+    /// Files found shorter than what was read (or rewritten), restarted at 0.
+    pub truncations: u64,
+    /// Lines longer than `max_line_bytes`, skipped.
+    pub oversized_lines: u64,
+    /// Unterminated last lines of files that were closed or truncated.
+    pub partial_lines_dropped: u64,
+    /// Failed reads, stats and opens (retried on the next scan).
+    pub read_errors: u64,
+    /// Mapped copies that hit a concurrent truncation (SIGBUS caught, re-read with pread).
+    pub mmap_faults: u64,
+    /// Files currently open (gauge).
+    pub files_open: u64,
+}
+
+impl SourceStats {
+    /// Reads all counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            bytes_read: self.bytes_read.load(Relaxed),
+            records: self.records.load(Relaxed),
+            chunks: self.chunks.load(Relaxed),
+            rotations: self.rotations.load(Relaxed),
+            truncations: self.truncations.load(Relaxed),
+            oversized_lines: self.oversized_lines.load(Relaxed),
+            partial_lines_dropped: self.partial_lines_dropped.load(Relaxed),
+            read_errors: self.read_errors.load(Relaxed),
+            mmap_faults: self.mmap_faults.load(Relaxed),
+            files_open: self.files_open.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn bytes_read_total(&self) -> u64 {
+        self.bytes_read.load(Relaxed)
+    }
+
+    pub(crate) fn bytes_read(&self, n: usize) {
+        self.bytes_read.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn chunk(&self, records: u64) {
+        self.chunks.fetch_add(1, Relaxed);
+        self.records.fetch_add(records, Relaxed);
+    }
+
+    pub(crate) fn file_opened(&self) {
+        self.files_open.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn files_dropped(&self, n: usize) {
+        self.files_open.fetch_sub(n as u64, Relaxed);
+    }
+
+    pub(crate) fn tailing(&self, source: &str, path: &Path, file: FileKey, offset: u64) {
+        info!(source, path = %path.display(), %file, offset, "tailing file");
+    }
+
+    pub(crate) fn file_closed(&self, source: &str, path: &Path, file: Option<FileKey>) {
+        self.files_open.fetch_sub(1, Relaxed);
+        debug!(source, path = %path.display(), file = ?file, "file closed");
+    }
+
+    pub(crate) fn rotated(&self, source: &str, path: &Path, old: FileKey) {
+        self.rotations.fetch_add(1, Relaxed);
+        info!(source, path = %path.display(), %old, "file rotated; old file read to its end");
+    }
+
+    pub(crate) fn truncated(&self, source: &str, path: &Path, file: FileKey, size: u64, read: u64) {
+        self.truncations.fetch_add(1, Relaxed);
+        warn!(source, path = %path.display(), %file, size, read, "file truncated or rewritten; restarting at 0");
+    }
+
+    pub(crate) fn oversized_line(&self, source: &str, path: &Path, offset: u64, max: usize) {
+        self.oversized_lines.fetch_add(1, Relaxed);
+        warn!(source, path = %path.display(), offset, max_line_bytes = max, "line too long, skipped");
+    }
+
+    pub(crate) fn partial_dropped(&self, source: &str, path: &Path, offset: u64, bytes: u64) {
+        self.partial_lines_dropped.fetch_add(1, Relaxed);
+        warn!(source, path = %path.display(), offset, bytes, "unterminated last line dropped");
+    }
+
+    pub(crate) fn read_error(&self, source: &str, op: &str, path: &Path, err: &std::io::Error) {
+        self.read_errors.fetch_add(1, Relaxed);
+        warn!(source, path = %path.display(), op, error = %err, "file read failed; retrying on next scan");
+    }
+
+    pub(crate) fn mmap_fault(&self, source: &str, path: &Path, offset: u64) {
+        self.mmap_faults.fetch_add(1, Relaxed);
+        warn!(source, path = %path.display(), offset, "file shrank under the memory map; re-reading with pread");
+    }
+}
