@@ -1,0 +1,26 @@
+//! Moves data per topic: source chunks -> collector plugin -> metric plugins ->
+//! topic state -> delta plugin -> publisher (the hub).
+//!
+//! # Layout
+//! - [`pipeline`]: the task that owns a pipeline's plugin instances and runs the path.
+//! - [`plugins`]: the plugin instances of a pipeline and their state in checkpoints.
+//! - [`state`]: the latest value of every field of every topic (moka), staleness.
+//! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
+//! - [`stats`]: counters.
+//!
+//! Guarantees: a chunk's offset is committed only after its records were
+//! processed and published; the checkpoint holds those offsets together with the
+//! plugins' exported state, so a restart resumes both consistently. A collector that
+//! fails on a chunk is retried record by record, so one poisonous record is
+//! reported and skipped instead of losing its neighbours.
+
+pub mod pipeline;
+pub mod plugins;
+pub mod samples;
+pub mod state;
+pub mod stats;
+
+pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, sweep_stale};
+pub use plugins::{PipelinePlugins, PluginSpec};
+pub use state::{StateConfig, TopicStore};
+pub use stats::PipelineStats;

@@ -1,0 +1,98 @@
+//! The plugin instances a pipeline owns, and their state across restarts.
+
+use std::collections::BTreeMap;
+
+use wasmeter_plugin::{
+    CallError, CollectorWorld, Compiled, DeltaWorld, Instance, MetricWorld, PluginLimits, World,
+};
+
+/// A plugin to run: the compiled component, the host's name for the instance,
+/// its configuration and its limits.
+#[derive(Clone)]
+pub struct PluginSpec<W: World> {
+    /// The host's name for the instance (config key), used in logs and checkpoints.
+    pub name: String,
+    /// The compiled component.
+    pub plugin: Compiled<W>,
+    /// Its configuration (dotted keys).
+    pub config: Vec<(String, String)>,
+    /// Its limits.
+    pub limits: PluginLimits,
+}
+
+impl<W: World> PluginSpec<W> {
+    /// Creates and initialises an instance.
+    pub async fn instantiate(&self) -> Result<Instance<W>, CallError> {
+        self.plugin
+            .instantiate_with_limits(&self.name, self.config.clone(), self.limits.clone())
+            .await
+    }
+}
+
+/// The plugins of one pipeline.
+pub struct PipelinePlugins {
+    /// Turns chunks into samples and topic updates.
+    pub collector: Instance<CollectorWorld>,
+    /// Derive samples, in order; each sees the samples of the ones before it.
+    pub metrics: Vec<Instance<MetricWorld>>,
+    /// Computes deltas; `None` uses the exact field-level difference.
+    pub delta: Option<Instance<DeltaWorld>>,
+}
+
+/// Key of a plugin's state in a checkpoint.
+fn state_key(kind: &str, name: &str) -> String {
+    format!("{kind}:{name}")
+}
+
+impl PipelinePlugins {
+    /// Exports the state of every stateful plugin, keyed for a checkpoint. A plugin
+    /// that fails to export is left out (and logged): it restarts empty.
+    pub async fn export_states(&mut self) -> BTreeMap<String, Vec<u8>> {
+        let mut states = BTreeMap::new();
+        if self.collector.plugin().meta().info.stateful {
+            export_into(&mut states, "collector", &mut self.collector).await;
+        }
+        for m in &mut self.metrics {
+            if m.plugin().meta().info.stateful {
+                export_into(&mut states, "metric", m).await;
+            }
+        }
+        states
+    }
+
+    /// Restores plugin states from a checkpoint.
+    pub async fn import_states(&mut self, states: &BTreeMap<String, Vec<u8>>) {
+        import_from(states, "collector", &mut self.collector).await;
+        for m in &mut self.metrics {
+            import_from(states, "metric", m).await;
+        }
+    }
+}
+
+async fn export_into<W: World>(
+    states: &mut BTreeMap<String, Vec<u8>>,
+    kind: &str,
+    instance: &mut Instance<W>,
+) {
+    match instance.export_state().await {
+        Ok(Some(state)) => {
+            states.insert(state_key(kind, instance.name()), state);
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(plugin = instance.name(), %error, "cannot export plugin state")
+        }
+    }
+}
+
+async fn import_from<W: World>(
+    states: &BTreeMap<String, Vec<u8>>,
+    kind: &str,
+    instance: &mut Instance<W>,
+) {
+    if let Some(state) = states.get(&state_key(kind, instance.name())) {
+        if let Err(error) = instance.import_state(state).await {
+            tracing::warn!(plugin = instance.name(), %error, "cannot restore plugin state; it starts empty");
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Topic state: the latest value of every field of every topic, with staleness.
+//!
+//! Entries live in a bounded `moka` cache (at most `max_topics`; a topic idle for
+//! longer than `topic_idle` is dropped and its removal reported). Each entry is
+//! locked on its own, so pipelines writing different topics never contend.
+//!
+//! The state kept is the state subscribers hold: the previous state with the
+//! published delta applied. A change the delta plugin decided not to send (within
+//! its epsilon) is therefore compared again next time, never silently lost.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moka::notification::RemovalCause;
+use moka::sync::Cache;
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::{FieldValue, TopicState};
+
+/// Bounds and timing of the topic state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// Most topics held at once; the least recently used beyond it are dropped.
+    pub max_topics: u64,
+    /// A topic not updated for this long is dropped.
+    pub topic_idle: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_topics: 100_000,
+            topic_idle: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One topic's state and when each field was last set.
+#[derive(Debug, Default)]
+pub struct TopicEntry {
+    state: Arc<TopicState>,
+    updated: BTreeMap<String, Instant>,
+    stale: Vec<String>,
+}
+
+impl TopicEntry {
+    /// The state subscribers hold.
+    pub fn state(&self) -> &Arc<TopicState> {
+        &self.state
+    }
+
+    /// The state with `fields` merged in: what the delta is computed against.
+    pub fn merged(&self, fields: &BTreeMap<String, FieldValue>) -> TopicState {
+        let mut next = (*self.state).clone();
+        next.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        next
+    }
+
+    /// Applies a delta (computed for `touched` fields) and returns the change to
+    /// publish, or `None` if nothing changed for subscribers.
+    pub fn commit(
+        &mut self,
+        topic: &Arc<str>,
+        delta: Delta,
+        touched: impl IntoIterator<Item = String>,
+        now: Instant,
+        timestamp_ms: i64,
+    ) -> Option<TopicChange> {
+        for name in touched {
+            self.stale.retain(|s| *s != name);
+            self.updated.insert(name, now);
+        }
+        for name in &delta.removed {
+            self.updated.remove(name);
+            self.stale.retain(|s| s != name);
+        }
+        if delta.is_empty() {
+            return None;
+        }
+        let mut state = (*self.state).clone();
+        delta.apply_to(&mut state);
+        self.state = Arc::new(state);
+        Some(TopicChange {
+            topic: topic.clone(),
+            delta,
+            stale: Vec::new(),
+            state: self.state.clone(),
+            timestamp_ms,
+        })
+    }
+
+    /// Marks fields not set within `ttl` as stale; returns a change naming the
+    /// newly stale fields, once per field.
+    pub fn expire(
+        &mut self,
+        topic: &Arc<str>,
+        ttl: Duration,
+        now: Instant,
+        timestamp_ms: i64,
+    ) -> Option<TopicChange> {
+        let newly: Vec<String> = self
+            .updated
+            .iter()
+            .filter(|(name, at)| now.duration_since(**at) >= ttl && !self.stale.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if newly.is_empty() {
+            return None;
+        }
+        self.stale.extend(newly.iter().cloned());
+        Some(TopicChange {
+            topic: topic.clone(),
+            delta: Delta::default(),
+            stale: newly,
+            state: self.state.clone(),
+            timestamp_ms,
+        })
+    }
+}
+
+/// The state of every topic, shared by all pipelines.
+#[derive(Clone)]
+pub struct TopicStore {
+    cache: Cache<Arc<str>, Arc<Mutex<TopicEntry>>>,
+}
+
+impl TopicStore {
+    /// A store; `on_removed` is told about every topic dropped (idle or over capacity).
+    pub fn new(config: &StateConfig, on_removed: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.max_topics)
+            .time_to_idle(config.topic_idle)
+            .eviction_listener(move |topic: Arc<Arc<str>>, _, cause| {
+                if cause != RemovalCause::Replaced {
+                    on_removed(&topic);
+                }
+            })
+            .build();
+        Self { cache }
+    }
+
+    /// The entry of `topic`, created empty if new.
+    pub fn entry(&self, topic: &Arc<str>) -> Arc<Mutex<TopicEntry>> {
+        self.cache.get_with_by_ref(topic, Default::default)
+    }
+
+    /// The current state of `topic`, if it exists.
+    pub fn get(&self, topic: &str) -> Option<Arc<TopicState>> {
+        self.cache.get(topic).map(|e| lock(&e).state.clone())
+    }
+
+    /// Every topic with its entry.
+    pub fn entries(&self) -> Vec<(Arc<str>, Arc<Mutex<TopicEntry>>)> {
+        self.cache.iter().map(|(k, v)| ((*k).clone(), v)).collect()
+    }
+
+    /// Runs moka's pending maintenance (evictions and their notifications).
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+}
+
+/// Locks an entry; a poisoned lock (a panic elsewhere) still holds valid state.
+pub fn lock(entry: &Mutex<TopicEntry>) -> std::sync::MutexGuard<'_, TopicEntry> {
+    entry.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The exact field-level difference, used when a pipeline has no delta plugin
+/// (or its delta plugin failed): changed or new fields, and removed ones.
+pub fn exact_diff(previous: &TopicState, current: &TopicState) -> Delta {
+    Delta {
+        changed: current
+            .iter()
+            .filter(|(k, v)| previous.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        removed: previous
+            .keys()
+            .filter(|k| !current.contains_key(*k))
+            .cloned()
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, f64)]) -> BTreeMap<String, FieldValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), FieldValue::Number(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn commit_publishes_only_real_changes_and_keeps_subscriber_state() {
+        let topic: Arc<str> = "trades/BTC".into();
+        let mut entry = TopicEntry::default();
+        let now = Instant::now();
+        let update = fields(&[("price", 1.0), ("qty", 2.0)]);
+        let next = entry.merged(&update);
+        let change = entry
+            .commit(
+                &topic,
+                exact_diff(entry.state(), &next),
+                update.keys().cloned(),
+                now,
+                5,
+            )
+            .unwrap();
+        assert_eq!(change.delta.changed.len(), 2);
+        assert_eq!(*change.state, next);
+
+        let same = fields(&[("price", 1.0)]);
+        let next = entry.merged(&same);
+        assert!(
+            entry
+                .commit(
+                    &topic,
+                    exact_diff(entry.state(), &next),
+                    same.keys().cloned(),
+                    now,
+                    6
+                )
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn fields_go_stale_once_and_recover_when_set() {
+        let topic: Arc<str> = "t".into();
+        let mut entry = TopicEntry::default();
+        let t0 = Instant::now();
+        let update = fields(&[("a", 1.0), ("b", 2.0)]);
+        let next = entry.merged(&update);
+        entry.commit(
+            &topic,
+            exact_diff(entry.state(), &next),
+            update.keys().cloned(),
+            t0,
+            0,
+        );
+        let ttl = Duration::from_secs(10);
+        assert!(
+            entry
+                .expire(&topic, ttl, t0 + Duration::from_secs(5), 0)
+                .is_none()
+        );
+
+        let a = fields(&[("a", 3.0)]);
+        let next = entry.merged(&a);
+        entry.commit(
+            &topic,
+            exact_diff(entry.state(), &next),
+            a.keys().cloned(),
+            t0 + Duration::from_secs(8),
+            0,
+        );
+        let change = entry
+            .expire(&topic, ttl, t0 + Duration::from_secs(12), 0)
+            .unwrap();
+        assert_eq!(change.stale, ["b"]);
+        assert!(change.delta.is_empty());
+        assert!(
+            entry
+                .expire(&topic, ttl, t0 + Duration::from_secs(13), 0)
+                .is_none(),
+            "told once"
+        );
+        let change = entry
+            .expire(&topic, ttl, t0 + Duration::from_secs(19), 0)
+            .unwrap();
+        assert_eq!(change.stale, ["a"]);
+    }
+
+    #[test]
+    fn store_reports_evicted_topics() {
+        let removed = Arc::new(Mutex::new(Vec::new()));
+        let sink = removed.clone();
+        let store = TopicStore::new(
+            &StateConfig {
+                max_topics: 1,
+                topic_idle: Duration::from_secs(3600),
+            },
+            move |t| sink.lock().unwrap().push(t.to_string()),
+        );
+        for t in ["a", "b", "c"] {
+            store.entry(&Arc::from(t));
+            store.run_pending_tasks();
+        }
+        assert_eq!(store.entries().len(), 1);
+        assert_eq!(removed.lock().unwrap().len(), 2);
+    }
+}
