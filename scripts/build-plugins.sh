@@ -23,6 +23,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     rustup target add "$TARGET" >&2
 fi
 
+# Reproducible output: no machine-specific paths in the components (the built-in
+# plugins shipped in the binary are checked byte for byte against a fresh build).
+CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
+export RUSTFLAGS="--remap-path-prefix=$CARGO_HOME_DIR=/cargo --remap-path-prefix=$ROOT=/wasmeter"
+
 CARGO_TARGET_DIR="$ROOT/target/plugins" cargo build \
     --manifest-path "$ROOT/plugins/Cargo.toml" \
     --release --target "$TARGET" "$@"

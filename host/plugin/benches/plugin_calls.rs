@@ -2,6 +2,8 @@
 //!
 //! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-plugin --bench plugin_calls`
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

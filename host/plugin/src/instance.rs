@@ -247,7 +247,15 @@ impl<W: World> Compiled<W> {
             health: Health::default(),
             call_started: Instant::now(),
         };
-        instance.live = Some(instance.start().await?);
+        instance.live = Some(
+            Instance::start(
+                &instance.plugin,
+                &instance.name,
+                &instance.config,
+                &instance.limits,
+            )
+            .await?,
+        );
         Ok(instance)
     }
 }
@@ -366,27 +374,30 @@ impl<W: World> Instance<W> {
         self.health.last_error = Some(reason.to_string());
     }
 
-    /// Builds a fresh instance and initialises it with the config.
-    async fn start(&self) -> Result<Live<W>, CallError> {
-        let runtime = &self.plugin.inner.runtime;
-        let mut store = StoreData::new_store(
-            runtime,
-            self.name.clone(),
-            self.config.clone(),
-            self.limits.memory_bytes,
-        );
-        StoreData::arm(&mut store, Instant::now() + self.limits.call_timeout);
-        let bindings = W::instantiate(&self.plugin.inner.pre, &mut store)
-            .await
-            .map_err(|e| classify(&store, e, &self.limits))?;
-        StoreData::arm(&mut store, Instant::now() + self.limits.call_timeout);
-        let config = self.config.clone();
-        let init = W::init(&bindings, &mut store, &config).await;
+    /// Builds a fresh instance and initialises it with the config. Takes the parts
+    /// it needs rather than `&self`: the instance (its `Store`) is not `Sync`, and
+    /// holding `&self` across an await would make every caller's future `!Send`.
+    async fn start(
+        plugin: &Compiled<W>,
+        name: &Arc<str>,
+        config: &PluginConfig,
+        limits: &PluginLimits,
+    ) -> Result<Live<W>, CallError> {
+        let runtime = &plugin.inner.runtime;
+        let mut store =
+            StoreData::new_store(runtime, name.clone(), config.clone(), limits.memory_bytes);
+        StoreData::arm(&mut store, Instant::now() + limits.call_timeout);
+        let bindings = match W::instantiate(&plugin.inner.pre, &mut store).await {
+            Ok(b) => b,
+            Err(e) => return Err(classify(&store, e, limits)),
+        };
+        StoreData::arm(&mut store, Instant::now() + limits.call_timeout);
+        let init = W::init(&bindings, &mut store, config).await;
         store.data().log.end_call();
         match init {
             Ok(Ok(())) => Ok(Live { store, bindings }),
             Ok(Err(message)) => Err(CallError::Plugin(format!("init: {message}"))),
-            Err(e) => Err(classify(&store, e, &self.limits)),
+            Err(e) => Err(classify(&store, e, limits)),
         }
     }
 
@@ -404,7 +415,7 @@ impl<W: World> Instance<W> {
         self.health.calls += 1;
         if self.live.is_none() {
             self.health.rebuilds += 1;
-            match self.start().await {
+            match Self::start(&self.plugin, &self.name, &self.config, &self.limits).await {
                 Ok(live) => self.live = Some(live),
                 Err(e) => {
                     self.record_failure(&e);

@@ -1,0 +1,537 @@
+//! The TOML configuration: sources, plugins, pipelines, server, limits.
+//!
+//! Parsed into plain serde structs (`deny_unknown_fields`, units in the key
+//! names), then checked once by [`Config::validate`]. Every error names the file,
+//! the key and the problem. See `docs/CONFIG.md` for the reference.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not fit the schema.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or "built-in default").
+        origin: String,
+        /// toml's message: line, column, key and problem.
+        message: String,
+    },
+    /// A value is inconsistent with the rest.
+    #[error("{origin}: {key}: {problem}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// The dotted key, e.g. `pipelines.trades.collector`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where checkpoints and the compiled-plugin cache live. Relative paths are
+    /// resolved against the config file's directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The HTTP/WebSocket server.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Plugin runtime defaults.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    /// Topic state.
+    #[serde(default)]
+    pub state: StateSection,
+    /// Plugins by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSection>,
+    /// Sources by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSection>,
+    /// Pipelines by name.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineSection>,
+    /// Where relative paths are resolved from (the config file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file name, for error messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("wasmeter-data")
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the HTTP server (WebSocket, SSE, REST, health).
+    pub listen: SocketAddr,
+    /// Updates kept per topic for resuming clients.
+    pub history_per_topic: usize,
+    /// `[server.limits]`: connections, frames, heartbeats, conflation.
+    pub limits: wasmeter_server::ServerConfig,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            history_per_topic: 256,
+            limits: wasmeter_server::ServerConfig::default(),
+        }
+    }
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Longest a plugin call may run.
+    pub call_timeout_ms: u64,
+    /// Linear-memory cap of each plugin instance.
+    pub memory_limit_bytes: usize,
+    /// Consecutive failures after which a plugin is quarantined.
+    pub quarantine_after: u32,
+    /// Plugin instances that may exist at once.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: 200,
+            memory_limit_bytes: 64 << 20,
+            quarantine_after: 5,
+            max_instances: 256,
+        }
+    }
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// Most topics held.
+    pub max_topics: u64,
+    /// A topic not updated for this long is dropped.
+    pub topic_idle_secs: u64,
+    /// A field not updated for this long is marked stale (0: never).
+    pub field_ttl_ms: u64,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        Self {
+            max_topics: 100_000,
+            topic_idle_secs: 24 * 3600,
+            field_ttl_ms: 0,
+        }
+    }
+}
+
+/// `[plugins.NAME]`: a component file or a built-in plugin, its config and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// A `.wasm` component (relative to the config file).
+    pub path: Option<PathBuf>,
+    /// A plugin shipped inside the binary (see `wasmeter plugins`), e.g. `csv-collector`.
+    pub builtin: Option<String>,
+    /// The plugin's own configuration; nested tables become dotted keys.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// Overrides `runtime.call_timeout_ms` for this plugin.
+    pub call_timeout_ms: Option<u64>,
+    /// Overrides `runtime.memory_limit_bytes` for this plugin.
+    pub memory_limit_bytes: Option<usize>,
+}
+
+/// `[sources.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum SourceSection {
+    /// Files appended by producers.
+    File(FileSourceSection),
+    /// /proc, read on an interval.
+    System(SystemSourceSection),
+}
+
+/// `type = "file"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceSection {
+    /// Glob patterns or directories (relative to the config file).
+    pub include: Vec<String>,
+    /// Glob patterns to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in files without a checkpoint: `beginning` or `end`.
+    #[serde(default = "default_start_at")]
+    pub start_at: String,
+    /// Interval of the full rescan (inotify is a hint, not the truth).
+    #[serde(default = "default_reconcile_ms")]
+    pub reconcile_interval_ms: u64,
+    /// Largest chunk handed to the collector.
+    #[serde(default = "default_chunk_bytes")]
+    pub max_chunk_bytes: usize,
+    /// A longer line is skipped and reported.
+    #[serde(default = "default_chunk_bytes")]
+    pub max_line_bytes: usize,
+}
+
+fn default_start_at() -> String {
+    "beginning".into()
+}
+fn default_reconcile_ms() -> u64 {
+    1_000
+}
+fn default_chunk_bytes() -> usize {
+    1 << 20
+}
+
+/// `type = "system"`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSourceSection {
+    /// How often /proc is read.
+    #[serde(default = "default_system_interval_ms")]
+    pub interval_ms: u64,
+}
+
+fn default_system_interval_ms() -> u64 {
+    1_000
+}
+
+/// `[pipelines.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Sources feeding the pipeline (each source feeds one pipeline).
+    pub sources: Vec<String>,
+    /// The collector plugin.
+    pub collector: String,
+    /// Metric plugins, in order (each sees the samples of those before it).
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    /// The delta plugin; without one, deltas are the exact field difference.
+    pub delta: Option<String>,
+    /// Interval of metric plugins' `on-tick`.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// Interval of checkpoints while data flows.
+    #[serde(default = "default_tick_ms")]
+    pub checkpoint_interval_ms: u64,
+}
+
+fn default_tick_ms() -> u64 {
+    1_000
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        config.origin = origin.to_string();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else if path == Path::new(".") {
+            self.base_dir.clone()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Resolves a glob pattern like [`Config::resolve`].
+    pub fn resolve_pattern(&self, pattern: &str) -> String {
+        self.resolve(Path::new(pattern))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Checks cross-references and invariants.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, p) in &self.plugins {
+            let key = format!("plugins.{name}");
+            match (&p.path, &p.builtin) {
+                (Some(_), Some(_)) => {
+                    return Err(self.invalid(key, "set either `path` or `builtin`, not both"));
+                }
+                (None, None) => {
+                    return Err(self.invalid(key, "set `path` (a .wasm component) or `builtin`"));
+                }
+                (None, Some(b)) if crate::defaults::builtin(b).is_none() => {
+                    return Err(self.invalid(
+                        format!("{key}.builtin"),
+                        format!(
+                            "no built-in plugin `{b}` (built-ins: {})",
+                            crate::defaults::builtin_names().join(", ")
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if p.call_timeout_ms == Some(0) {
+                return Err(self.invalid(format!("{key}.call_timeout_ms"), "must be > 0"));
+            }
+            flatten_config(&p.config)
+                .map_err(|problem| self.invalid(format!("{key}.config"), problem))?;
+        }
+        for (name, s) in &self.sources {
+            let key = format!("sources.{name}");
+            match s {
+                SourceSection::File(f) => {
+                    if f.include.is_empty() {
+                        return Err(
+                            self.invalid(format!("{key}.include"), "needs at least one pattern")
+                        );
+                    }
+                    if f.start_at != "beginning" && f.start_at != "end" {
+                        return Err(self.invalid(
+                            format!("{key}.start_at"),
+                            format!("`{}`: expected `beginning` or `end`", f.start_at),
+                        ));
+                    }
+                    if f.max_chunk_bytes < 1024 {
+                        return Err(
+                            self.invalid(format!("{key}.max_chunk_bytes"), "must be at least 1024")
+                        );
+                    }
+                    if f.reconcile_interval_ms == 0 {
+                        return Err(
+                            self.invalid(format!("{key}.reconcile_interval_ms"), "must be > 0")
+                        );
+                    }
+                }
+                SourceSection::System(s) if s.interval_ms == 0 => {
+                    return Err(self.invalid(format!("{key}.interval_ms"), "must be > 0"));
+                }
+                SourceSection::System(_) => {}
+            }
+        }
+        let mut feeds: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, p) in &self.pipelines {
+            let key = format!("pipelines.{name}");
+            if p.sources.is_empty() {
+                return Err(self.invalid(format!("{key}.sources"), "needs at least one source"));
+            }
+            for s in &p.sources {
+                if !self.sources.contains_key(s) {
+                    return Err(self.invalid(
+                        format!("{key}.sources"),
+                        format!("no source named `{s}` ({})", known(self.sources.keys())),
+                    ));
+                }
+                if let Some(other) = feeds.insert(s, name) {
+                    return Err(self.invalid(
+                        format!("{key}.sources"),
+                        format!("source `{s}` already feeds pipeline `{other}`"),
+                    ));
+                }
+            }
+            let plugin_refs = std::iter::once(("collector", &p.collector))
+                .chain(p.metrics.iter().map(|m| ("metrics", m)))
+                .chain(p.delta.iter().map(|d| ("delta", d)));
+            for (field, plugin) in plugin_refs {
+                if !self.plugins.contains_key(plugin) {
+                    return Err(self.invalid(
+                        format!("{key}.{field}"),
+                        format!(
+                            "no plugin named `{plugin}` ({})",
+                            known(self.plugins.keys())
+                        ),
+                    ));
+                }
+            }
+            if p.tick_ms == 0 || p.checkpoint_interval_ms == 0 {
+                return Err(self.invalid(key, "tick_ms and checkpoint_interval_ms must be > 0"));
+            }
+        }
+        self.server
+            .limits
+            .validate()
+            .map_err(|e| self.invalid(format!("server.limits.{}", e.field), e.problem))?;
+        if self.server.history_per_topic == 0 {
+            return Err(self.invalid("server.history_per_topic", "must be > 0"));
+        }
+        if self.runtime.call_timeout_ms == 0 {
+            return Err(self.invalid("runtime.call_timeout_ms", "must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none are defined".into()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}
+
+/// Flattens a plugin's config table into dotted keys with string values:
+/// `{ field = { price = "p" } }` becomes `field.price = "p"`.
+pub fn flatten_config(table: &toml::Table) -> Result<Vec<(String, String)>, String> {
+    fn walk(
+        prefix: &str,
+        table: &toml::Table,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => walk(&key, t, out)?,
+                toml::Value::String(s) => out.push((key, s.clone())),
+                toml::Value::Integer(i) => out.push((key, i.to_string())),
+                toml::Value::Float(f) => out.push((key, f.to_string())),
+                toml::Value::Boolean(b) => out.push((key, b.to_string())),
+                toml::Value::Array(items) => {
+                    let mut parts = Vec::new();
+                    for item in items {
+                        match item {
+                            toml::Value::String(s) => parts.push(s.clone()),
+                            toml::Value::Integer(i) => parts.push(i.to_string()),
+                            toml::Value::Float(f) => parts.push(f.to_string()),
+                            _ => {
+                                return Err(format!(
+                                    "`{key}`: arrays may hold strings and numbers only"
+                                ));
+                            }
+                        }
+                    }
+                    out.push((key, parts.join(",")));
+                }
+                toml::Value::Datetime(d) => out.push((key, d.to_string())),
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk("", table, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [plugins.csv]
+        builtin = "csv-collector"
+        config = { topic_prefix = "trades", field = { price = "p" }, columns = ["symbol", "price"] }
+
+        [sources.trades]
+        type = "file"
+        include = ["data/*.csv"]
+
+        [pipelines.trades]
+        sources = ["trades"]
+        collector = "csv"
+    "#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml", Path::new("/etc/wasmeter"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_good_config_parses_and_flattens_plugin_config() {
+        let config = Config::parse(GOOD, "test.toml", Path::new("/etc/wasmeter")).unwrap();
+        let flat = flatten_config(&config.plugins["csv"].config).unwrap();
+        assert_eq!(
+            flat,
+            [
+                ("columns".to_string(), "symbol,price".to_string()),
+                ("field.price".to_string(), "p".to_string()),
+                ("topic_prefix".to_string(), "trades".to_string()),
+            ]
+        );
+        assert_eq!(
+            config.resolve_pattern("data/*.csv"),
+            "/etc/wasmeter/data/*.csv"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let unknown_key =
+            err(&GOOD.replace("collector = \"csv\"", "collector = \"csv\"\ncolector = 1"));
+        assert!(unknown_key.starts_with("test.toml: "), "{unknown_key}");
+        assert!(
+            unknown_key.contains("unknown field `colector`"),
+            "{unknown_key}"
+        );
+        assert!(unknown_key.contains("line"), "{unknown_key}");
+
+        let bad_ref = err(&GOOD.replace("collector = \"csv\"", "collector = \"cvs\""));
+        assert_eq!(
+            bad_ref,
+            "test.toml: pipelines.trades.collector: no plugin named `cvs` (defined: `csv`)"
+        );
+
+        let bad_builtin = err(&GOOD.replace("csv-collector", "nope"));
+        assert!(
+            bad_builtin.starts_with("test.toml: plugins.csv.builtin: no built-in plugin `nope`"),
+            "{bad_builtin}"
+        );
+
+        let bad_type = err(&GOOD.replace("type = \"file\"", "type = \"socket\""));
+        assert!(bad_type.contains("unknown variant `socket`"), "{bad_type}");
+
+        let bad_addr = err(&format!("[server]\nlisten = \"localhost:x\"\n{GOOD}"));
+        assert!(bad_addr.contains("listen"), "{bad_addr}");
+    }
+}

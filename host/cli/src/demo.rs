@@ -1,0 +1,111 @@
+//! The demo feed: a producer that keeps appending realistic trades for several
+//! symbols to `feed/trades.csv` (CSV) and `feed/history.jsonl` (JSON lines, with
+//! Binance-style field names), and rotates the CSV file when it grows large.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+/// Symbols and their starting prices.
+const SYMBOLS: [(&str, f64); 6] = [
+    ("BTC-USD", 64_000.0),
+    ("ETH-USD", 3_100.0),
+    ("SOL-USD", 150.0),
+    ("ADA-USD", 0.45),
+    ("DOGE-USD", 0.12),
+    ("XRP-USD", 0.55),
+];
+
+/// The CSV file is rotated (renamed to `trades.csv.1`) beyond this size.
+const ROTATE_BYTES: u64 = 8 << 20;
+
+/// How the demo feed runs.
+#[derive(Debug, Clone)]
+pub struct DemoFeed {
+    /// The directory the files are written to.
+    pub dir: PathBuf,
+    /// Trades per second across all symbols.
+    pub trades_per_sec: u32,
+}
+
+/// A small deterministic generator (xorshift64*): the feed needs plausible noise,
+/// not cryptographic randomness.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl DemoFeed {
+    /// Appends trades until `cancel`; returns write errors.
+    pub async fn run(self, cancel: CancellationToken) -> std::io::Result<()> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let csv_path = self.dir.join("trades.csv");
+        let jsonl_path = self.dir.join("history.jsonl");
+        let mut prices: Vec<f64> = SYMBOLS.iter().map(|(_, p)| *p).collect();
+        let seed = wasmeter_plugin::unix_now_ms() as u64 | 1;
+        let mut noise = Noise(seed);
+        let batches_per_sec = 20u32;
+        let per_batch = (self.trades_per_sec / batches_per_sec).max(1);
+        let mut interval =
+            tokio::time::interval(Duration::from_millis(1000 / u64::from(batches_per_sec)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = interval.tick() => {}
+            }
+            let mut csv = String::new();
+            let mut jsonl = String::new();
+            let ts = wasmeter_plugin::unix_now_ms();
+            for _ in 0..per_batch {
+                let i = (noise.next() * SYMBOLS.len() as f64) as usize % SYMBOLS.len();
+                // A random walk with a little drift back to the start price.
+                let start = SYMBOLS[i].1;
+                let step = (noise.next() - 0.5) * 0.002 + (start - prices[i]) / start * 0.001;
+                prices[i] *= 1.0 + step;
+                let decimals = if start < 1.0 { 5 } else { 2 };
+                let price = format!("{:.*}", decimals, prices[i]);
+                let qty = format!("{:.4}", (noise.next() * 2.0).powi(3) + 0.001);
+                let side = if noise.next() < 0.5 { "buy" } else { "sell" };
+                csv.push_str(&format!("{},{price},{qty},{ts}\n", SYMBOLS[i].0));
+                jsonl.push_str(&format!(
+                    "{{\"s\":\"{}\",\"p\":\"{price}\",\"q\":\"{qty}\",\"T\":{ts},\"side\":\"{side}\"}}\n",
+                    SYMBOLS[i].0
+                ));
+            }
+            append(&csv_path, csv.as_bytes()).await?;
+            append(&jsonl_path, jsonl.as_bytes()).await?;
+            rotate_if_large(&csv_path).await?;
+            rotate_if_large(&jsonl_path).await?;
+        }
+    }
+}
+
+async fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await?;
+    file.write_all(bytes).await?;
+    file.flush().await
+}
+
+/// Renames a large file to `<name>.1` (replacing the previous one); the next append
+/// creates a new file. The watcher drains the renamed file before the new one.
+async fn rotate_if_large(path: &Path) -> std::io::Result<()> {
+    if tokio::fs::metadata(path).await?.len() < ROTATE_BYTES {
+        return Ok(());
+    }
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    tokio::fs::rename(path, PathBuf::from(rotated)).await
+}

@@ -1,0 +1,104 @@
+//! The `wasmeter` command: configuration, `serve`, and the glue between the
+//! source, pipeline, plugin, hub and server crates.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`run`] dispatches it.
+//! - [`config`]: the TOML configuration, validated once.
+//! - [`serve`]: assembling and shutting down the host.
+//! - [`plugins`]: loading configured plugins, instantiating them per pipeline.
+//! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
+//! - [`demo`]: the demo market feed.
+//! - [`logging`]: `tracing` output.
+
+pub mod cli;
+pub mod config;
+pub mod defaults;
+pub mod demo;
+pub mod logging;
+pub mod plugins;
+pub mod serve;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use wasmeter_plugin::{Runtime, RuntimeConfig};
+
+use crate::cli::{Command, ServeArgs};
+use crate::config::Config;
+use crate::demo::DemoFeed;
+use crate::serve::ServeOptions;
+
+/// Runs a subcommand.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve_command(args).await,
+        Command::CheckPlugin { files } => check_plugins(files).await,
+        Command::Builtins => {
+            for b in defaults::BUILTINS {
+                println!("{:<18} {:>7} bytes", b.name, b.bytes.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    let (mut config, options) = match &args.config {
+        Some(path) => (Config::load(path)?, ServeOptions::default()),
+        None => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("wasmeter-demo"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let config = Config::parse(defaults::DEMO_CONFIG, "built-in demo config", &dir)?;
+            let demo = DemoFeed {
+                dir: dir.join("feed"),
+                trades_per_sec: args.demo_rate,
+            };
+            (config, ServeOptions { demo: Some(demo) })
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    serve::serve(config, options, CancellationToken::new()).await
+}
+
+async fn check_plugins(files: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })?;
+    let mut failed = 0;
+    for file in &files {
+        match runtime.load_any(file).await {
+            Ok(loaded) => {
+                let m = loaded.meta();
+                println!(
+                    "{}: ok: {} {} ({} plugin, {}), {} bytes, sha256 {}",
+                    file.display(),
+                    m.info.name,
+                    m.info.version,
+                    m.info.kind,
+                    if m.info.stateful {
+                        "stateful"
+                    } else {
+                        "stateless"
+                    },
+                    m.size_bytes,
+                    &m.hash_hex()[..16]
+                );
+                if !m.info.emits.is_empty() {
+                    println!("  emits: {}", m.info.emits.join(", "));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{e}");
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} plugins refused", files.len());
+    Ok(())
+}

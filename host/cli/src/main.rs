@@ -1,0 +1,30 @@
+//! The `wasmeter` binary: parses the command line, sets up logging, and calls the
+//! library.
+
+use clap::Parser;
+use wasmeter::cli::Cli;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = wasmeter::logging::init(&cli.log_level, cli.log_format) {
+        eprintln!("wasmeter: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wasmeter: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(wasmeter::run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmeter: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The command line as a user meets it: bad configs and bad plugins are refused
+//! with messages that say what is wrong and where.
+
+use std::process::Command;
+
+fn wasmeter(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_config_names_the_file_the_key_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[plugins.csv]\nbuiltin = \"csv-collector\"\n\n[sources.t]\ntype = \"file\"\ninclude = [\"*.csv\"]\n\n[pipelines.p]\nsources = [\"t\"]\ncollector = \"cvs\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = wasmeter(&["serve", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    let expected = format!(
+        "{}: pipelines.p.collector: no plugin named `cvs` (defined: `csv`)",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    std::fs::write(&path, "[server]\nlisten = 8080\n").unwrap();
+    let (ok, _, stderr) = wasmeter(&["serve", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("line 2") && stderr.contains("listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_plugin_of_the_wrong_kind_is_refused_when_the_pipeline_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wasmeter.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.d]\nbuiltin = \"field-delta\"\n[sources.t]\ntype = \"file\"\ninclude = [\"*.csv\"]\n[pipelines.p]\nsources = [\"t\"]\ncollector = \"d\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = wasmeter(&["serve", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("pipelines.p.collector: plugin `d` is a delta plugin, not a collector"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_plugin_describes_good_components_and_explains_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("csv.wasm");
+    std::fs::write(
+        &good,
+        wasmeter::defaults::builtin("csv-collector").unwrap().bytes,
+    )
+    .unwrap();
+    let corrupt = dir.path().join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm\x01\0\0\0").unwrap();
+    let (ok, stdout, stderr) = wasmeter(&[
+        "check-plugin",
+        good.to_str().unwrap(),
+        corrupt.to_str().unwrap(),
+    ]);
+    assert!(!ok, "one plugin is refused");
+    assert!(stdout.contains("csv.wasm: ok: csv-collector"), "{stdout}");
+    assert!(stdout.contains("(collector plugin, stateful)"), "{stdout}");
+    assert!(
+        stdout
+            .contains("corrupt.wasm: not a WebAssembly component: it is a core WebAssembly module"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 2 plugins refused"), "{stderr}");
+}
