@@ -144,3 +144,120 @@ async fn malformed_websocket_messages_get_errors_and_the_connection_survives() {
     assert_eq!(snapshot["state"]["count"], 1.0);
     host.stop();
 }
+
+#[tokio::test]
+async fn a_reconnecting_client_resumes_or_is_told_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        dir.path(),
+        &csv_config("").replace(
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"127.0.0.1:0\"\nhistory_per_topic = 4",
+        ),
+    );
+    host.append("trades.csv", "BTC,1,1,1\n");
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0)
+        .await;
+    let mut c = Client::connect(&host.addr, "json").await;
+    c.subscribe(&["trades/BTC"]).await;
+    let snapshot = c.next_for("snapshot", "trades/BTC").await;
+    let (epoch, seq) = (snapshot["epoch"].clone(), snapshot["seq"].as_u64().unwrap());
+    drop(c);
+
+    // Two updates while away: within the history of 4, replayed exactly.
+    // (One at a time: lines read together are coalesced into one update.)
+    host.append("trades.csv", "BTC,2,1,2\n");
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 2.0)
+        .await;
+    host.append("trades.csv", "BTC,3,1,3\n");
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 3.0)
+        .await;
+    let mut c = Client::connect(&host.addr, "json").await;
+    c.send(json!({"type": "subscribe", "topics": ["trades/BTC"], "since": {"trades/BTC": {"epoch": epoch, "seq": seq}}}))
+        .await;
+    let subscribed = c.next().await;
+    assert_eq!(subscribed["recovered"]["trades/BTC"], true, "{subscribed}");
+    let first = c.next_for("update", "trades/BTC").await;
+    let second = c.next_for("update", "trades/BTC").await;
+    assert_eq!(first["seq"].as_u64().unwrap(), seq + 1);
+    assert_eq!(second["delta"]["count"], 3.0);
+    let last_seq = second["seq"].as_u64().unwrap();
+    drop(c);
+
+    // Ten updates while away: more than the history holds, so an explicit
+    // not-recovered snapshot of the current state, never a partial replay.
+    for i in 4..14 {
+        host.append("trades.csv", &format!("BTC,{i},1,{i}\n"));
+        host.wait_for_topic("trades/BTC", |s| s["count"] == f64::from(i))
+            .await;
+    }
+    let mut c = Client::connect(&host.addr, "json").await;
+    c.send(json!({"type": "subscribe", "topics": ["trades/BTC"], "since": {"trades/BTC": {"epoch": second["epoch"], "seq": last_seq}}}))
+        .await;
+    let subscribed = c.next().await;
+    assert_eq!(subscribed["recovered"]["trades/BTC"], false, "{subscribed}");
+    let snapshot = c.next_for("snapshot", "trades/BTC").await;
+    assert_eq!(snapshot["recovered"], false);
+    assert_eq!(snapshot["state"]["count"], 13.0);
+    host.stop();
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_ends_with_the_correct_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    host.append("trades.csv", "BTC,1,1,1\n");
+    host.wait_for_topic("trades/BTC", |_| true).await;
+    let mut slow = Client::connect(&host.addr, "json").await;
+    slow.subscribe(&["trades/*"]).await;
+    // The client reads nothing while 3,000 trades in 300 appends go through.
+    for batch in 0..300 {
+        let mut lines = String::new();
+        for i in 0..10 {
+            let n = batch * 10 + i;
+            lines.push_str(&format!(
+                "SYM{},{},{},{}\n",
+                n % 3,
+                n,
+                1 + n % 5,
+                1_700_000_000_000i64 + n
+            ));
+        }
+        host.append("trades.csv", &lines);
+    }
+    host.append("trades.csv", "END,1,1,1\n");
+    host.wait_for_topic("trades/END", |_| true).await;
+    // Now it reads: applying what it receives must give exactly the host's state.
+    let mut states: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+        Default::default();
+    while !states.contains_key("trades/END") {
+        let m = slow.next().await;
+        let topic = m["topic"].as_str().unwrap_or_default().to_string();
+        match m["type"].as_str().unwrap() {
+            "snapshot" => {
+                states.insert(topic, m["state"].as_object().unwrap().clone());
+            }
+            "update" => {
+                let state = states.entry(topic).or_default();
+                for (k, v) in m["delta"].as_object().unwrap() {
+                    if v.is_null() {
+                        state.remove(k);
+                    } else {
+                        state.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for sym in ["SYM0", "SYM1", "SYM2"] {
+        let (_, body) = host.get(&format!("/api/topics/trades/{sym}")).await;
+        assert_eq!(
+            serde_json::Value::Object(states[&format!("trades/{sym}")].clone()),
+            body["state"],
+            "{sym}"
+        );
+    }
+    assert_eq!(states["trades/SYM0"]["count"], 1000.0);
+    host.stop();
+}

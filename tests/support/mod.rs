@@ -211,8 +211,10 @@ impl Client {
 
     /// The next data message (pings are answered and skipped).
     pub async fn next(&mut self) -> Value {
+        // One deadline for the whole wait: pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a message within the wait")
                 .expect("connection open")

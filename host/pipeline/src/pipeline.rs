@@ -352,7 +352,7 @@ impl Pipeline {
                 exact_diff(&previous, &current)
             }
         };
-        let mut e = lock(&entry);
+        let e = lock(&entry);
         // Another pipeline may have changed the topic meanwhile: then the delta was
         // computed against an old state; recompute it exactly against the new one.
         let delta = if Arc::ptr_eq(e.state(), &previous) {
@@ -360,30 +360,34 @@ impl Pipeline {
         } else {
             exact_diff(e.state(), &e.merged(&fields))
         };
-        if let Some(change) = e.commit(
-            topic,
-            delta,
-            fields.into_keys(),
-            Instant::now(),
-            unix_now_ms(),
-        ) {
-            drop(e);
-            self.publish(change);
-        }
+        self.commit_locked(topic, e, delta, fields);
     }
 
     fn commit_exact(&mut self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
         let entry = self.store.entry(topic);
-        let mut e = lock(&entry);
+        let e = lock(&entry);
         let delta = exact_diff(e.state(), &e.merged(&fields));
-        if let Some(change) = e.commit(
+        self.commit_locked(topic, e, delta, fields);
+    }
+
+    /// Applies `delta` to the locked entry and publishes the change, if any, after
+    /// releasing the lock.
+    fn commit_locked(
+        &self,
+        topic: &Arc<str>,
+        mut entry: std::sync::MutexGuard<'_, crate::state::TopicEntry>,
+        delta: wasmeter_core::delta::Delta,
+        fields: BTreeMap<String, FieldValue>,
+    ) {
+        let change = entry.commit(
             topic,
             delta,
             fields.into_keys(),
             Instant::now(),
             unix_now_ms(),
-        ) {
-            drop(e);
+        );
+        drop(entry);
+        if let Some(change) = change {
             self.publish(change);
         }
     }
