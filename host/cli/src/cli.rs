@@ -43,6 +43,25 @@ pub enum Command {
     },
     /// Lists the built-in plugins.
     Builtins,
+    /// Subscribes to topics and prints live updates; reconnects and resumes.
+    Tail(TailArgs),
+}
+
+/// `wasmeter tail`
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    /// Topics or patterns (`trades/*`, `metrics/**`).
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// The host's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    /// Print each received message as one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only these fields (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Vec<String>,
 }
 
 /// `wasmeter serve`

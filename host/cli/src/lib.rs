@@ -9,20 +9,24 @@
 //! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
 //! - [`demo`]: the demo market feed.
 //! - [`logging`]: `tracing` output.
+//! - [`monitor`]: `/metrics` and `/api/plugins`.
+//! - [`tail`]: `wasmeter tail`, a command-line subscriber.
 
 pub mod cli;
 pub mod config;
 pub mod defaults;
 pub mod demo;
 pub mod logging;
+pub mod monitor;
 pub mod plugins;
 pub mod serve;
+pub mod tail;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use wasmeter_plugin::{Runtime, RuntimeConfig};
 
-use crate::cli::{Command, ServeArgs};
+use crate::cli::{Command, ServeArgs, TailArgs};
 use crate::config::Config;
 use crate::demo::DemoFeed;
 use crate::serve::ServeOptions;
@@ -32,6 +36,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve_command(args).await,
         Command::CheckPlugin { files } => check_plugins(files).await,
+        Command::Tail(args) => tail_command(args).await,
         Command::Builtins => {
             for b in defaults::BUILTINS {
                 println!("{:<18} {:>7} bytes", b.name, b.bytes.len());
@@ -63,6 +68,25 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         config.server.listen = listen;
     }
     serve::serve(config, options, CancellationToken::new()).await
+}
+
+async fn tail_command(args: TailArgs) -> anyhow::Result<()> {
+    let options = tail::TailOptions {
+        topics: args.topics,
+        url: args.url,
+        json: args.json,
+        fields: args.fields,
+    };
+    let stop = CancellationToken::new();
+    let run = tail::tail(options, stop.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result,
+        _ = tokio::signal::ctrl_c() => {
+            stop.cancel();
+            run.await
+        }
+    }
 }
 
 async fn check_plugins(files: Vec<std::path::PathBuf>) -> anyhow::Result<()> {

@@ -10,9 +10,12 @@ use wasmeter_plugin::{LoadedPlugin, PluginLimits, Runtime, World};
 
 use crate::config::{Config, PipelineSection, flatten_config};
 
+/// A configured plugin: the component, its flattened config, its limits.
+type Configured = (LoadedPlugin, Vec<(String, String)>, PluginLimits);
+
 /// Every configured plugin, compiled and described.
 pub struct LoadedPlugins {
-    plugins: BTreeMap<String, (LoadedPlugin, Vec<(String, String)>, PluginLimits)>,
+    plugins: BTreeMap<String, Configured>,
     origin: String,
 }
 

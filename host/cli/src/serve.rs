@@ -18,13 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
 use wasmeter_hub::{Hub, HubConfig};
-use wasmeter_pipeline::{Pipeline, PipelineConfig, Publish, StateConfig, TopicStore, sweep_stale};
+use wasmeter_pipeline::{
+    Pipeline, PipelineConfig, Publish, SeriesStore, StateConfig, TopicStore, sweep_stale,
+};
 use wasmeter_plugin::{PluginLimits, Runtime, RuntimeConfig};
 use wasmeter_server::{ServerState, router};
 use wasmeter_source::{FileSource, FileSourceConfig, StartAt, SystemSource};
 
 use crate::config::{Config, SourceSection};
 use crate::demo::DemoFeed;
+use crate::monitor::{MonitorBuilder, PipelineView};
 
 /// Chunks in flight between a source and its pipeline (back-pressure beyond).
 const SOURCE_QUEUE: usize = 16;
@@ -91,6 +94,9 @@ pub async fn serve(
     };
     let publisher: Arc<dyn Publish> = Arc::new(HubPublisher(hub.clone()));
 
+    let series = SeriesStore::default();
+    let mut monitor = MonitorBuilder::new(series.clone());
+
     let sources_stop = CancellationToken::new();
     let sources = TaskTracker::new();
     let pipelines = TaskTracker::new();
@@ -106,6 +112,12 @@ pub async fn serve(
             Pipeline::restore(pipeline_config, instances, store.clone(), publisher.clone())
                 .await
                 .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
+        let pipeline = pipeline.with_series(series.clone());
+        monitor.pipeline(PipelineView {
+            name: name.clone(),
+            stats: pipeline.stats(),
+            plugins: pipeline.plugin_refs(),
+        });
         let mut files = Vec::new();
         let mut system = None;
         for source_name in &section.sources {
@@ -137,6 +149,7 @@ pub async fn serve(
                         resume.clone(),
                     )
                     .with_context(|| format!("{}: sources.{source_name}", config.origin))?;
+                    monitor.source(source_name, source.stats());
                     let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
                     let stop = sources_stop.clone();
                     let source_name = source_name.clone();
@@ -204,7 +217,7 @@ pub async fn serve(
         let (state, server_stop) = (state.clone(), server_stop.clone());
         tokio::spawn(wasmeter_server::serve(
             listener,
-            router(state.clone()),
+            router(state.clone()).merge(crate::monitor::router(monitor.build(), state.clone())),
             state,
             async move { server_stop.cancelled().await },
         ))
@@ -242,6 +255,7 @@ fn announce(addr: std::net::SocketAddr, data_dir: &std::path::Path) {
     );
     println!("  sse        http://{addr}/sse?topics=trades/*,metrics/trade_vwap/*");
     println!("  health     http://{addr}/healthz  http://{addr}/readyz");
+    println!("  metrics    http://{addr}/metrics  http://{addr}/api/plugins");
     println!("  data dir   {}", data_dir.display());
 }
 

@@ -6,7 +6,8 @@
 //! - [`plugins`]: the plugin instances of a pipeline and their state in checkpoints.
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
-//! - [`stats`]: counters.
+//! - [`series`]: the latest value of every sample series (for `/metrics`).
+//! - [`stats`]: counters of a pipeline, read by `/metrics`.
 //!
 //! Guarantees: a chunk's offset is committed only after its records were
 //! processed and published; the checkpoint holds those offsets together with the
@@ -17,10 +18,12 @@
 pub mod pipeline;
 pub mod plugins;
 pub mod samples;
+pub mod series;
 pub mod state;
 pub mod stats;
 
 pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, sweep_stale};
-pub use plugins::{PipelinePlugins, PluginSpec};
+pub use plugins::{PipelinePlugins, PluginRef, PluginSpec};
+pub use series::{SeriesKey, SeriesStore, SeriesValue};
 pub use state::{StateConfig, TopicStore};
 pub use stats::PipelineStats;

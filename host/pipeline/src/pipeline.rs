@@ -19,8 +19,9 @@ use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
-use crate::plugins::PipelinePlugins;
+use crate::plugins::{PipelinePlugins, PluginRef};
 use crate::samples::{series_fields, series_topic};
+use crate::series::SeriesStore;
 use crate::state::{TopicStore, exact_diff, lock};
 use crate::stats::PipelineStats;
 
@@ -59,6 +60,8 @@ pub struct Pipeline {
     store: TopicStore,
     publisher: Arc<dyn Publish>,
     stats: Arc<PipelineStats>,
+    /// Where the latest value of each sample series goes, if anywhere.
+    series: Option<SeriesStore>,
     errors_topic: Arc<str>,
     /// Committed offsets: records before them have been processed and published.
     offsets: BTreeMap<FileKey, (PathBuf, u64)>,
@@ -102,6 +105,7 @@ impl Pipeline {
                 store,
                 publisher,
                 stats: Arc::default(),
+                series: None,
                 errors_topic,
                 offsets,
                 dirty: false,
@@ -113,6 +117,29 @@ impl Pipeline {
     /// The pipeline's counters.
     pub fn stats(&self) -> Arc<PipelineStats> {
         self.stats.clone()
+    }
+
+    /// Its plugin instances, with live handles on their health.
+    pub fn plugin_refs(&self) -> Vec<PluginRef> {
+        self.plugins.refs()
+    }
+
+    /// Records the latest value of every sample series it publishes into `series`.
+    pub fn with_series(mut self, series: SeriesStore) -> Self {
+        self.series = Some(series);
+        self
+    }
+
+    /// Notes that something processed is not yet in a checkpoint.
+    fn mark_dirty(&mut self, bytes: u64) {
+        self.dirty = true;
+        PipelineStats::add(&self.stats.uncheckpointed_bytes, bytes);
+        let _ = self.stats.dirty_since_ms.compare_exchange(
+            0,
+            unix_now_ms().max(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Processes inputs until every sender is gone, then writes a final checkpoint.
@@ -163,7 +190,7 @@ impl Pipeline {
                 .await;
                 self.offsets
                     .insert(chunk.file, (chunk.path.to_path_buf(), chunk.end));
-                self.dirty = true;
+                self.mark_dirty(chunk.end.saturating_sub(chunk.start));
             }
             SourceEvent::Opened { file, path, offset } => {
                 self.offsets.insert(file, (path.to_path_buf(), offset));
@@ -171,14 +198,14 @@ impl Pipeline {
             SourceEvent::Truncated { file, path } => {
                 tracing::warn!(pipeline = %self.config.name, path = %path.display(), "file truncated; reading it again from the start");
                 self.offsets.insert(file, (path.to_path_buf(), 0));
-                self.dirty = true;
+                self.mark_dirty(0);
             }
             SourceEvent::Rotated { old, path } => {
                 tracing::info!(pipeline = %self.config.name, path = %path.display(), ?old, "file rotated");
             }
             SourceEvent::Closed { file } => {
                 self.offsets.remove(&file);
-                self.dirty = true;
+                self.mark_dirty(0);
             }
         }
     }
@@ -285,7 +312,7 @@ impl Pipeline {
             }
         }
         if !derived.is_empty() {
-            self.dirty = true;
+            self.mark_dirty(0);
             self.publish_samples_and_updates(derived, Vec::new()).await;
         }
     }
@@ -311,6 +338,9 @@ impl Pipeline {
         updates: Vec<TopicUpdate>,
     ) {
         PipelineStats::add(&self.stats.samples, samples.len() as u64);
+        if let Some(series) = &self.series {
+            series.record(&samples);
+        }
         let mut order: Vec<Arc<str>> = Vec::new();
         let mut pending: HashMap<Arc<str>, BTreeMap<String, FieldValue>> = HashMap::new();
         let mut merge = |topic: String, fields: &mut dyn Iterator<Item = (String, FieldValue)>| {
@@ -406,6 +436,7 @@ impl Pipeline {
             return;
         }
         self.dirty = false;
+        let pending_bytes = PipelineStats::get(&self.stats.uncheckpointed_bytes);
         let checkpoint = Checkpoint {
             files: self
                 .offsets
@@ -420,7 +451,17 @@ impl Pipeline {
         };
         let result = tokio::task::spawn_blocking(move || checkpoint.save(&path)).await;
         match result {
-            Ok(Ok(())) => PipelineStats::add(&self.stats.checkpoints, 1),
+            Ok(Ok(())) => {
+                PipelineStats::add(&self.stats.checkpoints, 1);
+                // The task processes nothing while it checkpoints: all that was
+                // pending is in this checkpoint.
+                self.stats
+                    .uncheckpointed_bytes
+                    .fetch_sub(pending_bytes, std::sync::atomic::Ordering::Relaxed);
+                self.stats
+                    .dirty_since_ms
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(Err(error)) => {
                 PipelineStats::add(&self.stats.checkpoint_errors, 1);
                 self.dirty = true;

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use wasmeter_core::plugin::PluginKind;
 use wasmeter_plugin::{
-    CallError, CollectorWorld, Compiled, DeltaWorld, Instance, MetricWorld, PluginLimits, World,
+    CallError, CollectorWorld, Compiled, DeltaWorld, HealthHandle, Instance, MetricWorld,
+    PluginLimits, World,
 };
 
 /// A plugin to run: the compiled component, the host's name for the instance,
@@ -39,12 +41,51 @@ pub struct PipelinePlugins {
     pub delta: Option<Instance<DeltaWorld>>,
 }
 
+/// What the host shows about one plugin instance of a pipeline (`/api/plugins`,
+/// `/metrics`); its health is read live through the handle.
+#[derive(Debug, Clone)]
+pub struct PluginRef {
+    /// Its role in the pipeline (collector, metric or delta).
+    pub role: PluginKind,
+    /// The host's name for the instance (config key).
+    pub name: String,
+    /// The plugin's own name.
+    pub plugin: String,
+    /// The plugin's version.
+    pub version: String,
+    /// Its live counters.
+    pub health: HealthHandle,
+}
+
+fn plugin_ref<W: World>(role: PluginKind, instance: &Instance<W>) -> PluginRef {
+    let info = &instance.plugin().meta().info;
+    PluginRef {
+        role,
+        name: instance.name().to_string(),
+        plugin: info.name.clone(),
+        version: info.version.clone(),
+        health: instance.health_handle(),
+    }
+}
+
 /// Key of a plugin's state in a checkpoint.
 fn state_key(kind: &str, name: &str) -> String {
     format!("{kind}:{name}")
 }
 
 impl PipelinePlugins {
+    /// Every instance, in pipeline order, with a live handle on its health.
+    pub fn refs(&self) -> Vec<PluginRef> {
+        let mut refs = vec![plugin_ref(PluginKind::Collector, &self.collector)];
+        refs.extend(
+            self.metrics
+                .iter()
+                .map(|m| plugin_ref(PluginKind::Metric, m)),
+        );
+        refs.extend(self.delta.iter().map(|d| plugin_ref(PluginKind::Delta, d)));
+        refs
+    }
+
     /// Exports the state of every stateful plugin, keyed for a checkpoint. A plugin
     /// that fails to export is left out (and logged): it restarts empty.
     pub async fn export_states(&mut self) -> BTreeMap<String, Vec<u8>> {
@@ -90,9 +131,9 @@ async fn import_from<W: World>(
     kind: &str,
     instance: &mut Instance<W>,
 ) {
-    if let Some(state) = states.get(&state_key(kind, instance.name())) {
-        if let Err(error) = instance.import_state(state).await {
-            tracing::warn!(plugin = instance.name(), %error, "cannot restore plugin state; it starts empty");
-        }
+    if let Some(state) = states.get(&state_key(kind, instance.name()))
+        && let Err(error) = instance.import_state(state).await
+    {
+        tracing::warn!(plugin = instance.name(), %error, "cannot restore plugin state; it starts empty");
     }
 }

@@ -21,12 +21,26 @@ pub struct PipelineStats {
     pub checkpoints: AtomicU64,
     /// Checkpoints that failed to write.
     pub checkpoint_errors: AtomicU64,
+    /// Bytes of file chunks processed but not yet in a written checkpoint (gauge).
+    pub uncheckpointed_bytes: AtomicU64,
+    /// Unix milliseconds of the oldest change not yet in a written checkpoint; 0
+    /// when everything processed is checkpointed.
+    pub dirty_since_ms: AtomicU64,
 }
 
 impl PipelineStats {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Seconds the oldest not-yet-checkpointed change has waited, at `now_ms`
+    /// (0 when everything processed is checkpointed).
+    pub fn checkpoint_lag_seconds(&self, now_ms: i64) -> f64 {
+        match self.dirty_since_ms.load(Ordering::Relaxed) {
+            0 => 0.0,
+            since => (now_ms.max(0) as u64).saturating_sub(since) as f64 / 1000.0,
+        }
     }
 
     /// Reads a counter.

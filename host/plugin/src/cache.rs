@@ -89,7 +89,7 @@ impl CompileCache {
             return Ok((c.clone(), CacheOutcome::Memory));
         }
         let (component, outcome) = match &self.dir {
-            Some(dir) => self.from_disk_or_compile(engine, dir, hash, bytes)?,
+            Some(dir) => self.load_or_compile(engine, dir, hash, bytes)?,
             None => (Component::new(engine, bytes)?, CacheOutcome::Compiled),
         };
         self.lock().insert(*hash, component.clone());
@@ -100,7 +100,7 @@ impl CompileCache {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn from_disk_or_compile(
+    fn load_or_compile(
         &self,
         engine: &Engine,
         dir: &Path,

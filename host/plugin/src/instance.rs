@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use wasmeter_core::plugin::{PluginInfo, PluginKind};
@@ -16,6 +17,8 @@ use crate::Runtime;
 use crate::bindings::types;
 use crate::cache::{CacheOutcome, ContentHash};
 use crate::error::{CallError, LoadError};
+use crate::health::Health;
+use crate::health::HealthHandle;
 use crate::kinds::{CollectorWorld, DeltaWorld, MetricWorld};
 use crate::limits::PluginLimits;
 use crate::sandbox::{PluginConfig, StoreData};
@@ -59,6 +62,7 @@ pub(crate) mod sealed {
             b: &'a Self::Bindings,
             store: &'a mut Store<StoreData>,
         ) -> GuestFuture<'a, types::PluginInfo>;
+        #[allow(clippy::ptr_arg, reason = "the generated binding takes `&Vec`")]
         fn init<'a>(
             b: &'a Self::Bindings,
             store: &'a mut Store<StoreData>,
@@ -244,7 +248,7 @@ impl<W: World> Compiled<W> {
             config: Arc::new(config),
             limits,
             live: None,
-            health: Health::default(),
+            health: HealthHandle::default(),
             call_started: Instant::now(),
         };
         instance.live = Some(
@@ -305,25 +309,6 @@ fn check_info(info: types::PluginInfo, expected: PluginKind) -> Result<PluginInf
     })
 }
 
-/// Counters and state of a supervised instance.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Health {
-    /// Calls made (including failed ones).
-    pub calls: u64,
-    /// Calls that failed.
-    pub failures: u64,
-    /// Failures since the last success.
-    pub consecutive_failures: u32,
-    /// Times the instance was rebuilt after a trap, timeout or OOM.
-    pub rebuilds: u64,
-    /// True once the plugin is quarantined; calls then fail at once.
-    pub quarantined: bool,
-    /// The last failure's message.
-    pub last_error: Option<String>,
-    /// Time spent inside the plugin.
-    pub busy: Duration,
-}
-
 struct Live<W: World> {
     store: Store<StoreData>,
     bindings: W::Bindings,
@@ -337,7 +322,7 @@ pub struct Instance<W: World> {
     config: PluginConfig,
     limits: PluginLimits,
     live: Option<Live<W>>,
-    health: Health,
+    health: HealthHandle,
     call_started: Instant,
 }
 
@@ -357,21 +342,26 @@ impl<W: World> Instance<W> {
         &self.limits
     }
 
-    /// Its counters and state.
-    pub fn health(&self) -> &Health {
-        &self.health
+    /// Its counters and state now.
+    pub fn health(&self) -> Health {
+        self.health.snapshot()
+    }
+
+    /// A handle that reads its counters from anywhere (another task, a server).
+    pub fn health_handle(&self) -> HealthHandle {
+        self.health.clone()
     }
 
     /// Lifts a quarantine: the next call rebuilds the instance and tries again.
     pub fn release(&mut self) {
-        self.health.quarantined = false;
-        self.health.consecutive_failures = 0;
+        self.health.0.quarantined.store(false, Relaxed);
+        self.health.0.consecutive_failures.store(0, Relaxed);
     }
 
     /// Quarantines the plugin by hand; calls fail until [`Instance::release`].
     pub fn quarantine(&mut self, reason: &str) {
-        self.health.quarantined = true;
-        self.health.last_error = Some(reason.to_string());
+        self.health.set_last_error(reason.to_string());
+        self.health.set_quarantined();
     }
 
     /// Builds a fresh instance and initialises it with the config. Takes the parts
@@ -406,15 +396,16 @@ impl<W: World> Instance<W> {
     pub(crate) async fn enter(
         &mut self,
     ) -> Result<(&W::Bindings, &mut Store<StoreData>), CallError> {
-        if self.health.quarantined {
+        let cells = &self.health.0;
+        if cells.quarantined.load(Relaxed) {
             return Err(CallError::Quarantined {
-                failures: self.health.consecutive_failures,
-                last_error: self.health.last_error.clone().unwrap_or_default(),
+                failures: cells.consecutive_failures.load(Relaxed),
+                last_error: self.health.last_error().unwrap_or_default(),
             });
         }
-        self.health.calls += 1;
+        cells.calls.fetch_add(1, Relaxed);
         if self.live.is_none() {
-            self.health.rebuilds += 1;
+            cells.rebuilds.fetch_add(1, Relaxed);
             match Self::start(&self.plugin, &self.name, &self.config, &self.limits).await {
                 Ok(live) => self.live = Some(live),
                 Err(e) => {
@@ -439,31 +430,33 @@ impl<W: World> Instance<W> {
         raw: wasmtime::Result<R>,
         check: impl FnOnce(R, &PluginLimits) -> Result<T, CallError>,
     ) -> Result<T, CallError> {
-        self.health.busy += self.call_started.elapsed();
+        let busy = self.call_started.elapsed().as_nanos() as u64;
+        self.health.0.busy_nanos.fetch_add(busy, Relaxed);
         let live = self.live.as_ref().expect("entered");
         live.store.data().log.end_call();
         let result = raw
             .map_err(|e| classify(&live.store, e, &self.limits))
             .and_then(|r| check(r, &self.limits));
         match &result {
-            Ok(_) => self.health.consecutive_failures = 0,
+            Ok(_) => self.health.0.consecutive_failures.store(0, Relaxed),
             Err(e) => self.record_failure(e),
         }
         result
     }
 
     fn record_failure(&mut self, error: &CallError) {
-        self.health.failures += 1;
-        self.health.consecutive_failures += 1;
-        self.health.last_error = Some(error.to_string());
+        let cells = &self.health.0;
+        cells.failures.fetch_add(1, Relaxed);
+        let consecutive = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        self.health.set_last_error(error.to_string());
         if error.poisons_instance() {
             // A trapped component instance refuses every later call; drop it (and
             // its memory) now, rebuild on the next call.
             self.live = None;
         }
-        if self.health.consecutive_failures >= self.limits.quarantine_after {
-            self.health.quarantined = true;
-            tracing::error!(plugin = %self.name, failures = self.health.consecutive_failures, %error, "plugin quarantined");
+        if consecutive >= self.limits.quarantine_after {
+            self.health.set_quarantined();
+            tracing::error!(plugin = %self.name, failures = consecutive, %error, "plugin quarantined");
         } else {
             tracing::warn!(plugin = %self.name, %error, "plugin call failed");
         }

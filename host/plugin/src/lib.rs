@@ -15,6 +15,7 @@
 //! - `cache.rs`: compiled components in memory and on disk.
 //! - `world.rs`: which world a component implements, with errors naming both sides.
 //! - [`Instance`] (`instance.rs`): a supervised instance, generic over the [`World`].
+//! - [`HealthHandle`] (`health.rs`): an instance's counters, readable from any task.
 //! - `kinds/`: the typed calls of each world (`collect`, `diff`/`apply`, `on_samples`/`on_tick`).
 //! - `sandbox.rs`: the store's data, memory cap, deadline, and the host imports.
 //! - `stdio.rs`: a plugin's stdout/stderr into `tracing`.
@@ -35,6 +36,7 @@
 mod bindings;
 mod cache;
 mod error;
+mod health;
 mod instance;
 mod kinds;
 mod limits;
@@ -45,7 +47,8 @@ pub mod world;
 
 pub use cache::{CacheOutcome, ContentHash, content_hash};
 pub use error::{CallError, LoadError};
-pub use instance::{Compiled, Health, Instance, LoadedPlugin, MAX_STATE_BYTES, PluginMeta, World};
+pub use health::{Health, HealthHandle};
+pub use instance::{Compiled, Instance, LoadedPlugin, MAX_STATE_BYTES, PluginMeta, World};
 pub use kinds::{CollectorWorld, DeltaWorld, MetricWorld};
 pub use limits::{PluginLimits, RuntimeConfig};
 pub use runtime::Runtime;

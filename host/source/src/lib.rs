@@ -52,6 +52,7 @@
 //!   back-pressured sends, cancellation.
 //! - `checkpoint`: [`Checkpoint`], the atomic, versioned offsets file.
 //! - `system`: [`SystemSource`], `/proc` on an interval.
+//! - `progress`: catch-up progress of large backlogs, logged every few seconds.
 //! - `stats`: [`SourceStats`] counters, changed only through typed methods that also log.
 //! - `error`: [`SourceError`].
 
@@ -64,6 +65,7 @@ mod files;
 mod fingerprint;
 mod frame;
 mod mmap;
+mod progress;
 mod source;
 mod stats;
 mod system;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tracing::{debug, info, warn};
 
 use crate::fingerprint::FileKey;
+use crate::progress::CatchUp;
 
 /// Counters of one file source (shared, lock-free; read them with [`SourceStats::snapshot`]).
 #[derive(Debug, Default)]
@@ -120,6 +121,36 @@ impl SourceStats {
     pub(crate) fn read_error(&self, source: &str, op: &str, path: &Path, err: &std::io::Error) {
         self.read_errors.fetch_add(1, Relaxed);
         warn!(source, path = %path.display(), op, error = %err, "file read failed; retrying on next scan");
+    }
+
+    pub(crate) fn catch_up(&self, source: &str, path: &Path, event: CatchUp) {
+        const MIB: f64 = (1 << 20) as f64;
+        match event {
+            CatchUp::Started { backlog_bytes } => {
+                info!(source, path = %path.display(), backlog_bytes, "catching up on a large backlog")
+            }
+            CatchUp::Progress {
+                done_bytes,
+                total_bytes,
+                bytes_per_sec,
+            } => info!(
+                source,
+                path = %path.display(),
+                done_bytes,
+                total_bytes,
+                percent = format_args!("{:.1}", done_bytes as f64 * 100.0 / total_bytes.max(1) as f64),
+                mib_per_sec = format_args!("{:.1}", bytes_per_sec / MIB),
+                "catching up"
+            ),
+            CatchUp::Finished { bytes, secs } => info!(
+                source,
+                path = %path.display(),
+                bytes,
+                secs = format_args!("{secs:.1}"),
+                mib_per_sec = format_args!("{:.1}", bytes as f64 / MIB / secs.max(1e-3)),
+                "caught up"
+            ),
+        }
     }
 
     pub(crate) fn mmap_fault(&self, source: &str, path: &Path, offset: u64) {

@@ -15,6 +15,7 @@ use crate::event::{Chunk, FileCheckpoint, SourceEvent};
 use crate::fingerprint::{FileKey, read_full_at};
 use crate::frame::LineFramer;
 use crate::mmap::{MapRead, read_mapped};
+use crate::progress::Progress;
 use crate::stats::SourceStats;
 
 /// How far back [`Start::End`] looks for the last line end.
@@ -73,6 +74,8 @@ pub(crate) struct Tailer {
     /// `(mtime, mtime_nsec)` at the last step: a change at an unchanged size means a
     /// possible same-size rewrite, so the fingerprint is checked.
     mtime: (i64, i64),
+    /// Catch-up logging for large backlogs.
+    progress: Progress,
 }
 
 /// Why a read was thrown away.
@@ -101,6 +104,7 @@ impl Tailer {
             framer: LineFramer::new(0, t.max_line_bytes, t.max_chunk_bytes),
             sizeless: false,
             mtime: (0, 0),
+            progress: Progress::default(),
         }
     }
 
@@ -245,6 +249,12 @@ impl Tailer {
         }
         stats.bytes_read(got);
         self.last_data = Instant::now();
+        if !self.sizeless {
+            let now_pos = pos + got as u64;
+            if let Some(event) = self.progress.advance(now_pos, size, self.last_data) {
+                stats.catch_up(&t.source, &self.path, event);
+            }
+        }
         self.emit(key, t, stats, out);
         if self.sizeless {
             got == n

@@ -1,0 +1,213 @@
+//! Every self-metric's name, type and help, in one place. Counter names omit the
+//! `_total` suffix: the writer adds it (both exposition formats want it on samples).
+
+/// Gauge or counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Goes up and down.
+    Gauge,
+    /// Only goes up (since the host started).
+    Counter,
+}
+
+/// A metric family: name (without `_total`), type and help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDef {
+    /// The family name, `wasmeter_` prefixed, with its unit (`_bytes`, `_seconds`).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+const fn counter(name: &'static str, help: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        kind: Kind::Counter,
+        help,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        kind: Kind::Gauge,
+        help,
+    }
+}
+
+// Sources, labelled `source`.
+/// Bytes read from files.
+pub const SOURCE_READ_BYTES: MetricDef =
+    counter("wasmeter_source_read_bytes", "Bytes read from files.");
+/// Records handed to the pipeline.
+pub const SOURCE_RECORDS: MetricDef =
+    counter("wasmeter_source_records", "Records handed to the pipeline.");
+/// Chunks handed to the pipeline.
+pub const SOURCE_CHUNKS: MetricDef = counter(
+    "wasmeter_source_chunks",
+    "Chunks of whole records handed to the pipeline.",
+);
+/// Rotations seen.
+pub const SOURCE_ROTATIONS: MetricDef = counter(
+    "wasmeter_source_rotations",
+    "Files rotated away (read to their end).",
+);
+/// Truncations seen.
+pub const SOURCE_TRUNCATIONS: MetricDef = counter(
+    "wasmeter_source_truncations",
+    "Files truncated or rewritten, read again from 0.",
+);
+/// Oversized lines skipped.
+pub const SOURCE_OVERSIZED_LINES: MetricDef = counter(
+    "wasmeter_source_oversized_lines",
+    "Lines longer than max_line_bytes, skipped.",
+);
+/// Read errors.
+pub const SOURCE_READ_ERRORS: MetricDef = counter(
+    "wasmeter_source_read_errors",
+    "Failed opens, stats and reads (retried).",
+);
+/// Open files.
+pub const SOURCE_OPEN_FILES: MetricDef = gauge("wasmeter_source_open_files", "Files open now.");
+
+// Pipelines, labelled `pipeline`.
+/// Chunks processed.
+pub const PIPELINE_CHUNKS: MetricDef = counter("wasmeter_pipeline_chunks", "Chunks processed.");
+/// Malformed records.
+pub const PIPELINE_RECORD_ERRORS: MetricDef = counter(
+    "wasmeter_pipeline_record_errors",
+    "Records reported malformed (skipped).",
+);
+/// Samples produced.
+pub const PIPELINE_SAMPLES: MetricDef = counter(
+    "wasmeter_pipeline_samples",
+    "Samples produced by collectors and metric plugins.",
+);
+/// Changes published.
+pub const PIPELINE_CHANGES: MetricDef = counter(
+    "wasmeter_pipeline_changes_published",
+    "Topic changes published to the hub.",
+);
+/// Delta fallbacks.
+pub const PIPELINE_DELTA_FALLBACKS: MetricDef = counter(
+    "wasmeter_pipeline_delta_fallbacks",
+    "Delta plugin failures answered with the exact difference.",
+);
+/// Checkpoints written.
+pub const PIPELINE_CHECKPOINTS: MetricDef =
+    counter("wasmeter_pipeline_checkpoints", "Checkpoints written.");
+/// Checkpoint failures.
+pub const PIPELINE_CHECKPOINT_ERRORS: MetricDef = counter(
+    "wasmeter_pipeline_checkpoint_errors",
+    "Checkpoints that failed to write.",
+);
+/// Bytes not yet checkpointed.
+pub const PIPELINE_CHECKPOINT_LAG_BYTES: MetricDef = gauge(
+    "wasmeter_pipeline_checkpoint_lag_bytes",
+    "Bytes processed but not yet in a written checkpoint.",
+);
+/// Age of the oldest unsaved change.
+pub const PIPELINE_CHECKPOINT_LAG_SECONDS: MetricDef = gauge(
+    "wasmeter_pipeline_checkpoint_lag_seconds",
+    "Age of the oldest change not yet in a written checkpoint (0: all saved).",
+);
+
+// Plugins, labelled `pipeline`, `plugin` (instance name) and `role`.
+/// Calls.
+pub const PLUGIN_CALLS: MetricDef = counter(
+    "wasmeter_plugin_calls",
+    "Guest calls made (including failed ones).",
+);
+/// Failed calls.
+pub const PLUGIN_ERRORS: MetricDef = counter("wasmeter_plugin_errors", "Guest calls that failed.");
+/// Busy time.
+pub const PLUGIN_BUSY_SECONDS: MetricDef = counter(
+    "wasmeter_plugin_busy_seconds",
+    "Time spent inside the plugin.",
+);
+/// Rebuilds.
+pub const PLUGIN_REBUILDS: MetricDef = counter(
+    "wasmeter_plugin_rebuilds",
+    "Instances rebuilt after a trap, timeout or OOM.",
+);
+/// Quarantined now.
+pub const PLUGIN_QUARANTINED: MetricDef = gauge(
+    "wasmeter_plugin_quarantined",
+    "1 while the plugin is quarantined.",
+);
+/// Quarantines.
+pub const PLUGIN_QUARANTINES: MetricDef = counter(
+    "wasmeter_plugin_quarantines",
+    "Times the plugin was quarantined.",
+);
+
+// Server and hub.
+/// Open connections.
+pub const SERVER_CONNECTIONS: MetricDef = gauge(
+    "wasmeter_server_connections",
+    "WebSocket and SSE connections open now.",
+);
+/// Accepted connections.
+pub const SERVER_CONNECTIONS_ACCEPTED: MetricDef = counter(
+    "wasmeter_server_connections_accepted",
+    "Connections accepted.",
+);
+/// Refused connections.
+pub const SERVER_CONNECTIONS_REFUSED: MetricDef = counter(
+    "wasmeter_server_connections_refused",
+    "Connections refused by max_connections.",
+);
+/// Conflations.
+pub const SERVER_CONFLATIONS: MetricDef = counter(
+    "wasmeter_server_conflations",
+    "Snapshots sent to subscribers behind on a topic instead of updates.",
+);
+/// Slow-consumer disconnects (the only drop).
+pub const SERVER_SLOW_CONSUMER_DISCONNECTS: MetricDef = counter(
+    "wasmeter_server_slow_consumer_disconnects",
+    "Connections closed because writes stalled (4003).",
+);
+/// Heartbeat timeouts.
+pub const SERVER_HEARTBEAT_TIMEOUTS: MetricDef = counter(
+    "wasmeter_server_heartbeat_timeouts",
+    "Connections closed for silence (4001).",
+);
+/// Abusive disconnects.
+pub const SERVER_ABUSIVE_DISCONNECTS: MetricDef = counter(
+    "wasmeter_server_abusive_disconnects",
+    "Connections closed as abusive (4002, 1009).",
+);
+/// Refused client messages.
+pub const SERVER_MALFORMED_MESSAGES: MetricDef = counter(
+    "wasmeter_server_malformed_messages",
+    "Client messages refused.",
+);
+/// Frames sent, labelled `format`.
+pub const SERVER_SENT_MESSAGES: MetricDef = counter(
+    "wasmeter_server_sent_messages",
+    "Frames sent to subscribers, by format.",
+);
+/// Bytes sent, labelled `format`.
+pub const SERVER_SENT_BYTES: MetricDef = counter(
+    "wasmeter_server_sent_bytes",
+    "Payload bytes sent to subscribers, by format.",
+);
+/// Topics held.
+pub const HUB_TOPICS: MetricDef = gauge("wasmeter_hub_topics", "Topics held by the hub.");
+/// Subscriptions attached.
+pub const HUB_SUBSCRIPTIONS: MetricDef = gauge(
+    "wasmeter_hub_subscriptions",
+    "Subscriber slots attached to topics.",
+);
+/// Messages published.
+pub const HUB_PUBLISHED: MetricDef = counter(
+    "wasmeter_hub_published_messages",
+    "Messages published (each encoded at most once per format).",
+);
+/// Sample series held for `/metrics`.
+pub const SERIES: MetricDef = gauge(
+    "wasmeter_series",
+    "Sample series whose latest value /metrics exposes.",
+);

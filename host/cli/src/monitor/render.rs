@@ -1,0 +1,207 @@
+//! The exposition of a [`Monitor`] and the server's counters.
+
+use wasmeter_core::sample::MetricKind;
+use wasmeter_pipeline::PipelineStats;
+use wasmeter_plugin::unix_now_ms;
+use wasmeter_server::ServerState;
+
+use super::Monitor;
+use super::exposition::{Format, Writer, sanitize_name};
+use super::names::{self as n, Kind, MetricDef};
+
+/// Renders every self-metric and every collected series.
+pub fn render(monitor: &Monitor, server: &ServerState, format: Format) -> String {
+    let mut w = Writer::new(format);
+    sources(&mut w, monitor);
+    pipelines(&mut w, monitor);
+    plugins(&mut w, monitor);
+    server_and_hub(&mut w, server);
+    series(&mut w, monitor);
+    w.finish()
+}
+
+/// A family with one sample per item.
+fn each<T>(w: &mut Writer, def: &MetricDef, items: &[T], sample: impl Fn(&mut Writer, &T)) {
+    if items.is_empty() {
+        return;
+    }
+    w.family(def);
+    for item in items {
+        sample(w, item);
+    }
+}
+
+fn sources(w: &mut Writer, m: &Monitor) {
+    let snaps: Vec<_> = m
+        .sources()
+        .iter()
+        .map(|(name, stats)| (name.as_str(), stats.snapshot()))
+        .collect();
+    type Get = fn(&wasmeter_source::StatsSnapshot) -> u64;
+    let families: [(&MetricDef, Get); 8] = [
+        (&n::SOURCE_READ_BYTES, |s| s.bytes_read),
+        (&n::SOURCE_RECORDS, |s| s.records),
+        (&n::SOURCE_CHUNKS, |s| s.chunks),
+        (&n::SOURCE_ROTATIONS, |s| s.rotations),
+        (&n::SOURCE_TRUNCATIONS, |s| s.truncations),
+        (&n::SOURCE_OVERSIZED_LINES, |s| s.oversized_lines),
+        (&n::SOURCE_READ_ERRORS, |s| s.read_errors),
+        (&n::SOURCE_OPEN_FILES, |s| s.files_open),
+    ];
+    for (def, get) in families {
+        each(w, def, &snaps, |w, (name, s)| {
+            w.sample(&[("source", *name)], get(s) as f64)
+        });
+    }
+}
+
+fn pipelines(w: &mut Writer, m: &Monitor) {
+    type Get = fn(&PipelineStats) -> f64;
+    let families: [(&MetricDef, Get); 8] = [
+        (&n::PIPELINE_CHUNKS, |s| {
+            PipelineStats::get(&s.chunks) as f64
+        }),
+        (&n::PIPELINE_RECORD_ERRORS, |s| {
+            PipelineStats::get(&s.record_errors) as f64
+        }),
+        (&n::PIPELINE_SAMPLES, |s| {
+            PipelineStats::get(&s.samples) as f64
+        }),
+        (&n::PIPELINE_CHANGES, |s| {
+            PipelineStats::get(&s.changes) as f64
+        }),
+        (&n::PIPELINE_DELTA_FALLBACKS, |s| {
+            PipelineStats::get(&s.delta_fallbacks) as f64
+        }),
+        (&n::PIPELINE_CHECKPOINTS, |s| {
+            PipelineStats::get(&s.checkpoints) as f64
+        }),
+        (&n::PIPELINE_CHECKPOINT_ERRORS, |s| {
+            PipelineStats::get(&s.checkpoint_errors) as f64
+        }),
+        (&n::PIPELINE_CHECKPOINT_LAG_BYTES, |s| {
+            PipelineStats::get(&s.uncheckpointed_bytes) as f64
+        }),
+    ];
+    for (def, value) in families {
+        each(w, def, m.pipelines(), |w, p| {
+            w.sample(&[("pipeline", p.name.as_str())], value(&p.stats))
+        });
+    }
+    let now = unix_now_ms();
+    each(
+        w,
+        &n::PIPELINE_CHECKPOINT_LAG_SECONDS,
+        m.pipelines(),
+        |w, p| {
+            w.sample(
+                &[("pipeline", &p.name)],
+                p.stats.checkpoint_lag_seconds(now),
+            )
+        },
+    );
+}
+
+fn plugins(w: &mut Writer, m: &Monitor) {
+    let rows: Vec<_> = m
+        .pipelines()
+        .iter()
+        .flat_map(|p| {
+            p.plugins.iter().map(move |r| {
+                (
+                    p.name.as_str(),
+                    r.name.as_str(),
+                    r.role.to_string(),
+                    r.health.snapshot(),
+                )
+            })
+        })
+        .collect();
+    type Get = fn(&wasmeter_plugin::Health) -> f64;
+    let families: [(&MetricDef, Get); 6] = [
+        (&n::PLUGIN_CALLS, |h| h.calls as f64),
+        (&n::PLUGIN_ERRORS, |h| h.failures as f64),
+        (&n::PLUGIN_BUSY_SECONDS, |h| h.busy.as_secs_f64()),
+        (&n::PLUGIN_REBUILDS, |h| h.rebuilds as f64),
+        (&n::PLUGIN_QUARANTINED, |h| {
+            f64::from(u8::from(h.quarantined))
+        }),
+        (&n::PLUGIN_QUARANTINES, |h| h.quarantines as f64),
+    ];
+    for (def, get) in families {
+        each(w, def, &rows, |w, (pipeline, plugin, role, h)| {
+            w.sample(
+                &[
+                    ("pipeline", *pipeline),
+                    ("plugin", *plugin),
+                    ("role", role.as_str()),
+                ],
+                get(h),
+            )
+        });
+    }
+}
+
+fn server_and_hub(w: &mut Writer, server: &ServerState) {
+    let s = server.metrics();
+    let hub = server.hub().stats();
+    let single: [(&MetricDef, f64); 11] = [
+        (&n::SERVER_CONNECTIONS, s.connections_active as f64),
+        (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
+        (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
+        (&n::SERVER_CONFLATIONS, s.conflations as f64),
+        (
+            &n::SERVER_SLOW_CONSUMER_DISCONNECTS,
+            s.slow_consumer_disconnects as f64,
+        ),
+        (&n::SERVER_HEARTBEAT_TIMEOUTS, s.heartbeat_timeouts as f64),
+        (&n::SERVER_ABUSIVE_DISCONNECTS, s.abusive_disconnects as f64),
+        (&n::SERVER_MALFORMED_MESSAGES, s.malformed_messages as f64),
+        (&n::HUB_TOPICS, hub.topics as f64),
+        (&n::HUB_SUBSCRIPTIONS, hub.slots as f64),
+        (&n::HUB_PUBLISHED, hub.published as f64),
+    ];
+    for (def, value) in single {
+        w.family(def);
+        w.sample(&[], value);
+    }
+    w.family(&n::SERVER_SENT_MESSAGES);
+    w.sample(&[("format", "json")], s.messages_sent_json as f64);
+    w.sample(&[("format", "msgpack")], s.messages_sent_msgpack as f64);
+    w.family(&n::SERVER_SENT_BYTES);
+    w.sample(&[("format", "json")], s.bytes_sent_json as f64);
+    w.sample(&[("format", "msgpack")], s.bytes_sent_msgpack as f64);
+}
+
+/// The collected series, one family per metric name (names starting with
+/// `wasmeter_` are left out: they are the host's own).
+fn series(w: &mut Writer, m: &Monitor) {
+    let all = m.series().all();
+    w.family(&n::SERIES);
+    w.sample(&[], all.len() as f64);
+    let mut current: Option<&str> = None;
+    for (key, value) in &all {
+        if key.name.starts_with("wasmeter_") {
+            continue;
+        }
+        if current != Some(key.name.as_str()) {
+            current = Some(key.name.as_str());
+            let kind = match value.kind {
+                MetricKind::Gauge => Kind::Gauge,
+                MetricKind::Counter => Kind::Counter,
+            };
+            w.family_named(&sanitize_name(&key.name, true), kind, "");
+        }
+        let names: Vec<String> = key
+            .labels
+            .iter()
+            .map(|(name, _)| sanitize_name(name, false))
+            .collect();
+        let labels: Vec<(&str, &str)> = names
+            .iter()
+            .zip(&key.labels)
+            .map(|(name, (_, v))| (name.as_str(), v.as_str()))
+            .collect();
+        w.sample(&labels, value.value);
+    }
+}

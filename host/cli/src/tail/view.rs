@@ -1,0 +1,180 @@
+//! What `wasmeter tail` holds per topic and how it prints it: pure functions over
+//! the protocol's JSON messages (no I/O).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use serde_json::{Map, Value, json};
+
+/// One topic's position and state, as applied from snapshots and updates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicView {
+    /// The epoch of the last applied message.
+    pub epoch: String,
+    /// The seq of the last applied message.
+    pub seq: u64,
+    /// The fields.
+    pub state: Map<String, Value>,
+}
+
+/// Every topic received.
+#[derive(Debug, Default)]
+pub struct Views {
+    topics: HashMap<String, TopicView>,
+}
+
+impl Views {
+    /// Applies a `snapshot`, `update` or `removed` message; other messages change
+    /// nothing. Returns whether the message was one of those (worth printing).
+    pub fn apply(&mut self, msg: &Value) -> bool {
+        let (Some(kind), Some(topic)) = (msg["type"].as_str(), msg["topic"].as_str()) else {
+            return false;
+        };
+        let position = || {
+            (
+                msg["epoch"].as_str().unwrap_or_default().to_string(),
+                msg["seq"].as_u64().unwrap_or(0),
+            )
+        };
+        match kind {
+            "snapshot" => {
+                let (epoch, seq) = position();
+                let state = msg["state"].as_object().cloned().unwrap_or_default();
+                self.topics
+                    .insert(topic.to_string(), TopicView { epoch, seq, state });
+            }
+            "update" => {
+                let (epoch, seq) = position();
+                let view = self.topics.entry(topic.to_string()).or_default();
+                view.epoch = epoch;
+                view.seq = seq;
+                if let Some(delta) = msg["delta"].as_object() {
+                    for (field, value) in delta {
+                        if value.is_null() {
+                            view.state.remove(field);
+                        } else {
+                            view.state.insert(field.clone(), value.clone());
+                        }
+                    }
+                }
+            }
+            "removed" => {
+                self.topics.remove(topic);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A topic's view.
+    pub fn get(&self, topic: &str) -> Option<&TopicView> {
+        self.topics.get(topic)
+    }
+
+    /// The `since` of a resuming `subscribe`: the last position per topic.
+    pub fn since(&self) -> Map<String, Value> {
+        self.topics
+            .iter()
+            .map(|(topic, v)| (topic.clone(), json!({"epoch": v.epoch, "seq": v.seq})))
+            .collect()
+    }
+}
+
+/// A readable line for a data message: time, topic, seq, then the changed fields
+/// `name=value`, removed fields `-name`, and stale fields `stale=a,b`.
+pub fn line(msg: &Value) -> Option<String> {
+    let kind = msg["type"].as_str()?;
+    let topic = msg["topic"].as_str()?;
+    let mut out = String::new();
+    match msg["ts"].as_i64() {
+        Some(ts) => out.push_str(&utc(ts)),
+        None => out.push('-'),
+    }
+    let _ = write!(out, " {topic}");
+    if let Some(seq) = msg["seq"].as_u64() {
+        let _ = write!(out, " #{seq}");
+    }
+    let fields = match kind {
+        "snapshot" => {
+            out.push_str(" snapshot");
+            if msg["recovered"] == Value::Bool(false) {
+                out.push_str(" (not recovered)");
+            }
+            msg["state"].as_object()
+        }
+        "update" => msg["delta"].as_object(),
+        "removed" => {
+            out.push_str(" removed");
+            None
+        }
+        _ => return None,
+    };
+    for (name, value) in fields.into_iter().flatten() {
+        match value {
+            Value::Null => {
+                let _ = write!(out, " -{name}");
+            }
+            Value::String(s) => {
+                let _ = write!(out, " {name}={s}");
+            }
+            other => {
+                let _ = write!(out, " {name}={other}");
+            }
+        }
+    }
+    if let Some(stale) = msg["stale"].as_array().filter(|s| !s.is_empty()) {
+        let names: Vec<_> = stale.iter().filter_map(Value::as_str).collect();
+        let _ = write!(out, " stale={}", names.join(","));
+    }
+    Some(out)
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_snapshots_updates_and_removals() {
+        let mut v = Views::default();
+        let snap = json!({"type":"snapshot","topic":"t/a","epoch":"e","seq":2,"ts":0,
+            "state":{"p":1,"q":2}});
+        assert!(v.apply(&snap));
+        let upd = json!({"type":"update","topic":"t/a","epoch":"e","seq":3,"ts":1700000000012i64,
+            "delta":{"p":5,"q":null},"stale":["x"]});
+        assert!(v.apply(&upd));
+        let view = v.get("t/a").unwrap();
+        assert_eq!((view.seq, view.state.len()), (3, 1));
+        assert_eq!(view.state["p"], 5);
+        assert_eq!(v.since()["t/a"], json!({"epoch":"e","seq":3}));
+        assert_eq!(
+            line(&upd).unwrap(),
+            "2023-11-14T22:13:20.012Z t/a #3 p=5 -q stale=x"
+        );
+        assert!(!v.apply(&json!({"type":"subscribed","id":1})));
+        assert!(v.apply(&json!({"type":"removed","topic":"t/a","epoch":"e"})));
+        assert!(v.get("t/a").is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! The health of a supervised instance: counters the owning task updates on every
+//! call and any other task can read through a [`HealthHandle`].
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Counters and state of a supervised instance, copied at one moment
+/// ([`HealthHandle::snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// Calls made (including failed ones).
+    pub calls: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Times the instance was rebuilt after a trap, timeout or OOM.
+    pub rebuilds: u64,
+    /// True once the plugin is quarantined; calls then fail at once.
+    pub quarantined: bool,
+    /// Times the plugin was quarantined (automatically or by hand).
+    pub quarantines: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Time spent inside the plugin.
+    pub busy: Duration,
+}
+
+/// The live counters of one instance, shared: the owning task updates them on
+/// every call (relaxed atomic adds; the lock is taken only when a call fails), and
+/// anyone holding a [`HealthHandle`] (`/metrics`, `/api/plugins`) reads them.
+#[derive(Debug, Default)]
+pub(crate) struct HealthCells {
+    pub(crate) calls: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) consecutive_failures: AtomicU32,
+    pub(crate) rebuilds: AtomicU64,
+    pub(crate) quarantined: AtomicBool,
+    pub(crate) quarantines: AtomicU64,
+    pub(crate) busy_nanos: AtomicU64,
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+/// A cheap, cloneable read handle on an instance's health, usable from any task.
+#[derive(Debug, Clone, Default)]
+pub struct HealthHandle(pub(crate) Arc<HealthCells>);
+
+impl HealthHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> Health {
+        let c = &*self.0;
+        Health {
+            calls: c.calls.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            consecutive_failures: c.consecutive_failures.load(Relaxed),
+            rebuilds: c.rebuilds.load(Relaxed),
+            quarantined: c.quarantined.load(Relaxed),
+            quarantines: c.quarantines.load(Relaxed),
+            last_error: self.last_error(),
+            busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
+        }
+    }
+
+    /// Whether the plugin is quarantined now.
+    pub fn quarantined(&self) -> bool {
+        self.0.quarantined.load(Relaxed)
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.0
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_last_error(&self, message: String) {
+        *self
+            .0
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(message);
+    }
+
+    pub(crate) fn set_quarantined(&self) {
+        if !self.0.quarantined.swap(true, Relaxed) {
+            self.0.quarantines.fetch_add(1, Relaxed);
+        }
+    }
+}
