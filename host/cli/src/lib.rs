@@ -9,6 +9,7 @@
 //! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
 //! - [`demo`]: the demo market feed.
 //! - [`logging`]: `tracing` output.
+//! - [`web`]: the dashboard and the browser client, embedded.
 
 pub mod cli;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod logging;
 pub mod plugins;
 pub mod serve;
+pub mod web;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
