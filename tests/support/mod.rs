@@ -59,12 +59,24 @@ checkpoint_interval_ms = 200
 impl Host {
     /// Writes `config` to `dir/wasmeter.toml` and starts `wasmeter serve` on it.
     pub fn start(dir: &Path, config: &str) -> Host {
+        Host::start_with(dir, config, &[])
+    }
+
+    /// Like [`Host::start`] on a fixed address (`--listen`), e.g. from [`free_addr`],
+    /// so that a restarted host is found where the first one was.
+    pub fn start_on(dir: &Path, config: &str, listen: &str) -> Host {
+        Host::start_with(dir, config, &["--listen", listen])
+    }
+
+    /// Like [`Host::start`] with extra arguments to `serve`.
+    pub fn start_with(dir: &Path, config: &str, args: &[&str]) -> Host {
         std::fs::create_dir_all(dir.join("feed")).unwrap();
         let config_path = dir.join("wasmeter.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
             .args(["--log-level", "info,wasmeter=debug", "serve", "--config"])
             .arg(&config_path)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -144,6 +156,13 @@ impl Drop for Host {
             let _ = child.wait();
         }
     }
+}
+
+/// A loopback address that was free a moment ago: bind port 0, read the port, let go.
+/// The host listens with `SO_REUSEADDR`, so it can take the port again after a restart.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }
 
 /// Appends text to `dir/feed/file`, whether or not a host runs.

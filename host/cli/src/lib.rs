@@ -11,6 +11,7 @@
 //! - [`logging`]: `tracing` output.
 //! - [`monitor`]: `/metrics` and `/api/plugins`.
 //! - [`tail`]: `wasmeter tail`, a command-line subscriber.
+//! - [`web`]: the dashboard and the browser client, embedded.
 
 pub mod cli;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod monitor;
 pub mod plugins;
 pub mod serve;
 pub mod tail;
+pub mod web;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;

@@ -217,7 +217,9 @@ pub async fn serve(
         let (state, server_stop) = (state.clone(), server_stop.clone());
         tokio::spawn(wasmeter_server::serve(
             listener,
-            router(state.clone()).merge(crate::monitor::router(monitor.build(), state.clone())),
+            router(state.clone())
+                .merge(crate::monitor::router(monitor.build(), state.clone()))
+                .merge(crate::web::router()),
             state,
             async move { server_stop.cancelled().await },
         ))
@@ -249,6 +251,7 @@ fn checkpoint_path(data_dir: &std::path::Path, pipeline: &str) -> PathBuf {
 /// Prints where to look. The first line is stable for scripts and tests.
 fn announce(addr: std::net::SocketAddr, data_dir: &std::path::Path) {
     println!("wasmeter: listening on http://{addr}");
+    println!("  dashboard  http://{addr}/");
     println!("  topics     http://{addr}/api/topics");
     println!(
         "  websocket  ws://{addr}/ws?format=json   (send {{\"type\":\"subscribe\",\"topics\":[\"trades/*\"]}})"

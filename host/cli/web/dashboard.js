@@ -1,0 +1,393 @@
+// The wasmeter dashboard: topics from GET /api/topics, live values over the public
+// WebSocket protocol through /client/wasmeter.js, plugins from GET /api/plugins.
+import { connect } from '/client/wasmeter.js';
+
+const POINTS = 120;
+const TOPICS_POLL_MS = 2000;
+const PLUGINS_POLL_MS = 4000;
+const PREFERRED = ['price', 'value', 'total', 'used_percent', 'used_pct', 'usage_percent', 'rate'];
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const client = connect('/ws', { format: 'json' });
+let allTopics = []; // from /api/topics
+const selected = new Map(); // topic -> card view
+let autoSelected = false;
+
+// ---------- selection (kept in the URL hash: #topics=a,b) ----------
+
+function hashTopics() {
+  const m = /(?:^|&)topics=([^&]*)/.exec(location.hash.slice(1));
+  return m ? decodeURIComponent(m[1]).split(',').filter(Boolean) : null;
+}
+
+function saveHash() {
+  const list = [...selected.keys()].map(encodeURIComponent).join(',');
+  history.replaceState(null, '', `#topics=${list}`);
+}
+
+function select(topic) {
+  if (selected.has(topic)) return;
+  const view = makeCard(topic);
+  selected.set(topic, view);
+  $('cards').append(view.root);
+  $('empty').hidden = true;
+  client.subscribe(topic);
+  const held = client.get(topic);
+  if (held) render(view, held, Object.keys(held.state), []);
+  saveHash();
+  renderTopics();
+}
+
+function unselect(topic) {
+  const view = selected.get(topic);
+  if (!view) return;
+  view.root.remove();
+  selected.delete(topic);
+  client.unsubscribe(topic);
+  $('empty').hidden = selected.size > 0;
+  saveHash();
+  renderTopics();
+}
+
+// A first look without configuration: the demo's headline topics when they exist,
+// else the first topic of each top-level group (internal `_wasmeter/*` skipped).
+const DEMO_TOPICS = ['trades/BTC-USD', 'metrics/trade_vwap/BTC-USD', 'system/cpu', 'system/memory'];
+function autoSelect() {
+  const names = allTopics.map((t) => t.name);
+  const demo = DEMO_TOPICS.filter((t) => names.includes(t));
+  if (demo.length > 0) {
+    demo.forEach(select);
+    return;
+  }
+  const groups = new Map();
+  for (const t of names) {
+    const key = t.split('/')[0];
+    if (!t.startsWith('_') && !groups.has(key)) groups.set(key, t);
+  }
+  [...groups.values()].slice(0, 4).forEach(select);
+}
+
+// ---------- topic list ----------
+
+async function pollTopics() {
+  try {
+    const r = await fetch('/api/topics', { cache: 'no-store' });
+    if (r.ok) {
+      allTopics = (await r.json()).topics ?? [];
+      allTopics.sort((a, b) => a.name.localeCompare(b.name));
+      if (!autoSelected && allTopics.length > 0) {
+        autoSelected = true;
+        if (hashTopics() === null) autoSelect();
+      }
+      renderTopics();
+    }
+  } catch {
+    // the connection status already tells that the host is away
+  }
+  setTimeout(pollTopics, TOPICS_POLL_MS);
+}
+
+function renderTopics() {
+  const f = $('filter').value.trim().toLowerCase();
+  const shown = allTopics.filter((t) => t.name.toLowerCase().includes(f));
+  const ul = $('topics');
+  ul.replaceChildren(
+    ...shown.map((t) => {
+      const li = el('li', selected.has(t.name) ? 'selected' : '');
+      li.dataset.topic = t.name;
+      li.title = `${t.name}\n${t.fields} fields, epoch ${t.epoch}, seq ${t.seq}`;
+      li.append(el('span', 'name', t.name), el('span', 'seq', `#${t.seq}`));
+      li.onclick = () => (selected.has(t.name) ? unselect(t.name) : select(t.name));
+      return li;
+    }),
+  );
+  $('topic-count').textContent = f ? `${shown.length} of ${allTopics.length} topics` : `${allTopics.length} topics`;
+  $('summary').textContent = `${allTopics.length} topics · ${selected.size} watched`;
+}
+
+// ---------- cards ----------
+
+function makeCard(topic) {
+  const root = el('article', 'card');
+  root.dataset.topic = topic;
+  const head = el('header');
+  const close = el('button', '', '×');
+  close.title = 'stop watching';
+  close.onclick = () => unselect(topic);
+  const pos = el('span', 'pos', '');
+  head.append(el('h3', '', topic), pos, close);
+  const note = el('div', 'note');
+  note.hidden = true;
+  const charts = el('div', 'charts');
+  const table = el('table');
+  const body = el('tbody');
+  table.append(body);
+  root.append(head, note, charts, table);
+  return { topic, root, pos, note, charts, body, rows: new Map(), series: new Map(), chartPicked: false };
+}
+
+function fmt(v) {
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) return v.toLocaleString('en-US').replace(/,/g, '\u2009');
+    const a = Math.abs(v);
+    const digits = a >= 1000 ? 2 : a >= 1 ? 4 : 6;
+    return v.toFixed(digits);
+  }
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+// Millisecond timestamps (`ts`, `*_ms`, `*_at`) read better as a time of day.
+function fmtField(field, v) {
+  if (typeof v === 'number' && v > 1e12 && v < 1e14 && /(^ts$|_ms$|_at$|^time)/.test(field)) {
+    const d = new Date(v);
+    return `${d.toLocaleTimeString('en-GB', { hour12: false })}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  }
+  return fmt(v);
+}
+
+function row(view, field) {
+  let r = view.rows.get(field);
+  if (r) return r;
+  const tr = el('tr');
+  tr.dataset.field = field;
+  const k = el('td', 'k', field);
+  const v = el('td', 'v');
+  v.dataset.field = field;
+  const c = el('td', 'c');
+  const box = el('input');
+  box.type = 'checkbox';
+  box.title = 'chart this field';
+  box.hidden = true;
+  box.onchange = () => (box.checked ? addChart(view, field) : removeChart(view, field));
+  c.append(box);
+  tr.append(k, v, c);
+  // keep rows sorted by field name
+  const after = [...view.rows.keys()].sort().find((f) => f > field);
+  view.body.insertBefore(tr, after ? view.rows.get(after).tr : null);
+  r = { tr, v, box };
+  view.rows.set(field, r);
+  return r;
+}
+
+function render(view, t, changed, removed, kind) {
+  view.pos.textContent = `seq ${t.seq}`;
+  view.pos.title = `epoch ${t.epoch}, updated ${new Date(t.ts).toLocaleTimeString()}`;
+  for (const f of removed) {
+    const r = view.rows.get(f);
+    if (r) r.tr.remove();
+    view.rows.delete(f);
+    removeChart(view, f);
+  }
+  if (kind === 'snapshot') {
+    for (const f of [...view.rows.keys()]) {
+      if (!(f in t.state)) {
+        view.rows.get(f).tr.remove();
+        view.rows.delete(f);
+      }
+    }
+  }
+  for (const f of changed) {
+    const value = t.state[f];
+    const r = row(view, f);
+    const text = fmtField(f, value);
+    if (r.v.textContent !== text) {
+      r.v.textContent = text;
+      r.v.animate([{ backgroundColor: 'var(--flash)' }, { backgroundColor: 'transparent' }], { duration: 700, easing: 'ease-out' });
+    }
+    r.box.hidden = typeof value !== 'number';
+    const s = view.series.get(f);
+    if (s && typeof value === 'number') push(s, value);
+  }
+  for (const [f, r] of view.rows) r.tr.classList.toggle('stale', t.stale.has(f));
+  if (!view.chartPicked) {
+    const numeric = Object.keys(t.state).filter((f) => typeof t.state[f] === 'number' && f !== 'ts' && !f.endsWith('_ms'));
+    const pick = PREFERRED.find((p) => numeric.includes(p)) ?? numeric[0];
+    if (pick) {
+      view.chartPicked = true;
+      addChart(view, pick);
+    }
+  }
+}
+
+// ---------- sparklines ----------
+
+function addChart(view, field) {
+  if (view.series.has(field)) return;
+  const root = el('div', 'chart');
+  root.dataset.field = field;
+  const canvas = el('canvas');
+  const legend = el('div', 'legend');
+  root.append(canvas, legend);
+  view.charts.append(root);
+  const s = { field, root, canvas, legend, points: [] };
+  view.series.set(field, s);
+  const r = view.rows.get(field);
+  if (r) r.box.checked = true;
+  const v = client.get(view.topic)?.state[field];
+  if (typeof v === 'number') push(s, v);
+}
+
+function removeChart(view, field) {
+  const s = view.series.get(field);
+  if (!s) return;
+  s.root.remove();
+  view.series.delete(field);
+  const r = view.rows.get(field);
+  if (r) r.box.checked = false;
+}
+
+const dirty = new Set();
+function push(s, v) {
+  s.points.push(v);
+  if (s.points.length > POINTS) s.points.shift();
+  dirty.add(s);
+  requestAnimationFrame(drawDirty);
+}
+
+function drawDirty() {
+  for (const s of dirty) draw(s);
+  dirty.clear();
+}
+
+function draw(s) {
+  const { canvas, points } = s;
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (w === 0) return;
+  if (canvas.width !== Math.round(w * dpr)) canvas.width = Math.round(w * dpr);
+  if (canvas.height !== Math.round(h * dpr)) canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const last = points[points.length - 1];
+  const min = Math.min(...points);
+  const max = Math.max(...points);
+  s.legend.innerHTML = '';
+  s.legend.append(el('b', '', `${s.field} ${fmt(last)}`), el('span', '', `${fmt(min)} – ${fmt(max)}`));
+  if (points.length < 2) return;
+  const style = getComputedStyle(document.documentElement);
+  const color = style.getPropertyValue('--accent').trim() || '#5aa9ff';
+  const pad = 3;
+  const span = max - min || 1;
+  const x = (i) => pad + (i / (points.length - 1)) * (w - 2 * pad);
+  const y = (v) => h - pad - ((v - min) / span) * (h - 2 * pad);
+  ctx.beginPath();
+  points.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
+  ctx.lineWidth = 1.5;
+  ctx.strokeStyle = color;
+  ctx.lineJoin = 'round';
+  ctx.stroke();
+  ctx.lineTo(x(points.length - 1), h);
+  ctx.lineTo(x(0), h);
+  ctx.closePath();
+  ctx.globalAlpha = 0.12;
+  ctx.fillStyle = color;
+  ctx.fill();
+  ctx.globalAlpha = 1;
+  ctx.beginPath();
+  ctx.arc(x(points.length - 1), y(last), 2.5, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+// ---------- the connection ----------
+
+client.on('topic', (e) => {
+  const view = selected.get(e.topic);
+  if (!view) return;
+  if (e.recovered === false) {
+    view.note.textContent = 'not recovered after reconnect: fresh snapshot (new epoch or history too short)';
+    view.note.hidden = false;
+  } else if (e.kind === 'update') {
+    view.note.hidden = true;
+  }
+  render(view, e.state, e.changed, e.removed, e.kind);
+});
+
+client.on('removed', (e) => {
+  const view = selected.get(e.topic);
+  if (!view) return;
+  view.note.textContent = 'topic removed from the host';
+  view.note.hidden = false;
+});
+
+function renderStatus() {
+  const s = client.status;
+  const node = $('status');
+  node.dataset.status = s.status;
+  let text = s.status;
+  if (s.status === 'reconnecting' && s.retryAt) {
+    const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+    text = `reconnecting in ${secs}s (attempt ${s.attempt})`;
+  } else if (s.status === 'reconnecting') {
+    text = `reconnecting (attempt ${s.attempt})`;
+  } else if (s.status === 'connected' && s.resumed === true) {
+    text = 'connected · resumed';
+  } else if (s.status === 'connected' && s.resumed === false) {
+    text = `connected · not recovered (${s.notRecovered.length} topic${s.notRecovered.length === 1 ? '' : 's'})`;
+    node.title = `not recovered: ${s.notRecovered.join(', ')}`;
+  }
+  node.textContent = text;
+}
+client.on('status', renderStatus);
+setInterval(renderStatus, 250);
+
+// ---------- plugins ----------
+
+async function pollPlugins() {
+  const box = $('plugins');
+  try {
+    const r = await fetch('/api/plugins', { cache: 'no-store' });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const plugins = (await r.json()).plugins ?? [];
+    box.className = '';
+    const table = el('table');
+    const head = el('tr');
+    for (const h of ['name', 'pipeline', 'role', 'plugin', 'state', 'calls', 'failures', 'rebuilds', 'busy', 'last error']) {
+      head.append(el('th', '', h));
+    }
+    table.append(head);
+    for (const p of plugins) {
+      const tr = el('tr');
+      tr.dataset.plugin = p.name;
+      const state = el('td');
+      state.append(el('span', `badge ${p.state}`, p.state));
+      const err = el('td', 'err', p.last_error ?? '');
+      err.title = p.last_error ?? '';
+      tr.append(
+        el('td', '', p.name),
+        el('td', '', p.pipeline ?? ''),
+        el('td', '', p.role ?? ''),
+        el('td', '', `${p.plugin ?? ''} ${p.version ?? ''} ${p.kind ? `(${p.kind})` : ''}`),
+        state,
+        el('td', 'num', fmt(p.calls ?? 0)),
+        el('td', 'num', fmt(p.failures ?? 0)),
+        el('td', 'num', fmt(p.rebuilds ?? 0)),
+        el('td', 'num', `${(p.busy_seconds ?? 0).toFixed(3)} s`),
+        err,
+      );
+      table.append(tr);
+    }
+    box.replaceChildren(plugins.length ? table : el('span', 'muted', 'plugins: none'));
+  } catch {
+    box.className = 'muted';
+    box.textContent = 'plugins: unavailable';
+  }
+  setTimeout(pollPlugins, PLUGINS_POLL_MS);
+}
+
+// ---------- start ----------
+
+$('filter').addEventListener('input', renderTopics);
+for (const t of hashTopics() ?? []) select(t);
+renderStatus();
+pollTopics();
+pollPlugins();
