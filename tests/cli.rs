@@ -84,3 +84,10 @@ fn check_plugin_describes_good_components_and_explains_bad_ones() {
     );
     assert!(stderr.contains("1 of 2 plugins refused"), "{stderr}");
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trades.toml");
+    let config = wasmeter::config::Config::load(&path).unwrap();
+    assert_eq!(config.pipelines.len(), 3);
+}
