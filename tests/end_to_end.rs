@@ -261,3 +261,45 @@ async fn a_slow_subscriber_ends_with_the_correct_latest_state() {
     assert_eq!(states["trades/SYM0"]["count"], 1000.0);
     host.stop();
 }
+
+#[tokio::test]
+async fn stale_fields_are_announced_shown_in_snapshots_and_cleared_when_set_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config("[state]\nfield_ttl_ms = 300\n"));
+    host.append("trades.csv", "BTC,100,1,1\n");
+    host.wait_for_topic("trades/BTC", |_| true).await;
+    let mut watcher = Client::connect(&host.addr, "json").await;
+    watcher.subscribe(&["trades/BTC"]).await;
+    watcher.next_for("snapshot", "trades/BTC").await;
+    // Nothing is appended: after the TTL every field is announced stale, once.
+    let announced = watcher.next_for("update", "trades/BTC").await;
+    let stale: Vec<&str> = announced["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stale,
+        ["count", "price", "qty", "ts", "volume"],
+        "{announced}"
+    );
+
+    // A subscriber arriving now is told too, in its snapshot.
+    let mut late = Client::connect(&host.addr, "json").await;
+    late.subscribe(&["trades/BTC"]).await;
+    let snapshot = late.next_for("snapshot", "trades/BTC").await;
+    assert_eq!(snapshot["stale"].as_array().unwrap().len(), 5, "{snapshot}");
+
+    // The same price and qty again: still sent, so subscribers see them fresh.
+    host.append("trades.csv", "BTC,100,1,2\n");
+    let refreshed = watcher.next_for("update", "trades/BTC").await;
+    let delta = refreshed["delta"].as_object().unwrap();
+    for field in ["price", "qty", "ts", "count", "volume"] {
+        assert!(
+            delta.contains_key(field),
+            "{field} missing from {refreshed}"
+        );
+    }
+    host.stop();
+}

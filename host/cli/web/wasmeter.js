@@ -310,9 +310,10 @@ export class WasmeterClient {
     const state = f.state ?? {};
     const changed = Object.keys(state).filter((k) => !old || !Object.is(old.state[k], state[k]));
     const removed = old ? Object.keys(old.state).filter((k) => !(k in state)) : [];
-    const t = { topic: f.topic, epoch: f.epoch, seq: f.seq, ts: f.ts, state: { ...state }, stale: new Set() };
+    const stale = f.stale ?? [];
+    const t = { topic: f.topic, epoch: f.epoch, seq: f.seq, ts: f.ts, state: { ...state }, stale: new Set(stale) };
     this.topics.set(f.topic, t);
-    this.emit('topic', { topic: f.topic, kind: 'snapshot', state: t, changed, removed, stale: [], recovered: f.recovered });
+    this.emit('topic', { topic: f.topic, kind: 'snapshot', state: t, changed, removed, stale, recovered: f.recovered });
   }
 
   applyUpdate(f) {

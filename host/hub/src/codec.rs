@@ -189,6 +189,8 @@ struct SnapshotFrame<'a> {
     seq: u64,
     ts: i64,
     state: StateView<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stale: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recovered: Option<bool>,
 }
@@ -237,15 +239,22 @@ pub fn encode_update(
     ))
 }
 
-/// Encodes a `snapshot` frame: the topic's complete state (or the subset in `fields`).
+/// Encodes a `snapshot` frame: the topic's complete state (or the subset in `fields`)
+/// and which of those fields are stale.
 /// `recovered: Some(false)` marks the answer to a resume that could not be served.
 pub fn encode_snapshot(
     format: Format,
     head: FrameHead<'_>,
     state: &TopicState,
+    stale: &[String],
     fields: Option<&FieldSet>,
     recovered: Option<bool>,
 ) -> Bytes {
+    let stale = stale
+        .iter()
+        .map(String::as_str)
+        .filter(|n| keep(fields, n))
+        .collect();
     encode(
         format,
         &SnapshotFrame {
@@ -255,6 +264,7 @@ pub fn encode_snapshot(
             seq: head.seq,
             ts: head.ts,
             state: StateView { state, fields },
+            stale,
             recovered,
         },
     )
@@ -348,7 +358,7 @@ mod tests {
         let mut state = TopicState::new();
         state.insert("price".into(), FieldValue::Number(2.0));
         state.insert("side".into(), FieldValue::Flag(true));
-        let b = encode_snapshot(Format::MsgPack, head(), &state, Some(&f), Some(false));
+        let b = encode_snapshot(Format::MsgPack, head(), &state, &[], Some(&f), Some(false));
         let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
         assert_eq!(v["state"], serde_json::json!({"price":2.0}));
         assert_eq!(v["recovered"], false);

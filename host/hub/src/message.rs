@@ -27,6 +27,8 @@ pub struct Message {
     timestamp_ms: i64,
     delta: Delta,
     stale: Vec<String>,
+    /// Every field of the topic that is stale after this message (for snapshots).
+    stale_now: Vec<String>,
     state: Arc<TopicState>,
     update: [OnceLock<Bytes>; 2],
     snapshot: [OnceLock<Bytes>; 2],
@@ -42,14 +44,33 @@ struct Filtered {
 }
 
 impl Message {
-    /// A message at `seq` in the topic's stream `epoch`.
+    /// A message at `seq` in the topic's stream `epoch`; `stale_before` is the
+    /// topic's stale set before it (fields set or removed since are no longer
+    /// stale, fields the change marks are).
     pub fn new(
         topic: Arc<str>,
         epoch: Arc<str>,
         seq: u64,
         change: wasmeter_core::change::TopicChange,
+        stale_before: &[String],
     ) -> Self {
+        let refreshed = |name: &String| {
+            change.delta.removed.contains(name)
+                || change.delta.changed.iter().any(|(n, _)| n == name)
+        };
+        let mut stale_now: Vec<String> = stale_before
+            .iter()
+            .filter(|n| !refreshed(n))
+            .cloned()
+            .collect();
+        for name in &change.stale {
+            if !stale_now.contains(name) {
+                stale_now.push(name.clone());
+            }
+        }
+        stale_now.sort();
         Self {
+            stale_now,
             topic,
             epoch,
             seq,
@@ -93,6 +114,11 @@ impl Message {
         &self.stale
     }
 
+    /// Every stale field of the topic after this message.
+    pub fn stale_now(&self) -> &[String] {
+        &self.stale_now
+    }
+
     /// The topic's complete state after this message.
     pub fn state(&self) -> &Arc<TopicState> {
         &self.state
@@ -128,7 +154,16 @@ impl Message {
     /// The `snapshot` frame of the state after this message, encoded once per format.
     pub fn snapshot_bytes(&self, format: Format) -> Bytes {
         self.snapshot[format.index()]
-            .get_or_init(|| codec::encode_snapshot(format, self.head(), &self.state, None, None))
+            .get_or_init(|| {
+                codec::encode_snapshot(
+                    format,
+                    self.head(),
+                    &self.state,
+                    &self.stale_now,
+                    None,
+                    None,
+                )
+            })
             .clone()
     }
 
@@ -146,6 +181,7 @@ impl Message {
                 format,
                 self.head(),
                 &self.state,
+                &self.stale_now,
                 Some(fields),
                 None,
             ))
@@ -155,7 +191,14 @@ impl Message {
 
     /// A `snapshot` frame for a subscriber whose resume failed (`recovered: false`).
     pub fn unrecovered_snapshot(&self, format: Format, fields: Option<&FieldSet>) -> Bytes {
-        codec::encode_snapshot(format, self.head(), &self.state, fields, Some(false))
+        codec::encode_snapshot(
+            format,
+            self.head(),
+            &self.state,
+            &self.stale_now,
+            fields,
+            Some(false),
+        )
     }
 
     fn cached(
@@ -216,6 +259,7 @@ pub(crate) mod tests {
                 state: Arc::new(state),
                 timestamp_ms: 0,
             },
+            &[],
         ))
     }
 

@@ -59,7 +59,7 @@ impl Topic {
         history: usize,
         change: TopicChange,
     ) -> Self {
-        let first = Arc::new(Message::new(name.clone(), epoch.clone(), 1, change));
+        let first = Arc::new(Message::new(name.clone(), epoch.clone(), 1, change, &[]));
         let mut h = History::new(history);
         h.push(first.clone());
         Self {
@@ -101,6 +101,7 @@ impl Topic {
             self.epoch.clone(),
             seq,
             change,
+            log.last.stale_now(),
         ));
         log.history.push(msg.clone());
         log.last = msg.clone();

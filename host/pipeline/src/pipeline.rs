@@ -409,13 +409,7 @@ impl Pipeline {
         delta: wasmeter_core::delta::Delta,
         fields: BTreeMap<String, FieldValue>,
     ) {
-        let change = entry.commit(
-            topic,
-            delta,
-            fields.into_keys(),
-            Instant::now(),
-            unix_now_ms(),
-        );
+        let change = entry.commit(topic, delta, fields, Instant::now(), unix_now_ms());
         drop(entry);
         if let Some(change) = change {
             self.publish(change);

@@ -57,18 +57,26 @@ impl TopicEntry {
         next
     }
 
-    /// Applies a delta (computed for `touched` fields) and returns the change to
-    /// publish, or `None` if nothing changed for subscribers.
+    /// Applies a delta (computed for the new `fields`) and returns the change to
+    /// publish, or `None` if nothing changed for subscribers. A field that was
+    /// stale and is set again is always sent, so subscribers see it is fresh.
     pub fn commit(
         &mut self,
         topic: &Arc<str>,
-        delta: Delta,
-        touched: impl IntoIterator<Item = String>,
+        mut delta: Delta,
+        fields: BTreeMap<String, FieldValue>,
         now: Instant,
         timestamp_ms: i64,
     ) -> Option<TopicChange> {
-        for name in touched {
-            self.stale.retain(|s| *s != name);
+        for (name, value) in fields {
+            if let Some(i) = self.stale.iter().position(|s| *s == name) {
+                // Set again after going stale: subscribers learn it is fresh only
+                // through the delta, so send it even if its value did not change.
+                self.stale.swap_remove(i);
+                if !delta.changed.iter().any(|(n, _)| *n == name) {
+                    delta.changed.push((name.clone(), value));
+                }
+            }
             self.updated.insert(name, now);
         }
         for name in &delta.removed {
@@ -205,7 +213,7 @@ mod tests {
             .commit(
                 &topic,
                 exact_diff(entry.state(), &next),
-                update.keys().cloned(),
+                update.clone(),
                 now,
                 5,
             )
@@ -220,7 +228,7 @@ mod tests {
                 .commit(
                     &topic,
                     exact_diff(entry.state(), &next),
-                    same.keys().cloned(),
+                    same.clone(),
                     now,
                     6
                 )
@@ -238,7 +246,7 @@ mod tests {
         entry.commit(
             &topic,
             exact_diff(entry.state(), &next),
-            update.keys().cloned(),
+            update.clone(),
             t0,
             0,
         );
@@ -254,7 +262,7 @@ mod tests {
         entry.commit(
             &topic,
             exact_diff(entry.state(), &next),
-            a.keys().cloned(),
+            a.clone(),
             t0 + Duration::from_secs(8),
             0,
         );
@@ -292,5 +300,54 @@ mod tests {
         }
         assert_eq!(store.entries().len(), 1);
         assert_eq!(removed.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_stale_field_set_again_to_the_same_value_is_sent() {
+        let topic: Arc<str> = "t".into();
+        let mut entry = TopicEntry::default();
+        let t0 = Instant::now();
+        let update = fields(&[("a", 1.0)]);
+        let next = entry.merged(&update);
+        entry.commit(
+            &topic,
+            exact_diff(entry.state(), &next),
+            update.clone(),
+            t0,
+            0,
+        );
+        let ttl = Duration::from_secs(1);
+        assert_eq!(
+            entry
+                .expire(&topic, ttl, t0 + Duration::from_secs(2), 0)
+                .unwrap()
+                .stale,
+            ["a"]
+        );
+        let next = entry.merged(&update);
+        let change = entry
+            .commit(
+                &topic,
+                exact_diff(entry.state(), &next),
+                update.clone(),
+                t0 + Duration::from_secs(3),
+                0,
+            )
+            .expect("the refreshed field is published although its value is unchanged");
+        assert_eq!(
+            change.delta.changed,
+            vec![("a".to_string(), FieldValue::Number(1.0))]
+        );
+        assert!(
+            entry
+                .commit(
+                    &topic,
+                    exact_diff(entry.state(), &next),
+                    update,
+                    t0 + Duration::from_secs(3),
+                    0
+                )
+                .is_none()
+        );
     }
 }
