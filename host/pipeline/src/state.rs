@@ -195,6 +195,8 @@ pub fn exact_diff(previous: &TopicState, current: &TopicState) -> Delta {
 mod tests {
     use super::*;
 
+    const T: &str = "trades/BTC";
+
     fn fields(pairs: &[(&str, f64)]) -> BTreeMap<String, FieldValue> {
         pairs
             .iter()
@@ -202,85 +204,59 @@ mod tests {
             .collect()
     }
 
+    /// Sets fields the way the pipeline does: merge, exact diff, commit at `at`.
+    fn set(entry: &mut TopicEntry, pairs: &[(&str, f64)], at: Instant) -> Option<TopicChange> {
+        let update = fields(pairs);
+        let next = entry.merged(&update);
+        let delta = exact_diff(entry.state(), &next);
+        entry.commit(&Arc::from(T), delta, update, at, 0)
+    }
+
+    fn expire(entry: &mut TopicEntry, ttl_s: u64, at: Instant) -> Option<TopicChange> {
+        entry.expire(&Arc::from(T), Duration::from_secs(ttl_s), at, 0)
+    }
+
+    fn secs(t0: Instant, s: u64) -> Instant {
+        t0 + Duration::from_secs(s)
+    }
+
     #[test]
     fn commit_publishes_only_real_changes_and_keeps_subscriber_state() {
-        let topic: Arc<str> = "trades/BTC".into();
         let mut entry = TopicEntry::default();
         let now = Instant::now();
-        let update = fields(&[("price", 1.0), ("qty", 2.0)]);
-        let next = entry.merged(&update);
-        let change = entry
-            .commit(
-                &topic,
-                exact_diff(entry.state(), &next),
-                update.clone(),
-                now,
-                5,
-            )
-            .unwrap();
+        let change = set(&mut entry, &[("price", 1.0), ("qty", 2.0)], now).unwrap();
         assert_eq!(change.delta.changed.len(), 2);
-        assert_eq!(*change.state, next);
-
-        let same = fields(&[("price", 1.0)]);
-        let next = entry.merged(&same);
-        assert!(
-            entry
-                .commit(
-                    &topic,
-                    exact_diff(entry.state(), &next),
-                    same.clone(),
-                    now,
-                    6
-                )
-                .is_none()
-        );
+        assert_eq!(*change.state, fields(&[("price", 1.0), ("qty", 2.0)]));
+        assert!(set(&mut entry, &[("price", 1.0)], now).is_none());
     }
 
     #[test]
     fn fields_go_stale_once_and_recover_when_set() {
-        let topic: Arc<str> = "t".into();
         let mut entry = TopicEntry::default();
         let t0 = Instant::now();
-        let update = fields(&[("a", 1.0), ("b", 2.0)]);
-        let next = entry.merged(&update);
-        entry.commit(
-            &topic,
-            exact_diff(entry.state(), &next),
-            update.clone(),
-            t0,
-            0,
-        );
-        let ttl = Duration::from_secs(10);
-        assert!(
-            entry
-                .expire(&topic, ttl, t0 + Duration::from_secs(5), 0)
-                .is_none()
-        );
-
-        let a = fields(&[("a", 3.0)]);
-        let next = entry.merged(&a);
-        entry.commit(
-            &topic,
-            exact_diff(entry.state(), &next),
-            a.clone(),
-            t0 + Duration::from_secs(8),
-            0,
-        );
-        let change = entry
-            .expire(&topic, ttl, t0 + Duration::from_secs(12), 0)
-            .unwrap();
+        set(&mut entry, &[("a", 1.0), ("b", 2.0)], t0);
+        assert!(expire(&mut entry, 10, secs(t0, 5)).is_none());
+        set(&mut entry, &[("a", 3.0)], secs(t0, 8));
+        let change = expire(&mut entry, 10, secs(t0, 12)).unwrap();
         assert_eq!(change.stale, ["b"]);
         assert!(change.delta.is_empty());
-        assert!(
-            entry
-                .expire(&topic, ttl, t0 + Duration::from_secs(13), 0)
-                .is_none(),
-            "told once"
+        assert!(expire(&mut entry, 10, secs(t0, 13)).is_none(), "told once");
+        assert_eq!(expire(&mut entry, 10, secs(t0, 19)).unwrap().stale, ["a"]);
+    }
+
+    #[test]
+    fn a_stale_field_set_again_to_the_same_value_is_sent() {
+        let mut entry = TopicEntry::default();
+        let t0 = Instant::now();
+        set(&mut entry, &[("a", 1.0)], t0);
+        assert_eq!(expire(&mut entry, 1, secs(t0, 2)).unwrap().stale, ["a"]);
+        let change = set(&mut entry, &[("a", 1.0)], secs(t0, 3))
+            .expect("the refreshed field is published although its value is unchanged");
+        assert_eq!(
+            change.delta.changed,
+            vec![("a".to_string(), FieldValue::Number(1.0))]
         );
-        let change = entry
-            .expire(&topic, ttl, t0 + Duration::from_secs(19), 0)
-            .unwrap();
-        assert_eq!(change.stale, ["a"]);
+        assert!(set(&mut entry, &[("a", 1.0)], secs(t0, 3)).is_none());
     }
 
     #[test]
@@ -300,54 +276,5 @@ mod tests {
         }
         assert_eq!(store.entries().len(), 1);
         assert_eq!(removed.lock().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_stale_field_set_again_to_the_same_value_is_sent() {
-        let topic: Arc<str> = "t".into();
-        let mut entry = TopicEntry::default();
-        let t0 = Instant::now();
-        let update = fields(&[("a", 1.0)]);
-        let next = entry.merged(&update);
-        entry.commit(
-            &topic,
-            exact_diff(entry.state(), &next),
-            update.clone(),
-            t0,
-            0,
-        );
-        let ttl = Duration::from_secs(1);
-        assert_eq!(
-            entry
-                .expire(&topic, ttl, t0 + Duration::from_secs(2), 0)
-                .unwrap()
-                .stale,
-            ["a"]
-        );
-        let next = entry.merged(&update);
-        let change = entry
-            .commit(
-                &topic,
-                exact_diff(entry.state(), &next),
-                update.clone(),
-                t0 + Duration::from_secs(3),
-                0,
-            )
-            .expect("the refreshed field is published although its value is unchanged");
-        assert_eq!(
-            change.delta.changed,
-            vec![("a".to_string(), FieldValue::Number(1.0))]
-        );
-        assert!(
-            entry
-                .commit(
-                    &topic,
-                    exact_diff(entry.state(), &next),
-                    update,
-                    t0 + Duration::from_secs(3),
-                    0
-                )
-                .is_none()
-        );
     }
 }
