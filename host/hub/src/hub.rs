@@ -288,16 +288,7 @@ impl Hub {
         sub: &Arc<dyn Subscriber>,
         limit: usize,
     ) -> (Vec<Arc<Slot>>, bool) {
-        let mut topics: Vec<Arc<Topic>> = if pattern.is_exact() {
-            self.topic(pattern.as_str()).into_iter().collect()
-        } else {
-            self.read()
-                .topics
-                .values()
-                .filter(|t| pattern.matches(&t.name))
-                .cloned()
-                .collect()
-        };
+        let mut topics = self.matching(pattern);
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         let truncated = topics.len() > limit;
         let slots = topics
@@ -306,6 +297,20 @@ impl Hub {
             .filter_map(|t| t.attach(sub))
             .collect();
         (slots, truncated)
+    }
+
+    /// The topics `pattern` matches now.
+    fn matching(&self, pattern: &Pattern) -> Vec<Arc<Topic>> {
+        if pattern.is_exact() {
+            self.topic(pattern.as_str()).into_iter().collect()
+        } else {
+            self.read()
+                .topics
+                .values()
+                .filter(|t| pattern.matches(&t.name))
+                .cloned()
+                .collect()
+        }
     }
 
     /// Detaches a slot: its subscriber gets nothing more from that topic.
@@ -321,16 +326,7 @@ impl Hub {
     /// [`unwatch`](Self::unwatch) first, this finds every slot a watcher could have
     /// been given, including one whose notification is still on its way.
     pub fn detach_matching(&self, pattern: &Pattern, sub: &Arc<dyn Subscriber>) {
-        let topics: Vec<Arc<Topic>> = if pattern.is_exact() {
-            self.topic(pattern.as_str()).into_iter().collect()
-        } else {
-            self.read()
-                .topics
-                .values()
-                .filter(|t| pattern.matches(&t.name))
-                .cloned()
-                .collect()
-        };
+        let topics = self.matching(pattern);
         for t in topics {
             t.detach_subscriber(sub);
         }

@@ -80,15 +80,9 @@ pub(crate) async fn handler(
         Ok(r) => r,
         Err(e) => return bad(e.message.replacen("subscribe.", "", 1)),
     };
-    let Some(permit) = Permit::acquire(&state) else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            format!(
-                "the server already holds its limit of {} connections",
-                state.config().max_connections
-            ),
-        );
+    let permit = match Permit::acquire(&state) {
+        Ok(permit) => permit,
+        Err(refused) => return refused,
     };
     let mut client = Client::new(
         state.hub().clone(),

@@ -91,8 +91,12 @@ pub(crate) struct Permit {
 }
 
 impl Permit {
-    /// A permit, or `None` when `max_connections` are open.
-    pub(crate) fn acquire(state: &ServerState) -> Option<Self> {
+    /// A permit, or the HTTP 503 to answer when `max_connections` are open.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refusal is returned to axum as is"
+    )]
+    pub(crate) fn acquire(state: &ServerState) -> Result<Self, axum::response::Response> {
         let inner = &state.inner;
         let max = inner.config.max_connections;
         let taken = inner
@@ -103,10 +107,14 @@ impl Permit {
             .is_ok();
         if !taken {
             inner.metrics.record(Event::Refused);
-            return None;
+            return Err(crate::rest::json_error(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                format!("the server already holds its limit of {max} connections"),
+            ));
         }
         inner.metrics.record(Event::Opened);
-        Some(Self {
+        Ok(Self {
             state: state.clone(),
             _tracked: inner.tracker.token(),
         })

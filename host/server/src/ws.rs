@@ -78,15 +78,9 @@ pub(crate) async fn handler(
     if offered(protocol) {
         ws.set_selected_protocol(HeaderValue::from_static(protocol));
     }
-    let Some(permit) = Permit::acquire(&state) else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            format!(
-                "the server already holds its limit of {} connections",
-                state.config().max_connections
-            ),
-        );
+    let permit = match Permit::acquire(&state) {
+        Ok(permit) => permit,
+        Err(refused) => return refused,
     };
     let cfg = state.config();
     ws.read_buffer_size(cfg.ws_read_buffer_bytes)
