@@ -45,6 +45,116 @@ pub enum Command {
     Builtins,
     /// Subscribes to topics and prints live updates; reconnects and resumes.
     Tail(TailArgs),
+    /// Lists, inspects, loads, swaps, reloads, rolls back or unloads plugins of a
+    /// running host (through its admin API).
+    Plugin(PluginArgs),
+    /// Asks a running host to apply the changes of its config file (like SIGHUP).
+    ReloadConfig(AdminArgs),
+}
+
+/// How to reach a running host's admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminArgs {
+    /// The admin API's address (default: `admin.listen` of `--config`, else 127.0.0.1:9091).
+    #[arg(long, global = true)]
+    pub admin: Option<String>,
+    /// The bearer token (default: `WASMETER_ADMIN_TOKEN`, `--token-file`, the config's
+    /// token, or the token file the host wrote to its data directory).
+    #[arg(long, global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token.
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// The host's config file: tells the admin address and where the token is.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// Print the host's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `wasmeter plugin`
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {
+    /// How to reach the host.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// A component file for `load` and `swap`.
+#[derive(Debug, clap::Args)]
+pub struct ComponentArgs {
+    /// The `.wasm` component: uploaded from here, or with `--remote` a path inside
+    /// the host's plugins directory.
+    pub file: PathBuf,
+    /// `FILE` is on the host, inside its plugins directory.
+    #[arg(long)]
+    pub remote: bool,
+    /// The plugin's config, `key=value` (repeatable); replaces the current config.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+}
+
+/// `wasmeter plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Every plugin: kind, version, state, pipelines, counters.
+    List,
+    /// One plugin in detail: config, limits, instances, versions to roll back to.
+    Inspect {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Adds a plugin under a new name; a metric or delta plugin can join pipelines.
+    Load {
+        /// The new plugin's name.
+        name: String,
+        /// The component.
+        #[command(flatten)]
+        component: ComponentArgs,
+        /// A pipeline the plugin joins (repeatable; metric and delta plugins).
+        #[arg(long = "pipeline")]
+        pipelines: Vec<String>,
+    },
+    /// Takes a plugin out of every pipeline and forgets it.
+    Unload {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Reads the plugin's file again and swaps it in if it changed.
+    Reload {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Replaces a plugin with another component, keeping its state.
+    Swap {
+        /// The plugin's name.
+        name: String,
+        /// The new version.
+        #[command(flatten)]
+        component: ComponentArgs,
+        /// Start the new version with an empty state.
+        #[arg(long)]
+        fresh_state: bool,
+    },
+    /// Goes back to the previous version.
+    Rollback {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Stops calling a plugin until it is released.
+    Quarantine {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Lifts a quarantine.
+    Release {
+        /// The plugin's name.
+        name: String,
+    },
 }
 
 /// `wasmeter tail`
@@ -73,10 +183,16 @@ pub struct ServeArgs {
     /// Overrides `server.listen`.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Overrides `admin.listen`.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
     /// The demo's data directory (default: `wasmeter-demo` in the temp directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Trades per second written by the demo feed.
     #[arg(long, default_value_t = 50)]
     pub demo_rate: u32,
+    /// Stop the demo feed after this many trades (default: never).
+    #[arg(long)]
+    pub demo_trades: Option<u64>,
 }

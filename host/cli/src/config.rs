@@ -68,6 +68,12 @@ pub struct Config {
     /// Pipelines by name.
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineSection>,
+    /// The admin API (plugin swaps, config reload).
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// The file as parsed, to tell which sections a reload changed.
+    #[serde(skip)]
+    pub raw: toml::Table,
     /// Where relative paths are resolved from (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -98,6 +104,39 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             history_per_topic: 256,
             limits: wasmeter_server::ServerConfig::default(),
+        }
+    }
+}
+
+/// `[admin]`: the authenticated admin API and hot reload of plugin files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Serve the admin API at all.
+    pub enabled: bool,
+    /// Address of the admin API. A non-loopback address needs a configured token.
+    pub listen: SocketAddr,
+    /// The bearer token. Without `token`, `token_file` or `WASMETER_ADMIN_TOKEN`, a
+    /// random token is written to `<data_dir>/admin.token` (mode 0600).
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    pub token_file: Option<PathBuf>,
+    /// The only directory `load` and `swap` may name files in (relative to the
+    /// config file).
+    pub plugins_dir: PathBuf,
+    /// Swap a `path` plugin in when its file is replaced (a finished write or a rename).
+    pub watch_plugins: bool,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            token: None,
+            token_file: None,
+            plugins_dir: PathBuf::from("plugins"),
+            watch_plugins: true,
         }
     }
 }
@@ -150,7 +189,7 @@ impl Default for StateSection {
 }
 
 /// `[plugins.NAME]`: a component file or a built-in plugin, its config and limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSection {
     /// A `.wasm` component (relative to the config file).
@@ -167,7 +206,7 @@ pub struct PluginSection {
 }
 
 /// `[sources.NAME]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum SourceSection {
     /// Files appended by producers.
@@ -177,7 +216,7 @@ pub enum SourceSection {
 }
 
 /// `type = "file"`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceSection {
     /// Glob patterns or directories (relative to the config file).
@@ -210,7 +249,7 @@ fn default_chunk_bytes() -> usize {
 }
 
 /// `type = "system"`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SystemSourceSection {
     /// How often /proc is read.
@@ -223,7 +262,7 @@ fn default_system_interval_ms() -> u64 {
 }
 
 /// `[pipelines.NAME]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSection {
     /// Sources feeding the pipeline (each source feeds one pipeline).
@@ -254,16 +293,23 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Absolute, so that paths in errors, checkpoints and file events all agree.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         Self::parse(&text, &path.display().to_string(), &base)
     }
 
     /// Parses and validates config text; relative paths resolve against `base_dir`.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
-        })?;
+        };
+        let mut config: Config = toml::from_str(text).map_err(parse_error)?;
+        config.raw = toml::from_str(text).map_err(parse_error)?;
         config.base_dir = base_dir.to_path_buf();
         config.origin = origin.to_string();
         config.validate()?;
@@ -408,7 +454,8 @@ impl Config {
     }
 }
 
-fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+/// "defined: `a`, `b`" or "none are defined", for messages.
+pub(crate) fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
     if names.is_empty() {
         "none are defined".into()

@@ -28,6 +28,8 @@ pub struct DemoFeed {
     pub dir: PathBuf,
     /// Trades per second across all symbols.
     pub trades_per_sec: u32,
+    /// Stop after this many trades (`None`: never), for reproducible runs.
+    pub limit: Option<u64>,
 }
 
 /// A small deterministic generator (xorshift64*): the feed needs plausible noise,
@@ -44,7 +46,7 @@ impl Noise {
 }
 
 impl DemoFeed {
-    /// Appends trades until `cancel`; returns write errors.
+    /// Appends trades until `cancel` (or the limit); returns write errors.
     pub async fn run(self, cancel: CancellationToken) -> std::io::Result<()> {
         tokio::fs::create_dir_all(&self.dir).await?;
         let csv_path = self.dir.join("trades.csv");
@@ -57,7 +59,8 @@ impl DemoFeed {
         let mut interval =
             tokio::time::interval(Duration::from_millis(1000 / u64::from(batches_per_sec)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
+        let mut left = self.limit.unwrap_or(u64::MAX);
+        while left > 0 {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = interval.tick() => {}
@@ -65,7 +68,9 @@ impl DemoFeed {
             let mut csv = String::new();
             let mut jsonl = String::new();
             let ts = wasmeter_plugin::unix_now_ms();
-            for _ in 0..per_batch {
+            let batch = u64::from(per_batch).min(left);
+            left -= batch;
+            for _ in 0..batch {
                 let i = (noise.next() * SYMBOLS.len() as f64) as usize % SYMBOLS.len();
                 // A random walk with a little drift back to the start price.
                 let start = SYMBOLS[i].1;
@@ -86,6 +91,8 @@ impl DemoFeed {
             rotate_if_large(&csv_path).await?;
             rotate_if_large(&jsonl_path).await?;
         }
+        tracing::info!(trades = self.limit, "demo feed finished");
+        Ok(())
     }
 }
 

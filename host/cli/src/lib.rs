@@ -5,7 +5,12 @@
 //! - [`cli`]: the command line; [`run`] dispatches it.
 //! - [`config`]: the TOML configuration, validated once.
 //! - [`serve`]: assembling and shutting down the host.
-//! - [`plugins`]: loading configured plugins, instantiating them per pipeline.
+//! - [`plugins`]: loading plugins, instantiating them per pipeline or for a swap.
+//! - [`registry`]: named plugins, their versions and what went wrong last.
+//! - [`supervisor`]: the running pipelines and every change to them (swap,
+//!   reload, rollback, config reload).
+//! - [`admin`]: the authenticated admin API and the `wasmeter plugin` commands.
+//! - [`hot_reload`]: reloads a plugin when its file is replaced.
 //! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
 //! - [`demo`]: the demo market feed.
 //! - [`logging`]: `tracing` output.
@@ -13,14 +18,18 @@
 //! - [`tail`]: `wasmeter tail`, a command-line subscriber.
 //! - [`web`]: the dashboard and the browser client, embedded.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod defaults;
 pub mod demo;
+pub mod hot_reload;
 pub mod logging;
 pub mod monitor;
 pub mod plugins;
+pub mod registry;
 pub mod serve;
+pub mod supervisor;
 pub mod tail;
 pub mod web;
 
@@ -39,6 +48,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve_command(args).await,
         Command::CheckPlugin { files } => check_plugins(files).await,
         Command::Tail(args) => tail_command(args).await,
+        Command::Plugin(args) => admin::command::plugin(args).await,
+        Command::ReloadConfig(args) => admin::command::reload_config(args).await,
         Command::Builtins => {
             for b in defaults::BUILTINS {
                 println!("{:<18} {:>7} bytes", b.name, b.bytes.len());
@@ -50,7 +61,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     let (mut config, options) = match &args.config {
-        Some(path) => (Config::load(path)?, ServeOptions::default()),
+        Some(path) => (
+            Config::load(path)?,
+            ServeOptions {
+                config_path: Some(path.clone()),
+                ..ServeOptions::default()
+            },
+        ),
         None => {
             let dir = args
                 .data_dir
@@ -62,12 +79,20 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
             let demo = DemoFeed {
                 dir: dir.join("feed"),
                 trades_per_sec: args.demo_rate,
+                limit: args.demo_trades,
             };
-            (config, ServeOptions { demo: Some(demo) })
+            let options = ServeOptions {
+                demo: Some(demo),
+                config_path: None,
+            };
+            (config, options)
         }
     };
     if let Some(listen) = args.listen {
         config.server.listen = listen;
+    }
+    if let Some(listen) = args.admin_listen {
+        config.admin.listen = listen;
     }
     serve::serve(config, options, CancellationToken::new()).await
 }

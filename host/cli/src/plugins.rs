@@ -1,141 +1,164 @@
-//! Loading the configured plugins and building each pipeline's instances.
+//! Loading plugins (config sections, files, uploads) and building instances: a
+//! pipeline's full set at start, or one replacement for a swap.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use wasmeter_core::plugin::PluginKind;
-use wasmeter_pipeline::{PipelinePlugins, PluginSpec};
-use wasmeter_plugin::{LoadedPlugin, PluginLimits, Runtime, World};
+use wasmeter_core::sample::Sample;
+use wasmeter_core::field::TopicState;
+use wasmeter_pipeline::{PipelinePlugins, Replacement};
+use wasmeter_plugin::{CallError, LoadError, LoadedPlugin, PluginLimits, Runtime, World};
 
-use crate::config::{Config, PipelineSection, flatten_config};
+use crate::config::{Config, PipelineSection, PluginSection, flatten_config};
+use crate::registry::{Origin, PluginEntry, Version};
 
-/// A configured plugin: the component, its flattened config, its limits.
-type Configured = (LoadedPlugin, Vec<(String, String)>, PluginLimits);
-
-/// Every configured plugin, compiled and described.
-pub struct LoadedPlugins {
-    plugins: BTreeMap<String, Configured>,
-    origin: String,
+/// Compiles (or takes from the cache) `bytes`, checking the kind if one is expected.
+pub async fn load_version(
+    runtime: &Runtime,
+    name: &str,
+    bytes: Vec<u8>,
+    origin: Origin,
+    expected: Option<PluginKind>,
+) -> Result<Version, LoadError> {
+    tracing::info!(plugin = %name, %origin, "loading plugin");
+    let loaded = runtime
+        .load_bytes(bytes, origin.to_string(), expected)
+        .await?;
+    let meta = loaded.meta();
+    tracing::info!(
+        plugin = %name,
+        kind = %meta.info.kind,
+        version = %meta.info.version,
+        cache = ?meta.cache,
+        compile_ms = meta.compile_time.as_secs_f64() * 1e3,
+        "plugin ready"
+    );
+    Ok(Version::new(loaded, origin))
 }
 
-/// Compiles (or loads from the cache) every plugin of the config.
-pub async fn load_all(runtime: &Runtime, config: &Config) -> anyhow::Result<LoadedPlugins> {
+/// Loads the plugin of a `[plugins.NAME]` section into a registry entry.
+pub async fn load_section(
+    runtime: &Runtime,
+    config: &Config,
+    name: &str,
+    section: &PluginSection,
+) -> anyhow::Result<PluginEntry> {
+    let (bytes, origin) = match (&section.path, &section.builtin) {
+        (Some(path), _) => {
+            let path = config.resolve(path);
+            let bytes = tokio::fs::read(&path).await.with_context(|| {
+                format!(
+                    "{}: plugins.{name}.path: cannot read {}",
+                    config.origin,
+                    path.display()
+                )
+            })?;
+            (bytes, Origin::Path(path))
+        }
+        (None, Some(builtin)) => {
+            let b = crate::defaults::builtin(builtin).expect("validated");
+            (b.bytes.to_vec(), Origin::Builtin(builtin.clone()))
+        }
+        (None, None) => unreachable!("validated"),
+    };
+    let version = load_version(runtime, name, bytes, origin, None)
+        .await
+        .with_context(|| format!("{}: plugins.{name}", config.origin))?;
+    Ok(PluginEntry::new(
+        name,
+        version,
+        flatten_config(&section.config).expect("validated"),
+        section_limits(runtime, section),
+    ))
+}
+
+/// The runtime's limits with the section's overrides.
+pub fn section_limits(runtime: &Runtime, section: &PluginSection) -> PluginLimits {
+    let mut limits = runtime.limits().clone();
+    if let Some(ms) = section.call_timeout_ms {
+        limits.call_timeout = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = section.memory_limit_bytes {
+        limits.memory_bytes = bytes;
+    }
+    limits
+}
+
+/// Compiles every plugin of the config.
+pub async fn load_all(
+    runtime: &Runtime,
+    config: &Config,
+) -> anyhow::Result<BTreeMap<String, PluginEntry>> {
     let mut plugins = BTreeMap::new();
     for (name, section) in &config.plugins {
-        let (bytes, origin) = match (&section.path, &section.builtin) {
-            (Some(path), _) => {
-                let path = config.resolve(path);
-                let bytes = tokio::fs::read(&path).await.with_context(|| {
-                    format!(
-                        "{}: plugins.{name}.path: cannot read {}",
-                        config.origin,
-                        path.display()
-                    )
-                })?;
-                (bytes, path.display().to_string())
-            }
-            (None, Some(builtin)) => {
-                let b = crate::defaults::builtin(builtin).expect("validated");
-                (b.bytes.to_vec(), format!("builtin:{builtin}"))
-            }
-            (None, None) => unreachable!("validated"),
-        };
-        tracing::info!(plugin = %name, %origin, "loading plugin");
-        let loaded = runtime
-            .load_bytes(bytes, origin, None)
-            .await
-            .with_context(|| format!("{}: plugins.{name}", config.origin))?;
-        let meta = loaded.meta();
-        tracing::info!(
-            plugin = %name,
-            kind = %meta.info.kind,
-            version = %meta.info.version,
-            cache = ?meta.cache,
-            compile_ms = meta.compile_time.as_secs_f64() * 1e3,
-            "plugin ready"
+        plugins.insert(
+            name.clone(),
+            load_section(runtime, config, name, section).await?,
         );
-        let mut limits = runtime.limits().clone();
-        if let Some(ms) = section.call_timeout_ms {
-            limits.call_timeout = Duration::from_millis(ms);
-        }
-        if let Some(bytes) = section.memory_limit_bytes {
-            limits.memory_bytes = bytes;
-        }
-        let plugin_config = flatten_config(&section.config).expect("validated");
-        plugins.insert(name.clone(), (loaded, plugin_config, limits));
     }
-    Ok(LoadedPlugins {
-        plugins,
-        origin: config.origin.clone(),
+    Ok(plugins)
+}
+
+/// Creates and initialises one instance of `entry` as a plugin of world `W`.
+async fn instance<W: World>(
+    entry: &PluginEntry,
+) -> Result<wasmeter_plugin::Instance<W>, String> {
+    entry
+        .spec::<W>()?
+        .instantiate()
+        .await
+        .map_err(|e| format!("{} `{}`: {e}", W::KIND, entry.name))
+}
+
+/// Creates and initialises the plugin instances of one pipeline.
+pub async fn instantiate_pipeline(
+    plugins: &BTreeMap<String, PluginEntry>,
+    origin: &str,
+    name: &str,
+    section: &PipelineSection,
+) -> anyhow::Result<PipelinePlugins> {
+    let start = |e: String| anyhow::anyhow!("{origin}: pipelines.{name}: {e}");
+    let collector = instance(&plugins[&section.collector]).await.map_err(start)?;
+    let mut metrics = Vec::new();
+    for m in &section.metrics {
+        metrics.push(instance(&plugins[m]).await.map_err(start)?);
+    }
+    let delta = match &section.delta {
+        Some(d) => Some(instance(&plugins[d]).await.map_err(start)?),
+        None => None,
+    };
+    Ok(PipelinePlugins {
+        collector,
+        metrics,
+        delta,
     })
 }
 
-impl LoadedPlugins {
-    fn spec<W: World>(
-        &self,
-        pipeline: &str,
-        field: &str,
-        name: &str,
-    ) -> anyhow::Result<PluginSpec<W>> {
-        let (loaded, config, limits) = &self.plugins[name];
-        let Some(plugin) = W::from_loaded(loaded.clone()) else {
-            bail!(
-                "{}: pipelines.{pipeline}.{field}: plugin `{name}` is a {} plugin, not a {}",
-                self.origin,
-                loaded.meta().info.kind,
-                W::KIND
-            );
-        };
-        Ok(PluginSpec {
-            name: name.to_string(),
-            plugin,
-            config: config.clone(),
-            limits: limits.clone(),
-        })
-    }
-
-    /// Creates and initialises the plugin instances of one pipeline.
-    pub async fn instantiate(
-        &self,
-        name: &str,
-        section: &PipelineSection,
-    ) -> anyhow::Result<PipelinePlugins> {
-        let start = |e| anyhow::anyhow!("{}: pipelines.{name}: {e}", self.origin);
-        let collector = self
-            .spec(name, "collector", &section.collector)?
-            .instantiate()
-            .await
-            .map_err(|e| start(format!("collector `{}`: {e}", section.collector)))?;
-        let mut metrics = Vec::new();
-        for m in &section.metrics {
-            let spec = self.spec(name, "metrics", m)?;
-            metrics.push(
-                spec.instantiate()
-                    .await
-                    .map_err(|e| start(format!("metric `{m}`: {e}")))?,
-            );
+/// Builds an instance of `entry`'s current version for a swap: instantiated,
+/// initialised with its config, and smoke-tested with one call on empty input, all
+/// before any pipeline is touched.
+pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
+    let smoke = |e: CallError| format!("smoke test: {e}");
+    Ok(match &entry.current.loaded {
+        LoadedPlugin::Collector(_) => {
+            let mut i = instance(entry).await?;
+            i.collect("wasmeter:smoke-test", b"").await.map_err(smoke)?;
+            Replacement::Collector(i)
         }
-        let delta = match &section.delta {
-            Some(d) => Some(
-                self.spec(name, "delta", d)?
-                    .instantiate()
-                    .await
-                    .map_err(|e| start(format!("delta `{d}`: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(PipelinePlugins {
-            collector,
-            metrics,
-            delta,
-        })
-    }
-
-    /// The kind of each loaded plugin, by name.
-    pub fn kinds(&self) -> impl Iterator<Item = (&str, PluginKind)> {
-        self.plugins
-            .iter()
-            .map(|(n, (l, _, _))| (n.as_str(), l.meta().info.kind))
-    }
+        LoadedPlugin::Metric(_) => {
+            let mut i = instance(entry).await?;
+            i.on_samples(&Vec::<Sample>::new()).await.map_err(smoke)?;
+            Replacement::Metric(i)
+        }
+        LoadedPlugin::Delta(_) => {
+            let mut i = instance(entry).await?;
+            let empty = TopicState::default();
+            i.diff("wasmeter:smoke-test", &empty, &empty)
+                .await
+                .map_err(smoke)?;
+            Replacement::Delta(i)
+        }
+    })
 }

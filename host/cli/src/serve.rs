@@ -1,42 +1,43 @@
-//! `wasmeter serve`: assembles sources, pipelines, hub and server, and shuts them
-//! down in order.
+//! `wasmeter serve`: assembles sources, pipelines, hub, server and admin API, and
+//! shuts them down in order.
 //!
 //! Shutdown, step by step (SIGINT or SIGTERM):
-//! 1. sources and the demo feed are cancelled; file sources stop at a record boundary;
+//! 1. the admin API and the plugin-file watcher stop; sources and the demo feed are
+//!    cancelled; file sources stop at a record boundary;
 //! 2. each pipeline drains what its sources had sent, then writes a final checkpoint
 //!    (offsets + plugin state), so a restart neither loses nor repeats a record;
 //! 3. the server sends close frames (1001) to every subscriber and waits for every
 //!    connection to end.
+//!
+//! SIGHUP reloads the config file (see [`crate::supervisor`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
 use wasmeter_hub::{Hub, HubConfig};
-use wasmeter_pipeline::{
-    Pipeline, PipelineConfig, Publish, SeriesStore, StateConfig, TopicStore, sweep_stale,
-};
+use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
 use wasmeter_plugin::{PluginLimits, Runtime, RuntimeConfig};
 use wasmeter_server::{ServerState, router};
-use wasmeter_source::{FileSource, FileSourceConfig, StartAt, SystemSource};
 
-use crate::config::{Config, SourceSection};
+use crate::admin::auth::{self, TokenOrigin};
+use crate::config::Config;
 use crate::demo::DemoFeed;
-use crate::monitor::{MonitorBuilder, PipelineView};
-
-/// Chunks in flight between a source and its pipeline (back-pressure beyond).
-const SOURCE_QUEUE: usize = 16;
+use crate::monitor::Monitor;
+use crate::supervisor::{Shared, Supervisor};
 
 /// Options of `serve` beyond the config file.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Run the demo feed into this directory.
     pub demo: Option<DemoFeed>,
+    /// The config file, for reloads (`None`: the built-in demo config).
+    pub config_path: Option<PathBuf>,
 }
 
 /// The hub as the pipelines' publisher.
@@ -58,10 +59,17 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let data_dir = config.resolve(&config.data_dir);
+    let plugins_dir = config.resolve(&config.admin.plugins_dir);
     for dir in [data_dir.join("checkpoints"), data_dir.join("cache")] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // Before anything starts: a non-loopback admin address without a token is refused.
+    let admin_token = if config.admin.enabled {
+        Some(auth::resolve(&config, &data_dir)?)
+    } else {
+        None
+    };
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(data_dir.join("cache")),
         limits: PluginLimits {
@@ -93,90 +101,33 @@ pub async fn serve(
         )
     };
     let publisher: Arc<dyn Publish> = Arc::new(HubPublisher(hub.clone()));
-
     let series = SeriesStore::default();
-    let mut monitor = MonitorBuilder::new(series.clone());
+    let monitor = Monitor::new(series.clone());
 
-    let sources_stop = CancellationToken::new();
-    let sources = TaskTracker::new();
-    let pipelines = TaskTracker::new();
-    for (name, section) in &config.pipelines {
-        let instances = plugins.instantiate(name, section).await?;
-        let pipeline_config = PipelineConfig {
-            name: name.clone(),
-            tick: Duration::from_millis(section.tick_ms),
-            checkpoint: Some(checkpoint_path(&data_dir, name)),
-            checkpoint_interval: Duration::from_millis(section.checkpoint_interval_ms),
-        };
-        let (pipeline, resume) =
-            Pipeline::restore(pipeline_config, instances, store.clone(), publisher.clone())
-                .await
-                .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
-        let pipeline = pipeline.with_series(series.clone());
-        monitor.pipeline(PipelineView {
-            name: name.clone(),
-            stats: pipeline.stats(),
-            plugins: pipeline.plugin_refs(),
-        });
-        let mut files = Vec::new();
-        let mut system = None;
-        for source_name in &section.sources {
-            match &config.sources[source_name] {
-                SourceSection::File(f) => {
-                    let source = FileSource::new(
-                        FileSourceConfig {
-                            name: source_name.clone(),
-                            include: f
-                                .include
-                                .iter()
-                                .map(|p| config.resolve_pattern(p))
-                                .collect(),
-                            exclude: f
-                                .exclude
-                                .iter()
-                                .map(|p| config.resolve_pattern(p))
-                                .collect(),
-                            reconcile_interval: Duration::from_millis(f.reconcile_interval_ms),
-                            max_chunk_bytes: f.max_chunk_bytes,
-                            max_line_bytes: f.max_line_bytes,
-                            start_at: if f.start_at == "end" {
-                                StartAt::End
-                            } else {
-                                StartAt::Beginning
-                            },
-                            ..FileSourceConfig::default()
-                        },
-                        resume.clone(),
-                    )
-                    .with_context(|| format!("{}: sources.{source_name}", config.origin))?;
-                    monitor.source(source_name, source.stats());
-                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
-                    let stop = sources_stop.clone();
-                    let source_name = source_name.clone();
-                    sources.spawn(async move {
-                        if let Err(error) = source.run(tx, stop).await {
-                            tracing::error!(source = %source_name, %error, "file source failed");
-                        }
-                    });
-                    files.push(rx);
-                }
-                SourceSection::System(s) => {
-                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
-                    let source = SystemSource {
-                        interval: Duration::from_millis(s.interval_ms),
-                        ..SystemSource::default()
-                    };
-                    sources.spawn(source.run(tx, sources_stop.clone()));
-                    system = Some(rx);
-                }
-            }
-        }
-        pipelines.spawn(pipeline.run(files, system));
-    }
-    if config.state.field_ttl_ms > 0 {
-        let ttl = Duration::from_millis(config.state.field_ttl_ms);
-        let (store, publisher, stop) = (store.clone(), publisher.clone(), sources_stop.clone());
-        sources.spawn(async move {
+    let shared = Shared {
+        runtime,
+        store: store.clone(),
+        publisher: publisher.clone(),
+        series,
+        monitor: monitor.clone(),
+        data_dir: data_dir.clone(),
+        config_path: options.config_path.clone(),
+        plugins_dir,
+    };
+    let (server_config, admin_config, field_ttl_ms) = (
+        config.server.clone(),
+        config.admin.clone(),
+        config.state.field_ttl_ms,
+    );
+    let origin = config.origin.clone();
+    let supervisor = Arc::new(Supervisor::start(shared, config, plugins).await?);
+
+    let background_stop = CancellationToken::new();
+    let background = TaskTracker::new();
+    if field_ttl_ms > 0 {
+        let ttl = Duration::from_millis(field_ttl_ms);
+        let (store, publisher, stop) = (store, publisher, background_stop.clone());
+        background.spawn(async move {
             let mut every = tokio::time::interval(
                 (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
             );
@@ -189,27 +140,51 @@ pub async fn serve(
         });
     }
     if let Some(demo) = options.demo {
-        let stop = sources_stop.clone();
-        sources.spawn(async move {
+        let stop = background_stop.clone();
+        background.spawn(async move {
             if let Err(error) = demo.run(stop).await {
                 tracing::error!(%error, "demo feed stopped");
             }
         });
     }
-    sources.close();
-    pipelines.close();
+    if admin_config.watch_plugins {
+        background.spawn(crate::hot_reload::watch(
+            supervisor.clone(),
+            background_stop.clone(),
+        ));
+    }
+    {
+        let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
+        background.spawn(reload_on_sighup(supervisor, stop));
+    }
+    let mut admin_addr = None;
+    if let Some((token, token_origin)) = admin_token {
+        let listener = tokio::net::TcpListener::bind(admin_config.listen)
+            .await
+            .with_context(|| {
+                format!("{origin}: admin.listen: cannot listen on {}", admin_config.listen)
+            })?;
+        admin_addr = Some((listener.local_addr()?, token_origin));
+        let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
+        background.spawn(async move {
+            if let Err(error) = crate::admin::serve(listener, supervisor, token, stop).await {
+                tracing::error!(%error, "admin API stopped");
+            }
+        });
+    }
+    background.close();
 
-    let state = ServerState::new(hub.clone(), config.server.limits.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
+    let state = ServerState::new(hub.clone(), server_config.limits.clone())?;
+    let listener = tokio::net::TcpListener::bind(server_config.listen)
         .await
         .with_context(|| {
             format!(
-                "{}: server.listen: cannot listen on {}",
-                config.origin, config.server.listen
+                "{origin}: server.listen: cannot listen on {}",
+                server_config.listen
             )
         })?;
     let addr = listener.local_addr()?;
-    announce(addr, &data_dir);
+    announce(addr, admin_addr.as_ref(), &data_dir);
     state.set_ready(true);
 
     let server_stop = CancellationToken::new();
@@ -218,7 +193,7 @@ pub async fn serve(
         tokio::spawn(wasmeter_server::serve(
             listener,
             router(state.clone())
-                .merge(crate::monitor::router(monitor.build(), state.clone()))
+                .merge(crate::monitor::router(monitor, state.clone()))
                 .merge(crate::web::router()),
             state,
             async move { server_stop.cancelled().await },
@@ -231,10 +206,10 @@ pub async fn serve(
     }
     tracing::info!("shutting down: stopping sources");
     state.set_ready(false);
-    sources_stop.cancel();
-    sources.wait().await;
+    background_stop.cancel();
+    background.wait().await;
     tracing::info!("draining pipelines");
-    pipelines.wait().await;
+    supervisor.shutdown().await;
     tracing::info!("closing connections");
     server_stop.cancel();
     server.await.context("server task")??;
@@ -242,14 +217,35 @@ pub async fn serve(
     Ok(())
 }
 
-fn checkpoint_path(data_dir: &std::path::Path, pipeline: &str) -> PathBuf {
-    data_dir
-        .join("checkpoints")
-        .join(format!("{pipeline}.json"))
+/// Reloads the config file on every SIGHUP until `stop`.
+async fn reload_on_sighup(supervisor: Arc<Supervisor>, stop: CancellationToken) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "cannot handle SIGHUP; reload the config through the admin API");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                if let Err(error) = supervisor.reload_config().await {
+                    tracing::error!(%error, "config reload refused; the running config stays");
+                }
+            }
+        }
+    }
 }
 
-/// Prints where to look. The first line is stable for scripts and tests.
-fn announce(addr: std::net::SocketAddr, data_dir: &std::path::Path) {
+/// Prints where to look. The first line is stable for scripts and tests, and so
+/// is the `admin` line.
+fn announce(
+    addr: std::net::SocketAddr,
+    admin: Option<&(std::net::SocketAddr, TokenOrigin)>,
+    data_dir: &std::path::Path,
+) {
     println!("wasmeter: listening on http://{addr}");
     println!("  dashboard  http://{addr}/");
     println!("  topics     http://{addr}/api/topics");
@@ -259,12 +255,19 @@ fn announce(addr: std::net::SocketAddr, data_dir: &std::path::Path) {
     println!("  sse        http://{addr}/sse?topics=trades/*,metrics/trade_vwap/*");
     println!("  health     http://{addr}/healthz  http://{addr}/readyz");
     println!("  metrics    http://{addr}/metrics  http://{addr}/api/plugins");
+    if let Some((admin, origin)) = admin {
+        let token = match origin {
+            TokenOrigin::Env => format!("token from {}", auth::TOKEN_ENV),
+            TokenOrigin::Config => "token from admin.token".to_string(),
+            TokenOrigin::File(f) | TokenOrigin::Generated(f) => format!("token in {}", f.display()),
+        };
+        println!("  admin      http://{admin}   ({token}; `wasmeter plugin list`)");
+    }
     println!("  data dir   {}", data_dir.display());
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`pipeline`]: the task that owns a pipeline's plugin instances and runs the path.
+//! - [`control`]: swapping, adding and removing plugins of a running pipeline.
 //! - [`plugins`]: the plugin instances of a pipeline and their state in checkpoints.
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
@@ -15,6 +16,7 @@
 //! fails on a chunk is retried record by record, so one poisonous record is
 //! reported and skipped instead of losing its neighbours.
 
+pub mod control;
 pub mod pipeline;
 pub mod plugins;
 pub mod samples;
@@ -22,8 +24,9 @@ pub mod series;
 pub mod state;
 pub mod stats;
 
-pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, sweep_stale};
-pub use plugins::{PipelinePlugins, PluginRef, PluginSpec};
+pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};
+pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, publish_fields, sweep_stale};
+pub use plugins::{PipelinePlugins, PluginRef, PluginRefs, PluginSpec};
 pub use series::{SeriesKey, SeriesStore, SeriesValue};
 pub use state::{StateConfig, TopicStore};
 pub use stats::PipelineStats;

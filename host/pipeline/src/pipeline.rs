@@ -19,7 +19,8 @@ use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
-use crate::plugins::{PipelinePlugins, PluginRef};
+use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
+use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::samples::{series_fields, series_topic};
 use crate::series::SeriesStore;
 use crate::state::{TopicStore, exact_diff, lock};
@@ -57,6 +58,7 @@ pub enum Input {
 pub struct Pipeline {
     config: PipelineConfig,
     plugins: PipelinePlugins,
+    refs: PluginRefs,
     store: TopicStore,
     publisher: Arc<dyn Publish>,
     stats: Arc<PipelineStats>,
@@ -98,10 +100,13 @@ impl Pipeline {
             .map(|f| (f.file, (f.path.clone(), f.offset)))
             .collect();
         let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
+        let refs = PluginRefs::default();
+        refs.set(plugins.refs());
         Ok((
             Self {
                 config,
                 plugins,
+                refs,
                 store,
                 publisher,
                 stats: Arc::default(),
@@ -119,9 +124,10 @@ impl Pipeline {
         self.stats.clone()
     }
 
-    /// Its plugin instances, with live handles on their health.
-    pub fn plugin_refs(&self) -> Vec<PluginRef> {
-        self.plugins.refs()
+    /// Its plugin instances, with live handles on their health; kept current
+    /// across swaps.
+    pub fn plugin_refs(&self) -> PluginRefs {
+        self.refs.clone()
     }
 
     /// Records the latest value of every sample series it publishes into `series`.
@@ -143,10 +149,12 @@ impl Pipeline {
     }
 
     /// Processes inputs until every sender is gone, then writes a final checkpoint.
+    /// Commands (plugin swaps) are applied between two inputs.
     pub async fn run(
         mut self,
         files: Vec<mpsc::Receiver<SourceEvent>>,
         system: Option<mpsc::Receiver<SystemReading>>,
+        mut commands: mpsc::Receiver<Command>,
     ) {
         let mut inputs: SelectAll<BoxStream<'static, Input>> = SelectAll::new();
         for rx in files {
@@ -169,6 +177,7 @@ impl Pipeline {
                     }
                     None => break,
                 },
+                Some(command) = commands.recv() => self.on_command(command).await,
                 _ = tick.tick() => self.on_tick().await,
                 _ = checkpoint.tick() => self.checkpoint().await,
             }
@@ -207,6 +216,105 @@ impl Pipeline {
                 self.offsets.remove(&file);
                 self.mark_dirty(0);
             }
+        }
+    }
+
+    /// Applies a swap or removal, then refreshes the live plugin handles.
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Swap {
+                replacement,
+                carry_state,
+                reply,
+            } => {
+                let name = replacement.name().to_string();
+                let result = self.swap(replacement, carry_state).await;
+                match &result {
+                    Ok(swapped) => {
+                        self.stats.record_swap(swapped.pause);
+                        // The checkpoint must hold the new version's state.
+                        self.mark_dirty(0);
+                        tracing::info!(pipeline = %self.config.name, plugin = %name, pause_us = swapped.pause.as_micros() as u64, state = ?swapped.state, "plugin swapped");
+                    }
+                    Err(error) => {
+                        tracing::warn!(pipeline = %self.config.name, plugin = %name, %error, "swap refused")
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Command::Remove { name, reply } => {
+                let result = self.remove(&name);
+                if result.is_ok() {
+                    tracing::info!(pipeline = %self.config.name, plugin = %name, "plugin removed");
+                }
+                let _ = reply.send(result);
+            }
+        }
+        self.refs.set(self.plugins.refs());
+    }
+
+    async fn swap(
+        &mut self,
+        replacement: Replacement,
+        carry_state: bool,
+    ) -> Result<Swapped, SwapError> {
+        let started = Instant::now();
+        let plugins = &mut self.plugins;
+        let not_found = |replacement: &Replacement| SwapError::NotFound {
+            pipeline: self.config.name.clone(),
+            kind: replacement.kind(),
+            name: replacement.name().to_string(),
+        };
+        match replacement {
+            Replacement::Collector(new) => {
+                if plugins.collector.name() != new.name() {
+                    return Err(not_found(&Replacement::Collector(new)));
+                }
+                control::replace(&mut plugins.collector, new, carry_state, started).await
+            }
+            Replacement::Metric(new) => {
+                match plugins.metrics.iter_mut().find(|m| m.name() == new.name()) {
+                    Some(slot) => control::replace(slot, new, carry_state, started).await,
+                    None => {
+                        plugins.metrics.push(new);
+                        Ok(added(started))
+                    }
+                }
+            }
+            Replacement::Delta(new) => match &mut plugins.delta {
+                Some(slot) if slot.name() == new.name() => {
+                    control::replace(slot, new, carry_state, started).await
+                }
+                Some(slot) => Err(SwapError::DeltaTaken {
+                    pipeline: self.config.name.clone(),
+                    existing: slot.name().to_string(),
+                }),
+                None => {
+                    plugins.delta = Some(new);
+                    Ok(added(started))
+                }
+            },
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Result<Retired, SwapError> {
+        let plugins = &mut self.plugins;
+        if plugins.collector.name() == name {
+            return Err(SwapError::CollectorNeeded {
+                pipeline: self.config.name.clone(),
+                name: name.to_string(),
+            });
+        }
+        if let Some(at) = plugins.metrics.iter().position(|m| m.name() == name) {
+            return Ok(Retired::new(plugins.metrics.remove(at)));
+        }
+        match plugins.delta.take_if(|d| d.name() == name) {
+            Some(delta) => Ok(Retired::new(delta)),
+            None => Err(SwapError::NotFound {
+                pipeline: self.config.name.clone(),
+                kind: wasmeter_core::plugin::PluginKind::Metric,
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -394,10 +502,9 @@ impl Pipeline {
     }
 
     fn commit_exact(&mut self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
-        let entry = self.store.entry(topic);
-        let e = lock(&entry);
-        let delta = exact_diff(e.state(), &e.merged(&fields));
-        self.commit_locked(topic, e, delta, fields);
+        if publish_fields(&self.store, self.publisher.as_ref(), topic, fields) {
+            PipelineStats::add(&self.stats.changes, 1);
+        }
     }
 
     /// Applies `delta` to the locked entry and publishes the change, if any, after
@@ -466,6 +573,38 @@ impl Pipeline {
                 tracing::error!(pipeline = %self.config.name, %error, "checkpoint task failed");
             }
         }
+    }
+}
+
+/// A swap that added a plugin instead of replacing one.
+fn added(started: Instant) -> Swapped {
+    Swapped {
+        pause: started.elapsed(),
+        state: control::StateCarry::Empty,
+        retired: None,
+    }
+}
+
+/// Sets fields of a topic outside any pipeline (host notices, error summaries):
+/// commits them to the topic state and publishes the exact difference, if any.
+/// Returns whether something was published.
+pub fn publish_fields(
+    store: &TopicStore,
+    publisher: &dyn Publish,
+    topic: &Arc<str>,
+    fields: BTreeMap<String, FieldValue>,
+) -> bool {
+    let entry = store.entry(topic);
+    let mut e = lock(&entry);
+    let delta = exact_diff(e.state(), &e.merged(&fields));
+    let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
+    drop(e);
+    match change {
+        Some(change) => {
+            publisher.publish(change);
+            true
+        }
+        None => false,
     }
 }
 

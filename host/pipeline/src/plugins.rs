@@ -1,6 +1,7 @@
 //! The plugin instances a pipeline owns, and their state across restarts.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use wasmeter_core::plugin::PluginKind;
 use wasmeter_plugin::{
@@ -65,6 +66,22 @@ fn plugin_ref<W: World>(role: PluginKind, instance: &Instance<W>) -> PluginRef {
         plugin: info.name.clone(),
         version: info.version.clone(),
         health: instance.health_handle(),
+    }
+}
+
+/// Live handles on a pipeline's plugin instances, replaced after every swap; read
+/// by `/metrics`, `/api/plugins` and the admin API.
+#[derive(Debug, Clone, Default)]
+pub struct PluginRefs(Arc<RwLock<Arc<Vec<PluginRef>>>>);
+
+impl PluginRefs {
+    /// The instances now, in pipeline order.
+    pub fn get(&self) -> Arc<Vec<PluginRef>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, refs: Vec<PluginRef>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(refs);
     }
 }
 

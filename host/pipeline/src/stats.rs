@@ -23,6 +23,10 @@ pub struct PipelineStats {
     pub checkpoint_errors: AtomicU64,
     /// Bytes of file chunks processed but not yet in a written checkpoint (gauge).
     pub uncheckpointed_bytes: AtomicU64,
+    /// Plugin swaps applied (hot reloads, admin swaps, rollbacks, additions).
+    pub swaps: AtomicU64,
+    /// The longest time the pipeline's task spent on one swap, in nanoseconds.
+    pub swap_pause_max_nanos: AtomicU64,
     /// Unix milliseconds of the oldest change not yet in a written checkpoint; 0
     /// when everything processed is checkpointed.
     pub dirty_since_ms: AtomicU64,
@@ -41,6 +45,13 @@ impl PipelineStats {
             0 => 0.0,
             since => (now_ms.max(0) as u64).saturating_sub(since) as f64 / 1000.0,
         }
+    }
+
+    /// Records one swap's pause.
+    pub fn record_swap(&self, pause: std::time::Duration) {
+        Self::add(&self.swaps, 1);
+        self.swap_pause_max_nanos
+            .fetch_max(pause.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Reads a counter.

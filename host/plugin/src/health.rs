@@ -68,6 +68,20 @@ impl HealthHandle {
         self.0.quarantined.load(Relaxed)
     }
 
+    /// Quarantines the instance from any task: its calls fail at once until
+    /// [`HealthHandle::release`].
+    pub fn quarantine(&self, reason: &str) {
+        self.set_last_error(reason.to_string());
+        self.set_quarantined();
+    }
+
+    /// Lifts a quarantine from any task: the next call rebuilds the instance if
+    /// needed and tries again.
+    pub fn release(&self) {
+        self.0.consecutive_failures.store(0, Relaxed);
+        self.0.quarantined.store(false, Relaxed);
+    }
+
     pub(crate) fn last_error(&self) -> Option<String> {
         self.0
             .last_error

@@ -354,14 +354,12 @@ impl<W: World> Instance<W> {
 
     /// Lifts a quarantine: the next call rebuilds the instance and tries again.
     pub fn release(&mut self) {
-        self.health.0.quarantined.store(false, Relaxed);
-        self.health.0.consecutive_failures.store(0, Relaxed);
+        self.health.release();
     }
 
     /// Quarantines the plugin by hand; calls fail until [`Instance::release`].
     pub fn quarantine(&mut self, reason: &str) {
-        self.health.set_last_error(reason.to_string());
-        self.health.set_quarantined();
+        self.health.quarantine(reason);
     }
 
     /// Builds a fresh instance and initialises it with the config. Takes the parts

@@ -113,6 +113,16 @@ pub const PIPELINE_CHECKPOINT_LAG_SECONDS: MetricDef = gauge(
     "wasmeter_pipeline_checkpoint_lag_seconds",
     "Age of the oldest change not yet in a written checkpoint (0: all saved).",
 );
+/// Plugin swaps.
+pub const PIPELINE_SWAPS: MetricDef = counter(
+    "wasmeter_pipeline_plugin_swaps",
+    "Plugin swaps applied (reloads, admin swaps, rollbacks, additions).",
+);
+/// Longest swap pause.
+pub const PIPELINE_SWAP_PAUSE_MAX_SECONDS: MetricDef = gauge(
+    "wasmeter_pipeline_swap_pause_max_seconds",
+    "Longest time the pipeline stopped processing for one plugin swap.",
+);
 
 // Plugins, labelled `pipeline`, `plugin` (instance name) and `role`.
 /// Calls.

@@ -32,8 +32,8 @@ fn each<T>(w: &mut Writer, def: &MetricDef, items: &[T], sample: impl Fn(&mut Wr
 }
 
 fn sources(w: &mut Writer, m: &Monitor) {
-    let snaps: Vec<_> = m
-        .sources()
+    let sources = m.sources();
+    let snaps: Vec<_> = sources
         .iter()
         .map(|(name, stats)| (name.as_str(), stats.snapshot()))
         .collect();
@@ -57,7 +57,11 @@ fn sources(w: &mut Writer, m: &Monitor) {
 
 fn pipelines(w: &mut Writer, m: &Monitor) {
     type Get = fn(&PipelineStats) -> f64;
-    let families: [(&MetricDef, Get); 8] = [
+    let families: [(&MetricDef, Get); 10] = [
+        (&n::PIPELINE_SWAPS, |s| PipelineStats::get(&s.swaps) as f64),
+        (&n::PIPELINE_SWAP_PAUSE_MAX_SECONDS, |s| {
+            PipelineStats::get(&s.swap_pause_max_nanos) as f64 / 1e9
+        }),
         (&n::PIPELINE_CHUNKS, |s| {
             PipelineStats::get(&s.chunks) as f64
         }),
@@ -83,8 +87,9 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
             PipelineStats::get(&s.uncheckpointed_bytes) as f64
         }),
     ];
+    let pipelines = m.pipelines();
     for (def, value) in families {
-        each(w, def, m.pipelines(), |w, p| {
+        each(w, def, &pipelines, |w, p| {
             w.sample(&[("pipeline", p.name.as_str())], value(&p.stats))
         });
     }
@@ -92,7 +97,7 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
     each(
         w,
         &n::PIPELINE_CHECKPOINT_LAG_SECONDS,
-        m.pipelines(),
+        &pipelines,
         |w, p| {
             w.sample(
                 &[("pipeline", &p.name)],
@@ -104,18 +109,9 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
 
 fn plugins(w: &mut Writer, m: &Monitor) {
     let rows: Vec<_> = m
-        .pipelines()
-        .iter()
-        .flat_map(|p| {
-            p.plugins.iter().map(move |r| {
-                (
-                    p.name.as_str(),
-                    r.name.as_str(),
-                    r.role.to_string(),
-                    r.health.snapshot(),
-                )
-            })
-        })
+        .plugin_instances()
+        .into_iter()
+        .map(|(pipeline, r)| (pipeline, r.name, r.role.to_string(), r.health.snapshot()))
         .collect();
     type Get = fn(&wasmeter_plugin::Health) -> f64;
     let families: [(&MetricDef, Get); 6] = [
@@ -132,8 +128,8 @@ fn plugins(w: &mut Writer, m: &Monitor) {
         each(w, def, &rows, |w, (pipeline, plugin, role, h)| {
             w.sample(
                 &[
-                    ("pipeline", *pipeline),
-                    ("plugin", *plugin),
+                    ("pipeline", pipeline.as_str()),
+                    ("plugin", plugin.as_str()),
                     ("role", role.as_str()),
                 ],
                 get(h),

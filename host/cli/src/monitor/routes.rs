@@ -37,25 +37,23 @@ async fn metrics(State(r): State<Routes>, headers: HeaderMap) -> Response {
 /// Every plugin instance: what it is and its health (the dashboard reads this shape).
 pub fn plugins_json(monitor: &Monitor) -> Value {
     let plugins: Vec<Value> = monitor
-        .pipelines()
-        .iter()
-        .flat_map(|p| {
-            p.plugins.iter().map(move |r| {
-                let h = r.health.snapshot();
-                json!({
-                    "name": r.name,
-                    "pipeline": p.name,
-                    "role": r.role.to_string(),
-                    "plugin": r.plugin,
-                    "version": r.version,
-                    "kind": r.role.to_string(),
-                    "state": if h.quarantined { "quarantined" } else { "active" },
-                    "calls": h.calls,
-                    "failures": h.failures,
-                    "rebuilds": h.rebuilds,
-                    "busy_seconds": h.busy.as_secs_f64(),
-                    "last_error": h.last_error,
-                })
+        .plugin_instances()
+        .into_iter()
+        .map(|(pipeline, r)| {
+            let h = r.health.snapshot();
+            json!({
+                "name": r.name,
+                "pipeline": pipeline,
+                "role": r.role.to_string(),
+                "plugin": r.plugin,
+                "version": r.version,
+                "kind": r.role.to_string(),
+                "state": if h.quarantined { "quarantined" } else { "active" },
+                "calls": h.calls,
+                "failures": h.failures,
+                "rebuilds": h.rebuilds,
+                "busy_seconds": h.busy.as_secs_f64(),
+                "last_error": h.last_error,
             })
         })
         .collect();

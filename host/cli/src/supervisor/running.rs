@@ -1,0 +1,157 @@
+//! One running pipeline with its sources: started from the config and the
+//! registry, stopped on its own (a config reload) or with the host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PluginRefs};
+use wasmeter_source::{FileSource, FileSourceConfig, StartAt, SystemSource};
+
+use super::Shared;
+use crate::config::{Config, PipelineSection, SourceSection};
+use crate::monitor::PipelineView;
+use crate::registry::PluginEntry;
+
+/// Chunks in flight between a source and its pipeline (back-pressure beyond).
+const SOURCE_QUEUE: usize = 16;
+
+/// Swap commands waiting for a pipeline (the sender waits beyond).
+const COMMAND_QUEUE: usize = 4;
+
+/// A pipeline task, its sources' tasks, and the handles to steer and stop them.
+pub(crate) struct RunningPipeline {
+    /// Its config section, to tell whether a reload changes it.
+    pub section: PipelineSection,
+    /// Its sources' sections, likewise.
+    pub sources: BTreeMap<String, SourceSection>,
+    /// Where swap commands go.
+    pub commands: mpsc::Sender<Command>,
+    /// Its plugin instances, live.
+    pub refs: PluginRefs,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningPipeline {
+    /// Restores the pipeline's checkpoint, instantiates its plugins and starts it
+    /// and its sources.
+    pub async fn start(
+        shared: &Shared,
+        config: &Config,
+        plugins: &BTreeMap<String, PluginEntry>,
+        name: &str,
+        section: &PipelineSection,
+    ) -> anyhow::Result<Self> {
+        let instances =
+            crate::plugins::instantiate_pipeline(plugins, &config.origin, name, section).await?;
+        let pipeline_config = PipelineConfig {
+            name: name.to_string(),
+            tick: Duration::from_millis(section.tick_ms),
+            checkpoint: Some(checkpoint_path(&shared.data_dir, name)),
+            checkpoint_interval: Duration::from_millis(section.checkpoint_interval_ms),
+        };
+        let (pipeline, resume) = Pipeline::restore(
+            pipeline_config,
+            instances,
+            shared.store.clone(),
+            shared.publisher.clone(),
+        )
+        .await
+        .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
+        let pipeline = pipeline.with_series(shared.series.clone());
+        let refs = pipeline.plugin_refs();
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mut files = Vec::new();
+        let mut system = None;
+        let mut sources = BTreeMap::new();
+        for source_name in &section.sources {
+            let source_section = &config.sources[source_name];
+            sources.insert(source_name.clone(), source_section.clone());
+            match source_section {
+                SourceSection::File(f) => {
+                    let source = FileSource::new(
+                        FileSourceConfig {
+                            name: source_name.clone(),
+                            include: f.include.iter().map(|p| config.resolve_pattern(p)).collect(),
+                            exclude: f.exclude.iter().map(|p| config.resolve_pattern(p)).collect(),
+                            reconcile_interval: Duration::from_millis(f.reconcile_interval_ms),
+                            max_chunk_bytes: f.max_chunk_bytes,
+                            max_line_bytes: f.max_line_bytes,
+                            start_at: if f.start_at == "end" {
+                                StartAt::End
+                            } else {
+                                StartAt::Beginning
+                            },
+                            ..FileSourceConfig::default()
+                        },
+                        resume.clone(),
+                    )
+                    .with_context(|| format!("{}: sources.{source_name}", config.origin))?;
+                    shared.monitor.add_source(source_name, source.stats());
+                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+                    let stop = stop.clone();
+                    let source_name = source_name.clone();
+                    tasks.spawn(async move {
+                        if let Err(error) = source.run(tx, stop).await {
+                            tracing::error!(source = %source_name, %error, "file source failed");
+                        }
+                    });
+                    files.push(rx);
+                }
+                SourceSection::System(s) => {
+                    let source = SystemSource {
+                        interval: Duration::from_millis(s.interval_ms),
+                        ..SystemSource::default()
+                    };
+                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+                    tasks.spawn(source.run(tx, stop.clone()));
+                    system = Some(rx);
+                }
+            }
+        }
+        shared.monitor.add_pipeline(PipelineView {
+            name: name.to_string(),
+            stats: pipeline.stats(),
+            plugins: refs.clone(),
+        });
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        tasks.spawn(pipeline.run(files, system, commands_rx));
+        tasks.close();
+        tracing::info!(pipeline = %name, "pipeline started");
+        Ok(Self {
+            section: section.clone(),
+            sources,
+            commands,
+            refs,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Whether the pipeline uses the plugin named `plugin` now.
+    pub fn uses(&self, plugin: &str) -> bool {
+        self.refs.get().iter().any(|r| r.name == plugin)
+    }
+
+    /// Stops its sources at a record boundary and waits for the pipeline to drain
+    /// and write its final checkpoint.
+    pub async fn stop(self, shared: &Shared, name: &str) {
+        self.stop.cancel();
+        self.tasks.wait().await;
+        let sources: Vec<String> = self.sources.into_keys().collect();
+        shared.monitor.remove_pipeline(name, &sources);
+        tracing::info!(pipeline = %name, "pipeline stopped");
+    }
+}
+
+fn checkpoint_path(data_dir: &Path, pipeline: &str) -> PathBuf {
+    data_dir
+        .join("checkpoints")
+        .join(format!("{pipeline}.json"))
+}

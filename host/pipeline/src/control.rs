@@ -1,0 +1,182 @@
+//! Changing a running pipeline's plugins. Commands reach the pipeline's task on a
+//! bounded channel and are applied between two chunks: every record is processed
+//! by exactly one version of each plugin, so a swap neither loses nor repeats an
+//! update. Everything slow (compiling, instantiating, `init`, a smoke test) happens
+//! before the command is sent; the task only moves state and swaps the instance.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use wasmeter_core::plugin::PluginKind;
+use wasmeter_plugin::{CollectorWorld, DeltaWorld, Instance, MetricWorld, World};
+
+/// An initialised instance to put in a pipeline.
+pub enum Replacement {
+    /// Replaces the collector of the same name.
+    Collector(Instance<CollectorWorld>),
+    /// Replaces the metric plugin of the same name, or joins the end of the chain.
+    Metric(Instance<MetricWorld>),
+    /// Replaces the delta plugin of the same name, or becomes the pipeline's delta
+    /// plugin if it has none.
+    Delta(Instance<DeltaWorld>),
+}
+
+impl Replacement {
+    /// The host's name for the instance.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Collector(i) => i.name(),
+            Self::Metric(i) => i.name(),
+            Self::Delta(i) => i.name(),
+        }
+    }
+
+    /// Its role.
+    pub fn kind(&self) -> PluginKind {
+        match self {
+            Self::Collector(_) => PluginKind::Collector,
+            Self::Metric(_) => PluginKind::Metric,
+            Self::Delta(_) => PluginKind::Delta,
+        }
+    }
+}
+
+/// What the pipeline's task is asked to do.
+pub enum Command {
+    /// Puts an instance in place (see [`Replacement`]).
+    Swap {
+        /// The new instance, initialised and smoke-tested.
+        replacement: Replacement,
+        /// Carry the old instance's state over (export, then import) when both are
+        /// stateful; `false` starts the new one empty.
+        carry_state: bool,
+        /// The outcome.
+        reply: oneshot::Sender<Result<Swapped, SwapError>>,
+    },
+    /// Takes a metric or delta plugin out of the pipeline.
+    Remove {
+        /// The host's name for the instance.
+        name: String,
+        /// The removed instance (to be dropped by the caller, off the pipeline's task).
+        reply: oneshot::Sender<Result<Retired, SwapError>>,
+    },
+}
+
+/// An instance taken out of a pipeline. Dropping a store returns its memory to the
+/// pool, which is work the pipeline's task leaves to whoever holds this.
+pub struct Retired(#[allow(dead_code, reason = "held only to be dropped later")] Box<dyn Send>);
+
+impl Retired {
+    pub(crate) fn new<W: World>(instance: Instance<W>) -> Self {
+        Self(Box::new(instance))
+    }
+}
+
+/// What happened to the plugin state in a swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateCarry {
+    /// One of the two versions keeps no state.
+    Stateless,
+    /// The state moved over; its size.
+    Carried {
+        /// Exported bytes.
+        bytes: usize,
+    },
+    /// The old instance had nothing to export.
+    Empty,
+    /// The new instance starts empty, as asked.
+    Fresh,
+    /// The old instance could not export (it is failing); the new one starts empty.
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A completed swap.
+pub struct Swapped {
+    /// How long the pipeline's task was busy with the swap (nothing else ran).
+    pub pause: Duration,
+    /// The state's fate.
+    pub state: StateCarry,
+    /// The replaced instance, if one was replaced (none when a plugin was added).
+    pub retired: Option<Retired>,
+}
+
+/// Why a pipeline refused a command; the old instance keeps running.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SwapError {
+    /// The pipeline has no such plugin in that role.
+    #[error("pipeline `{pipeline}` has no {kind} plugin named `{name}`")]
+    NotFound {
+        /// The pipeline.
+        pipeline: String,
+        /// The role.
+        kind: PluginKind,
+        /// The host's name looked for.
+        name: String,
+    },
+    /// Collectors can be replaced, never removed.
+    #[error("pipeline `{pipeline}` needs its collector `{name}`; swap it or remove the pipeline")]
+    CollectorNeeded {
+        /// The pipeline.
+        pipeline: String,
+        /// The collector's name.
+        name: String,
+    },
+    /// The pipeline has a delta plugin under another name.
+    #[error("pipeline `{pipeline}` already has the delta plugin `{existing}`")]
+    DeltaTaken {
+        /// The pipeline.
+        pipeline: String,
+        /// Its delta plugin.
+        existing: String,
+    },
+    /// The new version refused the old version's state.
+    #[error("the new version refused the old version's state ({reason}); swap with a fresh state to start it empty")]
+    ImportRefused {
+        /// The new version's error.
+        reason: String,
+    },
+    /// The pipeline has stopped.
+    #[error("pipeline `{0}` is not running")]
+    Stopped(String),
+}
+
+/// Moves the state of `old` into `new` (if asked and both are stateful), then puts
+/// `new` in `old`'s place. On error nothing changed.
+pub(crate) async fn replace<W: World>(
+    slot: &mut Instance<W>,
+    mut new: Instance<W>,
+    carry_state: bool,
+    started: Instant,
+) -> Result<Swapped, SwapError> {
+    let both_stateful =
+        slot.plugin().meta().info.stateful && new.plugin().meta().info.stateful;
+    let state = if !both_stateful {
+        StateCarry::Stateless
+    } else if !carry_state {
+        StateCarry::Fresh
+    } else {
+        match slot.export_state().await {
+            Ok(Some(state)) => {
+                new.import_state(&state)
+                    .await
+                    .map_err(|e| SwapError::ImportRefused {
+                        reason: e.to_string(),
+                    })?;
+                StateCarry::Carried { bytes: state.len() }
+            }
+            Ok(None) => StateCarry::Empty,
+            Err(e) => StateCarry::Lost {
+                reason: e.to_string(),
+            },
+        }
+    };
+    let old = std::mem::replace(slot, new);
+    Ok(Swapped {
+        pause: started.elapsed(),
+        state,
+        retired: Some(Retired::new(old)),
+    })
+}
