@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +23,10 @@ pub struct Host {
     pub addr: String,
     /// The test's directory (config, feed files, data).
     pub dir: PathBuf,
+    /// The admin API, `127.0.0.1:PORT`.
+    pub admin: Option<String>,
+    /// The admin token file the host wrote.
+    pub token_file: Option<PathBuf>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -73,10 +78,30 @@ impl Host {
         std::fs::create_dir_all(dir.join("feed")).unwrap();
         let config_path = dir.join("wasmeter.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
-            .args(["--log-level", "info,wasmeter=debug", "serve", "--config"])
-            .arg(&config_path)
-            .args(args)
+        let mut all: Vec<OsString> = vec!["--config".into(), config_path.into()];
+        all.extend(args.iter().map(OsString::from));
+        Host::spawn(dir, &all)
+    }
+
+    /// `wasmeter serve` with the built-in demo config and feed in `dir`.
+    pub fn demo(dir: &Path, args: &[&str]) -> Host {
+        let mut all: Vec<OsString> = vec!["--data-dir".into(), dir.into()];
+        all.extend(["--listen", "127.0.0.1:0"].map(OsString::from));
+        all.extend(args.iter().map(OsString::from));
+        Host::spawn(dir, &all)
+    }
+
+    /// Starts `wasmeter serve ARGS` (the admin API on a free loopback port unless
+    /// ARGS say otherwise) and reads where it listens.
+    pub fn spawn(dir: &Path, args: &[OsString]) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmeter"));
+        command
+            .args(["--log-level", "info,wasmeter=debug", "serve"])
+            .args(args);
+        if !args.iter().any(|a| a == "--admin-listen") {
+            command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -93,22 +118,73 @@ impl Host {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
-        let addr = first
-            .trim()
-            .strip_prefix("wasmeter: listening on http://")
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("host did not start; stdout: {first:?}")
-            })
-            .to_string();
+        let Some(addr) = first.trim().strip_prefix("wasmeter: listening on http://") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = stderr.join().unwrap_or_default();
+            panic!("host did not start; stdout: {first:?}; log:\n{log}")
+        };
+        let addr = addr.to_string();
+        // The announcement ends with the data dir; the admin line comes before it.
+        let (mut admin, mut token_file) = (None, None);
+        let mut line = String::new();
+        while {
+            line.clear();
+            stdout.read_line(&mut line).unwrap_or(0) > 0
+        } {
+            if let Some(rest) = line.trim().strip_prefix("admin      http://") {
+                let (a, rest) = rest.split_once(' ').unwrap();
+                admin = Some(a.to_string());
+                token_file = rest
+                    .split_once("token in ")
+                    .map(|(_, f)| PathBuf::from(f.split(';').next().unwrap()));
+            }
+            if line.trim().starts_with("data dir") {
+                break;
+            }
+        }
         // Keep draining stdout so the host never blocks on a full pipe.
         std::thread::spawn(move || for _ in stdout.lines() {});
         Host {
             child: Some(child),
             addr,
             dir: dir.to_path_buf(),
+            admin,
+            token_file,
             stderr: Some(stderr),
         }
+    }
+
+    /// The admin token the host wrote to its data directory.
+    pub fn token(&self) -> String {
+        let file = self.token_file.as_ref().expect("a generated admin token");
+        std::fs::read_to_string(file).unwrap().trim().to_string()
+    }
+
+    /// An admin API request with the host's token; returns the status and JSON body.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = format!("Bearer {}", self.token());
+        let mut headers = vec![("Authorization", token.as_str())];
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        if !body.is_empty() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let admin = self.admin.as_deref().expect("admin API");
+        let (status, _, body) = http_request(admin, method, path, &headers, body.as_bytes()).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Runs `wasmeter ARGS --admin ... --token-file ...` against this host.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+            .args(args)
+            .arg("--admin")
+            .arg(self.admin.as_deref().expect("admin API"))
+            .arg("--token-file")
+            .arg(self.token_file.as_deref().expect("a generated admin token"))
+            .env_remove("WASMETER_ADMIN_TOKEN")
+            .output()
+            .expect("run wasmeter")
     }
 
     /// Appends text to a feed file.
@@ -135,6 +211,13 @@ impl Host {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends a signal to the host process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().unwrap();
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, signal) };
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the host's log.
@@ -175,21 +258,43 @@ pub fn append(dir: &Path, file: &str, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// A minimal HTTP/1.1 GET over a raw socket (no HTTP client stack needed).
-pub async fn http_get(addr: &str, path: &str) -> (u16, Value) {
+/// A minimal HTTP/1.1 request over a raw socket (no HTTP client stack needed);
+/// returns the status, the head and the body.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status: u16 = head[9..12].parse().unwrap();
+    (status, head, body)
+}
+
+/// A GET of a JSON document.
+pub async fn http_get(addr: &str, path: &str) -> (u16, Value) {
+    let (status, _, body) = http_request(addr, "GET", path, &[], b"").await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// A WebSocket subscriber speaking JSON or MessagePack.
@@ -275,19 +380,7 @@ pub async fn http_get_text(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head[9..12].parse().unwrap();
+    let (status, head, body) = http_request(addr, "GET", path, headers, b"").await;
     let content_type = head
         .lines()
         .find_map(|l| {
@@ -296,7 +389,11 @@ pub async fn http_get_text(
                 .then(|| value.trim().to_string())
         })
         .unwrap_or_default();
-    (status, content_type, body.to_string())
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 /// A port free on loopback now (for a host that must come back on the same port).

@@ -94,8 +94,8 @@ pub struct ComponentArgs {
     #[arg(long)]
     pub remote: bool,
     /// The plugin's config, `key=value` (repeatable); replaces the current config.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub config: Vec<String>,
+    #[arg(long = "set", id = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 /// `wasmeter plugin` subcommands.

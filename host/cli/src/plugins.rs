@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use wasmeter_core::field::TopicState;
 use wasmeter_core::plugin::PluginKind;
 use wasmeter_core::sample::Sample;
-use wasmeter_core::field::TopicState;
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
 use wasmeter_plugin::{CallError, LoadError, LoadedPlugin, PluginLimits, Runtime, World};
 
@@ -102,9 +102,7 @@ pub async fn load_all(
 }
 
 /// Creates and initialises one instance of `entry` as a plugin of world `W`.
-async fn instance<W: World>(
-    entry: &PluginEntry,
-) -> Result<wasmeter_plugin::Instance<W>, String> {
+async fn instance<W: World>(entry: &PluginEntry) -> Result<wasmeter_plugin::Instance<W>, String> {
     entry
         .spec::<W>()?
         .instantiate()
@@ -120,7 +118,9 @@ pub async fn instantiate_pipeline(
     section: &PipelineSection,
 ) -> anyhow::Result<PipelinePlugins> {
     let start = |e: String| anyhow::anyhow!("{origin}: pipelines.{name}: {e}");
-    let collector = instance(&plugins[&section.collector]).await.map_err(start)?;
+    let collector = instance(&plugins[&section.collector])
+        .await
+        .map_err(start)?;
     let mut metrics = Vec::new();
     for m in &section.metrics {
         metrics.push(instance(&plugins[m]).await.map_err(start)?);

@@ -116,7 +116,9 @@ impl PluginEntry {
         let plugin = W::from_loaded(self.current.loaded.clone()).ok_or_else(|| {
             format!(
                 "plugin `{}` is a {} plugin, not a {}",
-                self.name, self.kind, W::KIND
+                self.name,
+                self.kind,
+                W::KIND
             )
         })?;
         Ok(PluginSpec {
@@ -175,9 +177,11 @@ impl PluginEntry {
             errors: health.iter().map(|h| h.failures).sum(),
             swaps: self.swaps,
             rollback_versions: self.previous.len(),
-            last_error: self.last_error.as_ref().map(|(_, m)| m.clone()).or_else(|| {
-                health.iter().find_map(|h| h.last_error.clone())
-            }),
+            last_error: self
+                .last_error
+                .as_ref()
+                .map(|(_, m)| m.clone())
+                .or_else(|| health.iter().find_map(|h| h.last_error.clone())),
         }
     }
 

@@ -162,7 +162,10 @@ pub async fn serve(
         let listener = tokio::net::TcpListener::bind(admin_config.listen)
             .await
             .with_context(|| {
-                format!("{origin}: admin.listen: cannot listen on {}", admin_config.listen)
+                format!(
+                    "{origin}: admin.listen: cannot listen on {}",
+                    admin_config.listen
+                )
             })?;
         admin_addr = Some((listener.local_addr()?, token_origin));
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());

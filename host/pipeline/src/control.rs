@@ -46,7 +46,7 @@ pub enum Command {
     /// Puts an instance in place (see [`Replacement`]).
     Swap {
         /// The new instance, initialised and smoke-tested.
-        replacement: Replacement,
+        replacement: Box<Replacement>,
         /// Carry the old instance's state over (export, then import) when both are
         /// stateful; `false` starts the new one empty.
         carry_state: bool,
@@ -133,7 +133,9 @@ pub enum SwapError {
         existing: String,
     },
     /// The new version refused the old version's state.
-    #[error("the new version refused the old version's state ({reason}); swap with a fresh state to start it empty")]
+    #[error(
+        "the new version refused the old version's state ({reason}); swap with a fresh state to start it empty"
+    )]
     ImportRefused {
         /// The new version's error.
         reason: String,
@@ -151,8 +153,7 @@ pub(crate) async fn replace<W: World>(
     carry_state: bool,
     started: Instant,
 ) -> Result<Swapped, SwapError> {
-    let both_stateful =
-        slot.plugin().meta().info.stateful && new.plugin().meta().info.stateful;
+    let both_stateful = slot.plugin().meta().info.stateful && new.plugin().meta().info.stateful;
     let state = if !both_stateful {
         StateCarry::Stateless
     } else if !carry_state {

@@ -228,7 +228,7 @@ impl Pipeline {
                 reply,
             } => {
                 let name = replacement.name().to_string();
-                let result = self.swap(replacement, carry_state).await;
+                let result = self.swap(*replacement, carry_state).await;
                 match &result {
                     Ok(swapped) => {
                         self.stats.record_swap(swapped.pause);

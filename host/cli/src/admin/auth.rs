@@ -46,7 +46,11 @@ pub fn resolve(config: &Config, data_dir: &Path) -> anyhow::Result<(String, Toke
     } else if let Some(file) = &admin.token_file {
         let file = config.resolve(file);
         let token = std::fs::read_to_string(&file).with_context(|| {
-            format!("{}: admin.token_file: cannot read {}", config.origin, file.display())
+            format!(
+                "{}: admin.token_file: cannot read {}",
+                config.origin,
+                file.display()
+            )
         })?;
         Some((token.trim().to_string(), TokenOrigin::File(file)))
     } else {

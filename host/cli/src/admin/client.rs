@@ -88,20 +88,38 @@ impl AdminClient {
     ) -> anyhow::Result<T> {
         let value = tokio::time::timeout(REQUEST_TIMEOUT, self.send(method, path_and_query, body))
             .await
-            .with_context(|| format!("no answer from the admin API at {} within {REQUEST_TIMEOUT:?}", self.authority))??;
+            .with_context(|| {
+                format!(
+                    "no answer from the admin API at {} within {REQUEST_TIMEOUT:?}",
+                    self.authority
+                )
+            })??;
         serde_json::from_value(value).context("unexpected answer from the admin API")
     }
 
-    async fn send(&self, method: Method, path_and_query: &str, body: Body) -> anyhow::Result<Value> {
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Body,
+    ) -> anyhow::Result<Value> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
-            .with_context(|| format!("cannot reach the admin API at {} (is the host running?)", self.authority))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach the admin API at {} (is the host running?)",
+                    self.authority
+                )
+            })?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         let driver = tokio::spawn(connection);
         let (content_type, bytes) = match body {
             Body::Empty => (None, Bytes::new()),
-            Body::Json(v) => (Some("application/json"), Bytes::from(serde_json::to_vec(&v)?)),
+            Body::Json(v) => (
+                Some("application/json"),
+                Bytes::from(serde_json::to_vec(&v)?),
+            ),
             Body::Wasm(b) => (Some(super::routes::WASM_MEDIA_TYPE), Bytes::from(b)),
         };
         let mut request = Request::builder()
@@ -116,9 +134,9 @@ impl AdminClient {
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         driver.abort();
-        let value: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-            serde_json::json!({ "error": { "message": String::from_utf8_lossy(&body) } })
-        });
+        let value: Value = serde_json::from_slice(&body).unwrap_or_else(
+            |_| serde_json::json!({ "error": { "message": String::from_utf8_lossy(&body) } }),
+        );
         if status.is_success() {
             return Ok(value);
         }

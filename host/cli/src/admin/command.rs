@@ -27,7 +27,9 @@ pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {
             print!("{}", list_table(&plugins));
         }
         PluginCommand::Inspect { name } => {
-            let answer: Value = client.call(Method::GET, &path(&name, ""), Body::Empty).await?;
+            let answer: Value = client
+                .call(Method::GET, &path(&name, ""), Body::Empty)
+                .await?;
             if json {
                 return print_json(&answer);
             }
@@ -39,7 +41,9 @@ pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {
             pipelines,
         } => {
             let (query, body) = component_request(&component, json!({ "pipelines": pipelines }))?;
-            let answer = client.call(Method::POST, &format!("{}{query}", path(&name, "")), body).await?;
+            let answer = client
+                .call(Method::POST, &format!("{}{query}", path(&name, "")), body)
+                .await?;
             report(json, "loaded", answer)?;
         }
         PluginCommand::Swap {
@@ -49,25 +53,39 @@ pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {
         } => {
             let (query, body) =
                 component_request(&component, json!({ "fresh_state": fresh_state }))?;
-            let answer = client.call(Method::POST, &format!("{}{query}", path(&name, "/swap")), body).await?;
+            let answer = client
+                .call(
+                    Method::POST,
+                    &format!("{}{query}", path(&name, "/swap")),
+                    body,
+                )
+                .await?;
             report(json, "swapped", answer)?;
         }
         PluginCommand::Reload { name } => {
-            let answer = client.call(Method::POST, &path(&name, "/reload"), Body::Empty).await?;
+            let answer = client
+                .call(Method::POST, &path(&name, "/reload"), Body::Empty)
+                .await?;
             report(json, "reloaded", answer)?;
         }
         PluginCommand::Rollback { name } => {
-            let answer = client.call(Method::POST, &path(&name, "/rollback"), Body::Empty).await?;
+            let answer = client
+                .call(Method::POST, &path(&name, "/rollback"), Body::Empty)
+                .await?;
             report(json, "rolled back", answer)?;
         }
         PluginCommand::Unload { name } => {
-            let answer: Value = client.call(Method::DELETE, &path(&name, ""), Body::Empty).await?;
+            let answer: Value = client
+                .call(Method::DELETE, &path(&name, ""), Body::Empty)
+                .await?;
             if json {
                 return print_json(&answer);
             }
             println!("unloaded {name}");
         }
-        PluginCommand::Quarantine { name } => quarantine(&client, json, &name, "/quarantine").await?,
+        PluginCommand::Quarantine { name } => {
+            quarantine(&client, json, &name, "/quarantine").await?
+        }
         PluginCommand::Release { name } => quarantine(&client, json, &name, "/release").await?,
     }
     Ok(())
@@ -76,7 +94,9 @@ pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {
 /// Runs `wasmeter reload-config`.
 pub async fn reload_config(args: AdminArgs) -> anyhow::Result<()> {
     let client = connect(&args)?;
-    let answer: Value = client.call(Method::POST, "/v1/config/reload", Body::Empty).await?;
+    let answer: Value = client
+        .call(Method::POST, "/v1/config/reload", Body::Empty)
+        .await?;
     if args.json {
         return print_json(&answer);
     }
@@ -96,15 +116,23 @@ pub async fn reload_config(args: AdminArgs) -> anyhow::Result<()> {
     for (what, why) in &r.failed {
         println!("failed             {what}: {why}");
     }
-    if r.started.len() + r.stopped.len() + r.restarted.len() + r.plugins_added.len()
-        + r.plugins_removed.len() + r.plugins_updated.len() + r.needs_restart.len()
+    if r.started.len()
+        + r.stopped.len()
+        + r.restarted.len()
+        + r.plugins_added.len()
+        + r.plugins_removed.len()
+        + r.plugins_updated.len()
+        + r.needs_restart.len()
         + r.failed.len()
         == 0
     {
         println!("no changes");
     }
     if !r.failed.is_empty() {
-        bail!("{} part(s) of the new config failed to apply", r.failed.len());
+        bail!(
+            "{} part(s) of the new config failed to apply",
+            r.failed.len()
+        );
     }
     Ok(())
 }
@@ -133,7 +161,7 @@ async fn quarantine(client: &AdminClient, json: bool, name: &str, op: &str) -> a
 /// a path on the host (options in the JSON body).
 fn component_request(c: &ComponentArgs, mut options: Value) -> anyhow::Result<(String, Body)> {
     let mut config = BTreeMap::new();
-    for kv in &c.config {
+    for kv in &c.settings {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--set {kv}: expected KEY=VALUE");
         };
@@ -146,12 +174,16 @@ fn component_request(c: &ComponentArgs, mut options: Value) -> anyhow::Result<(S
         options["path"] = json!(c.file);
         return Ok((String::new(), Body::Json(options)));
     }
-    let bytes = std::fs::read(&c.file)
-        .with_context(|| format!("cannot read {}", c.file.display()))?;
+    let bytes =
+        std::fs::read(&c.file).with_context(|| format!("cannot read {}", c.file.display()))?;
     let mut query = Vec::new();
     for (k, v) in options.as_object().expect("an object") {
         let v = match v {
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             Value::Object(_) => v.to_string(),
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -174,13 +206,25 @@ fn report(json: bool, what: &str, answer: Value) -> anyhow::Result<()> {
     }
     let r: SwapReport = serde_json::from_value(answer)?;
     if r.unchanged {
-        println!("{}: unchanged (the file has the running version, sha256 {})", r.plugin, &r.hash[..16]);
+        println!(
+            "{}: unchanged (the file has the running version, sha256 {})",
+            r.plugin,
+            &r.hash[..16]
+        );
         return Ok(());
     }
     let from = r.replaced.map(|v| format!("{v} -> ")).unwrap_or_default();
-    println!("{what} {}: {from}{} (sha256 {})", r.plugin, r.version, &r.hash[..16]);
+    println!(
+        "{what} {}: {from}{} (sha256 {})",
+        r.plugin,
+        r.version,
+        &r.hash[..16]
+    );
     for p in &r.pipelines {
-        println!("  {:<16} pause {:>8.1} us   state {}", p.pipeline, p.pause_us, p.state);
+        println!(
+            "  {:<16} pause {:>8.1} us   state {}",
+            p.pipeline, p.pause_us, p.state
+        );
     }
     Ok(())
 }
@@ -204,12 +248,22 @@ fn encode(s: &str) -> String {
 
 /// `plugin list` as a table.
 fn list_table(plugins: &[PluginSummary]) -> String {
-    let mut rows = vec![[
-        "NAME", "KIND", "PLUGIN", "VERSION", "STATE", "PIPELINES", "CALLS", "ERRORS", "SWAPS",
-        "SHA256",
-    ]
-    .map(String::from)
-    .to_vec()];
+    let mut rows = vec![
+        [
+            "NAME",
+            "KIND",
+            "PLUGIN",
+            "VERSION",
+            "STATE",
+            "PIPELINES",
+            "CALLS",
+            "ERRORS",
+            "SWAPS",
+            "SHA256",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     for p in plugins {
         rows.push(vec![
             p.name.clone(),
@@ -217,7 +271,11 @@ fn list_table(plugins: &[PluginSummary]) -> String {
             p.plugin.clone(),
             p.version.clone(),
             p.state.to_string(),
-            if p.pipelines.is_empty() { "-".into() } else { p.pipelines.join(",") },
+            if p.pipelines.is_empty() {
+                "-".into()
+            } else {
+                p.pipelines.join(",")
+            },
             p.calls.to_string(),
             p.errors.to_string(),
             p.swaps.to_string(),
@@ -229,7 +287,11 @@ fn list_table(plugins: &[PluginSummary]) -> String {
         .collect();
     let mut out = String::new();
     for r in &rows {
-        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -246,8 +308,18 @@ fn detail_text(d: &PluginDetail) -> String {
     let s = &d.summary;
     let mut out = format!(
         "{} ({} plugin {} {}): {}\n  state      {}\n  sha256     {}\n  origin     {}\n  stateful   {}\n  size       {} bytes\n  limits     call timeout {} ms, memory {} bytes\n",
-        s.name, s.kind, s.plugin, s.version, d.description, s.state, s.hash, s.origin, d.stateful,
-        d.size_bytes, d.call_timeout_ms, d.memory_limit_bytes
+        s.name,
+        s.kind,
+        s.plugin,
+        s.version,
+        d.description,
+        s.state,
+        s.hash,
+        s.origin,
+        d.stateful,
+        d.size_bytes,
+        d.call_timeout_ms,
+        d.memory_limit_bytes
     );
     if !d.emits.is_empty() {
         out.push_str(&format!("  emits      {}\n", d.emits.join(", ")));
@@ -267,7 +339,12 @@ fn detail_text(d: &PluginDetail) -> String {
         ));
     }
     for v in &d.history {
-        out.push_str(&format!("  previous   {} sha256 {} from {}\n", v.version, &v.hash[..16], v.origin));
+        out.push_str(&format!(
+            "  previous   {} sha256 {} from {}\n",
+            v.version,
+            &v.hash[..16],
+            v.origin
+        ));
     }
     if let Some(e) = &s.last_error {
         out.push_str(&format!("  last error {e}\n"));

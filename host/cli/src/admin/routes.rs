@@ -66,7 +66,11 @@ fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     }
     Ok(match Form::deserialize(d)? {
         Form::List(l) => l,
-        Form::Text(t) => t.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        Form::Text(t) => t
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -94,10 +98,7 @@ pub fn router(supervisor: Arc<Supervisor>, token: String) -> Router {
     };
     Router::new()
         .route("/v1/plugins", get(list_plugins))
-        .route(
-            "/v1/plugins/{name}",
-            get(inspect).post(load).delete(unload),
-        )
+        .route("/v1/plugins/{name}", get(inspect).post(load).delete(unload))
         .route("/v1/plugins/{name}/swap", post(swap))
         .route("/v1/plugins/{name}/reload", post(reload))
         .route("/v1/plugins/{name}/rollback", post(rollback))
@@ -185,8 +186,11 @@ fn change(
         };
         return Ok((WasmSource::Bytes(body.to_vec()), request));
     }
-    let request: ChangeRequest = serde_json::from_slice(&body)
-        .map_err(|e| bad(format!("body: {e} (send JSON with `path`, or the component as {WASM_MEDIA_TYPE})")))?;
+    let request: ChangeRequest = serde_json::from_slice(&body).map_err(|e| {
+        bad(format!(
+            "body: {e} (send JSON with `path`, or the component as {WASM_MEDIA_TYPE})"
+        ))
+    })?;
     let path = request
         .path
         .clone()
@@ -195,29 +199,25 @@ fn change(
 }
 
 fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
-    Query::<T>::try_from_uri(
-        &format!("/?{query}")
-            .parse()
-            .map_err(|e| format!("{e}"))?,
-    )
-    .map(|q| q.0)
-    .map_err(|e| e.body_text())
+    Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|e| format!("{e}"))?)
+        .map(|q| q.0)
+        .map_err(|e| e.body_text())
 }
 
-async fn load(
-    State(a): State<Admin>,
-    Path(name): Path<String>,
-    request: Request,
-) -> Reply {
+async fn load(State(a): State<Admin>, Path(name): Path<String>, request: Request) -> Reply {
     let (headers, query, body) = parts(request).await?;
     let (source, r) = change(&headers, query.as_deref(), body)?;
-    ok(a.supervisor.load(&name, source, r.config, r.pipelines).await?)
+    ok(a.supervisor
+        .load(&name, source, r.config, r.pipelines)
+        .await?)
 }
 
 async fn swap(State(a): State<Admin>, Path(name): Path<String>, request: Request) -> Reply {
     let (headers, query, body) = parts(request).await?;
     let (source, r) = change(&headers, query.as_deref(), body)?;
-    ok(a.supervisor.swap(&name, source, r.config, r.fresh_state).await?)
+    ok(a.supervisor
+        .swap(&name, source, r.config, r.fresh_state)
+        .await?)
 }
 
 /// Headers, query string and body of a request.
@@ -226,9 +226,7 @@ async fn parts(request: Request) -> Result<(HeaderMap, Option<String>, Bytes), A
     let body = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
         .await
         .map_err(|e| {
-            AdminError::BadRequest(format!(
-                "body: {e} (at most {MAX_UPLOAD_BYTES} bytes)"
-            ))
+            AdminError::BadRequest(format!("body: {e} (at most {MAX_UPLOAD_BYTES} bytes)"))
         })?;
     Ok((parts.headers, parts.uri.query().map(String::from), body))
 }

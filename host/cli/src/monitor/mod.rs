@@ -62,21 +62,37 @@ impl Monitor {
 
     /// Adds (or replaces) a file source's counters.
     pub fn add_source(&self, name: &str, stats: Arc<SourceStats>) {
-        let mut sources = self.inner.sources.write().unwrap_or_else(|p| p.into_inner());
+        let mut sources = self
+            .inner
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         sources.insert(name.to_string(), stats);
     }
 
     /// Adds (or replaces) a pipeline.
     pub fn add_pipeline(&self, view: PipelineView) {
-        let mut pipelines = self.inner.pipelines.write().unwrap_or_else(|p| p.into_inner());
+        let mut pipelines = self
+            .inner
+            .pipelines
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         pipelines.insert(view.name.clone(), view);
     }
 
     /// Forgets a pipeline and its sources.
     pub fn remove_pipeline(&self, name: &str, sources: &[String]) {
-        let mut pipelines = self.inner.pipelines.write().unwrap_or_else(|p| p.into_inner());
+        let mut pipelines = self
+            .inner
+            .pipelines
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         pipelines.remove(name);
-        let mut all = self.inner.sources.write().unwrap_or_else(|p| p.into_inner());
+        let mut all = self
+            .inner
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         for s in sources {
             all.remove(s);
         }

@@ -212,9 +212,9 @@ impl Supervisor {
             )));
         };
         let result = async {
-            let bytes = tokio::fs::read(path).await.map_err(|e| {
-                AdminError::Refused(format!("cannot read {}: {e}", path.display()))
-            })?;
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| AdminError::Refused(format!("cannot read {}: {e}", path.display())))?;
             if wasmeter_plugin::content_hash(&bytes) == entry.current.loaded.meta().hash {
                 return Ok(None);
             }
@@ -425,7 +425,9 @@ impl Supervisor {
                 }
                 Err(error) => {
                     self.undo(inner, &old, &done).await;
-                    return Err(AdminError::Refused(format!("pipeline `{pipeline}`: {error}")));
+                    return Err(AdminError::Refused(format!(
+                        "pipeline `{pipeline}`: {error}"
+                    )));
                 }
             }
         }
@@ -484,7 +486,10 @@ impl Supervisor {
             ("version".to_string(), text(&meta.info.version)),
             ("hash".to_string(), text(&meta.hash_hex()[..16])),
             ("error".to_string(), text(error.unwrap_or(""))),
-            ("at_ms".to_string(), FieldValue::Number(unix_now_ms() as f64)),
+            (
+                "at_ms".to_string(),
+                FieldValue::Number(unix_now_ms() as f64),
+            ),
         ]);
         let topic = format!("_wasmeter/plugins/{}", entry.name).into();
         publish_fields(
@@ -534,12 +539,16 @@ async fn send_swap(
 ) -> Result<Swapped, SwapError> {
     let (reply, rx) = oneshot::channel();
     let command = Command::Swap {
-        replacement,
+        replacement: Box::new(replacement),
         carry_state,
         reply,
     };
     let stopped = || SwapError::Stopped(name.to_string());
-    pipeline.commands.send(command).await.map_err(|_| stopped())?;
+    pipeline
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| stopped())?;
     rx.await.map_err(|_| stopped())?
 }
 
@@ -558,7 +567,11 @@ fn pipeline_swap(pipeline: &str, swapped: &Swapped) -> PipelineSwap {
     }
 }
 
-fn report(next: &PluginEntry, old: Option<&PluginEntry>, pipelines: Vec<PipelineSwap>) -> SwapReport {
+fn report(
+    next: &PluginEntry,
+    old: Option<&PluginEntry>,
+    pipelines: Vec<PipelineSwap>,
+) -> SwapReport {
     let meta = next.current.loaded.meta();
     SwapReport {
         plugin: next.name.clone(),
@@ -579,12 +592,13 @@ fn unchanged(entry: &PluginEntry) -> SwapReport {
 
 /// `path` resolved inside `dir`, or why not.
 fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
-    let dir = dir.canonicalize().map_err(|e| {
-        AdminError::BadRequest(format!("plugins directory {}: {e}", dir.display()))
-    })?;
-    let candidate = dir.join(path).canonicalize().map_err(|e| {
-        AdminError::BadRequest(format!("{}: {e}", dir.join(path).display()))
-    })?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| AdminError::BadRequest(format!("plugins directory {}: {e}", dir.display())))?;
+    let candidate = dir
+        .join(path)
+        .canonicalize()
+        .map_err(|e| AdminError::BadRequest(format!("{}: {e}", dir.join(path).display())))?;
     if !candidate.starts_with(&dir) {
         return Err(AdminError::BadRequest(format!(
             "{} is outside the plugins directory {}",

@@ -137,7 +137,9 @@ impl Supervisor {
                     match self.finish(&mut inner, &name, "updated", result) {
                         Ok(_) => report.plugins_updated.push(name),
                         Err(e) => {
-                            report.failed.insert(format!("plugins.{name}"), e.to_string());
+                            report
+                                .failed
+                                .insert(format!("plugins.{name}"), e.to_string());
                         }
                     }
                 }
@@ -166,7 +168,9 @@ impl Supervisor {
                 }
                 Err(e) => {
                     tracing::error!(pipeline = %name, error = %format!("{e:#}"), "pipeline not started");
-                    report.failed.insert(format!("pipelines.{name}"), format!("{e:#}"));
+                    report
+                        .failed
+                        .insert(format!("pipelines.{name}"), format!("{e:#}"));
                 }
             }
         }

@@ -78,8 +78,16 @@ impl RunningPipeline {
                     let source = FileSource::new(
                         FileSourceConfig {
                             name: source_name.clone(),
-                            include: f.include.iter().map(|p| config.resolve_pattern(p)).collect(),
-                            exclude: f.exclude.iter().map(|p| config.resolve_pattern(p)).collect(),
+                            include: f
+                                .include
+                                .iter()
+                                .map(|p| config.resolve_pattern(p))
+                                .collect(),
+                            exclude: f
+                                .exclude
+                                .iter()
+                                .map(|p| config.resolve_pattern(p))
+                                .collect(),
                             reconcile_interval: Duration::from_millis(f.reconcile_interval_ms),
                             max_chunk_bytes: f.max_chunk_bytes,
                             max_line_bytes: f.max_line_bytes,

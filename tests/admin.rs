@@ -1,0 +1,622 @@
+//! The admin API and `wasmeter plugin` against a real host: authentication, swaps
+//! refused for broken components, 100 swaps under load without a lost or repeated
+//! update, hot reload of a replaced file, rollback, and config reload.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Client, Host, WAIT, csv_config, http_request};
+
+/// A built-in component, as shipped in the binary.
+fn builtin(file: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("host/cli/builtin")
+            .join(file),
+    )
+    .unwrap()
+}
+
+/// A test component built from `plugins/` by `scripts/build-plugins.sh`.
+fn built(file: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/plugins/wasm32-wasip2/release")
+        .join(file);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins.sh)", path.display()))
+}
+
+/// The same component with a custom section appended: another file, another hash,
+/// the same code.
+fn variant(component: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    leb128("wasmeter-test".len(), &mut payload);
+    payload.extend_from_slice(b"wasmeter-test");
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0);
+    leb128(payload.len(), &mut out);
+    out.extend(payload);
+    out
+}
+
+/// Uploads a component to `op` (`/v1/plugins/NAME/swap`, ...) with the host's token.
+async fn upload(host: &Host, path: &str, bytes: &[u8]) -> (u16, Value) {
+    let token = format!("Bearer {}", host.token());
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/wasm"),
+    ];
+    let admin = host.admin.as_deref().unwrap();
+    let (status, _, body) = http_request(admin, "POST", path, &headers, bytes).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The `count` field of a trades topic, once it exists.
+async fn count(host: &Host, topic: &str, at_least: f64) -> f64 {
+    let state = host
+        .wait_for_topic(topic, |s| {
+            s["count"].as_f64().is_some_and(|c| c >= at_least)
+        })
+        .await;
+    state["count"].as_f64().unwrap()
+}
+
+/// A plugin's line of `plugin list --json`.
+async fn summary(host: &Host, name: &str) -> Value {
+    let (status, body) = host
+        .admin("GET", &format!("/v1/plugins/{name}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_the_token_and_a_loopback_address_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    let admin = host.admin.clone().unwrap();
+
+    let (status, _, body) = http_request(&admin, "GET", "/v1/plugins", &[], b"").await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing bearer token")
+    );
+
+    let wrong = [("Authorization", "Bearer not-the-token-at-all")];
+    let (status, _, body) = http_request(&admin, "GET", "/v1/plugins", &wrong, b"").await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("wrong admin token"));
+    // Every route is behind the token, including changes.
+    let (status, _, _) =
+        http_request(&admin, "POST", "/v1/plugins/csv/rollback", &wrong, b"").await;
+    assert_eq!(status, 401);
+
+    let (status, body) = host.admin("GET", "/v1/plugins", None).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["csv", "delta"]);
+
+    // The CLI says what is wrong with a token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args([
+            "plugin",
+            "list",
+            "--admin",
+            &admin,
+            "--token",
+            "0123456789abcdef-wrong",
+        ])
+        .env_remove("WASMETER_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the admin API refused the token: wrong admin token"),
+        "{stderr}"
+    );
+    host.stop();
+
+    // A non-loopback admin address without a configured token: refused at start.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("wasmeter.toml"), csv_config("")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args(["serve", "--config"])
+        .arg(other.path().join("wasmeter.toml"))
+        .args(["--admin-listen", "0.0.0.0:0"])
+        .env_remove("WASMETER_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "admin.listen: 0.0.0.0:0 is not a loopback address, and the admin API has no token"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WASMETER_ADMIN_TOKEN"), "{stderr}");
+
+    // With a token it listens there, and the token is what counts.
+    let config = csv_config("\n[admin]\ntoken = \"a-long-enough-admin-token\"\n");
+    let host = Host::start_with(other.path(), &config, &["--admin-listen", "0.0.0.0:0"]);
+    let port = host
+        .admin
+        .as_deref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let loopback = format!("127.0.0.1:{port}");
+    let good = [("Authorization", "Bearer a-long-enough-admin-token")];
+    let (status, _, _) = http_request(&loopback, "GET", "/v1/plugins", &good, b"").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = http_request(&loopback, "GET", "/v1/plugins", &[], b"").await;
+    assert_eq!(status, 401);
+    host.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    host.append("t.csv", "BTC,100,1,1\n");
+    assert_eq!(count(&host, "trades/BTC", 1.0).await, 1.0);
+    let before = summary(&host, "csv").await;
+
+    let files = dir.path().join("candidates");
+    std::fs::create_dir_all(&files).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = files.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let cases = [
+        (
+            write("garbage.wasm", b"\0asm but not really a component"),
+            vec![],
+            "not a WebAssembly component",
+        ),
+        (
+            write("vwap.wasm", &builtin("vwap.wasm")),
+            vec![],
+            "wrong plugin interface: expected a collector plugin",
+        ),
+        (
+            write("wrong_version.wasm", &built("wrong_version.wasm")),
+            vec![],
+            "0.2.0",
+        ),
+        (
+            write("faulty.wasm", &built("faulty_collector.wasm")),
+            vec!["--set", "init=panic"],
+            "trap",
+        ),
+    ];
+    for (i, (file, extra, why)) in cases.iter().enumerate() {
+        let mut args = vec!["plugin", "swap", "csv", file.as_str()];
+        args.extend(extra);
+        let out = host.cli(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file} was accepted");
+        assert!(stderr.contains(why), "{file}: {stderr}");
+
+        // Still the old version, still serving, state intact.
+        let after = summary(&host, "csv").await;
+        assert_eq!(after["hash"], before["hash"]);
+        assert_eq!(after["state"], "failed");
+        assert!(
+            after["last_error"].as_str().unwrap().contains(why),
+            "{after}"
+        );
+        host.append("t.csv", "BTC,101,1,2\n");
+        assert_eq!(
+            count(&host, "trades/BTC", i as f64 + 2.0).await,
+            i as f64 + 2.0
+        );
+        // Subscribers can watch the refusal.
+        let notice = host
+            .wait_for_topic("_wasmeter/plugins/csv", |s| s["event"] == "swapped-failed")
+            .await;
+        assert!(notice["error"].as_str().unwrap().contains(why), "{notice}");
+    }
+
+    // A wrong name and a path outside the plugins directory are refused too.
+    let out = host.cli(&["plugin", "swap", "nope", &cases[0].0]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no plugin named `nope` (defined: `csv`, `delta`)"),
+        "{stderr}"
+    );
+    let out = host.cli(&["plugin", "swap", "csv", "../../etc/passwd", "--remote"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("plugins"), "{stderr}");
+    host.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_swaps_under_load_lose_and_repeat_nothing() {
+    const TRADES: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::demo(
+        dir.path(),
+        &["--demo-rate", "3000", "--demo-trades", &TRADES.to_string()],
+    );
+    let mut json = Client::connect(&host.addr, "json").await;
+    let mut msgpack = Client::connect(&host.addr, "msgpack").await;
+    for c in [&mut json, &mut msgpack] {
+        c.subscribe(&["trades/*", "metrics/trade_vwap/*"]).await;
+    }
+    let readers = [json, msgpack].map(|mut c| {
+        tokio::spawn(async move {
+            // Per topic: (epoch, last seq, last count); every message checked.
+            let mut topics: BTreeMap<String, (Value, u64, f64)> = BTreeMap::new();
+            let mut updates = 0u64;
+            loop {
+                let m = c.next().await;
+                let kind = m["type"].as_str().unwrap().to_string();
+                if kind == "subscribed" {
+                    continue;
+                }
+                let topic = m["topic"].as_str().unwrap().to_string();
+                let seq = m["seq"].as_u64().unwrap();
+                let fields = if kind == "snapshot" {
+                    &m["state"]
+                } else {
+                    &m["delta"]
+                };
+                let count = fields["count"].as_f64();
+                match (kind.as_str(), topics.get_mut(&topic)) {
+                    ("snapshot", None) => {
+                        topics.insert(
+                            topic.clone(),
+                            (m["epoch"].clone(), seq, count.unwrap_or(0.0)),
+                        );
+                    }
+                    ("update", None) => {
+                        topics.insert(
+                            topic.clone(),
+                            (m["epoch"].clone(), seq, count.unwrap_or(0.0)),
+                        );
+                    }
+                    ("update", Some((epoch, last, last_count))) => {
+                        assert_eq!(*epoch, m["epoch"], "{topic}: epoch changed");
+                        assert_eq!(seq, *last + 1, "{topic}: update after seq {last}: {m}");
+                        *last = seq;
+                        if let Some(c) = count {
+                            assert!(
+                                c > *last_count,
+                                "{topic}: count went from {last_count} to {c}"
+                            );
+                            *last_count = c;
+                        }
+                        updates += 1;
+                    }
+                    _ => panic!("unexpected {m} (a subscriber must never be conflated here)"),
+                }
+                let total: f64 = topics
+                    .iter()
+                    .filter(|(t, _)| t.starts_with("trades/"))
+                    .map(|(_, (_, _, c))| c)
+                    .sum();
+                if total as u64 == TRADES {
+                    return (topics.len(), updates);
+                }
+                assert!(total as u64 <= TRADES, "counted {total} of {TRADES} trades");
+            }
+        })
+    });
+
+    let targets = [
+        ("csv", builtin("csv_collector.wasm")),
+        ("delta", builtin("field_delta.wasm")),
+        ("vwap", builtin("vwap.wasm")),
+    ];
+    let mut swaps: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut longest_pause_us = 0f64;
+    let feed = dir.path().join("feed/trades.csv");
+    let lines = || std::fs::read_to_string(&feed).map_or(0, |t| t.lines().count() as u64);
+    let started = std::time::Instant::now();
+    for i in 0..100 {
+        let (name, original) = &targets[i % 3];
+        // Alternate between the shipped component and a variant (another hash).
+        let bytes = if (i / 3) % 2 == 0 {
+            variant(original, "v2")
+        } else {
+            original.clone()
+        };
+        let (status, body) = upload(&host, &format!("/v1/plugins/{name}/swap"), &bytes).await;
+        assert_eq!(status, 200, "swap {i} of {name}: {body}");
+        for p in body["pipelines"].as_array().unwrap() {
+            longest_pause_us = longest_pause_us.max(p["pause_us"].as_f64().unwrap());
+            let state = p["state"].as_str().unwrap();
+            assert!(
+                state.starts_with("carried") || state == "stateless",
+                "{name} in {}: state {state}",
+                p["pipeline"]
+            );
+        }
+        *swaps.entry(name).or_default() += 1;
+    }
+    for (name, n) in &swaps {
+        assert_eq!(
+            summary(&host, name).await["swaps"].as_u64().unwrap(),
+            *n,
+            "{name}"
+        );
+    }
+    // The swaps ran while the feed was writing.
+    let written_during_swaps = lines();
+    assert!(
+        written_during_swaps < TRADES,
+        "the feed ended before the swaps did ({:?}); raise TRADES",
+        started.elapsed()
+    );
+
+    for reader in readers {
+        let (topics, updates) = tokio::time::timeout(WAIT * 4, reader)
+            .await
+            .expect("every trade counted within the wait")
+            .unwrap();
+        assert!(
+            topics >= 6 && updates > 100,
+            "{topics} topics, {updates} updates"
+        );
+    }
+    // Exactly the trades written: nothing lost, nothing counted twice.
+    assert_eq!(lines(), TRADES);
+    eprintln!(
+        "100 swaps in {:?} while {written_during_swaps} of {TRADES} trades were written; longest pipeline pause {longest_pause_us:.0} us",
+        started.elapsed()
+    );
+    host.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_plugin_file_is_hot_reloaded_and_can_be_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let original = builtin("csv_collector.wasm");
+    std::fs::write(plugins.join("csv.wasm"), &original).unwrap();
+    let config =
+        csv_config("").replace("builtin = \"csv-collector\"", "path = \"plugins/csv.wasm\"");
+    let host = Host::start(dir.path(), &config);
+    host.append("t.csv", "ETH,10,1,1\n");
+    assert_eq!(count(&host, "trades/ETH", 1.0).await, 1.0);
+    let first = summary(&host, "csv").await["hash"].clone();
+
+    // An atomic rename onto the file: reloaded, state carried over.
+    let next = variant(&original, "hot");
+    std::fs::write(plugins.join("csv.wasm.tmp"), &next).unwrap();
+    std::fs::rename(plugins.join("csv.wasm.tmp"), plugins.join("csv.wasm")).unwrap();
+    let reloaded = wait_for(&host, "csv", |s| s["swaps"] == 1).await;
+    assert_ne!(reloaded["hash"], first);
+    host.append("t.csv", "ETH,11,1,2\n");
+    assert_eq!(count(&host, "trades/ETH", 2.0).await, 2.0);
+
+    // A corrupt file written in place: refused, the running version stays.
+    std::fs::write(plugins.join("csv.wasm"), b"not wasm").unwrap();
+    let failed = wait_for(&host, "csv", |s| s["state"] == "failed").await;
+    assert_eq!(failed["hash"], reloaded["hash"]);
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component")
+    );
+    host.append("t.csv", "ETH,12,1,3\n");
+    assert_eq!(count(&host, "trades/ETH", 3.0).await, 3.0);
+
+    // Roll back to the first version through the CLI; its state carries over too.
+    let out = host.cli(&["plugin", "rollback", "csv"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("rolled back csv:"), "{stdout}");
+    assert_eq!(summary(&host, "csv").await["hash"], first);
+    host.append("t.csv", "ETH,13,1,4\n");
+    assert_eq!(count(&host, "trades/ETH", 4.0).await, 4.0);
+
+    // `list` and `inspect` read well.
+    let out = host.cli(&["plugin", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("csv ") && l.contains("collector")),
+        "{table}"
+    );
+    let out = host.cli(&["plugin", "inspect", "csv"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("instance   trades (collector)"), "{text}");
+
+    // Load a metric plugin from the plugins directory into the pipeline, then unload it.
+    std::fs::write(plugins.join("rate.wasm"), builtin("counter_rate.wasm")).unwrap();
+    let out = host.cli(&[
+        "plugin",
+        "load",
+        "rate",
+        "rate.wasm",
+        "--remote",
+        "--pipeline",
+        "trades",
+        "--set",
+        "metrics=trades_total",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary(&host, "rate").await["pipelines"], json!(["trades"]));
+    let out = host.cli(&["plugin", "unload", "csv"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is the collector of pipeline(s) trades")
+    );
+    let out = host.cli(&["plugin", "unload", "rate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    host.stop();
+}
+
+/// Waits until a plugin's summary satisfies `ready`.
+async fn wait_for(host: &Host, name: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = summary(host, name).await;
+        if ready(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never got there: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_reload_applies_only_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = r#"
+[plugins.jsonl]
+builtin = "jsonl-collector"
+config = { topic_prefix = "history", field = { symbol = "s", price = "p", qty = "q", ts = "T" } }
+
+[sources.history]
+type = "file"
+include = ["feed/*.jsonl"]
+reconcile_interval_ms = 200
+
+[pipelines.history]
+sources = ["history"]
+collector = "jsonl"
+checkpoint_interval_ms = 200
+"#;
+    let host = Host::start(dir.path(), &csv_config(history));
+    host.append("t.csv", "BTC,1,1,1\nBTC,2,1,2\n");
+    host.append(
+        "h.jsonl",
+        "{\"s\":\"SOL\",\"p\":\"1\",\"q\":\"1\",\"T\":1}\n",
+    );
+    assert_eq!(count(&host, "trades/BTC", 2.0).await, 2.0);
+    assert_eq!(count(&host, "history/SOL", 1.0).await, 1.0);
+
+    // Change the trades pipeline (a metric plugin joins), add a pipeline, leave
+    // history alone; then SIGHUP.
+    let extra = r#"
+[plugins.rate]
+builtin = "counter-rate"
+config = { metrics = "trades_total" }
+
+[sources.more]
+type = "file"
+include = ["more/*.csv"]
+reconcile_interval_ms = 200
+
+[pipelines.more]
+sources = ["more"]
+collector = "csv"
+"#;
+    let changed = csv_config(&format!("{history}{extra}")).replace(
+        "delta = \"delta\"",
+        "delta = \"delta\"\nmetrics = [\"rate\"]",
+    );
+    std::fs::write(dir.path().join("wasmeter.toml"), &changed).unwrap();
+    std::fs::create_dir_all(dir.path().join("more")).unwrap();
+    host.signal(libc::SIGHUP);
+    support::append(dir.path(), "../more/m.csv", "ADA,1,1,1\n");
+    assert_eq!(count(&host, "trades/ADA", 1.0).await, 1.0);
+    // The restarted pipeline resumed its offsets and the collector's state.
+    host.append("t.csv", "BTC,3,1,3\n");
+    assert_eq!(count(&host, "trades/BTC", 3.0).await, 3.0);
+    host.append("t.csv", "BTC,4,1,4\n");
+    assert_eq!(count(&host, "trades/BTC", 4.0).await, 4.0);
+    host.wait_for_topic("metrics/trades_total_per_second/BTC", |_| true)
+        .await;
+    host.append(
+        "h.jsonl",
+        "{\"s\":\"SOL\",\"p\":\"2\",\"q\":\"1\",\"T\":2}\n",
+    );
+    assert_eq!(count(&host, "history/SOL", 2.0).await, 2.0);
+
+    // A broken config is refused and changes nothing; the CLI says where.
+    std::fs::write(
+        dir.path().join("wasmeter.toml"),
+        changed.replace("collector = \"jsonl\"", "collector = \"jsnol\""),
+    )
+    .unwrap();
+    let out = host.cli(&["reload-config"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pipelines.history.collector: no plugin named `jsnol`"),
+        "{stderr}"
+    );
+    host.append(
+        "h.jsonl",
+        "{\"s\":\"SOL\",\"p\":\"3\",\"q\":\"1\",\"T\":3}\n",
+    );
+    assert_eq!(count(&host, "history/SOL", 3.0).await, 3.0);
+
+    // Server settings need a restart: reported, not applied.
+    std::fs::write(
+        dir.path().join("wasmeter.toml"),
+        changed.replace("[server]", "[server]\nhistory_per_topic = 7"),
+    )
+    .unwrap();
+    let out = host.cli(&["reload-config"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("needs a restart    server"), "{stdout}");
+
+    let log = host.stop();
+    let starts = |p: &str| {
+        log.lines()
+            .filter(|l| l.contains("pipeline started") && l.contains(&format!("pipeline={p}")))
+            .count()
+    };
+    assert_eq!(starts("history"), 1, "history was restarted:\n{log}");
+    assert_eq!(starts("trades"), 2);
+    assert_eq!(starts("more"), 1);
+}
