@@ -117,16 +117,18 @@ pub async fn instantiate_pipeline(
     name: &str,
     section: &PipelineSection,
 ) -> anyhow::Result<PipelinePlugins> {
-    let start = |e: String| anyhow::anyhow!("{origin}: pipelines.{name}: {e}");
+    let at = |field: &'static str| {
+        move |e: String| anyhow::anyhow!("{origin}: pipelines.{name}.{field}: {e}")
+    };
     let collector = instance(&plugins[&section.collector])
         .await
-        .map_err(start)?;
+        .map_err(at("collector"))?;
     let mut metrics = Vec::new();
     for m in &section.metrics {
-        metrics.push(instance(&plugins[m]).await.map_err(start)?);
+        metrics.push(instance(&plugins[m]).await.map_err(at("metrics"))?);
     }
     let delta = match &section.delta {
-        Some(d) => Some(instance(&plugins[d]).await.map_err(start)?),
+        Some(d) => Some(instance(&plugins[d]).await.map_err(at("delta"))?),
         None => None,
     };
     Ok(PipelinePlugins {
