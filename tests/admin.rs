@@ -511,6 +511,11 @@ async fn wait_for(host: &Host, name: &str, ready: impl Fn(&Value) -> bool) -> Va
     }
 }
 
+/// A JSON-lines trade of SOL at price and time `n`.
+fn sol(n: u32) -> String {
+    format!("{{\"s\":\"SOL\",\"p\":\"{n}\",\"q\":\"1\",\"T\":{n}}}\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_reload_applies_only_the_difference() {
     let dir = tempfile::tempdir().unwrap();
@@ -531,10 +536,7 @@ checkpoint_interval_ms = 200
 "#;
     let host = Host::start(dir.path(), &csv_config(history));
     host.append("t.csv", "BTC,1,1,1\nBTC,2,1,2\n");
-    host.append(
-        "h.jsonl",
-        "{\"s\":\"SOL\",\"p\":\"1\",\"q\":\"1\",\"T\":1}\n",
-    );
+    host.append("h.jsonl", &sol(1));
     assert_eq!(count(&host, "trades/BTC", 2.0).await, 2.0);
     assert_eq!(count(&host, "history/SOL", 1.0).await, 1.0);
 
@@ -570,38 +572,26 @@ collector = "csv"
     assert_eq!(count(&host, "trades/BTC", 4.0).await, 4.0);
     host.wait_for_topic("metrics/trades_total_per_second/BTC", |_| true)
         .await;
-    host.append(
-        "h.jsonl",
-        "{\"s\":\"SOL\",\"p\":\"2\",\"q\":\"1\",\"T\":2}\n",
-    );
+    host.append("h.jsonl", &sol(2));
     assert_eq!(count(&host, "history/SOL", 2.0).await, 2.0);
 
+    let reload = |text: String| {
+        std::fs::write(dir.path().join("wasmeter.toml"), text).unwrap();
+        host.cli(&["reload-config"])
+    };
     // A broken config is refused and changes nothing; the CLI says where.
-    std::fs::write(
-        dir.path().join("wasmeter.toml"),
-        changed.replace("collector = \"jsonl\"", "collector = \"jsnol\""),
-    )
-    .unwrap();
-    let out = host.cli(&["reload-config"]);
+    let out = reload(changed.replace("collector = \"jsonl\"", "collector = \"jsnol\""));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("pipelines.history.collector: no plugin named `jsnol`"),
         "{stderr}"
     );
-    host.append(
-        "h.jsonl",
-        "{\"s\":\"SOL\",\"p\":\"3\",\"q\":\"1\",\"T\":3}\n",
-    );
+    host.append("h.jsonl", &sol(3));
     assert_eq!(count(&host, "history/SOL", 3.0).await, 3.0);
 
     // Server settings need a restart: reported, not applied.
-    std::fs::write(
-        dir.path().join("wasmeter.toml"),
-        changed.replace("[server]", "[server]\nhistory_per_topic = 7"),
-    )
-    .unwrap();
-    let out = host.cli(&["reload-config"]);
+    let out = reload(changed.replace("[server]", "[server]\nhistory_per_topic = 7"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

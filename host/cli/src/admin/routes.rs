@@ -169,8 +169,8 @@ fn change(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(WASM_MEDIA_TYPE));
     if is_wasm {
-        let q: UploadQuery = serde_urlencoded_query(query.unwrap_or(""))
-            .map_err(|e| bad(format!("query string: {e}")))?;
+        let q: UploadQuery =
+            parse_query(query.unwrap_or("")).map_err(|e| bad(format!("query string: {e}")))?;
         let config = match q.config {
             Some(text) => Some(
                 serde_json::from_str(&text)
@@ -198,7 +198,7 @@ fn change(
     Ok((WasmSource::File(path), request))
 }
 
-fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
+fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, String> {
     Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|e| format!("{e}"))?)
         .map(|q| q.0)
         .map_err(|e| e.body_text())
