@@ -282,10 +282,17 @@ impl Supervisor {
         let replacements = self.prepare_all(&entry, &pipelines).await?;
         let mut report = report(&entry, None, Vec::new());
         for (pipeline, replacement) in replacements {
-            let swapped = send_swap(&inner.pipelines[&pipeline], &pipeline, replacement, true)
-                .await
-                .map_err(|e| AdminError::Conflict(e.to_string()))?;
-            report.pipelines.push(pipeline_swap(&pipeline, &swapped));
+            match send_swap(&inner.pipelines[&pipeline], &pipeline, replacement, true).await {
+                Ok(swapped) => report.pipelines.push(pipeline_swap(&pipeline, &swapped)),
+                Err(error) => {
+                    // Take it out of the pipelines it already joined.
+                    for done in &report.pipelines {
+                        let p = &inner.pipelines[&done.pipeline];
+                        let _ = send_remove(p, &done.pipeline, name).await;
+                    }
+                    return Err(AdminError::Conflict(error.to_string()));
+                }
+            }
         }
         self.notice(&entry, "loaded", None);
         inner.plugins.insert(name.to_string(), entry);
@@ -309,16 +316,8 @@ impl Supervisor {
             )));
         }
         for pipeline in users {
-            let (reply, rx) = oneshot::channel();
-            let p = &inner.pipelines[&pipeline];
-            let sent = p.commands.send(Command::Remove {
-                name: name.to_string(),
-                reply,
-            });
-            let stopped = || AdminError::Conflict(SwapError::Stopped(pipeline.clone()).to_string());
-            sent.await.map_err(|_| stopped())?;
-            rx.await
-                .map_err(|_| stopped())?
+            send_remove(&inner.pipelines[&pipeline], &pipeline, name)
+                .await
                 .map_err(|e| AdminError::Conflict(e.to_string()))?;
         }
         inner.plugins.remove(name);
@@ -541,6 +540,26 @@ async fn send_swap(
     let command = Command::Swap {
         replacement: Box::new(replacement),
         carry_state,
+        reply,
+    };
+    let stopped = || SwapError::Stopped(name.to_string());
+    pipeline
+        .commands
+        .send(command)
+        .await
+        .map_err(|_| stopped())?;
+    rx.await.map_err(|_| stopped())?
+}
+
+/// Asks a pipeline's task to take a metric or delta plugin out.
+async fn send_remove(
+    pipeline: &RunningPipeline,
+    name: &str,
+    plugin: &str,
+) -> Result<wasmeter_pipeline::Retired, SwapError> {
+    let (reply, rx) = oneshot::channel();
+    let command = Command::Remove {
+        name: plugin.to_string(),
         reply,
     };
     let stopped = || SwapError::Stopped(name.to_string());
