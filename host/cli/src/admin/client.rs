@@ -134,6 +134,7 @@ impl AdminClient {
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         driver.abort();
+        let _ = driver.await;
         let value: Value = serde_json::from_slice(&body).unwrap_or_else(
             |_| serde_json::json!({ "error": { "message": String::from_utf8_lossy(&body) } }),
         );

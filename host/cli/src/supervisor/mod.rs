@@ -356,7 +356,7 @@ impl Supervisor {
         match source {
             WasmSource::Bytes(bytes) => Ok((bytes, Origin::Upload)),
             WasmSource::File(path) => {
-                let path = inside(&self.shared.plugins_dir, &path)?;
+                let path = inside(&self.shared.plugins_dir, &path).await?;
                 let bytes = tokio::fs::read(&path).await.map_err(|e| {
                     AdminError::BadRequest(format!("cannot read {}: {e}", path.display()))
                 })?;
@@ -609,15 +609,17 @@ fn unchanged(entry: &PluginEntry) -> SwapReport {
     }
 }
 
-/// `path` resolved inside `dir`, or why not.
-fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| AdminError::BadRequest(format!("plugins directory {}: {e}", dir.display())))?;
-    let candidate = dir
-        .join(path)
-        .canonicalize()
-        .map_err(|e| AdminError::BadRequest(format!("{}: {e}", dir.join(path).display())))?;
+/// `path` resolved inside `dir` (symbolic links followed), or why not.
+async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
+    let bad =
+        |what: &Path, e: std::io::Error| AdminError::BadRequest(format!("{}: {e}", what.display()));
+    let dir = tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|e| bad(dir, e))?;
+    let joined = dir.join(path);
+    let candidate = tokio::fs::canonicalize(&joined)
+        .await
+        .map_err(|e| bad(&joined, e))?;
     if !candidate.starts_with(&dir) {
         return Err(AdminError::BadRequest(format!(
             "{} is outside the plugins directory {}",
