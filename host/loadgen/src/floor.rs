@@ -1,0 +1,216 @@
+//! The floor: the least a server can do and still be "read appended bytes and
+//! broadcast them". It watches the feed file with `notify` (inotify), reads the new
+//! bytes, wraps each line once into a small JSON frame (about the size of a
+//! wasmeter update), and broadcasts the pre-encoded bytes to every WebSocket that
+//! subscribed to the line's topic, writing in batches with one flush, like the
+//! host. No plugins, no state, no deltas, no history.
+//!
+//! Connections use the same tungstenite buffer sizes as the host's defaults, so
+//! memory per idle connection compares like with like.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use notify::Watcher;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// Frames written per flush, as the host's `write_batch_frames` default.
+const BATCH: usize = 64;
+
+/// One line, encoded once, shared by every connection.
+#[derive(Debug, Clone)]
+struct Item {
+    topic: Arc<str>,
+    text: Utf8Bytes,
+    binary: Bytes,
+}
+
+/// Runs the floor server on `listen` until killed, broadcasting the lines
+/// appended to `file`. Prints `floor: listening on http://ADDR` first.
+pub async fn serve(file: PathBuf, listen: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("floor: listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let (tx, _) = broadcast::channel::<Item>(4096);
+    let tail_tx = tx.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = tail(&file, &tail_tx) {
+            eprintln!("floor: tail {}: {e:#}", file.display());
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let rx = tx.subscribe();
+        tokio::spawn(async move {
+            let _ = connection(stream, rx).await;
+        });
+    }
+}
+
+/// Follows `file` from its start: on every change notification (and every
+/// 100 ms, as a reconcile), reads what was appended and broadcasts each line.
+fn tail(file: &Path, tx: &broadcast::Sender<Item>) -> Result<()> {
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e| {
+        let _ = events_tx.send(e);
+    })?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    let f = std::fs::File::open(file)?;
+    let mut offset = 0u64;
+    let mut seq = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let _ = events.recv_timeout(Duration::from_millis(100));
+        loop {
+            let n = f.read_at(&mut buf, offset)?;
+            if n == 0 {
+                break;
+            }
+            offset += n as u64;
+            carry.extend_from_slice(&buf[..n]);
+            let complete = match carry.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            };
+            for line in carry[..complete].split(|&b| b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                seq += 1;
+                if let Some(item) = encode(line, seq) {
+                    let _ = tx.send(item);
+                }
+            }
+            carry.drain(..complete);
+        }
+    }
+}
+
+/// The frame of one line: `{"type":"update","topic":"bench/SYM","seq":N,"line":"..."}`.
+fn encode(line: &[u8], seq: u64) -> Option<Item> {
+    let line = std::str::from_utf8(line).ok()?;
+    let symbol = line.split(',').next()?;
+    let topic: Arc<str> = format!("bench/{symbol}").into();
+    let json = format!(r#"{{"type":"update","topic":"{topic}","seq":{seq},"line":"{line}"}}"#);
+    let binary = Bytes::from(json);
+    Some(Item {
+        topic,
+        text: Utf8Bytes::try_from(binary.clone()).ok()?,
+        binary,
+    })
+}
+
+/// Which topics a connection gets: set by its `subscribe` message.
+#[derive(Debug, Default)]
+enum Filter {
+    #[default]
+    Nothing,
+    All,
+    Topics(HashSet<String>),
+}
+
+impl Filter {
+    fn from_subscribe(text: &str) -> Filter {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Filter::Nothing;
+        };
+        let topics: Vec<String> = v["topics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        if topics.iter().any(|t| t.ends_with('*')) {
+            Filter::All
+        } else {
+            Filter::Topics(topics.into_iter().collect())
+        }
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        match self {
+            Filter::Nothing => false,
+            Filter::All => true,
+            Filter::Topics(t) => t.contains(topic),
+        }
+    }
+}
+
+// tungstenite's handshake callback must return its own (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn connection(
+    stream: tokio::net::TcpStream,
+    mut rx: broadcast::Receiver<Item>,
+) -> Result<()> {
+    stream.set_nodelay(true)?;
+    let mut binary = false;
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024);
+    let mut ws = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        |req: &Request, resp: Response| {
+            binary = req.uri().query().is_some_and(|q| q.contains("msgpack"));
+            Ok(resp)
+        },
+        Some(cfg),
+    )
+    .await?;
+    let mut filter = Filter::Nothing;
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    filter = Filter::from_subscribe(t.as_str());
+                    ws.send(Message::text(r#"{"type":"subscribed"}"#)).await?;
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+            first = rx.recv() => {
+                let mut next = first;
+                let mut batch = 0;
+                loop {
+                    match next {
+                        Ok(item) if filter.wants(&item.topic) => {
+                            let msg = if binary {
+                                Message::Binary(item.binary)
+                            } else {
+                                Message::Text(item.text)
+                            };
+                            ws.feed(msg).await?;
+                            batch += 1;
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    if batch >= BATCH {
+                        break;
+                    }
+                    next = match rx.try_recv() {
+                        Ok(item) => Ok(item),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    };
+                }
+                if batch > 0 {
+                    ws.flush().await?;
+                }
+            }
+        }
+    }
+}
