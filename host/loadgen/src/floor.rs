@@ -2,18 +2,19 @@
 //! broadcast them". It watches the feed file with `notify` (inotify), reads the new
 //! bytes, wraps each line once into a small JSON frame (about the size of a
 //! wasmeter update), and broadcasts the pre-encoded bytes to every WebSocket that
-//! subscribed to the line's topic, writing in batches with one flush, like the
-//! host. No plugins, no state, no deltas, no history.
+//! subscribed to the line's topic (a broadcast channel per topic, plus one for
+//! every topic), writing in batches with one flush, like the host. No plugins, no
+//! state, no deltas, no history.
 //!
 //! Connections use the same tungstenite buffer sizes as the host's defaults, so
 //! memory per idle connection compares like with like.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -42,25 +43,76 @@ pub async fn serve(file: PathBuf, listen: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("floor: listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    let (tx, _) = broadcast::channel::<Item>(4096);
-    let tail_tx = tx.clone();
+    let channels = Arc::new(Channels::default());
+    let tail_channels = channels.clone();
     std::thread::spawn(move || {
-        if let Err(e) = tail(&file, &tail_tx) {
+        if let Err(e) = tail(&file, &tail_channels) {
             eprintln!("floor: tail {}: {e:#}", file.display());
         }
     });
     loop {
         let (stream, _) = listener.accept().await?;
-        let rx = tx.subscribe();
+        let channels = channels.clone();
         tokio::spawn(async move {
-            let _ = connection(stream, rx).await;
+            let _ = connection(stream, &channels).await;
         });
+    }
+}
+
+/// Queued items per channel before a slow receiver skips (lags).
+const CAPACITY: usize = 4096;
+
+/// One broadcast channel per topic, and one carrying every topic.
+#[derive(Debug)]
+struct Channels {
+    all: broadcast::Sender<Item>,
+    topics: Mutex<HashMap<Arc<str>, broadcast::Sender<Item>>>,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            all: broadcast::channel(CAPACITY).0,
+            topics: Mutex::default(),
+        }
+    }
+}
+
+impl Channels {
+    fn topic(&self, topic: &str) -> broadcast::Sender<Item> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics
+            .entry(topic.into())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .clone()
+    }
+
+    fn send(&self, item: Item) {
+        let tx = self.topic(&item.topic);
+        let _ = tx.send(item.clone());
+        let _ = self.all.send(item);
+    }
+
+    /// The channel for a `subscribe` message's topics: one topic's, or every
+    /// topic's (patterns and lists get everything).
+    fn receiver(&self, text: &str) -> broadcast::Receiver<Item> {
+        let topics: Vec<String> = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v["topics"].as_array().cloned())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        match topics.as_slice() {
+            [one] if !one.contains('*') => self.topic(one).subscribe(),
+            _ => self.all.subscribe(),
+        }
     }
 }
 
 /// Follows `file` from its start: on every change notification (and every
 /// 100 ms, as a reconcile), reads what was appended and broadcasts each line.
-fn tail(file: &Path, tx: &broadcast::Sender<Item>) -> Result<()> {
+fn tail(file: &Path, channels: &Channels) -> Result<()> {
     let (events_tx, events) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |e| {
         let _ = events_tx.send(e);
@@ -91,7 +143,7 @@ fn tail(file: &Path, tx: &broadcast::Sender<Item>) -> Result<()> {
                 }
                 seq += 1;
                 if let Some(item) = encode(line, seq) {
-                    let _ = tx.send(item);
+                    channels.send(item);
                 }
             }
             carry.drain(..complete);
@@ -113,48 +165,9 @@ fn encode(line: &[u8], seq: u64) -> Option<Item> {
     })
 }
 
-/// Which topics a connection gets: set by its `subscribe` message.
-#[derive(Debug, Default)]
-enum Filter {
-    #[default]
-    Nothing,
-    All,
-    Topics(HashSet<String>),
-}
-
-impl Filter {
-    fn from_subscribe(text: &str) -> Filter {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-            return Filter::Nothing;
-        };
-        let topics: Vec<String> = v["topics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect();
-        if topics.iter().any(|t| t.ends_with('*')) {
-            Filter::All
-        } else {
-            Filter::Topics(topics.into_iter().collect())
-        }
-    }
-
-    fn wants(&self, topic: &str) -> bool {
-        match self {
-            Filter::Nothing => false,
-            Filter::All => true,
-            Filter::Topics(t) => t.contains(topic),
-        }
-    }
-}
-
 // tungstenite's handshake callback must return its own (large) error response type.
 #[allow(clippy::result_large_err)]
-async fn connection(
-    stream: tokio::net::TcpStream,
-    mut rx: broadcast::Receiver<Item>,
-) -> Result<()> {
+async fn connection(stream: tokio::net::TcpStream, channels: &Channels) -> Result<()> {
     stream.set_nodelay(true)?;
     let mut binary = false;
     let cfg = WebSocketConfig::default()
@@ -169,23 +182,26 @@ async fn connection(
         Some(cfg),
     )
     .await?;
-    let mut filter = Filter::Nothing;
+    // Nothing is delivered before the `subscribe` message.
+    let mut rx: Option<broadcast::Receiver<Item>> = None;
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    filter = Filter::from_subscribe(t.as_str());
+                    rx = Some(channels.receiver(t.as_str()));
                     ws.send(Message::text(r#"{"type":"subscribed"}"#)).await?;
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ok(()),
                 Some(Ok(_)) => {}
             },
-            first = rx.recv() => {
+            first = async { Some(rx.as_mut()?.recv().await) }, if rx.is_some() => {
+                let Some(first) = first else { continue };
+                let rx = rx.as_mut().expect("checked by the guard");
                 let mut next = first;
                 let mut batch = 0;
                 loop {
                     match next {
-                        Ok(item) if filter.wants(&item.topic) => {
+                        Ok(item) => {
                             let msg = if binary {
                                 Message::Binary(item.binary)
                             } else {
@@ -194,7 +210,7 @@ async fn connection(
                             ws.feed(msg).await?;
                             batch += 1;
                         }
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => return Ok(()),
                     }
                     if batch >= BATCH {

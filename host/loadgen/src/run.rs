@@ -67,6 +67,8 @@ pub struct StreamResult {
     pub server_rss_mib: f64,
     /// Generator (this process) CPU, percent of one core.
     pub gen_cpu_pct: f64,
+    /// Time to open and subscribe every connection, seconds.
+    pub connect_secs: f64,
 }
 
 /// Bulk readers read every `tick`: often enough not to fill socket buffers,
@@ -111,6 +113,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
             }
         })
         .collect();
+    let connecting = std::time::Instant::now();
     let fleet = Fleet::start(FleetSpec {
         addr: target.addr,
         path: ws_path(spec.format),
@@ -118,6 +121,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
         timing: vec![subscribe(&all); spec.timing],
         tick: bulk_tick(spec.subscribers),
     })?;
+    let connect_secs = connecting.elapsed().as_secs_f64();
     // Snapshots of the subscribe are delivered before measuring.
     std::thread::sleep(Duration::from_millis(300));
     let producer = Producer::start(&dir.path().join(FEED), spec.rate, spec.topics)?;
@@ -126,6 +130,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
     let (server0, gen0) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);
     let (frames0, bytes0) = fleet.received();
     fleet.recording.store(true, Ordering::Relaxed);
+    eprintln!("  connected and subscribed in {connect_secs:.2} s; measuring");
     std::thread::sleep(Duration::from_secs_f64(spec.secs));
     fleet.recording.store(false, Ordering::Relaxed);
     let (frames1, bytes1) = fleet.received();
@@ -151,6 +156,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
         server_cpu_pct: procstat::cpu_percent(&server0, &server1),
         server_rss_mib: server1.rss_bytes as f64 / (1 << 20) as f64,
         gen_cpu_pct: procstat::cpu_percent(&gen0, &gen1),
+        connect_secs,
     })
 }
 
