@@ -108,6 +108,25 @@ async fn open_all(
         .collect()
 }
 
+/// [`open_all`], telling `ready` whether it worked; `None` when it did not.
+async fn open_reporting(
+    spec: &FleetSpec,
+    subs: &[String],
+    offset: usize,
+    ready: &std::sync::mpsc::Sender<Result<()>>,
+) -> Option<Vec<(TcpStream, Vec<u8>)>> {
+    match open_all(spec, subs, offset).await {
+        Ok(conns) => {
+            let _ = ready.send(Ok(()));
+            Some(conns)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            None
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -131,14 +150,9 @@ impl Fleet {
             );
             std::thread::spawn(move || -> Result<()> {
                 runtime()?.block_on(async move {
-                    let conns = match open_all(&spec, &spec.bulk, 0).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                            return Ok(());
-                        }
+                    let Some(conns) = open_reporting(&spec, &spec.bulk, 0, &ready).await else {
+                        return Ok(());
                     };
-                    let _ = ready.send(Ok(()));
                     read_bulk(conns, spec.tick, &stop, &counters).await
                 })
             })
@@ -152,14 +166,11 @@ impl Fleet {
             );
             std::thread::spawn(move || -> Result<Timings> {
                 runtime()?.block_on(async move {
-                    let conns = match open_all(&spec, &spec.timing, spec.bulk.len()).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return Ok(Timings::default());
-                        }
+                    let offset = spec.bulk.len();
+                    let Some(conns) = open_reporting(&spec, &spec.timing, offset, &ready_tx).await
+                    else {
+                        return Ok(Timings::default());
                     };
-                    let _ = ready_tx.send(Ok(()));
                     let tasks: Vec<_> = conns
                         .into_iter()
                         .map(|(s, left)| {
