@@ -19,7 +19,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "bench.sh: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
      "$(free -g | awk '/Mem:/ {print $2}') GiB, open files $(ulimit -n), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-cargo build --release --bin wasmeter -p wasmeter-loadgen
+cargo build --release --workspace --bin wasmeter --bin wasmeter-loadgen
 OUT="$TARGET_DIR/bench"
 "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" "${@:-all}"
 
