@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::message::Message;
 use crate::topic::{LogView, Topic};
@@ -40,6 +40,8 @@ pub struct Slot {
     topic: Arc<Topic>,
     subscriber: Arc<dyn Subscriber>,
     dirty: AtomicBool,
+    /// The subscriber's own word (see [`Slot::local`]); the hub never reads it.
+    local: AtomicU64,
 }
 
 impl fmt::Debug for Slot {
@@ -58,6 +60,7 @@ impl Slot {
             topic,
             subscriber,
             dirty: AtomicBool::new(false),
+            local: AtomicU64::new(0),
         }
     }
 
@@ -76,6 +79,19 @@ impl Slot {
     /// the read marks the slot again, so no update is ever missed.
     pub fn clear_dirty(&self) {
         self.dirty.store(false, Ordering::SeqCst);
+    }
+
+    /// A word that belongs to the subscriber (0 until it sets one), e.g. its
+    /// position on the topic. It lives in the slot, which a subscriber touches
+    /// anyway when it is notified, so reading it costs no lookup in the
+    /// subscriber's own per-topic tables (a cache miss per message with many topics).
+    pub fn local(&self) -> u64 {
+        self.local.load(Ordering::Relaxed)
+    }
+
+    /// Sets the subscriber's word (see [`Slot::local`]).
+    pub fn set_local(&self, value: u64) {
+        self.local.store(value, Ordering::Relaxed);
     }
 
     /// The topic's name.

@@ -1,4 +1,5 @@
-//! Plugin call overhead, instantiation, and compile vs cached load.
+//! Plugin call overhead per plugin kind (collector, delta, metric), instantiation,
+//! and compile vs cached load.
 //!
 //! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-plugin --bench plugin_calls`
 
@@ -7,8 +8,12 @@
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wasmeter_core::field::{FieldValue, TopicState};
+use wasmeter_core::sample::{Label, MetricKind, Sample};
 use wasmeter_core::validate::OutputLimits;
-use wasmeter_plugin::{CollectorWorld, PluginLimits, Runtime, RuntimeConfig};
+use wasmeter_plugin::{
+    CollectorWorld, DeltaWorld, MetricWorld, PluginLimits, Runtime, RuntimeConfig,
+};
 use wasmtime::component::Component;
 
 fn component(name: &str) -> PathBuf {
@@ -88,6 +93,53 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("instantiate+init", |b| {
         b.iter(|| rt.block_on(plugin.instantiate("bench", vec![])).unwrap());
+    });
+
+    // The other kinds: a delta of one trade topic (6 fields, 3 changed) and a
+    // derived metric fed one sample, the sizes the pipeline passes per topic.
+    let delta = rt
+        .block_on(runtime.load::<DeltaWorld>(component("field_delta")))
+        .unwrap();
+    let mut field_delta = rt.block_on(delta.instantiate("bench", vec![])).unwrap();
+    let trade = |price: f64, sent: f64| -> TopicState {
+        [
+            ("price", FieldValue::Number(price)),
+            ("qty", FieldValue::Number(1.0)),
+            ("ts", FieldValue::Number(1.7e12)),
+            ("count", FieldValue::Number(42.0)),
+            ("volume", FieldValue::Number(42.0)),
+            ("sent", FieldValue::Number(sent)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    let (before, after) = (trade(100.25, 1.0), trade(100.5, 2.0));
+    c.bench_function("delta/diff 6 fields", |b| {
+        b.iter(|| {
+            rt.block_on(field_delta.diff("trades/S1", &before, &after))
+                .unwrap()
+        });
+    });
+    let metric = rt
+        .block_on(runtime.load::<MetricWorld>(component("ewma")))
+        .unwrap();
+    let mut ewma = rt.block_on(metric.instantiate("bench", vec![])).unwrap();
+    let sample = [Sample {
+        name: "trade_price".into(),
+        labels: vec![Label::new("symbol", "S1")],
+        value: 100.25,
+        kind: MetricKind::Gauge,
+        timestamp_ms: 1_700_000_000_000,
+    }];
+    c.bench_function("metric/on_samples 1 sample", |b| {
+        b.iter(|| rt.block_on(ewma.on_samples(&sample)).unwrap());
+    });
+    c.bench_function("instantiate+init/delta", |b| {
+        b.iter(|| rt.block_on(delta.instantiate("bench", vec![])).unwrap());
+    });
+    c.bench_function("instantiate+init/metric", |b| {
+        b.iter(|| rt.block_on(metric.instantiate("bench", vec![])).unwrap());
     });
 
     // What the compile cache saves: Cranelift compilation vs loading the artifact.

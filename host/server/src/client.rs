@@ -358,6 +358,33 @@ impl TopicSlot {
             deferred: false,
         }
     }
+
+    /// Lends the cursor to the slot when the topic is delivered plainly (live,
+    /// whole updates, no rate limit, no replay, no positions to track): the slot's
+    /// word is then `cursor + 1` and [`Client::fill`] serves the topic from the
+    /// slot alone, without looking the topic up in [`Client::topics`] (with many
+    /// topics per connection that lookup was a cache miss per message). Otherwise
+    /// the word is 0.
+    pub(crate) fn lend_cursor(&self, track_positions: bool) {
+        let plain = !track_positions
+            && self.next == Next::Live
+            && self.replay.is_empty()
+            && self.opts.interval.is_none()
+            && self.opts.fields.is_none()
+            && !self.deferred
+            && self.due.is_none();
+        self.slot.set_local(if plain { self.cursor + 1 } else { 0 });
+    }
+
+    /// Takes the cursor back from the slot (see [`TopicSlot::lend_cursor`]).
+    /// Call it before reading or changing anything of the topic's delivery.
+    pub(crate) fn reclaim_cursor(&mut self) {
+        let word = self.slot.local();
+        if word != 0 {
+            self.cursor = word - 1;
+            self.slot.set_local(0);
+        }
+    }
 }
 
 impl Drop for Client {

@@ -354,3 +354,50 @@ fn unsubscribe_and_drop_leave_the_hub_clean() {
     let stats = fx.hub.stats();
     assert_eq!((stats.slots, stats.watchers), (0, 0));
 }
+
+#[test]
+fn changing_a_live_subscription_takes_effect_at_the_next_update() {
+    // Plain live topics are served from their slot; every change of the
+    // subscription must still apply from the next update on, in order.
+    let mut fx = Fixture::new(64);
+    fx.publish("t/a", &[("p", n(0.0)), ("q", n(0.0))], &[]);
+    let mut c = fx.client(ServerConfig::default());
+    send(&mut c, json!({"type":"subscribe","topics":["t/a"]}));
+    frames(&mut c);
+    for i in 1..=3 {
+        fx.publish("t/a", &[("p", n(i as f64)), ("q", n(i as f64))], &[]);
+        assert_eq!(frames(&mut c)[0]["seq"], i + 1);
+    }
+    // Fields: a snapshot of the subset, then filtered deltas.
+    send(
+        &mut c,
+        json!({"type":"subscribe","topics":["t/a"],"fields":["p"]}),
+    );
+    let f = frames(&mut c);
+    assert_eq!(
+        (f[1]["type"].as_str(), &f[1]["state"]),
+        (Some("snapshot"), &json!({"p":3.0}))
+    );
+    fx.publish("t/a", &[("p", n(9.0)), ("q", n(9.0))], &[]);
+    assert_eq!(frames(&mut c)[0]["delta"], json!({"p":9.0}));
+    // Back to every field, then plain updates continue after the snapshot's seq.
+    send(&mut c, json!({"type":"subscribe","topics":["t/a"]}));
+    let f = frames(&mut c);
+    assert_eq!(
+        (f[1]["type"].as_str(), &f[1]["seq"]),
+        (Some("snapshot"), &json!(5))
+    );
+    fx.publish("t/a", &[("q", n(10.0))], &[]);
+    let f = frames(&mut c);
+    assert_eq!(
+        (f.len(), &f[0]["seq"], &f[0]["delta"]),
+        (1, &json!(6), &json!({"q":10.0}))
+    );
+    // Unsubscribed: nothing more, even for updates already published.
+    fx.publish("t/a", &[("q", n(11.0))], &[]);
+    send(&mut c, json!({"type":"unsubscribe","topics":["t/a"]}));
+    let f = frames(&mut c);
+    assert_eq!(f, vec![json!({"type":"unsubscribed","topics":["t/a"]})]);
+    fx.publish("t/a", &[("q", n(12.0))], &[]);
+    assert!(frames(&mut c).is_empty());
+}

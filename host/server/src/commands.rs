@@ -206,6 +206,7 @@ impl Client {
                         let Some(t) = self.topics.get_mut(slot.topic()) else {
                             continue;
                         };
+                        t.reclaim_cursor();
                         if !Arc::ptr_eq(&t.opts, &opts) {
                             t.opts = opts;
                             t.next = Next::Snapshot(None);
@@ -220,8 +221,12 @@ impl Client {
                     }
                     // New, or a new lifetime of a topic whose old one ended.
                     _ => {
-                        self.topics
+                        let old = self
+                            .topics
                             .insert(slot.topic().clone(), TopicSlot::new(slot.clone(), opts));
+                        if let Some(mut old) = old {
+                            old.reclaim_cursor();
+                        }
                         self.shared_push(&slot);
                     }
                 }
@@ -236,6 +241,7 @@ impl Client {
             let ok = match self.topics.get_mut(topic.as_str()) {
                 None => false,
                 Some(t) => {
+                    t.reclaim_cursor();
                     let resumed = (*pos.epoch == **t.slot.epoch())
                         .then(|| {
                             t.slot.read(|log| {
@@ -313,7 +319,8 @@ impl Client {
         for name in names {
             match self.resolve(&name) {
                 None => {
-                    if let Some(t) = self.topics.remove(&name) {
+                    if let Some(mut t) = self.topics.remove(&name) {
+                        t.reclaim_cursor();
                         self.hub.detach(&t.slot);
                     }
                 }
@@ -321,6 +328,7 @@ impl Client {
                     let Some(t) = self.topics.get_mut(&name) else {
                         continue;
                     };
+                    t.reclaim_cursor();
                     if !Arc::ptr_eq(&t.opts, &opts) {
                         t.opts = opts;
                         t.next = Next::Snapshot(None);

@@ -11,7 +11,7 @@ use wasmeter_hub::{Format, Message, Slot};
 use crate::client::{Client, Kind, Next, Out, TopicSlot};
 use crate::metrics::Event;
 
-/// What reading a topic's log yielded.
+/// What reading a topic's log after a cursor yielded.
 enum Got {
     Nothing,
     Messages { more: bool },
@@ -59,6 +59,9 @@ impl Client {
 
     /// Frames for one dirty (or locally queued) slot.
     fn serve(&mut self, slot: Arc<Slot>, now: Instant, out: &mut Vec<Out>) {
+        if slot.local() != 0 && self.serve_plain(&slot, out) {
+            return;
+        }
         let name = slot.topic().clone();
         match self.topics.get(&name) {
             None => return self.adopt(slot),
@@ -66,7 +69,8 @@ impl Client {
                 if t.slot.is_removed() {
                     // The old lifetime ended and a new one began: say so, then
                     // start over with the new slot.
-                    if let Some(t) = self.topics.remove(&name) {
+                    if let Some(mut t) = self.topics.remove(&name) {
+                        t.reclaim_cursor();
                         out.push(self.removed_frame(&t.slot));
                     }
                     self.adopt(slot);
@@ -87,74 +91,83 @@ impl Client {
         let Some(t) = self.topics.get_mut(&name) else {
             return;
         };
-        if let Next::Snapshot(recovered) = t.next {
-            let latest = slot.latest();
-            out.push(snapshot(format, track, t, &latest, recovered, now));
-            return;
-        }
-        if !t.replay.is_empty() {
-            if replay(format, track, t, budget, now, out) {
-                self.shared.push(slot);
+        t.reclaim_cursor();
+        'serve: {
+            if let Next::Snapshot(recovered) = t.next {
+                let latest = slot.latest();
+                out.push(snapshot(format, track, t, &latest, recovered, now));
+                break 'serve;
             }
-            return;
-        }
-        if t.due.is_some_and(|d| d > now) {
-            if !t.deferred {
-                t.deferred = true;
-                self.deferred.push(slot);
-            }
-            return;
-        }
-        // Read what is new under the topic's lock: only `Arc` clones happen there.
-        let cursor = t.cursor;
-        let max = if t.opts.interval.is_some() {
-            usize::MAX
-        } else {
-            budget
-        };
-        let conflate_after = if t.opts.interval.is_some() {
-            u64::MAX
-        } else {
-            self.limits.conflate_after
-        };
-        let scratch = &mut self.scratch;
-        let got = slot.read(|log| {
-            let latest = log.latest();
-            let behind = latest.seq().saturating_sub(cursor);
-            if latest.seq() == cursor {
-                return Got::Nothing;
-            }
-            if behind > conflate_after {
-                return Got::Gap(latest.clone());
-            }
-            match log.after(cursor) {
-                None => Got::Gap(latest.clone()),
-                Some(it) => {
-                    scratch.extend(it.take(max).cloned());
-                    Got::Messages {
-                        more: behind > max as u64,
-                    }
-                }
-            }
-        });
-        match got {
-            Got::Nothing => {}
-            Got::Gap(latest) => {
-                self.metrics.record(Event::Conflated);
-                out.push(snapshot(format, track, t, &latest, None, now));
-            }
-            Got::Messages { more } => {
-                if t.opts.interval.is_some() {
-                    composed(format, track, t, &self.scratch, now, out);
-                } else {
-                    for m in &self.scratch {
-                        push_update(format, track, t, m, out);
-                    }
-                }
-                self.scratch.clear();
-                if more {
+            if !t.replay.is_empty() {
+                if replay(format, track, t, budget, now, out) {
                     self.shared.push(slot);
                 }
+                break 'serve;
+            }
+            if t.due.is_some_and(|d| d > now) {
+                if !t.deferred {
+                    t.deferred = true;
+                    self.deferred.push(slot);
+                }
+                break 'serve;
+            }
+            let (max, conflate_after) = if t.opts.interval.is_some() {
+                (usize::MAX, u64::MAX)
+            } else {
+                (budget, self.limits.conflate_after)
+            };
+            match read_new(&slot, t.cursor, max, conflate_after, &mut self.scratch) {
+                Got::Nothing => {}
+                Got::Gap(latest) => {
+                    self.metrics.record(Event::Conflated);
+                    out.push(snapshot(format, track, t, &latest, None, now));
+                }
+                Got::Messages { more } => {
+                    if t.opts.interval.is_some() {
+                        composed(format, track, t, &self.scratch, now, out);
+                    } else {
+                        for m in &self.scratch {
+                            push_update(format, track, t, m, out);
+                        }
+                    }
+                    self.scratch.clear();
+                    if more {
+                        self.shared.push(slot);
+                    }
+                }
+            }
+        }
+        t.lend_cursor(track);
+    }
+
+    /// Serves a topic whose cursor is lent to its slot ([`TopicSlot::lend_cursor`])
+    /// from the slot alone. False when it needs the full path: the topic was
+    /// removed, or the subscriber fell behind (conflation).
+    fn serve_plain(&mut self, slot: &Arc<Slot>, out: &mut Vec<Out>) -> bool {
+        let mut cursor = slot.local() - 1;
+        slot.clear_dirty();
+        if slot.is_removed() {
+            return false;
+        }
+        let budget = self.limits.batch_frames.saturating_sub(out.len()).max(1);
+        let conflate_after = self.limits.conflate_after;
+        match read_new(slot, cursor, budget, conflate_after, &mut self.scratch) {
+            Got::Nothing => true,
+            Got::Gap(_) => false,
+            Got::Messages { more } => {
+                for m in self.scratch.drain(..) {
+                    cursor = m.seq();
+                    out.push(Out {
+                        kind: Kind::Update,
+                        bytes: m.update_bytes(self.format),
+                        msg: None,
+                    });
+                }
+                slot.set_local(cursor + 1);
+                if more {
+                    self.shared.push(slot.clone());
+                }
+                true
             }
         }
     }
@@ -178,6 +191,38 @@ impl Client {
             .insert(slot.topic().clone(), TopicSlot::new(slot.clone(), opts));
         self.shared.push(slot);
     }
+}
+
+/// Reads what is new after `cursor` under the topic's lock (only `Arc` clones
+/// happen there): up to `max` messages into `scratch`, or a gap when the
+/// subscriber is more than `conflate_after` behind or the history no longer
+/// reaches back to the cursor.
+fn read_new(
+    slot: &Slot,
+    cursor: u64,
+    max: usize,
+    conflate_after: u64,
+    scratch: &mut Vec<Arc<Message>>,
+) -> Got {
+    slot.read(|log| {
+        let latest = log.latest();
+        let behind = latest.seq().saturating_sub(cursor);
+        if latest.seq() == cursor {
+            return Got::Nothing;
+        }
+        if behind > conflate_after {
+            return Got::Gap(latest.clone());
+        }
+        match log.after(cursor) {
+            None => Got::Gap(latest.clone()),
+            Some(it) => {
+                scratch.extend(it.take(max).cloned());
+                Got::Messages {
+                    more: behind > max as u64,
+                }
+            }
+        }
+    })
 }
 
 fn snapshot(

@@ -1,0 +1,232 @@
+//! The floor: the least a server can do and still be "read appended bytes and
+//! broadcast them". It watches the feed file with `notify` (inotify), reads the new
+//! bytes, wraps each line once into a small JSON frame (about the size of a
+//! wasmeter update), and broadcasts the pre-encoded bytes to every WebSocket that
+//! subscribed to the line's topic (a broadcast channel per topic, plus one for
+//! every topic), writing in batches with one flush, like the host. No plugins, no
+//! state, no deltas, no history.
+//!
+//! Connections use the same tungstenite buffer sizes as the host's defaults, so
+//! memory per idle connection compares like with like.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use notify::Watcher;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// Frames written per flush, as the host's `write_batch_frames` default.
+const BATCH: usize = 64;
+
+/// One line, encoded once, shared by every connection.
+#[derive(Debug, Clone)]
+struct Item {
+    topic: Arc<str>,
+    text: Utf8Bytes,
+    binary: Bytes,
+}
+
+/// Runs the floor server on `listen` until killed, broadcasting the lines
+/// appended to `file`. Prints `floor: listening on http://ADDR` first.
+pub async fn serve(file: PathBuf, listen: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("floor: listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let channels = Arc::new(Channels::default());
+    let tail_channels = channels.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = tail(&file, &tail_channels) {
+            eprintln!("floor: tail {}: {e:#}", file.display());
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let channels = channels.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, &channels).await;
+        });
+    }
+}
+
+/// Queued items per channel before a slow receiver skips (lags).
+const CAPACITY: usize = 4096;
+
+/// One broadcast channel per topic, and one carrying every topic.
+#[derive(Debug)]
+struct Channels {
+    all: broadcast::Sender<Item>,
+    topics: Mutex<HashMap<Arc<str>, broadcast::Sender<Item>>>,
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self {
+            all: broadcast::channel(CAPACITY).0,
+            topics: Mutex::default(),
+        }
+    }
+}
+
+impl Channels {
+    fn topic(&self, topic: &str) -> broadcast::Sender<Item> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics
+            .entry(topic.into())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .clone()
+    }
+
+    fn send(&self, item: Item) {
+        let tx = self.topic(&item.topic);
+        let _ = tx.send(item.clone());
+        let _ = self.all.send(item);
+    }
+
+    /// The channel for a `subscribe` message's topics: one topic's, or every
+    /// topic's (patterns and lists get everything).
+    fn receiver(&self, text: &str) -> broadcast::Receiver<Item> {
+        let topics: Vec<String> = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v["topics"].as_array().cloned())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        match topics.as_slice() {
+            [one] if !one.contains('*') => self.topic(one).subscribe(),
+            _ => self.all.subscribe(),
+        }
+    }
+}
+
+/// Follows `file` from its start: on every change notification (and every
+/// 100 ms, as a reconcile), reads what was appended and broadcasts each line.
+fn tail(file: &Path, channels: &Channels) -> Result<()> {
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e| {
+        let _ = events_tx.send(e);
+    })?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    let f = std::fs::File::open(file)?;
+    let mut offset = 0u64;
+    let mut seq = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let _ = events.recv_timeout(Duration::from_millis(100));
+        loop {
+            let n = f.read_at(&mut buf, offset)?;
+            if n == 0 {
+                break;
+            }
+            offset += n as u64;
+            carry.extend_from_slice(&buf[..n]);
+            let complete = match carry.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            };
+            for line in carry[..complete].split(|&b| b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                seq += 1;
+                if let Some(item) = encode(line, seq) {
+                    channels.send(item);
+                }
+            }
+            carry.drain(..complete);
+        }
+    }
+}
+
+/// The frame of one line: `{"type":"update","topic":"bench/SYM","seq":N,"line":"..."}`.
+fn encode(line: &[u8], seq: u64) -> Option<Item> {
+    let line = std::str::from_utf8(line).ok()?;
+    let symbol = line.split(',').next()?;
+    let topic: Arc<str> = format!("bench/{symbol}").into();
+    let json = format!(r#"{{"type":"update","topic":"{topic}","seq":{seq},"line":"{line}"}}"#);
+    let binary = Bytes::from(json);
+    Some(Item {
+        topic,
+        text: Utf8Bytes::try_from(binary.clone()).ok()?,
+        binary,
+    })
+}
+
+// tungstenite's handshake callback must return its own (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn connection(stream: tokio::net::TcpStream, channels: &Channels) -> Result<()> {
+    stream.set_nodelay(true)?;
+    let mut binary = false;
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(16 * 1024);
+    let mut ws = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        |req: &Request, resp: Response| {
+            binary = req.uri().query().is_some_and(|q| q.contains("msgpack"));
+            Ok(resp)
+        },
+        Some(cfg),
+    )
+    .await?;
+    // Nothing is delivered before the `subscribe` message.
+    let mut rx: Option<broadcast::Receiver<Item>> = None;
+    loop {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    rx = Some(channels.receiver(t.as_str()));
+                    ws.send(Message::text(r#"{"type":"subscribed"}"#)).await?;
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+            first = async { Some(rx.as_mut()?.recv().await) }, if rx.is_some() => {
+                let Some(first) = first else { continue };
+                let rx = rx.as_mut().expect("checked by the guard");
+                let mut next = first;
+                let mut batch = 0;
+                loop {
+                    match next {
+                        Ok(item) => {
+                            let msg = if binary {
+                                Message::Binary(item.binary)
+                            } else {
+                                Message::Text(item.text)
+                            };
+                            ws.feed(msg).await?;
+                            batch += 1;
+                        }
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    if batch >= BATCH {
+                        break;
+                    }
+                    next = match rx.try_recv() {
+                        Ok(item) => Ok(item),
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    };
+                }
+                if batch > 0 {
+                    ws.flush().await?;
+                }
+            }
+        }
+    }
+}

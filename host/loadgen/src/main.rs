@@ -1,0 +1,294 @@
+//! `wasmeter-loadgen`: end-to-end benchmarks of a real `wasmeter` process, with
+//! the bare floors (a tokio-tungstenite broadcast of appended lines, and notify's
+//! own latency) measured in the same run. See BENCHMARKS.md.
+
+mod delta_savings;
+mod fleet;
+mod floor;
+mod notify_floor;
+mod procstat;
+mod producer;
+mod report;
+mod run;
+mod stamp;
+mod stats;
+mod target;
+mod wire;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use report::Results;
+use run::{Format, StreamSpec};
+use target::{Binaries, Kind};
+
+/// Load generator and benchmarks for wasmeter.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// The `wasmeter` binary (default: `$CARGO_TARGET_DIR/release/wasmeter`, else
+    /// `target/release/wasmeter`).
+    #[arg(long, global = true)]
+    host_bin: Option<PathBuf>,
+    /// Where results (JSON and markdown) are written.
+    #[arg(long, global = true, default_value = "target/bench")]
+    out: PathBuf,
+    /// Measurement window of each streaming run, seconds.
+    #[arg(long, global = true, default_value_t = 5.0)]
+    secs: f64,
+    /// Which servers to measure.
+    #[arg(long, global = true, value_delimiter = ',', default_values = ["floor", "host"])]
+    targets: Vec<Kind>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the whole matrix: notify floor, idle connections, latency, fan-out,
+    /// delta savings.
+    All,
+    /// Append-to-receive latency against subscriber count, host and floor.
+    Latency {
+        /// Records appended per second.
+        #[arg(long, value_delimiter = ',', default_values = ["1000", "10000"])]
+        rates: Vec<u64>,
+        /// Subscriber counts.
+        #[arg(long, value_delimiter = ',', default_values = ["1", "100", "1000", "10000"])]
+        subscribers: Vec<usize>,
+    },
+    /// Most messages/s delivered against subscriber count, JSON and MessagePack.
+    Fanout {
+        /// Subscriber counts.
+        #[arg(long, value_delimiter = ',', default_values = ["10", "100", "1000"])]
+        subscribers: Vec<usize>,
+        /// Formats.
+        #[arg(long, value_delimiter = ',', default_values = ["json", "msgpack"])]
+        formats: Vec<Format>,
+    },
+    /// Server memory per idle WebSocket connection.
+    IdleConns {
+        /// Idle connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+    },
+    /// Bytes on the wire with deltas versus full snapshots, demo market feed.
+    DeltaSavings {
+        /// Demo trades per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 20)]
+        listen_secs: u64,
+    },
+    /// Bare notify latency: append to bytes read back after the event.
+    FloorNotify {
+        /// Appends to time.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+    },
+    /// (internal) The bare floor server on a feed file.
+    FloorServer {
+        /// The file to follow.
+        #[arg(long)]
+        file: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+/// Topics of the latency runs: bulk subscribers take one each, round robin.
+const LATENCY_TOPICS: usize = 100;
+/// Topics of the fan-out runs: many, so that per-chunk coalescing merges little.
+const FANOUT_TOPICS: usize = 1000;
+/// Messages/s offered in fan-out runs (records/s x subscribers): twice the goal.
+const FANOUT_OFFERED: u64 = 2_000_000;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::FloorServer { file, listen } = &cli.command {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(floor::serve(file.clone(), *listen));
+    }
+    let nofile = procstat::raise_nofile();
+    eprintln!("open-file limit: {nofile}");
+    let common = &cli.common;
+    let bins = Binaries {
+        host: host_bin(common)?,
+        plugin_cache: common.out.join("plugin-cache"),
+    };
+    std::fs::create_dir_all(&common.out)?;
+    let root = tempfile::tempdir()?;
+    let mut res = Results {
+        loadavg_before: report::loadavg(),
+        ..Results::default()
+    };
+    let name = match &cli.command {
+        Command::All => {
+            res.notify_floor = Some(notify_floor::measure(root.path(), 2000)?);
+            idle(&mut res, common, 10_000, root.path(), &bins)?;
+            latency(
+                &mut res,
+                common,
+                &[1000, 10_000],
+                &[1, 100, 1000, 10_000],
+                root.path(),
+                &bins,
+            )?;
+            fanout(
+                &mut res,
+                common,
+                &[10, 100, 1000],
+                &[Format::Json, Format::Msgpack],
+                root.path(),
+                &bins,
+            )?;
+            res.delta_savings = delta_savings::measure(root.path(), &bins, 200, 20)?;
+            "all"
+        }
+        Command::Latency { rates, subscribers } => {
+            latency(&mut res, common, rates, subscribers, root.path(), &bins)?;
+            "latency"
+        }
+        Command::Fanout {
+            subscribers,
+            formats,
+        } => {
+            fanout(&mut res, common, subscribers, formats, root.path(), &bins)?;
+            "fanout"
+        }
+        Command::IdleConns { connections } => {
+            idle(&mut res, common, *connections, root.path(), &bins)?;
+            "idle-conns"
+        }
+        Command::DeltaSavings { rate, listen_secs } => {
+            res.delta_savings = delta_savings::measure(root.path(), &bins, *rate, *listen_secs)?;
+            "delta-savings"
+        }
+        Command::FloorNotify { samples } => {
+            res.notify_floor = Some(notify_floor::measure(root.path(), *samples)?);
+            "floor-notify"
+        }
+        Command::FloorServer { .. } => unreachable!("handled above"),
+    };
+    res.loadavg_after = report::loadavg();
+    let md = report::markdown(&res);
+    println!("{md}");
+    std::fs::write(common.out.join(format!("{name}.md")), &md)?;
+    std::fs::write(
+        common.out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&res)?,
+    )?;
+    eprintln!("results in {}", common.out.display());
+    Ok(())
+}
+
+fn host_bin(common: &Common) -> Result<PathBuf> {
+    let bin = match &common.host_bin {
+        Some(b) => b.clone(),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target"))
+            .join("release/wasmeter"),
+    };
+    anyhow::ensure!(
+        bin.is_file(),
+        "no wasmeter binary at {} (build it: cargo build --release, or pass --host-bin)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn idle(res: &mut Results, c: &Common, n: usize, root: &Path, bins: &Binaries) -> Result<()> {
+    for &t in &c.targets {
+        eprintln!("idle connections: {t:?} x {n}");
+        res.idle
+            .push(run::idle(t, n, root, bins).with_context(|| format!("idle {t:?}"))?);
+    }
+    Ok(())
+}
+
+fn stream(
+    runs: &mut Vec<run::StreamResult>,
+    spec: StreamSpec,
+    root: &Path,
+    bins: &Binaries,
+) -> Result<()> {
+    eprintln!(
+        "{:?} {:?}: {} records/s, {} subscribers",
+        spec.target, spec.format, spec.rate, spec.subscribers
+    );
+    let r = run::stream(&spec, root, bins).with_context(|| format!("{spec:?}"))?;
+    eprintln!(
+        "  p50 {} us, p99 {} us, delivered {:.0}/s, server CPU {:.0}%, generator CPU {:.0}%",
+        r.latency.p50_us, r.latency.p99_us, r.delivered_per_sec, r.server_cpu_pct, r.gen_cpu_pct
+    );
+    runs.push(r);
+    Ok(())
+}
+
+fn latency(
+    res: &mut Results,
+    c: &Common,
+    rates: &[u64],
+    subscribers: &[usize],
+    root: &Path,
+    bins: &Binaries,
+) -> Result<()> {
+    for &rate in rates {
+        for &subs in subscribers {
+            for &target in &c.targets {
+                let spec = StreamSpec {
+                    target,
+                    format: Format::Json,
+                    rate,
+                    topics: LATENCY_TOPICS,
+                    subscribers: subs,
+                    timing: subs.min(4),
+                    bulk_all_topics: false,
+                    secs: c.secs,
+                };
+                stream(&mut res.latency, spec, root, bins)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fanout(
+    res: &mut Results,
+    c: &Common,
+    subscribers: &[usize],
+    formats: &[Format],
+    root: &Path,
+    bins: &Binaries,
+) -> Result<()> {
+    for &subs in subscribers {
+        for &format in formats {
+            for &target in &c.targets {
+                let spec = StreamSpec {
+                    target,
+                    format,
+                    rate: (FANOUT_OFFERED / subs as u64).clamp(1000, 50_000),
+                    topics: FANOUT_TOPICS,
+                    subscribers: subs,
+                    timing: 2.min(subs),
+                    bulk_all_topics: true,
+                    secs: c.secs,
+                };
+                stream(&mut res.fanout, spec, root, bins)?;
+            }
+        }
+    }
+    Ok(())
+}

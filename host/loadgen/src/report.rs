@@ -1,0 +1,192 @@
+//! Markdown tables of the results, each figure next to its goal and to the floor
+//! measured in the same run.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::delta_savings::Savings;
+use crate::run::{IdleResult, StreamResult};
+use crate::stats::{Percentiles, ratio};
+use crate::target::Kind;
+
+/// Everything one invocation measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    /// `/proc/loadavg` before the first run.
+    pub loadavg_before: String,
+    /// `/proc/loadavg` after the last run.
+    pub loadavg_after: String,
+    /// Bare notify latency (append to bytes read back).
+    pub notify_floor: Option<Percentiles>,
+    /// Memory per idle connection.
+    pub idle: Vec<IdleResult>,
+    /// End-to-end latency runs.
+    pub latency: Vec<StreamResult>,
+    /// Fan-out runs.
+    pub fanout: Vec<StreamResult>,
+    /// Delta savings per format.
+    pub delta_savings: Vec<Savings>,
+}
+
+/// `/proc/loadavg`, trimmed.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn x(r: Option<f64>) -> String {
+    r.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into())
+}
+
+/// The floor run that matches `r` (same spec, floor server).
+fn floor_of<'a>(runs: &'a [StreamResult], r: &StreamResult) -> Option<&'a StreamResult> {
+    runs.iter().find(|f| {
+        f.spec.target == Kind::Floor
+            && f.spec.format == r.spec.format
+            && f.spec.rate == r.spec.rate
+            && f.spec.subscribers == r.spec.subscribers
+    })
+}
+
+fn latency_table(out: &mut String, runs: &[StreamResult]) {
+    out.push_str(
+        "| records/s | subscribers | server | p50 ms | p99 ms | p99.9 ms | max ms | samples | \
+         p50 / floor | p99 / floor | delivered msgs/s | server CPU % | server RSS MiB | generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        let l = &r.latency;
+        let floor = floor_of(runs, r).filter(|_| r.spec.target == Kind::Host);
+        let vs = |f: fn(&Percentiles) -> u64| {
+            x(floor.and_then(|fl| ratio(f(l) as f64, f(&fl.latency) as f64)))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0} |",
+            r.spec.rate,
+            r.spec.subscribers,
+            r.spec.target,
+            ms(l.p50_us),
+            ms(l.p99_us),
+            ms(l.p999_us),
+            ms(l.max_us),
+            l.count,
+            vs(|p| p.p50_us),
+            vs(|p| p.p99_us),
+            r.delivered_per_sec,
+            r.server_cpu_pct,
+            r.server_rss_mib,
+            r.gen_cpu_pct,
+        );
+    }
+}
+
+fn fanout_table(out: &mut String, runs: &[StreamResult]) {
+    out.push_str(
+        "| subscribers | format | server | offered msgs/s | delivered msgs/s | / floor | / goal 1M | \
+         bytes/frame | p50 ms | p99 ms | server CPU % | server RSS MiB | generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        let floor = floor_of(runs, r).filter(|_| r.spec.target == Kind::Host);
+        let _ = writeln!(
+            out,
+            "| {} | {:?} | {:?} | {:.0} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} | {:.0} |",
+            r.spec.subscribers,
+            r.spec.format,
+            r.spec.target,
+            r.produced_per_sec * r.spec.subscribers as f64,
+            r.delivered_per_sec,
+            x(floor.and_then(|f| ratio(r.delivered_per_sec, f.delivered_per_sec))),
+            x(ratio(r.delivered_per_sec, 1e6)),
+            r.bytes_per_frame,
+            ms(r.latency.p50_us),
+            ms(r.latency.p99_us),
+            r.server_cpu_pct,
+            r.server_rss_mib,
+            r.gen_cpu_pct,
+        );
+    }
+}
+
+/// The whole report as markdown.
+pub fn markdown(res: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "load average before: `{}`, after: `{}`\n",
+        res.loadavg_before, res.loadavg_after
+    );
+    if let Some(n) = &res.notify_floor {
+        let _ = writeln!(
+            out,
+            "### Floor: notify latency (append -> bytes read back)\n\n\
+             p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms ({} appends)\n",
+            ms(n.p50_us),
+            ms(n.p99_us),
+            ms(n.p999_us),
+            ms(n.max_us),
+            n.count
+        );
+    }
+    if !res.idle.is_empty() {
+        out.push_str(
+            "### Memory per idle connection\n\n\
+             | server | connections | RSS before MiB | RSS after MiB | bytes/connection | / goal 8 KB | / floor |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        let floor = res.idle.iter().find(|i| i.target == Kind::Floor);
+        for i in &res.idle {
+            let _ = writeln!(
+                out,
+                "| {:?} | {} | {:.1} | {:.1} | {:.0} | {} | {} |",
+                i.target,
+                i.connections,
+                i.rss_before_mib,
+                i.rss_after_mib,
+                i.bytes_per_connection,
+                x(ratio(i.bytes_per_connection, 8192.0)),
+                x(floor.and_then(|f| ratio(i.bytes_per_connection, f.bytes_per_connection))),
+            );
+        }
+        out.push('\n');
+    }
+    if !res.latency.is_empty() {
+        out.push_str("### End-to-end latency (append -> timing subscriber)\n\n");
+        latency_table(&mut out, &res.latency);
+        out.push('\n');
+    }
+    if !res.fanout.is_empty() {
+        out.push_str("### Fan-out\n\n");
+        fanout_table(&mut out, &res.fanout);
+        out.push('\n');
+    }
+    if !res.delta_savings.is_empty() {
+        out.push_str(
+            "### Delta savings (demo market feed)\n\n\
+             | format | topics | updates | delta bytes | snapshot bytes | saving | / goal 90% |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for s in &res.delta_savings {
+            for (name, b) in [("trades/*", &s.trades), ("all", &s.all)] {
+                let _ = writeln!(
+                    out,
+                    "| {:?} | {name} | {} | {} | {} | {:.1}% | {} |",
+                    s.format,
+                    b.updates,
+                    b.delta_bytes,
+                    b.snapshot_bytes,
+                    b.saving_pct(),
+                    x(ratio(b.saving_pct(), 90.0)),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,214 @@
+//! One measured run against one server: a fresh directory and feed, the server,
+//! the subscribers, the producer at a fixed rate, and readings of the server's
+//! and the generator's CPU and memory over the measurement window.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::fleet::{Fleet, FleetSpec};
+use crate::procstat;
+use crate::producer::{self, Producer};
+use crate::stats::Percentiles;
+use crate::target::{Binaries, FEED, Kind, Target};
+
+/// Wire format of the subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JSON text frames.
+    Json,
+    /// MessagePack binary frames.
+    Msgpack,
+}
+
+/// What one streaming run does.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSpec {
+    /// Which server.
+    pub target: Kind,
+    /// Wire format.
+    pub format: Format,
+    /// Records appended per second.
+    pub rate: u64,
+    /// Topics the records are spread over (round robin).
+    pub topics: usize,
+    /// Subscriber connections in all (timing ones included).
+    pub subscribers: usize,
+    /// Of which timing connections (subscribed to every topic).
+    pub timing: usize,
+    /// Bulk connections subscribe to every topic (fan-out) rather than one each.
+    pub bulk_all_topics: bool,
+    /// Length of the measurement window, seconds (after a 1 s warm-up).
+    pub secs: f64,
+}
+
+/// What one streaming run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamResult {
+    /// The run.
+    pub spec: StreamSpec,
+    /// Append-to-receive latency of live updates at the timing connections.
+    pub latency: Percentiles,
+    /// Snapshots the timing connections got instead of updates (conflation).
+    pub timing_snapshots: u64,
+    /// Frames received per second by all subscribers together.
+    pub delivered_per_sec: f64,
+    /// Received bytes per frame, on average (headers included).
+    pub bytes_per_frame: f64,
+    /// Records the producer wrote per second.
+    pub produced_per_sec: f64,
+    /// Server CPU, percent of one core.
+    pub server_cpu_pct: f64,
+    /// Server resident memory at the end of the window, MiB.
+    pub server_rss_mib: f64,
+    /// Generator (this process) CPU, percent of one core.
+    pub gen_cpu_pct: f64,
+    /// Time to open and subscribe every connection, seconds.
+    pub connect_secs: f64,
+}
+
+/// Bulk readers read every `tick`: often enough not to fill socket buffers,
+/// rarely enough that one read returns many frames.
+fn bulk_tick(subscribers: usize) -> Duration {
+    Duration::from_millis((subscribers as u64 / 100).clamp(5, 100))
+}
+
+fn subscribe(topics: &[String]) -> String {
+    serde_json::json!({"type": "subscribe", "topics": topics}).to_string()
+}
+
+/// A fresh run directory with an empty feed, seeded with one record per topic.
+pub fn prepare(dir: &Path, topics: usize) -> Result<()> {
+    std::fs::create_dir_all(dir.join("feed"))?;
+    producer::seed(&dir.join(FEED), topics)
+}
+
+/// The request path for a format.
+pub fn ws_path(format: Format) -> String {
+    match format {
+        Format::Json => "/ws?format=json".into(),
+        Format::Msgpack => "/ws?format=msgpack".into(),
+    }
+}
+
+/// Runs one streaming measurement in a new directory under `root`.
+pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamResult> {
+    let dir = tempfile::tempdir_in(root)?;
+    prepare(dir.path(), spec.topics)?;
+    let target = Target::start(spec.target, dir.path(), bins)?;
+    // Let the server take in the seed records (topics exist before subscribers).
+    std::thread::sleep(Duration::from_millis(500));
+    let all = vec!["bench/*".to_string()];
+    let bulk_n = spec.subscribers - spec.timing;
+    let bulk = (0..bulk_n)
+        .map(|i| {
+            if spec.bulk_all_topics {
+                subscribe(&all)
+            } else {
+                subscribe(&[format!("bench/S{}", i % spec.topics)])
+            }
+        })
+        .collect();
+    let connecting = std::time::Instant::now();
+    let fleet = Fleet::start(FleetSpec {
+        addr: target.addr,
+        path: ws_path(spec.format),
+        bulk,
+        timing: vec![subscribe(&all); spec.timing],
+        tick: bulk_tick(spec.subscribers),
+    })?;
+    let connect_secs = connecting.elapsed().as_secs_f64();
+    // Snapshots of the subscribe are delivered before measuring.
+    std::thread::sleep(Duration::from_millis(300));
+    let producer = Producer::start(&dir.path().join(FEED), spec.rate, spec.topics)?;
+    std::thread::sleep(Duration::from_secs(1));
+
+    let (server0, gen0) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);
+    let (frames0, bytes0) = fleet.received();
+    fleet.recording.store(true, Ordering::Relaxed);
+    eprintln!("  connected and subscribed in {connect_secs:.2} s; measuring");
+    std::thread::sleep(Duration::from_secs_f64(spec.secs));
+    fleet.recording.store(false, Ordering::Relaxed);
+    let (frames1, bytes1) = fleet.received();
+    let (server1, gen1) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);
+
+    let produced_per_sec = producer.stop()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let mut timings = fleet.finish()?;
+    drop(target);
+    let window = server1.at.duration_since(server0.at).as_secs_f64();
+    let frames = (frames1 - frames0) as f64;
+    Ok(StreamResult {
+        spec: spec.clone(),
+        latency: Percentiles::of(&mut timings.latencies_us),
+        timing_snapshots: timings.snapshots,
+        delivered_per_sec: frames / window,
+        bytes_per_frame: if frames > 0.0 {
+            (bytes1 - bytes0) as f64 / frames
+        } else {
+            0.0
+        },
+        produced_per_sec,
+        server_cpu_pct: procstat::cpu_percent(&server0, &server1),
+        server_rss_mib: server1.rss_bytes as f64 / (1 << 20) as f64,
+        gen_cpu_pct: procstat::cpu_percent(&gen0, &gen1),
+        connect_secs,
+    })
+}
+
+/// What the idle-connection run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleResult {
+    /// Which server.
+    pub target: Kind,
+    /// Idle connections opened (after 100 warm-up connections).
+    pub connections: usize,
+    /// Server RSS before and after, MiB.
+    pub rss_before_mib: f64,
+    /// Server RSS with every connection open and idle, MiB.
+    pub rss_after_mib: f64,
+    /// (after - before) / connections.
+    pub bytes_per_connection: f64,
+}
+
+/// Opens `connections` idle subscribers (each subscribed to one of 100 topics,
+/// its snapshot received) and reads the server's RSS before and after.
+pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> Result<IdleResult> {
+    const TOPICS: usize = 100;
+    let dir = tempfile::tempdir_in(root)?;
+    prepare(dir.path(), TOPICS)?;
+    let server = Target::start(target, dir.path(), bins)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let spec = |n: usize| FleetSpec {
+        addr: server.addr,
+        path: ws_path(Format::Json),
+        bulk: (0..n)
+            .map(|i| subscribe(&[format!("bench/S{}", i % TOPICS)]))
+            .collect(),
+        timing: vec![],
+        tick: Duration::from_millis(200),
+    };
+    let settle = || std::thread::sleep(Duration::from_secs(2));
+    // Warm-up: lazily allocated runtime and allocator structures.
+    let warm = Fleet::start(spec(100))?;
+    settle();
+    let before = procstat::read(Some(server.pid()))?;
+    let fleet = Fleet::start(spec(connections))?;
+    settle();
+    let after = procstat::read(Some(server.pid()))?;
+    fleet.finish()?;
+    warm.finish()?;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    Ok(IdleResult {
+        target,
+        connections,
+        rss_before_mib: mib(before.rss_bytes),
+        rss_after_mib: mib(after.rss_bytes),
+        bytes_per_connection: (after.rss_bytes as f64 - before.rss_bytes as f64)
+            / connections as f64,
+    })
+}

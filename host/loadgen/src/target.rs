@@ -1,0 +1,167 @@
+//! The server under test, as a child process: the real `wasmeter` binary with a
+//! generated config, or this tool's own bare floor server. Both print
+//! `...: listening on http://ADDR` as their first line of stdout.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::stamp;
+
+/// Which server a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `wasmeter serve`: source, CSV collector, state, field delta, hub, server.
+    Host,
+    /// The bare floor: read appended bytes, broadcast each line pre-encoded.
+    Floor,
+}
+
+/// The feed file every run appends to, relative to its directory.
+pub const FEED: &str = "feed/bench.csv";
+
+/// A running server; killed when dropped.
+#[derive(Debug)]
+pub struct Target {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Paths a run needs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The `wasmeter` release binary.
+    pub host: PathBuf,
+    /// Compiled-plugin cache shared by every host start (compiling is not measured).
+    pub plugin_cache: PathBuf,
+}
+
+/// The host's config for bench runs: the built-in CSV collector (with the send
+/// time as an extra column) and field delta, heartbeats far apart so that idle
+/// connections stay idle, and room for 10,000+ connections.
+pub fn host_config() -> String {
+    format!(
+        r#"data_dir = "data"
+
+[server]
+listen = "127.0.0.1:0"
+
+[server.limits]
+max_connections = 30000
+ping_interval_ms = 3600000
+client_timeout_ms = 7200000
+
+[state]
+field_ttl_ms = 0
+
+[plugins.csv]
+builtin = "csv-collector"
+config = {{ topic_prefix = "bench", columns = "{columns}" }}
+
+[plugins.delta]
+builtin = "field-delta"
+
+[sources.feed]
+type = "file"
+include = ["feed/*.csv"]
+start_at = "beginning"
+
+[pipelines.feed]
+sources = ["feed"]
+collector = "csv"
+delta = "delta"
+"#,
+        columns = stamp::COLUMNS
+    )
+}
+
+impl Target {
+    /// Starts `kind` on the feed of `dir` (which must exist).
+    pub fn start(kind: Kind, dir: &Path, bins: &Binaries) -> Result<Target> {
+        let cmd = match kind {
+            Kind::Host => {
+                let config = dir.join("wasmeter.toml");
+                std::fs::write(&config, host_config())?;
+                share_cache(&dir.join("data"), bins)?;
+                let mut c = Command::new(&bins.host);
+                c.args(["--log-level", "warn", "serve", "--config"])
+                    .arg(&config);
+                c
+            }
+            Kind::Floor => {
+                let mut c = Command::new(std::env::current_exe()?);
+                c.arg("floor-server").arg("--file").arg(dir.join(FEED));
+                c
+            }
+        };
+        spawn(kind, cmd, dir)
+    }
+
+    /// Starts `wasmeter serve` without a config: the built-in demo (market feed
+    /// of six symbols at `rate` trades/s, every built-in plugin) in `dir`.
+    pub fn demo(dir: &Path, bins: &Binaries, rate: u32) -> Result<Target> {
+        share_cache(dir, bins)?;
+        let mut c = Command::new(&bins.host);
+        c.args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0"])
+            .arg("--demo-rate")
+            .arg(rate.to_string())
+            .arg("--data-dir")
+            .arg(dir);
+        spawn(Kind::Host, c, dir)
+    }
+
+    /// The process id, for CPU and memory readings.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Points `data_dir/cache` at the shared compiled-plugin cache.
+fn share_cache(data_dir: &Path, bins: &Binaries) -> Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::create_dir_all(&bins.plugin_cache)?;
+    let cache = data_dir.join("cache");
+    if !cache.exists() {
+        std::os::unix::fs::symlink(&bins.plugin_cache, &cache)?;
+    }
+    Ok(())
+}
+
+/// Spawns `cmd` and reads the address from its first line of stdout.
+fn spawn(kind: Kind, mut cmd: Command, dir: &Path) -> Result<Target> {
+    let log = std::fs::File::create(dir.join(format!("{kind:?}.log")))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {kind:?}: {cmd:?}"))?;
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    stdout.read_line(&mut first)?;
+    let addr = first
+        .trim()
+        .split_once("http://")
+        .and_then(|(_, a)| a.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| {
+            let _ = child.kill();
+            anyhow!(
+                "{kind:?} did not start (stdout: {first:?}); see {}",
+                dir.display()
+            )
+        })?;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    Ok(Target { child, addr })
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

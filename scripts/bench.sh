@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The benchmarks (BENCHMARKS.md): builds the release host and the load generator,
+# runs every end-to-end scenario against the real `wasmeter` binary and the bare
+# floor server in the same run, then the plugin-call criterion bench.
+#
+#   scripts/bench.sh                 everything (about 15 minutes on 2 cores)
+#   scripts/bench.sh latency ...     one scenario; arguments go to wasmeter-loadgen
+#   BENCH_SKIP_CRITERION=1 scripts/bench.sh
+#
+# Results: target/bench/<scenario>.md and .json (under $CARGO_TARGET_DIR if set).
+# Not part of scripts/test.sh: benchmarks measure, tests check behaviour.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+# 10,000 connections need as many file descriptors in the generator and the host.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "bench.sh: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+     "$(free -g | awk '/Mem:/ {print $2}') GiB, open files $(ulimit -n), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+cargo build --release --workspace --bin wasmeter --bin wasmeter-loadgen
+OUT="$TARGET_DIR/bench"
+"$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" "${@:-all}"
+
+if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then
+    # Plugin call overhead per kind and instantiation need the real components.
+    "$ROOT/scripts/build-plugins.sh" >&2
+    cargo bench -p wasmeter-plugin --bench plugin_calls
+fi
+echo "bench.sh: results in $OUT" >&2
