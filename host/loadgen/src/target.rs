@@ -90,7 +90,8 @@ impl Target {
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])
-                    .arg(&config);
+                    .arg(&config)
+                    .args(["--admin-listen", "127.0.0.1:0"]);
                 c
             }
             Kind::Floor => {
@@ -108,6 +109,7 @@ impl Target {
         share_cache(dir, bins)?;
         let mut c = Command::new(&bins.host);
         c.args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .arg("--demo-rate")
             .arg(rate.to_string())
             .arg("--data-dir")
