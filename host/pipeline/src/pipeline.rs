@@ -496,7 +496,7 @@ impl Pipeline {
         let delta = if Arc::ptr_eq(e.state(), &previous) {
             delta
         } else {
-            exact_diff(e.state(), &e.merged(&fields))
+            e.exact_delta(&fields)
         };
         self.commit_locked(topic, e, delta, fields);
     }
@@ -596,7 +596,7 @@ pub fn publish_fields(
 ) -> bool {
     let entry = store.entry(topic);
     let mut e = lock(&entry);
-    let delta = exact_diff(e.state(), &e.merged(&fields));
+    let delta = e.exact_delta(&fields);
     let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
     drop(e);
     match change {

@@ -1,10 +1,16 @@
 //! The latest value of every sample series, for `/metrics`: bounded, shared by every
 //! pipeline of a host, fed where a pipeline publishes its samples.
+//!
+//! Recorded on the data path for every sample, so a known series costs one hash,
+//! one comparison and a store, without allocating; a pipeline takes the lock once
+//! per batch. A new series beyond the bound evicts the least recently updated
+//! tenth of the store at once (amortised).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
-use moka::sync::Cache;
-use wasmeter_core::sample::{MetricKind, Sample};
+use wasmeter_core::sample::{Label, MetricKind, Sample};
 
 /// Series kept by default; the least recently updated ones go first beyond it.
 pub const DEFAULT_MAX_SERIES: u64 = 10_000;
@@ -29,55 +35,152 @@ pub struct SeriesValue {
     pub timestamp_ms: i64,
 }
 
-/// The latest value per series (a `moka` cache: bounded, cheap to clone).
+/// The latest value per series (bounded, cheap to clone).
 #[derive(Clone)]
 pub struct SeriesStore {
-    cache: Cache<Arc<SeriesKey>, SeriesValue>,
+    inner: Arc<Mutex<Series>>,
+}
+
+struct Series {
+    max: usize,
+    /// Series by the hash of name and sorted labels; collisions share a bucket.
+    buckets: HashMap<u64, Vec<Entry>>,
+    len: usize,
+    /// Increases with every update: the eviction order.
+    clock: u64,
+}
+
+struct Entry {
+    key: Arc<SeriesKey>,
+    value: SeriesValue,
+    touched: u64,
 }
 
 impl std::fmt::Debug for SeriesStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesStore")
-            .field("series", &self.cache.entry_count())
+            .field("series", &self.lock().len)
             .finish()
     }
+}
+
+/// The sample's labels sorted by name, into `sorted` (reused between samples).
+fn sort_labels<'a>(sample: &'a Sample, sorted: &mut Vec<&'a Label>) {
+    sorted.clear();
+    sorted.extend(sample.labels.iter());
+    sorted.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+}
+
+fn hash_of(name: &str, labels: &[&Label]) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    for l in labels {
+        l.name.hash(&mut h);
+        l.value.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn same(key: &SeriesKey, name: &str, labels: &[&Label]) -> bool {
+    key.name == name
+        && key.labels.len() == labels.len()
+        && key
+            .labels
+            .iter()
+            .zip(labels)
+            .all(|((n, v), l)| *n == l.name && *v == l.value)
 }
 
 impl SeriesStore {
     /// A store of at most `max_series` series.
     pub fn new(max_series: u64) -> Self {
         Self {
-            cache: Cache::builder().max_capacity(max_series).build(),
+            inner: Arc::new(Mutex::new(Series {
+                max: max_series.max(1) as usize,
+                buckets: HashMap::new(),
+                len: 0,
+                clock: 0,
+            })),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Series> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records the latest value of each sample's series.
     pub fn record(&self, samples: &[Sample]) {
+        let mut sorted = Vec::new();
+        let mut series = self.lock();
         for s in samples {
-            let mut labels: Vec<_> = s
-                .labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
-                .collect();
-            labels.sort();
-            let key = Arc::new(SeriesKey {
-                name: s.name.clone(),
-                labels,
-            });
+            sort_labels(s, &mut sorted);
             let value = SeriesValue {
                 kind: s.kind,
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
             };
-            self.cache.insert(key, value);
+            series.set(&s.name, &sorted, value);
         }
     }
 
     /// Every series held, sorted by name and labels.
     pub fn all(&self) -> Vec<(Arc<SeriesKey>, SeriesValue)> {
-        let mut all: Vec<_> = self.cache.iter().map(|(k, v)| ((*k).clone(), v)).collect();
+        let series = self.lock();
+        let mut all: Vec<_> = series
+            .buckets
+            .values()
+            .flatten()
+            .map(|e| (e.key.clone(), e.value))
+            .collect();
+        drop(series);
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+}
+
+impl Series {
+    fn set(&mut self, name: &str, labels: &[&Label], value: SeriesValue) {
+        self.clock += 1;
+        let touched = self.clock;
+        let hash = hash_of(name, labels);
+        if let Some(e) = self
+            .buckets
+            .get_mut(&hash)
+            .and_then(|b| b.iter_mut().find(|e| same(&e.key, name, labels)))
+        {
+            e.value = value;
+            e.touched = touched;
+            return;
+        }
+        if self.len >= self.max {
+            self.evict_oldest();
+        }
+        let key = Arc::new(SeriesKey {
+            name: name.to_string(),
+            labels: labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect(),
+        });
+        self.buckets.entry(hash).or_default().push(Entry {
+            key,
+            value,
+            touched,
+        });
+        self.len += 1;
+    }
+
+    /// Drops the least recently updated tenth (at least one series).
+    fn evict_oldest(&mut self) {
+        let mut stamps: Vec<u64> = self.buckets.values().flatten().map(|e| e.touched).collect();
+        let drop = (self.max / 10).max(1).min(stamps.len());
+        let (_, cutoff, _) = stamps.select_nth_unstable(drop - 1);
+        let cutoff = *cutoff;
+        self.buckets.retain(|_, bucket| {
+            bucket.retain(|e| e.touched > cutoff);
+            !bucket.is_empty()
+        });
+        self.len = self.buckets.values().map(Vec::len).sum();
     }
 }
 
@@ -113,5 +216,21 @@ mod tests {
         assert_eq!(all[0].0.labels[1].1, "BTC");
         assert_eq!(all[0].1.value, 3.0);
         assert_eq!(all[1].1.value, 2.0);
+    }
+
+    #[test]
+    fn beyond_the_bound_the_least_recently_updated_go() {
+        let store = SeriesStore::new(10);
+        for i in 0..10 {
+            store.record(&[sample("p", &format!("S{i}"), 1.0)]);
+        }
+        // S0 is updated again: S1 is now the oldest.
+        store.record(&[sample("p", "S0", 2.0)]);
+        store.record(&[sample("p", "NEW", 3.0)]);
+        let all = store.all();
+        assert_eq!(all.len(), 10);
+        let symbols: Vec<&str> = all.iter().map(|(k, _)| k.labels[1].1.as_str()).collect();
+        assert!(symbols.contains(&"S0") && symbols.contains(&"NEW"));
+        assert!(!symbols.contains(&"S1"), "{symbols:?}");
     }
 }
