@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks (BENCHMARKS.md): builds the release host and the load generator,
 # runs every end-to-end scenario against the real `wasmeter` binary and the bare
-# floor server in the same run, then the plugin-call criterion bench.
+# floor server in the same run, then the criterion benches (plugin calls, swap pause).
 #
 #   scripts/bench.sh                 everything (about 15 minutes on 2 cores)
 #   scripts/bench.sh latency ...     one scenario; arguments go to wasmeter-loadgen
@@ -27,5 +27,7 @@ if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then
     # Plugin call overhead per kind and instantiation need the real components.
     "$ROOT/scripts/build-plugins.sh" >&2
     cargo bench -p wasmeter-plugin --bench plugin_calls
+    # The pipeline's pause while a plugin is swapped, per kind.
+    cargo bench -p wasmeter-pipeline --bench swap_pause
 fi
 echo "bench.sh: results in $OUT" >&2
