@@ -7,7 +7,18 @@ use wasmeter_core::change::TopicChange;
 
 use crate::history::{Coverage, History};
 use crate::message::Message;
-use crate::slot::{Slot, Subscriber, same_subscriber};
+use crate::slot::{Slot, Subscriber};
+
+/// A topic's slots by subscriber (its address): O(1) to attach and detach, which
+/// a storm of reconnecting subscribers needs; iterated in a dense array when
+/// publishing.
+type Slots = indexmap::IndexMap<usize, Arc<Slot>>;
+
+/// The key of a subscriber's slot: the address of the subscriber, stable while
+/// its slot (which holds it) exists.
+fn key(sub: &Arc<dyn Subscriber>) -> usize {
+    Arc::as_ptr(sub).cast::<()>() as usize
+}
 
 /// A topic: one epoch of one named stream.
 #[derive(Debug)]
@@ -15,7 +26,7 @@ pub(crate) struct Topic {
     pub(crate) name: Arc<str>,
     pub(crate) epoch: Arc<str>,
     log: RwLock<Log>,
-    slots: Mutex<Vec<Arc<Slot>>>,
+    slots: Mutex<Slots>,
     removed: AtomicBool,
 }
 
@@ -69,7 +80,7 @@ impl Topic {
                 last: first,
                 history: h,
             }),
-            slots: Mutex::new(Vec::new()),
+            slots: Mutex::new(Slots::default()),
             removed: AtomicBool::new(false),
         }
     }
@@ -85,7 +96,7 @@ impl Topic {
         self.log.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_slots(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
+    fn lock_slots(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -110,7 +121,7 @@ impl Topic {
 
     /// Wakes every subscriber of the topic (each at most once until it reads).
     pub(crate) fn notify_all(&self) {
-        for slot in self.lock_slots().iter() {
+        for slot in self.lock_slots().values() {
             slot.mark();
         }
     }
@@ -123,7 +134,7 @@ impl Topic {
             self.removed.store(true, Ordering::Release);
         }
         let slots = std::mem::take(&mut *self.lock_slots());
-        for slot in &slots {
+        for slot in slots.values() {
             slot.mark();
         }
         slots.len()
@@ -149,24 +160,23 @@ impl Topic {
         if self.is_removed() {
             return None;
         }
-        if let Some(s) = slots.iter().find(|s| same_subscriber(s.subscriber(), sub)) {
-            return Some(s.clone());
-        }
-        let slot = Arc::new(Slot::new(self.clone(), sub.clone()));
-        slots.push(slot.clone());
-        Some(slot)
+        let slot = slots
+            .entry(key(sub))
+            .or_insert_with(|| Arc::new(Slot::new(self.clone(), sub.clone())));
+        Some(slot.clone())
     }
 
     pub(crate) fn detach(&self, slot: &Arc<Slot>) -> bool {
         let mut slots = self.lock_slots();
-        let before = slots.len();
-        slots.retain(|s| !Arc::ptr_eq(s, slot));
-        before != slots.len()
+        let k = key(slot.subscriber());
+        match slots.get(&k) {
+            Some(s) if Arc::ptr_eq(s, slot) => slots.swap_remove(&k).is_some(),
+            _ => false,
+        }
     }
 
     pub(crate) fn detach_subscriber(&self, sub: &Arc<dyn Subscriber>) {
-        self.lock_slots()
-            .retain(|s| !same_subscriber(s.subscriber(), sub));
+        self.lock_slots().swap_remove(&key(sub));
     }
 
     pub(crate) fn slot_count(&self) -> usize {
