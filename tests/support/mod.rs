@@ -97,7 +97,9 @@ impl Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmeter"));
         command
             .args(["--log-level", "info,wasmeter=debug", "serve"])
-            .args(args);
+            .args(args)
+            // The host writes its own token file unless a test configures one.
+            .env_remove("WASMETER_ADMIN_TOKEN");
         if !args.iter().any(|a| a == "--admin-listen") {
             command.args(["--admin-listen", "127.0.0.1:0"]);
         }
