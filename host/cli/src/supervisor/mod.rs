@@ -536,19 +536,12 @@ async fn send_swap(
     replacement: Replacement,
     carry_state: bool,
 ) -> Result<Swapped, SwapError> {
-    let (reply, rx) = oneshot::channel();
-    let command = Command::Swap {
+    ask(pipeline, name, |reply| Command::Swap {
         replacement: Box::new(replacement),
         carry_state,
         reply,
-    };
-    let stopped = || SwapError::Stopped(name.to_string());
-    pipeline
-        .commands
-        .send(command)
-        .await
-        .map_err(|_| stopped())?;
-    rx.await.map_err(|_| stopped())?
+    })
+    .await
 }
 
 /// Asks a pipeline's task to take a metric or delta plugin out.
@@ -557,15 +550,24 @@ async fn send_remove(
     name: &str,
     plugin: &str,
 ) -> Result<wasmeter_pipeline::Retired, SwapError> {
-    let (reply, rx) = oneshot::channel();
-    let command = Command::Remove {
+    ask(pipeline, name, |reply| Command::Remove {
         name: plugin.to_string(),
         reply,
-    };
+    })
+    .await
+}
+
+/// Sends the command `make` builds around a reply channel, and waits for the reply.
+async fn ask<T>(
+    pipeline: &RunningPipeline,
+    name: &str,
+    make: impl FnOnce(oneshot::Sender<Result<T, SwapError>>) -> Command,
+) -> Result<T, SwapError> {
+    let (reply, rx) = oneshot::channel();
     let stopped = || SwapError::Stopped(name.to_string());
     pipeline
         .commands
-        .send(command)
+        .send(make(reply))
         .await
         .map_err(|_| stopped())?;
     rx.await.map_err(|_| stopped())?
