@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,16 +41,15 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
 pub const WASM_MEDIA_TYPE: &str = "application/wasm";
 
 /// The body of `load` and `swap` in JSON, or their query string with an upload.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangeRequest {
     /// A component file inside the plugins directory (JSON form only).
     pub path: Option<PathBuf>,
     /// The plugin's config (replaces the current one).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<BTreeMap<String, String>>,
     /// `load`: pipelines a metric or delta plugin joins (comma-separated in a query).
-    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub pipelines: Vec<String>,
     /// `swap`: start the new version with an empty state.
     pub fresh_state: bool,
@@ -105,7 +104,6 @@ pub fn router(supervisor: Arc<Supervisor>, token: String) -> Router {
         .route("/v1/plugins/{name}/quarantine", post(quarantine))
         .route("/v1/plugins/{name}/release", post(release))
         .route("/v1/config/reload", post(reload_config))
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }

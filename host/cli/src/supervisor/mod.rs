@@ -148,10 +148,18 @@ impl Supervisor {
     /// Every plugin, by name.
     pub async fn list(&self) -> Vec<PluginSummary> {
         let inner = self.inner.lock().await;
+        // Every instance once, grouped by plugin, rather than a full scan per plugin.
+        let mut by_plugin: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for (pipeline, r) in self.shared.monitor.plugin_instances() {
+            by_plugin
+                .entry(r.name.clone())
+                .or_default()
+                .push((pipeline, r));
+        }
         inner
             .plugins
             .values()
-            .map(|e| e.summary(&self.instances(&e.name)))
+            .map(|e| e.summary(by_plugin.get(&e.name).map_or(&[], Vec::as_slice)))
             .collect()
     }
 
