@@ -1,4 +1,6 @@
-//! One measurement: `name{labels} value @ timestamp`.
+//! One measurement: `name{labels} value @ timestamp`, and the topic its series is
+//! published on: `metrics/<name>/<label values...>` (label values in label-name
+//! order), so `metrics/trade_vwap/*` is the VWAP of every symbol.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,5 +55,97 @@ impl Sample {
             .iter()
             .find(|l| l.name == name)
             .map(|l| l.value.as_str())
+    }
+}
+
+/// The topic prefix of sample series.
+pub const METRICS_PREFIX: &str = "metrics";
+
+/// The character a label value's character becomes in a series topic.
+fn topic_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
+        c
+    } else {
+        '_'
+    }
+}
+
+fn sorted_labels(sample: &Sample) -> Vec<&Label> {
+    let mut labels: Vec<_> = sample.labels.iter().collect();
+    labels.sort_by(|a, b| a.name.cmp(&b.name));
+    labels
+}
+
+/// The topic a sample's series is published on.
+pub fn series_topic(sample: &Sample) -> String {
+    let mut topic = String::with_capacity(series_topic_len(sample));
+    topic.push_str(METRICS_PREFIX);
+    topic.push('/');
+    topic.extend(sample.name.chars().map(|c| if c == ':' { '_' } else { c }));
+    for label in sorted_labels(sample) {
+        topic.push('/');
+        if label.value.is_empty() {
+            topic.push('_');
+        }
+        topic.extend(label.value.chars().map(topic_char));
+    }
+    topic
+}
+
+/// The length in bytes of [`series_topic`], without building it: every character
+/// of a label value becomes one byte of the topic.
+pub fn series_topic_len(sample: &Sample) -> usize {
+    METRICS_PREFIX.len()
+        + 1
+        + sample.name.len()
+        + sample
+            .labels
+            .iter()
+            .map(|l| 1 + l.value.chars().count().max(1))
+            .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::is_topic_name;
+
+    fn sample(name: &str, labels: Vec<Label>) -> Sample {
+        Sample {
+            name: name.into(),
+            labels,
+            value: 1.0,
+            kind: MetricKind::Gauge,
+            timestamp_ms: 7,
+        }
+    }
+
+    #[test]
+    fn series_topics_are_valid_and_ordered_by_label_name() {
+        let s = sample(
+            "ns:trade_vwap",
+            vec![
+                Label::new("venue", "x y"),
+                Label::new("symbol", "BTC/USD"),
+                Label::new("e", ""),
+            ],
+        );
+        let topic = series_topic(&s);
+        assert_eq!(topic, "metrics/ns_trade_vwap/_/BTC_USD/x_y");
+        assert!(is_topic_name(&topic));
+    }
+
+    #[test]
+    fn series_topic_len_is_the_built_length() {
+        for s in [
+            sample("a", vec![]),
+            sample("b", vec![Label::new("x", "")]),
+            sample(
+                "c:d",
+                vec![Label::new("x", "héllo wörld"), Label::new("y", "€")],
+            ),
+        ] {
+            assert_eq!(series_topic_len(&s), series_topic(&s).len(), "{s:?}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::delta::Delta;
 use crate::field::{Field, FieldValue};
-use crate::sample::Sample;
+use crate::sample::{Sample, series_topic_len};
 use crate::update::{CollectOutput, TopicUpdate};
 
 /// Bounds on what one plugin call may return.
@@ -102,6 +102,16 @@ pub fn is_topic_name(s: &str) -> bool {
         })
 }
 
+/// The topic namespace only the host writes (plugin notices, error summaries).
+pub const HOST_PREFIX: &str = "_wasmeter";
+
+/// True for a topic in the host's own namespace.
+pub fn is_host_topic(topic: &str) -> bool {
+    topic
+        .strip_prefix(HOST_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn check_count(what: &str, n: usize, max: usize) -> Result<(), OutputError> {
     if n > max {
         return Err(fail(
@@ -182,6 +192,18 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
             ));
         }
     }
+    // The series is published as a topic: its name must fit a topic too.
+    let topic_len = series_topic_len(s);
+    if topic_len > limits.max_topic_bytes {
+        return Err(fail(
+            item(),
+            format!(
+                "its series topic (metrics/<name>/<label values>) would be {topic_len} bytes, \
+                 longer than the topic limit of {} bytes",
+                limits.max_topic_bytes
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -244,6 +266,12 @@ pub fn check_update(
         limits.max_topic_bytes,
         is_topic_name,
     )?;
+    if is_host_topic(&u.topic) {
+        return Err(fail(
+            item(),
+            format!("topics under `{HOST_PREFIX}/` belong to the host"),
+        ));
+    }
     check_fields(&item, &u.fields, limits)
 }
 
@@ -395,5 +423,39 @@ mod tests {
         check_collect_output(&mut out, &limits).unwrap();
         assert_eq!(out.errors.len(), 2);
         assert_eq!(out.errors[1].message, "bad (and 3 more record errors)");
+    }
+
+    #[test]
+    fn a_series_topic_longer_than_the_topic_limit_is_refused() {
+        let limits = OutputLimits::default();
+        let mut s = sample("x", 1.0);
+        // Each label value fits the value limit; together they would build a 65 KB topic.
+        s.labels = (0..16)
+            .map(|i| Label::new(format!("l{i}"), "v".repeat(4096)))
+            .collect();
+        let err = check_samples(&[s], &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("series topic") && err.contains("would be 65561 bytes"),
+            "{err}"
+        );
+        let mut fits = sample("x", 1.0);
+        fits.labels = vec![Label::new("a", "v".repeat(200))];
+        check_samples(&[fits], &limits).unwrap();
+    }
+
+    #[test]
+    fn the_host_namespace_is_refused_to_plugins() {
+        let limits = OutputLimits::default();
+        let update = |topic: &str| TopicUpdate {
+            topic: topic.into(),
+            fields: vec![],
+        };
+        let err = check_update(0, &update("_wasmeter/plugins/csv"), &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "topic update #0 `_wasmeter/plugins/csv`: topics under `_wasmeter/` belong to the host"
+        );
+        assert!(check_update(0, &update("_wasmeter"), &limits).is_err());
+        check_update(0, &update("_wasmeterish/x"), &limits).unwrap();
     }
 }
