@@ -362,6 +362,12 @@ impl<W: World> Instance<W> {
         self.health.quarantine(reason);
     }
 
+    /// The host refused part of the last call's output (a topic the pipeline does
+    /// not own, say): counted like invalid output, toward quarantine.
+    pub fn record_refusal(&mut self, refusal: OutputError) {
+        self.count_failure(&CallError::InvalidOutput(refusal));
+    }
+
     /// Builds a fresh instance and initialises it with the config. Takes the parts
     /// it needs rather than `&self`: the instance (its `Store`) is not `Sync`, and
     /// holding `&self` across an await would make every caller's future `!Send`.
@@ -407,7 +413,7 @@ impl<W: World> Instance<W> {
             match Self::start(&self.plugin, &self.name, &self.config, &self.limits).await {
                 Ok(live) => self.live = Some(live),
                 Err(e) => {
-                    self.record_failure(&e);
+                    self.count_failure(&e);
                     return Err(e);
                 }
             }
@@ -437,12 +443,12 @@ impl<W: World> Instance<W> {
             .and_then(|r| check(r, &self.limits));
         match &result {
             Ok(_) => self.health.0.consecutive_failures.store(0, Relaxed),
-            Err(e) => self.record_failure(e),
+            Err(e) => self.count_failure(e),
         }
         result
     }
 
-    fn record_failure(&mut self, error: &CallError) {
+    fn count_failure(&mut self, error: &CallError) {
         let cells = &self.health.0;
         cells.failures.fetch_add(1, Relaxed);
         let consecutive = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;

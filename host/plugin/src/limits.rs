@@ -16,6 +16,11 @@ pub struct PluginLimits {
     pub output: OutputLimits,
     /// Consecutive failed calls after which the plugin is quarantined.
     pub quarantine_after: u32,
+    /// Distinct topics (other than sample series) one instance may create; the
+    /// pipeline refuses more and quarantines the plugin.
+    pub max_topics: usize,
+    /// Distinct sample series one instance may create; likewise.
+    pub max_series: usize,
 }
 
 impl Default for PluginLimits {
@@ -25,6 +30,8 @@ impl Default for PluginLimits {
             memory_bytes: 64 << 20,
             output: OutputLimits::default(),
             quarantine_after: 5,
+            max_topics: 10_000,
+            max_series: 10_000,
         }
     }
 }
