@@ -97,10 +97,8 @@ fn bench(c: &mut Criterion) {
         };
         let store = TopicStore::new(&StateConfig::default(), |_| {});
         let config = PipelineConfig {
-            name: "bench".into(),
-            tick: Duration::from_secs(1),
-            checkpoint: None,
-            checkpoint_interval: Duration::from_secs(1),
+            topics: vec!["trades".into()],
+            ..PipelineConfig::new("bench")
         };
         let (pipeline, _) = Pipeline::restore(config, plugins, store, Arc::new(Discard))
             .await

@@ -31,6 +31,15 @@ impl Replacement {
         }
     }
 
+    /// What the new version says it emits (metric names, topic patterns).
+    pub fn emits(&self) -> &[String] {
+        match self {
+            Self::Collector(i) => &i.plugin().meta().info.emits,
+            Self::Metric(i) => &i.plugin().meta().info.emits,
+            Self::Delta(i) => &i.plugin().meta().info.emits,
+        }
+    }
+
     /// Its role.
     pub fn kind(&self) -> PluginKind {
         match self {

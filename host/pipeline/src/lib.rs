@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`pipeline`]: the task that owns a pipeline's plugin instances and runs the path.
 //! - [`control`]: swapping, adding and removing plugins of a running pipeline.
+//! - [`owners`]: which pipeline may write which topics (prefixes, series claims).
+//! - [`footprint`]: what each plugin created, checked against ownership and quotas.
 //! - [`plugins`]: the plugin instances of a pipeline and their state in checkpoints.
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
@@ -16,7 +18,10 @@
 //! fails on a chunk is retried record by record, so one poisonous record is
 //! reported and skipped instead of losing its neighbours.
 
+mod batch;
 pub mod control;
+pub mod footprint;
+pub mod owners;
 pub mod pipeline;
 pub mod plugins;
 pub mod samples;
@@ -25,6 +30,8 @@ pub mod state;
 pub mod stats;
 
 pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};
+pub use footprint::Refusal;
+pub use owners::{ClaimError, TopicOwners, normalize_prefix};
 pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, publish_fields, sweep_stale};
 pub use plugins::{PipelinePlugins, PluginRef, PluginRefs, PluginSpec};
 pub use series::{SeriesKey, SeriesStore, SeriesValue};

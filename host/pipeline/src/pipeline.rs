@@ -3,7 +3,7 @@
 //! instances; it ends when every source has stopped and their chunks are drained,
 //! after a final checkpoint.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,16 +12,19 @@ use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, SelectAll};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::Sample;
 use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_plugin::{CallError, unix_now_ms};
-use wasmeter_source::{Checkpoint, FileCheckpoint, FileKey, SourceEvent, SystemReading};
+use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
+use crate::batch::{Batch, admit};
 use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
+use crate::footprint::{Footprints, TopicKind, emits_match};
+use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
-use crate::samples::{series_fields, series_topic};
 use crate::series::SeriesStore;
 use crate::state::{TopicStore, exact_diff, lock};
 use crate::stats::PipelineStats;
@@ -43,6 +46,32 @@ pub struct PipelineConfig {
     pub checkpoint: Option<PathBuf>,
     /// How often the checkpoint is written while data flows.
     pub checkpoint_interval: Duration,
+    /// Checkpoint bytes per second to write at most: a checkpoint of N bytes is
+    /// followed by the next no sooner than N / this seconds (large plugin states
+    /// are checkpointed less often; a restart then reads a little more again).
+    pub checkpoint_bytes_per_sec: u64,
+    /// The topic prefixes the pipeline owns (normalised, see
+    /// [`normalize_prefix`](crate::owners::normalize_prefix)); its plugins' topic
+    /// updates outside them are refused.
+    pub topics: Vec<String>,
+    /// Most topics (including sample series) the pipeline may create.
+    pub max_topics: usize,
+}
+
+impl PipelineConfig {
+    /// A pipeline named `name` that owns the prefix `name`, checkpoints nowhere,
+    /// ticks every second and may create 10,000 topics.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            tick: Duration::from_secs(1),
+            checkpoint: None,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_bytes_per_sec: 4 << 20,
+            topics: vec![name.to_string()],
+            max_topics: 10_000,
+        }
+    }
 }
 
 /// What reaches a pipeline.
@@ -68,7 +97,24 @@ pub struct Pipeline {
     /// Committed offsets: records before them have been processed and published.
     offsets: BTreeMap<FileKey, (PathBuf, u64)>,
     dirty: bool,
+    /// What each plugin created; ownership and quotas.
+    footprints: Footprints,
+    /// The part of a chunk not processed because the collector was quarantined:
+    /// processed first once it is released or replaced.
+    held: Option<Chunk>,
+    /// Ends the pipeline early while its input is paused (shutdown, reload).
+    stop: CancellationToken,
+    /// The plugin states in the last checkpoint written or restored.
+    last_states: BTreeMap<String, Vec<u8>>,
+    /// No checkpoint before this (large checkpoints are written less often).
+    checkpoint_not_before: Instant,
 }
+
+/// How often a paused pipeline looks whether its collector was released.
+const PAUSE_POLL: Duration = Duration::from_millis(100);
+
+/// How often a pipeline forgets topics removed elsewhere (expired, evicted).
+const FOOTPRINT_RECONCILE: Duration = Duration::from_secs(60);
 
 /// Most record errors logged per chunk; the rest are counted.
 const LOGGED_ERRORS_PER_CHUNK: usize = 5;
@@ -84,6 +130,7 @@ impl Pipeline {
         publisher: Arc<dyn Publish>,
     ) -> Result<(Self, Vec<FileCheckpoint>), wasmeter_source::SourceError> {
         let mut resume = Vec::new();
+        let mut last_states = BTreeMap::new();
         if let Some(path) = &config.checkpoint {
             let path = path.clone();
             let loaded = tokio::task::spawn_blocking(move || Checkpoint::load(&path))
@@ -93,6 +140,7 @@ impl Pipeline {
                 plugins.import_states(&checkpoint.extra).await;
                 tracing::info!(pipeline = %config.name, files = checkpoint.files.len(), "resuming from checkpoint");
                 resume = checkpoint.files;
+                last_states = checkpoint.extra;
             }
         }
         let offsets = resume
@@ -102,6 +150,12 @@ impl Pipeline {
         let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
         let refs = PluginRefs::default();
         refs.set(plugins.refs());
+        let footprints = Footprints::new(
+            &config.name,
+            config.topics.clone(),
+            config.max_topics,
+            TopicOwners::default(),
+        );
         Ok((
             Self {
                 config,
@@ -114,6 +168,11 @@ impl Pipeline {
                 errors_topic,
                 offsets,
                 dirty: false,
+                footprints,
+                held: None,
+                stop: CancellationToken::new(),
+                last_states,
+                checkpoint_not_before: Instant::now(),
             },
             resume,
         ))
@@ -134,6 +193,32 @@ impl Pipeline {
     pub fn with_series(mut self, series: SeriesStore) -> Self {
         self.series = Some(series);
         self
+    }
+
+    /// Shares sample-series ownership with the host's other pipelines (alone, a
+    /// pipeline owns every series it publishes).
+    pub fn with_owners(mut self, owners: TopicOwners) -> Self {
+        self.footprints = Footprints::new(
+            &self.config.name,
+            self.config.topics.clone(),
+            self.config.max_topics,
+            owners,
+        );
+        self
+    }
+
+    /// Lets `stop` end the pipeline while its input is paused (a quarantined
+    /// collector): it then writes its checkpoint and returns, leaving the unread
+    /// input in the files. Without a pause the pipeline ends when its sources do.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// True while the collector is quarantined: input is left unread (in the
+    /// channel, then in the files) until it is released or replaced.
+    fn input_paused(&self) -> bool {
+        self.plugins.collector.health_handle().quarantined()
     }
 
     /// Notes that something processed is not yet in a checkpoint.
@@ -167,9 +252,21 @@ impl Pipeline {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(FOOTPRINT_RECONCILE);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_paused = false;
         loop {
+            let paused = self.input_paused();
+            if paused != was_paused {
+                self.note_pause(paused);
+                was_paused = paused;
+            }
+            if !paused && let Some(chunk) = self.held.take() {
+                self.on_chunk_event(chunk).await;
+                continue;
+            }
             tokio::select! {
-                input = inputs.next() => match input {
+                input = inputs.next(), if !paused => match input {
                     Some(Input::File(event)) => self.on_file_event(event).await,
                     Some(Input::System(reading)) => {
                         let source = reading.source.clone();
@@ -177,30 +274,48 @@ impl Pipeline {
                     }
                     None => break,
                 },
+                _ = self.stop.cancelled(), if paused => break,
+                _ = tokio::time::sleep(PAUSE_POLL), if paused => {}
                 Some(command) = commands.recv() => self.on_command(command).await,
                 _ = tick.tick() => self.on_tick().await,
-                _ = checkpoint.tick() => self.checkpoint().await,
+                _ = checkpoint.tick() => self.checkpoint(false).await,
+                _ = reconcile.tick() => self.reconcile_footprints(),
             }
         }
         self.dirty = true;
-        self.checkpoint().await;
+        self.checkpoint(true).await;
+        if was_paused {
+            self.note_pause(false);
+        }
         tracing::info!(pipeline = %self.config.name, "pipeline stopped");
+    }
+
+    fn note_pause(&self, paused: bool) {
+        self.stats
+            .input_paused
+            .store(u64::from(paused), std::sync::atomic::Ordering::Relaxed);
+        if paused {
+            tracing::error!(pipeline = %self.config.name, collector = self.plugins.collector.name(), "collector quarantined: input paused; unread records wait in the files until it is released, swapped or rolled back");
+        } else {
+            tracing::info!(pipeline = %self.config.name, "input resumed");
+        }
+    }
+
+    /// Forgets topics that no longer exist (expired or evicted), so they stop
+    /// counting toward quotas.
+    fn reconcile_footprints(&mut self) {
+        let store = &self.store;
+        let gone = self
+            .footprints
+            .forget_where(|topic| store.get(topic).is_none());
+        if gone > 0 {
+            tracing::debug!(pipeline = %self.config.name, topics = gone, "forgot removed topics");
+        }
     }
 
     async fn on_file_event(&mut self, event: SourceEvent) {
         match event {
-            SourceEvent::Chunk(chunk) => {
-                let source = chunk.path.to_string_lossy().into_owned();
-                self.on_chunk(
-                    &source,
-                    &chunk.data,
-                    Some((chunk.path.as_ref(), chunk.start)),
-                )
-                .await;
-                self.offsets
-                    .insert(chunk.file, (chunk.path.to_path_buf(), chunk.end));
-                self.mark_dirty(chunk.end.saturating_sub(chunk.start));
-            }
+            SourceEvent::Chunk(chunk) => self.on_chunk_event(chunk).await,
             SourceEvent::Opened { file, path, offset } => {
                 self.offsets.insert(file, (path.to_path_buf(), offset));
             }
@@ -219,6 +334,29 @@ impl Pipeline {
         }
     }
 
+    /// Processes a file chunk and commits its offset, or the offset of the part
+    /// processed before the collector was quarantined (the rest is held).
+    async fn on_chunk_event(&mut self, chunk: Chunk) {
+        let source = chunk.path.to_string_lossy().into_owned();
+        let done = self
+            .on_chunk(
+                &source,
+                &chunk.data,
+                Some((chunk.path.as_ref(), chunk.start)),
+            )
+            .await;
+        let (committed, held) = split_at_processed(chunk, done);
+        self.offsets.insert(
+            committed.file,
+            (committed.path.to_path_buf(), committed.end),
+        );
+        self.mark_dirty(committed.end.saturating_sub(committed.start));
+        if let Some(held) = held {
+            tracing::warn!(pipeline = %self.config.name, path = %held.path.display(), from = held.start, bytes = held.data.len(), "collector quarantined mid-chunk; the rest of the chunk waits");
+            self.held = Some(held);
+        }
+    }
+
     /// Applies a swap or removal, then refreshes the live plugin handles.
     async fn on_command(&mut self, command: Command) {
         match command {
@@ -228,9 +366,11 @@ impl Pipeline {
                 reply,
             } => {
                 let name = replacement.name().to_string();
+                let emits = replacement.emits().to_vec();
                 let result = self.swap(*replacement, carry_state).await;
                 match &result {
                     Ok(swapped) => {
+                        self.remove_topics_not_emitted(&name, &emits);
                         self.stats.record_swap(swapped.pause);
                         // The checkpoint must hold the new version's state.
                         self.mark_dirty(0);
@@ -245,12 +385,43 @@ impl Pipeline {
             Command::Remove { name, reply } => {
                 let result = self.remove(&name);
                 if result.is_ok() {
+                    self.remove_topics_of(&name, |_, _| false);
                     tracing::info!(pipeline = %self.config.name, plugin = %name, "plugin removed");
                 }
                 let _ = reply.send(result);
             }
         }
         self.refs.set(self.plugins.refs());
+    }
+
+    /// Removes the topics the plugin `name` created that its new version does not
+    /// declare in `emits` (metric names, or topic patterns for topic updates). A
+    /// version that declares nothing keeps them all.
+    fn remove_topics_not_emitted(&mut self, name: &str, emits: &[String]) {
+        if emits.is_empty() {
+            return;
+        }
+        self.remove_topics_of(name, |topic, kind| match kind {
+            TopicKind::Topic => emits_match(emits, topic),
+            TopicKind::Series => topic
+                .split('/')
+                .nth(1)
+                .is_some_and(|metric| emits_match(emits, metric)),
+        });
+    }
+
+    /// Removes the topics `name` created that `keep` rejects, from the topic
+    /// state and so from the hub (subscribers get `removed`).
+    fn remove_topics_of(&mut self, name: &str, keep: impl Fn(&str, TopicKind) -> bool) {
+        let gone = self.footprints.forget(name, keep);
+        if gone.is_empty() {
+            return;
+        }
+        for topic in &gone {
+            self.store.remove(topic);
+        }
+        self.store.run_pending_tasks();
+        tracing::info!(pipeline = %self.config.name, plugin = %name, topics = gone.len(), "removed the plugin's topics");
     }
 
     async fn swap(
@@ -319,32 +490,42 @@ impl Pipeline {
     }
 
     /// Runs the collector over a chunk of whole records and publishes the result.
-    /// `file` is the path and offset of the chunk, for error messages.
-    async fn on_chunk(&mut self, source: &str, data: &[u8], file: Option<(&Path, u64)>) {
+    /// `file` is the path and offset of the chunk, for error messages. Returns how
+    /// many bytes of `data` were processed: all of them, unless the collector was
+    /// quarantined on the way.
+    async fn on_chunk(&mut self, source: &str, data: &[u8], file: Option<(&Path, u64)>) -> usize {
         PipelineStats::add(&self.stats.chunks, 1);
-        let out = match self.plugins.collector.collect(source, data).await {
-            Ok(out) => out,
+        let (out, done) = match self.plugins.collector.collect(source, data).await {
+            Ok(out) => (out, data.len()),
             Err(error) => self.collect_record_by_record(source, data, error).await,
         };
         self.report_record_errors(source, file, &out.errors);
         self.apply(out.samples, out.updates).await;
+        done
     }
 
     /// After a failed call, isolates the records that fail: each record is collected
     /// on its own, and those that still fail become record errors. A plugin that
-    /// fails on everything is quarantined along the way; the rest of the chunk is
-    /// then reported as failed.
+    /// fails on everything is quarantined along the way; the records from there on
+    /// are left unprocessed (returns the output and the bytes processed).
     async fn collect_record_by_record(
         &mut self,
         source: &str,
         data: &[u8],
         first: CallError,
-    ) -> CollectOutput {
-        tracing::warn!(pipeline = %self.config.name, %source, error = %first, "collector failed on a chunk; retrying record by record");
+    ) -> (CollectOutput, usize) {
         let mut out = CollectOutput::default();
+        if matches!(first, CallError::Quarantined { .. }) {
+            return (out, 0);
+        }
+        tracing::warn!(pipeline = %self.config.name, %source, error = %first, "collector failed on a chunk; retrying record by record");
         let mut offset = 0usize;
         for (i, record) in data.split_inclusive(|b| *b == b'\n').enumerate() {
             let at = offset;
+            if self.input_paused() {
+                PipelineStats::add(&self.stats.chunks_failed, 1);
+                return (out, at);
+            }
             offset += record.len();
             match self.plugins.collector.collect(source, record).await {
                 Ok(one) => {
@@ -356,22 +537,20 @@ impl Pipeline {
                         e
                     }));
                 }
+                Err(CallError::Quarantined { .. }) => {
+                    PipelineStats::add(&self.stats.chunks_failed, 1);
+                    return (out, at);
+                }
                 Err(error) => {
-                    let quarantined = matches!(error, CallError::Quarantined { .. });
                     out.errors.push(RecordError {
                         line: i as u32 + 1,
                         offset: at as u32,
                         message: format!("collector failed on this record: {error}"),
                     });
-                    if quarantined {
-                        PipelineStats::add(&self.stats.chunks_failed, 1);
-                        tracing::error!(pipeline = %self.config.name, %source, "collector quarantined; the rest of the chunk is dropped");
-                        break;
-                    }
                 }
             }
         }
-        out
+        (out, data.len())
     }
 
     fn report_record_errors(
@@ -412,61 +591,64 @@ impl Pipeline {
 
     async fn on_tick(&mut self) {
         let now = unix_now_ms();
-        let mut derived = Vec::new();
+        let mut batch = Batch::default();
         for m in &mut self.plugins.metrics {
             match m.on_tick(now).await {
-                Ok(samples) => derived.extend(samples),
+                Ok(samples) => admit(
+                    &mut self.footprints,
+                    &self.stats,
+                    m,
+                    samples,
+                    Vec::new(),
+                    &mut batch,
+                ),
                 Err(error) => tracing::debug!(plugin = m.name(), %error, "on-tick failed"),
             }
         }
-        if !derived.is_empty() {
+        if !batch.writes.is_empty() {
             self.mark_dirty(0);
-            self.publish_samples_and_updates(derived, Vec::new()).await;
+            self.publish_batch(batch).await;
         }
     }
 
-    /// Feeds samples through the metric plugins, then publishes everything.
-    async fn apply(&mut self, mut samples: Vec<Sample>, updates: Vec<TopicUpdate>) {
-        if !samples.is_empty() {
+    /// Admits the collector's output, feeds its samples through the metric plugins
+    /// (each sees the admitted samples of those before it), then publishes everything.
+    async fn apply(&mut self, samples: Vec<Sample>, updates: Vec<TopicUpdate>) {
+        let mut batch = Batch::default();
+        admit(
+            &mut self.footprints,
+            &self.stats,
+            &mut self.plugins.collector,
+            samples,
+            updates,
+            &mut batch,
+        );
+        if !batch.samples.is_empty() {
             for m in &mut self.plugins.metrics {
-                match m.on_samples(&samples).await {
-                    Ok(derived) => samples.extend(derived),
+                match m.on_samples(&batch.samples).await {
+                    Ok(derived) => admit(
+                        &mut self.footprints,
+                        &self.stats,
+                        m,
+                        derived,
+                        Vec::new(),
+                        &mut batch,
+                    ),
                     Err(error) => tracing::debug!(plugin = m.name(), %error, "on-samples failed"),
                 }
             }
         }
-        self.publish_samples_and_updates(samples, updates).await;
+        self.publish_batch(batch).await;
     }
 
-    /// Coalesces the updates of this batch per topic (in order, later values win),
-    /// then commits and publishes one change per topic.
-    async fn publish_samples_and_updates(
-        &mut self,
-        samples: Vec<Sample>,
-        updates: Vec<TopicUpdate>,
-    ) {
-        PipelineStats::add(&self.stats.samples, samples.len() as u64);
+    /// Commits and publishes one change per topic of the batch (coalesced in
+    /// order, later values win).
+    async fn publish_batch(&mut self, batch: Batch) {
+        PipelineStats::add(&self.stats.samples, batch.samples.len() as u64);
         if let Some(series) = &self.series {
-            series.record(&samples);
+            series.record(&batch.samples);
         }
-        let mut order: Vec<Arc<str>> = Vec::new();
-        let mut pending: HashMap<Arc<str>, BTreeMap<String, FieldValue>> = HashMap::new();
-        let mut merge = |topic: String, fields: &mut dyn Iterator<Item = (String, FieldValue)>| {
-            let topic: Arc<str> = topic.into();
-            let slot = pending.entry(topic.clone()).or_insert_with(|| {
-                order.push(topic);
-                BTreeMap::new()
-            });
-            slot.extend(fields);
-        };
-        for u in updates {
-            merge(u.topic, &mut u.fields.into_iter());
-        }
-        for s in &samples {
-            merge(series_topic(s), &mut series_fields(s).into_iter());
-        }
-        for topic in order {
-            let fields = pending.remove(&topic).expect("ordered topics are pending");
+        for (topic, fields) in batch.coalesced() {
             self.commit(&topic, fields).await;
         }
     }
@@ -528,16 +710,26 @@ impl Pipeline {
         self.publisher.publish(change);
     }
 
-    /// Writes offsets and plugin states, if anything was processed since the last one.
-    async fn checkpoint(&mut self) {
+    /// Writes offsets and plugin states, if anything was processed since the last
+    /// one and the last checkpoint's size allows another (`force`: at the end).
+    async fn checkpoint(&mut self, force: bool) {
         let Some(path) = self.config.checkpoint.clone() else {
             return;
         };
-        if !self.dirty {
+        if !self.dirty || (!force && Instant::now() < self.checkpoint_not_before) {
             return;
         }
-        self.dirty = false;
         let pending_bytes = PipelineStats::get(&self.stats.uncheckpointed_bytes);
+        let states = match self.plugins.export_states(&self.last_states).await {
+            Ok(states) => states,
+            Err(error) => {
+                // The previous checkpoint stays: its offsets match its states.
+                PipelineStats::add(&self.stats.checkpoints_skipped, 1);
+                tracing::warn!(pipeline = %self.config.name, %error, "checkpoint skipped");
+                return;
+            }
+        };
+        self.dirty = false;
         let checkpoint = Checkpoint {
             files: self
                 .offsets
@@ -548,11 +740,25 @@ impl Pipeline {
                     offset: *offset,
                 })
                 .collect(),
-            extra: self.plugins.export_states().await,
+            extra: states,
         };
-        let result = tokio::task::spawn_blocking(move || checkpoint.save(&path)).await;
+        let size: u64 = checkpoint
+            .extra
+            .values()
+            .map(|s| s.len() as u64)
+            .sum::<u64>()
+            + 64 * checkpoint.files.len() as u64;
+        let written = Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let result = checkpoint.save(&path);
+            (result, checkpoint.extra)
+        })
+        .await;
+        let budget = self.config.checkpoint_bytes_per_sec.max(1);
+        self.checkpoint_not_before = written + Duration::from_secs_f64(size as f64 / budget as f64);
         match result {
-            Ok(Ok(())) => {
+            Ok((Ok(()), states)) => {
+                self.last_states = states;
                 PipelineStats::add(&self.stats.checkpoints, 1);
                 // The task processes nothing while it checkpoints: all that was
                 // pending is in this checkpoint.
@@ -563,7 +769,7 @@ impl Pipeline {
                     .dirty_since_ms
                     .store(0, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok(Err(error)) => {
+            Ok((Err(error), _)) => {
                 PipelineStats::add(&self.stats.checkpoint_errors, 1);
                 self.dirty = true;
                 tracing::error!(pipeline = %self.config.name, %error, "checkpoint failed");
@@ -574,6 +780,27 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Splits a chunk after `done` processed bytes of its data: the part to commit,
+/// and the rest, if any, to process later.
+fn split_at_processed(chunk: Chunk, done: usize) -> (Chunk, Option<Chunk>) {
+    if done >= chunk.data.len() {
+        return (chunk, None);
+    }
+    // Skipped oversized lines sit before the data: the data ends at `end`.
+    let at = chunk.end - (chunk.data.len() - done) as u64;
+    let committed = Chunk {
+        end: at,
+        data: chunk.data.slice(..done),
+        ..chunk.clone()
+    };
+    let held = Chunk {
+        start: at,
+        data: chunk.data.slice(done..),
+        ..chunk
+    };
+    (committed, Some(held))
 }
 
 /// A swap that added a plugin instead of replacing one.

@@ -103,19 +103,26 @@ impl PipelinePlugins {
         refs
     }
 
-    /// Exports the state of every stateful plugin, keyed for a checkpoint. A plugin
-    /// that fails to export is left out (and logged): it restarts empty.
-    pub async fn export_states(&mut self) -> BTreeMap<String, Vec<u8>> {
+    /// Exports the state of every stateful plugin, keyed for a checkpoint.
+    ///
+    /// A checkpoint must hold states that match its offsets, so a plugin that fails
+    /// to export fails the whole export (the failure counts toward its quarantine)
+    /// and the caller keeps the previous checkpoint. A quarantined plugin processes
+    /// nothing, so its last exported state (from `last`) still matches.
+    pub async fn export_states(
+        &mut self,
+        last: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<BTreeMap<String, Vec<u8>>, ExportError> {
         let mut states = BTreeMap::new();
         if self.collector.plugin().meta().info.stateful {
-            export_into(&mut states, "collector", &mut self.collector).await;
+            export_into(&mut states, last, "collector", &mut self.collector).await?;
         }
         for m in &mut self.metrics {
             if m.plugin().meta().info.stateful {
-                export_into(&mut states, "metric", m).await;
+                export_into(&mut states, last, "metric", m).await?;
             }
         }
-        states
+        Ok(states)
     }
 
     /// Restores plugin states from a checkpoint.
@@ -127,19 +134,39 @@ impl PipelinePlugins {
     }
 }
 
+/// A plugin could not export its state for a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` could not export its state: {error}")]
+pub struct ExportError {
+    /// The host's name for the instance.
+    pub plugin: String,
+    /// Why.
+    pub error: CallError,
+}
+
 async fn export_into<W: World>(
     states: &mut BTreeMap<String, Vec<u8>>,
+    last: &BTreeMap<String, Vec<u8>>,
     kind: &str,
     instance: &mut Instance<W>,
-) {
+) -> Result<(), ExportError> {
+    let key = state_key(kind, instance.name());
+    if instance.health().quarantined {
+        if let Some(state) = last.get(&key) {
+            states.insert(key, state.clone());
+        }
+        return Ok(());
+    }
     match instance.export_state().await {
         Ok(Some(state)) => {
-            states.insert(state_key(kind, instance.name()), state);
+            states.insert(key, state);
+            Ok(())
         }
-        Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(plugin = instance.name(), %error, "cannot export plugin state")
-        }
+        Ok(None) => Ok(()),
+        Err(error) => Err(ExportError {
+            plugin: instance.name().to_string(),
+            error,
+        }),
     }
 }
 

@@ -167,6 +167,11 @@ impl TopicStore {
         self.cache.get_with_by_ref(topic, Default::default)
     }
 
+    /// Removes `topic` (its removal is reported like any other).
+    pub fn remove(&self, topic: &str) {
+        self.cache.invalidate(topic);
+    }
+
     /// The current state of `topic`, if it exists.
     pub fn get(&self, topic: &str) -> Option<Arc<TopicState>> {
         self.cache.get(topic).map(|e| lock(&e).state.clone())

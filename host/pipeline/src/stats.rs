@@ -30,6 +30,14 @@ pub struct PipelineStats {
     /// Unix milliseconds of the oldest change not yet in a written checkpoint; 0
     /// when everything processed is checkpointed.
     pub dirty_since_ms: AtomicU64,
+    /// Items of plugin output refused (topics the pipeline does not own, series of
+    /// another pipeline, quotas).
+    pub refused_outputs: AtomicU64,
+    /// 1 while the collector is quarantined and the input waits in the files (gauge).
+    pub input_paused: AtomicU64,
+    /// Checkpoints skipped because a plugin's state could not be exported (the
+    /// previous checkpoint stays; offsets and states always match).
+    pub checkpoints_skipped: AtomicU64,
 }
 
 impl PipelineStats {

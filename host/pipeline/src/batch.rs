@@ -1,0 +1,101 @@
+//! One batch of plugin output on its way to the topic state: every item is
+//! admitted first (ownership, quotas; see [`footprint`](crate::footprint)), then
+//! the batch is coalesced per topic and published.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmeter_core::field::FieldValue;
+use wasmeter_core::sample::{Sample, series_topic};
+use wasmeter_core::update::TopicUpdate;
+use wasmeter_plugin::{Instance, World};
+
+use crate::footprint::{Footprints, Refusal, TopicKind};
+use crate::samples::series_fields;
+use crate::stats::PipelineStats;
+
+/// Admitted output of one chunk or tick, in the order it was produced.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Every admitted sample: what metric plugins see next, and the series store.
+    pub samples: Vec<Sample>,
+    /// Field writes per topic, in order (later values win when coalesced).
+    pub writes: Vec<(Arc<str>, Vec<(String, FieldValue)>)>,
+}
+
+impl Batch {
+    /// The writes coalesced per topic, in the order each topic first appeared.
+    pub fn coalesced(self) -> Vec<(Arc<str>, std::collections::BTreeMap<String, FieldValue>)> {
+        let mut order: Vec<(Arc<str>, std::collections::BTreeMap<String, FieldValue>)> = Vec::new();
+        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+        for (topic, fields) in self.writes {
+            let at = *index.entry(topic.clone()).or_insert_with(|| {
+                order.push((topic, Default::default()));
+                order.len() - 1
+            });
+            order[at].1.extend(fields);
+        }
+        order
+    }
+}
+
+/// Admits one plugin call's output into `batch`: refused items are dropped,
+/// counted and charged to the plugin (a quota quarantines it; a topic it may not
+/// write counts as a failed call).
+pub(crate) fn admit<W: World>(
+    footprints: &mut Footprints,
+    stats: &PipelineStats,
+    plugin: &mut Instance<W>,
+    samples: Vec<Sample>,
+    updates: Vec<TopicUpdate>,
+    batch: &mut Batch,
+) {
+    let limits = plugin.limits();
+    let (max_topics, max_series) = (limits.max_topics, limits.max_series);
+    let name = plugin.name().to_string();
+    let mut refused: Option<(String, Refusal)> = None;
+    let mut count = 0u64;
+    let mut refuse = |item: String, refusal: Refusal| {
+        count += 1;
+        // Keep the first refusal, unless a later one quarantines.
+        if refused
+            .as_ref()
+            .is_none_or(|(_, r)| !r.quarantines() && refusal.quarantines())
+        {
+            refused = Some((item, refusal));
+        }
+    };
+    for update in updates {
+        match footprints.admit(&name, max_topics, &update.topic, TopicKind::Topic) {
+            Ok(topic) => batch.writes.push((topic, update.fields)),
+            Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
+        }
+    }
+    for sample in samples {
+        let topic = series_topic(&sample);
+        match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
+            Ok(topic) => {
+                batch
+                    .writes
+                    .push((topic, series_fields(&sample).into_iter().collect()));
+                batch.samples.push(sample);
+            }
+            Err(refusal) => refuse(
+                format!("sample `{}` (series `{topic}`)", sample.name),
+                refusal,
+            ),
+        }
+    }
+    let Some((item, refusal)) = refused else {
+        return;
+    };
+    PipelineStats::add(&stats.refused_outputs, count);
+    let error = refusal.to_output_error(&item);
+    if refusal.quarantines() {
+        tracing::error!(plugin = %name, refused = count, %error, "plugin over its quota; quarantined");
+        plugin.quarantine(&error.to_string());
+    } else {
+        tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
+        plugin.record_refusal(error);
+    }
+}

@@ -1,0 +1,381 @@
+//! What each plugin of a pipeline has created, checked against ownership and
+//! quotas before anything is published: a plugin can write only topics its
+//! pipeline owns, create at most its quota of topics and series, and a pipeline
+//! at most its quota of topics in all. What a plugin created is removed with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmeter_core::validate::OutputError;
+
+use crate::owners::{TopicOwners, owned_by};
+
+/// Why an item of a plugin's output was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A topic outside the pipeline's prefixes.
+    NotOwned {
+        /// The topic.
+        topic: Arc<str>,
+        /// The pipeline.
+        pipeline: Arc<str>,
+        /// What it owns.
+        prefixes: Vec<String>,
+    },
+    /// A series another pipeline publishes.
+    SeriesTaken {
+        /// The series topic.
+        topic: Arc<str>,
+        /// The pipeline that has it.
+        owner: Arc<str>,
+    },
+    /// The plugin's quota of topics or series is used up.
+    PluginQuota {
+        /// "topics" or "series".
+        what: &'static str,
+        /// The quota.
+        limit: usize,
+    },
+    /// The pipeline's quota of topics is used up.
+    PipelineQuota {
+        /// The pipeline.
+        pipeline: Arc<str>,
+        /// The quota.
+        limit: usize,
+    },
+}
+
+impl Refusal {
+    /// Whether the plugin is quarantined for it (a quota), rather than only
+    /// charged with a failed call (a topic it may not write).
+    pub fn quarantines(&self) -> bool {
+        matches!(self, Self::PluginQuota { .. } | Self::PipelineQuota { .. })
+    }
+
+    /// As output the host refused, naming the item.
+    pub fn to_output_error(&self, item: &str) -> OutputError {
+        let problem = match self {
+            Self::NotOwned {
+                pipeline, prefixes, ..
+            } => format!(
+                "pipeline `{pipeline}` owns only {}; declare the prefix in `pipelines.{pipeline}.topics`",
+                prefixes
+                    .iter()
+                    .map(|p| format!("`{p}/`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::SeriesTaken { owner, .. } => {
+                format!("the series is published by pipeline `{owner}`")
+            }
+            Self::PluginQuota { what, limit } => {
+                format!("the plugin's quota of {limit} {what} is used up")
+            }
+            Self::PipelineQuota { pipeline, limit } => {
+                format!("pipeline `{pipeline}`'s quota of {limit} topics is used up")
+            }
+        };
+        OutputError {
+            item: item.to_string(),
+            problem,
+        }
+    }
+}
+
+/// Whether a topic is a plain topic (from a topic update) or a sample series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicKind {
+    /// Written by topic updates; must lie under the pipeline's prefixes.
+    Topic,
+    /// A sample series (`metrics/...`); claimed by the first pipeline to publish it.
+    Series,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    topics: usize,
+    series: usize,
+}
+
+/// A pipeline's topics, by the plugin instance that created each.
+#[derive(Debug)]
+pub struct Footprints {
+    pipeline: Arc<str>,
+    prefixes: Vec<String>,
+    max_topics: usize,
+    owners: TopicOwners,
+    creator: HashMap<Arc<str>, (Arc<str>, TopicKind)>,
+    counts: HashMap<Arc<str>, Counts>,
+}
+
+impl Footprints {
+    /// Empty: `prefixes` (normalised) are what the pipeline owns, `max_topics` its quota.
+    pub fn new(
+        pipeline: &str,
+        prefixes: Vec<String>,
+        max_topics: usize,
+        owners: TopicOwners,
+    ) -> Self {
+        Self {
+            pipeline: pipeline.into(),
+            prefixes,
+            max_topics,
+            owners,
+            creator: HashMap::new(),
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Topics the pipeline has created and not removed.
+    pub fn len(&self) -> usize {
+        self.creator.len()
+    }
+
+    /// True before the pipeline has created a topic.
+    pub fn is_empty(&self) -> bool {
+        self.creator.is_empty()
+    }
+
+    /// Admits `topic`, written by `plugin` (whose quota is `plugin_limit` of this
+    /// kind): the shared name to publish it under, or why it is refused. A topic
+    /// the pipeline already has costs one map look-up.
+    pub fn admit(
+        &mut self,
+        plugin: &str,
+        plugin_limit: usize,
+        topic: &str,
+        kind: TopicKind,
+    ) -> Result<Arc<str>, Refusal> {
+        if let Some((name, _)) = self.creator.get_key_value(topic) {
+            return Ok(name.clone());
+        }
+        let topic: Arc<str> = topic.into();
+        match kind {
+            TopicKind::Topic if !owned_by(&self.prefixes, &topic) => {
+                return Err(Refusal::NotOwned {
+                    topic,
+                    pipeline: self.pipeline.clone(),
+                    prefixes: self.prefixes.clone(),
+                });
+            }
+            _ => {}
+        }
+        if self.creator.len() >= self.max_topics {
+            return Err(Refusal::PipelineQuota {
+                pipeline: self.pipeline.clone(),
+                limit: self.max_topics,
+            });
+        }
+        let counts = self.counts.get(plugin).copied().unwrap_or_default();
+        let (used, what) = match kind {
+            TopicKind::Topic => (counts.topics, "topics"),
+            TopicKind::Series => (counts.series, "series"),
+        };
+        if used >= plugin_limit {
+            return Err(Refusal::PluginQuota {
+                what,
+                limit: plugin_limit,
+            });
+        }
+        if kind == TopicKind::Series
+            && let Some(owner) = self.owners.claim_series(&self.pipeline, &topic)
+        {
+            return Err(Refusal::SeriesTaken { topic, owner });
+        }
+        let plugin: Arc<str> = match self.counts.get_key_value(plugin) {
+            Some((name, _)) => name.clone(),
+            None => plugin.into(),
+        };
+        let counts = self.counts.entry(plugin.clone()).or_default();
+        match kind {
+            TopicKind::Topic => counts.topics += 1,
+            TopicKind::Series => counts.series += 1,
+        }
+        self.creator.insert(topic.clone(), (plugin, kind));
+        Ok(topic)
+    }
+
+    /// Forgets the topics `plugin` created that `keep` rejects, and returns them
+    /// (to remove from the topic state); their series claims are released.
+    pub fn forget(
+        &mut self,
+        plugin: &str,
+        keep: impl Fn(&str, TopicKind) -> bool,
+    ) -> Vec<Arc<str>> {
+        let mut gone = Vec::new();
+        self.creator.retain(|topic, (creator, kind)| {
+            let drop = &**creator == plugin && !keep(topic, *kind);
+            if drop {
+                gone.push((topic.clone(), *kind));
+            }
+            !drop
+        });
+        if let Some(counts) = self.counts.get_mut(plugin) {
+            for (_, kind) in &gone {
+                match kind {
+                    TopicKind::Topic => counts.topics -= 1,
+                    TopicKind::Series => counts.series -= 1,
+                }
+            }
+        }
+        let series = gone.iter().filter(|(_, k)| *k == TopicKind::Series);
+        self.owners
+            .release_series(&self.pipeline, series.map(|(t, _)| t));
+        gone.into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// Forgets every topic `gone` says was removed elsewhere (expired, evicted), so
+    /// they count no more; returns how many.
+    pub fn forget_where(&mut self, gone: impl Fn(&str) -> bool) -> usize {
+        let topics: Vec<Arc<str>> = self.creator.keys().filter(|t| gone(t)).cloned().collect();
+        for topic in &topics {
+            self.removed(topic);
+        }
+        topics.len()
+    }
+
+    /// Forgets a topic removed elsewhere (expired, evicted), so it counts no more.
+    pub fn removed(&mut self, topic: &str) {
+        if let Some((topic, (plugin, kind))) = self.creator.remove_entry(topic) {
+            if let Some(counts) = self.counts.get_mut(&plugin) {
+                match kind {
+                    TopicKind::Topic => counts.topics -= 1,
+                    TopicKind::Series => counts.series -= 1,
+                }
+            }
+            if kind == TopicKind::Series {
+                self.owners.release_series(&self.pipeline, [&topic]);
+            }
+        }
+    }
+}
+
+/// True if `name` matches one of a plugin's `emits` patterns: exact, or `*` as
+/// any run of characters (`*_ewma`, `trades/*`).
+pub fn emits_match(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
+}
+
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative wildcard match with one backtrack point: linear in practice.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footprints(max_topics: usize) -> Footprints {
+        Footprints::new(
+            "trades",
+            vec!["trades".into()],
+            max_topics,
+            TopicOwners::default(),
+        )
+    }
+
+    #[test]
+    fn topics_outside_the_prefixes_are_refused_and_named() {
+        let mut f = footprints(100);
+        f.admit("csv", 10, "trades/BTC", TopicKind::Topic).unwrap();
+        let refusal = f
+            .admit("csv", 10, "system/cpu", TopicKind::Topic)
+            .unwrap_err();
+        assert!(!refusal.quarantines());
+        assert_eq!(
+            refusal
+                .to_output_error("topic update `system/cpu`")
+                .to_string(),
+            "topic update `system/cpu`: pipeline `trades` owns only `trades/`; \
+             declare the prefix in `pipelines.trades.topics`"
+        );
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn quotas_per_plugin_and_per_pipeline() {
+        let mut f = footprints(3);
+        f.admit("a", 2, "trades/1", TopicKind::Topic).unwrap();
+        f.admit("a", 2, "trades/2", TopicKind::Topic).unwrap();
+        // Known topics are always admitted.
+        f.admit("a", 2, "trades/2", TopicKind::Topic).unwrap();
+        let over = f.admit("a", 2, "trades/3", TopicKind::Topic).unwrap_err();
+        assert_eq!(
+            over,
+            Refusal::PluginQuota {
+                what: "topics",
+                limit: 2
+            }
+        );
+        assert!(over.quarantines());
+        // Series count apart from topics; the pipeline's quota counts both.
+        f.admit("a", 2, "metrics/x", TopicKind::Series).unwrap();
+        assert!(matches!(
+            f.admit("b", 2, "trades/4", TopicKind::Topic),
+            Err(Refusal::PipelineQuota { limit: 3, .. })
+        ));
+        // Forgetting a plugin's topics frees its quota and the pipeline's.
+        let gone = f.forget("a", |_, _| false);
+        assert_eq!(gone.len(), 3);
+        f.admit("b", 2, "trades/4", TopicKind::Topic).unwrap();
+    }
+
+    #[test]
+    fn series_of_another_pipeline_are_refused() {
+        let owners = TopicOwners::default();
+        let mut a = Footprints::new("a", vec!["a".into()], 10, owners.clone());
+        let mut b = Footprints::new("b", vec!["b".into()], 10, owners.clone());
+        a.admit("m", 5, "metrics/x/BTC", TopicKind::Series).unwrap();
+        assert!(matches!(
+            b.admit("m", 5, "metrics/x/BTC", TopicKind::Series),
+            Err(Refusal::SeriesTaken { .. })
+        ));
+        // Once `a` drops it, `b` may publish it.
+        a.removed("metrics/x/BTC");
+        b.admit("m", 5, "metrics/x/BTC", TopicKind::Series).unwrap();
+    }
+
+    #[test]
+    fn forget_keeps_what_the_new_version_still_emits() {
+        let mut f = footprints(10);
+        f.admit("m", 5, "metrics/x_ewma/BTC", TopicKind::Series)
+            .unwrap();
+        f.admit("m", 5, "metrics/y_min/BTC", TopicKind::Series)
+            .unwrap();
+        let patterns = vec!["*_ewma".to_string()];
+        let gone = f.forget("m", |topic, _| {
+            let name = topic.split('/').nth(1).unwrap_or_default();
+            emits_match(&patterns, name)
+        });
+        assert_eq!(gone, vec![Arc::<str>::from("metrics/y_min/BTC")]);
+    }
+
+    #[test]
+    fn emits_patterns() {
+        let p = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(emits_match(&p(&["*_ewma"]), "trade_price_ewma"));
+        assert!(!emits_match(&p(&["*_ewma"]), "trade_price"));
+        assert!(emits_match(&p(&["trades/*"]), "trades/BTC"));
+        assert!(emits_match(&p(&["trade_price"]), "trade_price"));
+        assert!(emits_match(&p(&["a*b*c"]), "axxbyyc"));
+        assert!(!emits_match(&p(&["a*b*c"]), "axxbyy"));
+        assert!(!emits_match(&[], "x"));
+    }
+}
