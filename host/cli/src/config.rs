@@ -153,6 +153,11 @@ pub struct RuntimeSection {
     pub quarantine_after: u32,
     /// Plugin instances that may exist at once.
     pub max_instances: u32,
+    /// Distinct topics (other than sample series) one plugin instance may create;
+    /// beyond it its output is refused and it is quarantined.
+    pub max_topics_per_plugin: usize,
+    /// Distinct sample series one plugin instance may create; likewise.
+    pub max_series_per_plugin: usize,
 }
 
 impl Default for RuntimeSection {
@@ -162,6 +167,22 @@ impl Default for RuntimeSection {
             memory_limit_bytes: 64 << 20,
             quarantine_after: 5,
             max_instances: 256,
+            max_topics_per_plugin: 10_000,
+            max_series_per_plugin: 10_000,
+        }
+    }
+}
+
+impl RuntimeSection {
+    /// The limits every plugin runs under unless its section overrides them.
+    pub fn limits(&self) -> wasmeter_plugin::PluginLimits {
+        wasmeter_plugin::PluginLimits {
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            memory_bytes: self.memory_limit_bytes,
+            quarantine_after: self.quarantine_after,
+            max_topics: self.max_topics_per_plugin,
+            max_series: self.max_series_per_plugin,
+            ..wasmeter_plugin::PluginLimits::default()
         }
     }
 }
@@ -203,6 +224,32 @@ pub struct PluginSection {
     pub call_timeout_ms: Option<u64>,
     /// Overrides `runtime.memory_limit_bytes` for this plugin.
     pub memory_limit_bytes: Option<usize>,
+    /// Overrides `runtime.max_topics_per_plugin` for this plugin.
+    pub max_topics: Option<usize>,
+    /// Overrides `runtime.max_series_per_plugin` for this plugin.
+    pub max_series: Option<usize>,
+}
+
+impl PluginSection {
+    /// `limits` with this plugin's overrides.
+    pub fn limits(
+        &self,
+        mut limits: wasmeter_plugin::PluginLimits,
+    ) -> wasmeter_plugin::PluginLimits {
+        if let Some(ms) = self.call_timeout_ms {
+            limits.call_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(bytes) = self.memory_limit_bytes {
+            limits.memory_bytes = bytes;
+        }
+        if let Some(n) = self.max_topics {
+            limits.max_topics = n;
+        }
+        if let Some(n) = self.max_series {
+            limits.max_series = n;
+        }
+        limits
+    }
 }
 
 /// `[sources.NAME]`
@@ -280,10 +327,45 @@ pub struct PipelineSection {
     /// Interval of checkpoints while data flows.
     #[serde(default = "default_tick_ms")]
     pub checkpoint_interval_ms: u64,
+    /// Checkpoint bytes per second to write at most: a large checkpoint (plugin
+    /// states of megabytes) waits `size / this` seconds before the next one.
+    #[serde(default = "default_checkpoint_bytes_per_sec")]
+    pub checkpoint_bytes_per_sec: u64,
+    /// Topic prefixes the pipeline owns (`trades` owns `trades` and `trades/...`);
+    /// its plugins' topic updates elsewhere are refused. Default: the pipeline's
+    /// name. Sample series (`metrics/...`) belong to the first pipeline that
+    /// publishes them; `_wasmeter/` to the host.
+    pub topics: Option<Vec<String>>,
+    /// Most topics, sample series included, the pipeline may create. The
+    /// pipelines' quotas must fit in `state.max_topics`.
+    #[serde(default = "default_pipeline_max_topics")]
+    pub max_topics: usize,
 }
 
 fn default_tick_ms() -> u64 {
     1_000
+}
+fn default_checkpoint_bytes_per_sec() -> u64 {
+    4 << 20
+}
+fn default_pipeline_max_topics() -> usize {
+    10_000
+}
+
+/// Topics kept for the host's own notices (`_wasmeter/...`) within `state.max_topics`.
+pub const HOST_TOPICS: u64 = 1_000;
+
+impl PipelineSection {
+    /// The topic prefixes the pipeline `name` owns, normalised.
+    pub fn owned_prefixes(&self, name: &str) -> Result<Vec<String>, wasmeter_pipeline::ClaimError> {
+        match &self.topics {
+            Some(topics) => topics
+                .iter()
+                .map(|t| wasmeter_pipeline::normalize_prefix(t))
+                .collect(),
+            None => Ok(vec![wasmeter_pipeline::normalize_prefix(name)?]),
+        }
+    }
 }
 
 impl Config {
@@ -439,7 +521,11 @@ impl Config {
             if p.tick_ms == 0 || p.checkpoint_interval_ms == 0 {
                 return Err(self.invalid(key, "tick_ms and checkpoint_interval_ms must be > 0"));
             }
+            if p.checkpoint_bytes_per_sec == 0 {
+                return Err(self.invalid(format!("{key}.checkpoint_bytes_per_sec"), "must be > 0"));
+            }
         }
+        self.validate_topic_ownership()?;
         self.server
             .limits
             .validate()
@@ -449,6 +535,42 @@ impl Config {
         }
         if self.runtime.call_timeout_ms == 0 {
             return Err(self.invalid("runtime.call_timeout_ms", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// Every pipeline's prefixes are valid and nobody else's; the pipelines'
+    /// topic quotas fit in the topic state, so one never evicts another's topics.
+    fn validate_topic_ownership(&self) -> Result<(), ConfigError> {
+        let owners = wasmeter_pipeline::TopicOwners::default();
+        let mut quotas: u64 = HOST_TOPICS;
+        for (name, p) in &self.pipelines {
+            let key = format!("pipelines.{name}");
+            let prefixes = p.owned_prefixes(name).map_err(|e| {
+                let key = if p.topics.is_some() {
+                    format!("{key}.topics")
+                } else {
+                    format!("{key} (no `topics`: the pipeline's name is its prefix)")
+                };
+                self.invalid(key, e.to_string())
+            })?;
+            owners
+                .claim_prefixes(name, &prefixes)
+                .map_err(|e| self.invalid(format!("{key}.topics"), e.to_string()))?;
+            if p.max_topics == 0 {
+                return Err(self.invalid(format!("{key}.max_topics"), "must be > 0"));
+            }
+            quotas += p.max_topics as u64;
+        }
+        if quotas > self.state.max_topics {
+            return Err(self.invalid(
+                "state.max_topics",
+                format!(
+                    "{} is less than the pipelines' topic quotas ({} in all, with {HOST_TOPICS} \
+                     for the host): raise it or lower `max_topics` of some pipelines",
+                    self.state.max_topics, quotas
+                ),
+            ));
         }
         Ok(())
     }
@@ -580,5 +702,52 @@ mod tests {
 
         let bad_addr = err(&format!("[server]\nlisten = \"localhost:x\"\n{GOOD}"));
         assert!(bad_addr.contains("listen"), "{bad_addr}");
+    }
+
+    /// GOOD plus a second pipeline `other` whose section ends with `extra`.
+    fn two_pipelines(extra: &str) -> String {
+        format!(
+            "{GOOD}\n[sources.o]\ntype = \"file\"\ninclude = [\"o/*.csv\"]\n\
+             [pipelines.other]\nsources = [\"o\"]\ncollector = \"csv\"\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn two_pipelines_cannot_own_overlapping_prefixes() {
+        assert_eq!(
+            err(&two_pipelines("topics = [\"trades/btc\"]")),
+            "test.toml: pipelines.trades.topics: `trades` overlaps `trades/btc`, owned by pipeline `other`"
+        );
+        let ok = two_pipelines("topics = [\"other\", \"trades_archive/*\"]");
+        let config = Config::parse(&ok, "test.toml", Path::new("/")).unwrap();
+        assert_eq!(
+            config.pipelines["other"].owned_prefixes("other").unwrap(),
+            ["other", "trades_archive"]
+        );
+    }
+
+    #[test]
+    fn reserved_and_invalid_prefixes_are_refused() {
+        assert_eq!(
+            err(&two_pipelines("topics = [\"_wasmeter/x\"]")),
+            "test.toml: pipelines.other.topics: `_wasmeter/x` is reserved: `_wasmeter/` belongs to the host"
+        );
+        assert!(err(&two_pipelines("topics = [\"metrics\"]")).contains("belongs to sample series"));
+        assert!(err(&two_pipelines("topics = [\"a b\"]")).contains("`a b` is not a topic prefix"));
+    }
+
+    #[test]
+    fn topic_quotas_must_fit_the_topic_state() {
+        let text = format!("{}\n[state]\nmax_topics = 20000\n", two_pipelines(""));
+        assert_eq!(
+            err(&text),
+            "test.toml: state.max_topics: 20000 is less than the pipelines' topic quotas \
+             (21000 in all, with 1000 for the host): raise it or lower `max_topics` of some pipelines"
+        );
+        let text = format!(
+            "{}\n[state]\nmax_topics = 20000\n",
+            two_pipelines("max_topics = 5000")
+        );
+        Config::parse(&text, "test.toml", Path::new("/")).unwrap();
     }
 }

@@ -2,7 +2,6 @@
 //! pipeline's full set at start, or one replacement for a swap.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::Context;
 use wasmeter_core::field::TopicState;
@@ -76,14 +75,7 @@ pub async fn load_section(
 
 /// The runtime's limits with the section's overrides.
 pub fn section_limits(runtime: &Runtime, section: &PluginSection) -> PluginLimits {
-    let mut limits = runtime.limits().clone();
-    if let Some(ms) = section.call_timeout_ms {
-        limits.call_timeout = Duration::from_millis(ms);
-    }
-    if let Some(bytes) = section.memory_limit_bytes {
-        limits.memory_bytes = bytes;
-    }
-    limits
+    section.limits(runtime.limits().clone())
 }
 
 /// Compiles every plugin of the config.

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
 use wasmeter_hub::{Hub, HubConfig};
 use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
-use wasmeter_plugin::{PluginLimits, Runtime, RuntimeConfig};
+use wasmeter_plugin::{Runtime, RuntimeConfig};
 use wasmeter_server::{ServerState, router};
 
 use crate::admin::auth::{self, TokenOrigin};
@@ -72,12 +72,7 @@ pub async fn serve(
     };
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(data_dir.join("cache")),
-        limits: PluginLimits {
-            call_timeout: Duration::from_millis(config.runtime.call_timeout_ms),
-            memory_bytes: config.runtime.memory_limit_bytes,
-            quarantine_after: config.runtime.quarantine_after,
-            ..PluginLimits::default()
-        },
+        limits: config.runtime.limits(),
         max_instances: config.runtime.max_instances,
         max_memory_bytes: config.runtime.memory_limit_bytes.max(64 << 20),
         ..RuntimeConfig::default()
@@ -113,6 +108,7 @@ pub async fn serve(
         data_dir: data_dir.clone(),
         config_path: options.config_path.clone(),
         plugins_dir,
+        owners: Default::default(),
     };
     let (server_config, admin_config, field_ttl_ms) = (
         config.server.clone(),

@@ -74,6 +74,7 @@ start_at = "beginning"
 [pipelines.feed]
 sources = ["feed"]
 collector = "csv"
+topics = ["bench"]
 delta = "delta"
 "#,
         columns = stamp::COLUMNS

@@ -103,6 +103,21 @@ pub const PIPELINE_CHECKPOINT_ERRORS: MetricDef = counter(
     "wasmeter_pipeline_checkpoint_errors",
     "Checkpoints that failed to write.",
 );
+/// Checkpoints skipped for a failed state export.
+pub const PIPELINE_CHECKPOINTS_SKIPPED: MetricDef = counter(
+    "wasmeter_pipeline_checkpoints_skipped",
+    "Checkpoints skipped because a plugin could not export its state (the previous one stays).",
+);
+/// Plugin output refused by ownership or quotas.
+pub const PIPELINE_REFUSED_OUTPUTS: MetricDef = counter(
+    "wasmeter_pipeline_refused_outputs",
+    "Items of plugin output refused: topics the pipeline does not own, series of another pipeline, quotas.",
+);
+/// Input paused by a quarantined collector.
+pub const PIPELINE_INPUT_PAUSED: MetricDef = gauge(
+    "wasmeter_pipeline_input_paused",
+    "1 while the collector is quarantined and unread input waits in the files.",
+);
 /// Bytes not yet checkpointed.
 pub const PIPELINE_CHECKPOINT_LAG_BYTES: MetricDef = gauge(
     "wasmeter_pipeline_checkpoint_lag_bytes",

@@ -57,7 +57,7 @@ fn sources(w: &mut Writer, m: &Monitor) {
 
 fn pipelines(w: &mut Writer, m: &Monitor) {
     type Get = fn(&PipelineStats) -> f64;
-    let families: [(&MetricDef, Get); 10] = [
+    let families: [(&MetricDef, Get); 13] = [
         (&n::PIPELINE_SWAPS, |s| PipelineStats::get(&s.swaps) as f64),
         (&n::PIPELINE_SWAP_PAUSE_MAX_SECONDS, |s| {
             PipelineStats::get(&s.swap_pause_max_nanos) as f64 / 1e9
@@ -85,6 +85,15 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
         }),
         (&n::PIPELINE_CHECKPOINT_LAG_BYTES, |s| {
             PipelineStats::get(&s.uncheckpointed_bytes) as f64
+        }),
+        (&n::PIPELINE_CHECKPOINTS_SKIPPED, |s| {
+            PipelineStats::get(&s.checkpoints_skipped) as f64
+        }),
+        (&n::PIPELINE_REFUSED_OUTPUTS, |s| {
+            PipelineStats::get(&s.refused_outputs) as f64
+        }),
+        (&n::PIPELINE_INPUT_PAUSED, |s| {
+            PipelineStats::get(&s.input_paused) as f64
         }),
     ];
     let pipelines = m.pipelines();

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, oneshot};
 use wasmeter_core::field::FieldValue;
+use wasmeter_pipeline::TopicOwners;
 use wasmeter_pipeline::{
     Command, Publish, Replacement, SeriesStore, SwapError, Swapped, TopicStore, publish_fields,
 };
@@ -52,6 +53,8 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     /// The only directory `load` and `swap` may name files in.
     pub plugins_dir: PathBuf,
+    /// Which pipeline owns which topics.
+    pub owners: TopicOwners,
 }
 
 /// The running plugins and pipelines.

@@ -49,11 +49,21 @@ impl RunningPipeline {
     ) -> anyhow::Result<Self> {
         let instances =
             crate::plugins::instantiate_pipeline(plugins, &config.origin, name, section).await?;
+        let topics = section
+            .owned_prefixes(name)
+            .with_context(|| format!("{}: pipelines.{name}.topics", config.origin))?;
+        shared
+            .owners
+            .claim_prefixes(name, &topics)
+            .with_context(|| format!("{}: pipelines.{name}.topics", config.origin))?;
         let pipeline_config = PipelineConfig {
             name: name.to_string(),
             tick: Duration::from_millis(section.tick_ms),
             checkpoint: Some(checkpoint_path(&shared.data_dir, name)),
             checkpoint_interval: Duration::from_millis(section.checkpoint_interval_ms),
+            checkpoint_bytes_per_sec: section.checkpoint_bytes_per_sec,
+            topics,
+            max_topics: section.max_topics,
         };
         let (pipeline, resume) = Pipeline::restore(
             pipeline_config,
@@ -63,9 +73,12 @@ impl RunningPipeline {
         )
         .await
         .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
-        let pipeline = pipeline.with_series(shared.series.clone());
-        let refs = pipeline.plugin_refs();
         let stop = CancellationToken::new();
+        let pipeline = pipeline
+            .with_series(shared.series.clone())
+            .with_owners(shared.owners.clone())
+            .with_stop(stop.clone());
+        let refs = pipeline.plugin_refs();
         let tasks = TaskTracker::new();
         let mut files = Vec::new();
         let mut system = None;
