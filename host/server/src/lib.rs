@@ -17,7 +17,8 @@
 //! - `protocol`: control messages, error codes, [`close`] codes.
 //! - `client`: one connection's state, transport-free: cursors, conflation,
 //!   field subsets, rate limits, batching.
-//! - `commands`: `subscribe`/`unsubscribe` validation and effects.
+//! - `check`: `subscribe` validation, counts before items.
+//! - `commands`: `subscribe`/`unsubscribe` effects.
 //! - `deliver`: dirty slots to frames: conflation, replays, subsets, rate limits.
 //! - `ws`: `GET /ws`, the connection loop, heartbeats, close handshake.
 //! - `sse`: `GET /sse`, event ids that resume.
@@ -41,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod client;
 mod commands;
 pub mod config;

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use wasmeter_core::position::StreamPosition;
 use wasmeter_hub::{Format, Pattern};
 
+use crate::check::{check_count, check_subscribe};
 use crate::client::{Client, Kind, Limits, Out};
-use crate::commands::check_subscribe;
 use crate::rest::json_error;
 use crate::state::{Permit, ServerState};
 
@@ -61,6 +61,10 @@ pub(crate) async fn handler(
         Some(Ok(r)) => Some(r),
         Some(Err(_)) => return bad("query parameter `max_rate_hz` is not a number".into()),
     };
+    let limits = Limits::from(state.config());
+    if let Err(e) = check_count("subscribe", topics.len(), limits.max_subscriptions, None) {
+        return bad(e.message.replacen("subscribe.", "", 1));
+    }
     // Resume what the last event id lists and this request still covers.
     let patterns: Vec<Pattern> = topics
         .iter()
@@ -74,9 +78,8 @@ pub(crate) async fn handler(
         .into_iter()
         .filter(|(t, _)| patterns.iter().any(|p| p.matches(t)))
         .collect();
-    let limits = Limits::from(state.config());
     let since = (!since.is_empty()).then_some(since);
-    let req = match check_subscribe(None, topics, fields, rate, since, limits.max_topics) {
+    let req = match check_subscribe(None, topics, fields, rate, since, &limits) {
         Ok(r) => r,
         Err(e) => return bad(e.message.replacen("subscribe.", "", 1)),
     };
