@@ -316,9 +316,12 @@ fn invalid_messages_get_errors_and_many_in_a_row_are_abusive() {
     );
     send(&mut c, json!({"type":"subscribe","topics":["a","b","c"]}));
     assert_eq!(frames(&mut c)[0]["code"], "too_many_subscriptions");
-    // A valid message resets the streak.
+    // A ping is answered but neither counts nor resets the streak (2 so far) ...
     send(&mut c, json!({"type":"ping","id":9}));
     assert_eq!(frames(&mut c)[0], json!({"type":"pong","id":9}));
+    // ... an accepted command resets it.
+    send(&mut c, json!({"type":"subscribe","topics":["ok"]}));
+    assert_eq!(frames(&mut c)[0]["type"], "subscribed");
     send(&mut c, json!({"type":"unsubscribe","topics":["nope"]}));
     assert_eq!(frames(&mut c)[0]["code"], "not_subscribed");
     assert_eq!(c.handle(b"{", false, Instant::now()), Verdict::Continue);
@@ -400,6 +403,24 @@ fn changing_a_live_subscription_takes_effect_at_the_next_update() {
     assert_eq!(f, vec![json!({"type":"unsubscribed","topics":["t/a"]})]);
     fx.publish("t/a", &[("q", n(12.0))], &[]);
     assert!(frames(&mut c).is_empty());
+}
+
+#[test]
+fn pings_between_invalid_messages_do_not_reset_the_streak() {
+    let fx = Fixture::new(16);
+    let mut c = fx.client(ServerConfig {
+        max_consecutive_errors: 4,
+        ..Default::default()
+    });
+    for i in 0..3 {
+        assert_eq!(c.handle(b"junk", false, Instant::now()), Verdict::Continue);
+        assert_eq!(
+            send(&mut c, json!({"type":"ping","id":i})),
+            Verdict::Continue
+        );
+        assert_eq!(send(&mut c, json!({"type":"pong"})), Verdict::Continue);
+    }
+    assert_eq!(c.handle(b"junk", false, Instant::now()), Verdict::Abusive);
 }
 
 #[test]

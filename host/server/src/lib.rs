@@ -20,7 +20,8 @@
 //! - `check`: `subscribe` validation, counts before items.
 //! - `commands`: `subscribe`/`unsubscribe` effects.
 //! - `deliver`: dirty slots to frames: conflation, replays, subsets, rate limits.
-//! - `ws`: `GET /ws`, the connection loop, heartbeats, close handshake.
+//! - `ws`: `GET /ws`, the connection loop, heartbeats, batch writes.
+//! - `ws_close`: why a connection ends, close codes, the close handshake.
 //! - `sse`: `GET /sse`, event ids that resume.
 //! - `rest`: `GET /api/topics`, `GET /api/topics/{*topic}`.
 //! - `health`: `GET /healthz`, `GET /readyz`.
@@ -55,6 +56,7 @@ mod shutdown;
 mod sse;
 mod state;
 mod ws;
+mod ws_close;
 
 use axum::Router;
 use axum::routing::get;

@@ -40,13 +40,15 @@ pub struct MetricsSnapshot {
     pub bytes_sent_msgpack: u64,
     /// Times a subscriber behind on a topic got a snapshot instead of the updates.
     pub conflations: u64,
-    /// Client messages refused (malformed or invalid).
+    /// Client messages refused (malformed or invalid, including text frames that
+    /// are not UTF-8).
     pub malformed_messages: u64,
     /// Connections closed because writes stalled (4003).
     pub slow_consumer_disconnects: u64,
     /// Connections closed for silence (4001).
     pub heartbeat_timeouts: u64,
-    /// Connections closed as abusive (4002) or for an oversized frame (1009).
+    /// Connections closed as abusive (4002), for an oversized frame (1009) or for
+    /// a text frame that is not UTF-8 (1007).
     pub abusive_disconnects: u64,
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
@@ -12,33 +12,14 @@ use tokio::time::{Instant, timeout};
 use wasmeter_hub::Format;
 
 use crate::client::{Client, Limits, Out, Verdict};
-use crate::metrics::Event;
-use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, close};
+use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use crate::rest::json_error;
 use crate::state::{Permit, ServerState};
+use crate::ws_close::{End, finish};
 
 /// A batch buffer larger than this is dropped when the connection goes idle, so
 /// idle connections stay small.
 const IDLE_BATCH_CAPACITY: usize = 4;
-
-/// Why a connection's loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The client sent a close frame.
-    ClientClosed,
-    /// The socket failed or the stream ended.
-    Gone,
-    /// Server shutdown.
-    Shutdown,
-    /// No client message within the heartbeat timeout.
-    HeartbeatTimeout,
-    /// Too many consecutive invalid messages.
-    Abusive,
-    /// A frame over the size limit.
-    TooBig,
-    /// A write did not complete within the write timeout.
-    SlowConsumer,
-}
 
 /// Upgrades to a WebSocket. The format is `?format=json|msgpack`, else the first
 /// supported subprotocol the client offers, else JSON.
@@ -147,7 +128,7 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
                 heard = now;
                 let verdict = match msg {
                     None => return End::Gone,
-                    Some(Err(e)) => return if is_too_big(&e) { End::TooBig } else { End::Gone },
+                    Some(Err(e)) => return End::from_read_error(&e),
                     Some(Ok(Message::Text(t))) => client.handle(t.as_bytes(), false, now),
                     Some(Ok(Message::Binary(b))) => client.handle(&b, true, now),
                     Some(Ok(Message::Close(_))) => return End::ClientClosed,
@@ -206,89 +187,4 @@ async fn write(
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::SlowConsumer),
     }
-}
-
-/// Sends the close frame for `end` (if any) and waits briefly for the reply.
-async fn finish(socket: &mut WebSocket, end: End, state: &ServerState) {
-    let cfg = state.config();
-    let metrics = &state.inner.metrics;
-    let (code, reason) = match end {
-        End::ClientClosed | End::Gone => {
-            // Lets the library's reply to a client's close frame go out.
-            let _ = timeout(cfg.close_timeout(), socket.flush()).await;
-            return;
-        }
-        End::Shutdown => (close::GOING_AWAY, "server shutting down".to_string()),
-        End::HeartbeatTimeout => {
-            metrics.record(Event::HeartbeatTimeout);
-            (
-                close::HEARTBEAT_TIMEOUT,
-                format!(
-                    "no message from the client for {} ms",
-                    cfg.client_timeout_ms
-                ),
-            )
-        }
-        End::Abusive => {
-            metrics.record(Event::Abusive);
-            (
-                close::ABUSIVE,
-                format!("{} invalid messages in a row", cfg.max_consecutive_errors),
-            )
-        }
-        End::TooBig => {
-            metrics.record(Event::Abusive);
-            (
-                close::MESSAGE_TOO_BIG,
-                format!(
-                    "a message exceeded the limit of {} bytes",
-                    cfg.max_frame_bytes
-                ),
-            )
-        }
-        End::SlowConsumer => {
-            metrics.record(Event::SlowConsumer);
-            (
-                close::SLOW_CONSUMER,
-                format!(
-                    "a write did not complete within {} ms",
-                    cfg.write_timeout_ms
-                ),
-            )
-        }
-    };
-    tracing::debug!(code, %reason, "closing websocket");
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if let Ok(Ok(())) = timeout(
-        cfg.close_timeout(),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await
-    {
-        // The close handshake: read until the client's close frame (or the end).
-        let _ = timeout(cfg.close_timeout(), async {
-            while let Some(Ok(m)) = socket.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-}
-
-/// True when the error is the library refusing a frame over the size limit.
-fn is_too_big(e: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(WsError::Capacity(_)) = s.downcast_ref::<WsError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }

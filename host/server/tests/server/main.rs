@@ -1,6 +1,7 @@
 //! Integration tests: a real server on a loopback port, real WebSocket, SSE and
 //! HTTP clients. Waits use generous timeouts; nothing asserts on durations.
 
+mod abuse;
 mod lifecycle;
 mod rest;
 mod sse;
