@@ -26,6 +26,8 @@
 //! - `rest`: `GET /api/topics`, `GET /api/topics/{*topic}`.
 //! - `health`: `GET /healthz`, `GET /readyz`.
 //! - `metrics`: counters ([`MetricsSnapshot`]).
+//! - `listen`: accepting connections, the plain HTTP limit, the header-read
+//!   timeout, socket options.
 //! - `shutdown`: [`serve`] and graceful shutdown.
 //!
 //! ```no_run
@@ -49,6 +51,7 @@ mod commands;
 pub mod config;
 mod deliver;
 mod health;
+mod listen;
 pub mod metrics;
 pub mod protocol;
 mod rest;

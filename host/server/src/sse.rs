@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -21,7 +22,7 @@ use wasmeter_hub::{Format, Pattern};
 use crate::check::{check_count, check_subscribe};
 use crate::client::{Client, Kind, Limits, Out};
 use crate::rest::json_error;
-use crate::state::{Permit, ServerState};
+use crate::state::{HttpSlot, Permit, ServerState};
 
 /// Parses an event id (`topic@epoch@seq,...`); entries that do not parse are ignored.
 pub(crate) fn parse_event_id(id: &str) -> BTreeMap<String, StreamPosition> {
@@ -47,6 +48,7 @@ fn split_list(s: &str) -> Vec<String> {
 pub(crate) async fn handler(
     State(state): State<ServerState>,
     Query(query): Query<HashMap<String, String>>,
+    http_slot: Option<Extension<HttpSlot>>,
     headers: HeaderMap,
 ) -> Response {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, "bad_request", m);
@@ -87,6 +89,10 @@ pub(crate) async fn handler(
         Ok(permit) => permit,
         Err(refused) => return refused,
     };
+    // A subscriber now: it counts against max_connections, no longer as plain HTTP.
+    if let Some(Extension(slot)) = http_slot {
+        slot.release();
+    }
     let mut client = Client::new(
         state.hub().clone(),
         Format::Json,

@@ -2,6 +2,7 @@
 //! HTTP clients. Waits use generous timeouts; nothing asserts on durations.
 
 mod abuse;
+mod http_limits;
 mod lifecycle;
 mod rest;
 mod sse;
