@@ -41,7 +41,10 @@ pub struct ServerConfig {
     pub max_consecutive_errors: u32,
     /// Interval of the server's application-level `ping`.
     pub ping_interval_ms: u64,
-    /// A client that sends nothing for this long is closed (4001).
+    /// A client that sends nothing for this long is closed (4001). A write that
+    /// had to wait for a full socket and then completed counts as a sign of life
+    /// (the client is reading): a stalled reader is the slow-consumer path
+    /// (conflation, then 4003 after `write_timeout_ms`), not a silent one.
     pub client_timeout_ms: u64,
     /// A batch write (at most `write_batch_bytes`) that does not complete within
     /// this is the last resort: the connection is closed as a slow consumer (4003).

@@ -1,5 +1,11 @@
 //! `GET /ws`: the WebSocket endpoint. One connection is one task running one
 //! loop that reads client messages, writes batches of frames and keeps time.
+//!
+//! Heartbeats: a client that sends nothing for `client_timeout_ms` while the
+//! server can write to it is closed (4001). A write that had to wait for a full
+//! socket and then completed counts as a sign of life: that client is reading,
+//! slowly, and is the slow-consumer path instead (conflated while it lags,
+//! closed with 4003 only when one batch waits past `write_timeout_ms`).
 
 use std::collections::HashMap;
 
@@ -104,10 +110,14 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
         let now = Instant::now();
         if client.has_work(now) {
             client.fill(now, &mut out);
-            if !out.is_empty()
-                && let Err(end) = write(socket, &mut out, client.format(), state).await
-            {
-                return end;
+            if !out.is_empty() {
+                match write(socket, &mut out, client.format(), state).await {
+                    Err(end) => return end,
+                    // The socket was full and drained: the client reads, so it is
+                    // alive even if its pongs are still behind what we wrote.
+                    Ok(Wrote { waited: true }) => heard = Instant::now(),
+                    Ok(Wrote { waited: false }) => {}
+                }
             }
         } else if out.capacity() > IDLE_BATCH_CAPACITY {
             out = Vec::new();
@@ -155,16 +165,23 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
     }
 }
 
+/// A batch that was written.
+struct Wrote {
+    /// The socket was full at some point: the write waited for the client to
+    /// read.
+    waited: bool,
+}
+
 /// Writes a batch: feeds every frame, then flushes once.
 async fn write(
     socket: &mut WebSocket,
     out: &mut Vec<Out>,
     format: Format,
     state: &ServerState,
-) -> Result<(), End> {
+) -> Result<Wrote, End> {
     let mut frames = 0u64;
     let mut bytes = 0u64;
-    let result = timeout(state.config().write_timeout(), async {
+    let io = async {
         for o in out.drain(..) {
             frames += 1;
             bytes += o.bytes.len() as u64;
@@ -179,11 +196,22 @@ async fn write(
             socket.feed(msg).await?;
         }
         socket.flush().await
-    })
-    .await;
+    };
+    let mut waited = false;
+    let result = {
+        // Unconstrained: then the write is pending only when the socket is full,
+        // not when the task's cooperative budget runs out. A batch is bounded.
+        let mut io = std::pin::pin!(tokio::task::unconstrained(io));
+        let io = std::future::poll_fn(|cx| {
+            let poll = io.as_mut().poll(cx);
+            waited |= poll.is_pending();
+            poll
+        });
+        timeout(state.config().write_timeout(), io).await
+    };
     state.inner.metrics.sent(format, frames, bytes);
     match result {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(Wrote { waited }),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::SlowConsumer),
     }

@@ -6,5 +6,6 @@ mod http_limits;
 mod lifecycle;
 mod rest;
 mod sse;
+mod stall;
 mod support;
 mod ws;
