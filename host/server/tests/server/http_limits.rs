@@ -73,7 +73,7 @@ async fn connections_over_the_http_limit_get_503_and_are_counted() {
 #[tokio::test]
 async fn half_sent_requests_and_upgrades_are_dropped_after_the_header_timeout() {
     let cfg = ServerConfig {
-        header_read_timeout_ms: 2_000,
+        header_read_timeout_ms: 3_000,
         ..config()
     };
     let server = TestServer::start(cfg, HubConfig::default()).await;
