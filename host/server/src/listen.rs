@@ -39,6 +39,11 @@ fn refusal(max: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Largest request head (request line and headers) a connection may buffer;
+/// a larger one is answered 431 and the connection closed. Bounds memory per
+/// connection: without it a head may fill hyper's whole read buffer (~400 KiB).
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Pause after an accept error that is not the connection's own (e.g. out of
 /// descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -57,7 +62,8 @@ pub(crate) async fn accept_loop(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config().header_read_timeout());
+        .header_read_timeout(state.config().header_read_timeout())
+        .max_header_size(MAX_HEAD_BYTES);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,

@@ -71,6 +71,32 @@ async fn connections_over_the_http_limit_get_503_and_are_counted() {
 }
 
 #[tokio::test]
+async fn a_request_head_over_64_kib_is_refused_with_431() {
+    let server = TestServer::default().await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    // The server may stop reading (and close) before all of it is written.
+    let _ = tcp.write_all(big.as_bytes()).await;
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut tcp).await).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+    // A head under the limit is fine.
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let ok = format!(
+        "GET /healthz HTTP/1.0\r\nHost: test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
+    tcp.write_all(ok.as_bytes()).await.unwrap();
+    let reply = String::from_utf8_lossy(&read_until_closed(&mut tcp).await).into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.0 200 ") || reply.starts_with("HTTP/1.1 200 "),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
 async fn half_sent_requests_and_upgrades_are_dropped_after_the_header_timeout() {
     let cfg = ServerConfig {
         header_read_timeout_ms: 3_000,
