@@ -24,7 +24,7 @@ use wasmeter_hub::{Format, Hub, Message, Pattern, Slot, Subscriber};
 
 use crate::config::ServerConfig;
 use crate::metrics::{Event, Metrics};
-use crate::protocol::{self, Rejection, ServerFrame, codes};
+use crate::protocol::{self, ClientFrame, Rejection, ServerFrame, codes};
 
 /// The part of a connection the hub talks to.
 #[derive(Debug, Default)]
@@ -290,9 +290,18 @@ impl Client {
     }
 
     /// Handles one client message (a text frame is JSON, a binary one MessagePack).
+    ///
+    /// The error streak: every refused message counts; an accepted `subscribe` or
+    /// `unsubscribe` resets it; `ping` and `pong` do neither, so interleaving them
+    /// with invalid messages cannot keep an abusive client open.
     pub(crate) fn handle(&mut self, data: &[u8], binary: bool, now: Instant) -> Verdict {
-        match protocol::decode(data, binary).and_then(|f| self.apply(f, now)) {
-            Ok(()) => {
+        let handled = protocol::decode(data, binary).and_then(|f| {
+            let heartbeat = matches!(f, ClientFrame::Ping { .. } | ClientFrame::Pong { .. });
+            self.apply(f, now).map(|()| heartbeat)
+        });
+        match handled {
+            Ok(true) => Verdict::Continue,
+            Ok(false) => {
                 self.error_streak = 0;
                 Verdict::Continue
             }

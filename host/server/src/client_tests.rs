@@ -316,9 +316,12 @@ fn invalid_messages_get_errors_and_many_in_a_row_are_abusive() {
     );
     send(&mut c, json!({"type":"subscribe","topics":["a","b","c"]}));
     assert_eq!(frames(&mut c)[0]["code"], "too_many_subscriptions");
-    // A valid message resets the streak.
+    // A ping is answered but neither counts nor resets the streak (2 so far) ...
     send(&mut c, json!({"type":"ping","id":9}));
     assert_eq!(frames(&mut c)[0], json!({"type":"pong","id":9}));
+    // ... an accepted command resets it.
+    send(&mut c, json!({"type":"subscribe","topics":["ok"]}));
+    assert_eq!(frames(&mut c)[0]["type"], "subscribed");
     send(&mut c, json!({"type":"unsubscribe","topics":["nope"]}));
     assert_eq!(frames(&mut c)[0]["code"], "not_subscribed");
     assert_eq!(c.handle(b"{", false, Instant::now()), Verdict::Continue);
@@ -400,4 +403,49 @@ fn changing_a_live_subscription_takes_effect_at_the_next_update() {
     assert_eq!(f, vec![json!({"type":"unsubscribed","topics":["t/a"]})]);
     fx.publish("t/a", &[("q", n(12.0))], &[]);
     assert!(frames(&mut c).is_empty());
+}
+
+#[test]
+fn pings_between_invalid_messages_do_not_reset_the_streak() {
+    let fx = Fixture::new(16);
+    let mut c = fx.client(ServerConfig {
+        max_consecutive_errors: 4,
+        ..Default::default()
+    });
+    for i in 0..3 {
+        assert_eq!(c.handle(b"junk", false, Instant::now()), Verdict::Continue);
+        assert_eq!(
+            send(&mut c, json!({"type":"ping","id":i})),
+            Verdict::Continue
+        );
+        assert_eq!(send(&mut c, json!({"type":"pong"})), Verdict::Continue);
+    }
+    assert_eq!(c.handle(b"junk", false, Instant::now()), Verdict::Abusive);
+}
+
+#[test]
+fn a_subscribe_over_the_pattern_limit_is_refused_before_any_pattern_is_read() {
+    let fx = Fixture::new(16);
+    let mut c = fx.client(ServerConfig::default());
+    // Every pattern is invalid: only the count can be reported.
+    let topics: Vec<String> = (0..10_000).map(|i| format!("bad pattern {i}")).collect();
+    send(&mut c, json!({"type":"subscribe","id":3,"topics":topics}));
+    let f = frames(&mut c);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["code"], "too_many_subscriptions");
+    assert_eq!(f[0]["id"], 3);
+    assert_eq!(
+        f[0]["message"],
+        "subscribe.topics: 10000 patterns is more than the limit of 64 per connection (max_subscriptions)"
+    );
+    // Duplicates count as entries; at the limit the command is accepted.
+    let same: Vec<&str> = vec!["t/a"; 64];
+    send(&mut c, json!({"type":"subscribe","topics":same}));
+    assert_eq!(
+        frames(&mut c)[0],
+        json!({"type":"subscribed","topics":["t/a"]})
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("t/{i}")).collect();
+    send(&mut c, json!({"type":"unsubscribe","topics":many}));
+    assert_eq!(frames(&mut c)[0]["code"], "too_many_subscriptions");
 }

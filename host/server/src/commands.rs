@@ -1,126 +1,14 @@
 //! Client commands: `subscribe`, `unsubscribe`, `ping`, `pong`, checked before
 //! anything changes (a refused command changes nothing).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
-use wasmeter_core::position::StreamPosition;
-use wasmeter_core::validate::{is_label_name, is_topic_name};
-use wasmeter_hub::{FieldSet, Pattern};
 
-use crate::client::{Client, Kind, Next, SubOptions, Subscription, TopicSlot};
+use crate::check::{SubscribeRequest, check_count, check_subscribe, excerpt};
+use crate::client::{Client, Kind, Next, Subscription, TopicSlot};
 use crate::protocol::{ClientFrame, Rejection, ServerFrame, codes};
-
-/// Field names one subscription may list.
-const MAX_FIELDS: usize = 256;
-
-/// A validated `subscribe`.
-#[derive(Debug)]
-pub(crate) struct SubscribeRequest {
-    pub(crate) id: Option<u64>,
-    pub(crate) texts: Vec<String>,
-    pub(crate) patterns: Vec<Pattern>,
-    pub(crate) opts: Arc<SubOptions>,
-    pub(crate) since: BTreeMap<String, StreamPosition>,
-}
-
-/// Checks a `subscribe`; errors name the offending part (`subscribe.topics[2]: ...`).
-pub(crate) fn check_subscribe(
-    id: Option<u64>,
-    topics: Vec<String>,
-    fields: Option<Vec<String>>,
-    max_rate_hz: Option<f64>,
-    since: Option<BTreeMap<String, StreamPosition>>,
-    max_topics: usize,
-) -> Result<SubscribeRequest, Rejection> {
-    let invalid = |m: String| Rejection::new(codes::INVALID, m, id);
-    if topics.is_empty() {
-        return Err(invalid(
-            "subscribe.topics: is empty; name at least one topic or pattern".into(),
-        ));
-    }
-    let mut texts: Vec<String> = Vec::with_capacity(topics.len());
-    let mut patterns = Vec::with_capacity(topics.len());
-    for (i, t) in topics.into_iter().enumerate() {
-        let p = Pattern::parse(&t).map_err(|e| invalid(format!("subscribe.topics[{i}]: {e}")))?;
-        if !texts.contains(&t) {
-            texts.push(t);
-            patterns.push(p);
-        }
-    }
-    let fields = match fields {
-        None => None,
-        Some(f) if f.is_empty() => {
-            return Err(invalid(
-                "subscribe.fields: is empty; leave it out to receive every field".into(),
-            ));
-        }
-        Some(f) if f.len() > MAX_FIELDS => {
-            return Err(invalid(format!(
-                "subscribe.fields: {} names is more than the limit of {MAX_FIELDS}",
-                f.len()
-            )));
-        }
-        Some(f) => {
-            if let Some((i, n)) = f.iter().enumerate().find(|(_, n)| !is_label_name(n)) {
-                return Err(invalid(format!(
-                    "subscribe.fields[{i}]: `{}` is not a valid field name ([A-Za-z_][A-Za-z0-9_]*)",
-                    excerpt(n)
-                )));
-            }
-            Some(Arc::new(FieldSet::new(f)))
-        }
-    };
-    let interval = match max_rate_hz {
-        None => None,
-        Some(hz) if hz.is_finite() && hz > 0.0 => Some(Duration::from_secs_f64(1.0 / hz)),
-        Some(hz) => {
-            return Err(invalid(format!(
-                "subscribe.max_rate_hz: {hz} is not a positive, finite number of updates per second"
-            )));
-        }
-    };
-    let since = since.unwrap_or_default();
-    if since.len() > max_topics {
-        return Err(invalid(format!(
-            "subscribe.since: {} positions is more than the limit of {max_topics} topics",
-            since.len()
-        )));
-    }
-    for topic in since.keys() {
-        if !is_topic_name(topic) {
-            return Err(invalid(format!(
-                "subscribe.since[`{}`]: not a valid topic name",
-                excerpt(topic)
-            )));
-        }
-        if !patterns.iter().any(|p| p.matches(topic)) {
-            return Err(invalid(format!(
-                "subscribe.since[`{topic}`]: the topic is not covered by subscribe.topics"
-            )));
-        }
-    }
-    Ok(SubscribeRequest {
-        id,
-        texts,
-        patterns,
-        opts: Arc::new(SubOptions { fields, interval }),
-        since,
-    })
-}
-
-fn excerpt(s: &str) -> String {
-    if s.len() <= 60 {
-        return s.to_string();
-    }
-    let mut end = 60;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
 
 impl Client {
     /// Applies one decoded client message.
@@ -133,14 +21,7 @@ impl Client {
                 max_rate_hz,
                 since,
             } => {
-                let req = check_subscribe(
-                    id,
-                    topics,
-                    fields,
-                    max_rate_hz,
-                    since,
-                    self.limits.max_topics,
-                )?;
+                let req = check_subscribe(id, topics, fields, max_rate_hz, since, &self.limits)?;
                 self.subscribe(req)
             }
             ClientFrame::Unsubscribe { id, topics } => self.unsubscribe(id, topics),
@@ -155,11 +36,13 @@ impl Client {
     /// Subscribes: attaches existing matching topics (a snapshot each, or the
     /// resume asked for in `since`), and watches for topics created later.
     pub(crate) fn subscribe(&mut self, req: SubscribeRequest) -> Result<(), Rejection> {
+        let held: HashSet<&str> = self.subs.iter().map(|s| s.pattern.as_str()).collect();
         let new = req
             .texts
             .iter()
-            .filter(|t| !self.subs.iter().any(|s| s.pattern.as_str() == t.as_str()))
+            .filter(|t| !held.contains(t.as_str()))
             .count();
+        drop(held);
         if self.subs.len() + new > self.limits.max_subscriptions {
             return Err(Rejection::new(
                 codes::TOO_MANY_SUBSCRIPTIONS,
@@ -299,8 +182,15 @@ impl Client {
                 id,
             ));
         }
+        check_count(
+            "unsubscribe",
+            topics.len(),
+            self.limits.max_subscriptions,
+            id,
+        )?;
+        let held: HashSet<&str> = self.subs.iter().map(|s| s.pattern.as_str()).collect();
         for (i, t) in topics.iter().enumerate() {
-            if !self.subs.iter().any(|s| s.pattern.as_str() == t) {
+            if !held.contains(t.as_str()) {
                 return Err(Rejection::new(
                     codes::NOT_SUBSCRIBED,
                     format!(
@@ -311,8 +201,9 @@ impl Client {
                 ));
             }
         }
-        self.subs
-            .retain(|s| !topics.iter().any(|t| t == s.pattern.as_str()));
+        drop(held);
+        let gone: HashSet<&str> = topics.iter().map(String::as_str).collect();
+        self.subs.retain(|s| !gone.contains(s.pattern.as_str()));
         self.shared
             .set_patterns(self.subs.iter().map(|s| s.pattern.clone()).collect());
         let names: Vec<Arc<str>> = self.topics.keys().cloned().collect();

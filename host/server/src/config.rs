@@ -12,6 +12,24 @@ use thiserror::Error;
 pub struct ServerConfig {
     /// Open WebSocket and SSE connections at most; more are refused with HTTP 503.
     pub max_connections: usize,
+    /// Plain HTTP connections at most: every accepted TCP connection counts until
+    /// it becomes a WebSocket or SSE subscriber (which count against
+    /// `max_connections` instead) or ends. Over the limit a connection gets a fixed
+    /// HTTP 503 and is closed before anything is read from it.
+    pub max_http_connections: usize,
+    /// A request line and headers (of every request, and of a WebSocket upgrade)
+    /// not received completely within this are dropped with the connection.
+    pub header_read_timeout_ms: u64,
+    /// `TCP_NOTSENT_LOWAT` of every connection (Linux): unsent bytes the kernel
+    /// keeps per socket at most before a write waits. Small keeps a stalled
+    /// reader's backlog in the server, where it is conflated, instead of in the
+    /// kernel as stale frames; large saves wake-ups on fast links. 0 leaves the
+    /// system default (no limit).
+    pub tcp_notsent_lowat_bytes: u32,
+    /// `SO_SNDBUF` of every connection; 0 leaves the kernel's auto-tuning. A
+    /// bound also caps bytes in flight, which lowers throughput on long, fast
+    /// links; prefer `tcp_notsent_lowat_bytes`.
+    pub send_buffer_bytes: usize,
     /// Largest incoming WebSocket message. A bigger one closes the connection with
     /// 1009: its remaining bytes cannot be skipped safely.
     pub max_frame_bytes: usize,
@@ -23,7 +41,10 @@ pub struct ServerConfig {
     pub max_consecutive_errors: u32,
     /// Interval of the server's application-level `ping`.
     pub ping_interval_ms: u64,
-    /// A client that sends nothing for this long is closed (4001).
+    /// A client that sends nothing for this long is closed (4001). A write that
+    /// had to wait for a full socket and then completed counts as a sign of life
+    /// (the client is reading): a stalled reader is the slow-consumer path
+    /// (conflation, then 4003 after `write_timeout_ms`), not a silent one.
     pub client_timeout_ms: u64,
     /// A batch write (at most `write_batch_bytes`) that does not complete within
     /// this is the last resort: the connection is closed as a slow consumer (4003).
@@ -53,6 +74,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_http_connections: 1_024,
+            header_read_timeout_ms: 10_000,
+            tcp_notsent_lowat_bytes: 16 * 1024,
+            send_buffer_bytes: 0,
             max_frame_bytes: 64 * 1024,
             max_subscriptions: 64,
             max_topics_per_connection: 10_000,
@@ -87,6 +112,8 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("max_connections", self.max_connections as u64),
+            ("max_http_connections", self.max_http_connections as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("max_frame_bytes", self.max_frame_bytes as u64),
             ("max_subscriptions", self.max_subscriptions as u64),
             (
@@ -135,6 +162,10 @@ impl ServerConfig {
 
     pub(crate) fn close_timeout(&self) -> Duration {
         Duration::from_millis(self.close_timeout_ms)
+    }
+
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
     }
 }
 

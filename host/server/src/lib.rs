@@ -17,13 +17,17 @@
 //! - `protocol`: control messages, error codes, [`close`] codes.
 //! - `client`: one connection's state, transport-free: cursors, conflation,
 //!   field subsets, rate limits, batching.
-//! - `commands`: `subscribe`/`unsubscribe` validation and effects.
+//! - `check`: `subscribe` validation, counts before items.
+//! - `commands`: `subscribe`/`unsubscribe` effects.
 //! - `deliver`: dirty slots to frames: conflation, replays, subsets, rate limits.
-//! - `ws`: `GET /ws`, the connection loop, heartbeats, close handshake.
+//! - `ws`: `GET /ws`, the connection loop, heartbeats, batch writes.
+//! - `ws_close`: why a connection ends, close codes, the close handshake.
 //! - `sse`: `GET /sse`, event ids that resume.
 //! - `rest`: `GET /api/topics`, `GET /api/topics/{*topic}`.
 //! - `health`: `GET /healthz`, `GET /readyz`.
 //! - `metrics`: counters ([`MetricsSnapshot`]).
+//! - `listen`: accepting connections, the plain HTTP limit, the header-read
+//!   timeout, socket options.
 //! - `shutdown`: [`serve`] and graceful shutdown.
 //!
 //! ```no_run
@@ -41,11 +45,13 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod client;
 mod commands;
 pub mod config;
 mod deliver;
 mod health;
+mod listen;
 pub mod metrics;
 pub mod protocol;
 mod rest;
@@ -53,6 +59,7 @@ mod shutdown;
 mod sse;
 mod state;
 mod ws;
+mod ws_close;
 
 use axum::Router;
 use axum::routing::get;

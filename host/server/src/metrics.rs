@@ -10,6 +10,8 @@ pub struct Metrics {
     connections_active: AtomicU64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    http_connections_active: AtomicU64,
+    http_connections_refused: AtomicU64,
     messages_sent: [AtomicU64; 2],
     bytes_sent: [AtomicU64; 2],
     conflations: AtomicU64,
@@ -28,6 +30,10 @@ pub struct MetricsSnapshot {
     pub connections_total: u64,
     /// Connections refused by the connection limit.
     pub connections_refused: u64,
+    /// Plain HTTP connections open now (not yet, or never, a subscriber).
+    pub http_connections_active: u64,
+    /// TCP connections refused by `max_http_connections` (answered 503, closed).
+    pub http_connections_refused: u64,
     /// Connection tasks and SSE streams alive now (including those closing).
     pub connection_tasks: usize,
     /// Frames sent in JSON.
@@ -40,13 +46,15 @@ pub struct MetricsSnapshot {
     pub bytes_sent_msgpack: u64,
     /// Times a subscriber behind on a topic got a snapshot instead of the updates.
     pub conflations: u64,
-    /// Client messages refused (malformed or invalid).
+    /// Client messages refused (malformed or invalid, including text frames that
+    /// are not UTF-8).
     pub malformed_messages: u64,
     /// Connections closed because writes stalled (4003).
     pub slow_consumer_disconnects: u64,
     /// Connections closed for silence (4001).
     pub heartbeat_timeouts: u64,
-    /// Connections closed as abusive (4002) or for an oversized frame (1009).
+    /// Connections closed as abusive (4002), for an oversized frame (1009) or for
+    /// a text frame that is not UTF-8 (1007).
     pub abusive_disconnects: u64,
 }
 
@@ -56,6 +64,9 @@ pub(crate) enum Event {
     Opened,
     Closed,
     Refused,
+    HttpOpened,
+    HttpClosed,
+    HttpRefused,
     Conflated,
     Malformed,
     SlowConsumer,
@@ -75,6 +86,12 @@ impl Metrics {
                 return;
             }
             Event::Refused => &self.connections_refused,
+            Event::HttpOpened => &self.http_connections_active,
+            Event::HttpClosed => {
+                self.http_connections_active.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            Event::HttpRefused => &self.http_connections_refused,
             Event::Conflated => &self.conflations,
             Event::Malformed => &self.malformed_messages,
             Event::SlowConsumer => &self.slow_consumer_disconnects,
@@ -96,6 +113,8 @@ impl Metrics {
             connections_active: get(&self.connections_active),
             connections_total: get(&self.connections_total),
             connections_refused: get(&self.connections_refused),
+            http_connections_active: get(&self.http_connections_active),
+            http_connections_refused: get(&self.http_connections_refused),
             connection_tasks,
             messages_sent_json: get(&self.messages_sent[0]),
             messages_sent_msgpack: get(&self.messages_sent[1]),

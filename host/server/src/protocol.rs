@@ -22,6 +22,9 @@ pub const SUBPROTOCOL_MSGPACK: &str = "wasmeter.v1.msgpack";
 pub mod close {
     /// The server is shutting down (standard "going away"). Reconnect later, with `since`.
     pub const GOING_AWAY: u16 = 1001;
+    /// A text frame's payload is not valid UTF-8 (standard "invalid frame payload
+    /// data"). Counted as a malformed message.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame exceeded the frame size limit (standard "message too big"). Do not
     /// resend it.
     pub const MESSAGE_TOO_BIG: u16 = 1009;

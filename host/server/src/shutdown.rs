@@ -2,24 +2,31 @@
 //!
 //! Shutdown, step by step:
 //! 1. the signal future completes (or someone cancels [`ServerState::shutdown_token`]);
-//! 2. the token is cancelled: every WebSocket connection sends a close frame with
-//!    1001 (going away) and waits briefly for the reply; every SSE stream ends;
-//! 3. axum stops accepting and waits for the HTTP connections to finish;
-//! 4. [`serve`] waits on the connection tracker until the last connection, upgraded
-//!    or not, has ended. Nothing the server started outlives `serve`.
+//! 2. the token is cancelled: the listener stops accepting; every WebSocket
+//!    connection sends a close frame with 1001 (going away) and waits briefly for
+//!    the reply; every SSE stream ends; every HTTP connection finishes the request
+//!    in progress and closes (one still busy after `write_timeout_ms` is dropped);
+//! 3. [`serve`] waits for the HTTP connection tasks, then on the connection
+//!    tracker until the last connection, upgraded or not, has ended. Nothing the
+//!    server started outlives `serve`.
 
 use std::future::Future;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
+use crate::listen::accept_loop;
 use crate::state::ServerState;
 
 /// Serves `app` (usually [`router`](crate::router) plus the embedder's routes) on
 /// `listener` until `signal` completes or the state's shutdown token is cancelled,
 /// then shuts down gracefully and returns once every connection has ended.
 /// A state serves once: after `serve` returns its shutdown token stays cancelled.
+///
+/// Connections are limited by `max_http_connections` (plain HTTP) and
+/// `max_connections` (subscribers); request headers must arrive within
+/// `header_read_timeout_ms`.
 pub async fn serve<S>(
     listener: TcpListener,
     app: Router,
@@ -30,29 +37,17 @@ where
     S: Future<Output = ()> + Send + 'static,
 {
     let token = state.shutdown_token();
-    let stop = {
-        let token = token.clone();
-        async move {
-            tokio::select! {
-                _ = signal => {}
-                _ = token.cancelled() => {}
-            }
-            token.cancel();
-        }
-    };
-    // Frames are coalesced by the connection itself; Nagle would only add latency.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set TCP_NODELAY failed");
-        }
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
-    // Also on error: make every connection close, then wait for them.
+    let conns = TaskTracker::new();
+    tokio::select! {
+        _ = signal => {}
+        _ = accept_loop(listener, app, state.clone(), &conns, &token) => {}
+    }
+    // Make every connection close, then wait for them.
     token.cancel();
+    conns.close();
+    conns.wait().await;
     let tracker = &state.inner.tracker;
     tracker.close();
     tracker.wait().await;
-    result
+    Ok(())
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,10 +19,10 @@ use tokio::time::Instant;
 use wasmeter_core::position::StreamPosition;
 use wasmeter_hub::{Format, Pattern};
 
+use crate::check::{check_count, check_subscribe};
 use crate::client::{Client, Kind, Limits, Out};
-use crate::commands::check_subscribe;
 use crate::rest::json_error;
-use crate::state::{Permit, ServerState};
+use crate::state::{HttpSlot, Permit, ServerState};
 
 /// Parses an event id (`topic@epoch@seq,...`); entries that do not parse are ignored.
 pub(crate) fn parse_event_id(id: &str) -> BTreeMap<String, StreamPosition> {
@@ -47,6 +48,7 @@ fn split_list(s: &str) -> Vec<String> {
 pub(crate) async fn handler(
     State(state): State<ServerState>,
     Query(query): Query<HashMap<String, String>>,
+    http_slot: Option<Extension<HttpSlot>>,
     headers: HeaderMap,
 ) -> Response {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, "bad_request", m);
@@ -61,6 +63,10 @@ pub(crate) async fn handler(
         Some(Ok(r)) => Some(r),
         Some(Err(_)) => return bad("query parameter `max_rate_hz` is not a number".into()),
     };
+    let limits = Limits::from(state.config());
+    if let Err(e) = check_count("subscribe", topics.len(), limits.max_subscriptions, None) {
+        return bad(e.message.replacen("subscribe.", "", 1));
+    }
     // Resume what the last event id lists and this request still covers.
     let patterns: Vec<Pattern> = topics
         .iter()
@@ -74,9 +80,8 @@ pub(crate) async fn handler(
         .into_iter()
         .filter(|(t, _)| patterns.iter().any(|p| p.matches(t)))
         .collect();
-    let limits = Limits::from(state.config());
     let since = (!since.is_empty()).then_some(since);
-    let req = match check_subscribe(None, topics, fields, rate, since, limits.max_topics) {
+    let req = match check_subscribe(None, topics, fields, rate, since, &limits) {
         Ok(r) => r,
         Err(e) => return bad(e.message.replacen("subscribe.", "", 1)),
     };
@@ -84,6 +89,10 @@ pub(crate) async fn handler(
         Ok(permit) => permit,
         Err(refused) => return refused,
     };
+    // A subscriber now: it counts against max_connections, no longer as plain HTTP.
+    if let Some(Extension(slot)) = http_slot {
+        slot.release();
+    }
     let mut client = Client::new(
         state.hub().clone(),
         Format::Json,

@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     /// Open connections (the limit's counter).
     pub(crate) open: AtomicUsize,
+    /// Open plain HTTP connections (the counter of `max_http_connections`).
+    pub(crate) open_http: AtomicUsize,
 }
 
 impl ServerState {
@@ -46,6 +48,7 @@ impl ServerState {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 open: AtomicUsize::new(0),
+                open_http: AtomicUsize::new(0),
             }),
         })
     }
@@ -126,5 +129,61 @@ impl Drop for Permit {
         let inner = &self.state.inner;
         inner.open.fetch_sub(1, Ordering::AcqRel);
         inner.metrics.record(Event::Closed);
+    }
+}
+
+/// A place under `max_http_connections`, taken when a TCP connection is accepted.
+/// The serving loop releases it when the connection ends or is upgraded to a
+/// WebSocket; an SSE stream releases it when it becomes a subscriber (it then
+/// counts against `max_connections`). Every request of the connection carries a
+/// clone in its extensions. Releasing twice is harmless.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSlot(Arc<HttpSlotInner>);
+
+#[derive(Debug)]
+struct HttpSlotInner {
+    state: ServerState,
+    released: AtomicBool,
+}
+
+impl HttpSlot {
+    /// A slot, or `None` (counted as refused) when the limit is reached.
+    pub(crate) fn acquire(state: &ServerState) -> Option<Self> {
+        let inner = &state.inner;
+        let max = inner.config.max_http_connections;
+        let taken = inner
+            .open_http
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            inner.metrics.record(Event::HttpRefused);
+            return None;
+        }
+        inner.metrics.record(Event::HttpOpened);
+        Some(Self(Arc::new(HttpSlotInner {
+            state: state.clone(),
+            released: AtomicBool::new(false),
+        })))
+    }
+
+    /// Gives the place back (once; later calls do nothing).
+    pub(crate) fn release(&self) {
+        if !self.0.released.swap(true, Ordering::AcqRel) {
+            let inner = &self.0.state.inner;
+            inner.open_http.fetch_sub(1, Ordering::AcqRel);
+            inner.metrics.record(Event::HttpClosed);
+        }
+    }
+}
+
+impl Drop for HttpSlotInner {
+    fn drop(&mut self) {
+        if !*self.released.get_mut() {
+            let inner = &self.state.inner;
+            inner.open_http.fetch_sub(1, Ordering::AcqRel);
+            inner.metrics.record(Event::HttpClosed);
+        }
     }
 }

@@ -1,9 +1,15 @@
 //! `GET /ws`: the WebSocket endpoint. One connection is one task running one
 //! loop that reads client messages, writes batches of frames and keeps time.
+//!
+//! Heartbeats: a client that sends nothing for `client_timeout_ms` while the
+//! server can write to it is closed (4001). A write that had to wait for a full
+//! socket and then completed counts as a sign of life: that client is reading,
+//! slowly, and is the slow-consumer path instead (conflated while it lags,
+//! closed with 4003 only when one batch waits past `write_timeout_ms`).
 
 use std::collections::HashMap;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
@@ -12,33 +18,14 @@ use tokio::time::{Instant, timeout};
 use wasmeter_hub::Format;
 
 use crate::client::{Client, Limits, Out, Verdict};
-use crate::metrics::Event;
-use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, close};
+use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use crate::rest::json_error;
 use crate::state::{Permit, ServerState};
+use crate::ws_close::{End, finish};
 
 /// A batch buffer larger than this is dropped when the connection goes idle, so
 /// idle connections stay small.
 const IDLE_BATCH_CAPACITY: usize = 4;
-
-/// Why a connection's loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The client sent a close frame.
-    ClientClosed,
-    /// The socket failed or the stream ended.
-    Gone,
-    /// Server shutdown.
-    Shutdown,
-    /// No client message within the heartbeat timeout.
-    HeartbeatTimeout,
-    /// Too many consecutive invalid messages.
-    Abusive,
-    /// A frame over the size limit.
-    TooBig,
-    /// A write did not complete within the write timeout.
-    SlowConsumer,
-}
 
 /// Upgrades to a WebSocket. The format is `?format=json|msgpack`, else the first
 /// supported subprotocol the client offers, else JSON.
@@ -123,10 +110,14 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
         let now = Instant::now();
         if client.has_work(now) {
             client.fill(now, &mut out);
-            if !out.is_empty()
-                && let Err(end) = write(socket, &mut out, client.format(), state).await
-            {
-                return end;
+            if !out.is_empty() {
+                match write(socket, &mut out, client.format(), state).await {
+                    Err(end) => return end,
+                    // The socket was full and drained: the client reads, so it is
+                    // alive even if its pongs are still behind what we wrote.
+                    Ok(Wrote { waited: true }) => heard = Instant::now(),
+                    Ok(Wrote { waited: false }) => {}
+                }
             }
         } else if out.capacity() > IDLE_BATCH_CAPACITY {
             out = Vec::new();
@@ -147,7 +138,7 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
                 heard = now;
                 let verdict = match msg {
                     None => return End::Gone,
-                    Some(Err(e)) => return if is_too_big(&e) { End::TooBig } else { End::Gone },
+                    Some(Err(e)) => return End::from_read_error(&e),
                     Some(Ok(Message::Text(t))) => client.handle(t.as_bytes(), false, now),
                     Some(Ok(Message::Binary(b))) => client.handle(&b, true, now),
                     Some(Ok(Message::Close(_))) => return End::ClientClosed,
@@ -174,16 +165,23 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
     }
 }
 
+/// A batch that was written.
+struct Wrote {
+    /// The socket was full at some point: the write waited for the client to
+    /// read.
+    waited: bool,
+}
+
 /// Writes a batch: feeds every frame, then flushes once.
 async fn write(
     socket: &mut WebSocket,
     out: &mut Vec<Out>,
     format: Format,
     state: &ServerState,
-) -> Result<(), End> {
+) -> Result<Wrote, End> {
     let mut frames = 0u64;
     let mut bytes = 0u64;
-    let result = timeout(state.config().write_timeout(), async {
+    let io = async {
         for o in out.drain(..) {
             frames += 1;
             bytes += o.bytes.len() as u64;
@@ -198,97 +196,23 @@ async fn write(
             socket.feed(msg).await?;
         }
         socket.flush().await
-    })
-    .await;
+    };
+    let mut waited = false;
+    let result = {
+        // Unconstrained: then the write is pending only when the socket is full,
+        // not when the task's cooperative budget runs out. A batch is bounded.
+        let mut io = std::pin::pin!(tokio::task::unconstrained(io));
+        let io = std::future::poll_fn(|cx| {
+            let poll = io.as_mut().poll(cx);
+            waited |= poll.is_pending();
+            poll
+        });
+        timeout(state.config().write_timeout(), io).await
+    };
     state.inner.metrics.sent(format, frames, bytes);
     match result {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(Wrote { waited }),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::SlowConsumer),
     }
-}
-
-/// Sends the close frame for `end` (if any) and waits briefly for the reply.
-async fn finish(socket: &mut WebSocket, end: End, state: &ServerState) {
-    let cfg = state.config();
-    let metrics = &state.inner.metrics;
-    let (code, reason) = match end {
-        End::ClientClosed | End::Gone => {
-            // Lets the library's reply to a client's close frame go out.
-            let _ = timeout(cfg.close_timeout(), socket.flush()).await;
-            return;
-        }
-        End::Shutdown => (close::GOING_AWAY, "server shutting down".to_string()),
-        End::HeartbeatTimeout => {
-            metrics.record(Event::HeartbeatTimeout);
-            (
-                close::HEARTBEAT_TIMEOUT,
-                format!(
-                    "no message from the client for {} ms",
-                    cfg.client_timeout_ms
-                ),
-            )
-        }
-        End::Abusive => {
-            metrics.record(Event::Abusive);
-            (
-                close::ABUSIVE,
-                format!("{} invalid messages in a row", cfg.max_consecutive_errors),
-            )
-        }
-        End::TooBig => {
-            metrics.record(Event::Abusive);
-            (
-                close::MESSAGE_TOO_BIG,
-                format!(
-                    "a message exceeded the limit of {} bytes",
-                    cfg.max_frame_bytes
-                ),
-            )
-        }
-        End::SlowConsumer => {
-            metrics.record(Event::SlowConsumer);
-            (
-                close::SLOW_CONSUMER,
-                format!(
-                    "a write did not complete within {} ms",
-                    cfg.write_timeout_ms
-                ),
-            )
-        }
-    };
-    tracing::debug!(code, %reason, "closing websocket");
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    if let Ok(Ok(())) = timeout(
-        cfg.close_timeout(),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await
-    {
-        // The close handshake: read until the client's close frame (or the end).
-        let _ = timeout(cfg.close_timeout(), async {
-            while let Some(Ok(m)) = socket.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-}
-
-/// True when the error is the library refusing a frame over the size limit.
-fn is_too_big(e: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(WsError::Capacity(_)) = s.downcast_ref::<WsError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }

@@ -184,6 +184,16 @@ pub const SERVER_CONNECTIONS_REFUSED: MetricDef = counter(
     "wasmeter_server_connections_refused",
     "Connections refused by max_connections.",
 );
+/// Open plain HTTP connections.
+pub const SERVER_HTTP_CONNECTIONS: MetricDef = gauge(
+    "wasmeter_server_http_connections",
+    "Plain HTTP connections open now (not WebSocket or SSE subscribers).",
+);
+/// Refused plain HTTP connections.
+pub const SERVER_HTTP_CONNECTIONS_REFUSED: MetricDef = counter(
+    "wasmeter_server_http_connections_refused",
+    "Connections refused by max_http_connections (503, closed unread).",
+);
 /// Conflations.
 pub const SERVER_CONFLATIONS: MetricDef = counter(
     "wasmeter_server_conflations",

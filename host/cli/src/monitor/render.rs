@@ -150,10 +150,18 @@ fn plugins(w: &mut Writer, m: &Monitor) {
 fn server_and_hub(w: &mut Writer, server: &ServerState) {
     let s = server.metrics();
     let hub = server.hub().stats();
-    let single: [(&MetricDef, f64); 11] = [
+    let single: [(&MetricDef, f64); 13] = [
         (&n::SERVER_CONNECTIONS, s.connections_active as f64),
         (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
         (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
+        (
+            &n::SERVER_HTTP_CONNECTIONS,
+            s.http_connections_active as f64,
+        ),
+        (
+            &n::SERVER_HTTP_CONNECTIONS_REFUSED,
+            s.http_connections_refused as f64,
+        ),
         (&n::SERVER_CONFLATIONS, s.conflations as f64),
         (
             &n::SERVER_SLOW_CONSUMER_DISCONNECTS,

@@ -1,8 +1,11 @@
 //! Integration tests: a real server on a loopback port, real WebSocket, SSE and
 //! HTTP clients. Waits use generous timeouts; nothing asserts on durations.
 
+mod abuse;
+mod http_limits;
 mod lifecycle;
 mod rest;
 mod sse;
+mod stall;
 mod support;
 mod ws;

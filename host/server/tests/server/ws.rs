@@ -348,28 +348,32 @@ async fn an_oversized_frame_closes_with_1009() {
 #[tokio::test]
 async fn a_silent_client_times_out_with_4001_and_a_ponging_one_stays() {
     let cfg = ServerConfig {
-        ping_interval_ms: 50,
-        client_timeout_ms: 1500,
+        ping_interval_ms: 100,
+        client_timeout_ms: 500,
         ..config()
     };
-    let server = TestServer::start(cfg, HubConfig::default()).await;
+    let server = TestServer::start(cfg.clone(), HubConfig::default()).await;
 
     let mut live = Ws::connect(server.addr, "").await;
     live.auto_pong = false;
-    // Answer 20 pings by hand: the connection outlives several timeouts' worth.
-    let mut pings = 0;
-    while pings < 20 {
+    // Pings come at most every 100 ms, so answering 20 of them takes at least
+    // 2 s: four heartbeat timeouts, each survived only because pongs count.
+    let pings = 20;
+    assert!(pings * cfg.ping_interval_ms >= 4 * cfg.client_timeout_ms);
+    let mut answered = 0;
+    while answered < pings {
         match live.recv_raw().await {
             Message::Text(t) if t.as_str().contains("ping") => {
-                pings += 1;
+                answered += 1;
                 live.send(json!({"type":"pong"})).await;
             }
-            other => panic!("unexpected {other:?}"),
+            other => panic!("after {answered} pongs: unexpected {other:?}"),
         }
     }
     live.send(json!({"type":"ping","id":1})).await;
     assert_eq!(live.recv().await["type"], "pong");
     live.close().await;
+    assert_eq!(server.state.metrics().heartbeat_timeouts, 0);
 
     let mut silent = Ws::connect(server.addr, "").await;
     silent.auto_pong = false;
