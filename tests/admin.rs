@@ -552,9 +552,13 @@ type = "file"
 include = ["more/*.csv"]
 reconcile_interval_ms = 200
 
+[plugins.csv_more]
+builtin = "csv-collector"
+config = { topic_prefix = "more" }
+
 [pipelines.more]
 sources = ["more"]
-collector = "csv"
+collector = "csv_more"
 "#;
     let changed = csv_config(&format!("{history}{extra}")).replace(
         "delta = \"delta\"",
@@ -564,7 +568,7 @@ collector = "csv"
     std::fs::create_dir_all(dir.path().join("more")).unwrap();
     host.signal(libc::SIGHUP);
     support::append(dir.path(), "../more/m.csv", "ADA,1,1,1\n");
-    assert_eq!(count(&host, "trades/ADA", 1.0).await, 1.0);
+    assert_eq!(count(&host, "more/ADA", 1.0).await, 1.0);
     // The restarted pipeline resumed its offsets and the collector's state.
     host.append("t.csv", "BTC,3,1,3\n");
     assert_eq!(count(&host, "trades/BTC", 3.0).await, 3.0);

@@ -1,0 +1,243 @@
+//! A plugin can only hurt itself: against a real host with real components, a
+//! plugin that writes another pipeline's topics, floods series past its quota or is
+//! quarantined never costs another pipeline an update, and never loses input.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{Client, Host, WAIT, csv_config};
+
+/// A test component built from `plugins/` by `scripts/build-plugins.sh`.
+fn built(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/plugins/wasm32-wasip2/release")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing (run scripts/build-plugins.sh)",
+        path.display()
+    );
+    path
+}
+
+/// Appends `n` trades of `symbol` to `feed/file`, prices `first..first+n`.
+fn trades(host: &Host, file: &str, symbol: &str, first: u64, n: u64) {
+    let lines: String = (first..first + n)
+        .map(|i| format!("{symbol},{i},1,{i}\n"))
+        .collect();
+    host.append(file, &lines);
+}
+
+/// Polls until `check` holds for the host's `/api/plugins` entry of `name`.
+async fn wait_for_plugin(host: &Host, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = host.get("/api/plugins").await;
+        let entry = body["plugins"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .cloned();
+        if let Some(entry) = entry
+            && check(&entry)
+        {
+            return entry;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "plugin {name} never got there; last: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The names of the host's topics that start with `prefix`.
+async fn topics_under(host: &Host, prefix: &str) -> Vec<String> {
+    let (_, body) = host.get("/api/topics").await;
+    body["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pipeline_cannot_write_the_topics_of_another() {
+    let dir = tempfile::tempdir().unwrap();
+    // `evil` runs a second CSV collector that writes `trades/...` like the real
+    // one, but its pipeline owns only `evil`.
+    let config = csv_config(
+        r#"
+[plugins.forger]
+builtin = "csv-collector"
+config = { topic_prefix = "trades" }
+
+[sources.evil]
+type = "file"
+include = ["evil/*.csv"]
+reconcile_interval_ms = 200
+
+[pipelines.evil]
+sources = ["evil"]
+collector = "forger"
+"#,
+    );
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("evil")).unwrap();
+    let mut sub = Client::connect(&host.addr, "json").await;
+    sub.subscribe(&["trades/BTC", "metrics/trade_price/BTC"]).await;
+
+    trades(&host, "t.csv", "BTC", 1, 10);
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 10.0)
+        .await;
+    host.wait_for_topic("metrics/trade_price/BTC", |s| s["value"] == 10.0)
+        .await;
+    // The forger's trades: price 666, for the same symbol.
+    support::append(dir.path(), "../evil/e.csv", &"BTC,666,1,1\n".repeat(20));
+    let forger = wait_for_plugin(&host, "forger", |p| {
+        p["failures"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(
+        forger["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pipeline `evil` owns only `evil/`"),
+        "{forger}"
+    );
+    // The real pipeline keeps publishing; its subscriber never saw a forged value.
+    trades(&host, "t.csv", "BTC", 11, 5);
+    let mut seen = 0;
+    loop {
+        let m = sub.next().await;
+        let fields = m.get("fields").or_else(|| m.get("state"));
+        if let Some(fields) = fields {
+            assert_ne!(fields["price"], 666.0, "forged update delivered: {m}");
+            assert_ne!(fields["value"], 666.0, "forged series delivered: {m}");
+        }
+        if m["topic"] == "trades/BTC" && fields.is_some_and(|f| f["count"] == 15.0) {
+            seen += 1;
+        }
+        if m["topic"] == "metrics/trade_price/BTC" && fields.is_some_and(|f| f["value"] == 15.0) {
+            seen += 1;
+        }
+        if seen == 2 {
+            break;
+        }
+    }
+    let state = host.wait_for_topic("trades/BTC", |s| s["count"] == 15.0).await;
+    assert_eq!(state["price"], 15.0);
+    host.stop();
+}
+
+#[tokio::test]
+async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = built("faulty_collector.wasm");
+    let config = csv_config(&format!(
+        r#"
+[plugins.faulty]
+path = "{}"
+
+[sources.faulty]
+type = "file"
+include = ["faulty/*.log"]
+reconcile_interval_ms = 200
+
+[pipelines.faulty]
+sources = ["faulty"]
+collector = "faulty"
+checkpoint_interval_ms = 200
+"#,
+        faulty.display()
+    ));
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
+    let write = |text: &str| support::append(dir.path(), "../faulty/f.log", text);
+    write("a\nb\nc\n");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 3.0)
+        .await;
+
+    // Six failing records in a row quarantine it (after five); the good lines
+    // behind them in the same chunk, and those written later, must wait.
+    write("error\nerror\nerror\nerror\nerror\nerror\nd\ne\n");
+    wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    write("f\ng\n");
+    // Another pipeline is not held up.
+    trades(&host, "t.csv", "BTC", 1, 3);
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 3.0).await;
+    assert_eq!(
+        host.wait_for_topic("faulty/lines", |_| true).await["count"],
+        3.0,
+        "a quarantined collector processed input"
+    );
+
+    // A restart while paused: the unread lines are still in the file.
+    let log = host.stop();
+    assert!(log.contains("input paused"), "{log}");
+    let host = Host::start(dir.path(), &config);
+    wait_for_plugin(&host, "faulty", |p| p["state"] == "active").await;
+    write("h\n");
+    // 3 before, d e f g h after: nothing lost, nothing twice. The sixth `error`
+    // record, retried after the restart, is reported and skipped.
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 8.0)
+        .await;
+
+    // Quarantine again, then release through the admin API.
+    write("error\nerror\nerror\nerror\nerror\ni\n");
+    wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    write("j\n");
+    let (status, body) = host
+        .admin("POST", "/v1/plugins/faulty/release", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 10.0)
+        .await;
+    host.stop();
+}
+
+#[tokio::test]
+async fn a_plugin_over_its_series_quota_is_quarantined_and_its_topics_removed_on_unload() {
+    let dir = tempfile::tempdir().unwrap();
+    // One EWMA series per symbol; the plugin may create 20.
+    let config = csv_config(
+        r#"
+[plugins.ewma]
+builtin = "ewma"
+config = { metrics = "trade_price", alpha = 0.5 }
+max_series = 20
+"#,
+    )
+    .replace("delta = \"delta\"", "delta = \"delta\"\nmetrics = [\"ewma\"]");
+    let host = Host::start(dir.path(), &config);
+    let mut sub = Client::connect(&host.addr, "json").await;
+    sub.subscribe(&["metrics/trade_price_ewma/**"]).await;
+
+    let symbols: String = (0..50).map(|i| format!("S{i},1,1,1\n")).collect();
+    host.append("t.csv", &symbols);
+    wait_for_plugin(&host, "ewma", |p| p["state"] == "quarantined").await;
+    // The collector's own topics are all there: the pipeline goes on.
+    host.wait_for_topic("trades/S49", |s| s["count"] == 1.0).await;
+    let ewma = topics_under(&host, "metrics/trade_price_ewma/").await;
+    assert_eq!(ewma.len(), 20, "{ewma:?}");
+
+    // Unloading the plugin removes what it created; subscribers are told.
+    let (status, body) = host.admin("DELETE", "/v1/plugins/ewma", None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut removed = 0;
+    while removed < 20 {
+        let m = sub.next().await;
+        if m["type"] == "removed" {
+            removed += 1;
+        }
+    }
+    assert!(topics_under(&host, "metrics/trade_price_ewma/").await.is_empty());
+    assert_eq!(topics_under(&host, "metrics/trade_price/").await.len(), 50);
+    host.stop();
+}
