@@ -6,5 +6,8 @@ mod collectors;
 mod delta;
 mod faults;
 mod loading;
+mod logging;
 mod metrics;
+mod state;
 mod support;
+mod timeouts;

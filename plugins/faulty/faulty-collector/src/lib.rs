@@ -48,8 +48,7 @@ use std::time::Duration;
 
 use wasmeter_sdk::state::{StateReader, StateWriter};
 use wasmeter_sdk::{
-    CollectOutput, Collector, Config, LogLevel, Plugin, PluginInfo, Sample, TopicUpdate, lines,
-    log,
+    CollectOutput, Collector, Config, LogLevel, Plugin, PluginInfo, Sample, TopicUpdate, lines, log,
 };
 
 const STATE_SCHEMA: &str = "faulty-collector";
