@@ -45,7 +45,9 @@ async fn exports_over_the_quota_fail_and_quarantine_between_successful_ticks() {
     )
     .await;
     for round in 1..=3 {
-        let err = m.export_state().await.unwrap_err();
+        let Err(err) = m.export_state().await else {
+            panic!("round {round}: a state over the quota was exported")
+        };
         assert_eq!(
             err.to_string(),
             "invalid output: exported state: 2097152 bytes, more than the limit of 1048576 (state_bytes)"
