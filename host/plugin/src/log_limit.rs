@@ -11,8 +11,9 @@
 //!   the supervised instance, so rebuilding it after a trap does not refill it.
 //!   Lines beyond the quota are suppressed and counted (the instance's health:
 //!   `log_lines_suppressed`, `log_bytes_suppressed`); a warning "N log lines
-//!   (M bytes) suppressed" is logged at the end of the first call that suppressed
-//!   anything, then at most once per [`SUMMARY_EVERY`], and when logging resumes.
+//!   (M bytes) suppressed" is logged when logging resumes (bounded by the lines the
+//!   quota lets through), and at the end of a call: the first call that suppressed
+//!   anything, then at most once per [`SUMMARY_EVERY`].
 //! - **Flood**: a call that tries to log more than [`LOG_FLOOD_FACTOR`] seconds of
 //!   quota (counting every byte it handed over, before cutting) fails with
 //!   "invalid output: log output: ...", which counts toward quarantine like any
@@ -119,16 +120,20 @@ impl LogLimiter {
             return Err(());
         }
         self.tokens -= cost as f64;
-        Ok(self.take_pending(now))
+        Ok(self.take_pending())
     }
 
-    /// Ends a call: the summary to report now, if any (the first suppression, then
-    /// at most once per [`SUMMARY_EVERY`]), and the flood verdict of the call.
+    /// Ends a call: the summary to report now, if any (the first time, then at most
+    /// once per [`SUMMARY_EVERY`]; summaries on resuming do not count), and the
+    /// flood verdict of the call.
     pub(crate) fn end_call(&mut self, now: Instant) -> (Option<Suppressed>, Option<String>) {
         let due = self
             .last_summary
             .is_none_or(|at| now.duration_since(at) >= SUMMARY_EVERY);
-        let summary = if due { self.take_pending(now) } else { None };
+        let summary = if due { self.take_pending() } else { None };
+        if summary.is_some() {
+            self.last_summary = Some(now);
+        }
         let allowed = self.rate.saturating_mul(LOG_FLOOD_FACTOR);
         let flood = (self.attempted_this_call > allowed).then(|| {
             format!(
@@ -139,11 +144,10 @@ impl LogLimiter {
         (summary, flood)
     }
 
-    fn take_pending(&mut self, now: Instant) -> Option<Suppressed> {
+    fn take_pending(&mut self) -> Option<Suppressed> {
         if self.pending.lines == 0 {
             return None;
         }
-        self.last_summary = Some(now);
         Some(std::mem::take(&mut self.pending))
     }
 
@@ -200,6 +204,32 @@ mod tests {
             }))
         );
         assert_eq!(l.admit(100, t0 + Duration::from_millis(500)), Ok(None));
+    }
+
+    #[test]
+    fn a_summary_on_resuming_does_not_delay_the_one_at_the_call_end() {
+        let t0 = Instant::now();
+        let mut l = LogLimiter::new(1000, t0);
+        l.begin_call();
+        assert_eq!(l.admit(936, t0), Ok(None));
+        assert_eq!(l.admit(10, t0), Err(()));
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(
+            l.admit(0, t1),
+            Ok(Some(Suppressed {
+                lines: 1,
+                bytes: 10
+            }))
+        );
+        assert_eq!(l.admit(20, t1), Err(()));
+        let (summary, _) = l.end_call(t1);
+        assert_eq!(
+            summary,
+            Some(Suppressed {
+                lines: 1,
+                bytes: 20
+            })
+        );
     }
 
     #[test]
