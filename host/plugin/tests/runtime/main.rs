@@ -5,6 +5,7 @@
 mod collectors;
 mod delta;
 mod faults;
+mod hostile;
 mod loading;
 mod logging;
 mod metrics;

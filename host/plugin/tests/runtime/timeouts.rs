@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::Sample;
-use wasmeter_plugin::{CallError, CollectorWorld, Instance, LoadError, MetricWorld, PluginLimits};
+use wasmeter_plugin::{
+    CallError, CollectorWorld, DeltaWorld, Instance, LoadError, MetricWorld, PluginLimits,
+};
 
-use crate::support::{component, config, runtime, within_bound};
+use crate::support::{component, config, numbers, runtime, within_bound};
 
 fn limits() -> PluginLimits {
     PluginLimits {
@@ -206,4 +210,39 @@ async fn sleeping_in_describe_fails_the_load_in_bounded_time() {
         msg.contains("sleepy_describe.wasm: describe failed: deadline exceeded"),
         "{msg}"
     );
+}
+
+#[tokio::test]
+async fn a_sleeping_diff_or_apply_is_abandoned() {
+    let plugin = runtime()
+        .load::<DeltaWorld>(component("faulty_delta"))
+        .await
+        .unwrap();
+    let mut d = plugin
+        .instantiate_with_limits("sleepy", vec![], limits())
+        .await
+        .unwrap();
+    let previous = numbers(&[("a", 1.0)]);
+    let current = numbers(&[("a", 2.0)]);
+    let err = within_bound("diff", d.diff("sleep", &previous, &current))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DEADLINE);
+    let delta = d.diff("t", &previous, &current).await.unwrap();
+    assert_eq!(
+        delta.changed,
+        vec![("a".to_string(), FieldValue::Number(2.0))]
+    );
+
+    let sleepy = Delta {
+        changed: vec![("sleep".to_string(), FieldValue::Number(1.0))],
+        removed: vec![],
+    };
+    let err = within_bound("apply", d.apply(&previous, &sleepy))
+        .await
+        .unwrap_err();
+    assert_eq!(err, DEADLINE);
+    assert_eq!(d.apply(&previous, &delta).await.unwrap(), current);
+    let health = d.health();
+    assert_eq!((health.failures, health.rebuilds), (2, 2));
 }
