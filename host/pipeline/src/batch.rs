@@ -96,6 +96,6 @@ pub(crate) fn admit<W: World>(
         plugin.quarantine(&error.to_string());
     } else {
         tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
-        plugin.record_refusal(error);
+        plugin.record_failure(&error.to_string());
     }
 }

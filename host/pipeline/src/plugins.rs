@@ -107,8 +107,9 @@ impl PipelinePlugins {
     ///
     /// A checkpoint must hold states that match its offsets, so a plugin that fails
     /// to export fails the whole export (the failure counts toward its quarantine)
-    /// and the caller keeps the previous checkpoint. A quarantined plugin processes
-    /// nothing, so its last exported state (from `last`) still matches.
+    /// and the caller keeps the previous checkpoint. A quarantined plugin still
+    /// exports if it can; if it cannot, it processes nothing more, and its state in
+    /// the last checkpoint (`last`) goes on.
     pub async fn export_states(
         &mut self,
         last: &BTreeMap<String, Vec<u8>>,
@@ -151,18 +152,21 @@ async fn export_into<W: World>(
     instance: &mut Instance<W>,
 ) -> Result<(), ExportError> {
     let key = state_key(kind, instance.name());
-    if instance.health().quarantined {
-        if let Some(state) = last.get(&key) {
-            states.insert(key, state.clone());
-        }
-        return Ok(());
-    }
     match instance.export_state().await {
         Ok(Some(state)) => {
             states.insert(key, state);
             Ok(())
         }
         Ok(None) => Ok(()),
+        // Quarantined and unable to export (it trapped, or its exports fail): it
+        // processes nothing more, so its last state goes on; if a quarantined
+        // plugin never exported, it restarts empty.
+        Err(_) if instance.health().quarantined => {
+            if let Some(state) = last.get(&key) {
+                states.insert(key, state.clone());
+            }
+            Ok(())
+        }
         Err(error) => Err(ExportError {
             plugin: instance.name().to_string(),
             error,

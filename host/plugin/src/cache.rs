@@ -7,20 +7,24 @@
 //! changed setting never loads a stale artifact.
 //!
 //! # Trust
-//! Loading an artifact runs machine code from it. The cache directory must be
-//! writable only by the host. Artifacts are written to a temporary file, fsynced
-//! and renamed into place, so a crash never leaves a torn artifact behind.
+//! Loading an artifact runs machine code from it. The cache directory and each
+//! artifact are checked before anything is deserialised (`cache_trust.rs`: owned
+//! by this user, not writable by group or others, no symlinks); an untrusted
+//! directory disables the disk cache with a warning. Artifacts are written to a
+//! private temporary file (mode 0600), fsynced and renamed into place, so a crash
+//! never leaves a torn artifact behind.
 
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use crate::cache_trust;
 
 /// Where a component came from on a given load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +67,27 @@ pub(crate) struct CompileCache {
 }
 
 impl CompileCache {
+    /// A cache for `engine`, on disk in `dir` if it is (or can be created) trusted.
     pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut hasher = ShaHasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        let dir = dir.filter(|dir| match cache_trust::prepare_dir(dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "compile cache on disk disabled; compiled plugins are cached in memory only");
+                false
+            }
+        });
         Self {
             dir,
             engine_key: format!("{:016x}", hasher.finish()),
             compiled: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The directory artifacts are cached in, if the disk cache is in use.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     fn artifact_path(&self, dir: &Path, hash: &ContentHash) -> PathBuf {
@@ -107,19 +124,32 @@ impl CompileCache {
         hash: &ContentHash,
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        // The directory could have changed since the start: checked on every load.
+        if let Err(e) = cache_trust::check_dir(dir) {
+            tracing::warn!(error = %e, "compile cache on disk not used for this load");
+            return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
+        }
         let path = self.artifact_path(dir, hash);
         // Read into memory rather than `deserialize_file`: that would map the file,
         // and anyone truncating it while mapped would crash the host (SIGBUS).
-        if let Ok(artifact) = fs::read(&path) {
-            // SAFETY: the artifact was produced by `Component::serialize` of this
-            // same engine configuration (its name carries the compatibility hash)
-            // and written atomically into a directory only the host writes (see
-            // the module docs). wasmtime still checks its header and version.
-            match unsafe { Component::deserialize(engine, &artifact) } {
-                Ok(c) => return Ok((c, CacheOutcome::Disk)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")
+        match cache_trust::read_artifact(&path) {
+            Ok(Some(artifact)) => {
+                // SAFETY: the artifact was produced by `Component::serialize` of this
+                // same engine configuration (its name carries the compatibility hash)
+                // and written atomically by this user into a directory only this user
+                // can write; `read_artifact` checked the directory, and the opened
+                // file's owner, mode and type. wasmtime still checks its header and
+                // version.
+                match unsafe { Component::deserialize(engine, &artifact) } {
+                    Ok(c) => return Ok((c, CacheOutcome::Disk)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached artifact")
+                    }
                 }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring cached artifact; recompiling and replacing it")
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -130,9 +160,8 @@ impl CompileCache {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in `dir`: write, fsync, rename.
+/// Writes `bytes` to `path` via a private temporary file in `dir`: write, fsync, rename.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name()
@@ -140,10 +169,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
             .unwrap_or("artifact"),
         std::process::id()
     ));
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
+    cache_trust::write_private(&tmp, bytes)?;
     fs::rename(&tmp, path)?;
     // Make the rename itself durable.
     fs::File::open(dir)?.sync_all()

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::call::CALL_KINDS;
+
 /// Counters and state of a supervised instance, copied at one moment
 /// ([`HealthHandle::snapshot`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,7 +16,8 @@ pub struct Health {
     pub calls: u64,
     /// Calls that failed.
     pub failures: u64,
-    /// Failures since the last success.
+    /// Failures since the last success; once quarantined, the streak that led to
+    /// it (overall, or of one kind of call: see [`crate::Instance`]).
     pub consecutive_failures: u32,
     /// Times the instance was rebuilt after a trap, timeout or OOM.
     pub rebuilds: u64,
@@ -26,6 +29,11 @@ pub struct Health {
     pub last_error: Option<String>,
     /// Time spent inside the plugin.
     pub busy: Duration,
+    /// Log lines (its `log` import, stdout and stderr) dropped for exceeding the
+    /// instance's log quota.
+    pub log_lines_suppressed: u64,
+    /// Bytes of the log lines dropped for exceeding the quota.
+    pub log_bytes_suppressed: u64,
 }
 
 /// The live counters of one instance, shared: the owning task updates them on
@@ -40,7 +48,11 @@ pub(crate) struct HealthCells {
     pub(crate) quarantined: AtomicBool,
     pub(crate) quarantines: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
+    pub(crate) log_lines_suppressed: AtomicU64,
+    pub(crate) log_bytes_suppressed: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Consecutive failures per kind of call (`call::CallKind`).
+    pub(crate) kind_streaks: [AtomicU32; CALL_KINDS],
 }
 
 /// A cheap, cloneable read handle on an instance's health, usable from any task.
@@ -60,6 +72,8 @@ impl HealthHandle {
             quarantines: c.quarantines.load(Relaxed),
             last_error: self.last_error(),
             busy: Duration::from_nanos(c.busy_nanos.load(Relaxed)),
+            log_lines_suppressed: c.log_lines_suppressed.load(Relaxed),
+            log_bytes_suppressed: c.log_bytes_suppressed.load(Relaxed),
         }
     }
 
@@ -79,6 +93,9 @@ impl HealthHandle {
     /// needed and tries again.
     pub fn release(&self) {
         self.0.consecutive_failures.store(0, Relaxed);
+        for streak in &self.0.kind_streaks {
+            streak.store(0, Relaxed);
+        }
         self.0.quarantined.store(false, Relaxed);
     }
 

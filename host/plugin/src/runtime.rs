@@ -12,9 +12,10 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::{CompileCache, content_hash};
+use crate::compiled::{Compiled, LoadedPlugin, PluginMeta};
 use crate::error::LoadError;
-use crate::instance::{Compiled, Lifecycle, LoadedPlugin, PluginMeta, World};
 use crate::kinds::{CollectorWorld, DeltaWorld, MetricWorld};
+use crate::lifecycle::{Lifecycle, World};
 use crate::limits::{PluginLimits, RuntimeConfig};
 use crate::sandbox::StoreData;
 use crate::world::{detect_kind, export_names, import_names};
@@ -68,6 +69,13 @@ impl Runtime {
     /// The default limits for new instances.
     pub fn limits(&self) -> &PluginLimits {
         &self.inner.config.limits
+    }
+
+    /// The directory compiled components are cached in: `RuntimeConfig::cache_dir`
+    /// if it could be created or was found trusted, `None` if caching is in memory
+    /// only (see [`RuntimeConfig::cache_dir`]).
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.cache.dir()
     }
 
     /// Loads a plugin file, expecting the world of `W`.

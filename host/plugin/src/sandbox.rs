@@ -1,5 +1,8 @@
 //! What a plugin's store holds: a deny-by-default WASI context, the memory cap,
 //! the call deadline, and the three host imports (log, clocks, config).
+//!
+//! The deadline here is the epoch check, which runs only while guest code runs;
+//! the wall-clock bound on a whole call (host calls included) is in `call.rs`.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -59,14 +62,13 @@ pub struct StoreData {
 }
 
 impl StoreData {
-    /// A store for one instance of a plugin named `plugin`.
+    /// A store for one instance of a plugin, logging into `log`.
     pub(crate) fn new_store(
         runtime: &Runtime,
-        plugin: Arc<str>,
+        log: GuestLog,
         config: PluginConfig,
         memory_bytes: usize,
     ) -> Store<StoreData> {
-        let log = GuestLog::new(plugin);
         // Deny by default: no preopened directories, no environment, no arguments,
         // no sockets, no name lookups. Only clocks and random remain, which Rust's
         // std needs and which reveal nothing about the host.
@@ -129,25 +131,9 @@ impl WasiView for StoreData {
 impl types::Host for StoreData {}
 
 impl host::Host for StoreData {
+    /// Capped and rate limited: see `log_limit.rs`.
     fn log(&mut self, level: host::LogLevel, message: String, fields: Vec<(String, String)>) {
-        if !self.log.take_quota() {
-            return;
-        }
-        let plugin = self.log.plugin();
-        let fields = FieldsDisplay(&fields);
-        match level {
-            host::LogLevel::Trace => {
-                tracing::trace!(plugin = %plugin, fields = %fields, "{message}")
-            }
-            host::LogLevel::Debug => {
-                tracing::debug!(plugin = %plugin, fields = %fields, "{message}")
-            }
-            host::LogLevel::Info => tracing::info!(plugin = %plugin, fields = %fields, "{message}"),
-            host::LogLevel::Warn => tracing::warn!(plugin = %plugin, fields = %fields, "{message}"),
-            host::LogLevel::Error => {
-                tracing::error!(plugin = %plugin, fields = %fields, "{message}")
-            }
-        }
+        self.log.log(level, &message, fields);
     }
 
     fn now_ms(&mut self) -> i64 {
@@ -170,18 +156,4 @@ pub fn unix_now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-struct FieldsDisplay<'a>(&'a [(String, String)]);
-
-impl std::fmt::Display for FieldsDisplay<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{k}={v:?}")?;
-        }
-        Ok(())
-    }
 }

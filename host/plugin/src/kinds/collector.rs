@@ -4,8 +4,10 @@ use wasmeter_core::update::CollectOutput;
 use wasmeter_core::validate::check_collect_output;
 
 use super::convert::{record_error_from_wit, samples_from_wit, update_from_wit};
+use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
-use crate::instance::{Instance, guest_call, lifecycle};
+use crate::instance::Instance;
+use crate::lifecycle::lifecycle;
 
 /// The `collector` world.
 pub struct CollectorWorld;
@@ -28,6 +30,7 @@ impl Instance<CollectorWorld> {
     ) -> Result<CollectOutput, CallError> {
         guest_call!(
             self,
+            CallKind::Collect,
             |b, store| b
                 .wasmeter_plugin_collect()
                 .call_collect(store, source, chunk),

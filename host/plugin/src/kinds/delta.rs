@@ -6,8 +6,10 @@ use wasmeter_core::validate::check_delta;
 
 use super::convert::{field_from_wit, field_to_wit, state_to_wit};
 use crate::bindings::delta::exports::wasmeter::plugin::diff as wit;
+use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
-use crate::instance::{Instance, guest_call, lifecycle};
+use crate::instance::Instance;
+use crate::lifecycle::lifecycle;
 
 /// The `delta` world.
 pub struct DeltaWorld;
@@ -26,6 +28,7 @@ impl Instance<DeltaWorld> {
         let current = state_to_wit(current);
         guest_call!(
             self,
+            CallKind::Diff,
             |b, store| b
                 .wasmeter_plugin_diff()
                 .call_diff(store, topic, &previous, &current),
@@ -58,6 +61,7 @@ impl Instance<DeltaWorld> {
         };
         guest_call!(
             self,
+            CallKind::Apply,
             |b, store| b
                 .wasmeter_plugin_diff()
                 .call_apply(store, &previous, &delta),

@@ -4,8 +4,10 @@ use wasmeter_core::sample::Sample;
 use wasmeter_core::validate::check_samples;
 
 use super::convert::{sample_to_wit, samples_from_wit};
+use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
-use crate::instance::{Instance, guest_call, lifecycle};
+use crate::instance::Instance;
+use crate::lifecycle::lifecycle;
 
 /// The `metric` world.
 pub struct MetricWorld;
@@ -27,6 +29,7 @@ impl Instance<MetricWorld> {
         let input: Vec<_> = samples.iter().map(sample_to_wit).collect();
         guest_call!(
             self,
+            CallKind::OnSamples,
             |b, store| b.wasmeter_plugin_derive().call_on_samples(store, &input),
             checked
         )
@@ -36,6 +39,7 @@ impl Instance<MetricWorld> {
     pub async fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, CallError> {
         guest_call!(
             self,
+            CallKind::OnTick,
             |b, store| b.wasmeter_plugin_derive().call_on_tick(store, now_ms),
             checked
         )

@@ -1,6 +1,7 @@
 //! Misbehaving plugins: the host survives, says what happened, rebuilds the
 //! instance, quarantines repeat offenders, and other plugins keep working.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use wasmeter_plugin::{CallError, CollectorWorld, Instance, PluginLimits};
@@ -181,7 +182,7 @@ async fn failures_in_init_refuse_the_instance() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn a_looping_plugin_does_not_stall_others() {
     let csv = runtime()
         .load::<CollectorWorld>(component("csv_collector"))
@@ -189,30 +190,86 @@ async fn a_looping_plugin_does_not_stall_others() {
         .unwrap();
     let mut csv = csv.instantiate("csv", vec![]).await.unwrap();
     let mut f = faulty(PluginLimits {
-        call_timeout: Duration::from_millis(500),
+        call_timeout: Duration::from_secs(2),
         ..limits()
     })
     .await;
-    // A current-thread test runtime: the loop and the CSV calls share one thread.
-    // The looping guest yields at every epoch tick, so the CSV plugin keeps working.
-    let looping = f.collect("src", b"loop\n");
-    let working = async {
-        let mut trades = 0;
-        for i in 0..20 {
-            let line = format!("BTC,{i},1,{}\n", 1_700_000_000_000i64 + i);
-            trades += csv
-                .collect("t.csv", line.as_bytes())
-                .await
-                .unwrap()
-                .updates
-                .len();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        trades
+    // One thread runs both: the looping guest and the CSV calls. The CSV calls make
+    // progress only while the looping call is suspended, that is, only if the guest
+    // yields to tokio (at every epoch tick). `progress` is read the moment the
+    // looping call returns: CSV calls counted then ran while it was still running.
+    let progress = Cell::new(0u32);
+    let looping_done = Cell::new(false);
+    let looping = async {
+        let result = f.collect("src", b"loop\n").await;
+        looping_done.set(true);
+        (result, progress.get())
     };
-    let (looped, trades) = tokio::join!(looping, working);
-    assert!(matches!(looped, Err(CallError::Deadline { .. })));
-    assert_eq!(trades, 20);
+    let working = async {
+        let mut i = 0i64;
+        while !looping_done.get() {
+            let line = format!("BTC,{i},1,{}\n", 1_700_000_000_000i64 + i);
+            let out = csv.collect("t.csv", line.as_bytes()).await.unwrap();
+            assert_eq!(out.updates.len(), 1);
+            progress.set(progress.get() + 1);
+            i += 1;
+            // Let the looping call resume, so that this loop ends with it.
+            tokio::task::yield_now().await;
+        }
+    };
+    let ((looped, progress_while_looping), ()) = tokio::join!(looping, working);
+    assert!(
+        matches!(looped, Err(CallError::Deadline { .. })),
+        "{looped:?}"
+    );
+    assert!(
+        progress_while_looping > 0,
+        "the CSV plugin made no progress while the looping call ran"
+    );
+}
+
+#[tokio::test]
+async fn output_refused_by_the_host_counts_like_invalid_output() {
+    let mut f = faulty(PluginLimits {
+        quarantine_after: 3,
+        ..limits()
+    })
+    .await;
+    for round in 1..=3u64 {
+        // The call succeeds; then the pipeline refuses its output.
+        f.collect("src", b"forge\nfine\n").await.unwrap();
+        f.record_failure("topic `trades/BTC-USD` belongs to pipeline `trades`");
+        // Refusing the same call twice counts once.
+        f.record_failure("topic `trades/BTC-USD` belongs to pipeline `trades`");
+        let health = f.health();
+        assert_eq!(health.failures, round);
+        assert_eq!(health.calls, round);
+        assert_eq!(health.consecutive_failures as u64, round);
+        assert_eq!(health.quarantined, round == 3, "round {round}");
+    }
+    let health = f.health();
+    assert_eq!(
+        health.last_error.as_deref(),
+        Some(
+            "invalid output: output refused by the host: topic `trades/BTC-USD` belongs to pipeline `trades`"
+        )
+    );
+    assert_eq!(
+        health.rebuilds, 0,
+        "refused output does not poison the instance"
+    );
+    let err = f.collect("src", b"fine\n").await.unwrap_err();
+    assert!(
+        matches!(err, CallError::Quarantined { failures: 3, .. }),
+        "{err}"
+    );
+
+    // A success in between ends the streak, as for any failure.
+    f.release();
+    f.collect("src", b"fine\n").await.unwrap();
+    f.record_failure("refused");
+    f.collect("src", b"fine\n").await.unwrap();
+    assert_eq!(f.health().consecutive_failures, 0);
 }
 
 #[tokio::test]

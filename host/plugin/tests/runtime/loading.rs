@@ -1,5 +1,7 @@
 //! Loading: world and version checks, corrupt files, the compile cache.
 
+use std::os::unix::fs::PermissionsExt;
+
 use wasmeter_core::plugin::PluginKind;
 use wasmeter_plugin::{
     CacheOutcome, CollectorWorld, LoadError, MetricWorld, Runtime, RuntimeConfig,
@@ -164,4 +166,91 @@ async fn compiled_artifacts_are_cached_on_disk_and_in_memory() {
         .await
         .unwrap();
     assert_eq!(recompiled.meta().cache, CacheOutcome::Compiled);
+}
+
+/// Compiles the CSV collector into a fresh cache at `dir` and returns the artifact.
+async fn cached_artifact(dir: &std::path::Path) -> std::path::PathBuf {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let loaded = runtime
+        .load::<CollectorWorld>(component("csv_collector"))
+        .await
+        .unwrap();
+    assert_eq!(loaded.meta().cache, CacheOutcome::Compiled);
+    let artifact = std::fs::read_dir(dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mode = std::fs::metadata(&artifact).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "artifacts are private");
+    artifact
+}
+
+/// Loads the CSV collector through a new runtime caching in `dir`.
+async fn load_through(dir: &std::path::Path) -> (Runtime, CacheOutcome) {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let loaded = runtime
+        .load::<CollectorWorld>(component("csv_collector"))
+        .await
+        .unwrap();
+    let outcome = loaded.meta().cache;
+    (runtime, outcome)
+}
+
+#[tokio::test]
+async fn a_cache_dir_others_can_write_is_never_loaded_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let artifact = cached_artifact(&dir).await;
+    assert_eq!(
+        load_through(&dir).await.1,
+        CacheOutcome::Disk,
+        "a 0700 dir works"
+    );
+
+    // Writable by anyone: someone else could have planted the artifact. The valid
+    // artifact is there, and yet it is not deserialised: memory-only caching.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (runtime, outcome) = load_through(&dir).await;
+    assert_eq!(runtime.cache_dir(), None, "the disk cache is off");
+    assert_eq!(outcome, CacheOutcome::Compiled);
+    drop(runtime);
+
+    // An artifact others can write, in a private dir: ignored and replaced.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (runtime, outcome) = load_through(&dir).await;
+    assert_eq!(runtime.cache_dir(), Some(dir.as_path()));
+    assert_eq!(outcome, CacheOutcome::Compiled);
+    let mode = std::fs::metadata(&artifact).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "replaced by a private artifact");
+    assert_eq!(load_through(&dir).await.1, CacheOutcome::Disk);
+
+    // A symlink to a private cache dir is refused too.
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let (runtime, outcome) = load_through(&link).await;
+    assert_eq!(runtime.cache_dir(), None);
+    assert_eq!(outcome, CacheOutcome::Compiled);
+}
+
+#[tokio::test]
+async fn the_runtime_creates_its_cache_dir_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data/cache");
+    let (runtime, _) = load_through(&dir).await;
+    assert_eq!(runtime.cache_dir(), Some(dir.as_path()));
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
 }

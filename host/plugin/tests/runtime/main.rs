@@ -5,6 +5,10 @@
 mod collectors;
 mod delta;
 mod faults;
+mod hostile;
 mod loading;
+mod logging;
 mod metrics;
+mod state;
 mod support;
+mod timeouts;

@@ -22,22 +22,33 @@
 //! | `badname`     | adds a sample named `bad name!`                                      |
 //! | `error`       | fails the call: `Err("faulty plugin failed on purpose")`             |
 //! | `escape`      | tries to leave the sandbox and reports each attempt as a record error: ``read /etc/passwd: error: ...``, ``connect 127.0.0.1:1: error: ...``, ``env: N variables`` |
+//! | `sleep`       | `std::thread::sleep(sleep_ms)`: a WASI monotonic-clock wait, no guest code runs meanwhile (the host's wall-clock bound must stop it) |
+//! | `forge`       | adds a topic update to `forge_topic` (a topic another plugin or the host owns) with field `forged` = 1 |
+//! | `long-labels` | adds a gauge `faulty_long_labels` with `label_count` labels `l0`, `l1`, ... of `label_bytes` bytes each (by default 16 x 4000 bytes: a series topic name of ~64 KB) |
+//! | `log-flood`   | writes `log_lines` lines of `log_line_bytes` bytes through the `log` import (level warn) |
 //!
 //! ## Config
 //!
 //! | key              | default     | meaning                                                  |
 //! |------------------|-------------|----------------------------------------------------------|
-//! | `init`           | `ok`        | `panic`, `error` or `loop` misbehave in `init` instead    |
+//! | `init`           | `ok`        | `panic`, `error`, `loop` or `sleep` (for `sleep_ms`) misbehave in `init` instead |
 //! | `version`        | `1.0.0`     | reported as the plugin's version (tells swaps apart)      |
 //! | `oversize_count` | `2000000`   | samples produced by `oversize` (~110 bytes of guest memory each: mind the memory cap) |
+//! | `sleep_ms`       | `30000`     | how long `sleep` (and `init = sleep`) sleeps              |
+//! | `forge_topic`    | `trades/BTC-USD` | the topic `forge` writes to (e.g. `_wasmeter/plugins/csv`) |
+//! | `label_count`    | `16`        | labels of the `long-labels` sample                        |
+//! | `label_bytes`    | `4000`      | bytes of each `long-labels` label value                   |
+//! | `log_lines`      | `10`        | lines written by `log-flood`                              |
+//! | `log_line_bytes` | `2097152`   | bytes per `log-flood` line (2 MiB)                        |
 //!
 //! State: the line count (export/import), so swap tests can check carry-over.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use wasmeter_sdk::state::{StateReader, StateWriter};
 use wasmeter_sdk::{
-    CollectOutput, Collector, Config, Plugin, PluginInfo, Sample, TopicUpdate, lines,
+    CollectOutput, Collector, Config, LogLevel, Plugin, PluginInfo, Sample, TopicUpdate, lines, log,
 };
 
 const STATE_SCHEMA: &str = "faulty-collector";
@@ -46,6 +57,12 @@ const STATE_SCHEMA: &str = "faulty-collector";
 pub struct FaultyCollector {
     count: u64,
     oversize_count: usize,
+    sleep: Duration,
+    forge_topic: String,
+    label_count: usize,
+    label_bytes: usize,
+    log_lines: usize,
+    log_line_bytes: usize,
 }
 
 /// Never returns, and the optimiser cannot prove it does nothing.
@@ -108,20 +125,28 @@ impl Plugin for FaultyCollector {
     }
 
     fn init(config: &Config) -> Result<Self, String> {
+        let sleep = Duration::from_millis(config.parse_or("sleep_ms", 30_000u64)?);
         match config.get_or("init", "ok") {
             "ok" => {}
             "panic" => panic!("faulty plugin panicked on purpose in init"),
             "error" => return Err("faulty plugin failed on purpose in init".to_string()),
             "loop" => spin_forever(),
+            "sleep" => std::thread::sleep(sleep),
             other => {
                 return Err(format!(
-                    "config `init`: `{other}` is not one of ok, panic, error, loop"
+                    "config `init`: `{other}` is not one of ok, panic, error, loop, sleep"
                 ));
             }
         }
         Ok(FaultyCollector {
             count: 0,
             oversize_count: config.parse_or("oversize_count", 2_000_000usize)?,
+            sleep,
+            forge_topic: config.get_or("forge_topic", "trades/BTC-USD").to_string(),
+            label_count: config.parse_or("label_count", 16usize)?,
+            label_bytes: config.parse_or("label_bytes", 4000usize)?,
+            log_lines: config.parse_or("log_lines", 10usize)?,
+            log_line_bytes: config.parse_or("log_line_bytes", 2usize << 20)?,
         })
     }
 
@@ -165,6 +190,26 @@ impl Collector for FaultyCollector {
                 "nan" => out.samples.push(Sample::gauge("faulty_nan", f64::NAN)),
                 "badname" => out.samples.push(Sample::gauge("bad name!", 1.0)),
                 "error" => return Err("faulty plugin failed on purpose".to_string()),
+                "sleep" => std::thread::sleep(self.sleep),
+                "forge" => out
+                    .updates
+                    .push(TopicUpdate::new(self.forge_topic.as_str()).field("forged", 1.0)),
+                "long-labels" => {
+                    let mut sample = Sample::gauge("faulty_long_labels", 1.0);
+                    for i in 0..self.label_count {
+                        let value = char::from(b'a' + (i % 26) as u8)
+                            .to_string()
+                            .repeat(self.label_bytes);
+                        sample = sample.with_label(format!("l{i}"), value);
+                    }
+                    out.samples.push(sample);
+                }
+                "log-flood" => {
+                    let text = "F".repeat(self.log_line_bytes);
+                    for _ in 0..self.log_lines {
+                        log::log(LogLevel::Warn, &text, &[("mode", "log-flood")]);
+                    }
+                }
                 "escape" => out
                     .errors
                     .extend(escape_attempts().into_iter().map(|m| line.error(m))),

@@ -63,3 +63,49 @@ pub fn numbers(pairs: &[(&str, f64)]) -> TopicState {
         .map(|(k, v)| (k.to_string(), FieldValue::Number(*v)))
         .collect()
 }
+
+/// Waits for `what` at most 10 s: far less than the 30 s a sleeping guest asks
+/// for, far more than a call timeout of the tests. Panics naming `what` if the
+/// host waited for the guest instead of abandoning the call.
+pub async fn within_bound<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), f)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("{what}: not abandoned within 10 s; the host waited for the guest")
+        })
+}
+
+/// A buffer that collects the `tracing` output of the current thread while the
+/// returned guard lives (tests run the guest on their own current-thread runtime).
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Starts capturing; keep the guard alive while the calls of interest run.
+    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let capture = LogCapture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

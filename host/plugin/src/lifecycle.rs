@@ -1,0 +1,137 @@
+//! The calls every world exports (`wasmeter:plugin/plugin`: describe, init,
+//! export/import state), as a sealed trait implemented per world by `lifecycle!`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wasmeter_core::plugin::PluginKind;
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use crate::bindings::types;
+use crate::compiled::{Compiled, LoadedPlugin};
+use crate::sandbox::StoreData;
+
+pub(crate) type GuestFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The calls every world exports (`wasmeter:plugin/plugin`), per world.
+    pub trait Lifecycle: Sized + Send + Sync + 'static {
+        type Pre: Clone + Send + Sync + 'static;
+        type Bindings: Send + Sync + 'static;
+        fn pre(pre: InstancePre<StoreData>) -> wasmtime::Result<Self::Pre>;
+        fn instantiate<'a>(
+            pre: &'a Self::Pre,
+            store: &'a mut Store<StoreData>,
+        ) -> GuestFuture<'a, Self::Bindings>;
+        fn describe<'a>(
+            b: &'a Self::Bindings,
+            store: &'a mut Store<StoreData>,
+        ) -> GuestFuture<'a, types::PluginInfo>;
+        #[allow(clippy::ptr_arg, reason = "the generated binding takes `&Vec`")]
+        fn init<'a>(
+            b: &'a Self::Bindings,
+            store: &'a mut Store<StoreData>,
+            config: &'a Vec<(String, String)>,
+        ) -> GuestFuture<'a, Result<(), String>>;
+        fn export_state<'a>(
+            b: &'a Self::Bindings,
+            store: &'a mut Store<StoreData>,
+        ) -> GuestFuture<'a, Option<Vec<u8>>>;
+        fn import_state<'a>(
+            b: &'a Self::Bindings,
+            store: &'a mut Store<StoreData>,
+            state: &'a [u8],
+        ) -> GuestFuture<'a, Result<(), String>>;
+    }
+}
+
+pub(crate) use sealed::Lifecycle;
+
+/// A WIT world a plugin implements: [`crate::CollectorWorld`], [`crate::DeltaWorld`]
+/// or [`crate::MetricWorld`].
+pub trait World: sealed::Lifecycle {
+    /// The kind of plugin of this world.
+    const KIND: PluginKind;
+
+    /// The typed plugin if `loaded` is of this world.
+    fn from_loaded(loaded: LoadedPlugin) -> Option<Compiled<Self>>;
+
+    #[doc(hidden)]
+    fn wrap(compiled: Compiled<Self>) -> LoadedPlugin;
+}
+
+/// Implements [`sealed::Lifecycle`] for a world's generated bindings.
+macro_rules! lifecycle {
+    ($world:ident, $kind:ident, $module:ident, $bindings:ident, $pre:ident) => {
+        impl $crate::lifecycle::sealed::Lifecycle for $world {
+            type Pre = $crate::bindings::$module::$pre<$crate::sandbox::StoreData>;
+            type Bindings = $crate::bindings::$module::$bindings;
+
+            fn pre(
+                pre: wasmtime::component::InstancePre<$crate::sandbox::StoreData>,
+            ) -> wasmtime::Result<Self::Pre> {
+                $crate::bindings::$module::$pre::new(pre)
+            }
+
+            fn instantiate<'a>(
+                pre: &'a Self::Pre,
+                store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
+            ) -> $crate::lifecycle::GuestFuture<'a, Self::Bindings> {
+                Box::pin(pre.instantiate_async(store))
+            }
+
+            fn describe<'a>(
+                b: &'a Self::Bindings,
+                store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
+            ) -> $crate::lifecycle::GuestFuture<'a, $crate::bindings::types::PluginInfo> {
+                Box::pin(b.wasmeter_plugin_plugin().call_describe(store))
+            }
+
+            fn init<'a>(
+                b: &'a Self::Bindings,
+                store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
+                config: &'a Vec<(String, String)>,
+            ) -> $crate::lifecycle::GuestFuture<'a, Result<(), String>> {
+                Box::pin(b.wasmeter_plugin_plugin().call_init(store, config))
+            }
+
+            fn export_state<'a>(
+                b: &'a Self::Bindings,
+                store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
+            ) -> $crate::lifecycle::GuestFuture<'a, Option<Vec<u8>>> {
+                Box::pin(b.wasmeter_plugin_plugin().call_export_state(store))
+            }
+
+            fn import_state<'a>(
+                b: &'a Self::Bindings,
+                store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
+                state: &'a [u8],
+            ) -> $crate::lifecycle::GuestFuture<'a, Result<(), String>> {
+                Box::pin(b.wasmeter_plugin_plugin().call_import_state(store, state))
+            }
+        }
+
+        impl $crate::lifecycle::World for $world {
+            const KIND: wasmeter_core::plugin::PluginKind =
+                wasmeter_core::plugin::PluginKind::$kind;
+
+            fn from_loaded(
+                loaded: $crate::compiled::LoadedPlugin,
+            ) -> Option<$crate::compiled::Compiled<Self>> {
+                match loaded {
+                    $crate::compiled::LoadedPlugin::$kind(c) => Some(c),
+                    _ => None,
+                }
+            }
+
+            fn wrap(compiled: $crate::compiled::Compiled<Self>) -> $crate::compiled::LoadedPlugin {
+                $crate::compiled::LoadedPlugin::$kind(compiled)
+            }
+        }
+    };
+}
+
+pub(crate) use lifecycle;
