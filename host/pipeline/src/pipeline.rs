@@ -66,7 +66,8 @@ pub struct Pipeline {
     series: Option<SeriesStore>,
     errors_topic: Arc<str>,
     /// Committed offsets: records before them have been processed and published.
-    offsets: BTreeMap<FileKey, (PathBuf, u64)>,
+    /// With each: the path, the offset, and the file size last read (for the checkpoint).
+    offsets: BTreeMap<FileKey, (PathBuf, u64, u64)>,
     dirty: bool,
 }
 
@@ -97,7 +98,7 @@ impl Pipeline {
         }
         let offsets = resume
             .iter()
-            .map(|f| (f.file, (f.path.clone(), f.offset)))
+            .map(|f| (f.file, (f.path.clone(), f.offset, f.size)))
             .collect();
         let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
         let refs = PluginRefs::default();
@@ -197,16 +198,19 @@ impl Pipeline {
                     Some((chunk.path.as_ref(), chunk.start)),
                 )
                 .await;
-                self.offsets
-                    .insert(chunk.file, (chunk.path.to_path_buf(), chunk.end));
+                self.offsets.insert(
+                    chunk.file,
+                    (chunk.path.to_path_buf(), chunk.end, chunk.file_size),
+                );
                 self.mark_dirty(chunk.end.saturating_sub(chunk.start));
             }
             SourceEvent::Opened { file, path, offset } => {
-                self.offsets.insert(file, (path.to_path_buf(), offset));
+                let size = self.offsets.get(&file).map_or(offset, |e| e.2.max(offset));
+                self.offsets.insert(file, (path.to_path_buf(), offset, size));
             }
             SourceEvent::Truncated { file, path } => {
                 tracing::warn!(pipeline = %self.config.name, path = %path.display(), "file truncated; reading it again from the start");
-                self.offsets.insert(file, (path.to_path_buf(), 0));
+                self.offsets.insert(file, (path.to_path_buf(), 0, 0));
                 self.mark_dirty(0);
             }
             SourceEvent::Rotated { old, path } => {
@@ -542,10 +546,11 @@ impl Pipeline {
             files: self
                 .offsets
                 .iter()
-                .map(|(file, (path, offset))| FileCheckpoint {
+                .map(|(file, (path, offset, size))| FileCheckpoint {
                     file: *file,
                     path: path.clone(),
                     offset: *offset,
+                    size: *size,
                 })
                 .collect(),
             extra: self.plugins.export_states().await,

@@ -56,6 +56,7 @@
 //! - `stats`: [`SourceStats`] counters, changed only through typed methods that also log.
 //! - `error`: [`SourceError`].
 
+mod budget;
 mod checkpoint;
 mod config;
 mod discover;
@@ -64,8 +65,12 @@ mod event;
 mod files;
 mod fingerprint;
 mod frame;
+mod limits;
+mod locate;
 mod mmap;
 mod progress;
+mod queue;
+mod service;
 mod source;
 mod stats;
 mod system;
@@ -77,6 +82,10 @@ pub use config::{FileSourceConfig, StartAt};
 pub use error::SourceError;
 pub use event::{Chunk, FileCheckpoint, SourceEvent};
 pub use fingerprint::{FINGERPRINT_BYTES, FileKey};
+pub use limits::{
+    NofileLimit, OPEN_FILES_DIVISOR, default_open_files, nofile_limit, open_files_for,
+    raise_nofile_limit,
+};
 pub use source::FileSource;
 pub use stats::{SourceStats, StatsSnapshot};
 pub use system::{SystemReading, SystemSource};
