@@ -161,6 +161,11 @@ impl Delivered {
             .collect()
     }
 
+    /// How many record bytes were delivered (cheap: no copy).
+    pub fn data_len(&self) -> usize {
+        self.gens.iter().map(|g| g.data.len()).sum()
+    }
+
     /// The records of the generations that delivered any, in order.
     pub fn nonempty(&self) -> Vec<String> {
         self.gens
