@@ -2,7 +2,8 @@
 //! once and the process keeps descriptors for everything else meanwhile.
 //!
 //! The limit is process-wide, so this binary holds this one test only and lowers its
-//! own soft limit first.
+//! own soft limit first. A second part sets a budget above the limit on purpose: the
+//! opens that fail with `EMFILE` wait and are retried, nothing is lost.
 
 mod util;
 
@@ -69,9 +70,9 @@ async fn two_thousand_files_under_a_1024_descriptor_limit() {
         })
         .await;
         // The source is blocked on its full channel, holding what it holds.
+        other_descriptors_work(dir.path(), round);
         let s = stats.snapshot();
         assert!(s.files_open <= budget as u64, "over budget: {s:?}");
-        other_descriptors_work(dir.path(), round);
     }
     // Appends after every file was read once: closed files reopen on growth.
     for f in (0..FILES).step_by(97) {
@@ -105,4 +106,21 @@ async fn two_thousand_files_under_a_1024_descriptor_limit() {
     assert_eq!(s.open_budget, budget as u64);
     assert_eq!(s.files_tracked, FILES as u64);
     eprintln!("{s:?}");
+    drop(d);
+
+    // A budget the process cannot honour: the system refuses opens (EMFILE).
+    let mut cfg = config(&logs, "*.log");
+    cfg.max_open_files = Some(100_000);
+    let mut src = Running::start(cfg, vec![], 64);
+    let stats = src.stats.clone();
+    src.until("every record again", |d| d.data_len() >= total)
+        .await;
+    let s = stats.snapshot();
+    let d = src.stop().await;
+    assert!(s.opens_deferred > 0, "the system limit was hit: {s:?}");
+    assert_eq!(s.read_errors, 0, "refused opens are not errors: {s:?}");
+    assert_eq!(d.gens.len(), FILES);
+    for g in &d.gens {
+        assert_eq!(g.data, expected[&g.path], "{}", g.path.display());
+    }
 }
