@@ -206,7 +206,8 @@ impl Pipeline {
             }
             SourceEvent::Opened { file, path, offset } => {
                 let size = self.offsets.get(&file).map_or(offset, |e| e.2.max(offset));
-                self.offsets.insert(file, (path.to_path_buf(), offset, size));
+                self.offsets
+                    .insert(file, (path.to_path_buf(), offset, size));
             }
             SourceEvent::Truncated { file, path } => {
                 tracing::warn!(pipeline = %self.config.name, path = %path.display(), "file truncated; reading it again from the start");

@@ -244,12 +244,14 @@ impl FileSet {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut start = pending.start;
         let mut matched = None;
+        let mut stale = Vec::new();
         for cp in pending.resume {
             if matched.is_none() && cp.file.matches(file).unwrap_or(false) {
                 matched = Some(cp);
             } else {
                 // A stale entry, or another file under a reused inode: that one is gone.
                 out.push(SourceEvent::Closed { file: cp.file });
+                stale.push(cp);
             }
         }
         if let Some(cp) = matched {
@@ -270,6 +272,11 @@ impl FileSet {
             }
         }
         if t.found_at.is_some() && !matches!(start, Start::Resume { .. }) {
+            // Found by its inode only: the checkpointed generation is gone for good.
+            for cp in stale {
+                let unread = cp.size.saturating_sub(cp.offset);
+                self.stats.gone(&source, &cp.path, cp.file, unread);
+            }
             debug!(source, path = %t.path.display(), "renamed file is another generation; not ours");
             self.tailers.remove(&id);
             self.queue.remove(id);

@@ -35,7 +35,9 @@ async fn more_files_than_the_budget_all_make_progress() {
     let dir = tempfile::tempdir().unwrap();
     let mut expected = Vec::new();
     for f in 0..FILES {
-        let body: String = (0..300).map(|i| format!("f{f:02}-r{i:04}-xxxx\n")).collect();
+        let body: String = (0..300)
+            .map(|i| format!("f{f:02}-r{i:04}-xxxx\n"))
+            .collect();
         fs::write(dir.path().join(format!("{f:02}.log")), &body).unwrap();
         expected.push(body);
     }
@@ -54,7 +56,14 @@ async fn more_files_than_the_budget_all_make_progress() {
     .await;
     let first_round = &src.delivered;
     for g in &first_round.gens {
-        let i: usize = g.path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        let i: usize = g
+            .path
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(
             g.data.len() < expected[i].len(),
             "{} was read to its end before every file had a turn",
@@ -70,10 +79,21 @@ async fn more_files_than_the_budget_all_make_progress() {
     let snapshot = stats.snapshot();
     let d = src.stop().await;
     for g in &d.gens {
-        let i: usize = g.path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        let i: usize = g
+            .path
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(g.data, expected[i].as_bytes(), "{}", g.path.display());
     }
-    assert_eq!(d.count("Opened"), FILES, "each file opened once as a generation");
+    assert_eq!(
+        d.count("Opened"),
+        FILES,
+        "each file opened once as a generation"
+    );
     assert_eq!(snapshot.open_budget, BUDGET as u64);
     assert!(snapshot.opens_deferred > 0, "{snapshot:?}");
     assert_eq!(snapshot.files_tracked, FILES as u64);
@@ -88,7 +108,8 @@ async fn idle_files_close_and_reopen_without_loss() {
     let mut cfg = config(dir.path(), "*.log");
     cfg.idle_close = Duration::from_millis(50);
     let mut src = Running::start(cfg, vec![], 16);
-    src.until("first record", |d| d.all_data() == b"one\n").await;
+    src.until("first record", |d| d.all_data() == b"one\n")
+        .await;
     let stats = src.stats.clone();
     eventually("the idle file closed", || {
         let s = stats.snapshot();

@@ -41,7 +41,8 @@ fn other_descriptors_work(dir: &std::path::Path, round: usize) {
     drop((client, server));
     let mut cp = Checkpoint::default();
     cp.extra.insert("plugin:x".into(), vec![round as u8; 1000]);
-    cp.save(&dir.join("checkpoint")).expect("checkpoint written");
+    cp.save(&dir.join("checkpoint"))
+        .expect("checkpoint written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +56,9 @@ async fn two_thousand_files_under_a_1024_descriptor_limit() {
     let mut expected: HashMap<PathBuf, Vec<u8>> = HashMap::new();
     for f in 0..FILES {
         let path = logs.join(format!("{f:04}.log"));
-        let body: String = (0..RECORDS).map(|r| format!("file {f:04} record {r}\n")).collect();
+        let body: String = (0..RECORDS)
+            .map(|r| format!("file {f:04} record {r}\n"))
+            .collect();
         fs::write(&path, &body).unwrap();
         expected.insert(path, body.into_bytes());
     }
@@ -84,7 +87,10 @@ async fn two_thousand_files_under_a_1024_descriptor_limit() {
             .unwrap()
             .write_all(line.as_bytes())
             .unwrap();
-        expected.get_mut(&path).unwrap().extend_from_slice(line.as_bytes());
+        expected
+            .get_mut(&path)
+            .unwrap()
+            .extend_from_slice(line.as_bytes());
     }
     let total: usize = expected.values().map(Vec::len).sum();
     src.until("the late records", |d| d.data_len() >= total)
