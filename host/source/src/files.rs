@@ -32,6 +32,12 @@ const MAX_REMEMBERED: usize = 4096;
 
 pub(crate) type Id = (u64, u64);
 
+/// A file's size and `(mtime, mtime_nsec)`, as seen by `stat`.
+pub(crate) type Seen = (u64, (i64, i64));
+
+/// Files matched by a scan: where each was found and what it looked like.
+type Found = HashMap<Id, (PathBuf, Seen)>;
+
 /// How the files of a source are opened and closed.
 #[derive(Debug)]
 pub(crate) struct OpenPolicy {
@@ -171,7 +177,7 @@ impl FileSet {
     }
 
     /// Every regular file the patterns match now, by `(dev, ino)`, with its size and mtime.
-    fn expand(&self) -> HashMap<Id, (PathBuf, (u64, (i64, i64)))> {
+    fn expand(&self) -> Found {
         let (paths, problems) = self.globs.expand();
         for p in problems {
             debug!(
@@ -200,10 +206,7 @@ impl FileSet {
     /// Updates the tracked files from `found` (returning the files that are new), closes
     /// idle ones and queues those with work: open files (a cheap `fstat` tells), closed
     /// files that changed since last seen or are no longer found, and failed opens.
-    fn recheck_tracked(
-        &mut self,
-        mut found: HashMap<Id, (PathBuf, (u64, (i64, i64)))>,
-    ) -> HashMap<Id, (PathBuf, (u64, (i64, i64)))> {
+    fn recheck_tracked(&mut self, mut found: Found) -> Found {
         let now = Instant::now();
         let mut queue = Vec::new();
         for (id, t) in &mut self.tailers {

@@ -37,8 +37,8 @@ impl<Id: Copy + Eq + std::hash::Hash> Default for FairQueue<Id> {
 impl<Id: Copy + Eq + std::hash::Hash> FairQueue<Id> {
     /// Queues `id` to be served, unless it is already queued or waiting.
     pub(crate) fn push_ready(&mut self, id: Id) {
-        if !self.place.contains_key(&id) {
-            self.place.insert(id, Place::Ready);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.place.entry(id) {
+            e.insert(Place::Ready);
             self.ready.push_back(id);
         }
     }

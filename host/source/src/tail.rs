@@ -80,7 +80,7 @@ pub(crate) struct Tailer {
     /// When it last read bytes or was (re)opened (for closing idle files).
     pub last_active: Instant,
     /// The size and mtime seen at the last `fstat` (or scan `stat` while closed).
-    pub seen: (u64, (i64, i64)),
+    pub seen: crate::files::Seen,
     /// Where the file was last opened when its path names another file (rotated).
     pub found_at: Option<Arc<Path>>,
     /// Set until the file is first opened: how it starts then.
