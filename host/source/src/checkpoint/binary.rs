@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -109,8 +110,30 @@ pub(crate) fn encode(cp: &Checkpoint, w: impl Write) -> io::Result<u64> {
 }
 
 /// Parses a whole binary checkpoint (starting with [`MAGIC`]). The error says what is
-/// wrong and where.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+/// wrong and where. The largest state value takes over the buffer of `bytes` (moved to
+/// its start, not copied elsewhere), so a large plugin state is not held twice.
+pub(crate) fn decode(mut bytes: Vec<u8>) -> Result<Checkpoint, String> {
+    let (files, extra, largest) = parse(&bytes)?;
+    let mut extra: BTreeMap<String, Vec<u8>> = extra
+        .into_iter()
+        .map(|(name, range)| (name, bytes[range].to_vec()))
+        .collect();
+    if let Some((name, range)) = largest {
+        bytes.truncate(range.end);
+        bytes.drain(..range.start);
+        extra.insert(name, bytes);
+    }
+    Ok(Checkpoint { files, extra })
+}
+
+/// Where each state value lies in the buffer; the largest one apart.
+type Parsed = (
+    Vec<FileCheckpoint>,
+    Vec<(String, Range<usize>)>,
+    Option<(String, Range<usize>)>,
+);
+
+fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
         return Err(format!(
             "truncated: {} bytes, shorter than a header and checksum ({} bytes)",
@@ -167,7 +190,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         });
     }
     let n = r.u32("extra count")?;
-    let mut extra = BTreeMap::new();
+    let mut extra: Vec<(String, Range<usize>)> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for i in 0..n {
         let len = r.u32(&format!("extra[{i}].name length"))?;
         let name = r.take(u64::from(len), &format!("extra[{i}].name"))?;
@@ -175,10 +199,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
             .map_err(|e| format!("extra[{i}].name is not UTF-8: {e}"))?
             .to_owned();
         let len = r.u64(&format!("extra {name:?} length"))?;
-        let value = r.take(len, &format!("extra {name:?}"))?;
-        if extra.insert(name.clone(), value.to_vec()).is_some() {
+        let start = r.pos;
+        r.take(len, &format!("extra {name:?}"))?;
+        if !names.insert(name.clone()) {
             return Err(format!("extra {name:?} appears twice"));
         }
+        extra.push((name, start..r.pos));
     }
     if r.pos != data.len() {
         return Err(format!(
@@ -186,7 +212,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
             data.len() - r.pos
         ));
     }
-    Ok(Checkpoint { files, extra })
+    let largest = (0..extra.len())
+        .max_by_key(|&i| extra[i].1.len())
+        .map(|i| extra.swap_remove(i));
+    Ok((files, extra, largest))
 }
 
 /// Bounded little-endian reads over the checksummed bytes.

@@ -63,7 +63,7 @@ impl Checkpoint {
                     });
                 }
             }
-            return binary::decode(&bytes).map(Some).map_err(corrupt);
+            return binary::decode(bytes).map(Some).map_err(corrupt);
         }
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
             return match legacy::decode(&bytes) {
@@ -150,7 +150,23 @@ mod tests {
             (n, cp.encoded_len()),
             (bytes.len() as u64, bytes.len() as u64)
         );
-        assert_eq!(binary::decode(&bytes).unwrap(), cp);
+        assert_eq!(binary::decode(bytes).unwrap(), cp);
+    }
+
+    #[test]
+    fn the_largest_state_reuses_the_read_buffer() {
+        let mut cp = sample();
+        cp.extra.insert("plugin:big".into(), vec![7; 100_000]);
+        let mut bytes = Vec::new();
+        binary::encode(&cp, &mut bytes).unwrap();
+        let buffer = bytes.as_ptr();
+        let loaded = binary::decode(bytes).unwrap();
+        assert_eq!(loaded, cp);
+        assert_eq!(
+            loaded.extra["plugin:big"].as_ptr(),
+            buffer,
+            "moved, not copied"
+        );
     }
 
     #[test]
@@ -165,7 +181,7 @@ mod tests {
         let n = bytes.len() - 4;
         let crc = crc::crc32c(&bytes[..n]);
         bytes[n..].copy_from_slice(&crc.to_le_bytes());
-        let err = binary::decode(&bytes).unwrap_err();
+        let err = binary::decode(bytes).unwrap_err();
         assert!(
             err.contains("files[0].path") && err.contains("only"),
             "{err}"
