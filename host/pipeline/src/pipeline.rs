@@ -95,7 +95,8 @@ pub struct Pipeline {
     series: Option<SeriesStore>,
     errors_topic: Arc<str>,
     /// Committed offsets: records before them have been processed and published.
-    offsets: BTreeMap<FileKey, (PathBuf, u64)>,
+    /// With each: the path, the offset, and the file size last read (for the checkpoint).
+    offsets: BTreeMap<FileKey, (PathBuf, u64, u64)>,
     dirty: bool,
     /// What each plugin created; ownership and quotas.
     footprints: Footprints,
@@ -145,7 +146,7 @@ impl Pipeline {
         }
         let offsets = resume
             .iter()
-            .map(|f| (f.file, (f.path.clone(), f.offset)))
+            .map(|f| (f.file, (f.path.clone(), f.offset, f.size)))
             .collect();
         let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
         let refs = PluginRefs::default();
@@ -317,11 +318,13 @@ impl Pipeline {
         match event {
             SourceEvent::Chunk(chunk) => self.on_chunk_event(chunk).await,
             SourceEvent::Opened { file, path, offset } => {
-                self.offsets.insert(file, (path.to_path_buf(), offset));
+                let size = self.offsets.get(&file).map_or(offset, |e| e.2.max(offset));
+                self.offsets
+                    .insert(file, (path.to_path_buf(), offset, size));
             }
             SourceEvent::Truncated { file, path } => {
                 tracing::warn!(pipeline = %self.config.name, path = %path.display(), "file truncated; reading it again from the start");
-                self.offsets.insert(file, (path.to_path_buf(), 0));
+                self.offsets.insert(file, (path.to_path_buf(), 0, 0));
                 self.mark_dirty(0);
             }
             SourceEvent::Rotated { old, path } => {
@@ -348,7 +351,11 @@ impl Pipeline {
         let (committed, held) = split_at_processed(chunk, done);
         self.offsets.insert(
             committed.file,
-            (committed.path.to_path_buf(), committed.end),
+            (
+                committed.path.to_path_buf(),
+                committed.end,
+                committed.file_size,
+            ),
         );
         self.mark_dirty(committed.end.saturating_sub(committed.start));
         if let Some(held) = held {
@@ -734,30 +741,28 @@ impl Pipeline {
             files: self
                 .offsets
                 .iter()
-                .map(|(file, (path, offset))| FileCheckpoint {
+                .map(|(file, (path, offset, size))| FileCheckpoint {
                     file: *file,
                     path: path.clone(),
                     offset: *offset,
+                    size: *size,
                 })
                 .collect(),
             extra: states,
         };
-        let size: u64 = checkpoint
-            .extra
-            .values()
-            .map(|s| s.len() as u64)
-            .sum::<u64>()
-            + 64 * checkpoint.files.len() as u64;
         let written = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
-            let result = checkpoint.save(&path);
+            let result = checkpoint.save_sized(&path);
             (result, checkpoint.extra)
         })
         .await;
-        let budget = self.config.checkpoint_bytes_per_sec.max(1);
-        self.checkpoint_not_before = written + Duration::from_secs_f64(size as f64 / budget as f64);
+        if let Ok((Ok(size), _)) = &result {
+            let budget = self.config.checkpoint_bytes_per_sec.max(1);
+            self.checkpoint_not_before =
+                written + Duration::from_secs_f64(*size as f64 / budget as f64);
+        }
         match result {
-            Ok((Ok(()), states)) => {
+            Ok((Ok(_), states)) => {
                 self.last_states = states;
                 PipelineStats::add(&self.stats.checkpoints, 1);
                 // The task processes nothing while it checkpoints: all that was

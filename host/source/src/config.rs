@@ -45,6 +45,18 @@ pub struct FileSourceConfig {
     /// append meanwhile. Default 5 s. (Deleted files close at their end; rotated files,
     /// whose path names a new file, close at their end before the new file is opened.)
     pub rotate_wait: Duration,
+    /// Most files this source keeps open at once (its descriptor budget). Files beyond
+    /// it wait their turn in a fair queue and are read with the descriptors the others
+    /// give up; nothing is lost. `None` (the default): half the process's soft
+    /// `RLIMIT_NOFILE` at the time the source is created (see
+    /// [`default_open_files`](crate::default_open_files)), shared by all file sources of
+    /// the process, which leaves the other half for the listener, client sockets,
+    /// checkpoint writes and the runtime.
+    pub max_open_files: Option<usize>,
+    /// A file that read no new bytes for this long is closed; it keeps its position and
+    /// identity and is reopened when a watcher event or the reconcile scan says it grew.
+    /// Default 30 s.
+    pub idle_close: Duration,
 }
 
 impl Default for FileSourceConfig {
@@ -58,6 +70,8 @@ impl Default for FileSourceConfig {
             max_line_bytes: 1 << 20,
             start_at: StartAt::Beginning,
             rotate_wait: Duration::from_secs(5),
+            max_open_files: None,
+            idle_close: Duration::from_secs(30),
         }
     }
 }
@@ -81,6 +95,9 @@ impl FileSourceConfig {
         }
         if self.max_line_bytes == 0 {
             return Err(bad("max_line_bytes", "must be greater than zero"));
+        }
+        if self.max_open_files == Some(0) {
+            return Err(bad("max_open_files", "must be greater than zero"));
         }
         Ok(())
     }

@@ -35,7 +35,9 @@ pub enum SourceError {
         problem: String,
     },
     /// The checkpoint file was written by an incompatible version.
-    #[error("checkpoint {path}: unsupported version {version} (this build reads version 1)")]
+    #[error(
+        "checkpoint {path}: unsupported version {version} (this build reads versions 1 (JSON) and 2 (binary))"
+    )]
     CheckpointVersion {
         /// The checkpoint file.
         path: PathBuf,

@@ -23,6 +23,9 @@ pub struct Chunk {
     /// `end - start == data.len()` unless skipped oversized lines sit in between; `data`
     /// is empty when the chunk only covers skipped lines (commit `end` all the same).
     pub data: Bytes,
+    /// The file's size when the chunk was read (`>= end`): save it with the offset
+    /// ([`FileCheckpoint::size`]) so that bytes lost with a deleted file can be told.
+    pub file_size: u64,
 }
 
 /// An event of the file source, in file order.
@@ -81,4 +84,9 @@ pub struct FileCheckpoint {
     pub path: PathBuf,
     /// Offset just past the last processed record (a `Chunk::end`).
     pub offset: u64,
+    /// The file's size when the source last read it (a `Chunk::file_size`; 0 if
+    /// unknown). Should the file be gone at the next start, `size - offset` bytes are
+    /// reported as lost.
+    #[serde(default)]
+    pub size: u64,
 }

@@ -1,12 +1,13 @@
 //! The set of tailed files: the synchronous core of [`FileSource`](crate::FileSource).
 //!
-//! A full scan re-expands the patterns, opens files that are new, resumes checkpointed
-//! ones, and decides the fate of files no longer found (rotated, deleted, moved away).
-//! Reading is a separate step over a round-robin queue, bounded per call, so the async
-//! shell can hand each batch on (with back-pressure) before reading more. Every method
-//! here may block and runs on a blocking thread; [`FileSet::queue_paths`] does no I/O.
+//! A full scan re-expands the patterns, tracks files that are new, notices files that
+//! grew while closed, decides the fate of files no longer found (rotated, deleted,
+//! moved away), closes idle files, and, once, looks for checkpointed files renamed
+//! while the source was stopped. Nothing is opened by the scan: files are opened when
+//! served (see `service`), under the descriptor budget. Every method here may block
+//! and runs on a blocking thread; [`FileSet::queue_paths`] does no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -16,51 +17,71 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
+use crate::budget::Budget;
 use crate::config::StartAt;
 use crate::discover::Globs;
 use crate::event::{FileCheckpoint, SourceEvent};
+use crate::locate::locate;
+use crate::queue::FairQueue;
 use crate::stats::SourceStats;
-use crate::tail::{Fate, Start, TailSettings, Tailer};
+use crate::tail::{Fate, Pending, Start, TailSettings, Tailer};
 use crate::watch::DirWatcher;
-
-/// Most read steps in one [`FileSet::read`] call (keeps a blocking call short).
-const MAX_STEPS_PER_CALL: usize = 1024;
 
 /// Most closed files whose position is remembered (see [`FileSet::remember`]).
 const MAX_REMEMBERED: usize = 4096;
 
-type Id = (u64, u64);
+pub(crate) type Id = (u64, u64);
+
+/// A file's size and `(mtime, mtime_nsec)`, as seen by `stat`.
+pub(crate) type Seen = (u64, (i64, i64));
+
+/// Files matched by a scan: where each was found and what it looked like.
+type Found = HashMap<Id, (PathBuf, Seen)>;
+
+/// How the files of a source are opened and closed.
+#[derive(Debug)]
+pub(crate) struct OpenPolicy {
+    /// Where files found by the first scan start without a checkpoint.
+    pub start_at: StartAt,
+    /// How long a file moved out of the patterns stays open (see the config).
+    pub rotate_wait: Duration,
+    /// A file that read nothing for this long is closed (reopened when it grows).
+    pub idle_close: Duration,
+    /// The descriptor budget.
+    pub budget: Budget,
+}
 
 /// All files of one source and how to read them.
 pub(crate) struct FileSet {
     pub settings: TailSettings,
-    globs: Globs,
-    stats: Arc<SourceStats>,
-    start_at: StartAt,
-    rotate_wait: Duration,
-    tailers: HashMap<Id, Tailer>,
+    pub(crate) globs: Globs,
+    pub(crate) stats: Arc<SourceStats>,
+    pub(crate) policy: OpenPolicy,
+    pub(crate) tailers: HashMap<Id, Tailer>,
     by_path: HashMap<Arc<Path>, Id>,
-    queue: VecDeque<Id>,
-    /// Positions not matched to an open file: the resume checkpoints until the first
+    pub(crate) queue: FairQueue<Id>,
+    /// Closed files whose last open failed for a reason other than the budget: the
+    /// next scan queues them again.
+    pub(crate) retry: HashSet<Id>,
+    /// Positions not matched to a tailed file: the resume checkpoints until the first
     /// scan ends, then those of closed files (see [`FileSet::remember`]).
     /// Several entries may share an inode (a stale one next to the current generation):
     /// the one whose fingerprint matches wins.
     resume: HashMap<Id, Vec<FileCheckpoint>>,
     first_scan_done: bool,
-    /// A rotated file was closed: its path's new file can be opened now.
-    rescan_needed: bool,
+    /// A rotated file was closed: its path's new file can be tracked now.
+    pub(crate) rescan_needed: bool,
     /// Declared last: dropped (watching stops) after the files are closed.
     watcher: DirWatcher,
 }
 
 impl FileSet {
-    /// A file set over `globs`; nothing is opened until the first [`FileSet::scan`].
+    /// A file set over `globs`; nothing is opened until files are served.
     pub(crate) fn new(
         settings: TailSettings,
         globs: Globs,
         stats: Arc<SourceStats>,
-        start_at: StartAt,
-        rotate_wait: Duration,
+        policy: OpenPolicy,
         resume: Vec<FileCheckpoint>,
         watcher: DirWatcher,
     ) -> FileSet {
@@ -68,11 +89,11 @@ impl FileSet {
             settings,
             globs,
             stats,
-            start_at,
-            rotate_wait,
+            policy,
             tailers: HashMap::new(),
             by_path: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: FairQueue::default(),
+            retry: HashSet::new(),
             resume: resume.into_iter().fold(HashMap::new(), |mut m, c| {
                 m.entry((c.file.dev(), c.file.ino()))
                     .or_insert_with(Vec::new)
@@ -85,9 +106,9 @@ impl FileSet {
         }
     }
 
-    /// Whether reads are queued.
+    /// Whether files are ready to be served.
     pub(crate) fn has_queued(&self) -> bool {
-        !self.queue.is_empty()
+        self.queue.has_ready()
     }
 
     /// Whether a scan is owed (a rotated file was closed).
@@ -101,7 +122,7 @@ impl FileSet {
         let mut unknown = false;
         for path in paths {
             match self.by_path.get(path.as_path()) {
-                Some(&id) => self.enqueue(id),
+                Some(&id) => self.queue.push_ready(id),
                 None => unknown |= self.globs.matches(path),
             }
         }
@@ -112,6 +133,51 @@ impl FileSet {
     pub(crate) fn scan(&mut self, out: &mut Vec<SourceEvent>) {
         self.rescan_needed = false;
         self.watcher.refresh();
+        let found = self.expand();
+        let mut found = self.recheck_tracked(found);
+        let mut new: Vec<(Id, PathBuf)> = found.drain().map(|(id, (p, _))| (id, p)).collect();
+        new.sort_by(|a, b| a.1.cmp(&b.1));
+        let start = if self.first_scan_done {
+            Start::Beginning
+        } else {
+            match self.policy.start_at {
+                StartAt::Beginning => Start::Beginning,
+                StartAt::End => Start::End,
+            }
+        };
+        let pending: Vec<(Id, PathBuf, Pending)> = new
+            .into_iter()
+            .map(|(id, path)| {
+                let resume = self.resume.remove(&id).unwrap_or_default();
+                (id, path, Pending { start, resume })
+            })
+            .collect();
+        if !self.first_scan_done {
+            self.first_scan_done = true;
+            self.find_renamed_checkpoints(out);
+        }
+        for (id, path, pending) in pending {
+            let waiting = self
+                .tailers
+                .values()
+                .any(|t| t.fate == Fate::Rotated && *t.path == *path);
+            if waiting {
+                // Tracked once the rotated file is drained; keep what it resumes from.
+                self.resume.entry(id).or_default().extend(pending.resume);
+                continue;
+            }
+            let mut t = Tailer::new(id, path.into(), &self.settings);
+            t.pending = Some(pending);
+            self.tailers.insert(id, t);
+            self.queue.push_ready(id);
+        }
+        self.reindex();
+        self.promote(out);
+        self.publish_gauges();
+    }
+
+    /// Every regular file the patterns match now, by `(dev, ino)`, with its size and mtime.
+    fn expand(&self) -> Found {
         let (paths, problems) = self.globs.expand();
         for p in problems {
             debug!(
@@ -120,11 +186,12 @@ impl FileSet {
                 "glob expansion skipped an entry"
             );
         }
-        let mut found: HashMap<Id, PathBuf> = HashMap::new();
+        let mut found = HashMap::new();
         for path in paths {
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => {
-                    found.entry((m.dev(), m.ino())).or_insert(path);
+                    let seen = (m.len(), (m.mtime(), m.mtime_nsec()));
+                    found.entry((m.dev(), m.ino())).or_insert((path, seen));
                 }
                 Ok(_) => {} // directories, FIFOs, devices: not tailed
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -133,84 +200,104 @@ impl FileSet {
                     .read_error(&self.settings.source, "stat", &path, &e),
             }
         }
-        let now = Instant::now();
-        for (id, t) in &mut self.tailers {
-            match found.remove(id) {
-                Some(path) => {
-                    if *t.path != *path {
-                        t.path = path.into(); // renamed within the patterns
-                    }
-                    t.fate = Fate::Live;
-                }
-                None => t.fate = judge_missing(t, now),
-            }
-        }
-        let ids: Vec<Id> = self.tailers.keys().copied().collect();
-        ids.into_iter().for_each(|id| self.enqueue(id));
-        let mut new: Vec<(Id, PathBuf)> = found.into_iter().collect();
-        new.sort_by(|a, b| a.1.cmp(&b.1));
-        for (id, path) in new {
-            let waiting = self
-                .tailers
-                .values()
-                .any(|t| t.fate == Fate::Rotated && *t.path == *path);
-            if !waiting {
-                self.open(id, path, out); // else: opened once the rotated file is drained
-            }
-        }
-        if !self.first_scan_done {
-            // Checkpointed files of ours that are gone: let the pipeline drop their
-            // offsets. Entries whose path our patterns never matched belong to another
-            // source sharing the checkpoint: not ours to close.
-            self.first_scan_done = true;
-            for cp in self.resume.drain().flat_map(|(_, cps)| cps) {
-                if self.globs.matches(&cp.path) {
-                    out.push(SourceEvent::Closed { file: cp.file });
-                }
-            }
-        }
-        self.reindex();
+        found
     }
 
-    /// Reads queued files round-robin until about `budget_bytes` were read.
-    pub(crate) fn read(&mut self, budget_bytes: u64, out: &mut Vec<SourceEvent>) {
-        let start = self.stats.bytes_read_total();
-        for _ in 0..MAX_STEPS_PER_CALL {
-            if self.stats.bytes_read_total() - start >= budget_bytes {
-                break;
-            }
-            let Some(id) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(t) = self.tailers.get_mut(&id) else {
-                continue;
-            };
-            t.queued = false;
-            if t.step(&self.settings, &self.stats, out) {
-                self.enqueue(id);
-                continue;
-            }
-            let done = match t.fate {
-                Fate::Live => false,
-                Fate::Rotated | Fate::Deleted => true,
-                Fate::MovedAway { since } => {
-                    since.elapsed() >= self.rotate_wait && t.last_data.elapsed() >= self.rotate_wait
+    /// Updates the tracked files from `found` (returning the files that are new), closes
+    /// idle ones and queues those with work: open files (a cheap `fstat` tells), closed
+    /// files that changed since last seen or are no longer found, and failed opens.
+    fn recheck_tracked(&mut self, mut found: Found) -> Found {
+        let now = Instant::now();
+        let mut queue = Vec::new();
+        for (id, t) in &mut self.tailers {
+            let changed = match found.remove(id) {
+                Some((path, seen)) => {
+                    if *t.path != *path {
+                        t.path = path.into(); // renamed within the patterns
+                        t.found_at = None;
+                    }
+                    t.fate = Fate::Live;
+                    seen != t.seen
+                }
+                None => {
+                    t.fate = judge_missing(t, now);
+                    true
                 }
             };
-            if done {
-                let t = self.tailers.remove(&id).expect("present");
-                self.rescan_needed |= t.fate == Fate::Rotated;
-                if let Some(cp) = t.close(&self.settings, &self.stats, out) {
-                    self.remember(cp);
-                }
-                self.reindex();
+            let idle = t.is_open()
+                && t.fate == Fate::Live
+                && !self.queue.contains(*id)
+                && t.last_active.elapsed() >= self.policy.idle_close;
+            if idle {
+                t.detach();
+                self.stats.idle_closed(&self.settings.source, &t.path);
+            } else if t.is_open() || changed || self.retry.contains(id) {
+                queue.push(*id);
             }
+        }
+        self.retry.clear();
+        queue.into_iter().for_each(|id| self.queue.push_ready(id));
+        found
+    }
+
+    /// Checkpointed files not found by the first scan: renamed within the watched
+    /// directories (rotated while the source was stopped), they are tracked at their
+    /// new place and read first; really gone, they are reported and closed. Entries
+    /// whose path our patterns never matched belong to another source sharing the
+    /// checkpoint: not ours.
+    fn find_renamed_checkpoints(&mut self, out: &mut Vec<SourceEvent>) {
+        let ours: Vec<(Id, Vec<FileCheckpoint>)> = self
+            .resume
+            .drain()
+            .filter_map(|(id, cps)| {
+                let cps: Vec<_> = cps
+                    .into_iter()
+                    .filter(|cp| self.globs.matches(&cp.path))
+                    .collect();
+                (!cps.is_empty()).then_some((id, cps))
+            })
+            .collect();
+        let wanted: HashSet<Id> = ours.iter().map(|(id, _)| *id).collect();
+        let mut located = locate(self.globs.roots(), &wanted);
+        for (id, cps) in ours {
+            let Some(at) = located.remove(&id) else {
+                for cp in cps {
+                    let unread = cp.size.saturating_sub(cp.offset);
+                    self.stats
+                        .gone(&self.settings.source, &cp.path, cp.file, unread);
+                    out.push(SourceEvent::Closed { file: cp.file });
+                }
+                continue;
+            };
+            // Tracked under its checkpointed path, so that a new file there waits
+            // until this one is drained.
+            let path: Arc<Path> = cps[0].path.clone().into();
+            let replaced =
+                std::fs::metadata(&path).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) != id);
+            let unread = cps.iter().map(|c| c.size.saturating_sub(c.offset)).max();
+            self.stats
+                .found_renamed(&self.settings.source, &path, &at, unread.unwrap_or(0));
+            let mut t = Tailer::new(id, path, &self.settings);
+            t.found_at = Some(at.into());
+            t.fate = if replaced {
+                Fate::Rotated
+            } else {
+                Fate::MovedAway {
+                    since: Instant::now(),
+                }
+            };
+            t.pending = Some(Pending {
+                start: Start::Beginning,
+                resume: cps,
+            });
+            self.tailers.insert(id, t);
+            self.queue.push_ready(id);
         }
     }
 
     /// Keeps a closed file's position: should it be found again (moved back into the
     /// patterns), it resumes there instead of being read again from the start.
-    fn remember(&mut self, cp: FileCheckpoint) {
+    pub(crate) fn remember(&mut self, cp: FileCheckpoint) {
         if self.resume.len() >= MAX_REMEMBERED {
             let evict = self.resume.keys().next().copied();
             evict.map(|id| self.resume.remove(&id));
@@ -221,16 +308,7 @@ impl FileSet {
             .push(cp);
     }
 
-    fn enqueue(&mut self, id: Id) {
-        if let Some(t) = self.tailers.get_mut(&id)
-            && !t.queued
-        {
-            t.queued = true;
-            self.queue.push_back(id);
-        }
-    }
-
-    fn reindex(&mut self) {
+    pub(crate) fn reindex(&mut self) {
         self.by_path = self
             .tailers
             .iter()
@@ -238,72 +316,10 @@ impl FileSet {
             .collect();
     }
 
-    /// Opens a newly found file and keys it if it has data.
-    fn open(&mut self, id: Id, path: PathBuf, out: &mut Vec<SourceEvent>) {
-        let source = self.settings.source.clone();
-        let file = match open_nonblocking(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) => return self.stats.read_error(&source, "open", &path, &e),
-        };
-        let meta = match file.metadata() {
-            Ok(m) if m.is_file() && (m.dev(), m.ino()) == id => m,
-            Ok(_) => return, // replaced between stat and open: the next scan sees it
-            Err(e) => return self.stats.read_error(&source, "fstat", &path, &e),
-        };
-        let mut t = Tailer::new(id, path.into(), file, &self.settings);
-        self.stats.file_opened();
-        let mut start = if self.first_scan_done {
-            Start::Beginning
-        } else {
-            match self.start_at {
-                StartAt::Beginning => Start::Beginning,
-                StartAt::End => Start::End,
-            }
-        };
-        let mut matched = None;
-        for cp in self.resume.remove(&id).unwrap_or_default() {
-            if matched.is_none() && cp.file.matches(t.file()).unwrap_or(false) {
-                matched = Some(cp);
-            } else {
-                // A stale entry, or another file under a reused inode: that one is gone.
-                out.push(SourceEvent::Closed { file: cp.file });
-            }
-        }
-        if let Some(cp) = matched {
-            if cp.offset <= meta.len() {
-                start = Start::Resume {
-                    key: cp.file,
-                    offset: cp.offset,
-                };
-            } else {
-                // Same first bytes, but shorter than the offset: truncated while down.
-                self.stats
-                    .truncated(&source, &t.path, cp.file, meta.len(), cp.offset);
-                out.push(SourceEvent::Truncated {
-                    file: cp.file,
-                    path: t.path.clone(),
-                });
-                out.push(SourceEvent::Closed { file: cp.file });
-                start = Start::Beginning;
-            }
-        }
-        let has_data = meta.len() > 0 || matches!(start, Start::Resume { .. });
-        if has_data {
-            // Not keyed now (no complete first line, or an error): the next step keys it
-            // from the beginning once it can.
-            if let Err(e) = t.begin(start, &self.settings, &self.stats, out) {
-                self.stats.read_error(&source, "fingerprint", &t.path, &e);
-            }
-        }
-        self.tailers.insert(id, t);
-        self.enqueue(id);
-    }
-}
-
-impl Drop for FileSet {
-    fn drop(&mut self) {
-        self.stats.files_dropped(self.tailers.len());
+    /// Copies the queue's state into the stats gauges.
+    pub(crate) fn publish_gauges(&self) {
+        self.stats
+            .set_queue(self.queue.waiting_len(), self.tailers.len());
     }
 }
 
@@ -319,7 +335,11 @@ fn judge_missing(t: &Tailer, now: Instant) -> Fate {
     if replaced {
         return Fate::Rotated;
     }
-    if t.file().metadata().is_ok_and(|m| m.nlink() == 0) {
+    // A closed file cannot be asked; serving it finds out where it went (or that it
+    // is gone).
+    if t.file()
+        .is_some_and(|f| f.metadata().is_ok_and(|m| m.nlink() == 0))
+    {
         return Fate::Deleted;
     }
     match t.fate {
@@ -329,7 +349,7 @@ fn judge_missing(t: &Tailer, now: Instant) -> Fate {
 }
 
 /// Opens for reading without blocking on a FIFO that slipped past the scan.
-fn open_nonblocking(path: &Path) -> io::Result<File> {
+pub(crate) fn open_nonblocking(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)

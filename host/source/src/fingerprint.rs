@@ -63,6 +63,15 @@ impl FileKey {
         (self.fingerprint >> LEN_SHIFT) as usize
     }
 
+    /// A key from its stored parts (a checkpoint).
+    pub(crate) fn from_parts(dev: u64, ino: u64, fingerprint: u64) -> FileKey {
+        FileKey {
+            dev,
+            ino,
+            fingerprint,
+        }
+    }
+
     /// Keys the file open as `file` (already known to be `(dev, ino)`) by its first bytes,
     /// or `None` while its head holds neither a complete line nor
     /// [`FINGERPRINT_BYTES`] bytes (nothing could be delivered yet anyway).

@@ -11,12 +11,19 @@
 //! records are neither lost nor repeated. [`SystemSource`] reads whole `/proc` files on an
 //! interval.
 //!
+//! Descriptors are a budget: call [`raise_nofile_limit`] once at start; the file sources
+//! then keep at most [`FileSourceConfig::max_open_files`] files open (by default half the
+//! soft limit, [`default_open_files`]). Files beyond it wait in a fair queue; idle files
+//! are closed and reopened, by identity, when they grow. [`SourceStats`] shows the
+//! budget, the files open and the files waiting.
+//!
 //! ```no_run
 //! use wasmeter_source::{Checkpoint, FileSource, FileSourceConfig, SourceEvent};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let resume = Checkpoint::load("state/checkpoint.json".as_ref())?.unwrap_or_default();
+//! wasmeter_source::raise_nofile_limit()?;
+//! let resume = Checkpoint::load("state/pipeline.checkpoint".as_ref())?.unwrap_or_default();
 //! let config = FileSourceConfig {
 //!     name: "trades".into(),
 //!     include: vec!["/data/trades/*.csv".into()],
@@ -42,7 +49,14 @@
 //! - `config`: [`FileSourceConfig`], [`StartAt`]; validated once.
 //! - `discover`: glob expansion and the directories to watch.
 //! - `watch`: `notify` events folded into "changed"/"rescan" hints.
-//! - `files`: the set of tailed files; scans decide new / rotated / deleted / moved away.
+//! - `files`: the set of tailed files; scans decide new / rotated / deleted / moved away,
+//!   close idle files, find checkpointed files renamed while stopped.
+//! - `service`: serving queued files: open under the budget, read round robin, hand
+//!   descriptors on, reopen by identity, report files gone.
+//! - `queue`: the fair order (ready round robin, waiting first in first out).
+//! - `budget`: descriptor permits, per source and per process.
+//! - `limits`: `RLIMIT_NOFILE`: raising it, the default budget.
+//! - `locate`: where given `(dev, inode)`s are in the watched directories.
 //! - `tail`: one file's reader: stat, read a window, detect truncation, emit chunks.
 //! - `mmap`: the guarded mapped copy and its SIGBUS handler (the only `unsafe`).
 //! - `frame`: pure line framing; a partial line waits, an oversized line is skipped.
@@ -50,12 +64,14 @@
 //! - `event`: [`SourceEvent`], [`Chunk`], [`FileCheckpoint`].
 //! - `source`: [`FileSource`], the async shell: hints, the reconcile timer, blocking calls,
 //!   back-pressured sends, cancellation.
-//! - `checkpoint`: [`Checkpoint`], the atomic, versioned offsets file.
+//! - `checkpoint`: [`Checkpoint`], the atomic, versioned, checksummed binary offsets file
+//!   (JSON version 1 still read).
 //! - `system`: [`SystemSource`], `/proc` on an interval.
 //! - `progress`: catch-up progress of large backlogs, logged every few seconds.
 //! - `stats`: [`SourceStats`] counters, changed only through typed methods that also log.
 //! - `error`: [`SourceError`].
 
+mod budget;
 mod checkpoint;
 mod config;
 mod discover;
@@ -64,8 +80,12 @@ mod event;
 mod files;
 mod fingerprint;
 mod frame;
+mod limits;
+mod locate;
 mod mmap;
 mod progress;
+mod queue;
+mod service;
 mod source;
 mod stats;
 mod system;
@@ -77,6 +97,10 @@ pub use config::{FileSourceConfig, StartAt};
 pub use error::SourceError;
 pub use event::{Chunk, FileCheckpoint, SourceEvent};
 pub use fingerprint::{FINGERPRINT_BYTES, FileKey};
+pub use limits::{
+    NofileLimit, OPEN_FILES_DIVISOR, default_open_files, nofile_limit, open_files_for,
+    raise_nofile_limit,
+};
 pub use source::FileSource;
 pub use stats::{SourceStats, StatsSnapshot};
 pub use system::{SystemReading, SystemSource};

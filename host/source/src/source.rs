@@ -14,11 +14,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::budget::Budget;
 use crate::config::FileSourceConfig;
 use crate::discover::Globs;
 use crate::error::SourceError;
 use crate::event::{FileCheckpoint, SourceEvent};
-use crate::files::FileSet;
+use crate::files::{FileSet, OpenPolicy};
+use crate::limits::default_open_files;
 use crate::stats::SourceStats;
 use crate::tail::TailSettings;
 use crate::watch::{DirWatcher, Hints};
@@ -33,6 +35,7 @@ pub struct FileSource {
     globs: Globs,
     resume: Vec<FileCheckpoint>,
     stats: Arc<SourceStats>,
+    budget: Budget,
 }
 
 impl FileSource {
@@ -45,11 +48,14 @@ impl FileSource {
         let cwd = std::env::current_dir()
             .map_err(|e| SourceError::io("read current directory", ".", e))?;
         let globs = Globs::new(&config.name, &config.include, &config.exclude, &cwd)?;
+        let stats = Arc::<SourceStats>::default();
+        let cap = config.max_open_files.unwrap_or_else(default_open_files);
         Ok(FileSource {
             config,
             globs,
             resume,
-            stats: Arc::default(),
+            budget: Budget::new(cap, stats.clone()),
+            stats,
         })
     }
 
@@ -70,9 +76,10 @@ impl FileSource {
             globs,
             resume,
             stats,
+            budget,
         } = self;
         let name = config.name.clone();
-        let budget = config.max_chunk_bytes as u64;
+        let read_bytes = config.max_chunk_bytes as u64;
         let hints = Arc::new(Hints::default());
         let settings = TailSettings {
             source: name.clone(),
@@ -82,15 +89,13 @@ impl FileSource {
         let watch_hints = hints.clone();
         let mut set = blocking(&name, move || {
             let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
-            let set = FileSet::new(
-                settings,
-                globs,
-                stats,
-                config.start_at,
-                config.rotate_wait,
-                resume,
-                watcher,
-            );
+            let policy = OpenPolicy {
+                start_at: config.start_at,
+                rotate_wait: config.rotate_wait,
+                idle_close: config.idle_close,
+                budget,
+            };
+            let set = FileSet::new(settings, globs, stats, policy, resume, watcher);
             Box::new(set)
         })
         .await?;
@@ -117,7 +122,7 @@ impl FileSource {
             if set.has_queued() {
                 let (s, events) = blocking(&name, move || {
                     let mut out = Vec::new();
-                    set.read(budget, &mut out);
+                    set.read(read_bytes, &mut out);
                     (set, out)
                 })
                 .await?;

@@ -24,6 +24,14 @@ pub struct SourceStats {
     read_errors: AtomicU64,
     mmap_faults: AtomicU64,
     files_open: AtomicU64,
+    open_budget: AtomicU64,
+    files_waiting: AtomicU64,
+    files_tracked: AtomicU64,
+    opens_deferred: AtomicU64,
+    idle_closes: AtomicU64,
+    files_found_renamed: AtomicU64,
+    files_gone: AtomicU64,
+    bytes_gone: AtomicU64,
 }
 
 /// A point-in-time copy of [`SourceStats`].
@@ -47,8 +55,28 @@ pub struct StatsSnapshot {
     pub read_errors: u64,
     /// Mapped copies that hit a concurrent truncation (SIGBUS caught, re-read with pread).
     pub mmap_faults: u64,
-    /// Files currently open (gauge).
+    /// Files currently open: descriptors held by the source (gauge, at most
+    /// `open_budget`).
     pub files_open: u64,
+    /// The most files the source keeps open at once (gauge; `max_open_files`).
+    pub open_budget: u64,
+    /// Files with bytes to read that wait for a descriptor (gauge).
+    pub files_waiting: u64,
+    /// Files tailed, open or closed (gauge).
+    pub files_tracked: u64,
+    /// Opens put off for lack of a descriptor: budget full, or `EMFILE`/`ENFILE` from
+    /// the system (the file waits its turn and is retried; nothing is lost).
+    pub opens_deferred: u64,
+    /// Files closed because no bytes arrived for `idle_close` (reopened when they grow).
+    pub idle_closes: u64,
+    /// Checkpointed (or closed) files found again under another name in the watched
+    /// directories (renamed by a rotation while not tailed); their unread tail is read.
+    pub files_found_renamed: u64,
+    /// Checkpointed (or closed) files gone for good: neither at their path nor anywhere
+    /// in the watched directories.
+    pub files_gone: u64,
+    /// Bytes known to exist in gone files past their committed offset (lost).
+    pub bytes_gone: u64,
 }
 
 impl SourceStats {
@@ -65,6 +93,14 @@ impl SourceStats {
             read_errors: self.read_errors.load(Relaxed),
             mmap_faults: self.mmap_faults.load(Relaxed),
             files_open: self.files_open.load(Relaxed),
+            open_budget: self.open_budget.load(Relaxed),
+            files_waiting: self.files_waiting.load(Relaxed),
+            files_tracked: self.files_tracked.load(Relaxed),
+            opens_deferred: self.opens_deferred.load(Relaxed),
+            idle_closes: self.idle_closes.load(Relaxed),
+            files_found_renamed: self.files_found_renamed.load(Relaxed),
+            files_gone: self.files_gone.load(Relaxed),
+            bytes_gone: self.bytes_gone.load(Relaxed),
         }
     }
 
@@ -85,8 +121,51 @@ impl SourceStats {
         self.files_open.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn files_dropped(&self, n: usize) {
-        self.files_open.fetch_sub(n as u64, Relaxed);
+    pub(crate) fn file_released(&self) {
+        self.files_open.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn open_files(&self) -> usize {
+        self.files_open.load(Relaxed) as usize
+    }
+
+    pub(crate) fn set_open_budget(&self, n: usize) {
+        self.open_budget.store(n as u64, Relaxed);
+    }
+
+    pub(crate) fn set_queue(&self, waiting: usize, tracked: usize) {
+        self.files_waiting.store(waiting as u64, Relaxed);
+        self.files_tracked.store(tracked as u64, Relaxed);
+    }
+
+    pub(crate) fn open_deferred(&self, source: &str, path: &Path, err: Option<&std::io::Error>) {
+        let n = self.opens_deferred.fetch_add(1, Relaxed);
+        match err {
+            // The system is out of descriptors: worth a warning (rate-limited by count).
+            Some(e) if n.is_power_of_two() => {
+                warn!(source, path = %path.display(), error = %e, deferred = n + 1,
+                    "cannot open file now; it waits for a descriptor and is retried")
+            }
+            _ => debug!(source, path = %path.display(), "file waits for a descriptor"),
+        }
+    }
+
+    pub(crate) fn idle_closed(&self, source: &str, path: &Path) {
+        self.idle_closes.fetch_add(1, Relaxed);
+        debug!(source, path = %path.display(), "idle file closed; reopened when it grows");
+    }
+
+    pub(crate) fn found_renamed(&self, source: &str, path: &Path, now_at: &Path, unread: u64) {
+        self.files_found_renamed.fetch_add(1, Relaxed);
+        info!(source, path = %path.display(), now_at = %now_at.display(), unread,
+            "file renamed while not tailed; reading its unread tail first");
+    }
+
+    pub(crate) fn gone(&self, source: &str, path: &Path, file: FileKey, unread: u64) {
+        self.files_gone.fetch_add(1, Relaxed);
+        self.bytes_gone.fetch_add(unread, Relaxed);
+        warn!(source, path = %path.display(), %file, unread_bytes = unread,
+            "file gone before it was read to its end (not found in the watched directories); its unread bytes are lost");
     }
 
     pub(crate) fn tailing(&self, source: &str, path: &Path, file: FileKey, offset: u64) {
@@ -94,7 +173,6 @@ impl SourceStats {
     }
 
     pub(crate) fn file_closed(&self, source: &str, path: &Path, file: Option<FileKey>) {
-        self.files_open.fetch_sub(1, Relaxed);
         debug!(source, path = %path.display(), file = ?file, "file closed");
     }
 

@@ -1,8 +1,11 @@
-//! One tailed file: its open descriptor, identity, read position and framer.
+//! One tailed file: its descriptor (while it holds one), identity, read position and
+//! framer.
 //!
 //! All methods block (stat, pread, mmap); the source calls them on a blocking thread.
 //! A [`Tailer`] reads through its own descriptor, so a rename does not disturb it and a
-//! rotated or deleted file can still be read to its end.
+//! rotated or deleted file can still be read to its end. Under the descriptor budget a
+//! tailer may be closed ([`Tailer::detach`]) and reopened later ([`Tailer::attach`]):
+//! its identity, offset and buffered partial line are kept meanwhile.
 
 use std::fs::File;
 use std::io;
@@ -11,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::budget::OpenFile;
 use crate::event::{Chunk, FileCheckpoint, SourceEvent};
 use crate::fingerprint::{FileKey, read_full_at};
 use crate::frame::LineFramer;
@@ -40,6 +44,16 @@ pub(crate) enum Start {
     End,
 }
 
+/// How a file found by a scan starts once it is first opened.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    /// Where to start without a matching checkpoint.
+    pub start: Start,
+    /// Checkpoint entries with the file's `(dev, ino)`: the one whose fingerprint
+    /// matches is resumed, the others are closed.
+    pub resume: Vec<FileCheckpoint>,
+}
+
 /// What the scan concluded about a tailed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fate {
@@ -63,9 +77,16 @@ pub(crate) struct Tailer {
     pub fate: Fate,
     /// When bytes were last read (for closing moved-away files).
     pub last_data: Instant,
-    /// Whether it is in the source's read queue.
-    pub queued: bool,
-    file: File,
+    /// When it last read bytes or was (re)opened (for closing idle files).
+    pub last_active: Instant,
+    /// The size and mtime seen at the last `fstat` (or scan `stat` while closed).
+    pub seen: crate::files::Seen,
+    /// Where the file was last opened when its path names another file (rotated).
+    pub found_at: Option<Arc<Path>>,
+    /// Set until the file is first opened: how it starts then.
+    pub pending: Option<Pending>,
+    /// The descriptor, while the file holds one of the budget.
+    file: Option<OpenFile>,
     /// `None` until the file first has data (see `fingerprint`).
     key: Option<FileKey>,
     framer: LineFramer,
@@ -91,15 +112,19 @@ impl From<io::Error> for ReadFail {
 }
 
 impl Tailer {
-    /// A tailer for `file`, opened at `path`, not yet keyed.
-    pub(crate) fn new(id: (u64, u64), path: Arc<Path>, file: File, t: &TailSettings) -> Tailer {
+    /// A tailer for the file `id` found at `path`, not yet keyed nor opened.
+    pub(crate) fn new(id: (u64, u64), path: Arc<Path>, t: &TailSettings) -> Tailer {
+        let now = Instant::now();
         Tailer {
             id,
             path,
             fate: Fate::Live,
-            last_data: Instant::now(),
-            queued: false,
-            file,
+            last_data: now,
+            last_active: now,
+            seen: (0, (0, 0)),
+            found_at: None,
+            pending: None,
+            file: None,
             key: None,
             framer: LineFramer::new(0, t.max_line_bytes, t.max_chunk_bytes),
             sizeless: false,
@@ -108,9 +133,35 @@ impl Tailer {
         }
     }
 
-    /// The open file (for `fstat`/fingerprint checks by the scan).
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    /// The open file, if it holds a descriptor.
+    pub(crate) fn file(&self) -> Option<&File> {
+        self.file.as_ref().map(|f| &f.file)
+    }
+
+    /// Whether it holds a descriptor.
+    pub(crate) fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Its key, once keyed.
+    pub(crate) fn key(&self) -> Option<FileKey> {
+        self.key
+    }
+
+    /// Gives it the descriptor `file` (already checked to be `self.id`).
+    pub(crate) fn attach(&mut self, file: OpenFile) {
+        self.file = Some(file);
+        self.last_active = Instant::now();
+    }
+
+    /// Closes its descriptor (returning it to the budget); position and identity stay.
+    pub(crate) fn detach(&mut self) {
+        self.file = None;
+    }
+
+    /// Bytes known to exist past the committed offset (the last size seen minus it).
+    pub(crate) fn unread(&self) -> u64 {
+        self.seen.0.saturating_sub(self.framer.committed())
     }
 
     /// Keys the file and announces it with `Opened` at the chosen start. `Ok(false)` if
@@ -125,11 +176,14 @@ impl Tailer {
         let (key, offset) = match start {
             Start::Resume { key, offset } => (key, offset),
             Start::Beginning | Start::End => {
-                let Some(key) = FileKey::compute(self.id.0, self.id.1, &self.file)? else {
+                let Some(file) = self.file() else {
+                    return Ok(false);
+                };
+                let Some(key) = FileKey::compute(self.id.0, self.id.1, file)? else {
                     return Ok(false);
                 };
                 let offset = match start {
-                    Start::End => end_offset(&self.file)?,
+                    Start::End => end_offset(file)?,
                     _ => 0,
                 };
                 (key, offset)
@@ -154,7 +208,10 @@ impl Tailer {
         stats: &SourceStats,
         out: &mut Vec<SourceEvent>,
     ) -> bool {
-        let meta = match self.file.metadata() {
+        let Some(file) = self.file() else {
+            return false;
+        };
+        let meta = match file.metadata() {
             Ok(m) => m,
             Err(e) => {
                 stats.read_error(&t.source, "fstat", &self.path, &e);
@@ -163,6 +220,7 @@ impl Tailer {
         };
         let mut size = meta.len();
         let mtime = (meta.mtime(), meta.mtime_nsec());
+        self.seen = (size, mtime);
         if self.key.is_none() {
             if size == 0 {
                 match self.probe_sizeless() {
@@ -193,7 +251,8 @@ impl Tailer {
             if size == pos {
                 let touched = mtime != self.mtime;
                 self.mtime = mtime;
-                if touched && pos > 0 && !key.matches(&self.file).unwrap_or(true) {
+                let rewritten = self.file().is_some_and(|f| !key.matches(f).unwrap_or(true));
+                if touched && pos > 0 && rewritten {
                     self.restart(size, t, stats, out);
                     return true;
                 }
@@ -207,7 +266,10 @@ impl Tailer {
         } else {
             window.min(usize::try_from(size - pos).unwrap_or(usize::MAX))
         };
-        let (file, sizeless) = (&self.file, self.sizeless);
+        let Some(file) = self.file.as_ref().map(|f| &f.file) else {
+            return false;
+        };
+        let sizeless = self.sizeless;
         let mut faulted = false;
         let read = self.framer.fill(n, |dst| -> Result<usize, ReadFail> {
             let got = if sizeless {
@@ -249,6 +311,7 @@ impl Tailer {
         }
         stats.bytes_read(got);
         self.last_data = Instant::now();
+        self.last_active = self.last_data;
         if !self.sizeless {
             let now_pos = pos + got as u64;
             if let Some(event) = self.progress.advance(now_pos, size, self.last_data) {
@@ -279,6 +342,7 @@ impl Tailer {
                 start: f.start,
                 end: f.end,
                 data: f.data,
+                file_size: self.seen.0.max(f.end),
             }));
         }
         for offset in self.framer.take_skipped() {
@@ -319,6 +383,7 @@ impl Tailer {
             file,
             path: self.path.to_path_buf(),
             offset: self.framer.committed(),
+            size: self.seen.0,
         });
         if let Some(key) = self.key {
             self.drop_partial(t, stats);
@@ -332,6 +397,7 @@ impl Tailer {
             out.push(SourceEvent::Closed { file: key });
         }
         stats.file_closed(&t.source, &self.path, self.key);
+        self.file = None;
         last
     }
 
@@ -346,11 +412,14 @@ impl Tailer {
     /// file that just grew reports its new size; one that still stats as 0 but reads
     /// bytes (procfs) becomes `sizeless`.
     fn probe_sizeless(&mut self) -> io::Result<Option<u64>> {
+        let Some(file) = self.file() else {
+            return Ok(None);
+        };
         let mut byte = [0u8; 1];
-        if self.file.read_at(&mut byte, 0)? == 0 {
+        if file.read_at(&mut byte, 0)? == 0 {
             return Ok(None);
         }
-        let size = self.file.metadata()?.len();
+        let size = file.metadata()?.len();
         self.sizeless = size == 0;
         Ok(Some(size))
     }

@@ -307,12 +307,14 @@ async fn checkpoint_resume_neither_loses_nor_duplicates() {
             file: stale,
             path: logs.join("a.log"),
             offset: 0,
+            size: 0,
         },
     );
     loaded.files.push(FileCheckpoint {
         file: foreign,
         path: "/elsewhere/x.log".into(),
         offset: 9,
+        size: 9,
     });
     let mut second = Running::start(config(&logs, "*.log"), loaded.files, 16);
     second
@@ -370,7 +372,7 @@ fn corrupt_checkpoint_names_the_file_and_problem() {
     fs::write(&path, "not json").unwrap();
     let msg = Checkpoint::load(&path).unwrap_err().to_string();
     assert!(msg.contains(&path.display().to_string()), "{msg}");
-    assert!(msg.contains("corrupt: expected"), "{msg}");
+    assert!(msg.contains("corrupt: not a checkpoint"), "{msg}");
 }
 
 #[test]

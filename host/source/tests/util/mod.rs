@@ -1,4 +1,8 @@
 //! Shared fixtures: a running source over a temp dir, and a model of what it delivered.
+//! Each test binary uses a part of them.
+#![allow(dead_code)]
+
+pub mod logs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +96,8 @@ pub struct Delivered {
     pub events: Vec<String>,
     /// What a pipeline would checkpoint: committed offset per open key.
     pub committed: HashMap<FileKey, (PathBuf, u64)>,
+    /// The file size reported with each key's last chunk.
+    pub sizes: HashMap<FileKey, u64>,
 }
 
 pub struct Gen {
@@ -132,8 +138,10 @@ impl Delivered {
                     "whole records"
                 );
                 assert!(c.end >= c.start + c.data.len() as u64);
+                assert!(c.file_size >= c.end, "file size covers the chunk");
                 self.gens[i].data.extend_from_slice(&c.data);
                 self.committed.insert(c.file, (c.path.to_path_buf(), c.end));
+                self.sizes.insert(c.file, c.file_size);
             }
             SourceEvent::Truncated { file, .. } | SourceEvent::Closed { file } => {
                 if let Some(&i) = self.index.get(file) {
@@ -153,6 +161,11 @@ impl Delivered {
             .collect()
     }
 
+    /// How many record bytes were delivered (cheap: no copy).
+    pub fn data_len(&self) -> usize {
+        self.gens.iter().map(|g| g.data.len()).sum()
+    }
+
     /// The records of the generations that delivered any, in order.
     pub fn nonempty(&self) -> Vec<String> {
         self.gens
@@ -170,6 +183,7 @@ impl Delivered {
                 file: *k,
                 path: p.clone(),
                 offset: *o,
+                size: self.sizes.get(k).copied().unwrap_or(*o),
             })
             .collect()
     }
