@@ -58,6 +58,9 @@ pub async fn serve(
     options: ServeOptions,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Before any file is opened: tailing many files needs descriptors, and the
+    // sources keep to a share of this limit (it logs what it did).
+    let _ = wasmeter_source::raise_nofile_limit();
     let data_dir = config.resolve(&config.data_dir);
     let plugins_dir = config.resolve(&config.admin.plugins_dir);
     for dir in [data_dir.join("checkpoints"), data_dir.join("cache")] {

@@ -71,6 +71,46 @@ pub const SOURCE_READ_ERRORS: MetricDef = counter(
 );
 /// Open files.
 pub const SOURCE_OPEN_FILES: MetricDef = gauge("wasmeter_source_open_files", "Files open now.");
+/// The descriptor budget.
+pub const SOURCE_OPEN_BUDGET: MetricDef = gauge(
+    "wasmeter_source_open_files_budget",
+    "Files the source may keep open at once (its share of the descriptor budget).",
+);
+/// Files waiting for a descriptor.
+pub const SOURCE_FILES_WAITING: MetricDef = gauge(
+    "wasmeter_source_files_waiting",
+    "Files with bytes to read that wait in the fair queue for a descriptor.",
+);
+/// Files tracked, open or not.
+pub const SOURCE_FILES_TRACKED: MetricDef = gauge(
+    "wasmeter_source_files_tracked",
+    "Files tailed, open or closed while idle or waiting.",
+);
+/// Opens put off for lack of a descriptor.
+pub const SOURCE_OPENS_DEFERRED: MetricDef = counter(
+    "wasmeter_source_opens_deferred",
+    "Opens put off because the budget was used up or the system refused (EMFILE/ENFILE).",
+);
+/// Idle files closed.
+pub const SOURCE_IDLE_CLOSES: MetricDef = counter(
+    "wasmeter_source_idle_closes",
+    "Files closed after reading nothing for a while (reopened when they grow).",
+);
+/// Checkpointed files found again after a rename.
+pub const SOURCE_FILES_FOUND_RENAMED: MetricDef = counter(
+    "wasmeter_source_files_found_renamed",
+    "Checkpointed files found under another name in the watched directories.",
+);
+/// Checkpointed files gone with unread bytes.
+pub const SOURCE_FILES_GONE: MetricDef = counter(
+    "wasmeter_source_files_gone",
+    "Checkpointed files that were gone for good when looked for.",
+);
+/// Bytes those files had unread.
+pub const SOURCE_BYTES_GONE: MetricDef = counter(
+    "wasmeter_source_bytes_gone",
+    "Bytes gone files had not been read (lost with them).",
+);
 
 // Pipelines, labelled `pipeline`.
 /// Chunks processed.

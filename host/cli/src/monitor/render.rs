@@ -38,7 +38,7 @@ fn sources(w: &mut Writer, m: &Monitor) {
         .map(|(name, stats)| (name.as_str(), stats.snapshot()))
         .collect();
     type Get = fn(&wasmeter_source::StatsSnapshot) -> u64;
-    let families: [(&MetricDef, Get); 8] = [
+    let families: [(&MetricDef, Get); 16] = [
         (&n::SOURCE_READ_BYTES, |s| s.bytes_read),
         (&n::SOURCE_RECORDS, |s| s.records),
         (&n::SOURCE_CHUNKS, |s| s.chunks),
@@ -47,6 +47,14 @@ fn sources(w: &mut Writer, m: &Monitor) {
         (&n::SOURCE_OVERSIZED_LINES, |s| s.oversized_lines),
         (&n::SOURCE_READ_ERRORS, |s| s.read_errors),
         (&n::SOURCE_OPEN_FILES, |s| s.files_open),
+        (&n::SOURCE_OPEN_BUDGET, |s| s.open_budget),
+        (&n::SOURCE_FILES_WAITING, |s| s.files_waiting),
+        (&n::SOURCE_FILES_TRACKED, |s| s.files_tracked),
+        (&n::SOURCE_OPENS_DEFERRED, |s| s.opens_deferred),
+        (&n::SOURCE_IDLE_CLOSES, |s| s.idle_closes),
+        (&n::SOURCE_FILES_FOUND_RENAMED, |s| s.files_found_renamed),
+        (&n::SOURCE_FILES_GONE, |s| s.files_gone),
+        (&n::SOURCE_BYTES_GONE, |s| s.bytes_gone),
     ];
     for (def, get) in families {
         each(w, def, &snaps, |w, (name, s)| {
