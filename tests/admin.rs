@@ -1090,3 +1090,96 @@ async fn the_data_dir_is_private_to_the_user() {
         eprintln!("not root: the other-owner case is covered by the unit test only when root");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_answer_is_reconciled_with_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    // A call may loop for 5 s, a pipeline gets 1 s to answer: the swap below times
+    // out, and the pipeline applies it once its loop is over (twice: the chunk,
+    // then the record alone).
+    let extra = format!(
+        "{}{}",
+        faulty_plugin("faulty", "call_timeout_ms = 5000"),
+        r#"
+[plugins.rate]
+builtin = "counter-rate"
+config = { metrics = "faulty_lines_total" }
+
+[admin]
+reply_timeout_ms = 1000
+"#
+    );
+    let config = faulty_config(dir.path(), &extra).replace(
+        "collector = \"faulty\"",
+        "collector = \"faulty\"\nmetrics = [\"rate\"]",
+    );
+    let host = Host::start(dir.path(), &config);
+    let rate = "metrics/faulty_lines_total_per_second";
+    host.append("l.log", "a\n");
+    assert_eq!(lines_count(&host, |c| c >= 1.0).await, 1.0);
+    host.append("l.log", "b\n");
+    assert_eq!(lines_count(&host, |c| c >= 2.0).await, 2.0);
+    let before = host.wait_for_topic(rate, |_| true).await;
+
+    host.append("l.log", "loop\n");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while host
+        .metric("wasmeter_pipeline_chunks", "pipeline=\"lines\"")
+        .await
+        .is_none_or(|c| c < 3.0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the loop never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A swap to a config that would stop the rate of `faulty_lines_total`.
+    let token = format!("Bearer {}", host.token());
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/wasm"),
+    ];
+    let (status, _, body) = http_request(
+        host.admin.as_deref().unwrap(),
+        "POST",
+        "/v1/plugins/rate/swap?config=%7B%22metrics%22%3A%22other%22%7D",
+        &headers,
+        &variant(&builtin("counter_rate.wasm"), "late"),
+    )
+    .await;
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+
+    // The late answer comes, and the pipeline goes back to what the registry says.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, list) = admin_within(&host, "GET", "/v1/plugins").await;
+        if list["control"]["unanswered"] == json!([]) && list["control"]["change"].is_null() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = summary(&host, "rate").await;
+    assert_eq!(
+        detail["config"]["metrics"], "faulty_lines_total",
+        "{detail}"
+    );
+    // The rate of `faulty_lines_total` goes on (the loop's trap reset the
+    // collector's count: lines are told apart by the topic's sequence number).
+    for line in ["c\n", "d\n", "e\n"] {
+        let seq = host.get("/api/topics/faulty/lines").await.1["seq"].clone();
+        host.append("l.log", line);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while host.get("/api/topics/faulty/lines").await.1["seq"] == seq {
+            assert!(tokio::time::Instant::now() < deadline, "{line} not counted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    host.wait_for_topic(rate, |s| s["ts"] != before["ts"]).await;
+    let log = host.stop();
+    assert!(
+        log.contains("late change swapped back to the registry's version"),
+        "{log}"
+    );
+}
