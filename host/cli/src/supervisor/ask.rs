@@ -163,15 +163,17 @@ impl Supervisor {
         let this = self.clone();
         self.tasks.spawn(async move {
             let answer = tokio::select! {
-                answer = rx => answer,
+                biased;
                 _ = this.closing.cancelled() => return,
+                answer = rx => answer,
             };
             // A retired instance is dropped here, off the pipeline's task.
             let applied = matches!(answer, Ok(Ok(_)));
             drop(answer);
             let mut inner = tokio::select! {
-                inner = this.inner.clone().lock_owned() => inner,
+                biased;
                 _ = this.closing.cancelled() => return,
+                inner = this.inner.clone().lock_owned() => inner,
             };
             this.view.clear_unanswered(&pipeline, id);
             tracing::warn!(%pipeline, command = %sent.describe(), applied, "late answer from pipeline");

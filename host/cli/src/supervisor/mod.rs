@@ -19,6 +19,7 @@
 mod ask;
 mod changes;
 pub mod error;
+mod outcome;
 mod plan;
 mod reload;
 mod running;
@@ -310,8 +311,9 @@ impl Supervisor {
         Fut: Future<Output = (OwnedMutexGuard<Inner>, Result<T, AdminError>)> + Send + 'static,
     {
         let inner = tokio::select! {
-            inner = tokio::time::timeout(self.reply_timeout, self.inner.clone().lock_owned()) => inner,
+            biased;
             _ = self.closing.cancelled() => return Err(AdminError::ShuttingDown),
+            inner = tokio::time::timeout(self.reply_timeout, self.inner.clone().lock_owned()) => inner,
         };
         let Ok(inner) = inner else {
             let busy = self
@@ -327,11 +329,12 @@ impl Supervisor {
             this.view.set_activity(Some(what));
             let run = body(this.clone(), inner);
             let result = tokio::select! {
+                biased;
+                _ = this.closing.cancelled() => Err(AdminError::ShuttingDown),
                 (inner, result) = run => {
                     this.view.set_plugins(&inner.plugins);
                     result
                 }
-                _ = this.closing.cancelled() => Err(AdminError::ShuttingDown),
             };
             this.view.set_activity(None);
             result
