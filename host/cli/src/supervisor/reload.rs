@@ -104,7 +104,11 @@ impl Supervisor {
         };
         let mut swapped: Vec<(PluginEntry, Vec<String>)> = Vec::new();
         for (name, instances) in prepared.swaps {
-            let (current, next) = (&inner.plugins[&name], &prepared.plugins[&name]);
+            // (A plugin an admin unloaded runs nowhere: nothing to swap.)
+            let Some(current) = inner.plugins.get(&name) else {
+                continue;
+            };
+            let next = &prepared.plugins[&name];
             match self
                 .swap_prepared(inner, current, next, instances, true)
                 .await
@@ -155,8 +159,8 @@ impl Supervisor {
         report.plugins_added = plan.plugins_added.clone();
         report.plugins_removed = plan.plugins_removed.clone();
         report.plugins_updated = plan.plugins_changed.clone();
-        for name in &plan.plugins_removed {
-            self.notice(&previous[name], "unloaded", None);
+        for entry in plan.plugins_removed.iter().filter_map(|n| previous.get(n)) {
+            self.notice(entry, "unloaded", None);
         }
         for (name, event) in plan
             .plugins_added
@@ -200,6 +204,15 @@ impl Supervisor {
         }
         for name in &plan.plugins_removed {
             plugins.remove(name);
+        }
+        // A plugin of the file an admin unloaded is loaded again.
+        for (name, section) in &new.plugins {
+            if !plugins.contains_key(name) {
+                let entry = load_section(&self.shared.runtime, new, name, section)
+                    .await
+                    .map_err(|e| refuse(format!("{e:#}")))?;
+                plugins.insert(name.clone(), entry);
+            }
         }
         let mut pipelines = Vec::new();
         for name in plan.pipelines_to_start() {
