@@ -234,6 +234,72 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Sends SIGTERM and waits at most `bound` for a clean exit (a host that does
+    /// not exit by then is killed and the test fails); returns the host's log.
+    pub fn stop_within(mut self, bound: Duration) -> String {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait_bounded(&mut child, bound);
+        let log = self.stderr.take().unwrap().join().unwrap();
+        match status {
+            Some(status) => assert!(status.success(), "host exited with {status}; log:\n{log}"),
+            None => panic!("host did not exit within {bound:?} of SIGTERM; log:\n{log}"),
+        }
+        log
+    }
+
+    /// The value of the `/metrics` sample `name` whose labels include `label`
+    /// (e.g. `pipeline="lines"`), if there is one.
+    pub async fn metric(&self, name: &str, label: &str) -> Option<f64> {
+        let (_, _, text) = http_get_text(&self.addr, "/metrics", &[]).await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+}
+
+/// Waits at most `bound` for a child to exit; kills it and returns `None` if it
+/// does not.
+pub fn wait_bounded(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `wasmeter ARGS` to completion within [`WAIT`] (killed and failed beyond);
+/// returns whether it succeeded and its stderr.
+pub fn run_wasmeter(args: &[OsString]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args(args)
+        .env_remove("WASMETER_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wasmeter");
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut all);
+        all
+    });
+    let status = wait_bounded(&mut child, WAIT);
+    let stderr = reader.join().unwrap();
+    let status = status
+        .unwrap_or_else(|| panic!("wasmeter {args:?} still ran after {WAIT:?}; log:\n{stderr}"));
+    (status.success(), stderr)
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {

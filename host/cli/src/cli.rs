@@ -140,10 +140,13 @@ pub enum PluginCommand {
         #[arg(long)]
         fresh_state: bool,
     },
-    /// Goes back to the previous version.
+    /// Goes back to the previous version, with the config it ran with.
     Rollback {
         /// The plugin's name.
         name: String,
+        /// Start the previous version with an empty state.
+        #[arg(long)]
+        fresh_state: bool,
     },
     /// Stops calling a plugin until it is released.
     Quarantine {
@@ -186,7 +189,9 @@ pub struct ServeArgs {
     /// Overrides `admin.listen`.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
-    /// The demo's data directory (default: `wasmeter-demo` in the temp directory).
+    /// The demo's data directory (default: `$XDG_RUNTIME_DIR/wasmeter-demo`, else
+    /// `wasmeter-demo-<uid>` in the temp directory). Created with mode 0700; an
+    /// existing one must belong to this user and not be writable by group or others.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Trades per second written by the demo feed.

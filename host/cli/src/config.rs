@@ -126,6 +126,9 @@ pub struct AdminSection {
     pub plugins_dir: PathBuf,
     /// Swap a `path` plugin in when its file is replaced (a finished write or a rename).
     pub watch_plugins: bool,
+    /// Longest the control plane waits for a pipeline to answer a change (a swap,
+    /// a removal), and for another change to finish, before it gives up.
+    pub reply_timeout_ms: u64,
 }
 
 impl Default for AdminSection {
@@ -137,6 +140,7 @@ impl Default for AdminSection {
             token_file: None,
             plugins_dir: PathBuf::from("plugins"),
             watch_plugins: true,
+            reply_timeout_ms: 5_000,
         }
     }
 }
@@ -158,6 +162,9 @@ pub struct RuntimeSection {
     pub max_topics_per_plugin: usize,
     /// Distinct sample series one plugin instance may create; likewise.
     pub max_series_per_plugin: usize,
+    /// Longest the pipelines may take to drain at shutdown (or when a reload stops
+    /// one); those still running then are aborted.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for RuntimeSection {
@@ -169,6 +176,7 @@ impl Default for RuntimeSection {
             max_instances: 256,
             max_topics_per_plugin: 10_000,
             max_series_per_plugin: 10_000,
+            shutdown_timeout_ms: 10_000,
         }
     }
 }
@@ -535,6 +543,12 @@ impl Config {
         }
         if self.runtime.call_timeout_ms == 0 {
             return Err(self.invalid("runtime.call_timeout_ms", "must be > 0"));
+        }
+        if self.runtime.shutdown_timeout_ms == 0 {
+            return Err(self.invalid("runtime.shutdown_timeout_ms", "must be > 0"));
+        }
+        if self.admin.reply_timeout_ms == 0 {
+            return Err(self.invalid("admin.reply_timeout_ms", "must be > 0"));
         }
         Ok(())
     }

@@ -62,8 +62,11 @@ pub async fn watch(supervisor: Arc<Supervisor>, stop: CancellationToken) {
         let paths = std::mem::take(&mut *lock(&changed));
         for (file, name) in files.iter().filter(|(f, _)| paths.contains(f)) {
             tracing::info!(plugin = %name, file = %file.display(), "plugin file replaced; reloading");
-            // The supervisor logs and announces the outcome either way.
-            let _ = supervisor.reload(name).await;
+            // The supervisor logs and announces the outcome of a reload it ran; a
+            // reload it could not start (another change, shutdown) is logged here.
+            if let Err(error) = supervisor.reload(name).await {
+                tracing::warn!(plugin = %name, %error, "plugin file reload failed");
+            }
         }
     }
 }

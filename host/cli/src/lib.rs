@@ -12,6 +12,7 @@
 //! - [`admin`]: the authenticated admin API and the `wasmeter plugin` commands.
 //! - [`hot_reload`]: reloads a plugin when its file is replaced.
 //! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
+//! - [`datadir`]: the data directory is private to the user (created 0700, checked).
 //! - [`demo`]: the demo market feed.
 //! - [`logging`]: `tracing` output.
 //! - [`monitor`]: `/metrics` and `/api/plugins`.
@@ -21,6 +22,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod defaults;
 pub mod demo;
 pub mod hot_reload;
@@ -33,7 +35,6 @@ pub mod supervisor;
 pub mod tail;
 pub mod web;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use wasmeter_plugin::{Runtime, RuntimeConfig};
 
@@ -72,9 +73,9 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
             let dir = args
                 .data_dir
                 .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("wasmeter-demo"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+                .unwrap_or_else(datadir::default_demo_dir);
+            // Given or default, the directory must be private to this user.
+            datadir::ensure_private(&dir)?;
             let config = Config::parse(defaults::DEMO_CONFIG, "built-in demo config", &dir)?;
             let demo = DemoFeed {
                 dir: dir.join("feed"),

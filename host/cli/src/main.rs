@@ -20,7 +20,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(wasmeter::run(cli.command)) {
+    let result = runtime.block_on(wasmeter::run(cli.command));
+    // Do not wait for a blocking task that does not end (the host already gave
+    // its pipelines their bounded shutdown).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wasmeter: {e:#}");

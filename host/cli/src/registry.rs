@@ -38,6 +38,16 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// The config and limits a version ran with, kept with it in the history so a
+/// rollback restores them.
+#[derive(Clone)]
+pub struct Settings {
+    /// Its configuration (dotted keys).
+    pub config: Vec<(String, String)>,
+    /// Its limits.
+    pub limits: PluginLimits,
+}
+
 /// One compiled version of a plugin.
 #[derive(Clone)]
 pub struct Version {
@@ -47,6 +57,9 @@ pub struct Version {
     pub origin: Origin,
     /// When it was loaded (Unix ms).
     pub loaded_at_ms: i64,
+    /// The config and limits it ran with, once it is in the history; `None` for
+    /// the current version (the entry's `config` and `limits` apply).
+    pub settings: Option<Settings>,
 }
 
 impl Version {
@@ -56,6 +69,7 @@ impl Version {
             loaded,
             origin,
             loaded_at_ms: unix_now_ms(),
+            settings: None,
         }
     }
 
@@ -66,6 +80,11 @@ impl Version {
             hash: meta.hash_hex(),
             origin: self.origin.to_string(),
             loaded_at_ms: self.loaded_at_ms,
+            config: self
+                .settings
+                .iter()
+                .flat_map(|s| s.config.iter().cloned())
+                .collect(),
         }
     }
 }
@@ -129,14 +148,34 @@ impl PluginEntry {
         })
     }
 
-    /// Makes `version` current; the old one becomes the newest rollback target.
+    /// Makes `version` current; the old one, with the config and limits it ran
+    /// with, becomes the newest rollback target.
     pub fn advance(&mut self, version: Version) {
-        let old = std::mem::replace(&mut self.current, version);
+        let mut old = std::mem::replace(&mut self.current, version);
+        old.settings = Some(Settings {
+            config: self.config.clone(),
+            limits: self.limits.clone(),
+        });
         self.previous.push(old);
         if self.previous.len() > HISTORY {
             self.previous.remove(0);
         }
         self.succeeded();
+    }
+
+    /// Makes the newest rollback target current again, with the config and limits
+    /// it ran with. `false` when there is none.
+    pub fn roll_back(&mut self) -> bool {
+        let Some(mut previous) = self.previous.pop() else {
+            return false;
+        };
+        if let Some(settings) = previous.settings.take() {
+            self.config = settings.config;
+            self.limits = settings.limits;
+        }
+        self.current = previous;
+        self.succeeded();
+        true
     }
 
     /// Records a successful change.
@@ -316,6 +355,9 @@ pub struct VersionInfo {
     pub origin: String,
     /// When it was loaded (Unix ms).
     pub loaded_at_ms: i64,
+    /// The config it ran with (a rollback restores it).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
 }
 
 /// One pipeline's instance of a plugin.

@@ -6,6 +6,9 @@
 //!    cancelled; file sources stop at a record boundary;
 //! 2. each pipeline drains what its sources had sent, then writes a final checkpoint
 //!    (offsets + plugin state), so a restart neither loses nor repeats a record;
+//!    pipelines still running after `runtime.shutdown_timeout_ms` (a plugin call
+//!    that does not end) are aborted and named in the log: they resume from
+//!    their last periodic checkpoint;
 //! 3. the server sends close frames (1001) to every subscriber and waits for every
 //!    connection to end.
 //!
@@ -63,10 +66,13 @@ pub async fn serve(
     let _ = wasmeter_source::raise_nofile_limit();
     let data_dir = config.resolve(&config.data_dir);
     let plugins_dir = config.resolve(&config.admin.plugins_dir);
-    for dir in [data_dir.join("checkpoints"), data_dir.join("cache")] {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    // Private to this user, and so is the compiled-code cache, before the runtime
+    // may load anything from it.
+    crate::datadir::ensure_private(&data_dir)?;
+    crate::datadir::ensure_private(&data_dir.join("cache"))?;
+    let checkpoints = data_dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints)
+        .with_context(|| format!("cannot create {}", checkpoints.display()))?;
     // Before anything starts: a non-loopback admin address without a token is refused.
     let admin_token = if config.admin.enabled {
         Some(auth::resolve(&config, &data_dir)?)
@@ -118,6 +124,7 @@ pub async fn serve(
         config.admin.clone(),
         config.state.field_ttl_ms,
     );
+    let shutdown_timeout = Duration::from_millis(config.runtime.shutdown_timeout_ms);
     let origin = config.origin.clone();
     let supervisor = Arc::new(Supervisor::start(shared, config, plugins).await?);
 
@@ -186,6 +193,8 @@ pub async fn serve(
             )
         })?;
     let addr = listener.local_addr()?;
+    // Handlers first: a signal right after the announcement must shut down cleanly.
+    let signals = ShutdownSignals::new()?;
     announce(addr, admin_addr.as_ref(), &data_dir);
     state.set_ready(true);
 
@@ -203,13 +212,20 @@ pub async fn serve(
     };
 
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = signals.recv() => {}
         _ = stop.cancelled() => {}
     }
     tracing::info!("shutting down: stopping sources");
     state.set_ready(false);
+    // Changes in progress give up first, so the admin API's requests end.
+    supervisor.close();
     background_stop.cancel();
-    background.wait().await;
+    if tokio::time::timeout(shutdown_timeout, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!("background tasks (admin API, watcher, demo feed) did not stop in time");
+    }
     tracing::info!("draining pipelines");
     supervisor.shutdown().await;
     tracing::info!("closing connections");
@@ -268,10 +284,25 @@ fn announce(
     println!("  data dir   {}", data_dir.display());
 }
 
-async fn shutdown_signal() {
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, handled from the moment this exists.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Waits for either.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -156,5 +156,5 @@ impl AdminClient {
 
 /// The demo's generated token file.
 fn default_token_file() -> PathBuf {
-    std::env::temp_dir().join("wasmeter-demo").join(TOKEN_FILE)
+    crate::datadir::default_demo_dir().join(TOKEN_FILE)
 }

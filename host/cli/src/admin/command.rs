@@ -68,9 +68,14 @@ pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {
                 .await?;
             report(json, "reloaded", answer)?;
         }
-        PluginCommand::Rollback { name } => {
+        PluginCommand::Rollback { name, fresh_state } => {
+            let op = if fresh_state {
+                "/rollback?fresh_state=true"
+            } else {
+                "/rollback"
+            };
             let answer = client
-                .call(Method::POST, &path(&name, "/rollback"), Body::Empty)
+                .call(Method::POST, &path(&name, op), Body::Empty)
                 .await?;
             report(json, "rolled back", answer)?;
         }

@@ -8,7 +8,7 @@
 //! | DELETE | `/v1/plugins/{name}`                | unload                               |
 //! | POST   | `/v1/plugins/{name}/swap`           | swap to a file or uploaded bytes     |
 //! | POST   | `/v1/plugins/{name}/reload`         | read the plugin's file again         |
-//! | POST   | `/v1/plugins/{name}/rollback`       | back to the previous version         |
+//! | POST   | `/v1/plugins/{name}/rollback`       | back to the previous version + config|
 //! | POST   | `/v1/plugins/{name}/quarantine`     | stop calling it                      |
 //! | POST   | `/v1/plugins/{name}/release`        | lift a quarantine                    |
 //! | POST   | `/v1/config/reload`                 | apply the config file's changes      |
@@ -148,7 +148,7 @@ fn ok(value: impl Serialize) -> Reply {
 }
 
 async fn list_plugins(State(a): State<Admin>) -> Reply {
-    ok(json!({ "plugins": a.supervisor.list().await }))
+    ok(json!({ "plugins": a.supervisor.list().await, "control": a.supervisor.status() }))
 }
 
 async fn inspect(State(a): State<Admin>, Path(name): Path<String>) -> Reply {
@@ -238,8 +238,18 @@ async fn reload(State(a): State<Admin>, Path(name): Path<String>) -> Reply {
     ok(a.supervisor.reload(&name).await?)
 }
 
-async fn rollback(State(a): State<Admin>, Path(name): Path<String>) -> Reply {
-    ok(a.supervisor.rollback(&name).await?)
+/// The query string of `rollback`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RollbackQuery {
+    /// Start the previous version with an empty state.
+    fresh_state: bool,
+}
+
+async fn rollback(State(a): State<Admin>, Path(name): Path<String>, request: Request) -> Reply {
+    let q: RollbackQuery = parse_query(request.uri().query().unwrap_or(""))
+        .map_err(|e| AdminError::BadRequest(format!("query string: {e}")))?;
+    ok(a.supervisor.rollback_with(&name, q.fresh_state).await?)
 }
 
 async fn quarantine(State(a): State<Admin>, Path(name): Path<String>) -> Reply {

@@ -37,6 +37,15 @@ pub enum AdminError {
     /// The new configuration was refused; the running one is untouched.
     #[error("{0}")]
     Config(String),
+    /// A pipeline did not answer within the bound; the change was not applied.
+    #[error("{0}")]
+    Timeout(String),
+    /// The host is shutting down; the change was not applied.
+    #[error("the host is shutting down; the change was not applied")]
+    ShuttingDown,
+    /// A bug: the change's task failed.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AdminError {
@@ -47,6 +56,9 @@ impl AdminError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Refused(_) | Self::Config(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -59,6 +71,9 @@ impl AdminError {
             Self::Refused(_) => "refused",
             Self::Conflict(_) => "conflict",
             Self::Config(_) => "config",
+            Self::Timeout(_) => "timeout",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal(_) => "internal",
         }
     }
 }

@@ -2,38 +2,52 @@
 //! it serves: swaps, reloads, rollbacks, loads and unloads (admin API, plugin-file
 //! watcher) and config reloads (SIGHUP, admin API).
 //!
-//! One lock serialises changes; the data path never takes it. A change prepares
-//! everything that can fail or take time first (read, compile, instantiate,
-//! `init`, a smoke test, for every pipeline concerned) and only then asks each
-//! pipeline's task to swap, between two chunks. A refused change leaves the
-//! running version in place and is reported in the log, in the admin API's answer
-//! and on the topic `_wasmeter/plugins/<name>`.
+//! One lock serialises changes; the data path never takes it, and neither do
+//! readers: `list` and `inspect` read a copy of the registry replaced after each
+//! change (see `view`). Every wait has a bound: for the change lock and for a
+//! pipeline's answer `admin.reply_timeout_ms`, for a pipeline to drain
+//! `runtime.shutdown_timeout_ms` (see `ask` for what a late answer means). Each
+//! change runs in a task the supervisor owns, so a client that goes away does
+//! not cut it in half; shutdown cancels it.
+//!
+//! A change prepares everything that can fail or take time first (read,
+//! compile, instantiate, `init`, a smoke test, for every pipeline concerned) and
+//! only then asks each pipeline's task to swap, between two chunks. A refused
+//! change leaves the running version in place and is reported in the log, in
+//! the admin API's answer and on the topic `_wasmeter/plugins/<name>`.
 
+mod ask;
+mod changes;
 pub mod error;
+mod outcome;
+mod plan;
 mod reload;
 mod running;
+pub mod view;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, oneshot};
-use wasmeter_core::field::FieldValue;
-use wasmeter_pipeline::TopicOwners;
-use wasmeter_pipeline::{
-    Command, Publish, Replacement, SeriesStore, SwapError, Swapped, TopicStore, publish_fields,
-};
-use wasmeter_plugin::{Runtime, unix_now_ms};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmeter_pipeline::{Publish, SeriesStore, TopicOwners, TopicStore};
+use wasmeter_plugin::Runtime;
 
 pub use error::AdminError;
+pub use plan::{Plan, plan};
 pub use reload::ConfigReport;
 use running::RunningPipeline;
+pub use view::ControlStatus;
+use view::{Activity, View};
 
 use crate::config::Config;
 use crate::monitor::Monitor;
-use crate::plugins::{load_version, prepare};
-use crate::registry::{Origin, PluginDetail, PluginEntry, PluginSummary, Version};
+use crate::registry::{Origin, PluginDetail, PluginEntry, PluginSummary};
 
 /// What every pipeline shares.
 pub struct Shared {
@@ -57,10 +71,34 @@ pub struct Shared {
     pub owners: TopicOwners,
 }
 
-/// The running plugins and pipelines.
+/// The running plugins and pipelines. Cloning it is cheap: clones share
+/// everything.
+#[derive(Clone)]
 pub struct Supervisor {
+    core: Arc<Core>,
+}
+
+/// What a [`Supervisor`] and its clones share.
+pub struct Core {
     shared: Shared,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+    view: View,
+    /// Longest wait for a pipeline's answer, and for the change lock.
+    reply_timeout: Duration,
+    /// Longest wait for the pipelines to drain.
+    stop_timeout: Duration,
+    /// Cancelled at shutdown: changes and late-answer watchers give up.
+    closing: CancellationToken,
+    /// Changes in progress and late-answer watchers.
+    tasks: TaskTracker,
+}
+
+impl std::ops::Deref for Supervisor {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 struct Inner {
@@ -113,6 +151,7 @@ impl Supervisor {
         config: Config,
         plugins: BTreeMap<String, PluginEntry>,
     ) -> anyhow::Result<Self> {
+        let stop_timeout = Duration::from_millis(config.runtime.shutdown_timeout_ms);
         let mut pipelines = BTreeMap::new();
         for (name, section) in &config.pipelines {
             let running = RunningPipeline::start(&shared, &config, &plugins, name, section).await;
@@ -121,36 +160,82 @@ impl Supervisor {
                     pipelines.insert(name.clone(), running);
                 }
                 Err(error) => {
+                    let deadline = tokio::time::Instant::now() + stop_timeout;
                     for (name, p) in std::mem::take(&mut pipelines) {
-                        p.stop(&shared, &name).await;
+                        p.stop(&shared, &name, deadline).await;
                     }
                     return Err(error);
                 }
             }
         }
+        let view = View::default();
+        view.set_plugins(&plugins);
         Ok(Self {
-            shared,
-            inner: Mutex::new(Inner {
-                config,
-                plugins,
-                pipelines,
+            core: Arc::new(Core {
+                shared,
+                view,
+                reply_timeout: Duration::from_millis(config.admin.reply_timeout_ms),
+                stop_timeout,
+                inner: Arc::new(Mutex::new(Inner {
+                    config,
+                    plugins,
+                    pipelines,
+                })),
+                closing: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         })
     }
 
-    /// Stops every pipeline: sources stop at a record boundary, pipelines drain and
-    /// write their final checkpoints.
-    pub async fn shutdown(&self) {
-        let mut inner = self.inner.lock().await;
-        let stops = std::mem::take(&mut inner.pipelines)
-            .into_iter()
-            .map(|(name, p)| async move { p.stop(&self.shared, &name).await });
-        futures_util::future::join_all(stops).await;
+    /// Makes changes in progress give up (their callers get "shutting down") and
+    /// refuses new ones; the first step of shutting down.
+    pub fn close(&self) {
+        self.closing.cancel();
     }
 
-    /// Every plugin, by name.
+    /// Stops every pipeline within `runtime.shutdown_timeout_ms`: changes in
+    /// progress give up, sources stop at a record boundary, pipelines drain and
+    /// write their final checkpoints; those still running at the deadline are
+    /// aborted (their last checkpoint stays) and named in the log.
+    pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + self.stop_timeout;
+        self.closing.cancel();
+        self.tasks.close();
+        let inner = match tokio::time::timeout_at(deadline, self.inner.clone().lock_owned()).await {
+            Ok(inner) => inner,
+            Err(_) => {
+                tracing::error!("a change did not give up in time; pipelines are left to the exit");
+                return;
+            }
+        };
+        let mut inner = inner;
+        let stops = std::mem::take(&mut inner.pipelines)
+            .into_iter()
+            .map(|(name, p)| async move { (p.stop(&self.shared, &name, deadline).await, name) });
+        let aborted: Vec<String> = futures_util::future::join_all(stops)
+            .await
+            .into_iter()
+            .filter(|(drained, _)| !drained)
+            .map(|(_, name)| name)
+            .collect();
+        if !aborted.is_empty() {
+            tracing::error!(
+                pipelines = %aborted.join(", "),
+                "pipelines aborted at shutdown; they resume from their last checkpoint"
+            );
+        }
+        drop(inner);
+        if tokio::time::timeout(Duration::from_secs(1), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("supervisor tasks still running after shutdown");
+        }
+    }
+
+    /// Every plugin, by name. Never waits for a change.
     pub async fn list(&self) -> Vec<PluginSummary> {
-        let inner = self.inner.lock().await;
+        let plugins = self.view.plugins();
         // Every instance once, grouped by plugin, rather than a full scan per plugin.
         let mut by_plugin: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for (pipeline, r) in self.shared.monitor.plugin_instances() {
@@ -159,25 +244,28 @@ impl Supervisor {
                 .or_default()
                 .push((pipeline, r));
         }
-        inner
-            .plugins
+        plugins
             .values()
             .map(|e| e.summary(by_plugin.get(&e.name).map_or(&[], Vec::as_slice)))
             .collect()
     }
 
-    /// One plugin in detail.
+    /// The change in progress and the pipelines that have not answered.
+    pub fn status(&self) -> ControlStatus {
+        self.view.status()
+    }
+
+    /// One plugin in detail. Never waits for a change.
     pub async fn inspect(&self, name: &str) -> Result<PluginDetail, AdminError> {
-        let inner = self.inner.lock().await;
-        let entry = inner.entry(name)?;
+        let plugins = self.view.plugins();
+        let entry = entry(&plugins, name)?;
         Ok(entry.detail(&self.instances(name)))
     }
 
     /// Files that plugins' current versions were read from, with the plugins' names.
     pub async fn watched_files(&self) -> Vec<(PathBuf, String)> {
-        let inner = self.inner.lock().await;
-        inner
-            .plugins
+        self.view
+            .plugins()
             .values()
             .filter_map(|e| match &e.current.origin {
                 Origin::Path(p) => Some((p.clone(), e.name.clone())),
@@ -186,160 +274,12 @@ impl Supervisor {
             .collect()
     }
 
-    /// Replaces the plugin `name` with the component from `source` in every
-    /// pipeline that runs it, optionally with a new config. The state carries over
-    /// unless `fresh_state`.
-    pub async fn swap(
-        &self,
-        name: &str,
-        source: WasmSource,
-        config: Option<BTreeMap<String, String>>,
-        fresh_state: bool,
-    ) -> Result<SwapReport, AdminError> {
-        let mut inner = self.inner.lock().await;
-        let entry = inner.entry(name)?.clone();
-        let result = async {
-            let (bytes, origin) = self.read(source).await?;
-            let version = self.compile(name, bytes, origin, Some(entry.kind)).await?;
-            let mut next = entry.clone();
-            next.advance(version);
-            if let Some(config) = config {
-                next.config = config.into_iter().collect();
-            }
-            self.apply(&mut inner, next, !fresh_state).await
-        }
-        .await;
-        self.finish(&mut inner, name, "swapped", result)
-    }
-
-    /// Reads the plugin's file again and swaps it in if its bytes changed.
-    pub async fn reload(&self, name: &str) -> Result<SwapReport, AdminError> {
-        let mut inner = self.inner.lock().await;
-        let entry = inner.entry(name)?.clone();
-        let Origin::Path(path) = &entry.current.origin else {
-            return Err(AdminError::Conflict(format!(
-                "plugin `{name}` runs {}, not a file; swap it to a file instead",
-                entry.current.origin
-            )));
-        };
-        let result = async {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| AdminError::Refused(format!("cannot read {}: {e}", path.display())))?;
-            if wasmeter_plugin::content_hash(&bytes) == entry.current.loaded.meta().hash {
-                return Ok(None);
-            }
-            let version = self
-                .compile(name, bytes, Origin::Path(path.clone()), Some(entry.kind))
-                .await?;
-            let mut next = entry.clone();
-            next.advance(version);
-            self.apply(&mut inner, next, true).await.map(Some)
-        }
-        .await;
-        match result {
-            Ok(None) => Ok(unchanged(&entry)),
-            Ok(Some(report)) => self.finish(&mut inner, name, "reloaded", Ok(report)),
-            Err(e) => self.finish(&mut inner, name, "reloaded", Err(e)),
-        }
-    }
-
-    /// Goes back to the previous version.
-    pub async fn rollback(&self, name: &str) -> Result<SwapReport, AdminError> {
-        let mut inner = self.inner.lock().await;
-        let entry = inner.entry(name)?.clone();
-        let mut next = entry.clone();
-        let Some(previous) = next.previous.pop() else {
-            return Err(AdminError::Conflict(format!(
-                "plugin `{name}` has no previous version to roll back to"
-            )));
-        };
-        next.current = previous;
-        next.succeeded();
-        let result = self.apply(&mut inner, next, true).await;
-        self.finish(&mut inner, name, "rolled-back", result)
-    }
-
-    /// Adds a plugin under a new name; a metric or delta plugin joins `pipelines`.
-    pub async fn load(
-        &self,
-        name: &str,
-        source: WasmSource,
-        config: Option<BTreeMap<String, String>>,
-        pipelines: Vec<String>,
-    ) -> Result<SwapReport, AdminError> {
-        let mut inner = self.inner.lock().await;
-        if inner.plugins.contains_key(name) {
-            return Err(AdminError::Conflict(format!(
-                "a plugin named `{name}` exists; swap it or choose another name"
-            )));
-        }
-        for p in &pipelines {
-            inner.pipeline(p)?;
-        }
-        let (bytes, origin) = self.read(source).await?;
-        let version = self.compile(name, bytes, origin, None).await?;
-        let entry = PluginEntry::new(
-            name,
-            version,
-            config.unwrap_or_default().into_iter().collect(),
-            self.shared.runtime.limits().clone(),
-        );
-        if entry.kind == wasmeter_core::plugin::PluginKind::Collector && !pipelines.is_empty() {
-            return Err(AdminError::Conflict(format!(
-                "`{name}` is a collector; a pipeline has one collector: swap it instead"
-            )));
-        }
-        let replacements = self.prepare_all(&entry, &pipelines).await?;
-        let mut report = report(&entry, None, Vec::new());
-        for (pipeline, replacement) in replacements {
-            match send_swap(&inner.pipelines[&pipeline], &pipeline, replacement, true).await {
-                Ok(swapped) => report.pipelines.push(pipeline_swap(&pipeline, &swapped)),
-                Err(error) => {
-                    // Take it out of the pipelines it already joined.
-                    for done in &report.pipelines {
-                        let p = &inner.pipelines[&done.pipeline];
-                        let _ = send_remove(p, &done.pipeline, name).await;
-                    }
-                    return Err(AdminError::Conflict(error.to_string()));
-                }
-            }
-        }
-        self.notice(&entry, "loaded", None);
-        inner.plugins.insert(name.to_string(), entry);
-        Ok(report)
-    }
-
-    /// Takes a plugin out of every pipeline and forgets it. Refused for a collector
-    /// a pipeline runs.
-    pub async fn unload(&self, name: &str) -> Result<(), AdminError> {
-        let mut inner = self.inner.lock().await;
-        self.unload_in(&mut inner, name).await
-    }
-
-    async fn unload_in(&self, inner: &mut Inner, name: &str) -> Result<(), AdminError> {
-        let entry = inner.entry(name)?.clone();
-        let users = inner.users(name);
-        if entry.kind == wasmeter_core::plugin::PluginKind::Collector && !users.is_empty() {
-            return Err(AdminError::Conflict(format!(
-                "plugin `{name}` is the collector of pipeline(s) {}; swap it or remove the pipeline",
-                users.join(", ")
-            )));
-        }
-        for pipeline in users {
-            send_remove(&inner.pipelines[&pipeline], &pipeline, name)
-                .await
-                .map_err(|e| AdminError::Conflict(e.to_string()))?;
-        }
-        inner.plugins.remove(name);
-        self.notice(&entry, "unloaded", None);
-        Ok(())
-    }
-
-    /// Quarantines (`on`) or releases every instance of a plugin.
+    /// Quarantines (`on`) or releases every instance of a plugin. Never waits for
+    /// a change: it flips the instances' health flags, which a stuck pipeline's
+    /// task does not hold.
     pub async fn set_quarantine(&self, name: &str, on: bool) -> Result<PluginSummary, AdminError> {
-        let inner = self.inner.lock().await;
-        let entry = inner.entry(name)?;
+        let plugins = self.view.plugins();
+        let entry = entry(&plugins, name)?;
         let instances = self.instances(name);
         for (_, r) in &instances {
             if on {
@@ -348,6 +288,7 @@ impl Supervisor {
                 r.health.release();
             }
         }
+        tracing::info!(plugin = %name, quarantined = on, instances = instances.len(), "quarantine changed");
         self.notice(entry, if on { "quarantined" } else { "released" }, None);
         Ok(entry.summary(&instances))
     }
@@ -362,163 +303,63 @@ impl Supervisor {
             .collect()
     }
 
-    /// Reads a new version's bytes; a file must be inside the plugins directory.
-    async fn read(&self, source: WasmSource) -> Result<(Vec<u8>, Origin), AdminError> {
-        match source {
-            WasmSource::Bytes(bytes) => Ok((bytes, Origin::Upload)),
-            WasmSource::File(path) => {
-                let path = inside(&self.shared.plugins_dir, &path).await?;
-                let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                    AdminError::BadRequest(format!("cannot read {}: {e}", path.display()))
-                })?;
-                Ok((bytes, Origin::Path(path)))
-            }
-        }
-    }
-
-    /// Compiles a version (off the runtime's threads), checking its kind.
-    async fn compile(
-        &self,
-        name: &str,
-        bytes: Vec<u8>,
-        origin: Origin,
-        kind: Option<wasmeter_core::plugin::PluginKind>,
-    ) -> Result<Version, AdminError> {
-        load_version(&self.shared.runtime, name, bytes, origin, kind)
-            .await
-            .map_err(|e| AdminError::Refused(e.to_string()))
-    }
-
-    /// Builds and smoke-tests one instance of `entry` per pipeline, before any
-    /// pipeline is touched.
-    async fn prepare_all(
-        &self,
-        entry: &PluginEntry,
-        pipelines: &[String],
-    ) -> Result<Vec<(String, Replacement)>, AdminError> {
-        let mut prepared = Vec::new();
-        for pipeline in pipelines {
-            let replacement = prepare(entry).await.map_err(|e| {
-                AdminError::Refused(format!(
-                    "{} {}: {e}",
-                    entry.current.loaded.meta().info.name,
-                    entry.current.loaded.meta().info.version
-                ))
-            })?;
-            prepared.push((pipeline.clone(), replacement));
-        }
-        Ok(prepared)
-    }
-
-    /// Puts `next` (the entry with its new current version and config) in place in
-    /// every pipeline that runs the plugin. All instances are prepared first; if a
-    /// pipeline then refuses (the new version rejects the state), the pipelines
-    /// already swapped go back to the old version and nothing changed.
-    async fn apply(
-        &self,
-        inner: &mut Inner,
-        next: PluginEntry,
-        carry_state: bool,
-    ) -> Result<SwapReport, AdminError> {
-        let name = next.name.clone();
-        let old = inner.entry(&name)?.clone();
-        let users = inner.users(&name);
-        let prepared = self.prepare_all(&next, &users).await?;
-        let mut done: Vec<String> = Vec::new();
-        let mut swaps = Vec::new();
-        for (pipeline, replacement) in prepared {
-            let p = &inner.pipelines[&pipeline];
-            match send_swap(p, &pipeline, replacement, carry_state).await {
-                Ok(swapped) => {
-                    swaps.push(pipeline_swap(&pipeline, &swapped));
-                    done.push(pipeline);
-                }
-                Err(error) => {
-                    self.undo(inner, &old, &done).await;
-                    return Err(AdminError::Refused(format!(
-                        "pipeline `{pipeline}`: {error}"
-                    )));
-                }
-            }
-        }
-        let report = report(&next, Some(&old), swaps);
-        inner.plugins.insert(name, next);
-        Ok(report)
-    }
-
-    /// Best effort: swaps `old` back into `pipelines`.
-    async fn undo(&self, inner: &Inner, old: &PluginEntry, pipelines: &[String]) {
-        for pipeline in pipelines {
-            let back = match prepare(old).await {
-                Ok(r) => send_swap(&inner.pipelines[pipeline], pipeline, r, true)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            if let Err(error) = back {
-                tracing::error!(plugin = %old.name, %pipeline, %error, "could not go back to the previous version");
-            }
-        }
-    }
-
-    /// Records the outcome of a change: the entry's last error, a log line, a notice.
-    fn finish(
-        &self,
-        inner: &mut Inner,
-        name: &str,
-        event: &str,
-        result: Result<SwapReport, AdminError>,
-    ) -> Result<SwapReport, AdminError> {
-        let Some(entry) = inner.plugins.get_mut(name) else {
-            return result;
+    /// Runs a change: waits (within the bound) for the change lock, then runs
+    /// `body` in a task of its own, so the change completes even if the caller
+    /// goes away; the readers' copy of the registry is replaced afterwards.
+    async fn change<T, F, Fut>(&self, what: Activity, body: F) -> Result<T, AdminError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Supervisor, OwnedMutexGuard<Inner>) -> Fut + Send + 'static,
+        Fut: Future<Output = (OwnedMutexGuard<Inner>, Result<T, AdminError>)> + Send + 'static,
+    {
+        let inner = tokio::select! {
+            biased;
+            _ = self.closing.cancelled() => return Err(AdminError::ShuttingDown),
+            inner = tokio::time::timeout(self.reply_timeout, self.inner.clone().lock_owned()) => inner,
         };
-        match &result {
-            Ok(report) => {
-                tracing::info!(plugin = %name, version = %report.version, pipelines = report.pipelines.len(), "plugin {event}");
-                self.notice(entry, event, None);
-            }
-            Err(error) => {
-                let message = error.to_string();
-                tracing::error!(plugin = %name, error = %message, "plugin change refused; the running version stays");
-                entry.failed(&message);
-                self.notice(entry, &format!("{event}-failed"), Some(&message));
-            }
-        }
-        result
+        let Ok(inner) = inner else {
+            let busy = self
+                .view
+                .activity()
+                .map_or_else(|| "another change".to_string(), |a| a.describe());
+            return Err(AdminError::Conflict(format!(
+                "another change is in progress: {busy}; try again when it has finished"
+            )));
+        };
+        let this = self.clone();
+        let task = self.tasks.spawn(async move {
+            this.view.set_activity(Some(what));
+            let run = body(this.clone(), inner);
+            let result = tokio::select! {
+                biased;
+                _ = this.closing.cancelled() => Err(AdminError::ShuttingDown),
+                (inner, result) = run => {
+                    this.view.set_plugins(&inner.plugins);
+                    result
+                }
+            };
+            this.view.set_activity(None);
+            result
+        });
+        task.await
+            .map_err(|e| AdminError::Internal(format!("the change failed: {e}")))?
     }
+}
 
-    /// Publishes what happened to a plugin on `_wasmeter/plugins/<name>`.
-    fn notice(&self, entry: &PluginEntry, event: &str, error: Option<&str>) {
-        let meta = entry.current.loaded.meta();
-        let text = |s: &str| FieldValue::Text(s.to_string());
-        let fields = BTreeMap::from([
-            ("event".to_string(), text(event)),
-            ("version".to_string(), text(&meta.info.version)),
-            ("hash".to_string(), text(&meta.hash_hex()[..16])),
-            ("error".to_string(), text(error.unwrap_or(""))),
-            (
-                "at_ms".to_string(),
-                FieldValue::Number(unix_now_ms() as f64),
-            ),
-        ]);
-        let topic = format!("_wasmeter/plugins/{}", entry.name).into();
-        publish_fields(
-            &self.shared.store,
-            self.shared.publisher.as_ref(),
-            &topic,
-            fields,
-        );
-    }
+/// The entry called `name`, or an error listing the names there are.
+fn entry<'a>(
+    plugins: &'a BTreeMap<String, PluginEntry>,
+    name: &str,
+) -> Result<&'a PluginEntry, AdminError> {
+    plugins.get(name).ok_or_else(|| AdminError::UnknownPlugin {
+        name: name.to_string(),
+        known: error::known(plugins.keys()),
+    })
 }
 
 impl Inner {
     fn entry(&self, name: &str) -> Result<&PluginEntry, AdminError> {
-        self.plugins
-            .get(name)
-            .ok_or_else(|| AdminError::UnknownPlugin {
-                name: name.to_string(),
-                known: error::known(self.plugins.keys()),
-            })
+        entry(&self.plugins, name)
     }
 
     fn pipeline(&self, name: &str) -> Result<&RunningPipeline, AdminError> {
@@ -538,107 +379,4 @@ impl Inner {
             .map(|(n, _)| n.clone())
             .collect()
     }
-}
-
-/// Asks a pipeline's task to swap, and waits for its answer.
-async fn send_swap(
-    pipeline: &RunningPipeline,
-    name: &str,
-    replacement: Replacement,
-    carry_state: bool,
-) -> Result<Swapped, SwapError> {
-    ask(pipeline, name, |reply| Command::Swap {
-        replacement: Box::new(replacement),
-        carry_state,
-        reply,
-    })
-    .await
-}
-
-/// Asks a pipeline's task to take a metric or delta plugin out.
-async fn send_remove(
-    pipeline: &RunningPipeline,
-    name: &str,
-    plugin: &str,
-) -> Result<wasmeter_pipeline::Retired, SwapError> {
-    ask(pipeline, name, |reply| Command::Remove {
-        name: plugin.to_string(),
-        reply,
-    })
-    .await
-}
-
-/// Sends the command `make` builds around a reply channel, and waits for the reply.
-async fn ask<T>(
-    pipeline: &RunningPipeline,
-    name: &str,
-    make: impl FnOnce(oneshot::Sender<Result<T, SwapError>>) -> Command,
-) -> Result<T, SwapError> {
-    let (reply, rx) = oneshot::channel();
-    let stopped = || SwapError::Stopped(name.to_string());
-    pipeline
-        .commands
-        .send(make(reply))
-        .await
-        .map_err(|_| stopped())?;
-    rx.await.map_err(|_| stopped())?
-}
-
-fn pipeline_swap(pipeline: &str, swapped: &Swapped) -> PipelineSwap {
-    use wasmeter_pipeline::StateCarry;
-    PipelineSwap {
-        pipeline: pipeline.to_string(),
-        pause_us: swapped.pause.as_secs_f64() * 1e6,
-        state: match &swapped.state {
-            StateCarry::Stateless => "stateless".into(),
-            StateCarry::Carried { bytes } => format!("carried ({bytes} bytes)"),
-            StateCarry::Empty => "empty".into(),
-            StateCarry::Fresh => "fresh (as asked)".into(),
-            StateCarry::Lost { reason } => format!("lost: {reason}"),
-        },
-    }
-}
-
-fn report(
-    next: &PluginEntry,
-    old: Option<&PluginEntry>,
-    pipelines: Vec<PipelineSwap>,
-) -> SwapReport {
-    let meta = next.current.loaded.meta();
-    SwapReport {
-        plugin: next.name.clone(),
-        version: meta.info.version.clone(),
-        hash: meta.hash_hex(),
-        replaced: old.map(|o| o.current.loaded.meta().info.version.clone()),
-        unchanged: false,
-        pipelines,
-    }
-}
-
-fn unchanged(entry: &PluginEntry) -> SwapReport {
-    SwapReport {
-        unchanged: true,
-        ..report(entry, None, Vec::new())
-    }
-}
-
-/// `path` resolved inside `dir` (symbolic links followed), or why not.
-async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
-    let bad =
-        |what: &Path, e: std::io::Error| AdminError::BadRequest(format!("{}: {e}", what.display()));
-    let dir = tokio::fs::canonicalize(dir)
-        .await
-        .map_err(|e| bad(dir, e))?;
-    let joined = dir.join(path);
-    let candidate = tokio::fs::canonicalize(&joined)
-        .await
-        .map_err(|e| bad(&joined, e))?;
-    if !candidate.starts_with(&dir) {
-        return Err(AdminError::BadRequest(format!(
-            "{} is outside the plugins directory {}",
-            path.display(),
-            dir.display()
-        )));
-    }
-    Ok(candidate)
 }

@@ -1,27 +1,36 @@
 //! Config reload: applies the difference between the running config and the file
-//! now on disk, touching nothing else.
+//! now on disk (see [`super::plan`]), all or nothing.
 //!
-//! - Pipelines whose section or sources changed are stopped (drained, final
-//!   checkpoint) and started again from that checkpoint, so offsets and plugin
-//!   state carry over; removed ones are stopped, new ones started.
-//! - Plugins whose section changed are compiled first (any failure refuses the
-//!   whole reload, nothing is applied) and swapped into the untouched pipelines that
-//!   run them, state carried over.
-//! - `data_dir`, `[server]`, `[runtime]`, `[state]` and `[admin]` need a restart;
-//!   a change there is reported and not applied.
+//! 1. Prepare, touching nothing: compile new and changed plugins; create and
+//!    initialise the plugin instances of every new and changed pipeline; create,
+//!    initialise and smoke-test the instances that changed plugins swap into the
+//!    pipelines that keep running. Any failure refuses the reload (422): every
+//!    pipeline keeps running as it was, and the new config is not recorded, so
+//!    the next reload tries it again.
+//! 2. Switch: swap changed plugins into the untouched pipelines (a refusal or a
+//!    pipeline that does not answer undoes the swaps made so far and refuses the
+//!    reload), then stop removed and changed pipelines (drained, final
+//!    checkpoint, bounded by `runtime.shutdown_timeout_ms`) and start the new and
+//!    changed ones from the prepared instances (changed ones resume from their
+//!    checkpoint). A pipeline that then fails to start (its checkpoint or
+//!    sources) is started again with its previous section, is reported in
+//!    `failed`, and keeps its previous section in the recorded config, so the next
+//!    reload tries it again.
+//! 3. `data_dir`, `[server]`, `[runtime]`, `[state]` and `[admin]` need a restart;
+//!    a change there is reported and not applied.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use wasmeter_pipeline::{PipelinePlugins, Replacement};
 
+use super::plan::{pin_restart_only, plan};
 use super::running::RunningPipeline;
-use super::{AdminError, Supervisor};
+use super::view::Activity;
+use super::{AdminError, Inner, Supervisor};
 use crate::config::Config;
-use crate::plugins::load_section;
+use crate::plugins::{instantiate_pipeline, load_section};
 use crate::registry::PluginEntry;
-
-/// Top-level keys whose changes need a restart.
-const RESTART_ONLY: [&str; 5] = ["data_dir", "server", "runtime", "state", "admin"];
 
 /// What a config reload did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -40,12 +49,22 @@ pub struct ConfigReport {
     pub plugins_updated: Vec<String>,
     /// Changed sections that need a restart (not applied).
     pub needs_restart: Vec<String>,
-    /// Pipelines that failed to start, with why.
+    /// Pipelines that failed to start, with why (they run their previous section).
     pub failed: BTreeMap<String, String>,
 }
 
+/// Everything a reload needs, built before anything running is touched.
+struct Prepared {
+    /// The registry as it will be.
+    plugins: BTreeMap<String, PluginEntry>,
+    /// Instances of the pipelines to start.
+    pipelines: Vec<(String, PipelinePlugins)>,
+    /// Changed plugins: instances for the pipelines that keep running.
+    swaps: Vec<(String, Vec<(String, Replacement)>)>,
+}
+
 impl Supervisor {
-    /// Reads the config file again and applies what changed.
+    /// Reads the config file again and applies what changed, all or nothing.
     pub async fn reload_config(&self) -> Result<ConfigReport, AdminError> {
         let Some(path) = self.shared.config_path.clone() else {
             return Err(AdminError::Conflict(
@@ -53,129 +72,204 @@ impl Supervisor {
                     .into(),
             ));
         };
-        let mut new = tokio::task::spawn_blocking(move || Config::load(&path))
+        let new = tokio::task::spawn_blocking(move || Config::load(&path))
             .await
             .map_err(|e| AdminError::Config(format!("config task: {e}")))?
             .map_err(|e| AdminError::Config(e.to_string()))?;
-        let mut inner = self.inner.lock().await;
+        let what = Activity::new("reload-config", "");
+        self.change(what, move |this, mut inner| async move {
+            let result = this.reload_config_in(&mut inner, new).await;
+            if let Err(error) = &result {
+                tracing::error!(%error, "config reload refused; the running config stays");
+            }
+            (inner, result)
+        })
+        .await
+    }
+
+    async fn reload_config_in(
+        &self,
+        inner: &mut Inner,
+        mut new: Config,
+    ) -> Result<ConfigReport, AdminError> {
         let old = inner.config.clone();
-        let mut report = ConfigReport::default();
+        let plan = plan(&old, &new);
+        pin_restart_only(&old, &mut new);
+        let prepared = self.prepare_reload(inner, &plan, &new).await?;
 
-        // Restart-only sections keep their running values (and their old text, so
-        // the next reload still sees the pending change).
-        for key in RESTART_ONLY {
-            if old.raw.get(key) != new.raw.get(key) {
-                report.needs_restart.push(key.to_string());
-                match old.raw.get(key) {
-                    Some(v) => new.raw.insert(key.to_string(), v.clone()),
-                    None => new.raw.remove(key),
-                };
-            }
-        }
-        (new.data_dir, new.server, new.runtime, new.state, new.admin) = (
-            old.data_dir.clone(),
-            old.server.clone(),
-            old.runtime.clone(),
-            old.state.clone(),
-            old.admin.clone(),
-        );
-
-        // Compile every new or changed plugin before touching anything.
-        let mut loaded: BTreeMap<String, PluginEntry> = BTreeMap::new();
-        for (name, section) in &new.plugins {
-            if old.plugins.get(name) != Some(section) {
-                let entry = load_section(&self.shared.runtime, &new, name, section)
-                    .await
-                    .map_err(|e| AdminError::Config(format!("{e:#}")))?;
-                loaded.insert(name.clone(), entry);
-            }
-        }
-
-        // Pipelines to stop: gone, or changed themselves or in their sources.
-        let mut restart = Vec::new();
-        for (name, running) in &inner.pipelines {
-            match new.pipelines.get(name) {
-                None => report.stopped.push(name.clone()),
-                Some(section) => {
-                    let sources_changed = section.sources.len() != running.sources.len()
-                        || section
-                            .sources
-                            .iter()
-                            .any(|s| running.sources.get(s) != new.sources.get(s));
-                    if *section != running.section || sources_changed {
-                        restart.push(name.clone());
+        // Switch: swaps first (all undone on a failure), then pipelines.
+        let mut report = ConfigReport {
+            needs_restart: plan.needs_restart.clone(),
+            ..ConfigReport::default()
+        };
+        let mut swapped: Vec<(PluginEntry, Vec<String>)> = Vec::new();
+        for (name, instances) in prepared.swaps {
+            // (A plugin an admin unloaded runs nowhere: nothing to swap.)
+            let Some(current) = inner.plugins.get(&name) else {
+                continue;
+            };
+            let next = &prepared.plugins[&name];
+            match self
+                .swap_prepared(inner, current, next, instances, true)
+                .await
+            {
+                Ok(swaps) => swapped.push((
+                    current.clone(),
+                    swaps.into_iter().map(|s| s.pipeline).collect(),
+                )),
+                Err(error) => {
+                    for (old_entry, pipelines) in &swapped {
+                        self.undo(inner, old_entry, pipelines).await;
                     }
+                    return Err(AdminError::Config(format!(
+                        "plugins.{name}: {error}; nothing was applied"
+                    )));
                 }
             }
         }
-        for name in report.stopped.iter().chain(&restart) {
+        let deadline = tokio::time::Instant::now() + self.stop_timeout;
+        for name in plan.pipelines_removed.iter().chain(&plan.pipelines_changed) {
             if let Some(p) = inner.pipelines.remove(name) {
-                p.stop(&self.shared, name).await;
+                p.stop(&self.shared, name, deadline).await;
             }
         }
-
-        // Plugins: removed ones leave (first out of any pipeline still running them),
-        // changed ones are swapped in, new ones join the registry.
-        for name in old.plugins.keys().filter(|n| !new.plugins.contains_key(*n)) {
-            match self.unload_in(&mut inner, name).await {
-                Ok(()) => report.plugins_removed.push(name.clone()),
+        let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
+        for (name, instances) in prepared.pipelines {
+            let section = &new.pipelines[&name];
+            match RunningPipeline::launch(&self.shared, &new, &name, section, instances).await {
+                Ok(p) => {
+                    inner.pipelines.insert(name.clone(), p);
+                }
                 Err(e) => {
-                    report
-                        .failed
-                        .insert(format!("plugins.{name}"), e.to_string());
+                    let error = format!("{e:#}");
+                    tracing::error!(pipeline = %name, %error, "pipeline not started");
+                    report.failed.insert(format!("pipelines.{name}"), error);
+                    self.fall_back(inner, &old, &previous, &mut new, &name)
+                        .await;
+                    continue;
                 }
             }
+            if plan.pipelines_changed.contains(&name) {
+                report.restarted.push(name);
+            } else {
+                report.started.push(name);
+            }
         }
-        for (name, mut entry) in loaded {
-            match inner.plugins.get(&name) {
+        report.stopped = plan.pipelines_removed.clone();
+        report.plugins_added = plan.plugins_added.clone();
+        report.plugins_removed = plan.plugins_removed.clone();
+        report.plugins_updated = plan.plugins_changed.clone();
+        for entry in plan.plugins_removed.iter().filter_map(|n| previous.get(n)) {
+            self.notice(entry, "unloaded", None);
+        }
+        for (name, event) in plan
+            .plugins_added
+            .iter()
+            .map(|n| (n, "loaded"))
+            .chain(plan.plugins_changed.iter().map(|n| (n, "updated")))
+        {
+            self.notice(&inner.plugins[name], event, None);
+        }
+        inner.config = new;
+        tracing::info!(?report, "config reloaded");
+        Ok(report)
+    }
+
+    /// Step 1: everything that can fail, with nothing running touched.
+    async fn prepare_reload(
+        &self,
+        inner: &Inner,
+        plan: &super::Plan,
+        new: &Config,
+    ) -> Result<Prepared, AdminError> {
+        let refuse = |what: String| AdminError::Config(format!("{what}; nothing was applied"));
+        let mut plugins = inner.plugins.clone();
+        for name in plan.plugins_added.iter().chain(&plan.plugins_changed) {
+            let mut entry = load_section(&self.shared.runtime, new, name, &new.plugins[name])
+                .await
+                .map_err(|e| refuse(format!("{e:#}")))?;
+            match inner.plugins.get(name) {
                 Some(current) => {
                     let mut next = current.clone();
                     next.advance(entry.current);
                     next.config = entry.config;
                     next.limits = entry.limits;
-                    let result = self.apply(&mut inner, next, true).await;
-                    match self.finish(&mut inner, &name, "updated", result) {
-                        Ok(_) => report.plugins_updated.push(name),
-                        Err(e) => {
-                            report
-                                .failed
-                                .insert(format!("plugins.{name}"), e.to_string());
-                        }
-                    }
+                    plugins.insert(name.clone(), next);
                 }
                 None => {
                     entry.swaps = 0;
-                    self.notice(&entry, "loaded", None);
-                    inner.plugins.insert(name.clone(), entry);
-                    report.plugins_added.push(name);
+                    plugins.insert(name.clone(), entry);
                 }
             }
         }
+        for name in &plan.plugins_removed {
+            plugins.remove(name);
+        }
+        // A plugin of the file an admin unloaded is loaded again.
+        for (name, section) in &new.plugins {
+            if !plugins.contains_key(name) {
+                let entry = load_section(&self.shared.runtime, new, name, section)
+                    .await
+                    .map_err(|e| refuse(format!("{e:#}")))?;
+                plugins.insert(name.clone(), entry);
+            }
+        }
+        let mut pipelines = Vec::new();
+        for name in plan.pipelines_to_start() {
+            let section = &new.pipelines[&name];
+            let instances = instantiate_pipeline(&plugins, &new.origin, &name, section)
+                .await
+                .map_err(|e| refuse(format!("{e:#}")))?;
+            pipelines.push((name, instances));
+        }
+        let mut swaps = Vec::new();
+        for name in &plan.plugins_changed {
+            let users: Vec<String> = inner
+                .users(name)
+                .into_iter()
+                .filter(|p| plan.keeps(p))
+                .collect();
+            let instances = self
+                .prepare_all(&plugins[name], &users)
+                .await
+                .map_err(|e| refuse(format!("plugins.{name}: {e}")))?;
+            swaps.push((name.clone(), instances));
+        }
+        Ok(Prepared {
+            plugins,
+            pipelines,
+            swaps,
+        })
+    }
 
-        // Start new and changed pipelines (changed ones resume from their checkpoint).
-        for (name, section) in &new.pipelines {
-            if inner.pipelines.contains_key(name) {
-                continue;
-            }
-            match RunningPipeline::start(&self.shared, &new, &inner.plugins, name, section).await {
-                Ok(p) => {
-                    inner.pipelines.insert(name.clone(), p);
-                    if restart.contains(name) {
-                        report.restarted.push(name.clone());
-                    } else {
-                        report.started.push(name.clone());
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(pipeline = %name, error = %format!("{e:#}"), "pipeline not started");
-                    report
-                        .failed
-                        .insert(format!("pipelines.{name}"), format!("{e:#}"));
-                }
+    /// A pipeline that failed to start after the switch began: start it again as
+    /// it was, and record its previous section so the next reload retries.
+    async fn fall_back(
+        &self,
+        inner: &mut Inner,
+        old: &Config,
+        previous: &BTreeMap<String, PluginEntry>,
+        new: &mut Config,
+        name: &str,
+    ) {
+        let Some(section) = old.pipelines.get(name) else {
+            new.pipelines.remove(name);
+            return;
+        };
+        new.pipelines.insert(name.to_string(), section.clone());
+        for source in &section.sources {
+            if let Some(s) = old.sources.get(source) {
+                new.sources.insert(source.clone(), s.clone());
             }
         }
-        inner.config = new;
-        tracing::info!(?report, "config reloaded");
-        Ok(report)
+        match RunningPipeline::start(&self.shared, old, previous, name, section).await {
+            Ok(p) => {
+                tracing::warn!(pipeline = %name, "pipeline runs its previous section");
+                inner.pipelines.insert(name.to_string(), p);
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %name, error = %format!("{e:#}"), "pipeline cannot start with its previous section either")
+            }
+        }
     }
 }

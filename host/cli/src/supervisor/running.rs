@@ -3,13 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PluginRefs};
+use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PipelinePlugins, PluginRefs};
 use wasmeter_source::{FileSource, FileSourceConfig, StartAt, SystemSource};
 
 use super::Shared;
@@ -20,14 +23,23 @@ use crate::registry::PluginEntry;
 /// Chunks in flight between a source and its pipeline (back-pressure beyond).
 const SOURCE_QUEUE: usize = 16;
 
-/// Swap commands waiting for a pipeline (the sender waits beyond).
+/// Swap commands waiting for a pipeline. The supervisor never waits for room:
+/// a full queue is refused (and a pipeline that has not answered a command gets
+/// no other one, see `ask`).
 const COMMAND_QUEUE: usize = 4;
+
+/// How long an aborted pipeline's tasks get to end (an abort lands at the task's
+/// next await point; a plugin call yields every epoch tick).
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// Tells pipelines of the same name apart across restarts.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A pipeline task, its sources' tasks, and the handles to steer and stop them.
 pub(crate) struct RunningPipeline {
-    /// Its config section, to tell whether a reload changes it.
-    pub section: PipelineSection,
-    /// Its sources' sections, likewise.
+    /// Unique for the host's lifetime (a restarted pipeline gets a new one).
+    pub id: u64,
+    /// Its sources (to unregister their counters when it stops).
     pub sources: BTreeMap<String, SourceSection>,
     /// Where swap commands go.
     pub commands: mpsc::Sender<Command>,
@@ -35,10 +47,11 @@ pub(crate) struct RunningPipeline {
     pub refs: PluginRefs,
     stop: CancellationToken,
     tasks: TaskTracker,
+    aborts: Vec<AbortHandle>,
 }
 
 impl RunningPipeline {
-    /// Restores the pipeline's checkpoint, instantiates its plugins and starts it
+    /// Instantiates its plugins, restores the pipeline's checkpoint and starts it
     /// and its sources.
     pub async fn start(
         shared: &Shared,
@@ -49,6 +62,18 @@ impl RunningPipeline {
     ) -> anyhow::Result<Self> {
         let instances =
             crate::plugins::instantiate_pipeline(plugins, &config.origin, name, section).await?;
+        Self::launch(shared, config, name, section, instances).await
+    }
+
+    /// Restores the pipeline's checkpoint into `instances` (created and
+    /// initialised beforehand) and starts it and its sources.
+    pub async fn launch(
+        shared: &Shared,
+        config: &Config,
+        name: &str,
+        section: &PipelineSection,
+        instances: PipelinePlugins,
+    ) -> anyhow::Result<Self> {
         let topics = section
             .owned_prefixes(name)
             .with_context(|| format!("{}: pipelines.{name}.topics", config.origin))?;
@@ -83,6 +108,7 @@ impl RunningPipeline {
         let mut files = Vec::new();
         let mut system = None;
         let mut sources = BTreeMap::new();
+        let mut aborts = Vec::new();
         for source_name in &section.sources {
             let source_section = &config.sources[source_name];
             sources.insert(source_name.clone(), source_section.clone());
@@ -118,11 +144,12 @@ impl RunningPipeline {
                     let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
                     let stop = stop.clone();
                     let source_name = source_name.clone();
-                    tasks.spawn(async move {
+                    let task = tasks.spawn(async move {
                         if let Err(error) = source.run(tx, stop).await {
                             tracing::error!(source = %source_name, %error, "file source failed");
                         }
                     });
+                    aborts.push(task.abort_handle());
                     files.push(rx);
                 }
                 SourceSection::System(s) => {
@@ -131,7 +158,7 @@ impl RunningPipeline {
                         ..SystemSource::default()
                     };
                     let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
-                    tasks.spawn(source.run(tx, stop.clone()));
+                    aborts.push(tasks.spawn(source.run(tx, stop.clone())).abort_handle());
                     system = Some(rx);
                 }
             }
@@ -142,16 +169,21 @@ impl RunningPipeline {
             plugins: refs.clone(),
         });
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        tasks.spawn(pipeline.run(files, system, commands_rx));
+        aborts.push(
+            tasks
+                .spawn(pipeline.run(files, system, commands_rx))
+                .abort_handle(),
+        );
         tasks.close();
         tracing::info!(pipeline = %name, "pipeline started");
         Ok(Self {
-            section: section.clone(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sources,
             commands,
             refs,
             stop,
             tasks,
+            aborts,
         })
     }
 
@@ -160,14 +192,34 @@ impl RunningPipeline {
         self.refs.get().iter().any(|r| r.name == plugin)
     }
 
-    /// Stops its sources at a record boundary and waits for the pipeline to drain
-    /// and write its final checkpoint.
-    pub async fn stop(self, shared: &Shared, name: &str) {
+    /// Stops its sources at a record boundary and waits until `deadline` for the
+    /// pipeline to drain and write its final checkpoint. A pipeline still running
+    /// then (a plugin call that does not end) is aborted: its last checkpoint
+    /// stays, and a restart resumes from there. Returns whether it drained.
+    pub async fn stop(self, shared: &Shared, name: &str, deadline: Instant) -> bool {
         self.stop.cancel();
-        self.tasks.wait().await;
+        let drained = tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::error!(
+                pipeline = %name,
+                "pipeline did not drain in time (a plugin call may be stuck); aborted: its last checkpoint stays"
+            );
+            for task in &self.aborts {
+                task.abort();
+            }
+            if tokio::time::timeout(ABORT_GRACE, self.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(pipeline = %name, "pipeline still running after its abort; left behind");
+            }
+        }
         let sources: Vec<String> = self.sources.into_keys().collect();
         shared.monitor.remove_pipeline(name, &sources);
-        tracing::info!(pipeline = %name, "pipeline stopped");
+        tracing::info!(pipeline = %name, drained, "pipeline stopped");
+        drained
     }
 }
 

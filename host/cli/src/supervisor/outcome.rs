@@ -1,0 +1,110 @@
+//! The outcome of a change: the registry entry's last error, a log line, a
+//! notice on `_wasmeter/plugins/<name>`, and the report returned to the caller.
+
+use std::collections::BTreeMap;
+
+use wasmeter_core::field::FieldValue;
+use wasmeter_pipeline::{Swapped, publish_fields};
+use wasmeter_plugin::unix_now_ms;
+
+use super::ask::Sent;
+use super::{AdminError, Inner, PipelineSwap, Supervisor, SwapReport};
+use crate::registry::PluginEntry;
+
+impl Supervisor {
+    /// Records the outcome of a change: the entry's last error, a log line, a notice.
+    pub(super) fn finish(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        event: &str,
+        result: Result<SwapReport, AdminError>,
+    ) -> Result<SwapReport, AdminError> {
+        let Some(entry) = inner.plugins.get_mut(name) else {
+            return result;
+        };
+        match &result {
+            Ok(report) => {
+                tracing::info!(plugin = %name, version = %report.version, pipelines = report.pipelines.len(), "plugin {event}");
+                self.notice(entry, event, None);
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!(plugin = %name, error = %message, "plugin change refused; the running version stays");
+                entry.failed(&message);
+                self.notice(entry, &format!("{event}-failed"), Some(&message));
+            }
+        }
+        result
+    }
+
+    /// Publishes what happened to a plugin on `_wasmeter/plugins/<name>`.
+    pub(super) fn notice(&self, entry: &PluginEntry, event: &str, error: Option<&str>) {
+        let meta = entry.current.loaded.meta();
+        let text = |s: &str| FieldValue::Text(s.to_string());
+        let fields = BTreeMap::from([
+            ("event".to_string(), text(event)),
+            ("version".to_string(), text(&meta.info.version)),
+            ("hash".to_string(), text(&meta.hash_hex()[..16])),
+            ("error".to_string(), text(error.unwrap_or(""))),
+            (
+                "at_ms".to_string(),
+                FieldValue::Number(unix_now_ms() as f64),
+            ),
+        ]);
+        let topic = format!("_wasmeter/plugins/{}", entry.name).into();
+        publish_fields(
+            &self.shared.store,
+            self.shared.publisher.as_ref(),
+            &topic,
+            fields,
+        );
+    }
+}
+
+/// What a swap to `entry`'s current version sends, for a late answer.
+pub(super) fn sent(entry: &PluginEntry) -> Sent {
+    Sent::Swap {
+        plugin: entry.name.clone(),
+        hash: entry.current.loaded.meta().hash,
+        config: entry.config.clone(),
+    }
+}
+
+pub(super) fn pipeline_swap(pipeline: &str, swapped: &Swapped) -> PipelineSwap {
+    use wasmeter_pipeline::StateCarry;
+    PipelineSwap {
+        pipeline: pipeline.to_string(),
+        pause_us: swapped.pause.as_secs_f64() * 1e6,
+        state: match &swapped.state {
+            StateCarry::Stateless => "stateless".into(),
+            StateCarry::Carried { bytes } => format!("carried ({bytes} bytes)"),
+            StateCarry::Empty => "empty".into(),
+            StateCarry::Fresh => "fresh (as asked)".into(),
+            StateCarry::Lost { reason } => format!("lost: {reason}"),
+        },
+    }
+}
+
+pub(super) fn report(
+    next: &PluginEntry,
+    old: Option<&PluginEntry>,
+    pipelines: Vec<PipelineSwap>,
+) -> SwapReport {
+    let meta = next.current.loaded.meta();
+    SwapReport {
+        plugin: next.name.clone(),
+        version: meta.info.version.clone(),
+        hash: meta.hash_hex(),
+        replaced: old.map(|o| o.current.loaded.meta().info.version.clone()),
+        unchanged: false,
+        pipelines,
+    }
+}
+
+pub(super) fn unchanged(entry: &PluginEntry) -> SwapReport {
+    SwapReport {
+        unchanged: true,
+        ..report(entry, None, Vec::new())
+    }
+}
