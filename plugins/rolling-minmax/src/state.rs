@@ -54,7 +54,14 @@ pub(crate) fn import(spec: &BucketSpec, bytes: &[u8]) -> Result<BTreeMap<String,
         };
         if !window.is_empty() {
             let key = series::key(&name, &labels);
-            all.insert(key, Series { name, labels, window });
+            all.insert(
+                key,
+                Series {
+                    name,
+                    labels,
+                    window,
+                },
+            );
         }
     }
     r.finish()?;

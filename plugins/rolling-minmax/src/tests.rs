@@ -47,7 +47,9 @@ fn window_and_ticks() {
 fn exact_when_all_samples_fall_in_one_bucket() {
     let cfg = Config::from_pairs(&[("window_ms", "1000"), ("buckets", "1")]);
     let mut p = RollingMinMax::init(&cfg).unwrap();
-    let vals: Vec<f64> = (0..999).map(|i| f64::from((i * 7919) % 1009) - 500.25).collect();
+    let vals: Vec<f64> = (0..999)
+        .map(|i| f64::from((i * 7919) % 1009) - 500.25)
+        .collect();
     for (i, &v) in vals.iter().enumerate() {
         let out = p.on_samples(vec![g(v, 5000 + i as i64)]).unwrap();
         let seen = &vals[..=i];
@@ -76,7 +78,8 @@ fn old_buckets_expire_and_ticks_emit_changes_only() {
     assert_eq!(values(&p.on_tick(2400).unwrap()), min_max(6.0, 6.0));
     // Dropping a bucket that does not hold an extreme emits nothing.
     let mut p = plugin();
-    p.on_samples(vec![g(5.0, 1000), g(5.0, 1150), g(8.0, 1160)]).unwrap();
+    p.on_samples(vec![g(5.0, 1000), g(5.0, 1150), g(8.0, 1160)])
+        .unwrap();
     assert!(p.on_tick(2100).unwrap().is_empty());
     assert_eq!(buckets(&p), 1);
 }
@@ -99,7 +102,11 @@ fn a_million_samples_keep_the_state_size_constant() {
             .collect();
         p.on_samples(samples).unwrap();
         let len = p.export_state().unwrap().len();
-        assert!(len <= bound, "state of {len} bytes after {} samples", (batch + 1) * 10_000);
+        assert!(
+            len <= bound,
+            "state of {len} bytes after {} samples",
+            (batch + 1) * 10_000
+        );
         sizes.push(len);
     }
     assert!(buckets(&p) <= 61);
@@ -119,7 +126,10 @@ fn old_format_state_imports_into_buckets() {
     let mut p = plugin();
     p.import_state(&old).unwrap();
     assert_eq!(buckets(&p), 3);
-    assert_eq!(values(&p.on_samples(vec![g(4.0, 1850)]).unwrap()), min_max(1.0, 9.0));
+    assert_eq!(
+        values(&p.on_samples(vec![g(4.0, 1850)]).unwrap()),
+        min_max(1.0, 9.0)
+    );
     assert!(p.on_tick(2550).unwrap().is_empty());
     assert_eq!(values(&p.on_tick(2600).unwrap()), min_max(3.0, 9.0));
     assert_eq!(values(&p.on_tick(2700).unwrap()), min_max(3.0, 4.0));

@@ -61,7 +61,9 @@ impl BucketSpec {
             return Err(format!("window_ms: {window_ms} must be > 0"));
         }
         if !(1..=MAX_BUCKETS).contains(&buckets) {
-            return Err(format!("buckets: {buckets} must be between 1 and {MAX_BUCKETS}"));
+            return Err(format!(
+                "buckets: {buckets} must be between 1 and {MAX_BUCKETS}"
+            ));
         }
         Ok(BucketSpec {
             window_ms,
@@ -214,7 +216,8 @@ impl<A: Aggregate> BucketWindow<A> {
     /// what `item` writes of its aggregate. Record the spec's
     /// [`width_ms`](BucketSpec::width_ms) once in the state too, for [`read`](Self::read).
     pub fn write(&self, w: &mut StateWriter, mut item: impl FnMut(&mut StateWriter, &A)) {
-        w.i64(self.newest.unwrap_or(i64::MIN)).count(self.buckets.len());
+        w.i64(self.newest.unwrap_or(i64::MIN))
+            .count(self.buckets.len());
         for (index, agg) in &self.buckets {
             w.i64(*index);
             item(w, agg);

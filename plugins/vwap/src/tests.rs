@@ -18,7 +18,11 @@ fn trade(symbol: &str, price: f64, qty: f64, ts: i64) -> Vec<Sample> {
 
 /// A window of 1000 ms in 10 buckets of 100 ms.
 fn plugin() -> Vwap {
-    Vwap::init(&Config::from_pairs(&[("window_ms", "1000"), ("buckets", "10")])).unwrap()
+    Vwap::init(&Config::from_pairs(&[
+        ("window_ms", "1000"),
+        ("buckets", "10"),
+    ]))
+    .unwrap()
 }
 
 fn vwaps(out: &[Sample]) -> Vec<(String, f64, i64)> {
@@ -65,13 +69,26 @@ fn pairs_windows_and_ticks() {
 #[test]
 fn exact_when_all_trades_fall_in_one_bucket() {
     // One bucket of 1000 ms: [5000, 6000).
-    let mut p = Vwap::init(&Config::from_pairs(&[("window_ms", "1000"), ("buckets", "1")])).unwrap();
+    let mut p = Vwap::init(&Config::from_pairs(&[
+        ("window_ms", "1000"),
+        ("buckets", "1"),
+    ]))
+    .unwrap();
     let trades: Vec<(f64, f64, i64)> = (0..500)
-        .map(|i| (100.0 + f64::from(i % 37) * 0.013, 0.1 + f64::from(i % 11), 5000 + i64::from(i) * 2))
+        .map(|i| {
+            (
+                100.0 + f64::from(i % 37) * 0.013,
+                0.1 + f64::from(i % 11),
+                5000 + i64::from(i) * 2,
+            )
+        })
         .collect();
     let mut last = None;
     for chunk in trades.chunks(7) {
-        let batch = chunk.iter().flat_map(|&(pr, q, ts)| trade("X", pr, q, ts)).collect();
+        let batch = chunk
+            .iter()
+            .flat_map(|&(pr, q, ts)| trade("X", pr, q, ts))
+            .collect();
         last = p.on_samples(batch).unwrap().pop();
     }
     let (n, v) = trades
@@ -120,7 +137,11 @@ fn a_million_trades_keep_the_state_size_constant() {
             .collect();
         p.on_samples(samples).unwrap();
         let len = p.export_state().unwrap().len();
-        assert!(len <= bound, "state of {len} bytes after {} trades", (batch + 1) * 10_000);
+        assert!(
+            len <= bound,
+            "state of {len} bytes after {} trades",
+            (batch + 1) * 10_000
+        );
         sizes.push(len);
     }
     assert!(buckets(&p, "BTC") <= 61);
@@ -128,12 +149,16 @@ fn a_million_trades_keep_the_state_size_constant() {
     assert!(sizes[30..].iter().all(|&s| s == sizes[30]), "{sizes:?}");
 }
 
+/// A trade of a version 1 state: timestamp, price, quantity.
+type OldTrade = (i64, f64, f64);
+
 /// The state the per-trade releases (schema version 1) exported.
-fn v1_state(series: &[(&str, &[(i64, f64, f64)])]) -> Vec<u8> {
+fn v1_state(series: &[(&str, &[OldTrade])]) -> Vec<u8> {
     let mut w = StateWriter::new("vwap", 1);
     w.count(series.len());
     for (symbol, trades) in series {
-        w.labels(&[Label::new("symbol", *symbol)]).count(trades.len());
+        w.labels(&[Label::new("symbol", *symbol)])
+            .count(trades.len());
         for &(ts, price, qty) in *trades {
             w.i64(ts).f64(price * qty).f64(qty);
         }
@@ -144,7 +169,10 @@ fn v1_state(series: &[(&str, &[(i64, f64, f64)])]) -> Vec<u8> {
 #[test]
 fn old_format_state_imports_into_buckets() {
     let old = v1_state(&[
-        ("A", &[(1000, 10.0, 1.0), (1050, 20.0, 3.0), (1900, 30.0, 4.0)]),
+        (
+            "A",
+            &[(1000, 10.0, 1.0), (1050, 20.0, 3.0), (1900, 30.0, 4.0)],
+        ),
         ("B", &[(1100, 5.0, 2.0)]),
     ]);
     let mut p = plugin();
@@ -166,7 +194,7 @@ fn old_format_state_imports_into_buckets() {
     assert_eq!(q.export_state().unwrap(), new);
 
     // An old window longer than the new one is cut to it while reading.
-    let long: Vec<(i64, f64, f64)> = (0..100_000).map(|i| (i, 1.0, 1.0)).collect();
+    let long: Vec<OldTrade> = (0..100_000).map(|i| (i, 1.0, 1.0)).collect();
     let mut p = plugin();
     p.import_state(&v1_state(&[("A", &long)])).unwrap();
     assert_eq!(buckets(&p, "A"), 11);
@@ -184,7 +212,10 @@ fn state_of_another_bucket_width_and_bad_states() {
     q.import_state(&state).unwrap();
     assert_eq!(buckets(&q, "A"), 2); // [1000, 1500) and [1500, 2000)
     let out = q.on_samples(trade("A", 2000.0, 1.0, 2000)).unwrap();
-    assert_eq!(out[0].value, (1000.0 + 1150.0 + 1420.0 + 1990.0 + 2000.0) / 5.0);
+    assert_eq!(
+        out[0].value,
+        (1000.0 + 1150.0 + 1420.0 + 1990.0 + 2000.0) / 5.0
+    );
 
     let mut w = StateWriter::new("vwap", 3);
     w.count(0);
@@ -195,7 +226,11 @@ fn state_of_another_bucket_width_and_bad_states() {
     let mut e = StateWriter::new("ewma", 1);
     e.count(0);
     assert!(p.import_state(&e.finish()).unwrap_err().contains("`ewma`"));
-    assert_eq!(buckets(&p, "A"), 4, "a refused state leaves the series alone");
+    assert_eq!(
+        buckets(&p, "A"),
+        4,
+        "a refused state leaves the series alone"
+    );
 }
 
 #[test]

@@ -61,7 +61,10 @@ fn widths_and_config_errors() {
         "config `buckets`: `3601` must be an integer between 1 and 3600"
     );
     let e = from(&[("buckets", "ten")]).unwrap_err();
-    assert!(e.starts_with("config `buckets`: `ten` is not a valid u32"), "{e}");
+    assert!(
+        e.starts_with("config `buckets`: `ten` is not a valid u32"),
+        "{e}"
+    );
     let e = from(&[("window_ms", "-5")]).unwrap_err();
     assert_eq!(e, "config `window_ms`: `-5` must be > 0");
 }
@@ -141,8 +144,15 @@ fn corrupt_state_is_an_error() {
     out.i64(12).f64(1.0).u64(1);
     out.i64(12).f64(1.0).u64(1);
     let e = read(&out.finish(), &spec).unwrap_err();
-    assert_eq!(e, "state: bucket 12 after bucket 12 (indexes must increase)");
+    assert_eq!(
+        e,
+        "state: bucket 12 after bucket 12 (indexes must increase)"
+    );
     let mut out = StateWriter::new("t", 1);
     out.i64(0).i64(2_000).count(0);
-    assert!(read(&out.finish(), &spec).unwrap_err().contains("width 0 ms"));
+    assert!(
+        read(&out.finish(), &spec)
+            .unwrap_err()
+            .contains("width 0 ms")
+    );
 }
