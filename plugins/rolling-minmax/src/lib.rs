@@ -2,86 +2,86 @@
 //!
 //! ## Config
 //!
-//! | key         | default       | meaning                                    |
-//! |-------------|---------------|--------------------------------------------|
-//! | `metrics`   | (every gauge) | comma list of metric names to follow       |
-//! | `window_ms` | `60000`       | window length in milliseconds, `> 0`       |
+//! | key         | default       | meaning                                            |
+//! |-------------|---------------|----------------------------------------------------|
+//! | `metrics`   | (every gauge) | comma list of metric names to follow               |
+//! | `window_ms` | `60000`       | window length in milliseconds, `> 0`               |
+//! | `buckets`   | `60`          | time buckets per window, integer from 1 to 3600    |
 //!
 //! ## Output
 //!
 //! On every selected sample, the gauges `<name>_min` and `<name>_max` (same labels and
-//! timestamp) over the samples of that series whose timestamp is within `window_ms` of the
-//! newest one. On each tick, entries older than `now - window_ms` expire, and every series
-//! whose window lost an entry that could hold its minimum or maximum re-emits `_min` and
-//! `_max` stamped `now`; a series left without samples is forgotten and emits nothing.
+//! timestamp) over the samples of that series in the window of the newest one. On each
+//! tick, the window moves to `now`, and every series whose minimum or maximum changed
+//! re-emits `_min` and `_max` stamped `now`; a series left without samples is forgotten
+//! and emits nothing.
 //!
-//! Monotonic deques keep this O(1) amortised per sample. A sample older than the newest of
-//! its series is counted at the newest timestamp (windows only move forward). Samples
-//! without a timestamp use the host's clock. Without `metrics`, names ending in `_min` or
-//! `_max` are skipped (the plugin's own output).
+//! ## The window, in time buckets
 //!
-//! State: the deques of every series.
+//! Memory does not grow with the sample rate: the time axis is cut into buckets of
+//! `width = ceil(window_ms / buckets)` ms (at least 1), aligned on the Unix epoch, and a
+//! series keeps only the minimum and maximum of each bucket (and of the whole window,
+//! so a sample costs O(1); a bucket leaving costs O(buckets)). The window of a reference
+//! time `t` (the series' newest sample, or `now` on a tick) is `[t - window_ms, t]`, and a
+//! bucket leaves it only once all of it is older than `t - window_ms`. So the result
+//! covers every sample of the last `window_ms`, plus those of up to `width - 1` ms before
+//! (the rest of the oldest bucket): a sample counts for at least `window_ms` and at most
+//! `window_ms + width - 1` ms. The old edge moves in steps of one bucket; a series holds
+//! at most `buckets + 1` buckets. All samples in one bucket give the exact result.
+//!
+//! A sample older than the newest of its series is counted at the newest timestamp
+//! (windows only move forward). Samples without a timestamp use the host's clock. Without
+//! `metrics`, names ending in `_min` or `_max` are skipped (the plugin's own output).
+//!
+//! State (schema `rolling-minmax`, version 2): the bucket width, then each series' name,
+//! labels and buckets, O(buckets) per series. Version 1 (the monotonic deques of earlier
+//! releases) is imported by putting its entries into buckets; a state of another bucket
+//! width counts each old bucket as of its last millisecond.
 
-use std::collections::{BTreeMap, VecDeque};
+mod state;
+
+use std::collections::BTreeMap;
 
 use wasmeter_sdk::series::{self, Selection};
-use wasmeter_sdk::state::{StateReader, StateWriter};
+use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
 use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
 
-const STATE_SCHEMA: &str = "rolling-minmax";
-
-/// The window of one series. `mins` holds increasing values, `maxs` decreasing values;
-/// both are ordered by time, and the newest entry is always the back of both.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Window {
-    name: String,
-    labels: Vec<Label>,
-    newest: i64,
-    mins: VecDeque<(i64, f64)>,
-    maxs: VecDeque<(i64, f64)>,
+/// What a bucket keeps of its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Extremes {
+    min: f64,
+    max: f64,
 }
 
-impl Window {
-    /// Adds a value at `ts` and drops what is outside `window_ms` of the newest.
-    fn push(&mut self, ts: i64, value: f64, window_ms: i64) {
-        let ts = ts.max(self.newest);
-        self.newest = ts;
-        while self.mins.back().is_some_and(|&(_, v)| v >= value) {
-            self.mins.pop_back();
+impl Extremes {
+    fn of(value: f64) -> Self {
+        Extremes {
+            min: value,
+            max: value,
         }
-        self.mins.push_back((ts, value));
-        while self.maxs.back().is_some_and(|&(_, v)| v <= value) {
-            self.maxs.pop_back();
-        }
-        self.maxs.push_back((ts, value));
-        self.expire(ts - window_ms);
     }
+}
 
-    /// Drops entries older than `cutoff`; true if any was dropped.
-    fn expire(&mut self, cutoff: i64) -> bool {
-        let mut dropped = false;
-        for deque in [&mut self.mins, &mut self.maxs] {
-            while deque.front().is_some_and(|&(ts, _)| ts < cutoff) {
-                deque.pop_front();
-                dropped = true;
-            }
-        }
-        dropped
+impl Aggregate for Extremes {
+    fn merge(&mut self, other: &Self) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
+}
 
-    fn is_empty(&self) -> bool {
-        self.mins.is_empty()
-    }
+/// The name, labels and bucketed window of one series.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Series {
+    name: String,
+    labels: Vec<Label>,
+    window: BucketWindow<Extremes>,
+}
 
-    /// `(min, max)` of the window.
-    fn min_max(&self) -> Option<(f64, f64)> {
-        Some((self.mins.front()?.1, self.maxs.front()?.1))
-    }
-
+impl Series {
     /// The `_min` and `_max` samples stamped `ts` (names too long are dropped).
     fn samples(&self, ts: i64, out: &mut Vec<Sample>) {
-        if let Some((min, max)) = self.min_max() {
-            for (suffix, value) in [("_min", min), ("_max", max)] {
+        if let Some(e) = self.window.total() {
+            for (suffix, value) in [("_min", e.min), ("_max", e.max)] {
                 let name = format!("{}{suffix}", self.name);
                 if series::is_valid_metric_name(&name) {
                     out.push(
@@ -95,12 +95,12 @@ impl Window {
     }
 }
 
-/// The plugin: selection, window length and one window per series.
+/// The plugin: selection, window and one window per series.
 #[derive(Debug)]
 pub struct RollingMinMax {
     selection: Selection,
-    window_ms: i64,
-    series: BTreeMap<String, Window>,
+    spec: BucketSpec,
+    series: BTreeMap<String, Series>,
 }
 
 impl Plugin for RollingMinMax {
@@ -115,49 +115,21 @@ impl Plugin for RollingMinMax {
     }
 
     fn init(config: &Config) -> Result<Self, String> {
-        let window_ms = config.parse_checked("window_ms", Some(60_000i64), |w| *w > 0, "> 0")?;
+        let spec = BucketSpec::from_config(config, 60_000)?;
         Ok(RollingMinMax {
             selection: Selection::from_config(config, "metrics", MetricKind::Gauge)?
                 .skipping_suffixes(&["_min", "_max"]),
-            window_ms,
+            spec,
             series: BTreeMap::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        let mut w = StateWriter::new(STATE_SCHEMA, 1);
-        w.count(self.series.len());
-        for s in self.series.values() {
-            w.str(&s.name).labels(&s.labels).i64(s.newest);
-            for deque in [&s.mins, &s.maxs] {
-                w.count(deque.len());
-                for &(ts, v) in deque {
-                    w.i64(ts).f64(v);
-                }
-            }
-        }
-        Some(w.finish())
+        Some(state::export(&self.spec, &self.series))
     }
 
-    fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = StateReader::new(state, STATE_SCHEMA)?;
-        let mut map = BTreeMap::new();
-        for _ in 0..r.count()? {
-            let mut s = Window {
-                name: r.str()?,
-                labels: r.labels()?,
-                newest: r.i64()?,
-                ..Window::default()
-            };
-            for deque in [&mut s.mins, &mut s.maxs] {
-                for _ in 0..r.count()? {
-                    deque.push_back((r.i64()?, r.f64()?));
-                }
-            }
-            map.insert(series::key(&s.name, &s.labels), s);
-        }
-        r.finish()?;
-        self.series = map;
+    fn import_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.series = state::import(&self.spec, bytes)?;
         Ok(())
     }
 }
@@ -170,28 +142,29 @@ impl Metric for RollingMinMax {
                 continue;
             }
             let ts = series::timestamp_or_now(&sample);
-            let window = self
+            let s = self
                 .series
                 .entry(series::key_of(&sample))
-                .or_insert_with(|| Window {
+                .or_insert_with(|| Series {
                     name: sample.name.clone(),
                     labels: sample.labels.clone(),
-                    ..Window::default()
+                    window: BucketWindow::new(),
                 });
-            window.push(ts, sample.value, self.window_ms);
-            window.samples(sample.timestamp_ms, &mut out);
+            s.window.add(&self.spec, ts, Extremes::of(sample.value));
+            s.samples(sample.timestamp_ms, &mut out);
         }
         Ok(out)
     }
 
     fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {
         let mut out = Vec::new();
-        let cutoff = now_ms - self.window_ms;
-        self.series.retain(|_, window| {
-            if window.expire(cutoff) && !window.is_empty() {
-                window.samples(now_ms, &mut out);
+        let spec = self.spec;
+        self.series.retain(|_, s| {
+            let before = s.window.total().copied();
+            if s.window.expire(&spec, now_ms) && s.window.total().copied() != before {
+                s.samples(now_ms, &mut out);
             }
-            !window.is_empty()
+            !s.window.is_empty()
         });
         Ok(out)
     }
@@ -200,37 +173,4 @@ impl Metric for RollingMinMax {
 wasmeter_sdk::export_metric!(RollingMinMax);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn values(out: &[Sample]) -> Vec<(String, f64)> {
-        out.iter().map(|s| (s.name.clone(), s.value)).collect()
-    }
-
-    #[test]
-    fn window_and_ticks() {
-        let mut p = RollingMinMax::init(&Config::from_pairs(&[("window_ms", "1000")])).unwrap();
-        let g = |v: f64, ts: i64| Sample::gauge("p", v).at(ts);
-        p.on_samples(vec![g(5.0, 1000), g(1.0, 1500), g(3.0, 1800)])
-            .unwrap();
-        let out = p.on_samples(vec![g(4.0, 2600)]).unwrap();
-        // 1000 and 1500 are out of the window [1600, 2600]
-        assert_eq!(
-            values(&out),
-            vec![("p_min".into(), 3.0), ("p_max".into(), 4.0)]
-        );
-        assert!(p.on_tick(2700).unwrap().is_empty());
-        let out = p.on_tick(2900).unwrap(); // 1800 expires
-        assert_eq!(
-            values(&out),
-            vec![("p_min".into(), 4.0), ("p_max".into(), 4.0)]
-        );
-        assert_eq!(out[0].timestamp_ms, 2900);
-        let mut q = RollingMinMax::init(&Config::default()).unwrap();
-        q.import_state(&p.export_state().unwrap()).unwrap();
-        assert_eq!(q.series, p.series);
-        assert!(p.on_tick(4000).unwrap().is_empty());
-        assert!(p.series.is_empty());
-        assert!(RollingMinMax::init(&Config::from_pairs(&[("window_ms", "0")])).is_err());
-    }
-}
+mod tests;

@@ -98,6 +98,8 @@
 //! * [`series`]: series keys (name + sorted labels) and the host's validation rules.
 //! * [`trades`]: the standard trade output (topics, fields, samples, running totals) of the
 //!   trade collectors.
+//! * [`window`]: rolling time windows kept as a fixed number of time buckets (memory and
+//!   state bounded by the bucket count, not the sample rate).
 //!
 //! ## Rules the host enforces
 //!
@@ -113,6 +115,7 @@ pub mod log;
 pub mod series;
 pub mod state;
 pub mod trades;
+pub mod window;
 
 mod plugin;
 

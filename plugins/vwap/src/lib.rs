@@ -2,67 +2,79 @@
 //!
 //! ## Config
 //!
-//! | key         | default       | meaning                                         |
-//! |-------------|---------------|-------------------------------------------------|
-//! | `price`     | `trade_price` | metric name of the price samples                |
-//! | `volume`    | `trade_qty`   | metric name of the volume (quantity) samples    |
-//! | `output`    | `trade_vwap`  | metric name of the output gauge                 |
-//! | `window_ms` | `300000`      | window length in milliseconds, `> 0`            |
+//! | key         | default       | meaning                                             |
+//! |-------------|---------------|-----------------------------------------------------|
+//! | `price`     | `trade_price` | metric name of the price samples                    |
+//! | `volume`    | `trade_qty`   | metric name of the volume (quantity) samples        |
+//! | `output`    | `trade_vwap`  | metric name of the output gauge                     |
+//! | `window_ms` | `300000`      | window length in milliseconds, `> 0`                |
+//! | `buckets`   | `60`          | time buckets per window, integer from 1 to 3600     |
 //!
 //! ## Output
 //!
 //! Within one `on-samples` batch, a price sample and a volume sample with identical labels
 //! (in any order) and identical timestamps form one trade (several trades in the same
-//! millisecond pair up in order). Each series (the labels, e.g. `symbol`) keeps its trades
-//! of the last `window_ms` (relative to its newest trade) and emits, once per batch in
-//! which it got trades, the gauge `<output>{labels}` = `sum(price * volume) / sum(volume)`,
-//! stamped with the newest trade's timestamp. On each tick, trades older than
-//! `now - window_ms` expire; a series that lost trades re-emits its VWAP stamped `now`, and
-//! a series left without trades is forgotten and emits nothing. Unpaired samples are
-//! ignored; negative volumes are ignored; a window whose volume is 0 emits nothing.
+//! millisecond pair up in order). Each series (the labels, e.g. `symbol`) keeps the trades
+//! of its window and emits, once per batch in which it got trades, the gauge
+//! `<output>{labels}` = `sum(price * volume) / sum(volume)` over them, stamped with the
+//! newest trade's timestamp. On each tick, the window moves to `now`; a series that lost
+//! trades re-emits its VWAP stamped `now`, and a series left without trades is forgotten
+//! and emits nothing. Unpaired samples are ignored; negative volumes are ignored; a window
+//! whose volume is 0 emits nothing.
 //!
-//! State: the trades in the window of every series.
+//! ## The window, in time buckets
+//!
+//! Memory does not grow with the trade rate: the time axis is cut into buckets of
+//! `width = ceil(window_ms / buckets)` ms (at least 1), aligned on the Unix epoch, and a
+//! series keeps only `sum(price * volume)` and `sum(volume)` per bucket. The window of a
+//! reference time `t` (the series' newest trade, or `now` on a tick) is `[t - window_ms,
+//! t]`, and a bucket leaves it only once all of it is older than `t - window_ms`. So the
+//! VWAP covers every trade of the last `window_ms`, plus those of up to `width - 1` ms
+//! before (the rest of the oldest bucket): a trade counts for at least `window_ms` and at
+//! most `window_ms + width - 1` ms. The old edge moves in steps of one bucket; a series
+//! holds at most `buckets + 1` buckets. A trade older than its series' newest is counted
+//! at the newest timestamp (windows only move forward). All trades in one bucket give
+//! exactly the per-trade result.
+//!
+//! State (schema `vwap`, version 2): the bucket width, then each series' labels and
+//! buckets, O(buckets) per series. Version 1 (the per-trade window of earlier releases)
+//! is imported by putting its trades into buckets; a state of another bucket width counts
+//! each old bucket as of its last millisecond.
+
+mod state;
 
 use std::collections::{BTreeMap, VecDeque};
 
 use wasmeter_sdk::series::{self, is_valid_metric_name};
-use wasmeter_sdk::state::{StateReader, StateWriter};
+use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
 use wasmeter_sdk::{Config, Label, Metric, Plugin, PluginInfo, Sample};
 
-const STATE_SCHEMA: &str = "vwap";
-
-/// One paired trade: timestamp, price * volume, volume.
+/// What a bucket keeps of its trades: the sums of `price * volume` and of `volume`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Trade {
-    ts: i64,
+struct Sums {
     notional: f64,
     volume: f64,
 }
 
-/// The trades in the window of one series.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Window {
-    labels: Vec<Label>,
-    trades: VecDeque<Trade>,
+impl Aggregate for Sums {
+    fn merge(&mut self, other: &Self) {
+        self.notional += other.notional;
+        self.volume += other.volume;
+    }
 }
 
-impl Window {
-    /// Drops trades older than `cutoff`; true if any was dropped.
-    fn expire(&mut self, cutoff: i64) -> bool {
-        let before = self.trades.len();
-        while self.trades.front().is_some_and(|t| t.ts < cutoff) {
-            self.trades.pop_front();
-        }
-        self.trades.len() != before
-    }
+/// The labels and bucketed window of one series.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Series {
+    labels: Vec<Label>,
+    window: BucketWindow<Sums>,
+}
 
+impl Series {
     fn vwap(&self) -> Option<f64> {
-        let (notional, volume) = self
-            .trades
-            .iter()
-            .fold((0.0, 0.0), |(n, v), t| (n + t.notional, v + t.volume));
-        (volume > 0.0)
-            .then(|| notional / volume)
+        let t = self.window.total()?;
+        (t.volume > 0.0)
+            .then(|| t.notional / t.volume)
             .filter(|v| v.is_finite())
     }
 }
@@ -73,8 +85,8 @@ pub struct Vwap {
     price: String,
     volume: String,
     output: String,
-    window_ms: i64,
-    series: BTreeMap<String, Window>,
+    spec: BucketSpec,
+    series: BTreeMap<String, Series>,
 }
 
 /// Price and volume samples of one (labels, timestamp) waiting for their partner.
@@ -85,11 +97,11 @@ struct Pending {
 }
 
 impl Vwap {
-    fn emit(&self, window: &Window, ts: i64, out: &mut Vec<Sample>) {
-        if let Some(v) = window.vwap() {
+    fn emit(&self, series: &Series, ts: i64, out: &mut Vec<Sample>) {
+        if let Some(v) = series.vwap() {
             out.push(
                 Sample::gauge(self.output.clone(), v)
-                    .with_labels(window.labels.clone())
+                    .with_labels(series.labels.clone())
                     .at(ts),
             );
         }
@@ -119,7 +131,7 @@ impl Plugin for Vwap {
                 Err(format!("config `{key}`: `{v}` is not a valid metric name"))
             }
         };
-        let window_ms = config.parse_checked("window_ms", Some(300_000i64), |w| *w > 0, "> 0")?;
+        let spec = BucketSpec::from_config(config, 300_000)?;
         let (price, volume) = (name("price", "trade_price")?, name("volume", "trade_qty")?);
         if price == volume {
             return Err("config `price` and `volume` must differ".to_string());
@@ -128,42 +140,17 @@ impl Plugin for Vwap {
             price,
             volume,
             output: name("output", "trade_vwap")?,
-            window_ms,
+            spec,
             series: BTreeMap::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        let mut w = StateWriter::new(STATE_SCHEMA, 1);
-        w.count(self.series.len());
-        for s in self.series.values() {
-            w.labels(&s.labels).count(s.trades.len());
-            for t in &s.trades {
-                w.i64(t.ts).f64(t.notional).f64(t.volume);
-            }
-        }
-        Some(w.finish())
+        Some(state::export(&self.spec, &self.series))
     }
 
-    fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = StateReader::new(state, STATE_SCHEMA)?;
-        let mut map = BTreeMap::new();
-        for _ in 0..r.count()? {
-            let mut s = Window {
-                labels: r.labels()?,
-                trades: VecDeque::new(),
-            };
-            for _ in 0..r.count()? {
-                s.trades.push_back(Trade {
-                    ts: r.i64()?,
-                    notional: r.f64()?,
-                    volume: r.f64()?,
-                });
-            }
-            map.insert(series::key("", &s.labels), s);
-        }
-        r.finish()?;
-        self.series = map;
+    fn import_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.series = state::import(&self.spec, bytes)?;
         Ok(())
     }
 }
@@ -212,17 +199,15 @@ impl Metric for Vwap {
                 continue;
             }
             let at = if ts > 0 { ts } else { now };
-            let window = self.series.entry(key.clone()).or_insert_with(|| Window {
+            let series = self.series.entry(key.clone()).or_insert_with(|| Series {
                 labels,
-                trades: VecDeque::new(),
+                window: BucketWindow::new(),
             });
-            let at = at.max(window.trades.back().map_or(i64::MIN, |t| t.ts));
-            window.trades.push_back(Trade {
-                ts: at,
+            let sums = Sums {
                 notional: price * volume,
                 volume,
-            });
-            window.expire(at - self.window_ms);
+            };
+            series.window.add(&self.spec, at, sums);
             touched.insert(key, ts);
         }
         let mut out = Vec::new();
@@ -233,13 +218,13 @@ impl Metric for Vwap {
     }
 
     fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {
-        let cutoff = now_ms - self.window_ms;
+        let spec = self.spec;
         let mut changed = Vec::new();
-        self.series.retain(|key, window| {
-            if window.expire(cutoff) && !window.trades.is_empty() {
+        self.series.retain(|key, series| {
+            if series.window.expire(&spec, now_ms) && !series.window.is_empty() {
                 changed.push(key.clone());
             }
-            !window.trades.is_empty()
+            !series.window.is_empty()
         });
         let mut out = Vec::new();
         for key in changed {
@@ -252,49 +237,4 @@ impl Metric for Vwap {
 wasmeter_sdk::export_metric!(Vwap);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn trade(symbol: &str, price: f64, qty: f64, ts: i64) -> Vec<Sample> {
-        vec![
-            Sample::gauge("trade_price", price)
-                .with_label("symbol", symbol)
-                .at(ts),
-            Sample::gauge("trade_qty", qty)
-                .with_label("symbol", symbol)
-                .at(ts),
-            Sample::counter("trades_total", 1.0)
-                .with_label("symbol", symbol)
-                .at(ts),
-        ]
-    }
-
-    #[test]
-    fn pairs_windows_and_ticks() {
-        let mut p = Vwap::init(&Config::from_pairs(&[("window_ms", "1000")])).unwrap();
-        let mut batch = trade("A", 10.0, 1.0, 1000);
-        batch.extend(trade("A", 20.0, 3.0, 1000));
-        batch.extend(trade("B", 5.0, 2.0, 1100));
-        batch.push(
-            Sample::gauge("trade_price", 99.0)
-                .with_label("symbol", "A")
-                .at(1),
-        ); // unpaired
-        let out = p.on_samples(batch).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].name, "trade_vwap");
-        assert_eq!(out[0].label("symbol"), Some("A"));
-        assert_eq!(out[0].value, 17.5);
-        assert_eq!(out[1].value, 5.0);
-        let out = p.on_samples(trade("A", 30.0, 4.0, 1900)).unwrap();
-        assert_eq!(out[0].value, (10.0 + 60.0 + 120.0) / 8.0);
-        let out = p.on_tick(2150).unwrap(); // A's 1000 trades and B's only trade expire
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].value, 30.0);
-        assert_eq!(out[0].timestamp_ms, 2150);
-        assert_eq!(p.series.len(), 1);
-        let mut q = Vwap::init(&Config::default()).unwrap();
-        q.import_state(&p.export_state().unwrap()).unwrap();
-        assert_eq!(q.series, p.series);
-    }
-}
+mod tests;
