@@ -116,7 +116,7 @@ collector = "forger"
     let mut seen = 0;
     loop {
         let m = sub.next().await;
-        let fields = m.get("fields").or_else(|| m.get("state"));
+        let fields = m.get("delta").or_else(|| m.get("state"));
         if let Some(fields) = fields {
             assert_ne!(fields["price"], 666.0, "forged update delivered: {m}");
             assert_ne!(fields["value"], 666.0, "forged series delivered: {m}");
