@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Client, Host, csv_config};
+use support::{Client, Host, csv_config, metric_value};
 
 #[tokio::test]
 async fn an_appended_line_reaches_json_and_msgpack_subscribers_as_a_delta() {
@@ -204,14 +204,28 @@ async fn a_reconnecting_client_resumes_or_is_told_it_cannot() {
 
 #[tokio::test]
 async fn a_slow_subscriber_ends_with_the_correct_latest_state() {
+    const APPENDS: u64 = 600;
     let dir = tempfile::tempdir().unwrap();
-    let host = Host::start(dir.path(), &csv_config(""));
+    // Room for a stalled reader on a loaded machine: this test wants conflation,
+    // not the slow-consumer close.
+    let config = csv_config("[server.limits]\nwrite_timeout_ms = 300000\n");
+    let host = Host::start(dir.path(), &config);
     host.append("trades.csv", "BTC,1,1,1\n");
     host.wait_for_topic("trades/BTC", |_| true).await;
-    let mut slow = Client::connect(&host.addr, "json").await;
+    // A receive buffer of a few KiB: the kernel cannot absorb the backlog of a
+    // subscriber that stops reading, so the host has to conflate it.
+    let mut slow = Client::connect_with_recv_buffer(&host.addr, "json", 4096).await;
     slow.subscribe(&["trades/*"]).await;
-    // The client reads nothing while 3,000 trades in 300 appends go through.
-    for batch in 0..300 {
+    let first = slow.next().await;
+    assert_eq!(first["type"], "subscribed", "{first}");
+    let conflations_before = metric_value(&host.addr, "wasmeter_server_conflations_total").await;
+    // A subscriber that keeps up paces the appends: each one is processed (its
+    // MARK seen) before the next, so every append is a chunk of its own and
+    // yields an update of every symbol topic instead of being coalesced.
+    let mut pace = Client::connect(&host.addr, "json").await;
+    pace.subscribe(&["trades/MARK"]).await;
+    // The slow client reads nothing while 6,000 trades in 600 appends go through.
+    for batch in 0..APPENDS {
         let mut lines = String::new();
         for i in 0..10 {
             let n = batch * 10 + i;
@@ -220,25 +234,64 @@ async fn a_slow_subscriber_ends_with_the_correct_latest_state() {
                 n % 3,
                 n,
                 1 + n % 5,
-                1_700_000_000_000i64 + n
+                1_700_000_000_000 + n
             ));
         }
+        lines.push_str(&format!("MARK,{batch},1,{batch}\n"));
         host.append("trades.csv", &lines);
+        loop {
+            let m = pace.next().await;
+            let price = match m["type"].as_str() {
+                Some("snapshot") => &m["state"]["price"],
+                Some("update") => &m["delta"]["price"],
+                _ => continue,
+            };
+            if m["topic"] == "trades/MARK" && *price == batch as f64 {
+                break;
+            }
+        }
     }
-    host.append("trades.csv", "END,1,1,1\n");
-    host.wait_for_topic("trades/END", |_| true).await;
+    // The host's final state, over REST: nothing is appended any more.
+    let mut expected = std::collections::BTreeMap::new();
+    for sym in ["BTC", "SYM0", "SYM1", "SYM2", "MARK"] {
+        let topic = format!("trades/{sym}");
+        let (status, body) = host.get(&format!("/api/topics/{topic}")).await;
+        assert_eq!(status, 200, "{topic}: {body}");
+        expected.insert(topic, body["state"].clone());
+    }
+    assert_eq!(expected["trades/SYM0"]["count"], 2000.0);
+
     // Now it reads: applying what it receives must give exactly the host's state.
     let mut states: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
         Default::default();
-    while !states.contains_key("trades/END") {
+    let mut conflation_snapshots = 0;
+    let mut frames = 0;
+    let matches = |states: &std::collections::BTreeMap<
+        String,
+        serde_json::Map<String, serde_json::Value>,
+    >| {
+        expected.iter().all(|(topic, want)| {
+            states
+                .get(topic)
+                .is_some_and(|s| serde_json::Value::Object(s.clone()) == *want)
+        })
+    };
+    while !matches(&states) {
         let m = slow.next().await;
+        frames += 1;
         let topic = m["topic"].as_str().unwrap_or_default().to_string();
         match m["type"].as_str().unwrap() {
             "snapshot" => {
+                // A snapshot of a topic this client already has: conflation.
+                if states.contains_key(&topic) {
+                    conflation_snapshots += 1;
+                }
                 states.insert(topic, m["state"].as_object().unwrap().clone());
             }
             "update" => {
-                let state = states.entry(topic).or_default();
+                let state = states
+                    .get_mut(&topic)
+                    .unwrap_or_else(|| panic!("an update before any snapshot: {m}"));
                 for (k, v) in m["delta"].as_object().unwrap() {
                     if v.is_null() {
                         state.remove(k);
@@ -247,18 +300,86 @@ async fn a_slow_subscriber_ends_with_the_correct_latest_state() {
                     }
                 }
             }
-            _ => {}
+            other => panic!("unexpected {other}: {m}"),
         }
     }
-    for sym in ["SYM0", "SYM1", "SYM2"] {
-        let (_, body) = host.get(&format!("/api/topics/trades/{sym}")).await;
-        assert_eq!(
-            serde_json::Value::Object(states[&format!("trades/{sym}")].clone()),
-            body["state"],
-            "{sym}"
-        );
+    assert!(
+        conflation_snapshots > 0,
+        "no conflation snapshot in {frames} frames for {APPENDS} appends"
+    );
+    let conflations = metric_value(&host.addr, "wasmeter_server_conflations_total").await;
+    assert!(
+        conflations > conflations_before,
+        "wasmeter_server_conflations_total stayed at {conflations}"
+    );
+    eprintln!(
+        "slow subscriber: {frames} frames, {conflation_snapshots} conflation snapshots, {} conflations",
+        conflations - conflations_before
+    );
+    host.stop();
+}
+
+#[tokio::test]
+async fn after_a_sigkill_the_restart_delivers_every_record_and_counts_each_once() {
+    const BATCH: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config("");
+    let host = Host::start(dir.path(), &config);
+    let line = |n: u64| format!("BTC,{},1,{}\n", 100 + n % 7, 1_700_000_000_000 + n);
+    let mut written = 0;
+    // A stream of appends; the host is killed at a moment when it has processed
+    // records its last checkpoint does not cover (no final checkpoint is written).
+    let mut behind = false;
+    for _ in 0..1000 {
+        let lines: String = (written..written + BATCH).map(line).collect();
+        host.append("trades.csv", &lines);
+        written += BATCH;
+        host.wait_for_topic("trades/BTC", |s| s["count"] == written as f64)
+            .await;
+        let file_len = std::fs::metadata(dir.path().join("feed/trades.csv"))
+            .unwrap()
+            .len();
+        if support::checkpoint_offset(dir.path(), "trades", "trades.csv")
+            .is_some_and(|committed| committed > 0 && committed < file_len)
+        {
+            behind = true;
+            break;
+        }
     }
-    assert_eq!(states["trades/SYM0"]["count"], 1000.0);
+    assert!(
+        behind,
+        "no moment with a checkpoint behind the processed records"
+    );
+    // More records arrive while it dies: some before, some after the kill.
+    let lines: String = (written..written + BATCH).map(line).collect();
+    host.append("trades.csv", &lines);
+    written += BATCH;
+    let committed = support::checkpoint_offset(dir.path(), "trades", "trades.csv").unwrap();
+    host.kill();
+    let lines: String = (written..written + BATCH).map(line).collect();
+    support::append(dir.path(), "trades.csv", &lines);
+    written += BATCH;
+
+    // The restart resumes offsets and the collector's state from the same
+    // checkpoint: records after it are read again, and counted again from the
+    // count the checkpoint holds, so every record counts exactly once.
+    let host = Host::start(dir.path(), &config);
+    let lines: String = (written..written + BATCH).map(line).collect();
+    host.append("trades.csv", &lines);
+    written += BATCH;
+    host.append("trades.csv", "END,1,1,1\n");
+    host.wait_for_topic("trades/END", |s| s["count"] == 1.0)
+        .await;
+    // END was appended last: once it is processed, every BTC record before it is too.
+    let btc = host.wait_for_topic("trades/BTC", |_| true).await;
+    assert_eq!(
+        btc["count"], written as f64,
+        "{written} records written, the checkpoint committed byte {committed}"
+    );
+    assert_eq!(btc["volume"], written as f64);
+    let last = written - 1;
+    assert_eq!(btc["price"], (100 + last % 7) as f64);
+    assert_eq!(btc["ts"], (1_700_000_000_000 + last) as f64);
     host.stop();
 }
 

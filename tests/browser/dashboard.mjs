@@ -50,7 +50,24 @@ try {
   // The topics the host already has are listed and watched without configuration.
   await page.locator('#topics li[data-topic="trades/BTC"]').waitFor({ timeout: WAIT });
   await page.locator('article.card[data-topic="trades/BTC"]').waitFor({ timeout: WAIT });
-  await page.getByText('plugins: unavailable').or(page.locator('#plugins table')).first().waitFor({ timeout: WAIT });
+  // The plugins table lists the host's real plugin instances with their health:
+  // `plugins: unavailable` (or `none`) is a failure, not an acceptable page.
+  const pluginRow = (name) => page.locator(`#plugins table tr[data-plugin="${name}"]`);
+  for (const [name, role] of [['csv', 'collector'], ['delta', 'delta']]) {
+    const row = pluginRow(name);
+    await row.locator('span.badge.active', { hasText: 'active' }).waitFor({ timeout: WAIT });
+    const cells = await row.locator('td').allTextContents();
+    if (cells[0] !== name || cells[1] !== 'trades' || cells[2] !== role) {
+      throw new Error(`plugin row ${name}: expected [${name}, trades, ${role}, ...], got ${JSON.stringify(cells)}`);
+    }
+  }
+  // The collector has already read the two lines the test wrote before the page.
+  await page.waitForFunction(() => {
+    const calls = document.querySelector('#plugins tr[data-plugin="csv"] td:nth-child(6)');
+    return calls && Number(calls.textContent.replace(/[^0-9.]/g, '')) >= 1;
+  }, null, { timeout: WAIT });
+  if (await page.getByText('plugins: unavailable').count()) throw new Error('plugins: unavailable shown');
+  log('plugins table:', (await pluginRow('csv').locator('td').allTextContents()).join(' | '));
 
   // Filtering the list.
   await page.fill('#filter', 'trades/ETH');

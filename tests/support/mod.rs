@@ -472,3 +472,88 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+impl Client {
+    /// Connects like [`Client::connect`] through a socket whose receive buffer
+    /// (`SO_RCVBUF`) is set to `recv_buffer_bytes` before connecting, so the
+    /// kernel cannot absorb much of what the host sends: a client that stops
+    /// reading stalls the host's writes almost at once.
+    pub async fn connect_with_recv_buffer(
+        addr: &str,
+        format: &str,
+        recv_buffer_bytes: u32,
+    ) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(recv_buffer_bytes).unwrap();
+        let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws?format={format}"),
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("websocket handshake");
+        Client {
+            ws,
+            msgpack: format == "msgpack",
+        }
+    }
+}
+
+/// The sum of the samples of metric `name` (any labels) in the host's `/metrics`.
+pub async fn metric_value(addr: &str, name: &str) -> f64 {
+    let (status, _, body) = http_get_text(addr, "/metrics", &[]).await;
+    assert_eq!(status, 200, "/metrics: {body}");
+    let mut found = false;
+    let mut sum = 0.0;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').next().unwrap_or_default();
+        sum += value
+            .parse::<f64>()
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        found = true;
+    }
+    assert!(found, "no metric {name} in /metrics:\n{body}");
+    sum
+}
+
+/// The offset the pipeline's last checkpoint (`data/checkpoints/<pipeline>.json`
+/// under `dir`) committed for the feed file `file`, if it has one.
+pub fn checkpoint_offset(dir: &Path, pipeline: &str, file: &str) -> Option<u64> {
+    let path = dir
+        .join("data/checkpoints")
+        .join(format!("{pipeline}.json"));
+    let text = std::fs::read_to_string(&path).ok()?;
+    let stored: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    stored["files"]
+        .as_array()?
+        .iter()
+        .filter(|f| f["path"].as_str().is_some_and(|p| p.ends_with(file)))
+        .filter_map(|f| f["offset"].as_u64())
+        .max()
+}
+
+impl Host {
+    /// Kills the host with SIGKILL (no shutdown, no final checkpoint) and waits
+    /// for it to die; returns its log.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let status = child.wait().unwrap();
+        let log = self.stderr.take().unwrap().join().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "host was not killed: {status}; log:\n{log}"
+        );
+        log
+    }
+}

@@ -449,3 +449,50 @@ fn a_subscribe_over_the_pattern_limit_is_refused_before_any_pattern_is_read() {
     send(&mut c, json!({"type":"unsubscribe","topics":many}));
     assert_eq!(frames(&mut c)[0]["code"], "too_many_subscriptions");
 }
+
+#[test]
+fn max_rate_holds_updates_until_the_interval_has_passed() {
+    // Every instant is explicit: at 2 Hz a topic sends at most one update per
+    // 500 ms; one arriving sooner is held, and the latest state goes out when
+    // the interval has passed.
+    let mut fx = Fixture::new(256);
+    fx.publish("t/a", &[("p", n(0.0))], &[]);
+    let mut c = fx.client(ServerConfig::default());
+    send(
+        &mut c,
+        json!({"type":"subscribe","topics":["t/a"],"max_rate_hz":2.0}),
+    );
+    let subscribed_at = Instant::now();
+    let f = frames_at(&mut c, subscribed_at);
+    assert_eq!(f[1]["type"], "snapshot");
+    // t = 0: a whole interval after the snapshot, so the update is sent at once.
+    let t0 = subscribed_at + Duration::from_secs(1);
+    fx.publish("t/a", &[("p", n(1.0))], &[]);
+    let f = frames_at(&mut c, t0);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (&f[0]["seq"], &f[0]["delta"]),
+        (&json!(2), &json!({"p":1.0}))
+    );
+    // t = 0.1 s: held, and held still just before the interval ends.
+    fx.publish("t/a", &[("p", n(2.0))], &[]);
+    assert!(frames_at(&mut c, t0 + Duration::from_millis(100)).is_empty());
+    assert_eq!(c.next_due(), Some(t0 + Duration::from_millis(500)));
+    fx.publish("t/a", &[("p", n(3.0)), ("q", n(1.0))], &[]);
+    assert!(frames_at(&mut c, t0 + Duration::from_millis(499)).is_empty());
+    assert!(!c.has_work(t0 + Duration::from_millis(499)));
+    // t = 0.5 s: the latest value goes out, as one update.
+    assert!(c.has_work(t0 + Duration::from_millis(500)));
+    let f = frames_at(&mut c, t0 + Duration::from_millis(500));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (&f[0]["seq"], &f[0]["delta"]),
+        (&json!(4), &json!({"p":3.0,"q":1.0}))
+    );
+    // The next interval starts from that send.
+    fx.publish("t/a", &[("p", n(4.0))], &[]);
+    assert!(frames_at(&mut c, t0 + Duration::from_millis(600)).is_empty());
+    assert_eq!(c.next_due(), Some(t0 + Duration::from_millis(1000)));
+    let f = frames_at(&mut c, t0 + Duration::from_millis(1000));
+    assert_eq!(f[0]["delta"], json!({"p":4.0}));
+}
