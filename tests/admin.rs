@@ -255,10 +255,25 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
         stderr.contains("no plugin named `nope` (defined: `csv`, `delta`)"),
         "{stderr}"
     );
-    let out = host.cli(&["plugin", "swap", "csv", "../../etc/passwd", "--remote"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("plugins"), "{stderr}");
+    // `--remote` names files inside the plugins directory only: a real component
+    // outside it, reached by `..`, by an absolute path or through a symlink in the
+    // directory, is refused by the containment check, not by a missing file.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let outside = dir.path().join("outside.wasm");
+    std::fs::write(&outside, builtin("csv_collector.wasm")).unwrap();
+    std::os::unix::fs::symlink(&outside, plugins.join("link.wasm")).unwrap();
+    let outside = outside.to_string_lossy().into_owned();
+    for name in ["../outside.wasm", outside.as_str(), "link.wasm"] {
+        let out = host.cli(&["plugin", "swap", "csv", name, "--remote"]);
+        assert!(!out.status.success(), "{name} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is outside the plugins directory"),
+            "{name}: {stderr}"
+        );
+    }
+    assert_eq!(summary(&host, "csv").await["hash"], before["hash"]);
     host.stop();
 }
 

@@ -91,7 +91,8 @@ collector = "forger"
     let host = Host::start(dir.path(), &config);
     std::fs::create_dir_all(dir.path().join("evil")).unwrap();
     let mut sub = Client::connect(&host.addr, "json").await;
-    sub.subscribe(&["trades/BTC", "metrics/trade_price/BTC"]).await;
+    sub.subscribe(&["trades/BTC", "metrics/trade_price/BTC"])
+        .await;
 
     trades(&host, "t.csv", "BTC", 1, 10);
     host.wait_for_topic("trades/BTC", |s| s["count"] == 10.0)
@@ -131,7 +132,9 @@ collector = "forger"
             break;
         }
     }
-    let state = host.wait_for_topic("trades/BTC", |s| s["count"] == 15.0).await;
+    let state = host
+        .wait_for_topic("trades/BTC", |s| s["count"] == 15.0)
+        .await;
     assert_eq!(state["price"], 15.0);
     host.stop();
 }
@@ -171,7 +174,8 @@ checkpoint_interval_ms = 200
     write("f\ng\n");
     // Another pipeline is not held up.
     trades(&host, "t.csv", "BTC", 1, 3);
-    host.wait_for_topic("trades/BTC", |s| s["count"] == 3.0).await;
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 3.0)
+        .await;
     assert_eq!(
         host.wait_for_topic("faulty/lines", |_| true).await["count"],
         3.0,
@@ -193,9 +197,7 @@ checkpoint_interval_ms = 200
     write("error\nerror\nerror\nerror\nerror\ni\n");
     wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
     write("j\n");
-    let (status, body) = host
-        .admin("POST", "/v1/plugins/faulty/release", None)
-        .await;
+    let (status, body) = host.admin("POST", "/v1/plugins/faulty/release", None).await;
     assert_eq!(status, 200, "{body}");
     host.wait_for_topic("faulty/lines", |s| s["count"] == 10.0)
         .await;
@@ -214,7 +216,10 @@ config = { metrics = "trade_price", alpha = 0.5 }
 max_series = 20
 "#,
     )
-    .replace("delta = \"delta\"", "delta = \"delta\"\nmetrics = [\"ewma\"]");
+    .replace(
+        "delta = \"delta\"",
+        "delta = \"delta\"\nmetrics = [\"ewma\"]",
+    );
     let host = Host::start(dir.path(), &config);
     let mut sub = Client::connect(&host.addr, "json").await;
     sub.subscribe(&["metrics/trade_price_ewma/**"]).await;
@@ -223,7 +228,8 @@ max_series = 20
     host.append("t.csv", &symbols);
     wait_for_plugin(&host, "ewma", |p| p["state"] == "quarantined").await;
     // The collector's own topics are all there: the pipeline goes on.
-    host.wait_for_topic("trades/S49", |s| s["count"] == 1.0).await;
+    host.wait_for_topic("trades/S49", |s| s["count"] == 1.0)
+        .await;
     let ewma = topics_under(&host, "metrics/trade_price_ewma/").await;
     assert_eq!(ewma.len(), 20, "{ewma:?}");
 
@@ -237,7 +243,127 @@ max_series = 20
             removed += 1;
         }
     }
-    assert!(topics_under(&host, "metrics/trade_price_ewma/").await.is_empty());
+    assert!(
+        topics_under(&host, "metrics/trade_price_ewma/")
+            .await
+            .is_empty()
+    );
     assert_eq!(topics_under(&host, "metrics/trade_price/").await.len(), 50);
+    host.stop();
+}
+
+/// A second pipeline `side` reading `side/*.csv` with its own CSV collector
+/// (topics `side/<symbol>`) and the metric plugin `faulty` with `faulty_config`.
+fn with_side_pipeline(faulty_config: &str, plugin_extra: &str) -> String {
+    csv_config(&format!(
+        r#"
+[plugins.side_csv]
+builtin = "csv-collector"
+config = {{ topic_prefix = "side" }}
+
+[plugins.faulty]
+path = "{}"
+config = {{ {faulty_config} }}
+{plugin_extra}
+
+[sources.side]
+type = "file"
+include = ["side/*.csv"]
+reconcile_interval_ms = 200
+
+[pipelines.side]
+sources = ["side"]
+collector = "side_csv"
+metrics = ["faulty"]
+checkpoint_interval_ms = 200
+"#,
+        built("faulty_metric.wasm").display()
+    ))
+}
+
+#[tokio::test]
+async fn a_plugin_sleeping_in_a_host_call_stalls_nothing_but_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    // It sleeps 30 s in every on-samples call; its calls may take 300 ms.
+    let config = with_side_pipeline(
+        r#"mode = "sleep", sleep_ms = "30000", sleep_in = "on-samples""#,
+        "call_timeout_ms = 300",
+    );
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("side")).unwrap();
+    let side = |text: &str| support::append(dir.path(), "../side/s.csv", text);
+    for i in 1..=8 {
+        side(&format!("ETH,{i},1,{i}\n"));
+        trades(&host, "t.csv", "BTC", i, 1);
+        // The other pipeline never waits for the sleeper.
+        host.wait_for_topic("trades/BTC", |s| s["count"] == i as f64)
+            .await;
+    }
+    // The sleeper's calls are abandoned and it is quarantined; its own pipeline
+    // still delivers every record once.
+    let faulty = wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    assert!(
+        faulty["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deadline"),
+        "{faulty}"
+    );
+    host.wait_for_topic("side/ETH", |s| s["count"] == 8.0).await;
+    // The control plane answers, and SIGTERM ends the host within its bound.
+    let (status, body) = host.admin("GET", "/v1/plugins", None).await;
+    assert_eq!(status, 200, "{body}");
+    host.stop_within(std::time::Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_and_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten 2 MiB lines per call, through the log import.
+    let config = with_side_pipeline(r#"mode = "log-flood""#, "");
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("side")).unwrap();
+    for i in 1..=5 {
+        support::append(dir.path(), "../side/s.csv", &format!("ETH,{i},1,{i}\n"));
+        host.wait_for_topic("side/ETH", |s| s["count"] == i as f64)
+            .await;
+    }
+    trades(&host, "t.csv", "BTC", 1, 1);
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0)
+        .await;
+    let log = host.stop();
+    // Unbounded, five calls would have logged 100 MiB.
+    assert!(log.len() < 4 << 20, "the host logged {} bytes", log.len());
+    assert!(
+        log.contains("bytes cut") || log.contains("suppressed"),
+        "no sign of the limits in the log"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_state_export_skips_checkpoints_until_the_plugin_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_side_pipeline(r#"mode = "export-trap""#, "");
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("side")).unwrap();
+    let side = |text: &str| support::append(dir.path(), "../side/s.csv", text);
+    side("ETH,1,1,1\n");
+    host.wait_for_topic("side/ETH", |s| s["count"] == 1.0).await;
+    // Every checkpoint tries the export, which traps: the checkpoint is skipped
+    // (the state and the offsets must match) and the failures quarantine it.
+    wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    let skipped = host
+        .metric("wasmeter_pipeline_checkpoints_skipped", "pipeline=\"side\"")
+        .await
+        .unwrap_or(0.0);
+    assert!(skipped >= 1.0, "no checkpoint was skipped");
+    // Then checkpoints go on without its state, and nothing is lost or repeated.
+    side("ETH,2,1,2\n");
+    host.wait_for_topic("side/ETH", |s| s["count"] == 2.0).await;
+    let log = host.stop();
+    let host = Host::start(dir.path(), &config);
+    side("ETH,3,1,3\n");
+    host.wait_for_topic("side/ETH", |s| s["count"] == 3.0).await;
+    drop(log);
     host.stop();
 }

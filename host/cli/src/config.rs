@@ -162,6 +162,11 @@ pub struct RuntimeSection {
     pub max_topics_per_plugin: usize,
     /// Distinct sample series one plugin instance may create; likewise.
     pub max_series_per_plugin: usize,
+    /// Log bytes per second one plugin instance may write (log import, stdout,
+    /// stderr together); beyond it lines are dropped and counted.
+    pub log_bytes_per_sec: u64,
+    /// Largest state one plugin instance may export (checkpoints, hot swaps).
+    pub state_limit_bytes: usize,
     /// Longest the pipelines may take to drain at shutdown (or when a reload stops
     /// one); those still running then are aborted.
     pub shutdown_timeout_ms: u64,
@@ -176,6 +181,8 @@ impl Default for RuntimeSection {
             max_instances: 256,
             max_topics_per_plugin: 10_000,
             max_series_per_plugin: 10_000,
+            log_bytes_per_sec: 64 << 10,
+            state_limit_bytes: 16 << 20,
             shutdown_timeout_ms: 10_000,
         }
     }
@@ -190,6 +197,8 @@ impl RuntimeSection {
             quarantine_after: self.quarantine_after,
             max_topics: self.max_topics_per_plugin,
             max_series: self.max_series_per_plugin,
+            log_bytes_per_sec: self.log_bytes_per_sec,
+            state_bytes: self.state_limit_bytes,
             ..wasmeter_plugin::PluginLimits::default()
         }
     }
@@ -236,6 +245,10 @@ pub struct PluginSection {
     pub max_topics: Option<usize>,
     /// Overrides `runtime.max_series_per_plugin` for this plugin.
     pub max_series: Option<usize>,
+    /// Overrides `runtime.log_bytes_per_sec` for this plugin.
+    pub log_bytes_per_sec: Option<u64>,
+    /// Overrides `runtime.state_limit_bytes` for this plugin.
+    pub state_limit_bytes: Option<usize>,
 }
 
 impl PluginSection {
@@ -255,6 +268,12 @@ impl PluginSection {
         }
         if let Some(n) = self.max_series {
             limits.max_series = n;
+        }
+        if let Some(n) = self.log_bytes_per_sec {
+            limits.log_bytes_per_sec = n;
+        }
+        if let Some(n) = self.state_limit_bytes {
+            limits.state_bytes = n;
         }
         limits
     }

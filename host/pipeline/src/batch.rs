@@ -14,13 +14,16 @@ use crate::footprint::{Footprints, Refusal, TopicKind};
 use crate::samples::series_fields;
 use crate::stats::PipelineStats;
 
+/// Field values written to one topic.
+pub(crate) type Write = (Arc<str>, Vec<(String, FieldValue)>);
+
 /// Admitted output of one chunk or tick, in the order it was produced.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     /// Every admitted sample: what metric plugins see next, and the series store.
     pub samples: Vec<Sample>,
     /// Field writes per topic, in order (later values win when coalesced).
-    pub writes: Vec<(Arc<str>, Vec<(String, FieldValue)>)>,
+    pub writes: Vec<Write>,
 }
 
 impl Batch {
