@@ -367,3 +367,68 @@ async fn a_failing_state_export_skips_checkpoints_until_the_plugin_is_quarantine
     drop(log);
     host.stop();
 }
+
+#[tokio::test]
+async fn host_topics_and_oversized_series_names_are_refused_and_good_records_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config(&format!(
+        r#"
+[plugins.faulty]
+path = "{}"
+config = {{ forge_topic = "_wasmeter/plugins/csv" }}
+
+[sources.faulty]
+type = "file"
+include = ["faulty/*.log"]
+reconcile_interval_ms = 200
+
+[pipelines.faulty]
+sources = ["faulty"]
+collector = "faulty"
+"#,
+        built("faulty_collector.wasm").display()
+    ));
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
+    let mut sub = Client::connect(&host.addr, "json").await;
+    sub.subscribe(&["_wasmeter/**"]).await;
+    // A forged host notice and a 64 KB series name, between good lines.
+    support::append(
+        dir.path(),
+        "../faulty/f.log",
+        "a\nforge\nb\nlong-labels\nc\n",
+    );
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 3.0)
+        .await;
+    let errors = host
+        .wait_for_topic("_wasmeter/errors/faulty", |s| s["count"] == 2.0)
+        .await;
+    assert!(
+        errors["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("longer than the topic limit"),
+        "{errors}"
+    );
+    let (status, body) = host.get("/api/topics/_wasmeter/plugins/csv").await;
+    assert!(
+        status == 404 || body["state"].get("forged").is_none(),
+        "forged notice: {body}"
+    );
+    let (_, topics) = host.get("/api/topics").await;
+    for t in topics["topics"].as_array().unwrap() {
+        assert!(t["name"].as_str().unwrap().len() <= 256, "{t}");
+    }
+    // The subscriber of the host's namespace saw the error summary, never a forgery.
+    loop {
+        let m = sub.next().await;
+        assert!(m["topic"] != "_wasmeter/plugins/csv", "forged: {m}");
+        if m["topic"] == "_wasmeter/errors/faulty" {
+            let fields = m.get("delta").or_else(|| m.get("state")).unwrap();
+            if fields["count"] == 2.0 {
+                break;
+            }
+        }
+    }
+    host.stop();
+}

@@ -31,7 +31,8 @@ pub struct Host {
 }
 
 /// A config for tests: `feed/*.csv` through the built-in CSV collector and field
-/// delta, fast reconcile and checkpoints. `extra` is appended.
+/// delta, fast reconcile and checkpoints; the pipeline owns `trades` and `deals`.
+/// `extra` is appended.
 pub fn csv_config(extra: &str) -> String {
     format!(
         r#"
@@ -56,6 +57,8 @@ sources = ["trades"]
 collector = "csv"
 delta = "delta"
 checkpoint_interval_ms = 200
+# Admin tests swap the collector to `topic_prefix = "deals"`.
+topics = ["trades", "deals"]
 {extra}
 "#
     )
@@ -522,20 +525,19 @@ pub async fn metric_value(addr: &str, name: &str) -> f64 {
     sum
 }
 
-/// The offset the pipeline's last checkpoint (`data/checkpoints/<pipeline>.json`
+/// The offset the pipeline's last checkpoint (`data/checkpoints/<pipeline>.checkpoint`
 /// under `dir`) committed for the feed file `file`, if it has one.
 pub fn checkpoint_offset(dir: &Path, pipeline: &str, file: &str) -> Option<u64> {
     let path = dir
         .join("data/checkpoints")
-        .join(format!("{pipeline}.json"));
-    let text = std::fs::read_to_string(&path).ok()?;
-    let stored: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    stored["files"]
-        .as_array()?
+        .join(format!("{pipeline}.checkpoint"));
+    let stored = wasmeter_source::Checkpoint::load(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))?;
+    stored
+        .files
         .iter()
-        .filter(|f| f["path"].as_str().is_some_and(|p| p.ends_with(file)))
-        .filter_map(|f| f["offset"].as_u64())
+        .filter(|f| f.path.to_string_lossy().ends_with(file))
+        .map(|f| f.offset)
         .max()
 }
 

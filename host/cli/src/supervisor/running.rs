@@ -223,8 +223,22 @@ impl RunningPipeline {
     }
 }
 
+/// `<data_dir>/checkpoints/<pipeline>.checkpoint` (binary). A checkpoint of an
+/// older host, `<pipeline>.json`, is renamed to it first, so an upgraded host
+/// resumes where the old one stopped (the format is read either way).
 fn checkpoint_path(data_dir: &Path, pipeline: &str) -> PathBuf {
-    data_dir
-        .join("checkpoints")
-        .join(format!("{pipeline}.json"))
+    let dir = data_dir.join("checkpoints");
+    let path = dir.join(format!("{pipeline}.checkpoint"));
+    let old = dir.join(format!("{pipeline}.json"));
+    if !path.exists() && old.exists() {
+        match std::fs::rename(&old, &path) {
+            Ok(()) => {
+                tracing::info!(from = %old.display(), to = %path.display(), "checkpoint renamed")
+            }
+            Err(error) => {
+                tracing::warn!(path = %old.display(), %error, "cannot rename the old checkpoint")
+            }
+        }
+    }
+    path
 }
