@@ -392,16 +392,25 @@ collector = "faulty"
     std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
     let mut sub = Client::connect(&host.addr, "json").await;
     sub.subscribe(&["_wasmeter/**"]).await;
-    // A forged host notice and a 64 KB series name, between good lines.
-    support::append(
-        dir.path(),
-        "../faulty/f.log",
-        "a\nforge\nb\nlong-labels\nc\n",
-    );
-    host.wait_for_topic("faulty/lines", |s| s["count"] == 3.0)
+    // A forged host notice and a 64 KB series name, between good lines (each in
+    // a write of its own: a refused call's records are retried one by one, and the
+    // plugin's own count would see a good line of a refused call twice).
+    let write = |text: &str| support::append(dir.path(), "../faulty/f.log", text);
+    write("a\n");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 1.0)
         .await;
+    write("forge\n");
+    host.wait_for_topic("_wasmeter/errors/faulty", |s| s["count"] == 1.0)
+        .await;
+    write("b\n");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 2.0)
+        .await;
+    write("long-labels\n");
     let errors = host
         .wait_for_topic("_wasmeter/errors/faulty", |s| s["count"] == 2.0)
+        .await;
+    write("c\n");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 3.0)
         .await;
     assert!(
         errors["message"]

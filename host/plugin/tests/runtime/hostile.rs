@@ -8,7 +8,7 @@ use wasmeter_plugin::{CollectorWorld, MetricWorld};
 use crate::support::{component, config, runtime};
 
 #[tokio::test]
-async fn forge_and_long_labels_emit_what_they_document() {
+async fn forge_and_long_labels_are_refused_as_invalid_output() {
     let mut f = runtime()
         .load::<CollectorWorld>(component("faulty_collector"))
         .await
@@ -19,14 +19,23 @@ async fn forge_and_long_labels_emit_what_they_document() {
         )
         .await
         .unwrap();
-    let out = f.collect("src", b"forge\nlong-labels\n").await.unwrap();
-    assert_eq!(out.updates.len(), 1);
-    assert_eq!(out.updates[0].topic, "_wasmeter/plugins/csv");
-    let sample = &out.samples[0];
-    assert_eq!(sample.name, "faulty_long_labels");
-    assert_eq!(sample.labels.len(), 16);
-    let label_bytes: usize = sample.labels.iter().map(|l| l.value.len()).sum();
-    assert_eq!(label_bytes, 64_000);
+    let forged = f.collect("src", b"forge\n").await.unwrap_err().to_string();
+    assert!(
+        forged.contains("`_wasmeter/plugins/csv`: topics under `_wasmeter/` belong to the host"),
+        "{forged}"
+    );
+    let long = f
+        .collect("src", b"long-labels\n")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        long.contains("`faulty_long_labels`")
+            && long.contains("would be 64042 bytes, longer than the topic limit of 256 bytes"),
+        "{long}"
+    );
+    // Good lines still pass.
+    f.collect("src", b"a\n").await.unwrap();
 }
 
 #[tokio::test]
