@@ -85,8 +85,8 @@ fn bench(c: &mut Criterion) {
                 .unwrap(),
         )
     });
-    // A 10 s VWAP window over ~100k trades/s offered: the window holds thousands of
-    // trades, a state of tens of KB, as in a busy market.
+    // A 10 s VWAP window over ~100k trades/s offered. VWAP keeps per-time-bucket
+    // sums (60 buckets per series), so its state stays a few KB however busy.
     let vwap_config = [("window_ms", "10000")];
 
     let (commands, stop, feeder, pipeline) = rt.block_on(async {
