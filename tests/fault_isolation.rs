@@ -441,3 +441,45 @@ collector = "faulty"
     }
     host.stop();
 }
+
+#[tokio::test]
+async fn a_reload_can_give_a_removed_pipelines_prefix_to_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = |name: &str| {
+        format!(
+            r#"
+[plugins.{name}_csv]
+builtin = "csv-collector"
+config = {{ topic_prefix = "shared" }}
+
+[sources.{name}]
+type = "file"
+include = ["{name}/*.csv"]
+reconcile_interval_ms = 200
+
+[pipelines.{name}]
+sources = ["{name}"]
+collector = "{name}_csv"
+topics = ["shared"]
+"#
+        )
+    };
+    let host = Host::start(dir.path(), &csv_config(&pipeline("old")));
+    for name in ["old", "new"] {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+    }
+    support::append(dir.path(), "../old/a.csv", "ETH,1,1,1\n");
+    host.wait_for_topic("shared/ETH", |s| s["count"] == 1.0)
+        .await;
+    // `old` goes, `new` takes its prefix, in one reload.
+    std::fs::write(
+        dir.path().join("wasmeter.toml"),
+        csv_config(&pipeline("new")),
+    )
+    .unwrap();
+    host.signal(libc::SIGHUP);
+    support::append(dir.path(), "../new/b.csv", "SOL,1,1,1\n");
+    host.wait_for_topic("shared/SOL", |s| s["count"] == 1.0)
+        .await;
+    host.stop();
+}

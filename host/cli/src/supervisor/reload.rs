@@ -133,6 +133,10 @@ impl Supervisor {
                 p.stop(&self.shared, name, deadline).await;
             }
         }
+        // A removed pipeline's prefixes and series are free for others.
+        for name in &plan.pipelines_removed {
+            self.shared.owners.release(name);
+        }
         let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
         for (name, instances) in prepared.pipelines {
             let section = &new.pipelines[&name];
