@@ -483,3 +483,22 @@ topics = ["shared"]
         .await;
     host.stop();
 }
+
+#[tokio::test]
+async fn the_demo_pipelines_never_write_each_others_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::demo(dir.path(), &["--demo-trades", "300"]);
+    // Both trade pipelines read the same symbols; each publishes its own series.
+    host.wait_for_topic("metrics/trade_price/BTC-USD", |_| true)
+        .await;
+    host.wait_for_topic("metrics/trade_price/history/BTC-USD", |_| true)
+        .await;
+    let refused =
+        support::metric_value(&host.addr, "wasmeter_pipeline_refused_outputs_total").await;
+    assert_eq!(refused, 0.0, "the demo's own plugins had output refused");
+    let (_, plugins) = host.get("/api/plugins").await;
+    for p in plugins["plugins"].as_array().unwrap() {
+        assert_eq!(p["state"], "active", "{p}");
+    }
+    host.stop();
+}

@@ -367,6 +367,11 @@ pub struct PipelineSection {
     /// pipelines' quotas must fit in `state.max_topics`.
     #[serde(default = "default_pipeline_max_topics")]
     pub max_topics: usize,
+    /// Labels added to every sample the pipeline publishes (unless the sample has
+    /// one of that name), so that two pipelines reading the same symbols from
+    /// different feeds publish distinct series: `labels = { feed = "binance" }`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -547,6 +552,14 @@ impl Config {
             }
             if p.tick_ms == 0 || p.checkpoint_interval_ms == 0 {
                 return Err(self.invalid(key, "tick_ms and checkpoint_interval_ms must be > 0"));
+            }
+            for (label, value) in &p.labels {
+                if !wasmeter_core::validate::is_label_name(label) || value.len() > 200 {
+                    return Err(self.invalid(
+                        format!("{key}.labels.{label}"),
+                        "a label name is [a-zA-Z_][a-zA-Z0-9_]*, its value at most 200 bytes",
+                    ));
+                }
             }
             if p.checkpoint_bytes_per_sec == 0 {
                 return Err(self.invalid(format!("{key}.checkpoint_bytes_per_sec"), "must be > 0"));

@@ -113,6 +113,8 @@ delta = "delta"
 sources = ["history"]
 collector = "history"
 delta = "delta"
+# The same symbols as the CSV feed: its series are told apart by this label.
+labels = { feed = "history" }
 
 [pipelines.system]
 sources = ["system"]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::{Sample, series_topic};
+use wasmeter_core::sample::{Label, Sample, series_topic};
 use wasmeter_core::update::TopicUpdate;
 use wasmeter_plugin::{Instance, World};
 
@@ -45,9 +45,14 @@ impl Batch {
 /// Admits one plugin call's output into `batch`: refused items are dropped,
 /// counted and charged to the plugin (a quota quarantines it; a topic it may not
 /// write counts as a failed call).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pipeline's fields, borrowed apart"
+)]
 pub(crate) fn admit<W: World>(
     footprints: &mut Footprints,
     stats: &PipelineStats,
+    labels: &[Label],
     plugin: &mut Instance<W>,
     samples: Vec<Sample>,
     updates: Vec<TopicUpdate>,
@@ -74,7 +79,12 @@ pub(crate) fn admit<W: World>(
             Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
         }
     }
-    for sample in samples {
+    for mut sample in samples {
+        for label in labels {
+            if sample.label(&label.name).is_none() {
+                sample.labels.push(label.clone());
+            }
+        }
         let topic = series_topic(&sample);
         match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
             Ok(topic) => {

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample::{Label, Sample};
 use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
@@ -56,6 +56,10 @@ pub struct PipelineConfig {
     pub topics: Vec<String>,
     /// Most topics (including sample series) the pipeline may create.
     pub max_topics: usize,
+    /// Labels added to every sample the pipeline publishes (unless the sample
+    /// has a label of that name), like Prometheus external labels: two feeds of
+    /// the same symbols publish distinct series.
+    pub labels: Vec<Label>,
 }
 
 impl PipelineConfig {
@@ -70,6 +74,7 @@ impl PipelineConfig {
             checkpoint_bytes_per_sec: 4 << 20,
             topics: vec![name.to_string()],
             max_topics: 10_000,
+            labels: Vec::new(),
         }
     }
 }
@@ -604,6 +609,7 @@ impl Pipeline {
                 Ok(samples) => admit(
                     &mut self.footprints,
                     &self.stats,
+                    &self.config.labels,
                     m,
                     samples,
                     Vec::new(),
@@ -625,6 +631,7 @@ impl Pipeline {
         admit(
             &mut self.footprints,
             &self.stats,
+            &self.config.labels,
             &mut self.plugins.collector,
             samples,
             updates,
@@ -636,6 +643,7 @@ impl Pipeline {
                     Ok(derived) => admit(
                         &mut self.footprints,
                         &self.stats,
+                        &self.config.labels,
                         m,
                         derived,
                         Vec::new(),

@@ -89,6 +89,11 @@ impl RunningPipeline {
             checkpoint_bytes_per_sec: section.checkpoint_bytes_per_sec,
             topics,
             max_topics: section.max_topics,
+            labels: section
+                .labels
+                .iter()
+                .map(|(name, value)| wasmeter_core::sample::Label::new(name, value))
+                .collect(),
         };
         let (pipeline, resume) = Pipeline::restore(
             pipeline_config,
