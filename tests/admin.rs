@@ -257,14 +257,20 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
     );
     // `--remote` names files inside the plugins directory only: a real component
     // outside it, reached by `..`, by an absolute path or through a symlink in the
-    // directory, is refused by the containment check, not by a missing file.
+    // directory, is refused by the containment check, not by a missing file; and a
+    // missing file outside gets the same answer (nothing is learnt about it).
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let outside = dir.path().join("outside.wasm");
     std::fs::write(&outside, builtin("csv_collector.wasm")).unwrap();
     std::os::unix::fs::symlink(&outside, plugins.join("link.wasm")).unwrap();
     let outside = outside.to_string_lossy().into_owned();
-    for name in ["../outside.wasm", outside.as_str(), "link.wasm"] {
+    for name in [
+        "../outside.wasm",
+        outside.as_str(),
+        "link.wasm",
+        "../no-such-file.wasm",
+    ] {
         let out = host.cli(&["plugin", "swap", "csv", name, "--remote"]);
         assert!(!out.status.success(), "{name} was accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);

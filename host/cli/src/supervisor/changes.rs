@@ -393,16 +393,30 @@ async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
     let dir = tokio::fs::canonicalize(dir)
         .await
         .map_err(|e| bad(dir, e))?;
+    let outside = || {
+        AdminError::BadRequest(format!(
+            "{} is outside the plugins directory {}",
+            path.display(),
+            dir.display()
+        ))
+    };
+    // Judged as written first, so the answer never tells whether a file outside
+    // exists; then resolved, which catches symlinks out of the directory.
+    let plain = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !plain {
+        return Err(outside());
+    }
     let joined = dir.join(path);
     let candidate = tokio::fs::canonicalize(&joined)
         .await
         .map_err(|e| bad(&joined, e))?;
     if !candidate.starts_with(&dir) {
-        return Err(AdminError::BadRequest(format!(
-            "{} is outside the plugins directory {}",
-            path.display(),
-            dir.display()
-        )));
+        return Err(outside());
     }
     Ok(candidate)
 }
