@@ -1198,3 +1198,49 @@ reply_timeout_ms = 1000
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_to_a_version_that_no_longer_emits_a_series_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config(
+        "\n[plugins.smooth]\nbuiltin = \"ewma\"\nconfig = { metrics = \"trade_price\", alpha = 0.5 }\n",
+    )
+    .replace("delta = \"delta\"", "delta = \"delta\"\nmetrics = [\"smooth\"]");
+    let host = Host::start(dir.path(), &config);
+    let mut sub = Client::connect(&host.addr, "json").await;
+    sub.subscribe(&["metrics/trade_price_ewma/*"]).await;
+    host.append("t.csv", "A,1,1,1\nB,1,1,1\nC,1,1,1\n");
+    for s in ["A", "B", "C"] {
+        host.wait_for_topic(&format!("metrics/trade_price_ewma/{s}"), |_| true)
+            .await;
+    }
+    // `smooth` becomes rolling min/max, which emits `*_min` and `*_max` only.
+    let query = "?fresh_state=true&config=%7B%22metrics%22%3A%22trade_price%22%7D";
+    let (status, body) = upload(
+        &host,
+        &format!("/v1/plugins/smooth/swap{query}"),
+        &builtin("rolling_minmax.wasm"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut removed = std::collections::BTreeSet::new();
+    while removed.len() < 3 {
+        let m = sub.next().await;
+        if m["type"] == "removed" {
+            removed.insert(m["topic"].as_str().unwrap().to_string());
+        }
+    }
+    let (_, topics) = host.get("/api/topics").await;
+    let names: Vec<&str> = topics["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("_ewma")), "{names:?}");
+    // The new version's series arrive as trades do.
+    host.append("t.csv", "A,2,1,2\n");
+    host.wait_for_topic("metrics/trade_price_min/A", |_| true)
+        .await;
+    host.stop();
+}
