@@ -23,11 +23,7 @@ fn builtin(file: &str) -> Vec<u8> {
 
 /// A test component built from `plugins/` by `scripts/build-plugins.sh`.
 fn built(file: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/plugins/wasm32-wasip2/release")
-        .join(file);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins.sh)", path.display()))
+    std::fs::read(support::built_path(file)).unwrap()
 }
 
 /// The same component with a custom section appended: another file, another hash,

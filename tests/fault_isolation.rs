@@ -4,23 +4,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
 use support::{Client, Host, WAIT, csv_config};
-
-/// A test component built from `plugins/` by `scripts/build-plugins.sh`.
-fn built(file: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/plugins/wasm32-wasip2/release")
-        .join(file);
-    assert!(
-        path.exists(),
-        "{} is missing (run scripts/build-plugins.sh)",
-        path.display()
-    );
-    path
-}
 
 /// Appends `n` trades of `symbol` to `feed/file`, prices `first..first+n`.
 fn trades(host: &Host, file: &str, symbol: &str, first: u64, n: u64) {
@@ -142,7 +127,7 @@ collector = "forger"
 #[tokio::test]
 async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let faulty = built("faulty_collector.wasm");
+    let faulty = support::built_path("faulty_collector.wasm");
     let config = csv_config(&format!(
         r#"
 [plugins.faulty]
@@ -277,7 +262,7 @@ collector = "side_csv"
 metrics = ["faulty"]
 checkpoint_interval_ms = 200
 "#,
-        built("faulty_metric.wasm").display()
+        support::built_path("faulty_metric.wasm").display()
     ))
 }
 
@@ -391,7 +376,7 @@ reconcile_interval_ms = 200
 sources = ["faulty"]
 collector = "faulty"
 "#,
-        built("faulty_collector.wasm").display()
+        support::built_path("faulty_collector.wasm").display()
     ));
     let host = Host::start(dir.path(), &config);
     std::fs::create_dir_all(dir.path().join("faulty")).unwrap();

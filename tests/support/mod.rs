@@ -559,3 +559,16 @@ impl Host {
         log
     }
 }
+
+/// The path of a test component built from `plugins/` by `scripts/build-plugins.sh`.
+pub fn built_path(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/plugins/wasm32-wasip2/release")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing (run scripts/build-plugins.sh)",
+        path.display()
+    );
+    path
+}
