@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
+use wasmeter_control::known;
 
 /// A configuration problem, naming where it is.
 #[derive(Debug, Error)]
@@ -252,30 +253,16 @@ pub struct PluginSection {
 }
 
 impl PluginSection {
-    /// `limits` with this plugin's overrides.
-    pub fn limits(
-        &self,
-        mut limits: wasmeter_plugin::PluginLimits,
-    ) -> wasmeter_plugin::PluginLimits {
-        if let Some(ms) = self.call_timeout_ms {
-            limits.call_timeout = std::time::Duration::from_millis(ms);
+    /// This plugin's limits where they differ from `[runtime]`'s.
+    pub fn overrides(&self) -> wasmeter_control::LimitOverrides {
+        wasmeter_control::LimitOverrides {
+            call_timeout: self.call_timeout_ms.map(std::time::Duration::from_millis),
+            memory_bytes: self.memory_limit_bytes,
+            max_topics: self.max_topics,
+            max_series: self.max_series,
+            log_bytes_per_sec: self.log_bytes_per_sec,
+            state_bytes: self.state_limit_bytes,
         }
-        if let Some(bytes) = self.memory_limit_bytes {
-            limits.memory_bytes = bytes;
-        }
-        if let Some(n) = self.max_topics {
-            limits.max_topics = n;
-        }
-        if let Some(n) = self.max_series {
-            limits.max_series = n;
-        }
-        if let Some(n) = self.log_bytes_per_sec {
-            limits.log_bytes_per_sec = n;
-        }
-        if let Some(n) = self.state_limit_bytes {
-            limits.state_bytes = n;
-        }
-        limits
     }
 }
 
@@ -619,16 +606,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-}
-
-/// "defined: `a`, `b`" or "none are defined", for messages.
-pub(crate) fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
-    let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
-    if names.is_empty() {
-        "none are defined".into()
-    } else {
-        format!("defined: {}", names.join(", "))
     }
 }
 

@@ -1,16 +1,14 @@
 //! The `wasmeter` command: configuration, `serve`, and the glue between the
-//! source, pipeline, plugin, hub and server crates.
+//! control plane (`wasmeter-control`), the hub and the server.
 //!
 //! # Layout
 //! - [`cli`]: the command line; [`run`] dispatches it.
-//! - [`config`]: the TOML configuration, validated once.
+//! - [`config`]: the TOML configuration, validated once; [`spec`]: it as the
+//!   control plane's typed spec.
 //! - [`serve`]: assembling and shutting down the host.
-//! - [`plugins`]: loading plugins, instantiating them per pipeline or for a swap.
-//! - [`registry`]: named plugins, their versions and what went wrong last.
-//! - [`supervisor`]: the running pipelines and every change to them (swap,
-//!   reload, rollback, config reload).
+//! - [`reload`]: config reload (SIGHUP, admin API): the file, read again, to the
+//!   control plane.
 //! - [`admin`]: the authenticated admin API and the `wasmeter plugin` commands.
-//! - [`hot_reload`]: reloads a plugin when its file is replaced.
 //! - [`defaults`]: built-in plugins (prebuilt components) and the demo configuration.
 //! - [`datadir`]: the data directory is private to the user (created 0700, checked).
 //! - [`demo`]: the demo market feed.
@@ -25,13 +23,11 @@ pub mod config;
 pub mod datadir;
 pub mod defaults;
 pub mod demo;
-pub mod hot_reload;
 pub mod logging;
 pub mod monitor;
-pub mod plugins;
-pub mod registry;
+pub mod reload;
 pub mod serve;
-pub mod supervisor;
+pub mod spec;
 pub mod tail;
 pub mod web;
 

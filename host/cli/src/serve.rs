@@ -12,7 +12,7 @@
 //! 3. the server sends close frames (1001) to every subscriber and waits for every
 //!    connection to end.
 //!
-//! SIGHUP reloads the config file (see [`crate::supervisor`]).
+//! SIGHUP reloads the config file (see [`crate::reload`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,11 +28,11 @@ use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_sta
 use wasmeter_plugin::{Runtime, RuntimeConfig};
 use wasmeter_server::{ServerState, router};
 
+use wasmeter_control::{Monitor, Shared, Supervisor, Timeouts};
+
 use crate::admin::auth::{self, TokenOrigin};
 use crate::config::Config;
 use crate::demo::DemoFeed;
-use crate::monitor::Monitor;
-use crate::supervisor::{Shared, Supervisor};
 
 /// Options of `serve` beyond the config file.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +86,8 @@ pub async fn serve(
         max_memory_bytes: config.runtime.memory_limit_bytes.max(64 << 20),
         ..RuntimeConfig::default()
     })?;
-    let plugins = crate::plugins::load_all(&runtime, &config).await?;
+    let spec = config.spec();
+    let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;
 
     let hub = Arc::new(Hub::new(HubConfig {
         history_per_topic: config.server.history_per_topic,
@@ -115,7 +116,6 @@ pub async fn serve(
         series,
         monitor: monitor.clone(),
         data_dir: data_dir.clone(),
-        config_path: options.config_path.clone(),
         plugins_dir,
         owners: Default::default(),
     };
@@ -125,8 +125,12 @@ pub async fn serve(
         config.state.field_ttl_ms,
     );
     let shutdown_timeout = Duration::from_millis(config.runtime.shutdown_timeout_ms);
+    let timeouts = Timeouts {
+        reply: Duration::from_millis(config.admin.reply_timeout_ms),
+        stop: shutdown_timeout,
+    };
     let origin = config.origin.clone();
-    let supervisor = Arc::new(Supervisor::start(shared, config, plugins).await?);
+    let supervisor = Arc::new(Supervisor::start(shared, spec, plugins, timeouts).await?);
 
     let background_stop = CancellationToken::new();
     let background = TaskTracker::new();
@@ -154,14 +158,18 @@ pub async fn serve(
         });
     }
     if admin_config.watch_plugins {
-        background.spawn(crate::hot_reload::watch(
+        background.spawn(wasmeter_control::hot_reload::watch(
             supervisor.clone(),
             background_stop.clone(),
         ));
     }
     {
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
-        background.spawn(reload_on_sighup(supervisor, stop));
+        background.spawn(reload_on_sighup(
+            supervisor,
+            options.config_path.clone(),
+            stop,
+        ));
     }
     let mut admin_addr = None;
     if let Some((token, token_origin)) = admin_token {
@@ -175,8 +183,11 @@ pub async fn serve(
             })?;
         admin_addr = Some((listener.local_addr()?, token_origin));
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
+        let config_path = options.config_path.clone();
         background.spawn(async move {
-            if let Err(error) = crate::admin::serve(listener, supervisor, token, stop).await {
+            if let Err(error) =
+                crate::admin::serve(listener, supervisor, config_path, token, stop).await
+            {
                 tracing::error!(%error, "admin API stopped");
             }
         });
@@ -236,7 +247,11 @@ pub async fn serve(
 }
 
 /// Reloads the config file on every SIGHUP until `stop`.
-async fn reload_on_sighup(supervisor: Arc<Supervisor>, stop: CancellationToken) {
+async fn reload_on_sighup(
+    supervisor: Arc<Supervisor>,
+    config_path: Option<PathBuf>,
+    stop: CancellationToken,
+) {
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(error) => {
@@ -249,7 +264,7 @@ async fn reload_on_sighup(supervisor: Arc<Supervisor>, stop: CancellationToken) 
             _ = stop.cancelled() => return,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the config");
-                if let Err(error) = supervisor.reload_config().await {
+                if let Err(error) = crate::reload::reload_config(&supervisor, config_path.clone()).await {
                     tracing::error!(%error, "config reload refused; the running config stays");
                 }
             }

@@ -17,7 +17,7 @@ pub enum StartAt {
 }
 
 /// What a file source tails and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileSourceConfig {
     /// Source name from the config: used in logs, metrics and error messages.
     pub name: String,

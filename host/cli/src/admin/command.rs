@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use hyper::Method;
 use serde_json::{Value, json};
 
+use wasmeter_control::{ConfigReport, PluginDetail, PluginSummary, SwapReport};
+
 use super::client::{AdminClient, Body};
 use crate::cli::{AdminArgs, ComponentArgs, PluginArgs, PluginCommand};
-use crate::registry::{PluginDetail, PluginSummary};
-use crate::supervisor::{ConfigReport, SwapReport};
 
 /// Runs a `wasmeter plugin` command.
 pub async fn plugin(args: PluginArgs) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 //! running host; and the `wasmeter plugin` commands that call it.
 //!
 //! - `auth`: where the bearer token comes from, and checking it.
-//! - `routes`: the HTTP routes, calling the [`crate::supervisor::Supervisor`].
+//! - `routes`: the HTTP routes, calling the control plane's `Supervisor`.
 //! - `client`: the HTTP client the commands use.
 //! - `command`: `wasmeter plugin ...` and `wasmeter reload-config`.
 
@@ -12,20 +12,21 @@ pub mod client;
 pub mod command;
 pub mod routes;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-
-use crate::supervisor::Supervisor;
+use wasmeter_control::Supervisor;
 
 /// Serves the admin API on `listener` until `stop`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     supervisor: Arc<Supervisor>,
+    config_path: Option<PathBuf>,
     token: String,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(supervisor, token))
+    axum::serve(listener, routes::router(supervisor, config_path, token))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }

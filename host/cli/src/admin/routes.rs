@@ -31,8 +31,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use wasmeter_control::{ControlError, Supervisor, WasmSource};
+
 use super::auth::token_matches;
-use crate::supervisor::{AdminError, Supervisor, WasmSource};
 
 /// Largest component accepted in an upload.
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
@@ -86,13 +87,16 @@ struct UploadQuery {
 #[derive(Clone)]
 struct Admin {
     supervisor: Arc<Supervisor>,
+    /// The config file `/v1/config/reload` reads (`None`: the built-in demo config).
+    config_path: Option<PathBuf>,
     token: Arc<str>,
 }
 
 /// The admin router, every route behind the token.
-pub fn router(supervisor: Arc<Supervisor>, token: String) -> Router {
+pub fn router(supervisor: Arc<Supervisor>, config_path: Option<PathBuf>, token: String) -> Router {
     let state = Admin {
         supervisor,
+        config_path,
         token: token.into(),
     };
     Router::new()
@@ -114,9 +118,33 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, Json(body)).into_response()
 }
 
-impl IntoResponse for AdminError {
+/// A refused change as an HTTP answer.
+struct Refusal(ControlError);
+
+impl From<ControlError> for Refusal {
+    fn from(error: ControlError) -> Self {
+        Self(error)
+    }
+}
+
+/// The HTTP status of a refusal.
+fn status(error: &ControlError) -> StatusCode {
+    match error {
+        ControlError::UnknownPlugin { .. } | ControlError::UnknownPipeline { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ControlError::Refused(_) | ControlError::Config(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        ControlError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        error(self.status(), self.code(), self.to_string())
+        error(status(&self.0), self.0.code(), self.0.to_string())
     }
 }
 
@@ -141,7 +169,7 @@ async fn authenticate(State(admin): State<Admin>, request: Request, next: Next) 
     response
 }
 
-type Reply = Result<Response, AdminError>;
+type Reply = Result<Response, Refusal>;
 
 fn ok(value: impl Serialize) -> Reply {
     Ok(Json(value).into_response())
@@ -160,8 +188,8 @@ fn change(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Bytes,
-) -> Result<(WasmSource, ChangeRequest), AdminError> {
-    let bad = |e: String| AdminError::BadRequest(e);
+) -> Result<(WasmSource, ChangeRequest), ControlError> {
+    let bad = |e: String| ControlError::BadRequest(e);
     let is_wasm = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -219,12 +247,12 @@ async fn swap(State(a): State<Admin>, Path(name): Path<String>, request: Request
 }
 
 /// Headers, query string and body of a request.
-async fn parts(request: Request) -> Result<(HeaderMap, Option<String>, Bytes), AdminError> {
+async fn parts(request: Request) -> Result<(HeaderMap, Option<String>, Bytes), ControlError> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
         .await
         .map_err(|e| {
-            AdminError::BadRequest(format!("body: {e} (at most {MAX_UPLOAD_BYTES} bytes)"))
+            ControlError::BadRequest(format!("body: {e} (at most {MAX_UPLOAD_BYTES} bytes)"))
         })?;
     Ok((parts.headers, parts.uri.query().map(String::from), body))
 }
@@ -248,7 +276,7 @@ struct RollbackQuery {
 
 async fn rollback(State(a): State<Admin>, Path(name): Path<String>, request: Request) -> Reply {
     let q: RollbackQuery = parse_query(request.uri().query().unwrap_or(""))
-        .map_err(|e| AdminError::BadRequest(format!("query string: {e}")))?;
+        .map_err(|e| ControlError::BadRequest(format!("query string: {e}")))?;
     ok(a.supervisor.rollback_with(&name, q.fresh_state).await?)
 }
 
@@ -261,5 +289,5 @@ async fn release(State(a): State<Admin>, Path(name): Path<String>) -> Reply {
 }
 
 async fn reload_config(State(a): State<Admin>) -> Reply {
-    ok(a.supervisor.reload_config().await?)
+    ok(crate::reload::reload_config(&a.supervisor, a.config_path.clone()).await?)
 }

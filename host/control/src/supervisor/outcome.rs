@@ -8,7 +8,7 @@ use wasmeter_pipeline::{Swapped, publish_fields};
 use wasmeter_plugin::unix_now_ms;
 
 use super::ask::Sent;
-use super::{AdminError, Inner, PipelineSwap, Supervisor, SwapReport};
+use super::{ControlError, Inner, PipelineSwap, Supervisor, SwapReport};
 use crate::registry::PluginEntry;
 
 impl Supervisor {
@@ -18,8 +18,8 @@ impl Supervisor {
         inner: &mut Inner,
         name: &str,
         event: &str,
-        result: Result<SwapReport, AdminError>,
-    ) -> Result<SwapReport, AdminError> {
+        result: Result<SwapReport, ControlError>,
+    ) -> Result<SwapReport, ControlError> {
         let Some(entry) = inner.plugins.get_mut(name) else {
             return result;
         };

@@ -18,9 +18,7 @@
 
 mod ask;
 mod changes;
-pub mod error;
 mod outcome;
-mod plan;
 mod reload;
 mod running;
 pub mod view;
@@ -38,16 +36,15 @@ use tokio_util::task::TaskTracker;
 use wasmeter_pipeline::{Publish, SeriesStore, TopicOwners, TopicStore};
 use wasmeter_plugin::Runtime;
 
-pub use error::AdminError;
-pub use plan::{Plan, plan};
 pub use reload::ConfigReport;
 use running::RunningPipeline;
 pub use view::ControlStatus;
 use view::{Activity, View};
 
-use crate::config::Config;
+use crate::error::{ControlError, known};
 use crate::monitor::Monitor;
 use crate::registry::{Origin, PluginDetail, PluginEntry, PluginSummary};
+use crate::spec::HostSpec;
 
 /// What every pipeline shares.
 pub struct Shared {
@@ -63,12 +60,21 @@ pub struct Shared {
     pub monitor: Monitor,
     /// Checkpoints live under it.
     pub data_dir: PathBuf,
-    /// The config file, if the host runs one (the demo's is built in).
-    pub config_path: Option<PathBuf>,
     /// The only directory `load` and `swap` may name files in.
     pub plugins_dir: PathBuf,
     /// Which pipeline owns which topics.
     pub owners: TopicOwners,
+}
+
+/// How long the control plane waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Longest wait for a pipeline's answer to a command, and for the change
+    /// lock (another change in progress).
+    pub reply: Duration,
+    /// Longest wait for pipelines to drain when they stop (shutdown, a reload
+    /// that removes or restarts them); those still running then are aborted.
+    pub stop: Duration,
 }
 
 /// The running plugins and pipelines. Cloning it is cheap: clones share
@@ -102,7 +108,8 @@ impl std::ops::Deref for Supervisor {
 }
 
 struct Inner {
-    config: Config,
+    /// The spec running now (fixed settings as at start).
+    spec: HostSpec,
     plugins: BTreeMap<String, PluginEntry>,
     pipelines: BTreeMap<String, RunningPipeline>,
 }
@@ -145,16 +152,18 @@ pub struct PipelineSwap {
 }
 
 impl Supervisor {
-    /// Starts every pipeline of `config` with the loaded `plugins`.
+    /// Starts every pipeline of `spec` with the loaded `plugins` (see
+    /// [`crate::load::load_all`]).
     pub async fn start(
         shared: Shared,
-        config: Config,
+        spec: HostSpec,
         plugins: BTreeMap<String, PluginEntry>,
+        timeouts: Timeouts,
     ) -> anyhow::Result<Self> {
-        let stop_timeout = Duration::from_millis(config.runtime.shutdown_timeout_ms);
+        let stop_timeout = timeouts.stop;
         let mut pipelines = BTreeMap::new();
-        for (name, section) in &config.pipelines {
-            let running = RunningPipeline::start(&shared, &config, &plugins, name, section).await;
+        for (name, def) in &spec.pipelines {
+            let running = RunningPipeline::start(&shared, &spec, &plugins, name, def).await;
             match running {
                 Ok(running) => {
                     pipelines.insert(name.clone(), running);
@@ -174,10 +183,10 @@ impl Supervisor {
             core: Arc::new(Core {
                 shared,
                 view,
-                reply_timeout: Duration::from_millis(config.admin.reply_timeout_ms),
+                reply_timeout: timeouts.reply,
                 stop_timeout,
                 inner: Arc::new(Mutex::new(Inner {
-                    config,
+                    spec,
                     plugins,
                     pipelines,
                 })),
@@ -256,7 +265,7 @@ impl Supervisor {
     }
 
     /// One plugin in detail. Never waits for a change.
-    pub async fn inspect(&self, name: &str) -> Result<PluginDetail, AdminError> {
+    pub async fn inspect(&self, name: &str) -> Result<PluginDetail, ControlError> {
         let plugins = self.view.plugins();
         let entry = entry(&plugins, name)?;
         Ok(entry.detail(&self.instances(name)))
@@ -277,7 +286,11 @@ impl Supervisor {
     /// Quarantines (`on`) or releases every instance of a plugin. Never waits for
     /// a change: it flips the instances' health flags, which a stuck pipeline's
     /// task does not hold.
-    pub async fn set_quarantine(&self, name: &str, on: bool) -> Result<PluginSummary, AdminError> {
+    pub async fn set_quarantine(
+        &self,
+        name: &str,
+        on: bool,
+    ) -> Result<PluginSummary, ControlError> {
         let plugins = self.view.plugins();
         let entry = entry(&plugins, name)?;
         let instances = self.instances(name);
@@ -306,15 +319,15 @@ impl Supervisor {
     /// Runs a change: waits (within the bound) for the change lock, then runs
     /// `body` in a task of its own, so the change completes even if the caller
     /// goes away; the readers' copy of the registry is replaced afterwards.
-    async fn change<T, F, Fut>(&self, what: Activity, body: F) -> Result<T, AdminError>
+    async fn change<T, F, Fut>(&self, what: Activity, body: F) -> Result<T, ControlError>
     where
         T: Send + 'static,
         F: FnOnce(Supervisor, OwnedMutexGuard<Inner>) -> Fut + Send + 'static,
-        Fut: Future<Output = (OwnedMutexGuard<Inner>, Result<T, AdminError>)> + Send + 'static,
+        Fut: Future<Output = (OwnedMutexGuard<Inner>, Result<T, ControlError>)> + Send + 'static,
     {
         let inner = tokio::select! {
             biased;
-            _ = self.closing.cancelled() => return Err(AdminError::ShuttingDown),
+            _ = self.closing.cancelled() => return Err(ControlError::ShuttingDown),
             inner = tokio::time::timeout(self.reply_timeout, self.inner.clone().lock_owned()) => inner,
         };
         let Ok(inner) = inner else {
@@ -322,7 +335,7 @@ impl Supervisor {
                 .view
                 .activity()
                 .map_or_else(|| "another change".to_string(), |a| a.describe());
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "another change is in progress: {busy}; try again when it has finished"
             )));
         };
@@ -332,7 +345,7 @@ impl Supervisor {
             let run = body(this.clone(), inner);
             let result = tokio::select! {
                 biased;
-                _ = this.closing.cancelled() => Err(AdminError::ShuttingDown),
+                _ = this.closing.cancelled() => Err(ControlError::ShuttingDown),
                 (inner, result) = run => {
                     this.view.set_plugins(&inner.plugins);
                     result
@@ -342,7 +355,7 @@ impl Supervisor {
             result
         });
         task.await
-            .map_err(|e| AdminError::Internal(format!("the change failed: {e}")))?
+            .map_err(|e| ControlError::Internal(format!("the change failed: {e}")))?
     }
 }
 
@@ -350,24 +363,26 @@ impl Supervisor {
 fn entry<'a>(
     plugins: &'a BTreeMap<String, PluginEntry>,
     name: &str,
-) -> Result<&'a PluginEntry, AdminError> {
-    plugins.get(name).ok_or_else(|| AdminError::UnknownPlugin {
-        name: name.to_string(),
-        known: error::known(plugins.keys()),
-    })
+) -> Result<&'a PluginEntry, ControlError> {
+    plugins
+        .get(name)
+        .ok_or_else(|| ControlError::UnknownPlugin {
+            name: name.to_string(),
+            known: known(plugins.keys()),
+        })
 }
 
 impl Inner {
-    fn entry(&self, name: &str) -> Result<&PluginEntry, AdminError> {
+    fn entry(&self, name: &str) -> Result<&PluginEntry, ControlError> {
         entry(&self.plugins, name)
     }
 
-    fn pipeline(&self, name: &str) -> Result<&RunningPipeline, AdminError> {
+    fn pipeline(&self, name: &str) -> Result<&RunningPipeline, ControlError> {
         self.pipelines
             .get(name)
-            .ok_or_else(|| AdminError::UnknownPipeline {
+            .ok_or_else(|| ControlError::UnknownPipeline {
                 name: name.to_string(),
-                known: error::known(self.pipelines.keys()),
+                known: known(self.pipelines.keys()),
             })
     }
 

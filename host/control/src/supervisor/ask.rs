@@ -23,8 +23,8 @@ use wasmeter_pipeline::{Command, Replacement, Retired, SwapError, Swapped};
 
 use super::running::RunningPipeline;
 use super::view::Unanswered;
-use super::{AdminError, Inner, Supervisor};
-use crate::plugins::prepare;
+use super::{ControlError, Inner, Supervisor};
+use crate::load::prepare;
 
 /// What was sent to a pipeline, to reconcile a late answer.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ impl Sent {
 }
 
 /// A pipeline's answer, or why there is none.
-type Answer<T> = Result<Result<T, SwapError>, AdminError>;
+type Answer<T> = Result<Result<T, SwapError>, ControlError>;
 
 impl Supervisor {
     /// Asks a pipeline's task to put `replacement` in place.
@@ -102,7 +102,7 @@ impl Supervisor {
         make: impl FnOnce(oneshot::Sender<Result<T, SwapError>>) -> Command,
     ) -> Answer<T> {
         if let Some(u) = self.view.unanswered(name, pipeline.id) {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "pipeline `{name}` has not answered an earlier command ({}, sent {:.1} s ago); \
                  its plugin may be stuck. No change touches it until it answers: quarantine \
                  the stuck plugin, or remove the pipeline from the config",
@@ -114,7 +114,7 @@ impl Supervisor {
         match pipeline.commands.try_send(make(reply)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(AdminError::Conflict(format!(
+                return Err(ControlError::Conflict(format!(
                     "pipeline `{name}` has too many commands waiting; try again later"
                 )));
             }
@@ -141,7 +141,7 @@ impl Supervisor {
                     },
                 );
                 self.watch_late(name.to_string(), pipeline.id, sent, rx);
-                Err(AdminError::Timeout(format!(
+                Err(ControlError::Timeout(format!(
                     "pipeline `{name}` did not answer within {:.1} s; its plugin may be stuck. \
                      The change was not applied",
                     self.reply_timeout.as_secs_f64()

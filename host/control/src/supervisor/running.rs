@@ -1,4 +1,4 @@
-//! One running pipeline with its sources: started from the config and the
+//! One running pipeline with its sources: started from the spec and the
 //! registry, stopped on its own (a config reload) or with the host.
 
 use std::collections::BTreeMap;
@@ -13,12 +13,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PipelinePlugins, PluginRefs};
-use wasmeter_source::{FileSource, FileSourceConfig, StartAt, SystemSource};
+use wasmeter_source::{FileSource, FileSourceConfig, SystemSource};
 
 use super::Shared;
-use crate::config::{Config, PipelineSection, SourceSection};
 use crate::monitor::PipelineView;
 use crate::registry::PluginEntry;
+use crate::spec::{HostSpec, PipelineDef, SourceDef};
 
 /// Chunks in flight between a source and its pipeline (back-pressure beyond).
 const SOURCE_QUEUE: usize = 16;
@@ -40,7 +40,7 @@ pub(crate) struct RunningPipeline {
     /// Unique for the host's lifetime (a restarted pipeline gets a new one).
     pub id: u64,
     /// Its sources (to unregister their counters when it stops).
-    pub sources: BTreeMap<String, SourceSection>,
+    pub sources: Vec<String>,
     /// Where swap commands go.
     pub commands: mpsc::Sender<Command>,
     /// Its plugin instances, live.
@@ -55,45 +55,33 @@ impl RunningPipeline {
     /// and its sources.
     pub async fn start(
         shared: &Shared,
-        config: &Config,
+        spec: &HostSpec,
         plugins: &BTreeMap<String, PluginEntry>,
         name: &str,
-        section: &PipelineSection,
+        def: &PipelineDef,
     ) -> anyhow::Result<Self> {
-        let instances =
-            crate::plugins::instantiate_pipeline(plugins, &config.origin, name, section).await?;
-        Self::launch(shared, config, name, section, instances).await
+        let instances = crate::load::instantiate_pipeline(plugins, &spec.origin, name, def).await?;
+        Self::launch(shared, spec, name, def, instances).await
     }
 
     /// Restores the pipeline's checkpoint into `instances` (created and
     /// initialised beforehand) and starts it and its sources.
     pub async fn launch(
         shared: &Shared,
-        config: &Config,
+        spec: &HostSpec,
         name: &str,
-        section: &PipelineSection,
+        def: &PipelineDef,
         instances: PipelinePlugins,
     ) -> anyhow::Result<Self> {
-        let topics = section
-            .owned_prefixes(name)
-            .with_context(|| format!("{}: pipelines.{name}.topics", config.origin))?;
+        let origin = &spec.origin;
         shared
             .owners
-            .claim_prefixes(name, &topics)
-            .with_context(|| format!("{}: pipelines.{name}.topics", config.origin))?;
+            .claim_prefixes(name, &def.settings.topics)
+            .with_context(|| format!("{origin}: pipelines.{name}.topics"))?;
         let pipeline_config = PipelineConfig {
             name: name.to_string(),
-            tick: Duration::from_millis(section.tick_ms),
             checkpoint: Some(checkpoint_path(&shared.data_dir, name)),
-            checkpoint_interval: Duration::from_millis(section.checkpoint_interval_ms),
-            checkpoint_bytes_per_sec: section.checkpoint_bytes_per_sec,
-            topics,
-            max_topics: section.max_topics,
-            labels: section
-                .labels
-                .iter()
-                .map(|(name, value)| wasmeter_core::sample::Label::new(name, value))
-                .collect(),
+            ..def.settings.clone()
         };
         let (pipeline, resume) = Pipeline::restore(
             pipeline_config,
@@ -112,39 +100,18 @@ impl RunningPipeline {
         let tasks = TaskTracker::new();
         let mut files = Vec::new();
         let mut system = None;
-        let mut sources = BTreeMap::new();
+        let mut sources = Vec::new();
         let mut aborts = Vec::new();
-        for source_name in &section.sources {
-            let source_section = &config.sources[source_name];
-            sources.insert(source_name.clone(), source_section.clone());
-            match source_section {
-                SourceSection::File(f) => {
-                    let source = FileSource::new(
-                        FileSourceConfig {
-                            name: source_name.clone(),
-                            include: f
-                                .include
-                                .iter()
-                                .map(|p| config.resolve_pattern(p))
-                                .collect(),
-                            exclude: f
-                                .exclude
-                                .iter()
-                                .map(|p| config.resolve_pattern(p))
-                                .collect(),
-                            reconcile_interval: Duration::from_millis(f.reconcile_interval_ms),
-                            max_chunk_bytes: f.max_chunk_bytes,
-                            max_line_bytes: f.max_line_bytes,
-                            start_at: if f.start_at == "end" {
-                                StartAt::End
-                            } else {
-                                StartAt::Beginning
-                            },
-                            ..FileSourceConfig::default()
-                        },
-                        resume.clone(),
-                    )
-                    .with_context(|| format!("{}: sources.{source_name}", config.origin))?;
+        for source_name in &def.sources {
+            sources.push(source_name.clone());
+            match &spec.sources[source_name] {
+                SourceDef::File(config) => {
+                    let config = FileSourceConfig {
+                        name: source_name.clone(),
+                        ..config.clone()
+                    };
+                    let source = FileSource::new(config, resume.clone())
+                        .with_context(|| format!("{origin}: sources.{source_name}"))?;
                     shared.monitor.add_source(source_name, source.stats());
                     let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
                     let stop = stop.clone();
@@ -157,9 +124,9 @@ impl RunningPipeline {
                     aborts.push(task.abort_handle());
                     files.push(rx);
                 }
-                SourceSection::System(s) => {
+                SourceDef::System { interval } => {
                     let source = SystemSource {
-                        interval: Duration::from_millis(s.interval_ms),
+                        interval: *interval,
                         ..SystemSource::default()
                     };
                     let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
@@ -221,8 +188,7 @@ impl RunningPipeline {
                 tracing::error!(pipeline = %name, "pipeline still running after its abort; left behind");
             }
         }
-        let sources: Vec<String> = self.sources.into_keys().collect();
-        shared.monitor.remove_pipeline(name, &sources);
+        shared.monitor.remove_pipeline(name, &self.sources);
         tracing::info!(pipeline = %name, drained, "pipeline stopped");
         drained
     }

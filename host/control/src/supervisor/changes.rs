@@ -10,8 +10,8 @@ use wasmeter_pipeline::Replacement;
 
 use super::outcome::{pipeline_swap, report, sent, unchanged};
 use super::view::Activity;
-use super::{AdminError, Inner, PipelineSwap, Supervisor, SwapReport, WasmSource};
-use crate::plugins::{load_version, prepare};
+use super::{ControlError, Inner, PipelineSwap, Supervisor, SwapReport, WasmSource};
+use crate::load::{load_version, prepare};
 use crate::registry::{Origin, PluginEntry, Version};
 
 impl Supervisor {
@@ -24,7 +24,7 @@ impl Supervisor {
         source: WasmSource,
         config: Option<BTreeMap<String, String>>,
         fresh_state: bool,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("swap", &name),
@@ -45,7 +45,7 @@ impl Supervisor {
         source: WasmSource,
         config: Option<BTreeMap<String, String>>,
         fresh_state: bool,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let entry = inner.entry(name)?.clone();
         let result = async {
             let (bytes, origin) = self.read(source).await?;
@@ -62,7 +62,7 @@ impl Supervisor {
     }
 
     /// Reads the plugin's file again and swaps it in if its bytes changed.
-    pub async fn reload(&self, name: &str) -> Result<SwapReport, AdminError> {
+    pub async fn reload(&self, name: &str) -> Result<SwapReport, ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("reload", &name),
@@ -74,18 +74,18 @@ impl Supervisor {
         .await
     }
 
-    async fn reload_in(&self, inner: &mut Inner, name: &str) -> Result<SwapReport, AdminError> {
+    async fn reload_in(&self, inner: &mut Inner, name: &str) -> Result<SwapReport, ControlError> {
         let entry = inner.entry(name)?.clone();
         let Origin::Path(path) = &entry.current.origin else {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "plugin `{name}` runs {}, not a file; swap it to a file instead",
                 entry.current.origin
             )));
         };
         let result = async {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| AdminError::Refused(format!("cannot read {}: {e}", path.display())))?;
+            let bytes = tokio::fs::read(path).await.map_err(|e| {
+                ControlError::Refused(format!("cannot read {}: {e}", path.display()))
+            })?;
             if wasmeter_plugin::content_hash(&bytes) == entry.current.loaded.meta().hash {
                 return Ok(None);
             }
@@ -106,7 +106,7 @@ impl Supervisor {
 
     /// Goes back to the previous version, with the config it ran with; the state
     /// carries over.
-    pub async fn rollback(&self, name: &str) -> Result<SwapReport, AdminError> {
+    pub async fn rollback(&self, name: &str) -> Result<SwapReport, ControlError> {
         self.rollback_with(name, false).await
     }
 
@@ -116,7 +116,7 @@ impl Supervisor {
         &self,
         name: &str,
         fresh_state: bool,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("rollback", &name),
@@ -133,10 +133,10 @@ impl Supervisor {
         inner: &mut Inner,
         name: &str,
         fresh_state: bool,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let mut next = inner.entry(name)?.clone();
         if !next.roll_back() {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "plugin `{name}` has no previous version to roll back to"
             )));
         }
@@ -151,7 +151,7 @@ impl Supervisor {
         source: WasmSource,
         config: Option<BTreeMap<String, String>>,
         pipelines: Vec<String>,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("load", &name),
@@ -172,9 +172,9 @@ impl Supervisor {
         source: WasmSource,
         config: Option<BTreeMap<String, String>>,
         pipelines: Vec<String>,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         if inner.plugins.contains_key(name) {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "a plugin named `{name}` exists; swap it or choose another name"
             )));
         }
@@ -190,7 +190,7 @@ impl Supervisor {
             self.shared.runtime.limits().clone(),
         );
         if entry.kind == PluginKind::Collector && !pipelines.is_empty() {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "`{name}` is a collector; a pipeline has one collector: swap it instead"
             )));
         }
@@ -206,7 +206,7 @@ impl Supervisor {
                     report.pipelines.push(pipeline_swap(&pipeline, &swapped));
                     continue;
                 }
-                Ok(Err(e)) => AdminError::Conflict(e.to_string()),
+                Ok(Err(e)) => ControlError::Conflict(e.to_string()),
                 Err(e) => e,
             };
             // Take it out of the pipelines it already joined.
@@ -228,7 +228,7 @@ impl Supervisor {
 
     /// Takes a plugin out of every pipeline and forgets it. Refused for a collector
     /// a pipeline runs.
-    pub async fn unload(&self, name: &str) -> Result<(), AdminError> {
+    pub async fn unload(&self, name: &str) -> Result<(), ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("unload", &name),
@@ -243,11 +243,15 @@ impl Supervisor {
     /// Takes the plugin out of every pipeline running it, then forgets it. If a
     /// pipeline refuses or does not answer, the plugin stays loaded (in the
     /// pipelines not yet done); unloading again finishes the job.
-    pub(super) async fn unload_in(&self, inner: &mut Inner, name: &str) -> Result<(), AdminError> {
+    pub(super) async fn unload_in(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+    ) -> Result<(), ControlError> {
         let entry = inner.entry(name)?.clone();
         let users = inner.users(name);
         if entry.kind == PluginKind::Collector && !users.is_empty() {
-            return Err(AdminError::Conflict(format!(
+            return Err(ControlError::Conflict(format!(
                 "plugin `{name}` is the collector of pipeline(s) {}; swap it or remove the pipeline",
                 users.join(", ")
             )));
@@ -255,7 +259,7 @@ impl Supervisor {
         for pipeline in users {
             self.send_remove(&inner.pipelines[&pipeline], &pipeline, name)
                 .await?
-                .map_err(|e| AdminError::Conflict(e.to_string()))?;
+                .map_err(|e| ControlError::Conflict(e.to_string()))?;
         }
         inner.plugins.remove(name);
         self.notice(&entry, "unloaded", None);
@@ -263,13 +267,13 @@ impl Supervisor {
     }
 
     /// Reads a new version's bytes; a file must be inside the plugins directory.
-    async fn read(&self, source: WasmSource) -> Result<(Vec<u8>, Origin), AdminError> {
+    async fn read(&self, source: WasmSource) -> Result<(Vec<u8>, Origin), ControlError> {
         match source {
             WasmSource::Bytes(bytes) => Ok((bytes, Origin::Upload)),
             WasmSource::File(path) => {
                 let path = inside(&self.shared.plugins_dir, &path).await?;
                 let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                    AdminError::BadRequest(format!("cannot read {}: {e}", path.display()))
+                    ControlError::BadRequest(format!("cannot read {}: {e}", path.display()))
                 })?;
                 Ok((bytes, Origin::Path(path)))
             }
@@ -283,10 +287,10 @@ impl Supervisor {
         bytes: Vec<u8>,
         origin: Origin,
         kind: Option<PluginKind>,
-    ) -> Result<Version, AdminError> {
+    ) -> Result<Version, ControlError> {
         load_version(&self.shared.runtime, name, bytes, origin, kind)
             .await
-            .map_err(|e| AdminError::Refused(e.to_string()))
+            .map_err(|e| ControlError::Refused(e.to_string()))
     }
 
     /// Builds and smoke-tests one instance of `entry` per pipeline, before any
@@ -295,11 +299,11 @@ impl Supervisor {
         &self,
         entry: &PluginEntry,
         pipelines: &[String],
-    ) -> Result<Vec<(String, Replacement)>, AdminError> {
+    ) -> Result<Vec<(String, Replacement)>, ControlError> {
         let mut prepared = Vec::new();
         for pipeline in pipelines {
             let replacement = prepare(entry).await.map_err(|e| {
-                AdminError::Refused(format!(
+                ControlError::Refused(format!(
                     "{} {}: {e}",
                     entry.current.loaded.meta().info.name,
                     entry.current.loaded.meta().info.version
@@ -320,7 +324,7 @@ impl Supervisor {
         inner: &mut Inner,
         next: PluginEntry,
         carry_state: bool,
-    ) -> Result<SwapReport, AdminError> {
+    ) -> Result<SwapReport, ControlError> {
         let name = next.name.clone();
         let old = inner.entry(&name)?.clone();
         let users = inner.users(&name);
@@ -342,7 +346,7 @@ impl Supervisor {
         next: &PluginEntry,
         prepared: Vec<(String, Replacement)>,
         carry_state: bool,
-    ) -> Result<Vec<PipelineSwap>, AdminError> {
+    ) -> Result<Vec<PipelineSwap>, ControlError> {
         let mut done: Vec<String> = Vec::new();
         let mut swaps = Vec::new();
         for (pipeline, replacement) in prepared {
@@ -356,7 +360,7 @@ impl Supervisor {
                     done.push(pipeline);
                     continue;
                 }
-                Ok(Err(e)) => AdminError::Refused(format!("pipeline `{pipeline}`: {e}")),
+                Ok(Err(e)) => ControlError::Refused(format!("pipeline `{pipeline}`: {e}")),
                 Err(e) => e,
             };
             self.undo(inner, old, &done).await;
@@ -387,14 +391,15 @@ impl Supervisor {
 }
 
 /// `path` resolved inside `dir` (symbolic links followed), or why not.
-async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, AdminError> {
-    let bad =
-        |what: &Path, e: std::io::Error| AdminError::BadRequest(format!("{}: {e}", what.display()));
+async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, ControlError> {
+    let bad = |what: &Path, e: std::io::Error| {
+        ControlError::BadRequest(format!("{}: {e}", what.display()))
+    };
     let dir = tokio::fs::canonicalize(dir)
         .await
         .map_err(|e| bad(dir, e))?;
     let outside = || {
-        AdminError::BadRequest(format!(
+        ControlError::BadRequest(format!(
             "{} is outside the plugins directory {}",
             path.display(),
             dir.display()

@@ -1,4 +1,4 @@
-//! Loading plugins (config sections, files, uploads) and building instances: a
+//! Loading plugins (a spec's definitions, files, uploads) and building instances: a
 //! pipeline's full set at start, or one replacement for a swap.
 
 use std::collections::BTreeMap;
@@ -8,10 +8,10 @@ use wasmeter_core::field::TopicState;
 use wasmeter_core::plugin::PluginKind;
 use wasmeter_core::sample::Sample;
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
-use wasmeter_plugin::{CallError, LoadError, LoadedPlugin, PluginLimits, Runtime, World};
+use wasmeter_plugin::{CallError, LoadError, LoadedPlugin, Runtime, World};
 
-use crate::config::{Config, PipelineSection, PluginSection, flatten_config};
 use crate::registry::{Origin, PluginEntry, Version};
+use crate::spec::{HostSpec, PipelineDef, PluginCode, PluginDef};
 
 /// Compiles (or takes from the cache) `bytes`, checking the kind if one is expected.
 pub async fn load_version(
@@ -37,57 +37,50 @@ pub async fn load_version(
     Ok(Version::new(loaded, origin))
 }
 
-/// Loads the plugin of a `[plugins.NAME]` section into a registry entry.
-pub async fn load_section(
+/// Loads the plugin `name` of a spec into a registry entry; errors name the
+/// spec's origin and the plugin.
+pub async fn load_def(
     runtime: &Runtime,
-    config: &Config,
+    origin: &str,
     name: &str,
-    section: &PluginSection,
+    def: &PluginDef,
 ) -> anyhow::Result<PluginEntry> {
-    let (bytes, origin) = match (&section.path, &section.builtin) {
-        (Some(path), _) => {
-            let path = config.resolve(path);
-            let bytes = tokio::fs::read(&path).await.with_context(|| {
+    let (bytes, from) = match &def.code {
+        PluginCode::File(path) => {
+            let bytes = tokio::fs::read(path).await.with_context(|| {
                 format!(
-                    "{}: plugins.{name}.path: cannot read {}",
-                    config.origin,
+                    "{origin}: plugins.{name}.path: cannot read {}",
                     path.display()
                 )
             })?;
-            (bytes, Origin::Path(path))
+            (bytes, Origin::Path(path.clone()))
         }
-        (None, Some(builtin)) => {
-            let b = crate::defaults::builtin(builtin).expect("validated");
-            (b.bytes.to_vec(), Origin::Builtin(builtin.clone()))
-        }
-        (None, None) => unreachable!("validated"),
+        PluginCode::Builtin {
+            name: builtin,
+            bytes,
+        } => (bytes.to_vec(), Origin::Builtin(builtin.clone())),
     };
-    let version = load_version(runtime, name, bytes, origin, None)
+    let version = load_version(runtime, name, bytes, from, None)
         .await
-        .with_context(|| format!("{}: plugins.{name}", config.origin))?;
+        .with_context(|| format!("{origin}: plugins.{name}"))?;
     Ok(PluginEntry::new(
         name,
         version,
-        flatten_config(&section.config).expect("validated"),
-        section_limits(runtime, section),
+        def.config.clone(),
+        def.limits.apply(runtime.limits().clone()),
     ))
 }
 
-/// The runtime's limits with the section's overrides.
-pub fn section_limits(runtime: &Runtime, section: &PluginSection) -> PluginLimits {
-    section.limits(runtime.limits().clone())
-}
-
-/// Compiles every plugin of the config.
+/// Compiles every plugin of the spec.
 pub async fn load_all(
     runtime: &Runtime,
-    config: &Config,
+    spec: &HostSpec,
 ) -> anyhow::Result<BTreeMap<String, PluginEntry>> {
     let mut plugins = BTreeMap::new();
-    for (name, section) in &config.plugins {
+    for (name, def) in &spec.plugins {
         plugins.insert(
             name.clone(),
-            load_section(runtime, config, name, section).await?,
+            load_def(runtime, &spec.origin, name, def).await?,
         );
     }
     Ok(plugins)
@@ -107,19 +100,19 @@ pub async fn instantiate_pipeline(
     plugins: &BTreeMap<String, PluginEntry>,
     origin: &str,
     name: &str,
-    section: &PipelineSection,
+    def: &PipelineDef,
 ) -> anyhow::Result<PipelinePlugins> {
     let at = |field: &'static str| {
         move |e: String| anyhow::anyhow!("{origin}: pipelines.{name}.{field}: {e}")
     };
-    let collector = instance(&plugins[&section.collector])
+    let collector = instance(&plugins[&def.collector])
         .await
         .map_err(at("collector"))?;
     let mut metrics = Vec::new();
-    for m in &section.metrics {
+    for m in &def.metrics {
         metrics.push(instance(&plugins[m]).await.map_err(at("metrics"))?);
     }
-    let delta = match &section.delta {
+    let delta = match &def.delta {
         Some(d) => Some(instance(&plugins[d]).await.map_err(at("delta"))?),
         None => None,
     };

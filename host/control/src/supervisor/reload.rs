@@ -1,11 +1,11 @@
-//! Config reload: applies the difference between the running config and the file
-//! now on disk (see [`super::plan`]), all or nothing.
+//! Config reload: applies the difference between the running spec and a new one
+//! (see [`crate::plan`]), all or nothing.
 //!
 //! 1. Prepare, touching nothing: compile new and changed plugins; create and
 //!    initialise the plugin instances of every new and changed pipeline; create,
 //!    initialise and smoke-test the instances that changed plugins swap into the
 //!    pipelines that keep running. Any failure refuses the reload (422): every
-//!    pipeline keeps running as it was, and the new config is not recorded, so
+//!    pipeline keeps running as it was, and the new spec is not recorded, so
 //!    the next reload tries it again.
 //! 2. Switch: swap changed plugins into the untouched pipelines (a refusal or a
 //!    pipeline that does not answer undoes the swaps made so far and refuses the
@@ -13,24 +13,25 @@
 //!    checkpoint, bounded by `runtime.shutdown_timeout_ms`) and start the new and
 //!    changed ones from the prepared instances (changed ones resume from their
 //!    checkpoint). A pipeline that then fails to start (its checkpoint or
-//!    sources) is started again with its previous section, is reported in
-//!    `failed`, and keeps its previous section in the recorded config, so the next
-//!    reload tries it again.
-//! 3. `data_dir`, `[server]`, `[runtime]`, `[state]` and `[admin]` need a restart;
-//!    a change there is reported and not applied.
+//!    sources) is started again with its previous definition, is reported in
+//!    `failed`, and keeps its previous definition in the recorded spec, so the
+//!    next reload tries it again.
+//! 3. The spec's fixed settings need a restart: a change there is reported and
+//!    not applied, and the recorded spec keeps the running ones, so the change
+//!    stays reported until the host restarts.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
 
-use super::plan::{pin_restart_only, plan};
 use super::running::RunningPipeline;
 use super::view::Activity;
-use super::{AdminError, Inner, Supervisor};
-use crate::config::Config;
-use crate::plugins::{instantiate_pipeline, load_section};
+use super::{ControlError, Inner, Supervisor};
+use crate::load::{instantiate_pipeline, load_def};
+use crate::plan::{Plan, plan};
 use crate::registry::PluginEntry;
+use crate::spec::HostSpec;
 
 /// What a config reload did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,7 +50,7 @@ pub struct ConfigReport {
     pub plugins_updated: Vec<String>,
     /// Changed sections that need a restart (not applied).
     pub needs_restart: Vec<String>,
-    /// Pipelines that failed to start, with why (they run their previous section).
+    /// Pipelines that failed to start, with why (they run their previous definition).
     pub failed: BTreeMap<String, String>,
 }
 
@@ -64,18 +65,8 @@ struct Prepared {
 }
 
 impl Supervisor {
-    /// Reads the config file again and applies what changed, all or nothing.
-    pub async fn reload_config(&self) -> Result<ConfigReport, AdminError> {
-        let Some(path) = self.shared.config_path.clone() else {
-            return Err(AdminError::Conflict(
-                "the built-in demo configuration cannot be reloaded; start with --config FILE"
-                    .into(),
-            ));
-        };
-        let new = tokio::task::spawn_blocking(move || Config::load(&path))
-            .await
-            .map_err(|e| AdminError::Config(format!("config task: {e}")))?
-            .map_err(|e| AdminError::Config(e.to_string()))?;
+    /// Applies what changed from the running spec to `new`, all or nothing.
+    pub async fn reload_config(&self, new: HostSpec) -> Result<ConfigReport, ControlError> {
         let what = Activity::new("reload-config", "");
         self.change(what, move |this, mut inner| async move {
             let result = this.reload_config_in(&mut inner, new).await;
@@ -90,11 +81,11 @@ impl Supervisor {
     async fn reload_config_in(
         &self,
         inner: &mut Inner,
-        mut new: Config,
-    ) -> Result<ConfigReport, AdminError> {
-        let old = inner.config.clone();
+        mut new: HostSpec,
+    ) -> Result<ConfigReport, ControlError> {
+        let old = inner.spec.clone();
         let plan = plan(&old, &new);
-        pin_restart_only(&old, &mut new);
+        new.fixed = old.fixed.clone();
         let prepared = self.prepare_reload(inner, &plan, &new).await?;
 
         // Switch: swaps first (all undone on a failure), then pipelines.
@@ -121,7 +112,7 @@ impl Supervisor {
                     for (old_entry, pipelines) in &swapped {
                         self.undo(inner, old_entry, pipelines).await;
                     }
-                    return Err(AdminError::Config(format!(
+                    return Err(ControlError::Config(format!(
                         "plugins.{name}: {error}; nothing was applied"
                     )));
                 }
@@ -139,8 +130,8 @@ impl Supervisor {
         }
         let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
         for (name, instances) in prepared.pipelines {
-            let section = &new.pipelines[&name];
-            match RunningPipeline::launch(&self.shared, &new, &name, section, instances).await {
+            let def = &new.pipelines[&name];
+            match RunningPipeline::launch(&self.shared, &new, &name, def, instances).await {
                 Ok(p) => {
                     inner.pipelines.insert(name.clone(), p);
                 }
@@ -174,7 +165,7 @@ impl Supervisor {
         {
             self.notice(&inner.plugins[name], event, None);
         }
-        inner.config = new;
+        inner.spec = new;
         tracing::info!(?report, "config reloaded");
         Ok(report)
     }
@@ -183,13 +174,13 @@ impl Supervisor {
     async fn prepare_reload(
         &self,
         inner: &Inner,
-        plan: &super::Plan,
-        new: &Config,
-    ) -> Result<Prepared, AdminError> {
-        let refuse = |what: String| AdminError::Config(format!("{what}; nothing was applied"));
+        plan: &Plan,
+        new: &HostSpec,
+    ) -> Result<Prepared, ControlError> {
+        let refuse = |what: String| ControlError::Config(format!("{what}; nothing was applied"));
         let mut plugins = inner.plugins.clone();
         for name in plan.plugins_added.iter().chain(&plan.plugins_changed) {
-            let mut entry = load_section(&self.shared.runtime, new, name, &new.plugins[name])
+            let mut entry = load_def(&self.shared.runtime, &new.origin, name, &new.plugins[name])
                 .await
                 .map_err(|e| refuse(format!("{e:#}")))?;
             match inner.plugins.get(name) {
@@ -210,9 +201,9 @@ impl Supervisor {
             plugins.remove(name);
         }
         // A plugin of the file an admin unloaded is loaded again.
-        for (name, section) in &new.plugins {
+        for (name, def) in &new.plugins {
             if !plugins.contains_key(name) {
-                let entry = load_section(&self.shared.runtime, new, name, section)
+                let entry = load_def(&self.shared.runtime, &new.origin, name, def)
                     .await
                     .map_err(|e| refuse(format!("{e:#}")))?;
                 plugins.insert(name.clone(), entry);
@@ -220,8 +211,8 @@ impl Supervisor {
         }
         let mut pipelines = Vec::new();
         for name in plan.pipelines_to_start() {
-            let section = &new.pipelines[&name];
-            let instances = instantiate_pipeline(&plugins, &new.origin, &name, section)
+            let def = &new.pipelines[&name];
+            let instances = instantiate_pipeline(&plugins, &new.origin, &name, def)
                 .await
                 .map_err(|e| refuse(format!("{e:#}")))?;
             pipelines.push((name, instances));
@@ -247,32 +238,32 @@ impl Supervisor {
     }
 
     /// A pipeline that failed to start after the switch began: start it again as
-    /// it was, and record its previous section so the next reload retries.
+    /// it was, and record its previous definition so the next reload retries.
     async fn fall_back(
         &self,
         inner: &mut Inner,
-        old: &Config,
+        old: &HostSpec,
         previous: &BTreeMap<String, PluginEntry>,
-        new: &mut Config,
+        new: &mut HostSpec,
         name: &str,
     ) {
-        let Some(section) = old.pipelines.get(name) else {
+        let Some(def) = old.pipelines.get(name) else {
             new.pipelines.remove(name);
             return;
         };
-        new.pipelines.insert(name.to_string(), section.clone());
-        for source in &section.sources {
+        new.pipelines.insert(name.to_string(), def.clone());
+        for source in &def.sources {
             if let Some(s) = old.sources.get(source) {
                 new.sources.insert(source.clone(), s.clone());
             }
         }
-        match RunningPipeline::start(&self.shared, old, previous, name, section).await {
+        match RunningPipeline::start(&self.shared, old, previous, name, def).await {
             Ok(p) => {
-                tracing::warn!(pipeline = %name, "pipeline runs its previous section");
+                tracing::warn!(pipeline = %name, "pipeline runs its previous definition");
                 inner.pipelines.insert(name.to_string(), p);
             }
             Err(e) => {
-                tracing::error!(pipeline = %name, error = %format!("{e:#}"), "pipeline cannot start with its previous section either")
+                tracing::error!(pipeline = %name, error = %format!("{e:#}"), "pipeline cannot start with its previous definition either")
             }
         }
     }

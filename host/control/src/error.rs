@@ -1,11 +1,10 @@
-//! Why an admin operation was refused. Each refusal leaves the running host as it
-//! was and says what was wrong.
+//! Why a change was refused. Each refusal leaves the running host as it was and
+//! says what was wrong; [`ControlError::code`] is stable for callers (the admin
+//! API maps it to an HTTP status).
 
-use axum::http::StatusCode;
-
-/// An admin operation refused.
+/// A change refused.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub enum ControlError {
     /// No plugin by that name.
     #[error("no plugin named `{name}` ({known})")]
     UnknownPlugin {
@@ -48,20 +47,7 @@ pub enum AdminError {
     Internal(String),
 }
 
-impl AdminError {
-    /// The HTTP status of the refusal.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::UnknownPlugin { .. } | Self::UnknownPipeline { .. } => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Refused(_) | Self::Config(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
+impl ControlError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -78,4 +64,12 @@ impl AdminError {
     }
 }
 
-pub(crate) use crate::config::known;
+/// "defined: `a`, `b`" or "none are defined", for messages.
+pub fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none are defined".into()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}
