@@ -189,6 +189,127 @@ checkpoint_interval_ms = 200
     host.stop();
 }
 
+/// Lines a producer appends to the faulty pipeline's files per round, per file.
+const LINES_PER_ROUND: u64 = 200;
+
+/// Appends one round of good lines to each of the faulty pipeline's `files`
+/// and `trades_per_round` trades; returns the good lines written.
+fn produce_round(host: &Host, round: u64, files: &[&str], trades_per_round: u64) -> u64 {
+    for file in files {
+        let lines: String = (0..LINES_PER_ROUND)
+            .map(|i| format!("{file}-{round}-{i}\n"))
+            .collect();
+        host.append(&format!("../faulty/{file}.log"), &lines);
+    }
+    trades(
+        host,
+        "t.csv",
+        "BTC",
+        round * trades_per_round + 1,
+        trades_per_round,
+    );
+    LINES_PER_ROUND * files.len() as u64
+}
+
+#[tokio::test]
+async fn a_collector_quarantined_under_load_holds_its_input_and_then_delivers_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = support::built_path("faulty_collector.wasm");
+    let config = csv_config(&format!(
+        r#"
+[plugins.faulty]
+path = "{}"
+
+[sources.faulty]
+type = "file"
+include = ["faulty/*.log"]
+reconcile_interval_ms = 200
+
+[pipelines.faulty]
+sources = ["faulty"]
+collector = "faulty"
+checkpoint_interval_ms = 100
+"#,
+        faulty.display()
+    ));
+    std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
+    let host = std::sync::Arc::new(Host::start(dir.path(), &config));
+    let files = ["a", "b", "c", "d"];
+    let (rounds, bad_round, trades_per_round) = (60, 10, 50);
+
+    // A producer keeps four files and the trades feed growing; mid-way, five
+    // failing records in a row (between good ones, in the same appends)
+    // quarantine the collector while the rest is still being written.
+    let producer = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let mut good = 0;
+            for round in 0..rounds {
+                good += produce_round(&host, round, &files, trades_per_round);
+                if round == bad_round {
+                    host.append(
+                        "../faulty/a.log",
+                        "x1\nerror\nerror\nerror\nerror\nerror\nx2\n",
+                    );
+                    good += 2;
+                }
+            }
+            good
+        })
+    };
+    wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    let good = tokio::task::spawn_blocking(move || producer.join().unwrap())
+        .await
+        .unwrap();
+    let trades_written = (rounds * trades_per_round) as f64;
+
+    // The other pipeline takes in everything the producer wrote...
+    host.wait_for_topic("trades/BTC", |s| s["count"] == trades_written)
+        .await;
+    // ...while the quarantined one has held its input: its offsets stay where
+    // they were across more of the other pipeline's work and checkpoints.
+    let held: Vec<_> = files
+        .iter()
+        .map(|f| support::checkpoint_offset(dir.path(), "faulty", &format!("{f}.log")))
+        .collect();
+    let counted = host.wait_for_topic("faulty/lines", |_| true).await["count"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        counted < good as f64,
+        "a quarantined collector processed input"
+    );
+    trades(&host, "t.csv", "BTC", 1_000_000, 1);
+    host.wait_for_topic("trades/BTC", |s| s["count"] == trades_written + 1.0)
+        .await;
+    let pauses = host
+        .metric("wasmeter_pipeline_input_paused", "pipeline=\"faulty\"")
+        .await
+        .unwrap();
+    assert!(pauses >= 1.0, "input_paused = {pauses}");
+    let still: Vec<_> = files
+        .iter()
+        .map(|f| support::checkpoint_offset(dir.path(), "faulty", &format!("{f}.log")))
+        .collect();
+    assert_eq!(
+        held, still,
+        "offsets advanced while the collector was quarantined"
+    );
+
+    // Released: the held backlog is read, every good line once.
+    let (status, body) = host.admin("POST", "/v1/plugins/faulty/release", None).await;
+    assert_eq!(status, 200, "{body}");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == good as f64)
+        .await;
+    // Nothing comes twice: one more line makes exactly one more.
+    host.append("../faulty/b.log", "last\n");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == good as f64 + 1.0)
+        .await;
+    let host = std::sync::Arc::into_inner(host).unwrap();
+    let log = host.stop_within(std::time::Duration::from_secs(15));
+    assert!(log.contains("input paused"), "{log}");
+}
+
 #[tokio::test]
 async fn a_plugin_over_its_series_quota_is_quarantined_and_its_topics_removed_on_unload() {
     let dir = tempfile::tempdir().unwrap();

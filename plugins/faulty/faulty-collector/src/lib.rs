@@ -168,7 +168,9 @@ impl Plugin for FaultyCollector {
 impl Collector for FaultyCollector {
     fn collect(&mut self, _source: &str, chunk: &[u8]) -> Result<CollectOutput, String> {
         let mut out = CollectOutput::new();
-        let mut counted = false;
+        // Counted lines join the state only if the call succeeds: a failed call is
+        // retried record by record, and must not have counted anything.
+        let mut counted = 0;
         for line in lines::iter(chunk) {
             let line = match line {
                 Ok(line) => line,
@@ -213,13 +215,11 @@ impl Collector for FaultyCollector {
                 "escape" => out
                     .errors
                     .extend(escape_attempts().into_iter().map(|m| line.error(m))),
-                _ => {
-                    self.count += 1;
-                    counted = true;
-                }
+                _ => counted += 1,
             }
         }
-        if counted {
+        if counted > 0 {
+            self.count += counted;
             out.samples
                 .push(Sample::counter("faulty_lines_total", self.count as f64));
             out.updates
