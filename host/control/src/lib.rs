@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - [`spec`]: what a host runs (plugins, sources, pipelines), typed.
-//! - [`plan`]: what a config reload changes, a pure diff of two specs.
+//! - [`mod@plan`]: what a config reload changes, a pure diff of two specs.
 //! - [`registry`]: named plugins, their versions and what went wrong last.
 //! - [`load`]: compiling plugins and building their instances (a pipeline's set,
 //!   or one replacement for a swap, smoke-tested).

@@ -1,7 +1,7 @@
 //! What the control plane runs, typed: plugins, sources and pipelines. The
 //! caller (the config file's parser) builds and validates it; the control plane
 //! never sees the file's syntax, and a config reload is the difference between
-//! two of these (see [`crate::plan`]).
+//! two of these (see [`mod@crate::plan`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

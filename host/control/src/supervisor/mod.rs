@@ -4,9 +4,9 @@
 //!
 //! One lock serialises changes; the data path never takes it, and neither do
 //! readers: `list` and `inspect` read a copy of the registry replaced after each
-//! change (see `view`). Every wait has a bound: for the change lock and for a
-//! pipeline's answer `admin.reply_timeout_ms`, for a pipeline to drain
-//! `runtime.shutdown_timeout_ms` (see `ask` for what a late answer means). Each
+//! change (see `view`). Every wait has a bound ([`Timeouts`]): `reply` for the
+//! change lock and for a pipeline's answer, `stop` for a pipeline to drain (see
+//! `ask` for what a late answer means). Each
 //! change runs in a task the supervisor owns, so a client that goes away does
 //! not cut it in half; shutdown cancels it.
 //!
@@ -15,10 +15,18 @@
 //! only then asks each pipeline's task to swap, between two chunks. A refused
 //! change leaves the running version in place and is reported in the log, in
 //! the admin API's answer and on the topic `_wasmeter/plugins/<name>`.
+//!
+//! - `changes`: swap, reload, rollback; `membership`: load, unload; `reload`:
+//!   a new spec; `apply`: what they share (read, compile, prepare, swap in or
+//!   undo); `ask`: commands to a pipeline and late answers; `outcome`: reports,
+//!   notices; `read` and `view`: what readers see; `running`: one pipeline.
 
+mod apply;
 mod ask;
 mod changes;
+mod membership;
 mod outcome;
+mod read;
 mod reload;
 mod running;
 pub mod view;
@@ -29,13 +37,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_pipeline::{Publish, SeriesStore, TopicOwners, TopicStore};
 use wasmeter_plugin::Runtime;
 
+pub use outcome::{PipelineSwap, SwapReport};
 pub use reload::ConfigReport;
 use running::RunningPipeline;
 pub use view::ControlStatus;
@@ -43,7 +51,7 @@ use view::{Activity, View};
 
 use crate::error::{ControlError, known};
 use crate::monitor::Monitor;
-use crate::registry::{Origin, PluginDetail, PluginEntry, PluginSummary};
+use crate::registry::PluginEntry;
 use crate::spec::HostSpec;
 
 /// What every pipeline shares.
@@ -121,34 +129,6 @@ pub enum WasmSource {
     File(PathBuf),
     /// Uploaded bytes.
     Bytes(Vec<u8>),
-}
-
-/// The outcome of a swap, reload, rollback or load.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SwapReport {
-    /// The host's name for the plugin.
-    pub plugin: String,
-    /// The version now running.
-    pub version: String,
-    /// Its SHA-256 (hex).
-    pub hash: String,
-    /// The version it replaced, if any.
-    pub replaced: Option<String>,
-    /// Nothing was done: the file had not changed.
-    pub unchanged: bool,
-    /// Each pipeline's swap.
-    pub pipelines: Vec<PipelineSwap>,
-}
-
-/// One pipeline's part of a swap.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PipelineSwap {
-    /// The pipeline.
-    pub pipeline: String,
-    /// How long the pipeline stopped processing, in microseconds.
-    pub pause_us: f64,
-    /// What happened to the plugin's state.
-    pub state: String,
 }
 
 impl Supervisor {
@@ -240,80 +220,6 @@ impl Supervisor {
         {
             tracing::warn!("supervisor tasks still running after shutdown");
         }
-    }
-
-    /// Every plugin, by name. Never waits for a change.
-    pub async fn list(&self) -> Vec<PluginSummary> {
-        let plugins = self.view.plugins();
-        // Every instance once, grouped by plugin, rather than a full scan per plugin.
-        let mut by_plugin: BTreeMap<String, Vec<_>> = BTreeMap::new();
-        for (pipeline, r) in self.shared.monitor.plugin_instances() {
-            by_plugin
-                .entry(r.name.clone())
-                .or_default()
-                .push((pipeline, r));
-        }
-        plugins
-            .values()
-            .map(|e| e.summary(by_plugin.get(&e.name).map_or(&[], Vec::as_slice)))
-            .collect()
-    }
-
-    /// The change in progress and the pipelines that have not answered.
-    pub fn status(&self) -> ControlStatus {
-        self.view.status()
-    }
-
-    /// One plugin in detail. Never waits for a change.
-    pub async fn inspect(&self, name: &str) -> Result<PluginDetail, ControlError> {
-        let plugins = self.view.plugins();
-        let entry = entry(&plugins, name)?;
-        Ok(entry.detail(&self.instances(name)))
-    }
-
-    /// Files that plugins' current versions were read from, with the plugins' names.
-    pub async fn watched_files(&self) -> Vec<(PathBuf, String)> {
-        self.view
-            .plugins()
-            .values()
-            .filter_map(|e| match &e.current.origin {
-                Origin::Path(p) => Some((p.clone(), e.name.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Quarantines (`on`) or releases every instance of a plugin. Never waits for
-    /// a change: it flips the instances' health flags, which a stuck pipeline's
-    /// task does not hold.
-    pub async fn set_quarantine(
-        &self,
-        name: &str,
-        on: bool,
-    ) -> Result<PluginSummary, ControlError> {
-        let plugins = self.view.plugins();
-        let entry = entry(&plugins, name)?;
-        let instances = self.instances(name);
-        for (_, r) in &instances {
-            if on {
-                r.health.quarantine("quarantined by an admin");
-            } else {
-                r.health.release();
-            }
-        }
-        tracing::info!(plugin = %name, quarantined = on, instances = instances.len(), "quarantine changed");
-        self.notice(entry, if on { "quarantined" } else { "released" }, None);
-        Ok(entry.summary(&instances))
-    }
-
-    /// Live instances of a plugin, with their pipelines.
-    fn instances(&self, name: &str) -> Vec<(String, wasmeter_pipeline::PluginRef)> {
-        self.shared
-            .monitor
-            .plugin_instances()
-            .into_iter()
-            .filter(|(_, r)| r.name == name)
-            .collect()
     }
 
     /// Runs a change: waits (within the bound) for the change lock, then runs

@@ -3,13 +3,42 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use wasmeter_core::field::FieldValue;
 use wasmeter_pipeline::{Swapped, publish_fields};
 use wasmeter_plugin::unix_now_ms;
 
 use super::ask::Sent;
-use super::{ControlError, Inner, PipelineSwap, Supervisor, SwapReport};
+use super::{ControlError, Inner, Supervisor};
 use crate::registry::PluginEntry;
+
+/// The outcome of a swap, reload, rollback or load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwapReport {
+    /// The host's name for the plugin.
+    pub plugin: String,
+    /// The version now running.
+    pub version: String,
+    /// Its SHA-256 (hex).
+    pub hash: String,
+    /// The version it replaced, if any.
+    pub replaced: Option<String>,
+    /// Nothing was done: the file had not changed.
+    pub unchanged: bool,
+    /// Each pipeline's swap.
+    pub pipelines: Vec<PipelineSwap>,
+}
+
+/// One pipeline's part of a swap.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineSwap {
+    /// The pipeline.
+    pub pipeline: String,
+    /// How long the pipeline stopped processing, in microseconds.
+    pub pause_us: f64,
+    /// What happened to the plugin's state.
+    pub state: String,
+}
 
 impl Supervisor {
     /// Records the outcome of a change: the entry's last error, a log line, a notice.

@@ -1,5 +1,5 @@
 //! Config reload: applies the difference between the running spec and a new one
-//! (see [`crate::plan`]), all or nothing.
+//! (see [`mod@crate::plan`]), all or nothing.
 //!
 //! 1. Prepare, touching nothing: compile new and changed plugins; create and
 //!    initialise the plugin instances of every new and changed pipeline; create,
