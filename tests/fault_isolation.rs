@@ -39,6 +39,21 @@ async fn wait_for_plugin(host: &Host, name: &str, check: impl Fn(&Value) -> bool
     }
 }
 
+/// The host is whole: the admin API answers within a bound, and the `trades`
+/// pipeline publishes a new trade (at `price`, above any other) within [`WAIT`].
+async fn assert_host_serves(host: &Host, price: u64) {
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        host.admin("GET", "/v1/plugins", None),
+    )
+    .await
+    .expect("the admin API did not answer within 5 s");
+    assert_eq!(status, 200, "{body}");
+    trades(host, "t.csv", "BTC", price, 1);
+    host.wait_for_topic("trades/BTC", |s| s["price"] == price as f64)
+        .await;
+}
+
 /// The names of the host's topics that start with `prefix`.
 async fn topics_under(host: &Host, prefix: &str) -> Vec<String> {
     let (_, body) = host.get("/api/topics").await;
@@ -121,6 +136,7 @@ collector = "forger"
         .wait_for_topic("trades/BTC", |s| s["count"] == 15.0)
         .await;
     assert_eq!(state["price"], 15.0);
+    assert_host_serves(&host, 900_001).await;
     host.stop();
 }
 
@@ -355,6 +371,7 @@ max_series = 20
             .is_empty()
     );
     assert_eq!(topics_under(&host, "metrics/trade_price/").await.len(), 50);
+    assert_host_serves(&host, 900_002).await;
     host.stop();
 }
 
@@ -442,6 +459,7 @@ async fn a_log_flood_is_cut_and_rate_limited() {
     trades(&host, "t.csv", "BTC", 1, 1);
     host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0)
         .await;
+    assert_host_serves(&host, 900_003).await;
     let log = host.stop();
     // Unbounded, five calls would have logged 100 MiB.
     assert!(log.len() < 4 << 20, "the host logged {} bytes", log.len());
@@ -471,6 +489,7 @@ async fn a_failing_state_export_skips_checkpoints_until_the_plugin_is_quarantine
     // Then checkpoints go on without its state, and nothing is lost or repeated.
     side("ETH,2,1,2\n");
     host.wait_for_topic("side/ETH", |s| s["count"] == 2.0).await;
+    assert_host_serves(&host, 900_004).await;
     let log = host.stop();
     let host = Host::start(dir.path(), &config);
     side("ETH,3,1,3\n");
@@ -550,6 +569,7 @@ collector = "faulty"
             }
         }
     }
+    assert_host_serves(&host, 900_005).await;
     host.stop();
 }
 
