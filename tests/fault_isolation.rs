@@ -469,33 +469,50 @@ async fn a_log_flood_is_cut_and_rate_limited() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_state_export_skips_checkpoints_until_the_plugin_is_quarantined() {
+/// A metric plugin whose every state export fails (`faulty_config`, with
+/// `plugin_extra` in its section): each checkpoint is skipped (the states and the
+/// offsets must match), the failures quarantine it, then checkpoints go on
+/// without its state; nothing is lost or repeated, across a restart too.
+async fn failing_exports_skip_checkpoints_until_quarantine(
+    faulty_config: &str,
+    plugin_extra: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let config = with_side_pipeline(r#"mode = "export-trap""#, "");
+    let config = with_side_pipeline(faulty_config, plugin_extra);
     let host = Host::start(dir.path(), &config);
     std::fs::create_dir_all(dir.path().join("side")).unwrap();
     let side = |text: &str| support::append(dir.path(), "../side/s.csv", text);
     side("ETH,1,1,1\n");
     host.wait_for_topic("side/ETH", |s| s["count"] == 1.0).await;
-    // Every checkpoint tries the export, which traps: the checkpoint is skipped
-    // (the state and the offsets must match) and the failures quarantine it.
     wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
     let skipped = host
         .metric("wasmeter_pipeline_checkpoints_skipped", "pipeline=\"side\"")
         .await
         .unwrap_or(0.0);
     assert!(skipped >= 1.0, "no checkpoint was skipped");
-    // Then checkpoints go on without its state, and nothing is lost or repeated.
     side("ETH,2,1,2\n");
     host.wait_for_topic("side/ETH", |s| s["count"] == 2.0).await;
     assert_host_serves(&host, 900_004).await;
-    let log = host.stop();
+    host.stop();
     let host = Host::start(dir.path(), &config);
     side("ETH,3,1,3\n");
     host.wait_for_topic("side/ETH", |s| s["count"] == 3.0).await;
-    drop(log);
     host.stop();
+}
+
+#[tokio::test]
+async fn a_failing_state_export_skips_checkpoints_until_the_plugin_is_quarantined() {
+    failing_exports_skip_checkpoints_until_quarantine(r#"mode = "export-trap""#, "").await;
+}
+
+#[tokio::test]
+async fn a_state_over_its_quota_skips_checkpoints_until_the_plugin_is_quarantined() {
+    // 2 MiB of state against a quota of 1 MiB: refused at every export.
+    failing_exports_skip_checkpoints_until_quarantine(
+        r#"mode = "big-state", state_bytes = "2097152""#,
+        "state_limit_bytes = 1048576",
+    )
+    .await;
 }
 
 #[tokio::test]
