@@ -5,12 +5,15 @@
 //! * Bulk connections read whatever has arrived every `tick` (non-blocking
 //!   reads, large buffer) and only count frames and bytes: a wake-up per tick for
 //!   the whole group instead of one per frame.
-//! * Timing connections wake on every read, parse each frame and record, for each
-//!   live update, its receive time minus the send time carried by the record.
+//! * Timing connections wake on every read and parse each frame: its record
+//!   number says which records it stands for (those merged into it included,
+//!   see [`crate::sendlog`]); for each record of the measured window they note
+//!   the frame's receive time minus the record's own send time. Records never
+//!   represented by any frame lower the coverage; none is silently left out.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::sendlog::SendLog;
 use crate::stamp;
 use crate::wire::{self, FrameCounter, FrameReader};
 
@@ -40,6 +44,59 @@ pub struct FleetSpec {
     pub timing: Vec<String>,
     /// How often bulk connections are read.
     pub tick: Duration,
+    /// Topics the records are spread over (record `n` is topic `n % topics`).
+    pub topics: usize,
+    /// The producer's send times.
+    pub log: Arc<SendLog>,
+}
+
+/// The measured window, as a range of record numbers: set by the run, read by
+/// the timing connections.
+#[derive(Debug)]
+pub struct Window {
+    from: AtomicU64,
+    to: AtomicU64,
+    /// Timing connections that have received every record of a closed window.
+    drained: AtomicUsize,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            from: AtomicU64::new(u64::MAX),
+            to: AtomicU64::new(u64::MAX),
+            drained: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Window {
+    /// Opens the window at record `from`.
+    pub fn open(&self, from: u64) {
+        self.from.store(from, Ordering::Relaxed);
+    }
+
+    /// Closes it before record `to`.
+    pub fn close(&self, to: u64) {
+        self.to.store(to, Ordering::Relaxed);
+    }
+
+    fn contains(&self, n: u64) -> bool {
+        n >= self.from.load(Ordering::Relaxed) && n < self.to.load(Ordering::Relaxed)
+    }
+
+    /// Records in the closed window.
+    fn len(&self) -> u64 {
+        let (from, to) = (
+            self.from.load(Ordering::Relaxed),
+            self.to.load(Ordering::Relaxed),
+        );
+        if to == u64::MAX {
+            0
+        } else {
+            to.saturating_sub(from)
+        }
+    }
 }
 
 /// Frames and bytes received by every connection together.
@@ -51,21 +108,33 @@ pub struct Counters {
     pub bytes: AtomicU64,
 }
 
-/// What the timing connections saw.
+/// What the timing connections saw of the records in the window.
 #[derive(Debug, Default)]
 pub struct Timings {
-    /// Append-to-receive latencies of live updates while recording, microseconds.
+    /// Append-to-receive latency of every record of the window that a received
+    /// frame represents (merged ones at the frame that carried them), µs.
     pub latencies_us: Vec<u64>,
-    /// Snapshot frames received while recording (conflation).
+    /// Records of the window represented by received frames, over all timing
+    /// connections.
+    pub represented: u64,
+    /// Update frames that represented records of the window.
+    pub update_frames: u64,
+    /// Snapshot frames that represented records of the window (conflation).
     pub snapshots: u64,
+    /// Frames whose record was not newer than one already received for the
+    /// topic (repeats or reordering: there should be none).
+    pub repeated: u64,
+    /// Timing connections.
+    pub connections: u64,
 }
 
 /// Connected subscribers, reading until [`Fleet::finish`].
 #[derive(Debug)]
 pub struct Fleet {
     stop: Arc<AtomicBool>,
-    /// While set, timing connections record latencies.
-    pub recording: Arc<AtomicBool>,
+    /// The records whose delivery the timing connections account for.
+    pub window: Arc<Window>,
+    timing_connections: usize,
     /// Received frames and bytes.
     pub counters: Arc<Counters>,
     bulk: JoinHandle<Result<()>>,
@@ -137,7 +206,8 @@ impl Fleet {
     /// Opens every connection; returns once all are subscribed.
     pub fn start(spec: FleetSpec) -> Result<Fleet> {
         let stop = Arc::new(AtomicBool::new(false));
-        let recording = Arc::new(AtomicBool::new(false));
+        let window = Arc::new(Window::default());
+        let timing_connections = spec.timing.len();
         let counters = Arc::new(Counters::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
 
@@ -158,12 +228,8 @@ impl Fleet {
             })
         };
         let timing = {
-            let (spec, stop, recording, counters) = (
-                spec.clone(),
-                stop.clone(),
-                recording.clone(),
-                counters.clone(),
-            );
+            let (spec, stop, window, counters) =
+                (spec.clone(), stop.clone(), window.clone(), counters.clone());
             std::thread::spawn(move || -> Result<Timings> {
                 runtime()?.block_on(async move {
                     let offset = spec.bulk.len();
@@ -174,18 +240,25 @@ impl Fleet {
                     let tasks: Vec<_> = conns
                         .into_iter()
                         .map(|(s, left)| {
-                            let (stop, recording, counters) =
-                                (stop.clone(), recording.clone(), counters.clone());
-                            tokio::spawn(async move {
-                                read_timed(s, left, &stop, &recording, &counters).await
-                            })
+                            let timed = Timed {
+                                stop: stop.clone(),
+                                window: window.clone(),
+                                counters: counters.clone(),
+                                log: spec.log.clone(),
+                                topics: spec.topics,
+                            };
+                            tokio::spawn(async move { timed.read(s, left).await })
                         })
                         .collect();
                     let mut all = Timings::default();
                     for t in tasks {
                         let t = t.await??;
                         all.latencies_us.extend(t.latencies_us);
+                        all.represented += t.represented;
+                        all.update_frames += t.update_frames;
                         all.snapshots += t.snapshots;
+                        all.repeated += t.repeated;
+                        all.connections += 1;
                     }
                     Ok(all)
                 })
@@ -199,7 +272,8 @@ impl Fleet {
         }
         Ok(Fleet {
             stop,
-            recording,
+            window,
+            timing_connections,
             counters,
             bulk,
             timing,
@@ -212,6 +286,18 @@ impl Fleet {
             self.counters.frames.load(Ordering::Relaxed),
             self.counters.bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// Waits (at most `bound`) until every timing connection has received every
+    /// record of the closed window; whatever has not arrived by then counts as
+    /// not delivered.
+    pub fn drain(&self, bound: Duration) {
+        let deadline = std::time::Instant::now() + bound;
+        while self.window.drained.load(Ordering::Relaxed) < self.timing_connections
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops reading, closes every connection, returns the timings.
@@ -266,41 +352,99 @@ async fn read_bulk(
     Ok(())
 }
 
-/// Reads one timing connection frame by frame until `stop`.
-async fn read_timed(
-    mut stream: TcpStream,
-    leftover: Vec<u8>,
-    stop: &AtomicBool,
-    recording: &AtomicBool,
-    counters: &Counters,
-) -> Result<Timings> {
-    let mut reader = FrameReader::new(leftover, 256 * 1024);
-    let mut out = Timings::default();
-    while !stop.load(Ordering::Relaxed) {
-        let n = match tokio::time::timeout(Duration::from_millis(50), stream.read(reader.spare()))
-            .await
-        {
-            Err(_) => continue,
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => n,
-        };
-        let now = stamp::now_us();
-        let on = recording.load(Ordering::Relaxed);
-        let (mut frames, mut bytes) = (0, 0);
-        reader.filled(n, |f| {
-            frames += 1;
-            bytes += f.wire_len as u64;
-            if !on || !matches!(f.opcode, 1 | 2) {
+/// A timing connection's shared handles.
+struct Timed {
+    stop: Arc<AtomicBool>,
+    window: Arc<Window>,
+    counters: Arc<Counters>,
+    log: Arc<SendLog>,
+    topics: usize,
+}
+
+/// One timing connection's account of the records it was sent.
+struct Account<'a> {
+    timed: &'a Timed,
+    /// The newest record received per topic.
+    newest: Vec<Option<u64>>,
+    out: Timings,
+    drained: bool,
+}
+
+impl Account<'_> {
+    /// A frame carrying record `n`, received at `now`: it stands for every
+    /// record of its topic after the newest one received before.
+    fn frame(&mut self, n: u64, update: bool, now: u64) {
+        let topics = self.timed.topics as u64;
+        let topic = (n % topics) as usize;
+        let first = match self.newest[topic] {
+            // The subscribe snapshot: where this connection starts.
+            None => {
+                self.newest[topic] = Some(n);
                 return;
             }
-            if !stamp::is_update(f.payload) {
-                out.snapshots += 1;
-            } else if let Some(sent) = stamp::sent_us(f.payload) {
-                out.latencies_us.push(now.saturating_sub(sent));
+            Some(newest) if n <= newest => {
+                self.out.repeated += 1;
+                return;
             }
-        });
-        counters.frames.fetch_add(frames, Ordering::Relaxed);
-        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+            Some(newest) => newest + topics,
+        };
+        self.newest[topic] = Some(n);
+        let mut in_window = 0;
+        for k in (first..=n).step_by(topics as usize) {
+            if self.timed.window.contains(k) {
+                in_window += 1;
+                let sent = self.timed.log.sent_us(k).unwrap_or(now);
+                self.out.latencies_us.push(now.saturating_sub(sent));
+            }
+        }
+        if in_window > 0 {
+            self.out.represented += in_window;
+            if update {
+                self.out.update_frames += 1;
+            } else {
+                self.out.snapshots += 1;
+            }
+        }
+        let len = self.timed.window.len();
+        if !self.drained && len > 0 && self.out.represented >= len {
+            self.drained = true;
+            self.timed.window.drained.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    Ok(out)
+}
+
+impl Timed {
+    /// Reads one timing connection frame by frame until `stop`.
+    async fn read(self, mut stream: TcpStream, leftover: Vec<u8>) -> Result<Timings> {
+        let mut reader = FrameReader::new(leftover, 256 * 1024);
+        let mut account = Account {
+            timed: &self,
+            newest: vec![None; self.topics],
+            out: Timings::default(),
+            drained: false,
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            let read = tokio::time::timeout(Duration::from_millis(50), stream.read(reader.spare()));
+            let n = match read.await {
+                Err(_) => continue,
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
+            };
+            let now = stamp::now_us();
+            let (mut frames, mut bytes) = (0, 0);
+            reader.filled(n, |f| {
+                frames += 1;
+                bytes += f.wire_len as u64;
+                if !matches!(f.opcode, 1 | 2) {
+                    return;
+                }
+                if let Some(n) = stamp::recno(f.payload) {
+                    account.frame(n, stamp::is_update(f.payload), now);
+                }
+            });
+            self.counters.frames.fetch_add(frames, Ordering::Relaxed);
+            self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Ok(account.out)
+    }
 }

@@ -1,10 +1,13 @@
 //! The floor: the least a server can do and still be "read appended bytes and
 //! broadcast them". It watches the feed file with `notify` (inotify), reads the new
-//! bytes, wraps each line once into a small JSON frame (about the size of a
-//! wasmeter update), and broadcasts the pre-encoded bytes to every WebSocket that
-//! subscribed to the line's topic (a broadcast channel per topic, plus one for
-//! every topic), writing in batches with one flush, like the host. No plugins, no
-//! state, no deltas, no history.
+//! bytes, wraps each line once into a small frame (JSON, or real MessagePack for
+//! binary subscribers; about the size of a wasmeter update), and broadcasts the
+//! pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
+//! broadcast channel per topic, and a pattern subscriber reads the channel of
+//! every topic it matches, as the host's are. Frames go out in batches with one
+//! flush, like the host's. No plugins, no state, no deltas, no history. A
+//! subscriber that falls more than a channel's capacity behind loses frames; the
+//! load generator's coverage counts them.
 //!
 //! Connections use the same tungstenite buffer sizes as the host's defaults, so
 //! memory per idle connection compares like with like.
@@ -19,9 +22,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::stream::SelectAll;
 use futures_util::{SinkExt, StreamExt};
 use notify::Watcher;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -62,21 +68,14 @@ pub async fn serve(file: PathBuf, listen: SocketAddr) -> Result<()> {
 /// Queued items per channel before a slow receiver skips (lags).
 const CAPACITY: usize = 4096;
 
-/// One broadcast channel per topic, and one carrying every topic.
-#[derive(Debug)]
+/// One broadcast channel per topic.
+#[derive(Debug, Default)]
 struct Channels {
-    all: broadcast::Sender<Item>,
     topics: Mutex<HashMap<Arc<str>, broadcast::Sender<Item>>>,
 }
 
-impl Default for Channels {
-    fn default() -> Self {
-        Self {
-            all: broadcast::channel(CAPACITY).0,
-            topics: Mutex::default(),
-        }
-    }
-}
+/// What a subscriber reads: the channels of the topics it subscribed to.
+type Receivers = SelectAll<BroadcastStream<Item>>;
 
 impl Channels {
     fn topic(&self, topic: &str) -> broadcast::Sender<Item> {
@@ -88,25 +87,32 @@ impl Channels {
     }
 
     fn send(&self, item: Item) {
-        let tx = self.topic(&item.topic);
-        let _ = tx.send(item.clone());
-        let _ = self.all.send(item);
+        let _ = self.topic(&item.topic).send(item);
     }
 
-    /// The channel for a `subscribe` message's topics: one topic's, or every
-    /// topic's (patterns and lists get everything).
-    fn receiver(&self, text: &str) -> broadcast::Receiver<Item> {
-        let topics: Vec<String> = serde_json::from_str::<serde_json::Value>(text)
+    /// The channels for a `subscribe` message's topics: a name's, or those of
+    /// every existing topic a `prefix/*` pattern matches.
+    fn receivers(&self, text: &str) -> Receivers {
+        let wanted: Vec<String> = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v["topics"].as_array().cloned())
             .into_iter()
             .flatten()
             .filter_map(|t| t.as_str().map(str::to_string))
             .collect();
-        match topics.as_slice() {
-            [one] if !one.contains('*') => self.topic(one).subscribe(),
-            _ => self.all.subscribe(),
+        let mut receivers = SelectAll::new();
+        for pattern in &wanted {
+            match pattern.strip_suffix('*') {
+                Some(prefix) => {
+                    let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+                    for (_, tx) in topics.iter().filter(|(t, _)| t.starts_with(prefix)) {
+                        receivers.push(BroadcastStream::new(tx.subscribe()));
+                    }
+                }
+                None => receivers.push(BroadcastStream::new(self.topic(pattern).subscribe())),
+            }
         }
+        receivers
     }
 }
 
@@ -151,16 +157,30 @@ fn tail(file: &Path, channels: &Channels) -> Result<()> {
     }
 }
 
-/// The frame of one line: `{"type":"update","topic":"bench/SYM","seq":N,"line":"..."}`.
+/// The frame of one line: `{"type":"update","topic":"bench/SYM","seq":N,"line":"..."}`,
+/// as JSON text and as MessagePack.
 fn encode(line: &[u8], seq: u64) -> Option<Item> {
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        r#type: &'a str,
+        topic: &'a str,
+        seq: u64,
+        line: &'a str,
+    }
     let line = std::str::from_utf8(line).ok()?;
     let symbol = line.split(',').next()?;
     let topic: Arc<str> = format!("bench/{symbol}").into();
-    let json = format!(r#"{{"type":"update","topic":"{topic}","seq":{seq},"line":"{line}"}}"#);
-    let binary = Bytes::from(json);
+    let frame = Frame {
+        r#type: "update",
+        topic: &topic,
+        seq,
+        line,
+    };
+    let text = serde_json::to_string(&frame).ok()?;
+    let binary = Bytes::from(rmp_serde::to_vec_named(&frame).ok()?);
     Some(Item {
         topic,
-        text: Utf8Bytes::try_from(binary.clone()).ok()?,
+        text: Utf8Bytes::from(text),
         binary,
     })
 }
@@ -183,45 +203,38 @@ async fn connection(stream: tokio::net::TcpStream, channels: &Channels) -> Resul
     )
     .await?;
     // Nothing is delivered before the `subscribe` message.
-    let mut rx: Option<broadcast::Receiver<Item>> = None;
+    let mut rx: Option<Receivers> = None;
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    rx = Some(channels.receiver(t.as_str()));
+                    rx = Some(channels.receivers(t.as_str()));
                     ws.send(Message::text(r#"{"type":"subscribed"}"#)).await?;
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ok(()),
                 Some(Ok(_)) => {}
             },
-            first = async { Some(rx.as_mut()?.recv().await) }, if rx.is_some() => {
-                let Some(first) = first else { continue };
+            first = async { rx.as_mut()?.next().await }, if rx.is_some() => {
+                let Some(first) = first else { return Ok(()) };
                 let rx = rx.as_mut().expect("checked by the guard");
-                let mut next = first;
+                let mut next = Some(first);
                 let mut batch = 0;
-                loop {
-                    match next {
-                        Ok(item) => {
-                            let msg = if binary {
-                                Message::Binary(item.binary)
-                            } else {
-                                Message::Text(item.text)
-                            };
-                            ws.feed(msg).await?;
-                            batch += 1;
-                        }
-                        Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => return Ok(()),
+                // A lagged receiver's lost frames are left to the generator's
+                // coverage to count.
+                while let Some(item) = next {
+                    if let Ok(item) = item {
+                        let msg = if binary {
+                            Message::Binary(item.binary)
+                        } else {
+                            Message::Text(item.text)
+                        };
+                        ws.feed(msg).await?;
+                        batch += 1;
                     }
                     if batch >= BATCH {
                         break;
                     }
-                    next = match rx.try_recv() {
-                        Ok(item) => Ok(item),
-                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                    };
+                    next = rx.next().now_or_never().flatten();
                 }
                 if batch > 0 {
                     ws.flush().await?;

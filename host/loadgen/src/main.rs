@@ -10,6 +10,7 @@ mod procstat;
 mod producer;
 mod report;
 mod run;
+mod sendlog;
 mod stamp;
 mod stats;
 mod target;

@@ -11,16 +11,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::sendlog::SendLog;
 use crate::stamp;
 
-/// Writes one record per topic, so that every topic exists before subscribers come.
-pub fn seed(file: &Path, topics: usize) -> Result<()> {
+/// Writes records `0..topics`, one per topic, so that every topic exists
+/// before subscribers come; returns the log the producer goes on with.
+pub fn seed(file: &Path, topics: usize) -> Result<Arc<SendLog>> {
     let mut out = Vec::new();
-    for t in 0..topics {
-        stamp::record(&mut out, t, 0, stamp::now_us());
+    let sent = stamp::now_us();
+    for n in 0..topics as u64 {
+        stamp::record(&mut out, topics, n, sent);
     }
     append(file)?.write_all(&out)?;
-    Ok(())
+    let log = Arc::new(SendLog::default());
+    log.wrote(0, topics as u64, sent);
+    Ok(log)
 }
 
 fn append(file: &Path) -> std::io::Result<std::fs::File> {
@@ -38,13 +43,15 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Starts appending `rate` records/s over `topics` topics to `file`.
-    pub fn start(file: &Path, rate: u64, topics: usize) -> Result<Producer> {
+    /// Starts appending `rate` records/s over `topics` topics to `file`, after
+    /// the records already in `log` (the seed), logging each write there.
+    pub fn start(file: &Path, rate: u64, topics: usize, log: Arc<SendLog>) -> Result<Producer> {
         let mut f = append(file)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let handle = std::thread::spawn(move || -> Result<f64> {
             let start = Instant::now();
+            let first = log.next();
             let mut written = 0u64;
             let mut out = Vec::with_capacity(64 * 1024);
             let mut tick = 0u64;
@@ -57,10 +64,14 @@ impl Producer {
                 let due = rate * start.elapsed().as_micros() as u64 / 1_000_000;
                 out.clear();
                 let sent = stamp::now_us();
+                let from = written;
                 while written < due {
-                    stamp::record(&mut out, (written % topics as u64) as usize, written, sent);
+                    stamp::record(&mut out, topics, first + written, sent);
                     written += 1;
                 }
+                // Logged before the write: a frame can never carry a record the
+                // log does not know yet.
+                log.wrote(first + from, first + written, sent);
                 f.write_all(&out)?;
             }
             Ok(written as f64 / start.elapsed().as_secs_f64())

@@ -54,11 +54,21 @@ fn floor_of<'a>(runs: &'a [StreamResult], r: &StreamResult) -> Option<&'a Stream
     })
 }
 
+/// Coverage as a percentage, with the repeats (there should be none) if any.
+fn coverage(r: &StreamResult) -> String {
+    let pct = format!("{:.2}%", r.coverage * 100.0);
+    if r.repeated > 0 {
+        format!("{pct} ({} repeated)", r.repeated)
+    } else {
+        pct
+    }
+}
+
 fn latency_table(out: &mut String, runs: &[StreamResult]) {
     out.push_str(
-        "| records/s | subscribers | server | p50 ms | p99 ms | p99.9 ms | max ms | samples | \
-         p50 / floor | p99 / floor | delivered msgs/s | server CPU % | server RSS MiB | generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| records/s | subscribers | server | p50 ms | p99 ms | p99.9 ms | max ms | records timed | \
+         coverage | frames/record | p50 / floor | p99 / floor | delivered msgs/s | server CPU % | server RSS MiB | generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let l = &r.latency;
@@ -68,7 +78,7 @@ fn latency_table(out: &mut String, runs: &[StreamResult]) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0} |",
+            "| {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0} |",
             r.spec.rate,
             r.spec.subscribers,
             r.spec.target,
@@ -77,6 +87,8 @@ fn latency_table(out: &mut String, runs: &[StreamResult]) {
             ms(l.p999_us),
             ms(l.max_us),
             l.count,
+            coverage(r),
+            r.frames_per_record,
             vs(|p| p.p50_us),
             vs(|p| p.p99_us),
             r.delivered_per_sec,
@@ -90,14 +102,14 @@ fn latency_table(out: &mut String, runs: &[StreamResult]) {
 fn fanout_table(out: &mut String, runs: &[StreamResult]) {
     out.push_str(
         "| subscribers | format | server | offered msgs/s | delivered msgs/s | / floor | / goal 1M | \
-         bytes/frame | p50 ms | p99 ms | server CPU % | server RSS MiB | generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         bytes/frame | coverage | frames/record | p50 ms | p99 ms | server CPU % | server RSS MiB | generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let floor = floor_of(runs, r).filter(|_| r.spec.target == Kind::Host);
         let _ = writeln!(
             out,
-            "| {} | {:?} | {:?} | {:.0} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} | {:.0} |",
+            "| {} | {:?} | {:?} | {:.0} | {:.0} | {} | {} | {:.0} | {} | {:.2} | {} | {} | {:.0} | {:.1} | {:.0} |",
             r.spec.subscribers,
             r.spec.format,
             r.spec.target,
@@ -106,6 +118,8 @@ fn fanout_table(out: &mut String, runs: &[StreamResult]) {
             x(floor.and_then(|f| ratio(r.delivered_per_sec, f.delivered_per_sec))),
             x(ratio(r.delivered_per_sec, 1e6)),
             r.bytes_per_frame,
+            coverage(r),
+            r.frames_per_record,
             ms(r.latency.p50_us),
             ms(r.latency.p99_us),
             r.server_cpu_pct,

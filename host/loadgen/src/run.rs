@@ -3,7 +3,7 @@
 //! and the generator's CPU and memory over the measurement window.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::fleet::{Fleet, FleetSpec};
 use crate::procstat;
 use crate::producer::{self, Producer};
-use crate::stats::Percentiles;
+use crate::sendlog::SendLog;
+use crate::stats::{Percentiles, ratio};
 use crate::target::{Binaries, FEED, Kind, Target};
 
 /// Wire format of the subscribers.
@@ -51,10 +52,21 @@ pub struct StreamSpec {
 pub struct StreamResult {
     /// The run.
     pub spec: StreamSpec,
-    /// Append-to-receive latency of live updates at the timing connections.
+    /// Append-to-receive latency of every record of the window at the timing
+    /// connections, merged records included (at the frame that carried them).
     pub latency: Percentiles,
+    /// Records of the window represented by frames the timing connections
+    /// received / records produced in the window (per connection): below 1,
+    /// records never reached them.
+    pub coverage: f64,
+    /// Update frames per record represented: below 1, records were merged
+    /// (several appended in one chunk, or conflated).
+    pub frames_per_record: f64,
     /// Snapshots the timing connections got instead of updates (conflation).
     pub timing_snapshots: u64,
+    /// Frames whose record was not newer than one received before for the
+    /// topic (repeats or reordering).
+    pub repeated: u64,
     /// Frames received per second by all subscribers together.
     pub delivered_per_sec: f64,
     /// Received bytes per frame, on average (headers included).
@@ -71,6 +83,10 @@ pub struct StreamResult {
     pub connect_secs: f64,
 }
 
+/// Longest wait, after the window, for its last records to reach the timing
+/// connections.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// Bulk readers read every `tick`: often enough not to fill socket buffers,
 /// rarely enough that one read returns many frames.
 fn bulk_tick(subscribers: usize) -> Duration {
@@ -81,8 +97,9 @@ fn subscribe(topics: &[String]) -> String {
     serde_json::json!({"type": "subscribe", "topics": topics}).to_string()
 }
 
-/// A fresh run directory with an empty feed, seeded with one record per topic.
-pub fn prepare(dir: &Path, topics: usize) -> Result<()> {
+/// A fresh run directory with an empty feed, seeded with one record per topic;
+/// returns the producer's log.
+pub fn prepare(dir: &Path, topics: usize) -> Result<Arc<SendLog>> {
     std::fs::create_dir_all(dir.join("feed"))?;
     producer::seed(&dir.join(FEED), topics)
 }
@@ -98,7 +115,7 @@ pub fn ws_path(format: Format) -> String {
 /// Runs one streaming measurement in a new directory under `root`.
 pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamResult> {
     let dir = tempfile::tempdir_in(root)?;
-    prepare(dir.path(), spec.topics)?;
+    let log = prepare(dir.path(), spec.topics)?;
     let target = Target::start(spec.target, dir.path(), bins)?;
     // Let the server take in the seed records (topics exist before subscribers).
     std::thread::sleep(Duration::from_millis(500));
@@ -120,32 +137,43 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
         bulk,
         timing: vec![subscribe(&all); spec.timing],
         tick: bulk_tick(spec.subscribers),
+        topics: spec.topics,
+        log: log.clone(),
     })?;
     let connect_secs = connecting.elapsed().as_secs_f64();
     // Snapshots of the subscribe are delivered before measuring.
     std::thread::sleep(Duration::from_millis(300));
-    let producer = Producer::start(&dir.path().join(FEED), spec.rate, spec.topics)?;
+    let producer = Producer::start(&dir.path().join(FEED), spec.rate, spec.topics, log.clone())?;
     std::thread::sleep(Duration::from_secs(1));
 
     let (server0, gen0) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);
     let (frames0, bytes0) = fleet.received();
-    fleet.recording.store(true, Ordering::Relaxed);
+    let from = log.next();
+    fleet.window.open(from);
     eprintln!("  connected and subscribed in {connect_secs:.2} s; measuring");
     std::thread::sleep(Duration::from_secs_f64(spec.secs));
-    fleet.recording.store(false, Ordering::Relaxed);
+    let to = log.next();
+    fleet.window.close(to);
     let (frames1, bytes1) = fleet.received();
     let (server1, gen1) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);
 
+    // The window's last records get time to arrive; what has not by then is
+    // counted as not delivered (coverage), not left out.
+    fleet.drain(DRAIN);
     let produced_per_sec = producer.stop()?;
-    std::thread::sleep(Duration::from_millis(200));
     let mut timings = fleet.finish()?;
+    let expected = (to - from) * timings.connections;
     drop(target);
     let window = server1.at.duration_since(server0.at).as_secs_f64();
     let frames = (frames1 - frames0) as f64;
     Ok(StreamResult {
         spec: spec.clone(),
         latency: Percentiles::of(&mut timings.latencies_us),
+        coverage: ratio(timings.represented as f64, expected as f64).unwrap_or(0.0),
+        frames_per_record: ratio(timings.update_frames as f64, timings.represented as f64)
+            .unwrap_or(0.0),
         timing_snapshots: timings.snapshots,
+        repeated: timings.repeated,
         delivered_per_sec: frames / window,
         bytes_per_frame: if frames > 0.0 {
             (bytes1 - bytes0) as f64 / frames
@@ -180,7 +208,7 @@ pub struct IdleResult {
 pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> Result<IdleResult> {
     const TOPICS: usize = 100;
     let dir = tempfile::tempdir_in(root)?;
-    prepare(dir.path(), TOPICS)?;
+    let log = prepare(dir.path(), TOPICS)?;
     let server = Target::start(target, dir.path(), bins)?;
     std::thread::sleep(Duration::from_millis(500));
     let spec = |n: usize| FleetSpec {
@@ -191,6 +219,8 @@ pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> R
             .collect(),
         timing: vec![],
         tick: Duration::from_millis(200),
+        topics: TOPICS,
+        log: log.clone(),
     };
     let settle = || std::thread::sleep(Duration::from_secs(2));
     // Warm-up: lazily allocated runtime and allocator structures.

@@ -1,5 +1,6 @@
-//! Send timestamps: the producer writes one into every record, the timing
-//! connections find it again in the frames they receive.
+//! Bench records and what the timing connections read back from frames: the
+//! producer numbers every record and logs when it wrote it (see
+//! [`crate::sendlog`]); a frame's record number says which records it stands for.
 //!
 //! The clock is `CLOCK_REALTIME` in microseconds on both sides: producer and
 //! subscribers run on the same machine.
@@ -15,14 +16,17 @@ pub fn now_us() -> u64 {
 }
 
 /// The CSV columns of a bench record, for the CSV collector's `columns` config:
-/// `sent` (the send time, microseconds) becomes a field of the topic.
-pub const COLUMNS: &str = "symbol,price,qty,ts,sent";
+/// `recno` (the record's number, see [`crate::sendlog`]) becomes a field of the
+/// topic.
+pub const COLUMNS: &str = "symbol,price,qty,ts,recno";
 
-/// Appends one bench record (`symbol,price,qty,ts,sent`) to `out`.
-pub fn record(out: &mut Vec<u8>, symbol: usize, n: u64, sent_us: u64) {
+/// Appends bench record number `n` (`symbol,price,qty,ts,recno`, topic
+/// `S<n % topics>`) written at `sent_us` to `out`.
+pub fn record(out: &mut Vec<u8>, topics: usize, n: u64, sent_us: u64) {
     use std::io::Write;
+    let symbol = n % topics as u64;
     let price = 100.0 + (n % 997) as f64 * 0.25;
-    let _ = writeln!(out, "S{symbol},{price},1,{},{sent_us}", sent_us / 1000);
+    let _ = writeln!(out, "S{symbol},{price},1,{},{n}", sent_us / 1000);
 }
 
 /// Whether a frame is a live update (not a snapshot, reply or heartbeat). Works
@@ -32,21 +36,34 @@ pub fn is_update(payload: &[u8]) -> bool {
     find(payload, b"update").is_some()
 }
 
-/// The send time carried by a frame: the `sent` field of a wasmeter update (JSON
-/// or MessagePack), or the last column of the raw record the floor server sends
-/// (`"line":"S1,...,SENT"`).
-pub fn sent_us(payload: &[u8]) -> Option<u64> {
-    if let Some(at) = find(payload, b"\"sent\":") {
-        return json_number(&payload[at + 7..]);
+/// The record number carried by a frame: the `recno` field of a wasmeter update
+/// or snapshot (JSON or MessagePack), or the last column of the raw record the
+/// floor server sends.
+pub fn recno(payload: &[u8]) -> Option<u64> {
+    if let Some(at) = find(payload, b"\"recno\":") {
+        return json_number(&payload[at + 8..]);
     }
-    if let Some(at) = find(payload, b"\xa4sent") {
-        return msgpack_number(&payload[at + 5..]);
+    if let Some(at) = find(payload, b"\xa5recno") {
+        return msgpack_number(&payload[at + 6..]);
     }
-    let at = find(payload, b"\"line\":\"")?;
-    let line = &payload[at + 8..];
-    let end = line.iter().position(|&b| b == b'"')?;
-    let last = line[..end].rsplit(|&b| b == b',').next()?;
-    json_number(last)
+    let line = if let Some(at) = find(payload, b"\"line\":\"") {
+        let line = &payload[at + 8..];
+        &line[..line.iter().position(|&b| b == b'"')?]
+    } else {
+        let at = find(payload, b"\xa4line")?;
+        msgpack_str(&payload[at + 5..])?
+    };
+    json_number(line.rsplit(|&b| b == b',').next()?)
+}
+
+/// The bytes of a MessagePack string (fixstr or str8).
+fn msgpack_str(b: &[u8]) -> Option<&[u8]> {
+    let (len, at) = match *b.first()? {
+        x if x & 0xe0 == 0xa0 => ((x & 0x1f) as usize, 1),
+        0xd9 => (*b.get(1)? as usize, 2),
+        _ => return None,
+    };
+    b.get(at..at + len)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -84,21 +101,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_send_time_in_every_encoding() {
-        let json = br#"{"type":"update","delta":{"price":1.5,"sent":1763830000123456.0}}"#;
-        assert_eq!(sent_us(json), Some(1_763_830_000_123_456));
+    fn finds_the_record_number_in_every_encoding() {
+        let json = br#"{"type":"update","delta":{"price":1.5,"recno":123457.0,"ts":17}}"#;
+        assert_eq!(recno(json), Some(123_457));
         let mp = rmp_serde::to_vec_named(
-            &serde_json::json!({"type":"update","delta":{"sent":1763830000123456.0}}),
+            &serde_json::json!({"type":"update","delta":{"recno":70000.0,"ts":17}}),
         )
         .unwrap();
-        assert_eq!(sent_us(&mp), Some(1_763_830_000_123_456));
+        assert_eq!(recno(&mp), Some(70_000));
         let mut line = Vec::new();
-        record(&mut line, 3, 7, 1_763_830_000_123_456);
+        record(&mut line, 10, 73, 1_763_830_000_123_456);
+        assert!(line.starts_with(b"S3,"));
         let floor = format!(
             r#"{{"type":"update","topic":"bench/S3","line":"{}"}}"#,
             String::from_utf8(line).unwrap().trim_end()
         );
-        assert_eq!(sent_us(floor.as_bytes()), Some(1_763_830_000_123_456));
+        assert_eq!(recno(floor.as_bytes()), Some(73));
+        let value: serde_json::Value = serde_json::from_str(&floor).unwrap();
+        let floor_mp = rmp_serde::to_vec_named(&value).unwrap();
+        assert_eq!(recno(&floor_mp), Some(73));
         assert!(is_update(json) && is_update(&mp) && !is_update(br#"{"type":"snapshot"}"#));
     }
 }
