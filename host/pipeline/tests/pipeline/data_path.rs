@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use wasmeter_core::field::FieldValue;
-use wasmeter_pipeline::PipelinePlugins;
+use wasmeter_pipeline::{PipelinePlugins, Replacement, StateCarry};
 
-use crate::support::fakes::{FakeCollector, FakeMetric, Ledger};
-use crate::support::{Feed, Running, chunk_text, expected_feed, get};
+use crate::support::fakes::{FakeCollector, FakeDelta, FakeMetric, Ledger};
+use crate::support::{Feed, Running, chunk_text, expected_feed, get, wait_until};
 
 const CHUNKS: u64 = 20;
 const TOPICS: usize = 3;
@@ -83,4 +83,52 @@ async fn records_are_published_once_in_order_and_a_poison_record_costs_only_itse
     assert_eq!(checkpoint.files.len(), 1);
     assert_eq!(checkpoint.files[0].offset, total);
     assert_eq!(get(&done.stats.uncheckpointed_bytes), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_go_through_the_delta_plugin_and_its_failures_fall_back_to_the_exact_difference() {
+    const PHASE: u64 = 10;
+    let d1 = FakeDelta::new("d").fail_on("feed/t1");
+    let d1_calls = d1.calls();
+    let p = Running::start(
+        PipelinePlugins {
+            collector: Box::new(FakeCollector::new("c", Arc::default())),
+            metrics: Vec::new(),
+            delta: Some(Box::new(d1)),
+        },
+        |_| {},
+    )
+    .await;
+    let mut feed = Feed::new(Path::new("/data/feed.csv"));
+    p.send(feed.opened()).await;
+    let mut next = 0;
+    let mut phase = async |p: &Running| {
+        for _ in 0..PHASE {
+            p.send(feed.chunk(&chunk_text(next, TOPICS))).await;
+            next += 1;
+        }
+        let sent = next;
+        wait_until("the phase is processed", || get(&p.stats.chunks) >= sent).await;
+    };
+
+    phase(&p).await;
+    let d2 = FakeDelta::new("d");
+    let d2_calls = d2.calls();
+    let swapped = p.swap(Replacement::delta(d2), true).await.unwrap();
+    assert_eq!(swapped.state, StateCarry::Stateless);
+    phase(&p).await;
+    assert!(p.remove("d").await.is_ok());
+    phase(&p).await;
+    let done = p.finish().await;
+
+    assert_eq!(done.published.feed(), expected_feed(3 * PHASE, TOPICS));
+    // One call per topic written (the feed's and the samples' series), per chunk.
+    let per_phase = PHASE * 2 * TOPICS as u64;
+    assert_eq!(d1_calls.load(Relaxed), per_phase);
+    assert_eq!(d2_calls.load(Relaxed), per_phase);
+    assert_eq!(
+        get(&done.stats.delta_fallbacks),
+        PHASE,
+        "feed/t1 in the first phase"
+    );
 }
