@@ -181,3 +181,46 @@ impl HealthHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail() -> Result<(), CallError> {
+        Err(CallError::Plugin("no".into()))
+    }
+
+    #[test]
+    fn count_call_quarantines_after_a_streak_of_one_kind_and_refuses_until_released() {
+        let health = HealthHandle::default();
+        for _ in 0..2 {
+            assert!(health.count_call("export-state", 3, fail).is_err());
+            // Another kind of call succeeding resets only the overall streak.
+            assert!(health.count_call("on-tick", 3, || Ok(())).is_ok());
+        }
+        assert!(!health.quarantined());
+        assert!(health.count_call("export-state", 3, fail).is_err());
+        assert!(health.quarantined());
+        let at_quarantine = health.snapshot();
+        assert_eq!((at_quarantine.calls, at_quarantine.failures), (5, 3));
+        assert_eq!(at_quarantine.consecutive_failures, 3);
+
+        // Refused at once, uncounted; an export still runs.
+        let mut ran = false;
+        let refused = health.count_call("collect", 3, || {
+            ran = true;
+            Ok(())
+        });
+        assert!(matches!(
+            refused,
+            Err(CallError::Quarantined { failures: 3, .. })
+        ));
+        assert!(!ran);
+        assert_eq!(health.snapshot().calls, 5);
+        assert!(health.count_call("export-state", 3, || Ok(())).is_ok());
+
+        health.release();
+        assert!(health.count_call("collect", 3, || Ok(())).is_ok());
+        assert_eq!(health.snapshot().quarantines, 1);
+    }
+}
