@@ -90,11 +90,11 @@ fn bench(c: &mut Criterion) {
     let vwap_config = [("window_ms", "10000")];
 
     let (commands, stop, feeder, pipeline) = rt.block_on(async {
-        let plugins = PipelinePlugins {
-            collector: instance(&csv, "csv", &[]).await,
-            metrics: vec![instance(&vwap, "vwap", &vwap_config).await],
-            delta: Some(instance(&delta, "delta", &[]).await),
-        };
+        let plugins = PipelinePlugins::new(
+            instance(&csv, "csv", &[]).await,
+            vec![instance(&vwap, "vwap", &vwap_config).await],
+            Some(instance(&delta, "delta", &[]).await),
+        );
         let store = TopicStore::new(&StateConfig::default(), |_| {});
         let config = PipelineConfig {
             topics: vec!["trades".into()],
@@ -133,9 +133,9 @@ fn bench(c: &mut Criterion) {
     for label in ["collector csv", "metric vwap", "delta field-delta"] {
         let new = || async {
             match label {
-                "collector csv" => Replacement::Collector(instance(&csv, "csv", &[]).await),
-                "metric vwap" => Replacement::Metric(instance(&vwap, "vwap", &vwap_config).await),
-                _ => Replacement::Delta(instance(&delta, "delta", &[]).await),
+                "collector csv" => Replacement::collector(instance(&csv, "csv", &[]).await),
+                "metric vwap" => Replacement::metric(instance(&vwap, "vwap", &vwap_config).await),
+                _ => Replacement::delta(instance(&delta, "delta", &[]).await),
             }
         };
         let mut max = Duration::ZERO;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::{Label, Sample, series_topic};
 use wasmeter_core::update::TopicUpdate;
-use wasmeter_plugin::{Instance, World};
 
+use crate::calls::PluginCalls;
 use crate::footprint::{Footprints, Refusal, TopicKind};
 use crate::samples::series_fields;
 use crate::stats::PipelineStats;
@@ -49,11 +49,11 @@ impl Batch {
     clippy::too_many_arguments,
     reason = "the pipeline's fields, borrowed apart"
 )]
-pub(crate) fn admit<W: World>(
+pub(crate) fn admit<P: PluginCalls + ?Sized>(
     footprints: &mut Footprints,
     stats: &PipelineStats,
     labels: &[Label],
-    plugin: &mut Instance<W>,
+    plugin: &mut P,
     samples: Vec<Sample>,
     updates: Vec<TopicUpdate>,
     batch: &mut Batch,
@@ -106,7 +106,7 @@ pub(crate) fn admit<W: World>(
     let error = refusal.to_output_error(&item);
     if refusal.quarantines() {
         tracing::error!(plugin = %name, refused = count, %error, "plugin over its quota; quarantined");
-        plugin.quarantine(&error.to_string());
+        plugin.health_handle().quarantine(&error.to_string());
     } else {
         tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
         plugin.record_failure(&error.to_string());

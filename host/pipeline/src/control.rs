@@ -8,36 +8,53 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use wasmeter_core::plugin::PluginKind;
-use wasmeter_plugin::{CollectorWorld, DeltaWorld, Instance, MetricWorld, World};
+
+use crate::calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
 
 /// An initialised instance to put in a pipeline.
 pub enum Replacement {
     /// Replaces the collector of the same name.
-    Collector(Instance<CollectorWorld>),
+    Collector(Box<dyn CollectorCalls>),
     /// Replaces the metric plugin of the same name, or joins the end of the chain.
-    Metric(Instance<MetricWorld>),
+    Metric(Box<dyn MetricCalls>),
     /// Replaces the delta plugin of the same name, or becomes the pipeline's delta
     /// plugin if it has none.
-    Delta(Instance<DeltaWorld>),
+    Delta(Box<dyn DeltaCalls>),
 }
 
 impl Replacement {
+    /// A new collector (a wasm instance, or anything implementing its calls).
+    pub fn collector(instance: impl CollectorCalls + 'static) -> Self {
+        Self::Collector(Box::new(instance))
+    }
+
+    /// A new metric plugin.
+    pub fn metric(instance: impl MetricCalls + 'static) -> Self {
+        Self::Metric(Box::new(instance))
+    }
+
+    /// A new delta plugin.
+    pub fn delta(instance: impl DeltaCalls + 'static) -> Self {
+        Self::Delta(Box::new(instance))
+    }
+
+    /// The new instance, whatever its role.
+    fn plugin(&self) -> &dyn PluginCalls {
+        match self {
+            Self::Collector(i) => i.as_ref(),
+            Self::Metric(i) => i.as_ref(),
+            Self::Delta(i) => i.as_ref(),
+        }
+    }
+
     /// The host's name for the instance.
     pub fn name(&self) -> &str {
-        match self {
-            Self::Collector(i) => i.name(),
-            Self::Metric(i) => i.name(),
-            Self::Delta(i) => i.name(),
-        }
+        self.plugin().name()
     }
 
     /// What the new version says it emits (metric names, topic patterns).
     pub fn emits(&self) -> &[String] {
-        match self {
-            Self::Collector(i) => &i.plugin().meta().info.emits,
-            Self::Metric(i) => &i.plugin().meta().info.emits,
-            Self::Delta(i) => &i.plugin().meta().info.emits,
-        }
+        &self.plugin().info().emits
     }
 
     /// Its role.
@@ -76,7 +93,7 @@ pub enum Command {
 pub struct Retired(#[allow(dead_code, reason = "held only to be dropped later")] Box<dyn Send>);
 
 impl Retired {
-    pub(crate) fn new<W: World>(instance: Instance<W>) -> Self {
+    pub(crate) fn new<P: PluginCalls + ?Sized + 'static>(instance: Box<P>) -> Self {
         Self(Box::new(instance))
     }
 }
@@ -156,13 +173,13 @@ pub enum SwapError {
 
 /// Moves the state of `old` into `new` (if asked and both are stateful), then puts
 /// `new` in `old`'s place. On error nothing changed.
-pub(crate) async fn replace<W: World>(
-    slot: &mut Instance<W>,
-    mut new: Instance<W>,
+pub(crate) async fn replace<P: PluginCalls + ?Sized + 'static>(
+    slot: &mut Box<P>,
+    mut new: Box<P>,
     carry_state: bool,
     started: Instant,
 ) -> Result<Swapped, SwapError> {
-    let both_stateful = slot.plugin().meta().info.stateful && new.plugin().meta().info.stateful;
+    let both_stateful = slot.info().stateful && new.info().stateful;
     let state = if !both_stateful {
         StateCarry::Stateless
     } else if !carry_state {

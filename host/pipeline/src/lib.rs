@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`pipeline`]: the task that owns a pipeline's plugin instances and runs the path.
+//! - [`calls`]: the calls the pipeline makes on its plugins, as traits (wasm
+//!   instances implement them; so can in-process plugins in tests).
 //! - [`control`]: swapping, adding and removing plugins of a running pipeline.
 //! - [`owners`]: which pipeline may write which topics (prefixes, series claims).
 //! - [`footprint`]: what each plugin created, checked against ownership and quotas.
@@ -19,6 +21,7 @@
 //! reported and skipped instead of losing its neighbours.
 
 mod batch;
+pub mod calls;
 pub mod control;
 pub mod footprint;
 pub mod owners;
@@ -29,6 +32,7 @@ pub mod series;
 pub mod state;
 pub mod stats;
 
+pub use calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
 pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};
 pub use footprint::Refusal;
 pub use owners::{ClaimError, TopicOwners, normalize_prefix};

@@ -112,8 +112,9 @@ pub struct Pipeline {
     stop: CancellationToken,
     /// The plugin states in the last checkpoint written or restored.
     last_states: BTreeMap<String, Vec<u8>>,
-    /// No checkpoint before this (large checkpoints are written less often).
-    checkpoint_not_before: Instant,
+    /// No checkpoint before this (large checkpoints are written less often). On
+    /// tokio's clock, like the checkpoint interval.
+    checkpoint_not_before: tokio::time::Instant,
 }
 
 /// How often a paused pipeline looks whether its collector was released.
@@ -178,7 +179,7 @@ impl Pipeline {
                 held: None,
                 stop: CancellationToken::new(),
                 last_states,
-                checkpoint_not_before: Instant::now(),
+                checkpoint_not_before: tokio::time::Instant::now(),
             },
             resume,
         ))
@@ -610,7 +611,7 @@ impl Pipeline {
                     &mut self.footprints,
                     &self.stats,
                     &self.config.labels,
-                    m,
+                    m.as_mut(),
                     samples,
                     Vec::new(),
                     &mut batch,
@@ -632,7 +633,7 @@ impl Pipeline {
             &mut self.footprints,
             &self.stats,
             &self.config.labels,
-            &mut self.plugins.collector,
+            self.plugins.collector.as_mut(),
             samples,
             updates,
             &mut batch,
@@ -644,7 +645,7 @@ impl Pipeline {
                         &mut self.footprints,
                         &self.stats,
                         &self.config.labels,
-                        m,
+                        m.as_mut(),
                         derived,
                         Vec::new(),
                         &mut batch,
@@ -731,7 +732,7 @@ impl Pipeline {
         let Some(path) = self.config.checkpoint.clone() else {
             return;
         };
-        if !self.dirty || (!force && Instant::now() < self.checkpoint_not_before) {
+        if !self.dirty || (!force && tokio::time::Instant::now() < self.checkpoint_not_before) {
             return;
         }
         let pending_bytes = PipelineStats::get(&self.stats.uncheckpointed_bytes);
@@ -758,7 +759,7 @@ impl Pipeline {
                 .collect(),
             extra: states,
         };
-        let written = Instant::now();
+        let written = tokio::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let result = checkpoint.save_sized(&path);
             (result, checkpoint.extra)

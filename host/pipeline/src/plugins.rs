@@ -9,6 +9,8 @@ use wasmeter_plugin::{
     PluginLimits, World,
 };
 
+use crate::calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
+
 /// A plugin to run: the compiled component, the host's name for the instance,
 /// its configuration and its limits.
 #[derive(Clone)]
@@ -35,11 +37,11 @@ impl<W: World> PluginSpec<W> {
 /// The plugins of one pipeline.
 pub struct PipelinePlugins {
     /// Turns chunks into samples and topic updates.
-    pub collector: Instance<CollectorWorld>,
+    pub collector: Box<dyn CollectorCalls>,
     /// Derive samples, in order; each sees the samples of the ones before it.
-    pub metrics: Vec<Instance<MetricWorld>>,
+    pub metrics: Vec<Box<dyn MetricCalls>>,
     /// Computes deltas; `None` uses the exact field-level difference.
-    pub delta: Option<Instance<DeltaWorld>>,
+    pub delta: Option<Box<dyn DeltaCalls>>,
 }
 
 /// What the host shows about one plugin instance of a pipeline (`/api/plugins`,
@@ -58,8 +60,8 @@ pub struct PluginRef {
     pub health: HealthHandle,
 }
 
-fn plugin_ref<W: World>(role: PluginKind, instance: &Instance<W>) -> PluginRef {
-    let info = &instance.plugin().meta().info;
+fn plugin_ref<P: PluginCalls + ?Sized>(role: PluginKind, instance: &P) -> PluginRef {
+    let info = instance.info();
     PluginRef {
         role,
         name: instance.name().to_string(),
@@ -91,15 +93,35 @@ fn state_key(kind: &str, name: &str) -> String {
 }
 
 impl PipelinePlugins {
+    /// The plugins of a pipeline made of wasm instances.
+    pub fn new(
+        collector: Instance<CollectorWorld>,
+        metrics: Vec<Instance<MetricWorld>>,
+        delta: Option<Instance<DeltaWorld>>,
+    ) -> Self {
+        Self {
+            collector: Box::new(collector),
+            metrics: metrics
+                .into_iter()
+                .map(|m| Box::new(m) as Box<dyn MetricCalls>)
+                .collect(),
+            delta: delta.map(|d| Box::new(d) as Box<dyn DeltaCalls>),
+        }
+    }
+
     /// Every instance, in pipeline order, with a live handle on its health.
     pub fn refs(&self) -> Vec<PluginRef> {
-        let mut refs = vec![plugin_ref(PluginKind::Collector, &self.collector)];
+        let mut refs = vec![plugin_ref(PluginKind::Collector, self.collector.as_ref())];
         refs.extend(
             self.metrics
                 .iter()
-                .map(|m| plugin_ref(PluginKind::Metric, m)),
+                .map(|m| plugin_ref(PluginKind::Metric, m.as_ref())),
         );
-        refs.extend(self.delta.iter().map(|d| plugin_ref(PluginKind::Delta, d)));
+        refs.extend(
+            self.delta
+                .iter()
+                .map(|d| plugin_ref(PluginKind::Delta, d.as_ref())),
+        );
         refs
     }
 
@@ -115,12 +137,12 @@ impl PipelinePlugins {
         last: &BTreeMap<String, Vec<u8>>,
     ) -> Result<BTreeMap<String, Vec<u8>>, ExportError> {
         let mut states = BTreeMap::new();
-        if self.collector.plugin().meta().info.stateful {
-            export_into(&mut states, last, "collector", &mut self.collector).await?;
+        if self.collector.info().stateful {
+            export_into(&mut states, last, "collector", self.collector.as_mut()).await?;
         }
         for m in &mut self.metrics {
-            if m.plugin().meta().info.stateful {
-                export_into(&mut states, last, "metric", m).await?;
+            if m.info().stateful {
+                export_into(&mut states, last, "metric", m.as_mut()).await?;
             }
         }
         Ok(states)
@@ -128,9 +150,9 @@ impl PipelinePlugins {
 
     /// Restores plugin states from a checkpoint.
     pub async fn import_states(&mut self, states: &BTreeMap<String, Vec<u8>>) {
-        import_from(states, "collector", &mut self.collector).await;
+        import_from(states, "collector", self.collector.as_mut()).await;
         for m in &mut self.metrics {
-            import_from(states, "metric", m).await;
+            import_from(states, "metric", m.as_mut()).await;
         }
     }
 }
@@ -145,11 +167,11 @@ pub struct ExportError {
     pub error: CallError,
 }
 
-async fn export_into<W: World>(
+async fn export_into<P: PluginCalls + ?Sized>(
     states: &mut BTreeMap<String, Vec<u8>>,
     last: &BTreeMap<String, Vec<u8>>,
     kind: &str,
-    instance: &mut Instance<W>,
+    instance: &mut P,
 ) -> Result<(), ExportError> {
     let key = state_key(kind, instance.name());
     match instance.export_state().await {
@@ -161,7 +183,7 @@ async fn export_into<W: World>(
         // Quarantined and unable to export (it trapped, or its exports fail): it
         // processes nothing more, so its last state goes on; if a quarantined
         // plugin never exported, it restarts empty.
-        Err(_) if instance.health().quarantined => {
+        Err(_) if instance.health_handle().quarantined() => {
             if let Some(state) = last.get(&key) {
                 states.insert(key, state.clone());
             }
@@ -174,10 +196,10 @@ async fn export_into<W: World>(
     }
 }
 
-async fn import_from<W: World>(
+async fn import_from<P: PluginCalls + ?Sized>(
     states: &BTreeMap<String, Vec<u8>>,
     kind: &str,
-    instance: &mut Instance<W>,
+    instance: &mut P,
 ) {
     if let Some(state) = states.get(&state_key(kind, instance.name()))
         && let Err(error) = instance.import_state(state).await

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::call::CALL_KINDS;
+use crate::call::{CALL_KINDS, CallKind};
+use crate::error::CallError;
 
 /// Counters and state of a supervised instance, copied at one moment
 /// ([`HealthHandle::snapshot`]).
@@ -99,6 +100,65 @@ impl HealthHandle {
         self.0.quarantined.store(false, Relaxed);
     }
 
+    /// Runs one call of a stand-in for a plugin instance (an in-process
+    /// implementation of a plugin's calls, as in tests) under the failure
+    /// accounting of an [`Instance`](crate::Instance): while quarantined the call
+    /// fails at once with [`CallError::Quarantined`] and is not counted (except
+    /// `export-state`: a live instance may export its state); otherwise `call` runs
+    /// and is counted, a success resets the failure streaks (overall and of `kind`),
+    /// and a failure is counted, kept as the last error, and quarantines after
+    /// `quarantine_after` consecutive failures overall or of `kind`.
+    ///
+    /// `kind` is the WIT name of the call: `init`, `collect`, `diff`, `apply`,
+    /// `on-samples`, `on-tick`, `export-state` or `import-state`.
+    ///
+    /// # Panics
+    /// On any other `kind`.
+    pub fn count_call<T>(
+        &self,
+        kind: &str,
+        quarantine_after: u32,
+        call: impl FnOnce() -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        let slot = match kind {
+            "init" => CallKind::Init,
+            "collect" => CallKind::Collect,
+            "diff" => CallKind::Diff,
+            "apply" => CallKind::Apply,
+            "on-samples" => CallKind::OnSamples,
+            "on-tick" => CallKind::OnTick,
+            "export-state" => CallKind::ExportState,
+            "import-state" => CallKind::ImportState,
+            other => panic!("no kind of plugin call is named `{other}`"),
+        } as usize;
+        let cells = &self.0;
+        if self.quarantined() && kind != "export-state" {
+            return Err(CallError::Quarantined {
+                failures: cells.consecutive_failures.load(Relaxed),
+                last_error: self.last_error().unwrap_or_default(),
+            });
+        }
+        cells.calls.fetch_add(1, Relaxed);
+        let result = call();
+        match &result {
+            Ok(_) => {
+                cells.consecutive_failures.store(0, Relaxed);
+                cells.kind_streaks[slot].store(0, Relaxed);
+            }
+            Err(error) => {
+                cells.failures.fetch_add(1, Relaxed);
+                let overall = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;
+                let streak = overall.max(cells.kind_streaks[slot].fetch_add(1, Relaxed) + 1);
+                self.set_last_error(error.to_string());
+                if streak >= quarantine_after {
+                    cells.consecutive_failures.store(streak, Relaxed);
+                    self.set_quarantined();
+                }
+            }
+        }
+        result
+    }
+
     pub(crate) fn last_error(&self) -> Option<String> {
         self.0
             .last_error
@@ -119,5 +179,48 @@ impl HealthHandle {
         if !self.0.quarantined.swap(true, Relaxed) {
             self.0.quarantines.fetch_add(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail() -> Result<(), CallError> {
+        Err(CallError::Plugin("no".into()))
+    }
+
+    #[test]
+    fn count_call_quarantines_after_a_streak_of_one_kind_and_refuses_until_released() {
+        let health = HealthHandle::default();
+        for _ in 0..2 {
+            assert!(health.count_call("export-state", 3, fail).is_err());
+            // Another kind of call succeeding resets only the overall streak.
+            assert!(health.count_call("on-tick", 3, || Ok(())).is_ok());
+        }
+        assert!(!health.quarantined());
+        assert!(health.count_call("export-state", 3, fail).is_err());
+        assert!(health.quarantined());
+        let at_quarantine = health.snapshot();
+        assert_eq!((at_quarantine.calls, at_quarantine.failures), (5, 3));
+        assert_eq!(at_quarantine.consecutive_failures, 3);
+
+        // Refused at once, uncounted; an export still runs.
+        let mut ran = false;
+        let refused = health.count_call("collect", 3, || {
+            ran = true;
+            Ok(())
+        });
+        assert!(matches!(
+            refused,
+            Err(CallError::Quarantined { failures: 3, .. })
+        ));
+        assert!(!ran);
+        assert_eq!(health.snapshot().calls, 5);
+        assert!(health.count_call("export-state", 3, || Ok(())).is_ok());
+
+        health.release();
+        assert!(health.count_call("collect", 3, || Ok(())).is_ok());
+        assert_eq!(health.snapshot().quarantines, 1);
     }
 }

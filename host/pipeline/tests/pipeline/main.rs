@@ -1,0 +1,8 @@
+//! The pipeline with in-process plugins: its data path, swaps, quarantine and
+//! checkpoints, fed through its real input and observed from outside.
+
+mod checkpoints;
+mod data_path;
+mod quarantine;
+mod support;
+mod swaps;

@@ -1,0 +1,114 @@
+//! A delta plugin that computes the exact difference, or fails on one topic.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, ready};
+use wasmeter_core::delta::Delta;
+use wasmeter_core::field::TopicState;
+use wasmeter_core::plugin::{PluginInfo, PluginKind};
+use wasmeter_pipeline::state::exact_diff;
+use wasmeter_pipeline::{DeltaCalls, PluginCalls};
+use wasmeter_plugin::{CallError, HealthHandle, PluginLimits};
+
+use super::{info, limits};
+
+/// A delta plugin computing the exact difference, except that it fails on one
+/// topic if told to.
+pub struct FakeDelta {
+    name: String,
+    info: PluginInfo,
+    limits: PluginLimits,
+    health: HealthHandle,
+    calls: Arc<AtomicU64>,
+    fail_topic: Option<String>,
+}
+
+impl FakeDelta {
+    /// A delta plugin named `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            info: info("fake-delta", PluginKind::Delta, false),
+            limits: limits(5),
+            health: HealthHandle::default(),
+            calls: Arc::default(),
+            fail_topic: None,
+        }
+    }
+
+    /// Fails every `diff` of `topic`.
+    pub fn fail_on(mut self, topic: &str) -> Self {
+        self.fail_topic = Some(topic.to_string());
+        self
+    }
+
+    /// Its `diff` calls that reached it.
+    pub fn calls(&self) -> Arc<AtomicU64> {
+        self.calls.clone()
+    }
+}
+
+impl PluginCalls for FakeDelta {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    fn health_handle(&self) -> HealthHandle {
+        self.health.clone()
+    }
+
+    fn record_failure(&mut self, message: &str) {
+        let _ = self
+            .health
+            .count_call::<()>("diff", self.limits.quarantine_after, || {
+                Err(CallError::Plugin(message.to_string()))
+            });
+    }
+
+    fn export_state(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, CallError>> {
+        ready(
+            self.health
+                .count_call("export-state", self.limits.quarantine_after, || Ok(None)),
+        )
+        .boxed()
+    }
+
+    fn import_state<'a>(&'a mut self, _: &'a [u8]) -> BoxFuture<'a, Result<(), CallError>> {
+        ready(
+            self.health
+                .count_call("import-state", self.limits.quarantine_after, || Ok(())),
+        )
+        .boxed()
+    }
+}
+
+impl DeltaCalls for FakeDelta {
+    fn diff<'a>(
+        &'a mut self,
+        topic: &'a str,
+        previous: &'a TopicState,
+        current: &'a TopicState,
+    ) -> BoxFuture<'a, Result<Delta, CallError>> {
+        let result = self
+            .health
+            .count_call("diff", self.limits.quarantine_after, || {
+                self.calls.fetch_add(1, Relaxed);
+                if self.fail_topic.as_deref() == Some(topic) {
+                    return Err(CallError::Plugin(format!("diff: cannot do {topic}")));
+                }
+                Ok(exact_diff(previous, current))
+            });
+        ready(result).boxed()
+    }
+}

@@ -1,0 +1,333 @@
+//! A pipeline running with in-process plugins, fed through its real input (file
+//! events on a channel) and observed through what it publishes, its counters and
+//! its checkpoint file.
+
+pub mod fakes;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::field::FieldValue;
+use wasmeter_pipeline::{
+    Command, Pipeline, PipelineConfig, PipelinePlugins, PipelineStats, PluginRefs, Publish,
+    Replacement, Retired, StateConfig, SwapError, Swapped, TopicStore,
+};
+use wasmeter_source::{Checkpoint, Chunk, FileKey, SourceEvent};
+
+/// Plugin states in a checkpoint, by key (`metric:<name>`, ...).
+pub type States = BTreeMap<String, Vec<u8>>;
+
+/// Every change published, in order.
+#[derive(Default)]
+pub struct Recorder(Mutex<Vec<TopicChange>>);
+
+impl Publish for Recorder {
+    fn publish(&self, change: TopicChange) {
+        self.0.lock().unwrap().push(change);
+    }
+}
+
+impl Recorder {
+    /// The `seq` values published for each `feed/...` topic, in order.
+    pub fn feed(&self) -> BTreeMap<String, Vec<u64>> {
+        let mut feed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for change in self.0.lock().unwrap().iter() {
+            if !change.topic.starts_with("feed/") {
+                continue;
+            }
+            for (field, value) in &change.delta.changed {
+                if let ("seq", FieldValue::Number(n)) = (field.as_str(), value) {
+                    feed.entry(change.topic.to_string())
+                        .or_default()
+                        .push(*n as u64);
+                }
+            }
+        }
+        feed
+    }
+
+    /// The changes published to `topic`.
+    pub fn changes_of(&self, topic: &str) -> Vec<TopicChange> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| &*c.topic == topic)
+            .cloned()
+            .collect()
+    }
+}
+
+/// `topics` records per chunk, one per topic `feed/t<i>`, all with seq `chunk`.
+pub fn chunk_text(chunk: u64, topics: usize) -> String {
+    (0..topics)
+        .map(|t| format!("feed/t{t},{chunk}\n"))
+        .collect()
+}
+
+/// What every topic should have received after chunks `0..chunks`.
+pub fn expected_feed(chunks: u64, topics: usize) -> BTreeMap<String, Vec<u64>> {
+    (0..topics)
+        .map(|t| (format!("feed/t{t}"), (0..chunks).collect()))
+        .collect()
+}
+
+/// One file, read chunk by chunk: builds its events with offsets that add up.
+pub struct Feed {
+    key: FileKey,
+    path: Arc<Path>,
+    offset: u64,
+}
+
+impl Feed {
+    /// A file at `path`, read from its start.
+    pub fn new(path: &Path) -> Self {
+        // File keys come from the file source, or from a checkpoint.
+        let stored = tempfile::NamedTempFile::new().unwrap();
+        let version_1 = r#"{"version": 1, "files": [{"file": {"dev": 1, "ino": 42,
+            "fingerprint": "00000000000000ab"}, "path": "/data/feed.csv", "offset": 0}]}"#;
+        std::fs::write(stored.path(), version_1).unwrap();
+        let key = Checkpoint::load(stored.path()).unwrap().unwrap().files[0].file;
+        Self {
+            key,
+            path: path.into(),
+            offset: 0,
+        }
+    }
+
+    /// The event announcing the file.
+    pub fn opened(&self) -> SourceEvent {
+        SourceEvent::Opened {
+            file: self.key,
+            path: self.path.clone(),
+            offset: self.offset,
+        }
+    }
+
+    /// The next chunk of the file: `text`, whole lines.
+    pub fn chunk(&mut self, text: &str) -> SourceEvent {
+        let start = self.offset;
+        self.offset += text.len() as u64;
+        SourceEvent::Chunk(Chunk {
+            file: self.key,
+            path: self.path.clone(),
+            start,
+            end: self.offset,
+            data: Bytes::copy_from_slice(text.as_bytes()),
+            file_size: self.offset,
+        })
+    }
+
+    /// Bytes handed out so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// A running pipeline named `p` that owns `feed/`, with its channels.
+pub struct Running {
+    /// What it published.
+    pub published: Arc<Recorder>,
+    /// Its counters.
+    pub stats: Arc<PipelineStats>,
+    /// Its plugins, as the host sees them.
+    pub refs: PluginRefs,
+    /// Its file input (capacity 2: a paused pipeline holds its producer back).
+    pub files: Option<mpsc::Sender<SourceEvent>>,
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+    /// Its checkpoint file.
+    pub checkpoint: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The test pipeline's configuration, checkpointing into `dir`.
+pub fn config(dir: &Path) -> PipelineConfig {
+    PipelineConfig {
+        topics: vec!["feed".into()],
+        checkpoint: Some(dir.join("checkpoint")),
+        ..PipelineConfig::new("p")
+    }
+}
+
+impl Running {
+    /// Starts a pipeline with `plugins`; `adjust` changes its configuration.
+    pub async fn start(plugins: PipelinePlugins, adjust: impl FnOnce(&mut PipelineConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        adjust(&mut config);
+        let checkpoint = config.checkpoint.clone().unwrap();
+        let published = Arc::new(Recorder::default());
+        let store = TopicStore::new(&StateConfig::default(), |_| {});
+        let (pipeline, resume) = Pipeline::restore(config, plugins, store, published.clone())
+            .await
+            .unwrap();
+        assert!(resume.is_empty());
+        let stats = pipeline.stats();
+        let refs = pipeline.plugin_refs();
+        let (files, files_rx) = mpsc::channel(2);
+        let (commands, commands_rx) = mpsc::channel(4);
+        let task = tokio::spawn(pipeline.run(vec![files_rx], None, commands_rx));
+        Self {
+            published,
+            stats,
+            refs,
+            files: Some(files),
+            commands,
+            task,
+            checkpoint,
+            _dir: dir,
+        }
+    }
+
+    /// Sends one file event.
+    pub async fn send(&self, event: SourceEvent) {
+        self.files
+            .as_ref()
+            .expect("input open")
+            .send(event)
+            .await
+            .expect("pipeline running");
+    }
+
+    /// Takes the input, to hand it to a producer task.
+    pub fn take_input(&mut self) -> mpsc::Sender<SourceEvent> {
+        self.files.take().expect("input open")
+    }
+
+    /// Swaps a plugin in.
+    pub async fn swap(
+        &self,
+        replacement: Replacement,
+        carry_state: bool,
+    ) -> Result<Swapped, SwapError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Swap {
+                replacement: Box::new(replacement),
+                carry_state,
+                reply,
+            })
+            .await
+            .expect("pipeline running");
+        rx.await.expect("a reply")
+    }
+
+    /// Removes a plugin.
+    pub async fn remove(&self, name: &str) -> Result<Retired, SwapError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Remove {
+                name: name.into(),
+                reply,
+            })
+            .await
+            .expect("pipeline running");
+        rx.await.expect("a reply")
+    }
+
+    /// The checkpoint on disk: the file's committed offset (None: no checkpoint
+    /// or no file in it) and the plugin states.
+    pub fn checkpoint(&self) -> Option<(Option<u64>, States)> {
+        Checkpoint::load(&self.checkpoint)
+            .unwrap()
+            .map(|c| (c.files.first().map(|f| f.offset), c.extra))
+    }
+
+    /// The committed offset in the checkpoint on disk.
+    pub fn checkpointed_offset(&self) -> Option<u64> {
+        self.checkpoint().and_then(|(offset, _)| offset)
+    }
+
+    /// Closes the input and waits for the pipeline's final checkpoint.
+    pub async fn finish(mut self) -> Finished {
+        self.files = None;
+        drop(self.commands);
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the pipeline ends once its input is closed")
+            .expect("the pipeline task");
+        Finished {
+            published: self.published,
+            stats: self.stats,
+            checkpoint: Checkpoint::load(&self.checkpoint).unwrap(),
+            _dir: self._dir,
+        }
+    }
+}
+
+/// A pipeline that has ended.
+pub struct Finished {
+    /// What it published.
+    pub published: Arc<Recorder>,
+    /// Its counters.
+    pub stats: Arc<PipelineStats>,
+    /// Its final checkpoint.
+    pub checkpoint: Option<Checkpoint>,
+    _dir: tempfile::TempDir,
+}
+
+/// Reads a counter.
+pub fn get(counter: &AtomicU64) -> u64 {
+    PipelineStats::get(counter)
+}
+
+/// Waits (at most a minute, on whichever clock runs) until `done` holds.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+/// A task feeding a file's chunks to a pipeline, one every `PACE` of (simulated)
+/// time, like a file being written while the pipeline reads it.
+pub struct Producer {
+    /// Chunks handed to the pipeline's input so far.
+    pub sent: Arc<AtomicU64>,
+    task: JoinHandle<Feed>,
+}
+
+/// Time between two chunks of a [`Producer`].
+pub const PACE: Duration = Duration::from_millis(10);
+
+impl Producer {
+    /// Announces `feed`'s file on `input`, then sends `chunks` one by one.
+    pub fn start(input: mpsc::Sender<SourceEvent>, mut feed: Feed, chunks: Vec<String>) -> Self {
+        let sent = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                input.send(feed.opened()).await.expect("pipeline running");
+                for text in chunks {
+                    input
+                        .send(feed.chunk(&text))
+                        .await
+                        .expect("pipeline running");
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(PACE).await;
+                }
+                feed
+            }
+        });
+        Self { sent, task }
+    }
+
+    /// Waits until every chunk was sent; returns the file (its final offset).
+    pub async fn done(self) -> Feed {
+        tokio::time::timeout(Duration::from_secs(600), self.task)
+            .await
+            .expect("the producer sends everything")
+            .expect("the producer task")
+    }
+}
