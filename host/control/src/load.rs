@@ -116,11 +116,7 @@ pub async fn instantiate_pipeline(
         Some(d) => Some(instance(&plugins[d]).await.map_err(at("delta"))?),
         None => None,
     };
-    Ok(PipelinePlugins {
-        collector,
-        metrics,
-        delta,
-    })
+    Ok(PipelinePlugins::new(collector, metrics, delta))
 }
 
 /// Builds an instance of `entry`'s current version for a swap: instantiated,
@@ -132,12 +128,12 @@ pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
         LoadedPlugin::Collector(_) => {
             let mut i = instance(entry).await?;
             i.collect("wasmeter:smoke-test", b"").await.map_err(smoke)?;
-            Replacement::Collector(i)
+            Replacement::collector(i)
         }
         LoadedPlugin::Metric(_) => {
             let mut i = instance(entry).await?;
             i.on_samples(&Vec::<Sample>::new()).await.map_err(smoke)?;
-            Replacement::Metric(i)
+            Replacement::metric(i)
         }
         LoadedPlugin::Delta(_) => {
             let mut i = instance(entry).await?;
@@ -145,7 +141,7 @@ pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
             i.diff("wasmeter:smoke-test", &empty, &empty)
                 .await
                 .map_err(smoke)?;
-            Replacement::Delta(i)
+            Replacement::delta(i)
         }
     })
 }

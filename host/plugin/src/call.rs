@@ -151,10 +151,7 @@ impl<W: World> Instance<W> {
         // state may be exported (for a checkpoint, or a swap to a fixed version).
         let exportable = kind == CallKind::ExportState && self.live.is_some();
         if cells.quarantined.load(Relaxed) && !exportable {
-            return Err(CallError::Quarantined {
-                failures: cells.consecutive_failures.load(Relaxed),
-                last_error: self.health.last_error().unwrap_or_default(),
-            });
+            return Err(self.health.quarantined_error());
         }
         cells.calls.fetch_add(1, Relaxed);
         self.last = LastCall::None;
@@ -222,9 +219,7 @@ impl<W: World> Instance<W> {
                 tracing::warn!(plugin = %self.name, %error, "plugin output refused");
             }
             LastCall::Succeeded { overall, kind } => {
-                let cells = &self.health.0;
-                cells.consecutive_failures.store(overall, Relaxed);
-                cells.kind_streaks[self.current as usize].store(kind, Relaxed);
+                self.health.restore_streaks(self.current, (overall, kind));
                 self.fail(&error);
                 self.last = LastCall::Refused;
             }
@@ -233,9 +228,7 @@ impl<W: World> Instance<W> {
     }
 
     fn succeed(&mut self) {
-        let cells = &self.health.0;
-        let overall = cells.consecutive_failures.swap(0, Relaxed);
-        let kind = cells.kind_streaks[self.current as usize].swap(0, Relaxed);
+        let (overall, kind) = self.health.count_success(self.current);
         self.last = LastCall::Succeeded { overall, kind };
     }
 
@@ -243,22 +236,16 @@ impl<W: World> Instance<W> {
     /// quarantines after `quarantine_after` consecutive failures (overall or of
     /// this kind).
     fn fail(&mut self, error: &CallError) {
-        let cells = &self.health.0;
-        cells.failures.fetch_add(1, Relaxed);
-        let overall = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;
-        let kind = cells.kind_streaks[self.current as usize].fetch_add(1, Relaxed) + 1;
-        self.health.set_last_error(error.to_string());
+        let (streak, quarantined) =
+            self.health
+                .count_failure(self.current, error, self.limits.quarantine_after);
         self.last = LastCall::None;
         if error.poisons_instance() {
             // A trapped or abandoned component instance is unusable; drop it (and
             // its memory) now, rebuild on the next call.
             self.live = None;
         }
-        let streak = overall.max(kind);
-        if streak >= self.limits.quarantine_after {
-            // Report the streak that led to the quarantine, whichever it was.
-            cells.consecutive_failures.store(streak, Relaxed);
-            self.health.set_quarantined();
+        if quarantined {
             tracing::error!(plugin = %self.name, failures = streak, call = ?self.current, %error, "plugin quarantined");
         } else {
             tracing::warn!(plugin = %self.name, call = ?self.current, %error, "plugin call failed");

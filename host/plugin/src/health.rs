@@ -120,7 +120,7 @@ impl HealthHandle {
         quarantine_after: u32,
         call: impl FnOnce() -> Result<T, CallError>,
     ) -> Result<T, CallError> {
-        let slot = match kind {
+        let kind = match kind {
             "init" => CallKind::Init,
             "collect" => CallKind::Collect,
             "diff" => CallKind::Diff,
@@ -130,33 +130,70 @@ impl HealthHandle {
             "export-state" => CallKind::ExportState,
             "import-state" => CallKind::ImportState,
             other => panic!("no kind of plugin call is named `{other}`"),
-        } as usize;
-        let cells = &self.0;
-        if self.quarantined() && kind != "export-state" {
-            return Err(CallError::Quarantined {
-                failures: cells.consecutive_failures.load(Relaxed),
-                last_error: self.last_error().unwrap_or_default(),
-            });
+        };
+        if self.quarantined() && kind != CallKind::ExportState {
+            return Err(self.quarantined_error());
         }
-        cells.calls.fetch_add(1, Relaxed);
+        self.0.calls.fetch_add(1, Relaxed);
         let result = call();
         match &result {
             Ok(_) => {
-                cells.consecutive_failures.store(0, Relaxed);
-                cells.kind_streaks[slot].store(0, Relaxed);
+                self.count_success(kind);
             }
             Err(error) => {
-                cells.failures.fetch_add(1, Relaxed);
-                let overall = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;
-                let streak = overall.max(cells.kind_streaks[slot].fetch_add(1, Relaxed) + 1);
-                self.set_last_error(error.to_string());
-                if streak >= quarantine_after {
-                    cells.consecutive_failures.store(streak, Relaxed);
-                    self.set_quarantined();
-                }
+                self.count_failure(kind, error, quarantine_after);
             }
         }
         result
+    }
+
+    /// The error of a call refused because the instance is quarantined.
+    pub(crate) fn quarantined_error(&self) -> CallError {
+        CallError::Quarantined {
+            failures: self.0.consecutive_failures.load(Relaxed),
+            last_error: self.last_error().unwrap_or_default(),
+        }
+    }
+
+    /// Counts a successful call of `kind`: its failure streaks (overall and of
+    /// `kind`) end. Returns them as they were, so that a refusal of the call's
+    /// output can restore them.
+    pub(crate) fn count_success(&self, kind: CallKind) -> (u32, u32) {
+        let cells = &self.0;
+        let overall = cells.consecutive_failures.swap(0, Relaxed);
+        let of_kind = cells.kind_streaks[kind as usize].swap(0, Relaxed);
+        (overall, of_kind)
+    }
+
+    /// Restores failure streaks that a success ended (see [`Self::count_success`]).
+    pub(crate) fn restore_streaks(&self, kind: CallKind, (overall, of_kind): (u32, u32)) {
+        let cells = &self.0;
+        cells.consecutive_failures.store(overall, Relaxed);
+        cells.kind_streaks[kind as usize].store(of_kind, Relaxed);
+    }
+
+    /// Counts a failed call of `kind` and keeps `error` as the last error; after
+    /// `quarantine_after` consecutive failures, overall or of `kind`, quarantines
+    /// the instance. Returns the longer streak and whether it quarantined.
+    pub(crate) fn count_failure(
+        &self,
+        kind: CallKind,
+        error: &CallError,
+        quarantine_after: u32,
+    ) -> (u32, bool) {
+        let cells = &self.0;
+        cells.failures.fetch_add(1, Relaxed);
+        let overall = cells.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        let of_kind = cells.kind_streaks[kind as usize].fetch_add(1, Relaxed) + 1;
+        self.set_last_error(error.to_string());
+        let streak = overall.max(of_kind);
+        let quarantine = streak >= quarantine_after;
+        if quarantine {
+            // Report the streak that led to the quarantine, whichever it was.
+            cells.consecutive_failures.store(streak, Relaxed);
+            self.set_quarantined();
+        }
+        (streak, quarantine)
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
