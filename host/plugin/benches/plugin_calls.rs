@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
-use wasmeter_core::validate::OutputLimits;
 use wasmeter_plugin::{
     CollectorWorld, DeltaWorld, MetricWorld, PluginLimits, Runtime, RuntimeConfig,
 };
@@ -22,11 +21,10 @@ fn component(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
-/// `n` bytes of whole CSV trade lines.
-fn trades(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut i = 0u64;
-    while out.len() < n {
+/// `n` CSV trade lines (about 28 bytes each).
+fn trades(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n as usize * 32);
+    for i in 0..n {
         out.extend_from_slice(
             format!(
                 "SYM{},{}.25,{},{}\n",
@@ -37,7 +35,6 @@ fn trades(n: usize) -> Vec<u8> {
             )
             .as_bytes(),
         );
-        i += 1;
     }
     out
 }
@@ -60,19 +57,17 @@ fn bench(c: &mut Criterion) {
     let plugin = rt
         .block_on(runtime.load::<CollectorWorld>(component("csv_collector")))
         .expect("build the plugins first: scripts/build-plugins.sh");
-    let limits = PluginLimits {
-        // 1 MiB of trades is ~25,000 records: more than the default deadline allows.
-        call_timeout: std::time::Duration::from_secs(10),
-        output: OutputLimits {
-            max_samples: 1 << 20,
-            max_updates: 1 << 20,
-            ..OutputLimits::default()
-        },
-        ..PluginLimits::default()
-    };
+    // Production limits: a chunk's output must stay within 100,000 samples, which
+    // at 4 samples per trade is 25,000 trades (a 1 MiB chunk of these 28-byte
+    // trades, ~37,000 of them, is refused).
+    let limits = PluginLimits::default();
     let mut csv = rt
         .block_on(plugin.instantiate_with_limits("bench", vec![], limits))
         .unwrap();
+    assert!(
+        rt.block_on(csv.collect("bench", &trades(40_000))).is_err(),
+        "40,000 trades (160,000 samples) should exceed the sample cap"
+    );
 
     let mut group = c.benchmark_group("collect");
     group.bench_function("empty", |b| {
@@ -84,8 +79,12 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("comment", label), &skip, |b, chunk| {
             b.iter(|| rt.block_on(csv.collect("bench", chunk)).unwrap());
         });
-        let lines = trades(size);
-        group.bench_with_input(BenchmarkId::new("trades", label), &lines, |b, chunk| {
+    }
+    // Throughput in trades (elements): the per-record cost of a call.
+    for n in [1u64, 100, 1_000, 20_000] {
+        group.throughput(Throughput::Elements(n));
+        let lines = trades(n);
+        group.bench_with_input(BenchmarkId::new("trades", n), &lines, |b, chunk| {
             b.iter(|| rt.block_on(csv.collect("bench", chunk)).unwrap());
         });
     }
