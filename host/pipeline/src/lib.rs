@@ -12,6 +12,8 @@
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
 //! - [`series`]: the latest value of every sample series (for `/metrics`).
+//! - `sizing`: how many records one collector call gets (file chunks are split
+//!   to stay within the collector's output limits and deadline).
 //! - [`stats`]: counters of a pipeline, read by `/metrics`.
 //!
 //! Guarantees: a chunk's offset is committed only after its records were
@@ -29,6 +31,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod samples;
 pub mod series;
+mod sizing;
 pub mod state;
 pub mod stats;
 

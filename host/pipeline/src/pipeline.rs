@@ -26,6 +26,7 @@ use crate::footprint::{Footprints, TopicKind, emits_match};
 use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::series::SeriesStore;
+use crate::sizing::{CallSizer, first_records};
 use crate::state::{TopicStore, exact_diff, lock};
 use crate::stats::PipelineStats;
 
@@ -112,6 +113,8 @@ pub struct Pipeline {
     stop: CancellationToken,
     /// The plugin states in the last checkpoint written or restored.
     last_states: BTreeMap<String, Vec<u8>>,
+    /// How many records a collector call gets.
+    sizer: CallSizer,
     /// No checkpoint before this (large checkpoints are written less often). On
     /// tokio's clock, like the checkpoint interval.
     checkpoint_not_before: tokio::time::Instant,
@@ -180,6 +183,7 @@ impl Pipeline {
                 stop: CancellationToken::new(),
                 last_states,
                 checkpoint_not_before: tokio::time::Instant::now(),
+                sizer: CallSizer::default(),
             },
             resume,
         ))
@@ -503,14 +507,56 @@ impl Pipeline {
     }
 
     /// Runs the collector over a chunk of whole records and publishes the result.
-    /// `file` is the path and offset of the chunk, for error messages. Returns how
-    /// many bytes of `data` were processed: all of them, unless the collector was
-    /// quarantined on the way.
+    /// `file` is the path and offset of the chunk, for error messages; a file's
+    /// chunk goes to the collector in calls sized to its limits (see
+    /// [`CallSizer`]), another source's reading whole. Returns how many bytes of
+    /// `data` were processed: all of them, unless the collector was quarantined on
+    /// the way.
     async fn on_chunk(&mut self, source: &str, data: &[u8], file: Option<(&Path, u64)>) -> usize {
         PipelineStats::add(&self.stats.chunks, 1);
+        let Some((path, start)) = file else {
+            let records = usize::from(!data.is_empty());
+            return self.collect_call(source, data, records, None).await;
+        };
+        let mut done = 0;
+        while done < data.len() {
+            let n = self.sizer.records_per_call(self.plugins.collector.limits());
+            let (len, records) = first_records(&data[done..], n);
+            let piece = &data[done..done + len];
+            let at = Some((path, start + done as u64));
+            let processed = self.collect_call(source, piece, records, at).await;
+            done += processed;
+            if processed < len {
+                break;
+            }
+        }
+        done
+    }
+
+    /// One collector call over `data` (`records` records), falling back to one
+    /// call per record if it fails; publishes the output. Returns the bytes
+    /// processed.
+    async fn collect_call(
+        &mut self,
+        source: &str,
+        data: &[u8],
+        records: usize,
+        file: Option<(&Path, u64)>,
+    ) -> usize {
+        let started = Instant::now();
         let (out, done) = match self.plugins.collector.collect(source, data).await {
-            Ok(out) => (out, data.len()),
-            Err(error) => self.collect_record_by_record(source, data, error).await,
+            Ok(out) => {
+                let took = started.elapsed();
+                self.sizer
+                    .observe(records, out.samples.len(), out.updates.len(), took);
+                (out, data.len())
+            }
+            Err(error) => {
+                if matches!(error, CallError::InvalidOutput(_)) {
+                    self.sizer.refused(records, self.plugins.collector.limits());
+                }
+                self.collect_record_by_record(source, data, error).await
+            }
         };
         self.report_record_errors(source, file, &out.errors);
         self.apply(out.samples, out.updates).await;

@@ -4,5 +4,6 @@
 mod checkpoints;
 mod data_path;
 mod quarantine;
+mod sizing;
 mod support;
 mod swaps;

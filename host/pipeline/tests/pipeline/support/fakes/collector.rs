@@ -11,6 +11,7 @@ use wasmeter_core::field::FieldValue;
 use wasmeter_core::plugin::{PluginInfo, PluginKind};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
 use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
+use wasmeter_core::validate::OutputError;
 use wasmeter_pipeline::{CollectorCalls, PluginCalls};
 use wasmeter_plugin::{CallError, HealthHandle, PluginLimits};
 
@@ -23,6 +24,10 @@ pub struct CollectorControl {
     pub fail_all: AtomicBool,
     /// Calls that reached the plugin (not refused as quarantined).
     pub calls: AtomicU64,
+    /// The most records one call was given.
+    pub most_records: AtomicU64,
+    /// Calls whose output the "host" refused for its size.
+    pub refused: AtomicU64,
 }
 
 /// A collector of `topic,seq` lines.
@@ -61,6 +66,15 @@ impl FakeCollector {
     /// Fails every call whose chunk holds the line `record`.
     pub fn poison(mut self, record: &str) -> Self {
         self.poison = Some(record.to_string());
+        self
+    }
+
+    /// Limits its output to `samples` samples per call, checked after the call
+    /// ran, as the host checks a wasm instance's output: a refused call has
+    /// already counted its records (its state moved), like a real stateful
+    /// collector whose output the host refuses.
+    pub fn output_cap(mut self, samples: usize) -> Self {
+        self.limits.output.max_samples = samples;
         self
     }
 
@@ -128,7 +142,21 @@ impl FakeCollector {
             }
             offset += line.len() as u32;
         }
+        self.control
+            .most_records
+            .fetch_max(records.len() as u64, Relaxed);
         self.ledger.count(&records);
+        if out.samples.len() > self.limits.output.max_samples {
+            self.control.refused.fetch_add(1, Relaxed);
+            return Err(CallError::InvalidOutput(OutputError {
+                item: "samples".into(),
+                problem: format!(
+                    "{} samples, more than the limit of {}",
+                    out.samples.len(),
+                    self.limits.output.max_samples
+                ),
+            }));
+        }
         Ok(out)
     }
 }
