@@ -424,3 +424,36 @@ async fn stale_fields_are_announced_shown_in_snapshots_and_cleared_when_set_agai
     }
     host.stop();
 }
+
+#[tokio::test]
+async fn a_backlog_of_short_records_is_counted_exactly_once() {
+    // 60,000 trades of ~25 bytes at once: a 1 MiB chunk holds ~42,000 of them,
+    // whose 168,000 samples are more than one collector call may return. The
+    // pipeline splits the chunk into calls that fit, so none is refused and
+    // retried record by record, which would count a chunk twice in the CSV
+    // collector's running totals.
+    const TRADES: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..TRADES)
+        .map(|i| format!("BTC,{},1,{}\n", 100 + i % 50, 1_700_000_000_000 + i))
+        .collect();
+    // Written before the host starts, so that it reads whole 1 MiB chunks. A
+    // deadline long enough for a whole chunk, even in a debug build: the output
+    // cap is what such a call would meet.
+    std::fs::create_dir_all(dir.path().join("feed")).unwrap();
+    support::append(dir.path(), "backlog.csv", &lines);
+    let config = csv_config("[runtime]\ncall_timeout_ms = 10000\n");
+    let host = Host::start(dir.path(), &config);
+    let state = host
+        .wait_for_topic("trades/BTC", |s| {
+            s["count"].as_f64().is_some_and(|c| c >= TRADES as f64)
+        })
+        .await;
+    assert_eq!(state["count"], TRADES as f64, "{state}");
+    assert_eq!(state["volume"], TRADES as f64, "{state}");
+    assert_eq!(
+        metric_value(&host.addr, "wasmeter_pipeline_record_errors_total").await,
+        0.0
+    );
+    host.stop();
+}
