@@ -30,6 +30,8 @@ use crate::wire::{self, FrameCounter, FrameReader};
 const SOURCES: u8 = 8;
 /// Connections opened at once.
 const CONNECT_CONCURRENCY: usize = 64;
+/// How long [`Fleet::drain`] waits without a record arriving.
+const STALL: Duration = Duration::from_secs(2);
 
 /// What to open.
 #[derive(Debug, Clone)]
@@ -48,6 +50,10 @@ pub struct FleetSpec {
     pub topics: usize,
     /// The producer's send times.
     pub log: Arc<SendLog>,
+    /// Whether a frame carries the topic's state, and so stands for the records
+    /// merged into it (the host); otherwise (the floor: one raw line per frame) a
+    /// record without its own frame was lost.
+    pub frames_merge: bool,
 }
 
 /// The measured window, as a range of record numbers: set by the run, read by
@@ -58,6 +64,8 @@ pub struct Window {
     to: AtomicU64,
     /// Timing connections that have received every record of a closed window.
     drained: AtomicUsize,
+    /// Records of the window represented so far, over all timing connections.
+    progress: AtomicU64,
 }
 
 impl Default for Window {
@@ -66,6 +74,7 @@ impl Default for Window {
             from: AtomicU64::new(u64::MAX),
             to: AtomicU64::new(u64::MAX),
             drained: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
         }
     }
 }
@@ -246,6 +255,7 @@ impl Fleet {
                                 counters: counters.clone(),
                                 log: spec.log.clone(),
                                 topics: spec.topics,
+                                frames_merge: spec.frames_merge,
                             };
                             tokio::spawn(async move { timed.read(s, left).await })
                         })
@@ -288,16 +298,27 @@ impl Fleet {
         )
     }
 
-    /// Waits (at most `bound`) until every timing connection has received every
-    /// record of the closed window; whatever has not arrived by then counts as
-    /// not delivered.
-    pub fn drain(&self, bound: Duration) {
+    /// Waits until every timing connection has received every record of the
+    /// closed window, at most `bound`, and at most [`STALL`] without progress;
+    /// whatever has not arrived by then counts as not delivered. Returns when the
+    /// last record arrived (to within the 10 ms poll).
+    pub fn drain(&self, bound: Duration) -> std::time::Instant {
         let deadline = std::time::Instant::now() + bound;
+        let mut progress = (
+            self.window.progress.load(Ordering::Relaxed),
+            std::time::Instant::now(),
+        );
         while self.window.drained.load(Ordering::Relaxed) < self.timing_connections
             && std::time::Instant::now() < deadline
+            && progress.1.elapsed() < STALL
         {
             std::thread::sleep(Duration::from_millis(10));
+            let now = self.window.progress.load(Ordering::Relaxed);
+            if now != progress.0 {
+                progress = (now, std::time::Instant::now());
+            }
         }
+        progress.1
     }
 
     /// Stops reading, closes every connection, returns the timings.
@@ -359,6 +380,7 @@ struct Timed {
     counters: Arc<Counters>,
     log: Arc<SendLog>,
     topics: usize,
+    frames_merge: bool,
 }
 
 /// One timing connection's account of the records it was sent.
@@ -372,7 +394,8 @@ struct Account<'a> {
 
 impl Account<'_> {
     /// A frame carrying record `n`, received at `now`: it stands for every
-    /// record of its topic after the newest one received before.
+    /// record of its topic after the newest one received before (or for `n`
+    /// alone, if frames do not merge records).
     fn frame(&mut self, n: u64, update: bool, now: u64) {
         let topics = self.timed.topics as u64;
         let topic = (n % topics) as usize;
@@ -386,7 +409,9 @@ impl Account<'_> {
                 self.out.repeated += 1;
                 return;
             }
-            Some(newest) => newest + topics,
+            Some(newest) if self.timed.frames_merge => newest + topics,
+            // A raw line stands for itself alone.
+            Some(_) => n,
         };
         self.newest[topic] = Some(n);
         let mut in_window = 0;
@@ -399,6 +424,10 @@ impl Account<'_> {
         }
         if in_window > 0 {
             self.out.represented += in_window;
+            self.timed
+                .window
+                .progress
+                .fetch_add(in_window, Ordering::Relaxed);
             if update {
                 self.out.update_frames += 1;
             } else {

@@ -2,6 +2,7 @@
 //! the bare floors (a tokio-tungstenite broadcast of appended lines, and notify's
 //! own latency) measured in the same run. See BENCHMARKS.md.
 
+mod backlog;
 mod delta_savings;
 mod fleet;
 mod floor;
@@ -54,7 +55,7 @@ struct Common {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the whole matrix: notify floor, idle connections, latency, fan-out,
-    /// delta savings.
+    /// backlog catch-up, delta savings.
     All,
     /// Append-to-receive latency against subscriber count, host and floor.
     Latency {
@@ -79,6 +80,15 @@ enum Command {
         /// Idle connections to open.
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
+    },
+    /// Backlog catch-up: records already appended, taken in as fast as possible.
+    Backlog {
+        /// Records in the backlog.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Topics they are spread over.
+        #[arg(long, default_value_t = 100)]
+        topics: usize,
     },
     /// Bytes on the wire with deltas versus full snapshots, demo market feed.
     DeltaSavings {
@@ -154,6 +164,7 @@ fn main() -> Result<()> {
                 root.path(),
                 &bins,
             )?;
+            backlog(&mut res, common, 1_000_000, 100, root.path(), &bins)?;
             res.delta_savings = delta_savings::measure(root.path(), &bins, 200, 20)?;
             "all"
         }
@@ -171,6 +182,10 @@ fn main() -> Result<()> {
         Command::IdleConns { connections } => {
             idle(&mut res, common, *connections, root.path(), &bins)?;
             "idle-conns"
+        }
+        Command::Backlog { records, topics } => {
+            backlog(&mut res, common, *records, *topics, root.path(), &bins)?;
+            "backlog"
         }
         Command::DeltaSavings { rate, listen_secs } => {
             res.delta_savings = delta_savings::measure(root.path(), &bins, *rate, *listen_secs)?;
@@ -215,6 +230,30 @@ fn idle(res: &mut Results, c: &Common, n: usize, root: &Path, bins: &Binaries) -
         eprintln!("idle connections: {t:?} x {n}");
         res.idle
             .push(run::idle(t, n, root, bins).with_context(|| format!("idle {t:?}"))?);
+    }
+    Ok(())
+}
+
+fn backlog(
+    res: &mut Results,
+    c: &Common,
+    records: u64,
+    topics: usize,
+    root: &Path,
+    bins: &Binaries,
+) -> Result<()> {
+    for &t in &c.targets {
+        eprintln!("backlog: {t:?}, {records} records over {topics} topics");
+        let r = backlog::measure(t, records, topics, root, bins)
+            .with_context(|| format!("backlog {t:?}"))?;
+        eprintln!(
+            "  {:.2} s, {:.0} records/s, coverage {:.2}%, server CPU {:.0}%",
+            r.secs,
+            r.records_per_sec,
+            r.coverage * 100.0,
+            r.server_cpu_pct
+        );
+        res.backlog.push(r);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::backlog::BacklogResult;
 use crate::delta_savings::Savings;
 use crate::run::{IdleResult, StreamResult};
 use crate::stats::{Percentiles, ratio};
@@ -25,6 +26,8 @@ pub struct Results {
     pub latency: Vec<StreamResult>,
     /// Fan-out runs.
     pub fanout: Vec<StreamResult>,
+    /// Backlog catch-up runs.
+    pub backlog: Vec<BacklogResult>,
     /// Delta savings per format.
     pub delta_savings: Vec<Savings>,
 }
@@ -179,6 +182,32 @@ pub fn markdown(res: &Results) -> String {
     if !res.fanout.is_empty() {
         out.push_str("### Fan-out\n\n");
         fanout_table(&mut out, &res.fanout);
+        out.push('\n');
+    }
+    if !res.backlog.is_empty() {
+        out.push_str(
+            "### Backlog catch-up (records appended at once -> last record of every topic received)\n\n\
+             | server | records | topics | seconds | records/s | / goal 1M/s | / floor | coverage | server CPU % |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        let floor = res.backlog.iter().find(|b| b.target == Kind::Floor);
+        for b in &res.backlog {
+            let _ = writeln!(
+                out,
+                "| {:?} | {} | {} | {:.2} | {:.0} | {} | {} | {:.2}% | {:.0} |",
+                b.target,
+                b.records,
+                b.topics,
+                b.secs,
+                b.records_per_sec,
+                x(ratio(b.records_per_sec, 1e6)),
+                x(floor
+                    .filter(|_| b.target == Kind::Host)
+                    .and_then(|f| ratio(b.records_per_sec, f.records_per_sec))),
+                b.coverage * 100.0,
+                b.server_cpu_pct,
+            );
+        }
         out.push('\n');
     }
     if !res.delta_savings.is_empty() {

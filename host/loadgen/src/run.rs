@@ -139,6 +139,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
         tick: bulk_tick(spec.subscribers),
         topics: spec.topics,
         log: log.clone(),
+        frames_merge: spec.target == Kind::Host,
     })?;
     let connect_secs = connecting.elapsed().as_secs_f64();
     // Snapshots of the subscribe are delivered before measuring.
@@ -159,7 +160,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
 
     // The window's last records get time to arrive; what has not by then is
     // counted as not delivered (coverage), not left out.
-    fleet.drain(DRAIN);
+    let _ = fleet.drain(DRAIN);
     let produced_per_sec = producer.stop()?;
     let mut timings = fleet.finish()?;
     let expected = (to - from) * timings.connections;
@@ -221,6 +222,7 @@ pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> R
         tick: Duration::from_millis(200),
         topics: TOPICS,
         log: log.clone(),
+        frames_merge: target == Kind::Host,
     };
     let settle = || std::thread::sleep(Duration::from_secs(2));
     // Warm-up: lazily allocated runtime and allocator structures.
