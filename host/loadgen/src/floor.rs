@@ -1,7 +1,7 @@
 //! The floor: the least a server can do and still be "read appended bytes and
 //! broadcast them". It watches the feed file with `notify` (inotify), reads the new
-//! bytes, wraps each line once into a small frame (JSON, or real MessagePack for
-//! binary subscribers; about the size of a wasmeter update), and broadcasts the
+//! bytes, wraps each line once into a frame shaped and sized like the host's
+//! update of that record (JSON, or real MessagePack), and broadcasts the
 //! pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
 //! broadcast channel per topic, and a pattern subscriber reads the channel of
 //! every topic it matches, as the host's are. Frames go out in batches with one
@@ -157,24 +157,46 @@ fn tail(file: &Path, channels: &Channels) -> Result<()> {
     }
 }
 
-/// The frame of one line: `{"type":"update","topic":"bench/SYM","seq":N,"line":"..."}`,
-/// as JSON text and as MessagePack.
+/// The frame of one record (`symbol,price,qty,ts,recno`), shaped and sized like the
+/// host's update of the same record: `{"type":"update","topic":"bench/SYM",
+/// "epoch":1,"seq":N,"delta":{"price":..,"ts":..,"count":..,"volume":..,"recno":..}}`
+/// (the floor keeps no state: `count` and `volume` are its line number), as JSON
+/// text and as MessagePack.
 fn encode(line: &[u8], seq: u64) -> Option<Item> {
+    #[derive(serde::Serialize)]
+    struct Delta {
+        price: f64,
+        ts: f64,
+        count: f64,
+        volume: f64,
+        recno: f64,
+    }
     #[derive(serde::Serialize)]
     struct Frame<'a> {
         r#type: &'a str,
         topic: &'a str,
+        epoch: u64,
         seq: u64,
-        line: &'a str,
+        delta: Delta,
     }
     let line = std::str::from_utf8(line).ok()?;
-    let symbol = line.split(',').next()?;
+    let mut columns = line.split(',');
+    let symbol = columns.next()?;
+    let mut number = || columns.next()?.parse::<f64>().ok();
+    let (price, _qty, ts, recno) = (number()?, number()?, number()?, number()?);
     let topic: Arc<str> = format!("bench/{symbol}").into();
     let frame = Frame {
         r#type: "update",
         topic: &topic,
+        epoch: 1,
         seq,
-        line,
+        delta: Delta {
+            price,
+            ts,
+            count: seq as f64,
+            volume: seq as f64,
+            recno,
+        },
     };
     let text = serde_json::to_string(&frame).ok()?;
     let binary = Bytes::from(rmp_serde::to_vec_named(&frame).ok()?);
@@ -241,5 +263,24 @@ async fn connection(stream: tokio::net::TcpStream, channels: &Channels) -> Resul
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stamp;
+
+    #[test]
+    fn a_floor_frame_carries_its_record_like_a_host_update() {
+        let mut line = Vec::new();
+        stamp::record(&mut line, 10, 73, 1_763_830_000_123_456);
+        let item = encode(line.trim_ascii_end(), 9).unwrap();
+        assert_eq!(&*item.topic, "bench/S3");
+        for frame in [item.text.as_bytes(), &item.binary[..]] {
+            assert_eq!(stamp::recno(frame), Some(73));
+            assert!(stamp::is_update(frame));
+        }
+        assert!(item.text.as_str().contains(r#""delta":{"price":118.25"#));
     }
 }

@@ -36,34 +36,14 @@ pub fn is_update(payload: &[u8]) -> bool {
     find(payload, b"update").is_some()
 }
 
-/// The record number carried by a frame: the `recno` field of a wasmeter update
-/// or snapshot (JSON or MessagePack), or the last column of the raw record the
-/// floor server sends.
+/// The record number carried by a frame: the `recno` field of an update or
+/// snapshot, JSON or MessagePack (the floor's frames carry it the same way).
 pub fn recno(payload: &[u8]) -> Option<u64> {
     if let Some(at) = find(payload, b"\"recno\":") {
         return json_number(&payload[at + 8..]);
     }
-    if let Some(at) = find(payload, b"\xa5recno") {
-        return msgpack_number(&payload[at + 6..]);
-    }
-    let line = if let Some(at) = find(payload, b"\"line\":\"") {
-        let line = &payload[at + 8..];
-        &line[..line.iter().position(|&b| b == b'"')?]
-    } else {
-        let at = find(payload, b"\xa4line")?;
-        msgpack_str(&payload[at + 5..])?
-    };
-    json_number(line.rsplit(|&b| b == b',').next()?)
-}
-
-/// The bytes of a MessagePack string (fixstr or str8).
-fn msgpack_str(b: &[u8]) -> Option<&[u8]> {
-    let (len, at) = match *b.first()? {
-        x if x & 0xe0 == 0xa0 => ((x & 0x1f) as usize, 1),
-        0xd9 => (*b.get(1)? as usize, 2),
-        _ => return None,
-    };
-    b.get(at..at + len)
+    let at = find(payload, b"\xa5recno")?;
+    msgpack_number(&payload[at + 6..])
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -111,15 +91,7 @@ mod tests {
         assert_eq!(recno(&mp), Some(70_000));
         let mut line = Vec::new();
         record(&mut line, 10, 73, 1_763_830_000_123_456);
-        assert!(line.starts_with(b"S3,"));
-        let floor = format!(
-            r#"{{"type":"update","topic":"bench/S3","line":"{}"}}"#,
-            String::from_utf8(line).unwrap().trim_end()
-        );
-        assert_eq!(recno(floor.as_bytes()), Some(73));
-        let value: serde_json::Value = serde_json::from_str(&floor).unwrap();
-        let floor_mp = rmp_serde::to_vec_named(&value).unwrap();
-        assert_eq!(recno(&floor_mp), Some(73));
+        assert_eq!(line, b"S3,118.25,1,1763830000123,73\n");
         assert!(is_update(json) && is_update(&mp) && !is_update(br#"{"type":"snapshot"}"#));
     }
 }
