@@ -281,7 +281,7 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_swaps_under_load_lose_and_repeat_nothing() {
-    const TRADES: u64 = 20_000;
+    const TRADES: u64 = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let host = Host::demo(
         dir.path(),

@@ -76,11 +76,28 @@ function autoSelect() {
 
 // ---------- topic list ----------
 
+// Every topic, page by page (the server sends at most 1,000 per page by
+// default), up to MAX_TOPICS; null if the host did not answer.
+const MAX_TOPICS = 20000;
+async function fetchTopics() {
+  const topics = [];
+  let after = null;
+  do {
+    const query = after === null ? '' : `&after=${encodeURIComponent(after)}`;
+    const r = await fetch(`/api/topics?limit=5000${query}`, { cache: 'no-store' });
+    if (!r.ok) return null;
+    const page = await r.json();
+    topics.push(...(page.topics ?? []));
+    after = page.next ?? null;
+  } while (after !== null && topics.length < MAX_TOPICS);
+  return topics;
+}
+
 async function pollTopics() {
   try {
-    const r = await fetch('/api/topics', { cache: 'no-store' });
-    if (r.ok) {
-      allTopics = (await r.json()).topics ?? [];
+    const topics = await fetchTopics();
+    if (topics !== null) {
+      allTopics = topics;
       allTopics.sort((a, b) => a.name.localeCompare(b.name));
       if (!autoSelected && allTopics.length > 0) {
         autoSelected = true;

@@ -274,6 +274,31 @@ impl Hub {
         out
     }
 
+    /// One page of the topics sorted by name: those that start with `prefix` and
+    /// sort after `after`, at most `limit` of them; and whether more follow. One
+    /// pass over the names, and topic details only for the page.
+    pub fn topics_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<TopicInfo>, bool) {
+        let mut page: Vec<Arc<Topic>> = self
+            .read()
+            .topics
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix) && after.is_none_or(|a| &***name > a))
+            .map(|(_, t)| t.clone())
+            .collect();
+        let more = page.len() > limit;
+        if more {
+            page.select_nth_unstable_by(limit, |a, b| a.name.cmp(&b.name));
+            page.truncate(limit);
+        }
+        page.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        (page.iter().map(|t| info(t)).collect(), more)
+    }
+
     /// Attaches `sub` to an existing topic (idempotent: an existing slot of the same
     /// subscriber is returned). `None` if the topic does not exist.
     pub fn attach(&self, topic: &str, sub: &Arc<dyn Subscriber>) -> Option<Arc<Slot>> {

@@ -1,9 +1,10 @@
 //! `GET /api/topics` and `GET /api/topics/{*topic}`: topic state over plain HTTP.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::ServerState;
@@ -14,11 +15,45 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: impl Into<Stri
     (status, Json(body)).into_response()
 }
 
-/// Every topic with its position, field count and last update time.
-pub(crate) async fn list(State(state): State<ServerState>) -> Response {
-    let topics: Vec<_> = state
+/// Topics a page holds unless `limit` says otherwise.
+pub const DEFAULT_PAGE: usize = 1_000;
+/// The largest page.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The query of `GET /api/topics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ListQuery {
+    /// Only topics whose name starts with this.
+    prefix: String,
+    /// Only topics whose name sorts after this (the `next` of the previous page).
+    after: Option<String>,
+    /// At most this many topics (1 to [`MAX_PAGE`]; default [`DEFAULT_PAGE`]).
+    limit: Option<usize>,
+}
+
+/// A page of topics sorted by name, each with its position, field count and last
+/// update time; `next` is the `after` of the next page, `null` on the last one.
+pub(crate) async fn list(
+    State(state): State<ServerState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |message: String| json_error(StatusCode::BAD_REQUEST, "bad_query", message);
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad(format!("query string: {}", e.body_text())),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return bad(format!("limit: {limit}: expected 1 to {MAX_PAGE}"));
+    }
+    let (page, more) = state
         .hub()
-        .topics()
+        .topics_page(&query.prefix, query.after.as_deref(), limit);
+    let next = more
+        .then(|| page.last().map(|t| t.name.to_string()))
+        .flatten();
+    let topics: Vec<_> = page
         .into_iter()
         .map(|t| {
             json!({
@@ -31,7 +66,7 @@ pub(crate) async fn list(State(state): State<ServerState>) -> Response {
             })
         })
         .collect();
-    Json(json!({ "topics": topics })).into_response()
+    Json(json!({ "topics": topics, "next": next })).into_response()
 }
 
 /// One topic's current state and position; 404 naming the topic if unknown.

@@ -51,3 +51,75 @@ async fn health_and_readiness() {
     assert_eq!(http_get(server.addr, "/readyz").await.0, 503);
     assert_eq!(http_get(server.addr, "/healthz").await.0, 200);
 }
+
+/// Every page of `GET /api/topics?<query>&limit=<limit>`, following `next`.
+async fn pages(server: &TestServer, query: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/api/topics?limit={limit}{query}");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let (status, body) = http_get(server.addr, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<String> = v["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect();
+        pages.push(names);
+        match v["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return pages,
+        }
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_topics_are_listed_in_pages() {
+    let server = TestServer::default().await;
+    let mut names: Vec<String> = (0..10_000).map(|i| format!("sym/S{i}")).collect();
+    names.extend((0..50).map(|i| format!("other/T{i}")));
+    for name in &names {
+        server.publish(name, &[("n", num(1.0))], &[]);
+    }
+    names.sort();
+
+    // The default page is 1,000 topics; following `next` lists each topic once,
+    // in order, and the last page says there is no next one.
+    let (_, body) = http_get(server.addr, "/api/topics").await;
+    let first: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first["topics"].as_array().unwrap().len(), 1_000);
+    assert_eq!(first["next"], names[999].as_str());
+    let all = pages(&server, "", 3_000).await;
+    assert_eq!(
+        all.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3_000, 3_000, 3_000, 1_050]
+    );
+    assert_eq!(all.concat(), names);
+
+    // A prefix lists only its topics.
+    let other = pages(&server, "&prefix=other/", 20).await;
+    assert_eq!(other.len(), 3);
+    assert_eq!(
+        other.concat(),
+        names
+            .iter()
+            .filter(|n| n.starts_with("other/"))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+
+    // Limits are checked, and say what is allowed.
+    for bad in ["limit=0", "limit=10001", "limit=x", "color=red"] {
+        let (status, body) = http_get(server.addr, &format!("/api/topics?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "bad_query", "{bad}");
+    }
+    let (_, body) = http_get(server.addr, "/api/topics?limit=0").await;
+    assert!(body.contains("expected 1 to 10000"), "{body}");
+}
