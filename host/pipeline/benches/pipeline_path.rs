@@ -1,0 +1,183 @@
+//! The pipeline's cost per record, without a source or a server: chunks of CSV
+//! trades go through the real CSV collector, the field delta and (in the second
+//! case) the VWAP metric, and their changes to a publisher that counts them.
+//! Each iteration hands the pipeline one chunk of 100 trades over 8 or 1,000
+//! symbols (the last record on its own topic) and the measurement ends when the last
+//! record's change of the last chunk was published, so every record's work is
+//! inside it: collect, admit, metrics, coalesce, state, delta, publish.
+//!
+//! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-pipeline --bench pipeline_path`
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::sync::{Notify, mpsc};
+use wasmeter_core::change::TopicChange;
+use wasmeter_pipeline::{
+    Pipeline, PipelineConfig, PipelinePlugins, Publish, StateConfig, TopicStore,
+};
+use wasmeter_plugin::{
+    CollectorWorld, Compiled, DeltaWorld, MetricWorld, Runtime, RuntimeConfig, World,
+};
+use wasmeter_source::SystemReading;
+
+/// Trades per chunk.
+const TRADES: u64 = 100;
+
+/// Counts the changes of the topic that ends each chunk.
+#[derive(Default)]
+struct Ends {
+    seen: AtomicU64,
+    wake: Notify,
+}
+
+impl Publish for Ends {
+    fn publish(&self, change: TopicChange) {
+        if &*change.topic == "trades/END" {
+            self.seen.fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+}
+
+fn component(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/plugins/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
+/// Chunk `n`: 99 trades over `symbols` symbols, then one of `END` (a new price
+/// every chunk, so that its change is always published).
+fn chunk(n: u64, symbols: u64) -> Bytes {
+    let ts = 1_700_000_000_000 + n * TRADES;
+    let mut lines: String = (0..TRADES - 1)
+        .map(|i| {
+            let symbol = (n * TRADES + i) % symbols;
+            format!(
+                "S{symbol},{}.5,{},{}\n",
+                100 + (n + i) % 97,
+                1 + i % 3,
+                ts + i
+            )
+        })
+        .collect();
+    lines.push_str(&format!("END,{n},1,{}\n", ts + TRADES));
+    Bytes::from(lines)
+}
+
+async fn instance<W: World>(
+    plugin: &Compiled<W>,
+    name: &str,
+    config: &[(&str, &str)],
+) -> wasmeter_plugin::Instance<W> {
+    let config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    plugin.instantiate(name, config).await.expect("instantiate")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let (csv, vwap, delta) = rt.block_on(async {
+        (
+            runtime
+                .load::<CollectorWorld>(component("csv_collector"))
+                .await
+                .expect("build the plugins first: scripts/build-plugins.sh"),
+            runtime
+                .load::<MetricWorld>(component("vwap"))
+                .await
+                .unwrap(),
+            runtime
+                .load::<DeltaWorld>(component("field_delta"))
+                .await
+                .unwrap(),
+        )
+    });
+
+    let mut group = c.benchmark_group("pipeline_path");
+    group.throughput(Throughput::Elements(TRADES));
+    // 8 symbols: each chunk's trades coalesce into 8 topic changes (and their
+    // series); 1,000 symbols: nearly every trade is a topic change of its own.
+    // Last, for reference: no delta plugin (the host's exact difference).
+    let cases = [
+        (false, true, 8),
+        (true, true, 8),
+        (false, true, 1_000),
+        (true, true, 1_000),
+        (false, false, 1_000),
+    ];
+    for (with_metric, with_delta, symbols) in cases {
+        let plugins_label = match (with_metric, with_delta) {
+            (true, _) => "csv+vwap+field-delta",
+            (false, true) => "csv+field-delta",
+            (false, false) => "csv, exact delta",
+        };
+        let label = format!("{plugins_label}, 100 trades over {symbols} symbols");
+        let ends = Arc::new(Ends::default());
+        let (chunks, commands, pipeline) = rt.block_on(async {
+            let metrics = if with_metric {
+                vec![instance(&vwap, "vwap", &[("window_ms", "10000")]).await]
+            } else {
+                Vec::new()
+            };
+            let plugins = PipelinePlugins::new(
+                instance(&csv, "csv", &[]).await,
+                metrics,
+                match with_delta {
+                    true => Some(instance(&delta, "delta", &[]).await),
+                    false => None,
+                },
+            );
+            let store = TopicStore::new(&StateConfig::default(), |_| {});
+            let config = PipelineConfig {
+                topics: vec!["trades".into()],
+                ..PipelineConfig::new("bench")
+            };
+            let (pipeline, _) = Pipeline::restore(config, plugins, store, ends.clone())
+                .await
+                .unwrap();
+            let (chunks, chunks_rx) = mpsc::channel(64);
+            let (commands, commands_rx) = mpsc::channel(1);
+            let task = tokio::spawn(pipeline.run(Vec::new(), Some(chunks_rx), commands_rx));
+            (chunks, commands, task)
+        });
+        let mut sent = 0u64;
+        group.bench_function(&label, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let started = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let reading = SystemReading {
+                            source: "bench".into(),
+                            data: chunk(sent, symbols),
+                        };
+                        sent += 1;
+                        chunks.send(reading).await.unwrap();
+                    }
+                    while ends.seen.load(Ordering::Relaxed) < sent {
+                        ends.wake.notified().await;
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+        drop((chunks, commands));
+        rt.block_on(pipeline).unwrap();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
