@@ -27,7 +27,9 @@ if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then
     # Plugin call overhead per kind and instantiation need the real components.
     "$ROOT/scripts/build-plugins.sh" >&2
     cargo bench -p wasmeter-plugin --bench plugin_calls
-    # The pipeline's pause while a plugin is swapped, per kind.
+    # The pipeline's cost per record without source or server, and its pause
+    # while a plugin is swapped, per kind.
+    cargo bench -p wasmeter-pipeline --bench pipeline_path
     cargo bench -p wasmeter-pipeline --bench swap_pause
 fi
 echo "bench.sh: results in $OUT" >&2
