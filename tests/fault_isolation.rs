@@ -140,11 +140,10 @@ collector = "forger"
     host.stop();
 }
 
-#[tokio::test]
-async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let faulty = support::built_path("faulty_collector.wasm");
-    let config = csv_config(&format!(
+/// The trades pipeline and a pipeline `faulty` reading `faulty/*.log` with the
+/// faulty collector, checkpointing every `checkpoint_ms`.
+fn with_faulty_collector(checkpoint_ms: u64) -> String {
+    csv_config(&format!(
         r#"
 [plugins.faulty]
 path = "{}"
@@ -157,10 +156,16 @@ reconcile_interval_ms = 200
 [pipelines.faulty]
 sources = ["faulty"]
 collector = "faulty"
-checkpoint_interval_ms = 200
+checkpoint_interval_ms = {checkpoint_ms}
 "#,
-        faulty.display()
-    ));
+        support::built_path("faulty_collector.wasm").display()
+    ))
+}
+
+#[tokio::test]
+async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_faulty_collector(200);
     let host = Host::start(dir.path(), &config);
     std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
     let write = |text: &str| support::append(dir.path(), "../faulty/f.log", text);
@@ -230,24 +235,7 @@ fn produce_round(host: &Host, round: u64, files: &[&str], trades_per_round: u64)
 #[tokio::test]
 async fn a_collector_quarantined_under_load_holds_its_input_and_then_delivers_every_record_once() {
     let dir = tempfile::tempdir().unwrap();
-    let faulty = support::built_path("faulty_collector.wasm");
-    let config = csv_config(&format!(
-        r#"
-[plugins.faulty]
-path = "{}"
-
-[sources.faulty]
-type = "file"
-include = ["faulty/*.log"]
-reconcile_interval_ms = 200
-
-[pipelines.faulty]
-sources = ["faulty"]
-collector = "faulty"
-checkpoint_interval_ms = 100
-"#,
-        faulty.display()
-    ));
+    let config = with_faulty_collector(100);
     std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
     let host = std::sync::Arc::new(Host::start(dir.path(), &config));
     let files = ["a", "b", "c", "d"];

@@ -10,7 +10,8 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,10 +22,10 @@ use wasmeter_core::change::TopicChange;
 use wasmeter_pipeline::{
     Pipeline, PipelineConfig, PipelinePlugins, Publish, StateConfig, TopicStore,
 };
-use wasmeter_plugin::{
-    CollectorWorld, Compiled, DeltaWorld, MetricWorld, Runtime, RuntimeConfig, World,
-};
+use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 use wasmeter_source::SystemReading;
+
+use support::{component, instance};
 
 /// Trades per chunk.
 const TRADES: u64 = 100;
@@ -45,12 +46,6 @@ impl Publish for Ends {
     }
 }
 
-fn component(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/plugins/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"))
-}
-
 /// Chunk `n`: 99 trades over `symbols` symbols, then one of `END` (a new price
 /// every chunk, so that its change is always published).
 fn chunk(n: u64, symbols: u64) -> Bytes {
@@ -68,18 +63,6 @@ fn chunk(n: u64, symbols: u64) -> Bytes {
         .collect();
     lines.push_str(&format!("END,{n},1,{}\n", ts + TRADES));
     Bytes::from(lines)
-}
-
-async fn instance<W: World>(
-    plugin: &Compiled<W>,
-    name: &str,
-    config: &[(&str, &str)],
-) -> wasmeter_plugin::Instance<W> {
-    let config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    plugin.instantiate(name, config).await.expect("instantiate")
 }
 
 fn bench(c: &mut Criterion) {

@@ -12,7 +12,8 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,21 +26,15 @@ use wasmeter_pipeline::{
     Command, Pipeline, PipelineConfig, PipelinePlugins, Publish, Replacement, StateConfig, Swapped,
     TopicStore,
 };
-use wasmeter_plugin::{
-    CollectorWorld, Compiled, DeltaWorld, MetricWorld, Runtime, RuntimeConfig, World,
-};
+use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 use wasmeter_source::SystemReading;
+
+use support::{component, instance};
 
 struct Discard;
 
 impl Publish for Discard {
     fn publish(&self, _: TopicChange) {}
-}
-
-fn component(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/plugins/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"))
 }
 
 /// 100 CSV trades over 8 symbols, stamped from `ts` on, 1 ms apart.
@@ -48,18 +43,6 @@ fn chunk(ts: i64) -> Bytes {
         .map(|i| format!("S{},{}.5,{},{}\n", i % 8, 100 + i % 7, 1 + i % 3, ts + i))
         .collect();
     Bytes::from(lines)
-}
-
-async fn instance<W: World>(
-    plugin: &Compiled<W>,
-    name: &str,
-    config: &[(&str, &str)],
-) -> wasmeter_plugin::Instance<W> {
-    let config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    plugin.instantiate(name, config).await.expect("instantiate")
 }
 
 fn bench(c: &mut Criterion) {
