@@ -22,10 +22,9 @@ use wasmeter_core::change::TopicChange;
 use wasmeter_pipeline::{
     Pipeline, PipelineConfig, PipelinePlugins, Publish, StateConfig, TopicStore,
 };
-use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 use wasmeter_source::SystemReading;
 
-use support::{component, instance};
+use support::{Plugins, instance, setup};
 
 /// Trades per chunk.
 const TRADES: u64 = 100;
@@ -66,28 +65,7 @@ fn chunk(n: u64, symbols: u64) -> Bytes {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let (csv, vwap, delta) = rt.block_on(async {
-        (
-            runtime
-                .load::<CollectorWorld>(component("csv_collector"))
-                .await
-                .expect("build the plugins first: scripts/build-plugins.sh"),
-            runtime
-                .load::<MetricWorld>(component("vwap"))
-                .await
-                .unwrap(),
-            runtime
-                .load::<DeltaWorld>(component("field_delta"))
-                .await
-                .unwrap(),
-        )
-    });
+    let (rt, Plugins { csv, vwap, delta }) = setup();
 
     let mut group = c.benchmark_group("pipeline_path");
     group.throughput(Throughput::Elements(TRADES));

@@ -26,10 +26,9 @@ use wasmeter_pipeline::{
     Command, Pipeline, PipelineConfig, PipelinePlugins, Publish, Replacement, StateConfig, Swapped,
     TopicStore,
 };
-use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 use wasmeter_source::SystemReading;
 
-use support::{component, instance};
+use support::{Plugins, instance, setup};
 
 struct Discard;
 
@@ -46,28 +45,7 @@ fn chunk(ts: i64) -> Bytes {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let (csv, vwap, delta) = rt.block_on(async {
-        (
-            runtime
-                .load::<CollectorWorld>(component("csv_collector"))
-                .await
-                .unwrap(),
-            runtime
-                .load::<MetricWorld>(component("vwap"))
-                .await
-                .unwrap(),
-            runtime
-                .load::<DeltaWorld>(component("field_delta"))
-                .await
-                .unwrap(),
-        )
-    });
+    let (rt, Plugins { csv, vwap, delta }) = setup();
     // A 10 s VWAP window over ~100k trades/s offered. VWAP keeps per-time-bucket
     // sums (60 buckets per series), so its state stays a few KB however busy.
     let vwap_config = [("window_ms", "10000")];

@@ -3,7 +3,42 @@
 
 use std::path::PathBuf;
 
-use wasmeter_plugin::{Compiled, Instance, World};
+use wasmeter_plugin::{
+    CollectorWorld, Compiled, DeltaWorld, Instance, MetricWorld, Runtime, RuntimeConfig, World,
+};
+
+/// The plugins the benches run, compiled.
+pub struct Plugins {
+    /// The CSV collector.
+    pub csv: Compiled<CollectorWorld>,
+    /// The VWAP metric.
+    pub vwap: Compiled<MetricWorld>,
+    /// The field delta.
+    pub delta: Compiled<DeltaWorld>,
+}
+
+/// A 2-worker runtime, like the machine the benchmarks are written for, and the
+/// plugins loaded on it.
+pub fn setup() -> (tokio::runtime::Runtime, Plugins) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let plugins = rt.block_on(async {
+        let missing = "build the plugins first: scripts/build-plugins.sh";
+        Plugins {
+            csv: runtime
+                .load(component("csv_collector"))
+                .await
+                .expect(missing),
+            vwap: runtime.load(component("vwap")).await.expect(missing),
+            delta: runtime.load(component("field_delta")).await.expect(missing),
+        }
+    });
+    (rt, plugins)
+}
 
 /// A component built by `scripts/build-plugins.sh`.
 pub fn component(name: &str) -> PathBuf {

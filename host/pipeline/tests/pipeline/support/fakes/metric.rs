@@ -81,21 +81,7 @@ impl FakeMetric {
 }
 
 impl PluginCalls for FakeMetric {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn info(&self) -> &PluginInfo {
-        &self.info
-    }
-
-    fn limits(&self) -> &PluginLimits {
-        &self.limits
-    }
-
-    fn health_handle(&self) -> HealthHandle {
-        self.health.clone()
-    }
+    identity!();
 
     fn record_failure(&mut self, message: &str) {
         let _ = self

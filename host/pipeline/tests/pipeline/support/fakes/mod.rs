@@ -7,6 +7,28 @@
 //! without a comma is a malformed record. Every record of a successful call is
 //! counted in a [`Ledger`] shared by all versions of the collector.
 
+/// The `PluginCalls` accessors of a fake with the fields `name`, `info`, `limits`
+/// and `health`.
+macro_rules! identity {
+    () => {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn info(&self) -> &PluginInfo {
+            &self.info
+        }
+
+        fn limits(&self) -> &PluginLimits {
+            &self.limits
+        }
+
+        fn health_handle(&self) -> HealthHandle {
+            self.health.clone()
+        }
+    };
+}
+
 mod collector;
 mod delta;
 mod metric;
