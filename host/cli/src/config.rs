@@ -291,7 +291,8 @@ pub struct FileSourceSection {
     /// Interval of the full rescan (inotify is a hint, not the truth).
     #[serde(default = "default_reconcile_ms")]
     pub reconcile_interval_ms: u64,
-    /// Largest chunk handed to the collector.
+    /// Largest chunk read at once; the pipeline hands it to the collector in calls
+    /// sized to the collector's output limits and deadline.
     #[serde(default = "default_chunk_bytes")]
     pub max_chunk_bytes: usize,
     /// A longer line is skipped and reported.
