@@ -48,6 +48,7 @@ pub struct ServerConfig {
     pub client_timeout_ms: u64,
     /// A batch write (at most `write_batch_bytes`) that does not complete within
     /// this is the last resort: the connection is closed as a slow consumer (4003).
+    /// An SSE stream or HTTP response whose write waits this long is dropped.
     pub write_timeout_ms: u64,
     /// How long the server waits for the client's reply to a close frame.
     pub close_timeout_ms: u64,

@@ -23,11 +23,13 @@
 //! - `ws`: `GET /ws`, the connection loop, heartbeats, batch writes.
 //! - `ws_close`: why a connection ends, close codes, the close handshake.
 //! - `sse`: `GET /sse`, event ids that resume.
-//! - `rest`: `GET /api/topics`, `GET /api/topics/{*topic}`.
+//! - `rest`: `GET /api/topics` (paged), `GET /api/topics/{*topic}`.
 //! - `health`: `GET /healthz`, `GET /readyz`.
 //! - `metrics`: counters ([`MetricsSnapshot`]).
 //! - `listen`: accepting connections, the plain HTTP limit, the header-read
 //!   timeout, socket options.
+//! - `write_watch`: since when a connection's writes wait (slow HTTP and SSE
+//!   consumers are dropped after `write_timeout_ms`).
 //! - `shutdown`: [`serve`] and graceful shutdown.
 //!
 //! ```no_run
@@ -58,6 +60,7 @@ mod rest;
 mod shutdown;
 mod sse;
 mod state;
+mod write_watch;
 mod ws;
 mod ws_close;
 

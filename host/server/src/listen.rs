@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::metrics::Event;
 use crate::state::{HttpSlot, ServerState};
+use crate::write_watch::WriteWatch;
 
 /// The response a connection over `max_http_connections` gets before it is
 /// closed, built once per server.
@@ -93,8 +95,11 @@ pub(crate) async fn accept_loop(
 }
 
 /// Serves one connection until it ends (or is upgraded), then gives its slot
-/// back. At shutdown it ends gracefully: the request in progress is answered,
-/// then the connection closes; one still busy after `write_timeout_ms` is dropped.
+/// back. A response (an SSE stream above all) whose write waits for room in the
+/// socket longer than `write_timeout_ms` is a slow consumer: the connection is
+/// dropped (a WebSocket, once upgraded, has its own). At shutdown it ends
+/// gracefully: the request in progress is answered, then the connection closes;
+/// one still busy after `write_timeout_ms` is dropped.
 fn serve_connection(
     builder: &http1::Builder,
     tcp: TcpStream,
@@ -107,14 +112,24 @@ fn serve_connection(
         req.extensions_mut().insert(request_slot.clone());
         tower_service::Service::call(&mut app.clone(), req)
     });
+    let tcp = WriteWatch::new(tcp);
+    let blocked = tcp.blocked();
     let conn = builder
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();
     async move {
         let stop = state.shutdown_token();
+        let write_timeout = state.config().write_timeout();
         let mut conn = std::pin::pin!(conn);
         tokio::select! {
             result = conn.as_mut() => log_end(result),
+            _ = blocked.longer_than(write_timeout) => {
+                state.inner.metrics.record(Event::SlowConsumer);
+                tracing::debug!(
+                    waited_ms = write_timeout.as_millis() as u64,
+                    "http connection dropped: a slow consumer, its writes waited too long"
+                );
+            }
             _ = stop.cancelled() => {
                 conn.as_mut().graceful_shutdown();
                 match tokio::time::timeout(state.config().write_timeout(), conn).await {

@@ -242,7 +242,7 @@ pub const SERVER_CONFLATIONS: MetricDef = counter(
 /// Slow-consumer disconnects (the only drop).
 pub const SERVER_SLOW_CONSUMER_DISCONNECTS: MetricDef = counter(
     "wasmeter_server_slow_consumer_disconnects",
-    "Connections closed because writes stalled (4003).",
+    "Connections closed because writes stalled (WebSocket 4003, SSE and HTTP dropped).",
 );
 /// Heartbeat timeouts.
 pub const SERVER_HEARTBEAT_TIMEOUTS: MetricDef = counter(

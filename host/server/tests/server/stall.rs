@@ -126,3 +126,61 @@ async fn a_reader_stalled_past_the_heartbeat_timeout_with_a_full_socket_is_confl
     assert!(m.conflations >= 1, "{m:?}");
     ws.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_reader_whose_socket_stays_full_is_dropped_after_the_write_timeout() {
+    let cfg = ServerConfig {
+        write_timeout_ms: 500,
+        ..config()
+    };
+    let server = TestServer::start(cfg, HubConfig::default()).await;
+    publish_one(&server, "stall/t", 0);
+    // A reader that sends its request and then never reads, with a small buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(CLIENT_RECV_BUFFER).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stalled,
+        b"GET /sse?topics=stall/t HTTP/1.0\r\nHost: test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // And one that reads everything, in a task of its own; it reports the
+    // latest `n` it holds.
+    let mut reading = Sse::connect(server.addr, "/sse?topics=stall/t", None).await;
+    assert_eq!(reading.status, 200);
+    let (latest_tx, mut latest) = tokio::sync::watch::channel(0.0);
+    let reader = tokio::spawn(async move {
+        while let Some(ev) = reading.next().await {
+            assert_ne!(ev.event, "error", "{:?}", ev.data);
+            let n = ev.data["delta"]["n"]
+                .as_f64()
+                .or_else(|| ev.data["state"]["n"].as_f64());
+            if let Some(n) = n {
+                latest_tx.send_replace(n);
+            }
+        }
+    });
+
+    // Updates keep coming: the stalled reader's socket fills, and its write then
+    // waits past the timeout.
+    let mut i = 1;
+    let start = Instant::now();
+    while server.state.metrics().slow_consumer_disconnects == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the stalled SSE reader was never dropped"
+        );
+        publish_one(&server, "stall/t", i);
+        i += 1;
+        tokio::task::yield_now().await;
+    }
+    // Only the stalled one: the reader still gets updates.
+    publish_one(&server, "stall/t", i);
+    tokio::time::timeout(WAIT, latest.wait_for(|n| *n == i as f64))
+        .await
+        .expect("the reading SSE client got the last update")
+        .unwrap();
+    assert_eq!(server.state.metrics().slow_consumer_disconnects, 1);
+    reader.abort();
+}
