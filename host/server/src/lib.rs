@@ -24,6 +24,7 @@
 //! - `ws_close`: why a connection ends, close codes, the close handshake.
 //! - `sse`: `GET /sse`, event ids that resume.
 //! - `rest`: `GET /api/topics` (paged), `GET /api/topics/{*topic}`.
+//! - `errors`: every error answer as JSON, axum's own rejections included.
 //! - `health`: `GET /healthz`, `GET /readyz`.
 //! - `metrics`: counters ([`MetricsSnapshot`]).
 //! - `listen`: accepting connections, the plain HTTP limit, the header-read
@@ -52,6 +53,7 @@ mod client;
 mod commands;
 pub mod config;
 mod deliver;
+mod errors;
 mod health;
 mod listen;
 pub mod metrics;

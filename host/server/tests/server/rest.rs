@@ -123,3 +123,53 @@ async fn ten_thousand_topics_are_listed_in_pages() {
     let (_, body) = http_get(server.addr, "/api/topics?limit=0").await;
     assert!(body.contains("expected 1 to 10000"), "{body}");
 }
+
+/// Sends a raw HTTP/1.0 request; returns the status, the head and the body.
+async fn raw_request(server: &TestServer, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn every_error_is_a_json_error_even_axums_own() {
+    let server = TestServer::default().await;
+    let cases = [
+        ("GET /no/such/path HTTP/1.0\r\n\r\n", 404, "not_found"),
+        (
+            "POST /api/topics HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+            405,
+            "method_not_allowed",
+        ),
+        ("GET /sse?topics=%ZZ HTTP/1.0\r\n\r\n", 400, "bad_request"),
+        ("GET /ws HTTP/1.0\r\n\r\n", 400, "bad_request"),
+    ];
+    for (request, status, code) in cases {
+        let (got, head, body) = raw_request(&server, request).await;
+        assert_eq!(got, status, "{request:?}: {head}\n{body}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "{request:?}: {head}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(v["error"]["code"], code, "{request:?}: {body}");
+        assert!(
+            !v["error"]["message"].as_str().unwrap().is_empty(),
+            "{request:?}: {body}"
+        );
+    }
+    // The server's own JSON errors are left as they are.
+    let (status, _, body) = raw_request(&server, "GET /api/topics/no/such HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 404);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "unknown_topic");
+}
