@@ -244,6 +244,19 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
         assert!(notice["error"].as_str().unwrap().contains(why), "{notice}");
     }
 
+    // A delta plugin whose own `apply` does not reproduce the state from its diff
+    // (the faulty delta never reports removed fields) fails its smoke test.
+    let delta_before = summary(&host, "delta").await;
+    let faulty_delta = write("faulty_delta.wasm", &built("faulty_delta.wasm"));
+    let out = host.cli(&["plugin", "swap", "delta", &faulty_delta]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the faulty delta was accepted");
+    assert!(
+        stderr.contains("smoke test: its apply of its own diff gives"),
+        "{stderr}"
+    );
+    assert_eq!(summary(&host, "delta").await["hash"], delta_before["hash"]);
+
     // A wrong name and a path outside the plugins directory are refused too.
     let out = host.cli(&["plugin", "swap", "nope", &cases[0].0]);
     let stderr = String::from_utf8_lossy(&out.stderr);

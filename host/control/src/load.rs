@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use wasmeter_core::field::TopicState;
+use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::plugin::PluginKind;
 use wasmeter_core::sample::Sample;
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
-use wasmeter_plugin::{CallError, LoadError, LoadedPlugin, Runtime, World};
+use wasmeter_plugin::{CallError, DeltaWorld, LoadError, LoadedPlugin, Runtime, World};
 
 use crate::registry::{Origin, PluginEntry, Version};
 use crate::spec::{HostSpec, PipelineDef, PluginCode, PluginDef};
@@ -120,8 +120,9 @@ pub async fn instantiate_pipeline(
 }
 
 /// Builds an instance of `entry`'s current version for a swap: instantiated,
-/// initialised with its config, and smoke-tested with one call on empty input, all
-/// before any pipeline is touched.
+/// initialised with its config, and smoke-tested (one call on empty input; for a
+/// delta plugin, a diff checked with its own `apply`), all before any pipeline is
+/// touched.
 pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
     let smoke = |e: CallError| format!("smoke test: {e}");
     Ok(match &entry.current.loaded {
@@ -137,11 +138,42 @@ pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
         }
         LoadedPlugin::Delta(_) => {
             let mut i = instance(entry).await?;
-            let empty = TopicState::default();
-            i.diff("wasmeter:smoke-test", &empty, &empty)
-                .await
-                .map_err(smoke)?;
+            smoke_delta(&mut i).await?;
             Replacement::delta(i)
         }
     })
+}
+
+/// A delta plugin's smoke test: its diff between two small states, applied to
+/// the first by its own `apply`, must give the second (the check `apply` exists
+/// for). The changes are large, so that no tolerance of the plugin hides them.
+async fn smoke_delta(i: &mut wasmeter_plugin::Instance<DeltaWorld>) -> Result<(), String> {
+    let smoke = |e: CallError| format!("smoke test: {e}");
+    let state = |fields: [(&str, FieldValue); 3]| -> TopicState {
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    };
+    let previous = state([
+        ("open", FieldValue::Flag(true)),
+        ("price", FieldValue::Number(100.0)),
+        ("side", FieldValue::Text("buy".into())),
+    ]);
+    let current = state([
+        ("price", FieldValue::Number(1.0e9)),
+        ("qty", FieldValue::Number(2.0)),
+        ("side", FieldValue::Text("sell".into())),
+    ]);
+    let delta = i
+        .diff("wasmeter:smoke-test", &previous, &current)
+        .await
+        .map_err(smoke)?;
+    let applied = i.apply(&previous, &delta).await.map_err(smoke)?;
+    if applied != current {
+        return Err(format!(
+            "smoke test: its apply of its own diff gives {applied:?}, not the new state {current:?}"
+        ));
+    }
+    Ok(())
 }
