@@ -453,10 +453,38 @@ async fn a_replaced_plugin_file_is_hot_reloaded_and_can_be_rolled_back() {
     host.append("t.csv", "ETH,11,1,2\n");
     assert_eq!(count(&host, "trades/ETH", 2.0).await, 2.0);
 
+    // A file removed, then copied in slowly (two writes 400 ms apart): only the
+    // finished file is loaded; the half-written one is never tried.
+    let mut notices = Client::connect(&host.addr, "json").await;
+    notices.subscribe(&["_wasmeter/plugins/csv"]).await;
+    notices.next_for("snapshot", "_wasmeter/plugins/csv").await;
+    std::fs::remove_file(plugins.join("csv.wasm")).unwrap();
+    let slow = variant(&original, "slow");
+    let (head, tail) = slow.split_at(slow.len() / 2);
+    let mut copy = std::fs::File::create(plugins.join("csv.wasm")).unwrap();
+    std::io::Write::write_all(&mut copy, head).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::io::Write::write_all(&mut copy, tail).unwrap();
+    drop(copy);
+    let copied = wait_for(&host, "csv", |s| s["swaps"] == 2).await;
+    let hash = copied["hash"].as_str().unwrap()[..16].to_string();
+    loop {
+        let notice = notices.next_for("update", "_wasmeter/plugins/csv").await;
+        let delta = &notice["delta"];
+        assert_ne!(
+            delta["event"], "reloaded-failed",
+            "a half-written file was tried: {notice}"
+        );
+        if delta["hash"] == hash.as_str() {
+            break;
+        }
+    }
+    assert_eq!(copied["state"], "active", "{copied}");
+
     // A corrupt file written in place: refused, the running version stays.
     std::fs::write(plugins.join("csv.wasm"), b"not wasm").unwrap();
     let failed = wait_for(&host, "csv", |s| s["state"] == "failed").await;
-    assert_eq!(failed["hash"], reloaded["hash"]);
+    assert_eq!(failed["hash"], copied["hash"]);
     assert!(
         failed["last_error"]
             .as_str()
@@ -466,7 +494,7 @@ async fn a_replaced_plugin_file_is_hot_reloaded_and_can_be_rolled_back() {
     host.append("t.csv", "ETH,12,1,3\n");
     assert_eq!(count(&host, "trades/ETH", 3.0).await, 3.0);
 
-    // Roll back to the first version through the CLI; its state carries over too.
+    // Roll back to the version before through the CLI; its state carries over too.
     let out = host.cli(&["plugin", "rollback", "csv"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -475,7 +503,7 @@ async fn a_replaced_plugin_file_is_hot_reloaded_and_can_be_rolled_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("rolled back csv:"), "{stdout}");
-    assert_eq!(summary(&host, "csv").await["hash"], first);
+    assert_eq!(summary(&host, "csv").await["hash"], reloaded["hash"]);
     host.append("t.csv", "ETH,13,1,4\n");
     assert_eq!(count(&host, "trades/ETH", 4.0).await, 4.0);
 

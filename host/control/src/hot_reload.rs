@@ -3,8 +3,8 @@
 //! off the data path, initialised, smoke-tested and swapped in; or refused, with
 //! the old version still running.
 //!
-//! Only finished writes count (`IN_CLOSE_WRITE`, creation, rename), so a copy in
-//! progress is never loaded half-written; a short quiet period folds the bursts of
+//! Only finished writes count (`IN_CLOSE_WRITE`, a rename onto the file), so a
+//! copy in progress is never loaded half-written; a short quiet period folds the bursts of
 //! events one replacement makes into one reload, and the content hash tells a real
 //! change from a touch.
 
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -72,12 +72,18 @@ pub async fn watch(supervisor: Arc<Supervisor>, stop: CancellationToken) {
 }
 
 /// Whether an event means a file now has its final content.
+///
+/// Only a write that was closed (`IN_CLOSE_WRITE`) or a rename onto the path.
+/// Not a creation: a copy creates the file first and writes it afterwards, and
+/// a slow copy would be tried half-written; its close comes when it is done.
+/// Not a rename away from the path either.
 fn finished_write(kind: &EventKind) -> bool {
     matches!(
         kind,
         EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Create(_)
-            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Modify(ModifyKind::Name(
+                RenameMode::To | RenameMode::Both | RenameMode::Any
+            ))
     )
 }
 
