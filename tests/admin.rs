@@ -257,6 +257,20 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
     );
     assert_eq!(summary(&host, "delta").await["hash"], delta_before["hash"]);
 
+    // A refused load is announced under the name it was to have.
+    let out = host.cli(&["plugin", "load", "junk", &cases[0].0]);
+    assert!(!out.status.success(), "garbage was loaded");
+    let notice = host
+        .wait_for_topic("_wasmeter/plugins/junk", |s| s["event"] == "load-failed")
+        .await;
+    assert!(
+        notice["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{notice}"
+    );
+
     // A wrong name and a path outside the plugins directory are refused too.
     let out = host.cli(&["plugin", "swap", "nope", &cases[0].0]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -177,6 +177,17 @@ async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
     // behind them in the same chunk, and those written later, must wait.
     write("error\nerror\nerror\nerror\nerror\nerror\nd\ne\n");
     wait_for_plugin(&host, "faulty", |p| p["state"] == "quarantined").await;
+    // The automatic quarantine is announced, with the failure that caused it.
+    let notice = host
+        .wait_for_topic("_wasmeter/plugins/faulty", |s| s["event"] == "quarantined")
+        .await;
+    assert!(
+        notice["error"]
+            .as_str()
+            .unwrap()
+            .contains("faulty plugin failed on purpose"),
+        "{notice}"
+    );
     write("f\ng\n");
     // Another pipeline is not held up.
     trades(&host, "t.csv", "BTC", 1, 3);
@@ -206,6 +217,8 @@ async fn a_quarantined_collector_pauses_its_input_and_loses_nothing() {
     let (status, body) = host.admin("POST", "/v1/plugins/faulty/release", None).await;
     assert_eq!(status, 200, "{body}");
     host.wait_for_topic("faulty/lines", |s| s["count"] == 10.0)
+        .await;
+    host.wait_for_topic("_wasmeter/plugins/faulty", |s| s["event"] == "released")
         .await;
     host.stop();
 }

@@ -26,6 +26,14 @@ impl Supervisor {
                 let result = this
                     .load_in(&mut inner, &name, source, config, pipelines)
                     .await;
+                // A refused load is announced under the name it was to have,
+                // unless that is another plugin's.
+                if let Err(error) = &result
+                    && !inner.plugins.contains_key(&name)
+                {
+                    tracing::error!(plugin = %name, %error, "plugin load refused");
+                    this.notice_failed_load(&name, &error.to_string());
+                }
                 (inner, result)
             },
         )

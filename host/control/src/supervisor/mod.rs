@@ -19,11 +19,13 @@
 //! - `changes`: swap, reload, rollback; `membership`: load, unload; `reload`:
 //!   a new spec; `apply`: what they share (read, compile, prepare, swap in or
 //!   undo); `ask`: commands to a pipeline and late answers; `outcome`: reports,
-//!   notices; `read` and `view`: what readers see; `running`: one pipeline.
+//!   notices; `health_watch`: announcing automatic quarantines; `read` and
+//!   `view`: what readers see; `running`: one pipeline.
 
 mod apply;
 mod ask;
 mod changes;
+mod health_watch;
 mod membership;
 mod outcome;
 mod read;
@@ -159,7 +161,7 @@ impl Supervisor {
         }
         let view = View::default();
         view.set_plugins(&plugins);
-        Ok(Self {
+        let supervisor = Self {
             core: Arc::new(Core {
                 shared,
                 view,
@@ -173,7 +175,9 @@ impl Supervisor {
                 closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
-        })
+        };
+        supervisor.watch_health();
+        Ok(supervisor)
     }
 
     /// Makes changes in progress give up (their callers get "shutting down") and

@@ -70,18 +70,34 @@ impl Supervisor {
     /// Publishes what happened to a plugin on `_wasmeter/plugins/<name>`.
     pub(super) fn notice(&self, entry: &PluginEntry, event: &str, error: Option<&str>) {
         let meta = entry.current.loaded.meta();
+        let version = (meta.info.version.as_str(), &meta.hash_hex()[..16]);
+        self.publish_notice(&entry.name, event, version, error);
+    }
+
+    /// Publishes `load-failed` for a plugin that never was loaded (no version).
+    pub(super) fn notice_failed_load(&self, name: &str, error: &str) {
+        self.publish_notice(name, "load-failed", ("", ""), Some(error));
+    }
+
+    fn publish_notice(
+        &self,
+        name: &str,
+        event: &str,
+        (version, hash): (&str, &str),
+        error: Option<&str>,
+    ) {
         let text = |s: &str| FieldValue::Text(s.to_string());
         let fields = BTreeMap::from([
             ("event".to_string(), text(event)),
-            ("version".to_string(), text(&meta.info.version)),
-            ("hash".to_string(), text(&meta.hash_hex()[..16])),
+            ("version".to_string(), text(version)),
+            ("hash".to_string(), text(hash)),
             ("error".to_string(), text(error.unwrap_or(""))),
             (
                 "at_ms".to_string(),
                 FieldValue::Number(unix_now_ms() as f64),
             ),
         ]);
-        let topic = format!("_wasmeter/plugins/{}", entry.name).into();
+        let topic = format!("_wasmeter/plugins/{name}").into();
         publish_fields(
             &self.shared.store,
             self.shared.publisher.as_ref(),

@@ -71,7 +71,8 @@ impl Supervisor {
             }
         }
         tracing::info!(plugin = %name, quarantined = on, instances = instances.len(), "quarantine changed");
-        self.notice(entry, if on { "quarantined" } else { "released" }, None);
+        let by_admin = on.then_some("quarantined by an admin");
+        self.announce_quarantine(entry, on, by_admin, true);
         Ok(entry.summary(&instances))
     }
 

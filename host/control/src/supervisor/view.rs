@@ -96,6 +96,8 @@ pub(crate) struct View {
     plugins: RwLock<Arc<BTreeMap<String, PluginEntry>>>,
     activity: Mutex<Option<Activity>>,
     unanswered: Mutex<BTreeMap<String, Unanswered>>,
+    /// Whether each plugin's last announcement said it is quarantined.
+    quarantine_announced: Mutex<BTreeMap<String, bool>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -151,6 +153,14 @@ impl View {
         if map.get(pipeline).is_some_and(|u| u.id == id) {
             map.remove(pipeline);
         }
+    }
+
+    /// Records that `plugin` is announced (un)quarantined; false if that is what
+    /// was announced last (a plugin never announced counts as not quarantined).
+    pub fn announce_quarantine(&self, plugin: &str, quarantined: bool) -> bool {
+        let mut map = lock(&self.quarantine_announced);
+        let before = map.insert(plugin.to_string(), quarantined).unwrap_or(false);
+        before != quarantined
     }
 
     /// What `GET /v1/plugins` shows.
