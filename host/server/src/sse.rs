@@ -80,6 +80,12 @@ pub(crate) async fn handler(
         .into_iter()
         .filter(|(t, _)| patterns.iter().any(|p| p.matches(t)))
         .collect();
+    // The resumed topics keep their positions in the ids to come, also those
+    // without a new event, so that the next resume replays them too.
+    let seed: BTreeMap<Arc<str>, (Arc<str>, u64)> = since
+        .iter()
+        .map(|(t, p)| (t.as_str().into(), (p.epoch.as_str().into(), p.seq)))
+        .collect();
     let since = (!since.is_empty()).then_some(since);
     let req = match check_subscribe(None, topics, fields, rate, since, &limits) {
         Ok(r) => r,
@@ -105,7 +111,7 @@ pub(crate) async fn handler(
     }
     let conn = SseConn {
         client,
-        positions: BTreeMap::new(),
+        positions: seed,
         next_ping: Instant::now() + state.config().ping_interval(),
         state,
         _permit: permit,
