@@ -91,3 +91,60 @@ fn the_example_config_is_valid() {
     let config = wasmeter::config::Config::load(&path).unwrap();
     assert_eq!(config.pipelines.len(), 3);
 }
+
+#[test]
+fn a_missing_config_file_says_so_once() {
+    let (ok, _, stderr) = wasmeter(&["serve", "--config", "/nonexistent/wasmeter.toml"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read config /nonexistent/wasmeter.toml"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_taken_port_fails_the_start_before_any_pipeline_runs() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (listen_flag, key) in [
+        ("--listen", "server.listen"),
+        ("--admin-listen", "admin.listen"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("feed")).unwrap();
+        std::fs::write(dir.path().join("feed/t.csv"), "BTC,100,1,1\n").unwrap();
+        let config = dir.path().join("wasmeter.toml");
+        std::fs::write(
+            &config,
+            "data_dir = \"data\"\n[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [plugins.csv]\nbuiltin = \"csv-collector\"\n[sources.t]\ntype = \"file\"\n\
+             include = [\"feed/*.csv\"]\n[pipelines.trades]\nsources = [\"t\"]\ncollector = \"csv\"\n",
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let (ok, _, stderr) = wasmeter(&[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            listen_flag,
+            &addr,
+        ]);
+        assert!(!ok, "{listen_flag}: started on a taken port");
+        assert!(
+            stderr.contains(&format!("{key}: cannot listen on {addr}")),
+            "{listen_flag}: {stderr}"
+        );
+        // No pipeline ran: none started, nothing was checkpointed.
+        assert!(
+            !stderr.contains("pipeline started"),
+            "{listen_flag}: {stderr}"
+        );
+        let checkpoint = dir.path().join("data/checkpoints/trades.checkpoint");
+        assert!(!checkpoint.exists(), "{listen_flag}: a pipeline ran");
+    }
+}

@@ -16,12 +16,12 @@ use wasmeter_control::known;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a separate cause: it would be printed twice).
+        cause: std::io::Error,
     },
     /// The TOML did not parse or did not fit the schema.
     #[error("{origin}: {message}")]
@@ -391,9 +391,9 @@ impl PipelineSection {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         // Absolute, so that paths in errors, checkpoints and file events all agree.
         let parent = path

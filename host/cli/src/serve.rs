@@ -79,6 +79,13 @@ pub async fn serve(
     } else {
         None
     };
+    // Both listeners before anything starts: a port that is taken fails the start
+    // before a pipeline has read a record.
+    let listener = bind(&config.origin, "server.listen", config.server.listen).await?;
+    let admin_listener = match &admin_token {
+        Some(_) => Some(bind(&config.origin, "admin.listen", config.admin.listen).await?),
+        None => None,
+    };
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(data_dir.join("cache")),
         limits: config.runtime.limits(),
@@ -129,7 +136,6 @@ pub async fn serve(
         reply: Duration::from_millis(config.admin.reply_timeout_ms),
         stop: shutdown_timeout,
     };
-    let origin = config.origin.clone();
     let supervisor = Arc::new(Supervisor::start(shared, spec, plugins, timeouts).await?);
 
     let background_stop = CancellationToken::new();
@@ -172,15 +178,7 @@ pub async fn serve(
         ));
     }
     let mut admin_addr = None;
-    if let Some((token, token_origin)) = admin_token {
-        let listener = tokio::net::TcpListener::bind(admin_config.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "{origin}: admin.listen: cannot listen on {}",
-                    admin_config.listen
-                )
-            })?;
+    if let (Some((token, token_origin)), Some(listener)) = (admin_token, admin_listener) {
         admin_addr = Some((listener.local_addr()?, token_origin));
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
         let config_path = options.config_path.clone();
@@ -195,14 +193,6 @@ pub async fn serve(
     background.close();
 
     let state = ServerState::new(hub.clone(), server_config.limits.clone())?;
-    let listener = tokio::net::TcpListener::bind(server_config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "{origin}: server.listen: cannot listen on {}",
-                server_config.listen
-            )
-        })?;
     let addr = listener.local_addr()?;
     // Handlers first: a signal right after the announcement must shut down cleanly.
     let signals = ShutdownSignals::new()?;
@@ -244,6 +234,17 @@ pub async fn serve(
     server.await.context("server task")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `addr`; the error names the config key.
+async fn bind(
+    origin: &str,
+    key: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{origin}: {key}: cannot listen on {addr}"))
 }
 
 /// Reloads the config file on every SIGHUP until `stop`.
