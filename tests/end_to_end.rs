@@ -457,3 +457,25 @@ async fn a_backlog_of_short_records_is_counted_exactly_once() {
     );
     host.stop();
 }
+
+#[tokio::test]
+async fn a_source_whose_patterns_match_nothing_says_so() {
+    // (Files that come later are taken, as every other test shows.)
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    let log = host.stop();
+    assert!(
+        log.contains("no file matches the source's patterns yet") && log.contains("source=trades"),
+        "{log}"
+    );
+
+    // With a file there from the start, no warning.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("feed")).unwrap();
+    support::append(dir.path(), "early.csv", "BTC,1,1,1\n");
+    let host = Host::start(dir.path(), &csv_config(""));
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0)
+        .await;
+    let log = host.stop();
+    assert!(!log.contains("no file matches"), "{log}");
+}

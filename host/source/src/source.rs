@@ -79,6 +79,7 @@ impl FileSource {
             budget,
         } = self;
         let name = config.name.clone();
+        let include = config.include.clone();
         let read_bytes = config.max_chunk_bytes as u64;
         let hints = Arc::new(Hints::default());
         let settings = TailSettings {
@@ -87,7 +88,8 @@ impl FileSource {
             max_line_bytes: config.max_line_bytes,
         };
         let watch_hints = hints.clone();
-        let mut set = blocking(&name, move || {
+        let (mut set, matches_nothing) = blocking(&name, move || {
+            let matches_nothing = globs.expand().0.is_empty();
             let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
             let policy = OpenPolicy {
                 start_at: config.start_at,
@@ -96,9 +98,13 @@ impl FileSource {
                 budget,
             };
             let set = FileSet::new(settings, globs, stats, policy, resume, watcher);
-            Box::new(set)
+            (Box::new(set), matches_nothing)
         })
         .await?;
+        if matches_nothing {
+            // Not an error (files may come later), but rarely what was meant.
+            tracing::warn!(source = %name, include = ?include, "no file matches the source's patterns yet; it waits for one");
+        }
         let mut ticker = tokio::time::interval(config.reconcile_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await; // the first tick is immediate; the first scan is below
