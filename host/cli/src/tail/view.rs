@@ -117,6 +117,9 @@ pub fn line(msg: &Value) -> Option<String> {
             Value::String(s) => {
                 let _ = write!(out, " {name}={s}");
             }
+            Value::Number(n) => {
+                let _ = write!(out, " {name}={}", number(name, n));
+            }
             other => {
                 let _ = write!(out, " {name}={other}");
             }
@@ -127,6 +130,24 @@ pub fn line(msg: &Value) -> Option<String> {
         let _ = write!(out, " stale={}", names.join(","));
     }
     Some(out)
+}
+
+/// A field's number as people read it: a whole number without `.0`, and Unix
+/// milliseconds (a field named `ts`, `time`, `timestamp` or `..._ms` whose value
+/// is a time between 2001 and 2286) as a UTC time.
+fn number(name: &str, n: &serde_json::Number) -> String {
+    let Some(x) = n.as_f64() else {
+        return n.to_string();
+    };
+    let whole = x.fract() == 0.0 && x.abs() < 9.0e15;
+    let timeish = matches!(name, "ts" | "time" | "timestamp") || name.ends_with("_ms");
+    if whole && timeish && (1.0e12..1.0e13).contains(&x) {
+        utc(x as i64)
+    } else if whole {
+        format!("{}", x as i64)
+    } else {
+        n.to_string()
+    }
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -155,6 +176,22 @@ fn utc(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        let msg = serde_json::json!({
+            "type": "update", "topic": "t", "seq": 3, "ts": 1_700_000_000_000i64,
+            "delta": {"count": 3399.0, "price": 64000.25, "ts": 1_700_000_000_123.0,
+                      "at_ms": 1_700_000_000_000.0, "qty": 1.0e12, "n": -2.0}
+        });
+        let text = line(&msg).unwrap();
+        assert!(text.contains(" count=3399 "), "{text}");
+        assert!(text.contains(" price=64000.25"), "{text}");
+        assert!(text.contains(" ts=2023-11-14T22:13:20.123Z"), "{text}");
+        assert!(text.contains(" at_ms=2023-11-14T22:13:20.000Z"), "{text}");
+        assert!(text.contains(" qty=1000000000000"), "{text}");
+        assert!(text.contains(" n=-2"), "{text}");
+    }
 
     #[test]
     fn applies_snapshots_updates_and_removals() {
