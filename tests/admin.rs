@@ -1295,3 +1295,32 @@ async fn a_swap_to_a_version_that_no_longer_emits_a_series_removes_it() {
         .await;
     host.stop();
 }
+
+#[tokio::test]
+async fn the_announced_plugin_list_command_reaches_the_host() {
+    // A host with a config file, and the demo with its own data directory, each
+    // on a free admin port: the suggested command works as printed.
+    let with_config = tempfile::tempdir().unwrap();
+    let demo = tempfile::tempdir().unwrap();
+    let hosts = [
+        Host::start(with_config.path(), &csv_config("")),
+        Host::demo(demo.path(), &["--demo-trades", "10"]),
+    ];
+    for host in hosts {
+        let hint = host.admin_hint.clone().expect("an admin hint");
+        let words: Vec<&str> = hint.split_whitespace().collect();
+        assert_eq!(words[..3], ["wasmeter", "plugin", "list"], "{hint}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+            .args(&words[1..])
+            .env_remove("WASMETER_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("NAME"),
+            "`{hint}`: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        host.stop();
+    }
+}

@@ -27,6 +27,8 @@ pub struct Host {
     pub admin: Option<String>,
     /// The admin token file the host wrote.
     pub token_file: Option<PathBuf>,
+    /// The `wasmeter plugin list` command the host's announcement suggests.
+    pub admin_hint: Option<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -131,7 +133,7 @@ impl Host {
         };
         let addr = addr.to_string();
         // The announcement ends with the data dir; the admin line comes before it.
-        let (mut admin, mut token_file) = (None, None);
+        let (mut admin, mut token_file, mut admin_hint) = (None, None, None);
         let mut line = String::new();
         while {
             line.clear();
@@ -143,6 +145,7 @@ impl Host {
                 token_file = rest
                     .split_once("token in ")
                     .map(|(_, f)| PathBuf::from(f.split(';').next().unwrap()));
+                admin_hint = rest.split('`').nth(1).map(String::from);
             }
             if line.trim().starts_with("data dir") {
                 break;
@@ -156,6 +159,7 @@ impl Host {
             dir: dir.to_path_buf(),
             admin,
             token_file,
+            admin_hint,
             stderr: Some(stderr),
         }
     }

@@ -196,7 +196,12 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     // Handlers first: a signal right after the announcement must shut down cleanly.
     let signals = ShutdownSignals::new()?;
-    announce(addr, admin_addr.as_ref(), &data_dir);
+    announce(
+        addr,
+        admin_addr.as_ref(),
+        &data_dir,
+        options.config_path.as_deref(),
+    );
     state.set_ready(true);
 
     let server_stop = CancellationToken::new();
@@ -279,6 +284,7 @@ fn announce(
     addr: std::net::SocketAddr,
     admin: Option<&(std::net::SocketAddr, TokenOrigin)>,
     data_dir: &std::path::Path,
+    config_path: Option<&std::path::Path>,
 ) {
     println!("wasmeter: listening on http://{addr}");
     println!("  dashboard  http://{addr}/");
@@ -295,9 +301,36 @@ fn announce(
             TokenOrigin::Config => "token from admin.token".to_string(),
             TokenOrigin::File(f) | TokenOrigin::Generated(f) => format!("token in {}", f.display()),
         };
-        println!("  admin      http://{admin}   ({token}; `wasmeter plugin list`)");
+        println!(
+            "  admin      http://{admin}   ({token}; `{}`)",
+            admin_hint(admin, origin, config_path)
+        );
     }
     println!("  data dir   {}", data_dir.display());
+}
+
+/// A `wasmeter plugin list` command that reaches this host as it runs: its
+/// config (address and token), its address unless it is the default, and the
+/// token file unless the command finds it on its own.
+fn admin_hint(
+    admin: &std::net::SocketAddr,
+    origin: &TokenOrigin,
+    config_path: Option<&std::path::Path>,
+) -> String {
+    let mut hint = "wasmeter plugin list".to_string();
+    if let Some(config) = config_path {
+        hint.push_str(&format!(" --config {}", config.display()));
+    }
+    if *admin != crate::config::AdminSection::default().listen {
+        hint.push_str(&format!(" --admin {admin}"));
+    }
+    if let TokenOrigin::File(f) | TokenOrigin::Generated(f) = origin
+        && config_path.is_none()
+        && *f != crate::admin::client::default_token_file()
+    {
+        hint.push_str(&format!(" --token-file {}", f.display()));
+    }
+    hint
 }
 
 /// SIGINT and SIGTERM, handled from the moment this exists.

@@ -155,6 +155,6 @@ impl AdminClient {
 }
 
 /// The demo's generated token file.
-fn default_token_file() -> PathBuf {
+pub(crate) fn default_token_file() -> PathBuf {
     crate::datadir::default_demo_dir().join(TOKEN_FILE)
 }
