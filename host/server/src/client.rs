@@ -295,26 +295,31 @@ impl Client {
     /// `unsubscribe` resets it; `ping` and `pong` do neither, so interleaving them
     /// with invalid messages cannot keep an abusive client open.
     pub(crate) fn handle(&mut self, data: &[u8], binary: bool, now: Instant) -> Verdict {
-        let handled = protocol::decode(data, binary).and_then(|f| {
-            let heartbeat = matches!(f, ClientFrame::Ping { .. } | ClientFrame::Pong { .. });
-            self.apply(f, now).map(|()| heartbeat)
-        });
-        match handled {
-            Ok(true) => Verdict::Continue,
-            Ok(false) => {
+        let frame = match protocol::decode(data, binary) {
+            Ok(frame) => frame,
+            Err(rejection) => return self.refuse(&rejection, Event::Malformed),
+        };
+        let heartbeat = matches!(frame, ClientFrame::Ping { .. } | ClientFrame::Pong { .. });
+        match self.apply(frame, now) {
+            Ok(()) if heartbeat => Verdict::Continue,
+            Ok(()) => {
                 self.error_streak = 0;
                 Verdict::Continue
             }
-            Err(rejection) => {
-                self.metrics.record(Event::Malformed);
-                self.queue_error(&rejection);
-                self.error_streak += 1;
-                if self.error_streak >= self.limits.max_consecutive_errors {
-                    Verdict::Abusive
-                } else {
-                    Verdict::Continue
-                }
-            }
+            Err(rejection) => self.refuse(&rejection, Event::RefusedMessage),
+        }
+    }
+
+    /// Answers a refused message with its error, counted as `event`; too many in
+    /// a row make the client abusive.
+    fn refuse(&mut self, rejection: &Rejection, event: Event) -> Verdict {
+        self.metrics.record(event);
+        self.queue_error(rejection);
+        self.error_streak += 1;
+        if self.error_streak >= self.limits.max_consecutive_errors {
+            Verdict::Abusive
+        } else {
+            Verdict::Continue
         }
     }
 

@@ -16,6 +16,7 @@ pub struct Metrics {
     bytes_sent: [AtomicU64; 2],
     conflations: AtomicU64,
     malformed_messages: AtomicU64,
+    refused_messages: AtomicU64,
     slow_consumer_disconnects: AtomicU64,
     heartbeat_timeouts: AtomicU64,
     abusive_disconnects: AtomicU64,
@@ -46,9 +47,12 @@ pub struct MetricsSnapshot {
     pub bytes_sent_msgpack: u64,
     /// Times a subscriber behind on a topic got a snapshot instead of the updates.
     pub conflations: u64,
-    /// Client messages refused (malformed or invalid, including text frames that
-    /// are not UTF-8).
+    /// Client messages that do not parse (not JSON or MessagePack, an unknown
+    /// `type` or field) and text frames that are not UTF-8.
     pub malformed_messages: u64,
+    /// Well-formed client messages refused (an invalid pattern or field name, a
+    /// limit, unsubscribing what is not subscribed).
+    pub refused_messages: u64,
     /// Connections closed because writes stalled (4003).
     pub slow_consumer_disconnects: u64,
     /// Connections closed for silence (4001).
@@ -69,6 +73,7 @@ pub(crate) enum Event {
     HttpRefused,
     Conflated,
     Malformed,
+    RefusedMessage,
     SlowConsumer,
     HeartbeatTimeout,
     Abusive,
@@ -94,6 +99,7 @@ impl Metrics {
             Event::HttpRefused => &self.http_connections_refused,
             Event::Conflated => &self.conflations,
             Event::Malformed => &self.malformed_messages,
+            Event::RefusedMessage => &self.refused_messages,
             Event::SlowConsumer => &self.slow_consumer_disconnects,
             Event::HeartbeatTimeout => &self.heartbeat_timeouts,
             Event::Abusive => &self.abusive_disconnects,
@@ -122,6 +128,7 @@ impl Metrics {
             bytes_sent_msgpack: get(&self.bytes_sent[1]),
             conflations: get(&self.conflations),
             malformed_messages: get(&self.malformed_messages),
+            refused_messages: get(&self.refused_messages),
             slow_consumer_disconnects: get(&self.slow_consumer_disconnects),
             heartbeat_timeouts: get(&self.heartbeat_timeouts),
             abusive_disconnects: get(&self.abusive_disconnects),

@@ -254,10 +254,15 @@ pub const SERVER_ABUSIVE_DISCONNECTS: MetricDef = counter(
     "wasmeter_server_abusive_disconnects",
     "Connections closed as abusive (4002, 1009).",
 );
-/// Refused client messages.
+/// Client messages that do not parse.
 pub const SERVER_MALFORMED_MESSAGES: MetricDef = counter(
     "wasmeter_server_malformed_messages",
-    "Client messages refused.",
+    "Client messages that do not parse (or text frames that are not UTF-8).",
+);
+/// Well-formed client messages refused.
+pub const SERVER_REFUSED_MESSAGES: MetricDef = counter(
+    "wasmeter_server_refused_messages",
+    "Well-formed client messages refused (invalid names or patterns, limits).",
 );
 /// Frames sent, labelled `format`.
 pub const SERVER_SENT_MESSAGES: MetricDef = counter(

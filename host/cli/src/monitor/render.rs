@@ -158,7 +158,7 @@ fn plugins(w: &mut Writer, m: &Monitor) {
 fn server_and_hub(w: &mut Writer, server: &ServerState) {
     let s = server.metrics();
     let hub = server.hub().stats();
-    let single: [(&MetricDef, f64); 13] = [
+    let single: [(&MetricDef, f64); 14] = [
         (&n::SERVER_CONNECTIONS, s.connections_active as f64),
         (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
         (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
@@ -178,6 +178,7 @@ fn server_and_hub(w: &mut Writer, server: &ServerState) {
         (&n::SERVER_HEARTBEAT_TIMEOUTS, s.heartbeat_timeouts as f64),
         (&n::SERVER_ABUSIVE_DISCONNECTS, s.abusive_disconnects as f64),
         (&n::SERVER_MALFORMED_MESSAGES, s.malformed_messages as f64),
+        (&n::SERVER_REFUSED_MESSAGES, s.refused_messages as f64),
         (&n::HUB_TOPICS, hub.topics as f64),
         (&n::HUB_SUBSCRIPTIONS, hub.slots as f64),
         (&n::HUB_PUBLISHED, hub.published as f64),

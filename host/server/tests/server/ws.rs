@@ -307,6 +307,9 @@ async fn malformed_messages_get_clear_errors_and_nothing_is_lost() {
     assert_eq!(ws.recv().await, json!({"type":"pong","id":5}));
     assert_eq!(applied.state("g/a"), server.state_json("g/a"));
     assert_eq!(applied.seq("g/a"), 8);
+    // Three did not parse; four parsed and were refused.
+    let m = server.state.metrics();
+    assert_eq!((m.malformed_messages, m.refused_messages), (3, 4));
     ws.close().await;
 }
 
