@@ -266,14 +266,6 @@ impl Hub {
         self.topic(topic).map(|t| info(&t))
     }
 
-    /// Every topic, sorted by name.
-    pub fn topics(&self) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self.read().topics.values().cloned().collect();
-        let mut out: Vec<TopicInfo> = topics.iter().map(|t| info(t)).collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
-    }
-
     /// One page of the topics sorted by name: those that start with `prefix` and
     /// sort after `after`, at most `limit` of them; and whether more follow. One
     /// pass over the names, and topic details only for the page.
