@@ -32,6 +32,9 @@ pub struct CollectOutput {
     pub samples: Vec<Sample>,
     /// Topic updates, in order.
     pub updates: Vec<TopicUpdate>,
+    /// Events of stream topics, in order (contract 0.2.0): each is delivered,
+    /// never merged with the next.
+    pub events: Vec<TopicUpdate>,
     /// Per-record problems; records not listed were used.
     pub errors: Vec<RecordError>,
 }

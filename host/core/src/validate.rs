@@ -16,7 +16,7 @@ use crate::update::{CollectOutput, TopicUpdate};
 pub struct OutputLimits {
     /// Samples per call.
     pub max_samples: usize,
-    /// Topic updates per call.
+    /// Topic updates per call, and (apart) stream events per call.
     pub max_updates: usize,
     /// Fields per topic update or delta.
     pub max_fields: usize,
@@ -258,7 +258,31 @@ pub fn check_update(
     u: &TopicUpdate,
     limits: &OutputLimits,
 ) -> Result<(), OutputError> {
-    let item = || format!("topic update #{index} `{}`", excerpt(&u.topic));
+    check_topic_write(
+        &|| format!("topic update #{index} `{}`", excerpt(&u.topic)),
+        u,
+        limits,
+    )
+}
+
+/// Checks one event of a stream topic (same rules as a topic update).
+pub fn check_event(
+    index: usize,
+    e: &TopicUpdate,
+    limits: &OutputLimits,
+) -> Result<(), OutputError> {
+    check_topic_write(
+        &|| format!("stream event #{index} `{}`", excerpt(&e.topic)),
+        e,
+        limits,
+    )
+}
+
+fn check_topic_write(
+    item: Item<'_>,
+    u: &TopicUpdate,
+    limits: &OutputLimits,
+) -> Result<(), OutputError> {
     check_name(
         &item,
         "topic",
@@ -272,7 +296,7 @@ pub fn check_update(
             format!("topics under `{HOST_PREFIX}/` belong to the host"),
         ));
     }
-    check_fields(&item, &u.fields, limits)
+    check_fields(item, &u.fields, limits)
 }
 
 /// Checks a list of samples (a metric plugin's output or part of a collector's).
@@ -294,6 +318,10 @@ pub fn check_collect_output(
     check_count("topic updates", out.updates.len(), limits.max_updates)?;
     for (i, u) in out.updates.iter().enumerate() {
         check_update(i, u, limits)?;
+    }
+    check_count("stream events", out.events.len(), limits.max_updates)?;
+    for (i, e) in out.events.iter().enumerate() {
+        check_event(i, e, limits)?;
     }
     if out.errors.len() > limits.max_record_errors {
         let dropped = out.errors.len() - limits.max_record_errors;

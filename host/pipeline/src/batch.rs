@@ -2,7 +2,7 @@
 //! admitted first (ownership, quotas; see [`footprint`](crate::footprint)), then
 //! the batch is coalesced per topic and published.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use wasmeter_core::field::FieldValue;
@@ -14,8 +14,15 @@ use crate::footprint::{Footprints, Refusal, TopicKind};
 use crate::samples::series_fields;
 use crate::stats::PipelineStats;
 
-/// Field values written to one topic.
-pub(crate) type Write = (Arc<str>, Vec<(String, FieldValue)>);
+/// Field values written to one topic, and whether it is a topic or a series.
+pub(crate) type Write = (Arc<str>, TopicKind, Vec<(String, FieldValue)>);
+
+/// One topic's new field values, coalesced over a batch.
+pub(crate) struct Coalesced {
+    pub topic: Arc<str>,
+    pub kind: TopicKind,
+    pub fields: BTreeMap<String, FieldValue>,
+}
 
 /// Admitted output of one chunk or tick, in the order it was produced.
 #[derive(Debug, Default)]
@@ -28,15 +35,19 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// The writes coalesced per topic, in the order each topic first appeared.
-    pub fn coalesced(self) -> Vec<(Arc<str>, std::collections::BTreeMap<String, FieldValue>)> {
-        let mut order: Vec<(Arc<str>, std::collections::BTreeMap<String, FieldValue>)> = Vec::new();
+    pub fn coalesced(self) -> Vec<Coalesced> {
+        let mut order: Vec<Coalesced> = Vec::new();
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-        for (topic, fields) in self.writes {
+        for (topic, kind, fields) in self.writes {
             let at = *index.entry(topic.clone()).or_insert_with(|| {
-                order.push((topic, Default::default()));
+                order.push(Coalesced {
+                    topic,
+                    kind,
+                    fields: BTreeMap::new(),
+                });
                 order.len() - 1
             });
-            order[at].1.extend(fields);
+            order[at].fields.extend(fields);
         }
         order
     }
@@ -75,7 +86,7 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     };
     for update in updates {
         match footprints.admit(&name, max_topics, &update.topic, TopicKind::Topic) {
-            Ok(topic) => batch.writes.push((topic, update.fields)),
+            Ok(topic) => batch.writes.push((topic, TopicKind::Topic, update.fields)),
             Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
         }
     }
@@ -88,9 +99,11 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         let topic = series_topic(&sample);
         match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
             Ok(topic) => {
-                batch
-                    .writes
-                    .push((topic, series_fields(&sample).into_iter().collect()));
+                batch.writes.push((
+                    topic,
+                    TopicKind::Series,
+                    series_fields(&sample).into_iter().collect(),
+                ));
                 batch.samples.push(sample);
             }
             Err(refusal) => refuse(
@@ -111,4 +124,20 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
         plugin.record_failure(&error.to_string());
     }
+}
+
+/// Stream events (contract 0.2.0) are not served by this version of the host:
+/// they are refused, counted and charged to the collector like any refused
+/// output, so that its author sees why nothing arrives.
+pub(crate) fn refuse_events<P: PluginCalls + ?Sized>(
+    stats: &PipelineStats,
+    plugin: &mut P,
+    count: usize,
+) {
+    PipelineStats::add(&stats.refused_outputs, count as u64);
+    let message = format!(
+        "{count} stream events refused: this host does not serve stream topics yet; publish topic updates instead"
+    );
+    tracing::warn!(plugin = %plugin.name(), refused = count, "{message}");
+    plugin.record_failure(&message);
 }

@@ -14,13 +14,12 @@
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use wasmeter_core::delta::Delta;
-use wasmeter_core::field::TopicState;
 use wasmeter_core::plugin::PluginInfo;
 use wasmeter_core::sample::Sample;
 use wasmeter_core::update::CollectOutput;
 use wasmeter_plugin::{
-    CallError, CollectorWorld, DeltaWorld, HealthHandle, Instance, MetricWorld, PluginLimits, World,
+    CallError, CollectorWorld, DeltaWorld, Deltas, HealthHandle, Instance, MetricWorld,
+    PluginLimits, TopicDiff, World,
 };
 
 /// What every plugin of a pipeline offers, whatever its role.
@@ -72,15 +71,15 @@ pub trait MetricCalls: PluginCalls {
     fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<Vec<Sample>, CallError>>;
 }
 
-/// A delta plugin: two states of a topic -> the change between them.
+/// A delta plugin: states of topics -> the changes between them.
 pub trait DeltaCalls: PluginCalls {
-    /// The change from `previous` to `current` for `topic`.
-    fn diff<'a>(
+    /// The deltas of `changes`, one per change, in order (see
+    /// [`Instance::diff_many`]): `Err` if the call failed as a whole, an inner
+    /// `Err` for a topic the plugin refused.
+    fn diff_many<'a>(
         &'a mut self,
-        topic: &'a str,
-        previous: &'a TopicState,
-        current: &'a TopicState,
-    ) -> BoxFuture<'a, Result<Delta, CallError>>;
+        changes: &'a [TopicDiff<'a>],
+    ) -> BoxFuture<'a, Result<Deltas, CallError>>;
 }
 
 impl<W: World> PluginCalls for Instance<W>
@@ -140,12 +139,10 @@ impl MetricCalls for Instance<MetricWorld> {
 }
 
 impl DeltaCalls for Instance<DeltaWorld> {
-    fn diff<'a>(
+    fn diff_many<'a>(
         &'a mut self,
-        topic: &'a str,
-        previous: &'a TopicState,
-        current: &'a TopicState,
-    ) -> BoxFuture<'a, Result<Delta, CallError>> {
-        Instance::diff(self, topic, previous, current).boxed()
+        changes: &'a [TopicDiff<'a>],
+    ) -> BoxFuture<'a, Result<Deltas, CallError>> {
+        Instance::diff_many(self, changes).boxed()
     }
 }

@@ -24,6 +24,7 @@
 
 mod batch;
 pub mod calls;
+mod commit;
 pub mod control;
 pub mod footprint;
 pub mod owners;

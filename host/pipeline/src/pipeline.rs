@@ -20,14 +20,16 @@ use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
-use crate::batch::{Batch, admit};
+use crate::batch::{Batch, admit, refuse_events};
+use crate::calls::DeltaCalls;
+use crate::commit::Committer;
 use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
 use crate::footprint::{Footprints, TopicKind, emits_match};
 use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::series::SeriesStore;
 use crate::sizing::{CallSizer, first_records};
-use crate::state::{TopicStore, exact_diff, lock};
+use crate::state::{TopicStore, lock};
 use crate::stats::PipelineStats;
 
 /// Where topic changes go (the hub, in the host).
@@ -547,8 +549,8 @@ impl Pipeline {
         let (out, done) = match self.plugins.collector.collect(source, data).await {
             Ok(out) => {
                 let took = started.elapsed();
-                self.sizer
-                    .observe(records, out.samples.len(), out.updates.len(), took);
+                let writes = out.updates.len().max(out.events.len());
+                self.sizer.observe(records, out.samples.len(), writes, took);
                 (out, data.len())
             }
             Err(error) => {
@@ -559,6 +561,13 @@ impl Pipeline {
             }
         };
         self.report_record_errors(source, file, &out.errors);
+        if !out.events.is_empty() {
+            refuse_events(
+                &self.stats,
+                self.plugins.collector.as_mut(),
+                out.events.len(),
+            );
+        }
         self.apply(out.samples, out.updates).await;
         done
     }
@@ -590,6 +599,7 @@ impl Pipeline {
                 Ok(one) => {
                     out.samples.extend(one.samples);
                     out.updates.extend(one.updates);
+                    out.events.extend(one.events);
                     out.errors.extend(one.errors.into_iter().map(|mut e| {
                         e.line = i as u32 + 1;
                         e.offset = at as u32;
@@ -644,8 +654,7 @@ impl Pipeline {
             ("at".to_string(), FieldValue::Text(locate(last))),
             ("count".to_string(), FieldValue::Number(total as f64)),
         ]);
-        let topic = self.errors_topic.clone();
-        self.commit_exact(&topic, fields);
+        self.committer().commit_exact(&self.errors_topic, fields);
     }
 
     async fn on_tick(&mut self) {
@@ -710,66 +719,23 @@ impl Pipeline {
         if let Some(series) = &self.series {
             series.record(&batch.samples);
         }
-        for (topic, fields) in batch.coalesced() {
-            self.commit(&topic, fields).await;
+        let committer = Committer {
+            store: &self.store,
+            publisher: self.publisher.as_ref(),
+            stats: &self.stats,
+        };
+        let delta = self.plugins.delta.as_deref_mut();
+        committer
+            .commit_all(delta.map(|d| d as &mut dyn DeltaCalls), batch.coalesced())
+            .await;
+    }
+
+    fn committer(&self) -> Committer<'_> {
+        Committer {
+            store: &self.store,
+            publisher: self.publisher.as_ref(),
+            stats: &self.stats,
         }
-    }
-
-    /// Commits new field values of one topic through the delta plugin.
-    async fn commit(&mut self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
-        let Some(delta_plugin) = self.plugins.delta.as_mut() else {
-            self.commit_exact(topic, fields);
-            return;
-        };
-        let entry = self.store.entry(topic);
-        let (previous, current) = {
-            let e = lock(&entry);
-            (e.state().clone(), e.merged(&fields))
-        };
-        let delta = match delta_plugin.diff(topic, &previous, &current).await {
-            Ok(delta) => delta,
-            Err(error) => {
-                PipelineStats::add(&self.stats.delta_fallbacks, 1);
-                tracing::debug!(plugin = delta_plugin.name(), %error, "delta plugin failed; sending the exact difference");
-                exact_diff(&previous, &current)
-            }
-        };
-        let e = lock(&entry);
-        // Another pipeline may have changed the topic meanwhile: then the delta was
-        // computed against an old state; recompute it exactly against the new one.
-        let delta = if Arc::ptr_eq(e.state(), &previous) {
-            delta
-        } else {
-            e.exact_delta(&fields)
-        };
-        self.commit_locked(topic, e, delta, fields);
-    }
-
-    fn commit_exact(&mut self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
-        if publish_fields(&self.store, self.publisher.as_ref(), topic, fields) {
-            PipelineStats::add(&self.stats.changes, 1);
-        }
-    }
-
-    /// Applies `delta` to the locked entry and publishes the change, if any, after
-    /// releasing the lock.
-    fn commit_locked(
-        &self,
-        topic: &Arc<str>,
-        mut entry: std::sync::MutexGuard<'_, crate::state::TopicEntry>,
-        delta: wasmeter_core::delta::Delta,
-        fields: BTreeMap<String, FieldValue>,
-    ) {
-        let change = entry.commit(topic, delta, fields, Instant::now(), unix_now_ms());
-        drop(entry);
-        if let Some(change) = change {
-            self.publish(change);
-        }
-    }
-
-    fn publish(&self, change: TopicChange) {
-        PipelineStats::add(&self.stats.changes, 1);
-        self.publisher.publish(change);
     }
 
     /// Writes offsets and plugin states, if anything was processed since the last

@@ -1,43 +1,81 @@
-//! Host-side bindings generated from `wit/`, one module per world.
+//! Host-side bindings generated from `wit/`: the current contract (`v2`,
+//! `wasmeter:plugin@0.2.0`, `wit/`) and the one before it (`v1`, `0.1.0`,
+//! `wit/v0.1.0/`), whose components still load. One module per world.
 //!
-//! The three worlds share the `types` and `host` interfaces; the delta and metric
-//! bindings reuse the collector's modules for them (`with:`), so a `Sample` or a
-//! `PluginInfo` is one Rust type whichever world produced it.
+//! Within a version the three worlds share the `types` and `host` interfaces;
+//! the delta and metric bindings reuse the collector's modules for them (`with:`),
+//! so a `Sample` or a `PluginInfo` is one Rust type whichever world produced it.
 #![allow(missing_docs)]
 
-/// World `collector`.
-pub mod collector {
-    wasmtime::component::bindgen!({
-        world: "collector",
-        path: "../../wit",
-        exports: { default: async },
-    });
+/// Generates the three worlds of one contract version from `$path`.
+macro_rules! worlds {
+    ($path:literal, $version:ident) => {
+        /// World `collector`.
+        pub mod collector {
+            wasmtime::component::bindgen!({
+                world: "collector",
+                path: $path,
+                exports: { default: async },
+            });
+        }
+
+        /// World `delta`.
+        pub mod delta {
+            wasmtime::component::bindgen!({
+                world: "delta",
+                path: $path,
+                exports: { default: async },
+                with: {
+                    "wasmeter:plugin/types": crate::bindings::$version::collector::wasmeter::plugin::types,
+                    "wasmeter:plugin/host": crate::bindings::$version::collector::wasmeter::plugin::host,
+                },
+            });
+        }
+
+        /// World `metric`.
+        pub mod metric {
+            wasmtime::component::bindgen!({
+                world: "metric",
+                path: $path,
+                exports: { default: async },
+                with: {
+                    "wasmeter:plugin/types": crate::bindings::$version::collector::wasmeter::plugin::types,
+                    "wasmeter:plugin/host": crate::bindings::$version::collector::wasmeter::plugin::host,
+                },
+            });
+        }
+
+        pub use collector::wasmeter::plugin::{host, types};
+    };
 }
 
-/// World `delta`.
-pub mod delta {
-    wasmtime::component::bindgen!({
-        world: "delta",
-        path: "../../wit",
-        exports: { default: async },
-        with: {
-            "wasmeter:plugin/types": crate::bindings::collector::wasmeter::plugin::types,
-            "wasmeter:plugin/host": crate::bindings::collector::wasmeter::plugin::host,
-        },
-    });
+/// Contract 0.1.0: one `diff` call per topic, no stream events.
+pub mod v1 {
+    worlds!("../../wit/v0.1.0", v1);
 }
 
-/// World `metric`.
-pub mod metric {
-    wasmtime::component::bindgen!({
-        world: "metric",
-        path: "../../wit",
-        exports: { default: async },
-        with: {
-            "wasmeter:plugin/types": crate::bindings::collector::wasmeter::plugin::types,
-            "wasmeter:plugin/host": crate::bindings::collector::wasmeter::plugin::host,
-        },
-    });
+/// Contract 0.2.0, the current one.
+pub mod v2 {
+    worlds!("../../wit", v2);
 }
 
-pub use collector::wasmeter::plugin::{host, types};
+pub use v2::{host, types};
+
+/// A value of one of the contract versions the host speaks: a pre-instantiated
+/// component or its instance's bindings.
+#[doc(hidden)]
+pub enum ByVersion<V1, V2> {
+    /// Built against `wasmeter:plugin@0.1.0`.
+    V1(V1),
+    /// Built against `wasmeter:plugin@0.2.0`.
+    V2(V2),
+}
+
+impl<V1: Clone, V2: Clone> Clone for ByVersion<V1, V2> {
+    fn clone(&self) -> Self {
+        match self {
+            ByVersion::V1(v) => ByVersion::V1(v.clone()),
+            ByVersion::V2(v) => ByVersion::V2(v.clone()),
+        }
+    }
+}

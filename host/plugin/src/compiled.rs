@@ -18,6 +18,7 @@ use crate::lifecycle::World;
 use crate::limits::PluginLimits;
 use crate::sandbox::StoreData;
 use crate::stdio::GuestLog;
+use crate::world::Contract;
 
 /// Facts about a loaded component.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct PluginMeta {
     pub compile_time: Duration,
     /// What the plugin said about itself.
     pub info: PluginInfo,
+    /// The contract version it was built against.
+    pub contract: Contract,
 }
 
 impl PluginMeta {
@@ -43,6 +46,7 @@ impl PluginMeta {
         size_bytes: usize,
         cache: CacheOutcome,
         compile_time: Duration,
+        contract: Contract,
     ) -> Self {
         Self {
             origin,
@@ -58,6 +62,7 @@ impl PluginMeta {
                 emits: Vec::new(),
                 stateful: false,
             },
+            contract,
         }
     }
 

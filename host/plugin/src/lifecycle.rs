@@ -11,6 +11,7 @@ use wasmtime::component::InstancePre;
 use crate::bindings::types;
 use crate::compiled::{Compiled, LoadedPlugin};
 use crate::sandbox::StoreData;
+use crate::world::Contract;
 
 pub(crate) type GuestFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
@@ -21,7 +22,7 @@ pub(crate) mod sealed {
     pub trait Lifecycle: Sized + Send + Sync + 'static {
         type Pre: Clone + Send + Sync + 'static;
         type Bindings: Send + Sync + 'static;
-        fn pre(pre: InstancePre<StoreData>) -> wasmtime::Result<Self::Pre>;
+        fn pre(pre: InstancePre<StoreData>, contract: Contract) -> wasmtime::Result<Self::Pre>;
         fn instantiate<'a>(
             pre: &'a Self::Pre,
             store: &'a mut Store<StoreData>,
@@ -63,31 +64,80 @@ pub trait World: sealed::Lifecycle {
     fn wrap(compiled: Compiled<Self>) -> LoadedPlugin;
 }
 
-/// Implements [`sealed::Lifecycle`] for a world's generated bindings.
+/// Calls the same life-cycle function on the bindings of either contract version:
+/// `by_version!(bindings, |b| future)`, whose output is the same type for both.
+macro_rules! by_version {
+    ($bindings:expr, |$b:ident| $call:expr) => {
+        match $bindings {
+            $crate::bindings::ByVersion::V1($b) => Box::pin($call),
+            $crate::bindings::ByVersion::V2($b) => Box::pin($call),
+        }
+    };
+}
+
+pub(crate) use by_version;
+
+/// Implements [`sealed::Lifecycle`] for a world's generated bindings, of both
+/// contract versions.
 macro_rules! lifecycle {
     ($world:ident, $kind:ident, $module:ident, $bindings:ident, $pre:ident) => {
         impl $crate::lifecycle::sealed::Lifecycle for $world {
-            type Pre = $crate::bindings::$module::$pre<$crate::sandbox::StoreData>;
-            type Bindings = $crate::bindings::$module::$bindings;
+            type Pre = $crate::bindings::ByVersion<
+                $crate::bindings::v1::$module::$pre<$crate::sandbox::StoreData>,
+                $crate::bindings::v2::$module::$pre<$crate::sandbox::StoreData>,
+            >;
+            type Bindings = $crate::bindings::ByVersion<
+                $crate::bindings::v1::$module::$bindings,
+                $crate::bindings::v2::$module::$bindings,
+            >;
 
             fn pre(
                 pre: wasmtime::component::InstancePre<$crate::sandbox::StoreData>,
+                contract: $crate::world::Contract,
             ) -> wasmtime::Result<Self::Pre> {
-                $crate::bindings::$module::$pre::new(pre)
+                Ok(match contract {
+                    $crate::world::Contract::V0_1 => $crate::bindings::ByVersion::V1(
+                        $crate::bindings::v1::$module::$pre::new(pre)?,
+                    ),
+                    $crate::world::Contract::V0_2 => $crate::bindings::ByVersion::V2(
+                        $crate::bindings::v2::$module::$pre::new(pre)?,
+                    ),
+                })
             }
 
             fn instantiate<'a>(
                 pre: &'a Self::Pre,
                 store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
             ) -> $crate::lifecycle::GuestFuture<'a, Self::Bindings> {
-                Box::pin(pre.instantiate_async(store))
+                match pre {
+                    $crate::bindings::ByVersion::V1(pre) => Box::pin(async move {
+                        pre.instantiate_async(store)
+                            .await
+                            .map($crate::bindings::ByVersion::V1)
+                    }),
+                    $crate::bindings::ByVersion::V2(pre) => Box::pin(async move {
+                        pre.instantiate_async(store)
+                            .await
+                            .map($crate::bindings::ByVersion::V2)
+                    }),
+                }
             }
 
             fn describe<'a>(
                 b: &'a Self::Bindings,
                 store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
             ) -> $crate::lifecycle::GuestFuture<'a, $crate::bindings::types::PluginInfo> {
-                Box::pin(b.wasmeter_plugin_plugin().call_describe(store))
+                match b {
+                    $crate::bindings::ByVersion::V1(b) => Box::pin(async move {
+                        b.wasmeter_plugin_plugin()
+                            .call_describe(store)
+                            .await
+                            .map($crate::kinds::info_from_v1)
+                    }),
+                    $crate::bindings::ByVersion::V2(b) => {
+                        Box::pin(b.wasmeter_plugin_plugin().call_describe(store))
+                    }
+                }
             }
 
             fn init<'a>(
@@ -95,14 +145,18 @@ macro_rules! lifecycle {
                 store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
                 config: &'a Vec<(String, String)>,
             ) -> $crate::lifecycle::GuestFuture<'a, Result<(), String>> {
-                Box::pin(b.wasmeter_plugin_plugin().call_init(store, config))
+                $crate::lifecycle::by_version!(b, |b| b
+                    .wasmeter_plugin_plugin()
+                    .call_init(store, config))
             }
 
             fn export_state<'a>(
                 b: &'a Self::Bindings,
                 store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
             ) -> $crate::lifecycle::GuestFuture<'a, Option<Vec<u8>>> {
-                Box::pin(b.wasmeter_plugin_plugin().call_export_state(store))
+                $crate::lifecycle::by_version!(b, |b| b
+                    .wasmeter_plugin_plugin()
+                    .call_export_state(store))
             }
 
             fn import_state<'a>(
@@ -110,7 +164,9 @@ macro_rules! lifecycle {
                 store: &'a mut wasmtime::Store<$crate::sandbox::StoreData>,
                 state: &'a [u8],
             ) -> $crate::lifecycle::GuestFuture<'a, Result<(), String>> {
-                Box::pin(b.wasmeter_plugin_plugin().call_import_state(store, state))
+                $crate::lifecycle::by_version!(b, |b| b
+                    .wasmeter_plugin_plugin()
+                    .call_import_state(store, state))
             }
         }
 

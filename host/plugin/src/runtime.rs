@@ -42,7 +42,13 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| {
-                crate::bindings::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
+                crate::bindings::v2::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
+                    &mut linker,
+                    |s| s,
+                )
+            })
+            .and_then(|()| {
+                crate::bindings::v1::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
                     &mut linker,
                     |s| s,
                 )
@@ -130,10 +136,11 @@ impl Runtime {
             })?;
         let compile_time = started.elapsed();
         let exports = export_names(&self.inner.engine, &component);
-        let kind = detect_kind(&exports, expected).map_err(|detail| LoadError::WrongInterface {
-            origin: origin.clone(),
-            detail,
-        })?;
+        let (kind, contract) =
+            detect_kind(&exports, expected).map_err(|detail| LoadError::WrongInterface {
+                origin: origin.clone(),
+                detail,
+            })?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             let imports = import_names(&self.inner.engine, &component).join(", ");
             LoadError::WrongInterface {
@@ -144,18 +151,22 @@ impl Runtime {
                 ),
             }
         })?;
-        tracing::debug!(%origin, %kind, ?cache, ?compile_time, "plugin compiled");
-        let meta = PluginMeta::new(origin, hash, bytes.len(), cache, compile_time);
+        tracing::debug!(%origin, %kind, %contract, ?cache, ?compile_time, "plugin compiled");
+        let meta = PluginMeta::new(origin, hash, bytes.len(), cache, compile_time, contract);
         let wrap = |e: wasmtime::Error| LoadError::WrongInterface {
             origin: meta.origin.clone(),
             detail: format!("{e:#}"),
         };
         Ok(match kind {
             PluginKind::Collector => {
-                Unchecked::Collector(CollectorWorld::pre(pre).map_err(wrap)?, meta)
+                Unchecked::Collector(CollectorWorld::pre(pre, contract).map_err(wrap)?, meta)
             }
-            PluginKind::Delta => Unchecked::Delta(DeltaWorld::pre(pre).map_err(wrap)?, meta),
-            PluginKind::Metric => Unchecked::Metric(MetricWorld::pre(pre).map_err(wrap)?, meta),
+            PluginKind::Delta => {
+                Unchecked::Delta(DeltaWorld::pre(pre, contract).map_err(wrap)?, meta)
+            }
+            PluginKind::Metric => {
+                Unchecked::Metric(MetricWorld::pre(pre, contract).map_err(wrap)?, meta)
+            }
         })
     }
 }

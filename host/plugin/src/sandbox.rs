@@ -129,6 +129,39 @@ impl WasiView for StoreData {
 }
 
 impl types::Host for StoreData {}
+impl crate::bindings::v1::types::Host for StoreData {}
+
+/// Contract 0.1.0's `host` interface: the same calls as 0.2.0's.
+impl crate::bindings::v1::host::Host for StoreData {
+    fn log(
+        &mut self,
+        level: crate::bindings::v1::host::LogLevel,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) {
+        use crate::bindings::v1::host::LogLevel as V1;
+        let level = match level {
+            V1::Trace => host::LogLevel::Trace,
+            V1::Debug => host::LogLevel::Debug,
+            V1::Info => host::LogLevel::Info,
+            V1::Warn => host::LogLevel::Warn,
+            V1::Error => host::LogLevel::Error,
+        };
+        host::Host::log(self, level, message, fields);
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        host::Host::now_ms(self)
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        host::Host::monotonic_ns(self)
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        host::Host::config(self)
+    }
+}
 
 impl host::Host for StoreData {
     /// Capped and rate limited: see `log_limit.rs`.

@@ -1,5 +1,6 @@
-//! Which world a component implements, checked against the contract this host
-//! speaks (`wasmeter:plugin@0.1.0`), with errors that name both sides.
+//! Which world a component implements, checked against the contract versions
+//! this host speaks (`wasmeter:plugin@0.2.0`, and `@0.1.0` whose components still
+//! load), with errors that name both sides.
 
 use wasmeter_core::plugin::PluginKind;
 use wasmtime::Engine;
@@ -7,12 +8,46 @@ use wasmtime::component::Component;
 
 /// The WIT package plugins are built against.
 pub const PACKAGE: &str = "wasmeter:plugin";
-/// The contract version this host speaks.
-pub const VERSION: &str = "0.1.0";
+/// The contract version new plugins are built against.
+pub const VERSION: &str = Contract::CURRENT.version();
 
-/// The fully qualified name of one of the contract's interfaces.
+/// A version of the contract this host speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `wasmeter:plugin@0.1.0`: one `diff` call per topic, no stream events.
+    V0_1,
+    /// `wasmeter:plugin@0.2.0`: one `diff` call per chunk, stream events.
+    V0_2,
+}
+
+impl Contract {
+    /// The version new plugins are built against.
+    pub const CURRENT: Contract = Contract::V0_2;
+    /// Every version this host loads, newest first.
+    pub const ALL: [Contract; 2] = [Contract::V0_2, Contract::V0_1];
+
+    /// The version as written in the WIT package (`0.2.0`).
+    pub const fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.version())
+    }
+}
+
+/// The fully qualified name of one of the current contract's interfaces.
 pub fn interface_name(interface: &str) -> String {
-    format!("{PACKAGE}/{interface}@{VERSION}")
+    versioned_name(interface, Contract::CURRENT)
+}
+
+fn versioned_name(interface: &str, contract: Contract) -> String {
+    format!("{PACKAGE}/{interface}@{}", contract.version())
 }
 
 /// The fully qualified name of a kind's world.
@@ -38,16 +73,20 @@ pub(crate) fn import_names(engine: &Engine, component: &Component) -> Vec<String
         .collect()
 }
 
-/// Determines the kind of a component from its exports, checking it against
-/// `expected` if given. The error explains what was expected and what was found.
+/// Determines the kind and contract version of a component from its exports,
+/// checking the kind against `expected` if given. The error explains what was
+/// expected and what was found.
 pub(crate) fn detect_kind(
     exports: &[String],
     expected: Option<PluginKind>,
-) -> Result<PluginKind, String> {
-    let has = |iface: &str| exports.iter().any(|e| *e == interface_name(iface));
-    let found = PluginKind::ALL
-        .into_iter()
-        .find(|k| has(k.interface()) && has("plugin"));
+) -> Result<(PluginKind, Contract), String> {
+    let has = |iface: &str, c: Contract| exports.iter().any(|e| *e == versioned_name(iface, c));
+    let found = Contract::ALL.into_iter().find_map(|c| {
+        PluginKind::ALL
+            .into_iter()
+            .find(|k| has(k.interface(), c) && has("plugin", c))
+            .map(|k| (k, c))
+    });
     let listed = if exports.is_empty() {
         "nothing".to_string()
     } else {
@@ -58,7 +97,7 @@ pub(crate) fn detect_kind(
             .join(", ")
     };
     match (found, expected) {
-        (Some(found), Some(expected)) if found != expected => Err(format!(
+        (Some((found, _)), Some(expected)) if found != expected => Err(format!(
             "expected a {expected} plugin (world `{}`, exporting `{}`), but this component is a {found} plugin (world `{}`); it exports {listed}",
             world_name(expected),
             interface_name(expected.interface()),
@@ -87,8 +126,13 @@ pub(crate) fn detect_kind(
                 .iter()
                 .any(|e| e.starts_with(&format!("{PACKAGE}/")))
             {
+                let spoken = Contract::ALL
+                    .iter()
+                    .map(|c| format!("{PACKAGE}@{c}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
                 format!(
-                    " (built against another version of the contract; this host speaks {PACKAGE}@{VERSION})"
+                    " (built against another version of the contract; this host speaks {spoken})"
                 )
             } else {
                 String::new()
@@ -111,9 +155,14 @@ mod tests {
     #[test]
     fn detects_each_world() {
         for kind in PluginKind::ALL {
-            let exports = names(&[&interface_name("plugin"), &interface_name(kind.interface())]);
-            assert_eq!(detect_kind(&exports, None), Ok(kind));
-            assert_eq!(detect_kind(&exports, Some(kind)), Ok(kind));
+            for c in Contract::ALL {
+                let exports = names(&[
+                    &versioned_name("plugin", c),
+                    &versioned_name(kind.interface(), c),
+                ]);
+                assert_eq!(detect_kind(&exports, None), Ok((kind, c)));
+                assert_eq!(detect_kind(&exports, Some(kind)), Ok((kind, c)));
+            }
         }
     }
 
@@ -121,18 +170,18 @@ mod tests {
     fn wrong_world_names_both_sides() {
         let exports = names(&["wasmeter:plugin/plugin@0.1.0", "wasmeter:plugin/diff@0.1.0"]);
         let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
-        assert!(err.contains("expected a collector plugin (world `wasmeter:plugin/collector@0.1.0`, exporting `wasmeter:plugin/collect@0.1.0`)"), "{err}");
+        assert!(err.contains("expected a collector plugin (world `wasmeter:plugin/collector@0.2.0`, exporting `wasmeter:plugin/collect@0.2.0`)"), "{err}");
         assert!(err.contains("is a delta plugin"), "{err}");
     }
 
     #[test]
     fn other_version_is_called_out() {
         let exports = names(&[
-            "wasmeter:plugin/plugin@0.2.0",
-            "wasmeter:plugin/collect@0.2.0",
+            "wasmeter:plugin/plugin@0.9.0",
+            "wasmeter:plugin/collect@0.9.0",
         ]);
         let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
-        assert!(err.contains("`wasmeter:plugin/collect@0.2.0`"), "{err}");
-        assert!(err.contains("another version of the contract"), "{err}");
+        assert!(err.contains("`wasmeter:plugin/collect@0.9.0`"), "{err}");
+        assert!(err.contains("another version of the contract; this host speaks wasmeter:plugin@0.2.0 and wasmeter:plugin@0.1.0"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! # wasmeter-sdk: write wasmeter plugins in a few dozen lines of Rust
 //!
 //! A wasmeter plugin is a WebAssembly component (built for `wasm32-wasip2`) that exports
-//! one of the worlds of `wit/` (package `wasmeter:plugin@0.1.0`):
+//! one of the worlds of `wit/` (package `wasmeter:plugin@0.2.0`):
 //!
 //! | world       | trait to implement   | macro                  | what it does                           |
 //! |-------------|----------------------|------------------------|----------------------------------------|
@@ -157,8 +157,12 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::PluginKind;
 /// Severity of a log line.
 pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
-/// Everything one `collect` call produced: samples, topic updates, record errors.
+/// Everything one `collect` call produced: samples, topic updates, stream events,
+/// record errors.
 pub use wasmeter_sdk_collector::exports::wasmeter::plugin::collect::CollectOutput;
+
+/// One event of a stream topic (contract 0.2.0).
+pub use wasmeter_sdk_collector::wasmeter::plugin::types::StreamEvent;
 
 /// A delta between two states of a topic: fields to set and field names to delete.
 pub use wasmeter_sdk_delta::exports::wasmeter::plugin::diff::Delta;
@@ -208,13 +212,24 @@ macro_rules! export_delta {
 
             impl $crate::bindings::delta::exports::wasmeter::plugin::diff::Guest for __WasmeterExport {
                 fn diff(
-                    topic: ::std::string::String,
-                    previous: ::std::vec::Vec<$crate::Field>,
-                    current: ::std::vec::Vec<$crate::Field>,
-                ) -> ::core::result::Result<$crate::Delta, ::std::string::String> {
-                    __with_instance(|p| {
-                        <$t as $crate::DeltaAlgorithm>::diff(p, &topic, previous, current)
-                    })
+                    changes: ::std::vec::Vec<
+                        $crate::bindings::delta::exports::wasmeter::plugin::diff::TopicChange,
+                    >,
+                ) -> ::std::vec::Vec<::core::result::Result<$crate::Delta, ::std::string::String>>
+                {
+                    let count = changes.len();
+                    let deltas = __with_instance(|p| {
+                        Ok(changes
+                            .into_iter()
+                            .map(|c| {
+                                <$t as $crate::DeltaAlgorithm>::diff(p, &c.topic, c.previous, c.current)
+                            })
+                            .collect::<::std::vec::Vec<_>>())
+                    });
+                    match deltas {
+                        Ok(deltas) => deltas,
+                        Err(error) => ::std::vec![Err(error); count],
+                    }
                 }
 
                 fn apply(

@@ -1,9 +1,11 @@
-//! World `collector`: bytes appended to a source -> samples and topic updates.
+//! World `collector`: bytes appended to a source -> samples, topic updates and
+//! stream events.
 
 use wasmeter_core::update::CollectOutput;
 use wasmeter_core::validate::check_collect_output;
 
-use super::convert::{record_error_from_wit, samples_from_wit, update_from_wit};
+use super::convert::{v1, v2};
+use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
 use crate::instance::Instance;
@@ -31,16 +33,40 @@ impl Instance<CollectorWorld> {
         guest_call!(
             self,
             CallKind::Collect,
-            |b, store| b
-                .wasmeter_plugin_collect()
-                .call_collect(store, source, chunk),
+            |b, store| async move {
+                Ok(match b {
+                    ByVersion::V1(b) => b
+                        .wasmeter_plugin_collect()
+                        .call_collect(store, source, chunk)
+                        .await?
+                        .map(|out| CollectOutput {
+                            samples: v1::samples_from_wit(out.samples),
+                            updates: out.updates.into_iter().map(v1::update_from_wit).collect(),
+                            events: Vec::new(),
+                            errors: out
+                                .errors
+                                .into_iter()
+                                .map(v1::record_error_from_wit)
+                                .collect(),
+                        }),
+                    ByVersion::V2(b) => b
+                        .wasmeter_plugin_collect()
+                        .call_collect(store, source, chunk)
+                        .await?
+                        .map(|out| CollectOutput {
+                            samples: v2::samples_from_wit(out.samples),
+                            updates: out.updates.into_iter().map(v2::update_from_wit).collect(),
+                            events: out.events.into_iter().map(v2::event_from_wit).collect(),
+                            errors: out
+                                .errors
+                                .into_iter()
+                                .map(v2::record_error_from_wit)
+                                .collect(),
+                        }),
+                })
+            },
             |result, limits| {
-                let out = result.map_err(CallError::Plugin)?;
-                let mut out = CollectOutput {
-                    samples: samples_from_wit(out.samples),
-                    updates: out.updates.into_iter().map(update_from_wit).collect(),
-                    errors: out.errors.into_iter().map(record_error_from_wit).collect(),
-                };
+                let mut out = result.map_err(CallError::Plugin)?;
                 check_collect_output(&mut out, &limits.output)?;
                 Ok(out)
             }

@@ -3,7 +3,8 @@
 use wasmeter_core::sample::Sample;
 use wasmeter_core::validate::check_samples;
 
-use super::convert::{sample_to_wit, samples_from_wit};
+use super::convert::{v1, v2};
+use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
 use crate::instance::Instance;
@@ -15,10 +16,10 @@ pub struct MetricWorld;
 lifecycle!(MetricWorld, Metric, metric, Metric, MetricPre);
 
 fn checked(
-    result: Result<Vec<crate::bindings::types::Sample>, String>,
+    result: Result<Vec<Sample>, String>,
     limits: &crate::PluginLimits,
 ) -> Result<Vec<Sample>, CallError> {
-    let samples = samples_from_wit(result.map_err(CallError::Plugin)?);
+    let samples = result.map_err(CallError::Plugin)?;
     check_samples(&samples, &limits.output)?;
     Ok(samples)
 }
@@ -26,11 +27,27 @@ fn checked(
 impl Instance<MetricWorld> {
     /// Feeds a batch of samples; returns the derived samples, validated.
     pub async fn on_samples(&mut self, samples: &[Sample]) -> Result<Vec<Sample>, CallError> {
-        let input: Vec<_> = samples.iter().map(sample_to_wit).collect();
         guest_call!(
             self,
             CallKind::OnSamples,
-            |b, store| b.wasmeter_plugin_derive().call_on_samples(store, &input),
+            |b, store| async move {
+                Ok(match b {
+                    ByVersion::V1(b) => {
+                        let input: Vec<_> = samples.iter().map(v1::sample_to_wit).collect();
+                        b.wasmeter_plugin_derive()
+                            .call_on_samples(store, &input)
+                            .await?
+                            .map(v1::samples_from_wit)
+                    }
+                    ByVersion::V2(b) => {
+                        let input: Vec<_> = samples.iter().map(v2::sample_to_wit).collect();
+                        b.wasmeter_plugin_derive()
+                            .call_on_samples(store, &input)
+                            .await?
+                            .map(v2::samples_from_wit)
+                    }
+                })
+            },
             checked
         )
     }
@@ -40,7 +57,20 @@ impl Instance<MetricWorld> {
         guest_call!(
             self,
             CallKind::OnTick,
-            |b, store| b.wasmeter_plugin_derive().call_on_tick(store, now_ms),
+            |b, store| async move {
+                Ok(match b {
+                    ByVersion::V1(b) => b
+                        .wasmeter_plugin_derive()
+                        .call_on_tick(store, now_ms)
+                        .await?
+                        .map(v1::samples_from_wit),
+                    ByVersion::V2(b) => b
+                        .wasmeter_plugin_derive()
+                        .call_on_tick(store, now_ms)
+                        .await?
+                        .map(v2::samples_from_wit),
+                })
+            },
             checked
         )
     }

@@ -6,5 +6,7 @@ mod delta;
 mod metric;
 
 pub use collector::CollectorWorld;
-pub use delta::DeltaWorld;
+pub use delta::{DeltaWorld, Deltas, TopicDiff};
 pub use metric::MetricWorld;
+
+pub(crate) use convert::v1::info_from_v1;

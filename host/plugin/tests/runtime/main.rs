@@ -3,6 +3,7 @@
 //! Build them first: `scripts/build-plugins.sh` (the test command does it).
 
 mod collectors;
+mod contracts;
 mod delta;
 mod faults;
 mod hostile;

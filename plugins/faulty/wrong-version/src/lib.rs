@@ -1,15 +1,15 @@
 //! # wrong-version: a collector of a different contract version (TEST ONLY)
 //!
 //! Built from an inline copy of the collector world declared as
-//! `package wasmeter:plugin@0.2.0`, so the component exports
-//! `wasmeter:plugin/plugin@0.2.0` and `wasmeter:plugin/collect@0.2.0` instead of `@0.1.0`.
+//! `package wasmeter:plugin@0.9.0`, so the component exports
+//! `wasmeter:plugin/plugin@0.9.0` and `wasmeter:plugin/collect@0.9.0` instead of `@0.2.0` or `@0.1.0`.
 //! The host must refuse it with a clear "unsupported contract version" error instead of
 //! failing obscurely. The functions work (an empty output per chunk), so a host that
 //! wrongly accepted it would be noticed. No config keys, no state.
 
 wit_bindgen::generate!({
     inline: r#"
-        package wasmeter:plugin@0.2.0;
+        package wasmeter:plugin@0.9.0;
 
         interface types {
             enum metric-kind { gauge, counter }
@@ -75,7 +75,7 @@ impl PluginGuest for WrongVersion {
             name: "wrong-version".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             kind: PluginKind::Collector,
-            description: "TEST ONLY: speaks wasmeter:plugin@0.2.0".to_string(),
+            description: "TEST ONLY: speaks wasmeter:plugin@0.9.0".to_string(),
             emits: Vec::new(),
             stateful: false,
         }

@@ -180,19 +180,24 @@ impl CollectOutput {
         CollectOutput {
             samples: Vec::new(),
             updates: Vec::new(),
+            events: Vec::new(),
             errors: Vec::new(),
         }
     }
 
-    /// True if there are no samples, updates or errors.
+    /// True if there are no samples, updates, events or errors.
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty() && self.updates.is_empty() && self.errors.is_empty()
+        self.samples.is_empty()
+            && self.updates.is_empty()
+            && self.events.is_empty()
+            && self.errors.is_empty()
     }
 
     /// Appends everything of `other`.
     pub fn append(&mut self, mut other: CollectOutput) {
         self.samples.append(&mut other.samples);
         self.updates.append(&mut other.updates);
+        self.events.append(&mut other.events);
         self.errors.append(&mut other.errors);
     }
 }

@@ -1,4 +1,5 @@
-//! A delta plugin that computes the exact difference, or fails on one topic.
+//! A delta plugin of contract 0.2.0 (one call per batch of topics) that computes
+//! the exact difference, or refuses one topic.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -6,12 +7,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, ready};
-use wasmeter_core::delta::Delta;
-use wasmeter_core::field::TopicState;
 use wasmeter_core::plugin::{PluginInfo, PluginKind};
 use wasmeter_pipeline::state::exact_diff;
 use wasmeter_pipeline::{DeltaCalls, PluginCalls};
-use wasmeter_plugin::{CallError, HealthHandle, PluginLimits};
+use wasmeter_plugin::{CallError, Deltas, HealthHandle, PluginLimits, TopicDiff};
 
 use super::{info, limits};
 
@@ -23,6 +22,7 @@ pub struct FakeDelta {
     limits: PluginLimits,
     health: HealthHandle,
     calls: Arc<AtomicU64>,
+    topics: Arc<AtomicU64>,
     fail_topic: Option<String>,
 }
 
@@ -35,11 +35,12 @@ impl FakeDelta {
             limits: limits(5),
             health: HealthHandle::default(),
             calls: Arc::default(),
+            topics: Arc::default(),
             fail_topic: None,
         }
     }
 
-    /// Fails every `diff` of `topic`.
+    /// Refuses every diff of `topic`.
     pub fn fail_on(mut self, topic: &str) -> Self {
         self.fail_topic = Some(topic.to_string());
         self
@@ -48,6 +49,11 @@ impl FakeDelta {
     /// Its `diff` calls that reached it.
     pub fn calls(&self) -> Arc<AtomicU64> {
         self.calls.clone()
+    }
+
+    /// The topic changes those calls held.
+    pub fn topics(&self) -> Arc<AtomicU64> {
+        self.topics.clone()
     }
 }
 
@@ -80,20 +86,22 @@ impl PluginCalls for FakeDelta {
 }
 
 impl DeltaCalls for FakeDelta {
-    fn diff<'a>(
+    fn diff_many<'a>(
         &'a mut self,
-        topic: &'a str,
-        previous: &'a TopicState,
-        current: &'a TopicState,
-    ) -> BoxFuture<'a, Result<Delta, CallError>> {
+        changes: &'a [TopicDiff<'a>],
+    ) -> BoxFuture<'a, Result<Deltas, CallError>> {
         let result = self
             .health
             .count_call("diff", self.limits.quarantine_after, || {
                 self.calls.fetch_add(1, Relaxed);
-                if self.fail_topic.as_deref() == Some(topic) {
-                    return Err(CallError::Plugin(format!("diff: cannot do {topic}")));
-                }
-                Ok(exact_diff(previous, current))
+                self.topics.fetch_add(changes.len() as u64, Relaxed);
+                Ok(changes
+                    .iter()
+                    .map(|c| match self.fail_topic.as_deref() == Some(c.topic) {
+                        true => Err(format!("diff: cannot do {}", c.topic)),
+                        false => Ok(exact_diff(c.previous, c.current)),
+                    })
+                    .collect::<Deltas>())
             });
         ready(result).boxed()
     }

@@ -1,0 +1,135 @@
+//! Committing a batch's new field values to the topic state and publishing the
+//! changes: sample-series topics (`value`, `ts`) and, without a delta plugin,
+//! every topic by the exact difference; the other topics through the delta
+//! plugin, all of a batch in one call (contract 0.2.0; a 0.1.0 plugin is called
+//! per topic), at most [`DIFF_BATCH`] topics a call.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wasmeter_core::field::{FieldValue, TopicState};
+use wasmeter_plugin::{TopicDiff, unix_now_ms};
+
+use crate::batch::Coalesced;
+use crate::calls::DeltaCalls;
+use crate::footprint::TopicKind;
+use crate::pipeline::{Publish, publish_fields};
+use crate::state::{TopicEntry, TopicStore, exact_diff, lock};
+use crate::stats::PipelineStats;
+
+/// Most topic changes in one call of the delta plugin: bounds the call's input
+/// and output like the collector's call sizing bounds a chunk.
+pub const DIFF_BATCH: usize = 512;
+
+/// Where a batch's changes go, and what they are counted on.
+pub(crate) struct Committer<'a> {
+    pub store: &'a TopicStore,
+    pub publisher: &'a dyn Publish,
+    pub stats: &'a PipelineStats,
+}
+
+/// A topic on its way through the delta plugin.
+struct Pending {
+    topic: Arc<str>,
+    entry: Arc<Mutex<TopicEntry>>,
+    previous: Arc<TopicState>,
+    current: TopicState,
+    fields: BTreeMap<String, FieldValue>,
+}
+
+impl Committer<'_> {
+    /// Commits every topic of a batch, in order within each kind of commit.
+    pub async fn commit_all(&self, delta: Option<&mut dyn DeltaCalls>, writes: Vec<Coalesced>) {
+        let Some(delta) = delta else {
+            for w in writes {
+                self.commit_exact(&w.topic, w.fields);
+            }
+            return;
+        };
+        let mut pending = Vec::new();
+        for w in writes {
+            match w.kind {
+                TopicKind::Series => self.commit_exact(&w.topic, w.fields),
+                TopicKind::Topic => pending.push(w),
+            }
+        }
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            let group: Vec<Coalesced> = rest.by_ref().take(DIFF_BATCH).collect();
+            self.commit_through(delta, group).await;
+        }
+    }
+
+    /// Commits new field values of one topic by their exact difference.
+    pub fn commit_exact(&self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
+        if publish_fields(self.store, self.publisher, topic, fields) {
+            PipelineStats::add(&self.stats.changes, 1);
+        }
+    }
+
+    /// Diffs a group of topics in one call and commits each.
+    async fn commit_through(&self, delta: &mut dyn DeltaCalls, group: Vec<Coalesced>) {
+        let pending: Vec<Pending> = group
+            .into_iter()
+            .map(|w| {
+                let entry = self.store.entry(&w.topic);
+                let (previous, current) = {
+                    let e = lock(&entry);
+                    (e.state().clone(), e.merged(&w.fields))
+                };
+                Pending {
+                    topic: w.topic,
+                    entry,
+                    previous,
+                    current,
+                    fields: w.fields,
+                }
+            })
+            .collect();
+        let changes: Vec<TopicDiff<'_>> = pending
+            .iter()
+            .map(|p| TopicDiff {
+                topic: &p.topic,
+                previous: &p.previous,
+                current: &p.current,
+            })
+            .collect();
+        let deltas = delta.diff_many(&changes).await;
+        drop(changes);
+        let mut deltas = match deltas {
+            Ok(deltas) => deltas.into_iter().map(Some).collect(),
+            Err(error) => {
+                tracing::debug!(plugin = delta.name(), %error, topics = pending.len(), "delta plugin failed; sending the exact differences");
+                vec![None; pending.len()]
+            }
+        }
+        .into_iter();
+        for p in pending {
+            let delta = match deltas.next().flatten() {
+                Some(Ok(delta)) => delta,
+                refused => {
+                    if let Some(Err(error)) = refused {
+                        tracing::debug!(topic = %p.topic, %error, "delta plugin refused a topic; sending the exact difference");
+                    }
+                    PipelineStats::add(&self.stats.delta_fallbacks, 1);
+                    exact_diff(&p.previous, &p.current)
+                }
+            };
+            let mut e = lock(&p.entry);
+            // Another pipeline may have changed the topic meanwhile: then the delta
+            // was computed against an old state; recompute it exactly.
+            let delta = if Arc::ptr_eq(e.state(), &p.previous) {
+                delta
+            } else {
+                e.exact_delta(&p.fields)
+            };
+            let change = e.commit(&p.topic, delta, p.fields, Instant::now(), unix_now_ms());
+            drop(e);
+            if let Some(change) = change {
+                PipelineStats::add(&self.stats.changes, 1);
+                self.publisher.publish(change);
+            }
+        }
+    }
+}
