@@ -76,7 +76,10 @@ fn check_plugin_describes_good_components_and_explains_bad_ones() {
     ]);
     assert!(!ok, "one plugin is refused");
     assert!(stdout.contains("csv.wasm: ok: csv-collector"), "{stdout}");
-    assert!(stdout.contains("(collector plugin, stateful)"), "{stdout}");
+    assert!(
+        stdout.contains("(collector plugin, stateful, contract 0.2.0)"),
+        "{stdout}"
+    );
     assert!(
         stdout
             .contains("corrupt.wasm: not a WebAssembly component: it is a core WebAssembly module"),

@@ -479,3 +479,64 @@ async fn a_source_whose_patterns_match_nothing_says_so() {
     let log = host.stop();
     assert!(!log.contains("no file matches"), "{log}");
 }
+
+#[tokio::test]
+async fn plugins_built_against_contract_0_1_0_still_run_in_a_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |file: &str| support::built_path(file).display().to_string();
+    let config = format!(
+        r#"
+data_dir = "data"
+
+[server]
+listen = "127.0.0.1:0"
+
+[plugins.collector]
+path = "{}"
+
+[plugins.doubled]
+path = "{}"
+
+[plugins.delta]
+path = "{}"
+
+[sources.v1]
+type = "file"
+include = ["feed/*.csv"]
+reconcile_interval_ms = 200
+
+[pipelines.v1]
+sources = ["v1"]
+collector = "collector"
+metrics = ["doubled"]
+delta = "delta"
+"#,
+        path("v1_collector.wasm"),
+        path("v1_metric.wasm"),
+        path("v1_delta.wasm"),
+    );
+    let host = Host::start(dir.path(), &config);
+    host.append("prices.csv", "BTC,100.5\n");
+    host.wait_for_topic("v1/BTC", |s| s["price"] == 100.5).await;
+    // The 0.1.0 metric plugin's output, through the pipeline.
+    host.wait_for_topic("metrics/v1_price_doubled/BTC", |s| s["value"] == 201.0)
+        .await;
+
+    let mut c = Client::connect(&host.addr, "json").await;
+    c.subscribe(&["v1/BTC"]).await;
+    let snapshot = c.next_for("snapshot", "v1/BTC").await;
+    assert_eq!(snapshot["state"], json!({"price": 100.5}));
+    host.append("prices.csv", "BTC,101\n");
+    // The 0.1.0 delta plugin's diff, one call for the topic.
+    let update = c.next_for("update", "v1/BTC").await;
+    assert_eq!(update["delta"], json!({"price": 101.0}));
+    let (_, plugins) = host.get("/api/plugins").await;
+    let delta = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "delta")
+        .unwrap();
+    assert_eq!(delta["failures"], 0, "{delta}");
+    host.stop();
+}

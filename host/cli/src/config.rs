@@ -95,6 +95,9 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// Updates kept per topic for resuming clients.
     pub history_per_topic: usize,
+    /// Events kept per stream topic: how far behind, or how long away, a
+    /// subscriber may be before it is told of a gap.
+    pub stream_history: usize,
     /// `[server.limits]`: connections, frames, heartbeats, conflation.
     pub limits: wasmeter_server::ServerConfig,
 }
@@ -104,6 +107,7 @@ impl Default for ServerSection {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             history_per_topic: 256,
+            stream_history: 4096,
             limits: wasmeter_server::ServerConfig::default(),
         }
     }
@@ -560,6 +564,9 @@ impl Config {
             .map_err(|e| self.invalid(format!("server.limits.{}", e.field), e.problem))?;
         if self.server.history_per_topic == 0 {
             return Err(self.invalid("server.history_per_topic", "must be > 0"));
+        }
+        if self.server.stream_history == 0 {
+            return Err(self.invalid("server.stream_history", "must be > 0"));
         }
         if self.runtime.call_timeout_ms == 0 {
             return Err(self.invalid("runtime.call_timeout_ms", "must be > 0"));

@@ -59,6 +59,8 @@ field_ttl_ms = 15000
 
 [plugins.csv]
 builtin = "csv-collector"
+# Every trade is also an event of the stream topic tape/<symbol>: each one delivered.
+config = { tape_prefix = "tape" }
 
 [plugins.history]
 builtin = "jsonl-collector"
@@ -104,6 +106,7 @@ type = "system"
 interval_ms = 1000
 
 [pipelines.trades]
+topics = ["trades", "tape"]
 sources = ["trades"]
 collector = "csv"
 metrics = ["rate", "vwap", "ewma", "minmax"]

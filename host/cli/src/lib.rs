@@ -124,7 +124,7 @@ async fn check_plugins(files: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
             Ok(loaded) => {
                 let m = loaded.meta();
                 println!(
-                    "{}: ok: {} {} ({} plugin, {}), {} bytes, sha256 {}",
+                    "{}: ok: {} {} ({} plugin, {}, contract {}), {} bytes, sha256 {}",
                     file.display(),
                     m.info.name,
                     m.info.version,
@@ -134,6 +134,7 @@ async fn check_plugins(files: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
                     } else {
                         "stateless"
                     },
+                    m.contract,
                     m.size_bytes,
                     &m.hash_hex()[..16]
                 );

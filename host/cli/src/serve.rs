@@ -99,6 +99,7 @@ pub async fn serve(
     let hub = Arc::new(Hub::new(HubConfig {
         history_per_topic: config.server.history_per_topic,
         max_topics: config.state.max_topics as usize,
+        stream_history: config.server.stream_history,
     }));
     let store = {
         let hub = hub.clone();

@@ -7,7 +7,8 @@
 //   client.on('topic', (e) => console.log(e.topic, e.state));
 //
 // It keeps every topic's state (snapshots replace it, updates are RFC 7396 merge
-// patches: null removes a field; `stale` marks fields), reconnects with exponential
+// patches: null removes a field; `stale` marks fields; a stream topic's state is its
+// last event, and every event is emitted as `event`), reconnects with exponential
 // backoff and full jitter, resumes with `since` = the last (epoch, seq) per topic,
 // and answers the server's heartbeat.
 
@@ -40,14 +41,18 @@
 
 /**
  * Event payloads, by name (see {@link WasmeterClient#on}):
- * - `topic`: `{topic, kind: 'snapshot'|'update', state: TopicState, changed: string[],
+ * - `topic`: `{topic, kind: 'snapshot'|'update'|'event', state: TopicState, changed: string[],
  *   removed: string[], stale: string[], recovered: boolean|undefined}`; after every frame that changed a topic.
+ * - `event`: `{topic, epoch, seq, ts, fields}`; one event of a stream topic, each one
+ *   once, in order (its state then also emits `topic` with kind 'event').
+ * - `gap`: `{topic, epoch, after, next, missed}`; the events of a stream topic after
+ *   `after` and before `next` are gone (this subscriber fell behind the host's history).
  * - `removed`: `{topic}`; the topic was removed from the host.
  * - `status`: `{status: 'connecting'|'connected'|'reconnecting'|'closed', attempt, retryAt,
  *   resumed: null|boolean, notRecovered: string[]}`.
  * - `subscribed`: the server's `subscribed` frame. `error`: the server's `error` frame.
  * - `frame`: every decoded frame except pings.
- * @typedef {'topic'|'removed'|'status'|'subscribed'|'error'|'frame'} EventName
+ * @typedef {'topic'|'event'|'gap'|'removed'|'status'|'subscribed'|'error'|'frame'} EventName
  */
 
 /**
@@ -281,6 +286,16 @@ export class WasmeterClient {
       case 'update':
         this.applyUpdate(f);
         break;
+      case 'event':
+        this.applyEvent(f);
+        break;
+      case 'gap': {
+        const t = this.topics.get(f.topic);
+        // Continue from the next event the host still has.
+        if (t && t.epoch === f.epoch) t.seq = f.next - 1;
+        this.emit('gap', { topic: f.topic, epoch: f.epoch, after: f.after, next: f.next, missed: f.missed });
+        break;
+      }
       case 'removed':
         this.topics.delete(f.topic);
         this.emit('removed', { topic: f.topic });
@@ -314,6 +329,14 @@ export class WasmeterClient {
     const t = { topic: f.topic, epoch: f.epoch, seq: f.seq, ts: f.ts, state: { ...state }, stale: new Set(stale) };
     this.topics.set(f.topic, t);
     this.emit('topic', { topic: f.topic, kind: 'snapshot', state: t, changed, removed, stale, recovered: f.recovered });
+  }
+
+  applyEvent(f) {
+    const fields = f.fields ?? {};
+    const t = { topic: f.topic, epoch: f.epoch, seq: f.seq, ts: f.ts, state: { ...fields }, stale: new Set() };
+    this.topics.set(f.topic, t);
+    this.emit('event', { topic: f.topic, epoch: f.epoch, seq: f.seq, ts: f.ts, fields });
+    this.emit('topic', { topic: f.topic, kind: 'event', state: t, changed: Object.keys(fields), removed: [], stale: [] });
   }
 
   applyUpdate(f) {

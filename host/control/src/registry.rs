@@ -232,6 +232,7 @@ impl PluginEntry {
             description: meta.info.description.clone(),
             emits: meta.info.emits.clone(),
             stateful: meta.info.stateful,
+            contract: meta.contract.version().to_string(),
             size_bytes: meta.size_bytes,
             config: self.config.iter().cloned().collect(),
             call_timeout_ms: self.limits.call_timeout.as_millis() as u64,
@@ -328,6 +329,9 @@ pub struct PluginDetail {
     pub emits: Vec<String>,
     /// Whether it keeps state that carries over swaps and restarts.
     pub stateful: bool,
+    /// The contract version it was built against (`0.2.0`, `0.1.0`).
+    #[serde(default)]
+    pub contract: String,
     /// Size of the component.
     pub size_bytes: usize,
     /// Its configuration.

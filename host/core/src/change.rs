@@ -23,4 +23,8 @@ pub struct TopicChange {
     pub state: Arc<TopicState>,
     /// When the change was made, Unix milliseconds.
     pub timestamp_ms: i64,
+    /// True for an event of a stream topic: `delta.changed` holds all its fields,
+    /// in order, and `state` is the event itself. Events are delivered one by
+    /// one, never merged; a topic holds either events or state, never both.
+    pub event: bool,
 }

@@ -193,6 +193,48 @@ struct SnapshotFrame<'a> {
     stale: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recovered: Option<bool>,
+    /// A stream topic: `state` is its last event, and `event` frames follow.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+/// The fields of one event, in the order the plugin gave them.
+struct EventFields<'a> {
+    fields: &'a [(String, FieldValue)],
+    only: Option<&'a FieldSet>,
+}
+
+impl Serialize for EventFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let kept = || self.fields.iter().filter(|(n, _)| keep(self.only, n));
+        let mut map = s.serialize_map(Some(kept().count()))?;
+        for (name, value) in kept() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct EventFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a str,
+    epoch: &'a str,
+    seq: u64,
+    ts: i64,
+    fields: EventFields<'a>,
+}
+
+#[derive(Serialize)]
+struct GapFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    topic: &'a str,
+    epoch: &'a str,
+    after: u64,
+    next: u64,
+    missed: u64,
 }
 
 /// Where a data frame sits in a topic's stream.
@@ -239,9 +281,51 @@ pub fn encode_update(
     ))
 }
 
+/// Encodes an `event` frame of a stream topic: the event's fields (those in
+/// `only`, if given), in order. `None` when the filter leaves nothing to send.
+pub fn encode_event(
+    format: Format,
+    head: FrameHead<'_>,
+    fields: &[(String, FieldValue)],
+    only: Option<&FieldSet>,
+) -> Option<Bytes> {
+    let fields = EventFields { fields, only };
+    if only.is_some() && fields.fields.iter().all(|(n, _)| !keep(only, n)) {
+        return None;
+    }
+    Some(encode(
+        format,
+        &EventFrame {
+            kind: "event",
+            topic: head.topic,
+            epoch: head.epoch,
+            seq: head.seq,
+            ts: head.ts,
+            fields,
+        },
+    ))
+}
+
+/// Encodes a `gap` frame: the events of a stream topic after `after` and before
+/// `next` are no longer held, so this subscriber will not receive them.
+pub fn encode_gap(format: Format, topic: &str, epoch: &str, after: u64, next: u64) -> Bytes {
+    encode(
+        format,
+        &GapFrame {
+            kind: "gap",
+            topic,
+            epoch,
+            after,
+            next,
+            missed: next.saturating_sub(after + 1),
+        },
+    )
+}
+
 /// Encodes a `snapshot` frame: the topic's complete state (or the subset in `fields`)
-/// and which of those fields are stale.
+/// and which of those fields are stale; of a stream topic (`stream`), its last event.
 /// `recovered: Some(false)` marks the answer to a resume that could not be served.
+#[allow(clippy::too_many_arguments, reason = "one frame's parts")]
 pub fn encode_snapshot(
     format: Format,
     head: FrameHead<'_>,
@@ -249,6 +333,7 @@ pub fn encode_snapshot(
     stale: &[String],
     fields: Option<&FieldSet>,
     recovered: Option<bool>,
+    stream: bool,
 ) -> Bytes {
     let stale = stale
         .iter()
@@ -266,6 +351,7 @@ pub fn encode_snapshot(
             state: StateView { state, fields },
             stale,
             recovered,
+            stream,
         },
     )
 }
@@ -358,7 +444,15 @@ mod tests {
         let mut state = TopicState::new();
         state.insert("price".into(), FieldValue::Number(2.0));
         state.insert("side".into(), FieldValue::Flag(true));
-        let b = encode_snapshot(Format::MsgPack, head(), &state, &[], Some(&f), Some(false));
+        let b = encode_snapshot(
+            Format::MsgPack,
+            head(),
+            &state,
+            &[],
+            Some(&f),
+            Some(false),
+            false,
+        );
         let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
         assert_eq!(v["state"], serde_json::json!({"price":2.0}));
         assert_eq!(v["recovered"], false);

@@ -22,6 +22,9 @@ pub struct HubConfig {
     pub history_per_topic: usize,
     /// Topics the hub holds at most; publishing to a new topic beyond it fails.
     pub max_topics: usize,
+    /// Events kept per stream topic: how far behind a subscriber may fall, or
+    /// how long it may be away, before it is told of a gap.
+    pub stream_history: usize,
 }
 
 impl Default for HubConfig {
@@ -29,6 +32,7 @@ impl Default for HubConfig {
         Self {
             history_per_topic: 256,
             max_topics: 100_000,
+            stream_history: 4096,
         }
     }
 }
@@ -39,6 +43,16 @@ pub enum PublishError {
     /// The topic name breaks the rules of [`is_topic_name`].
     #[error("`{0}` is not a valid topic name")]
     InvalidTopic(String),
+    /// An event for a topic that holds state, or a state change for a stream topic.
+    #[error("`{topic}` is a {is} topic: it cannot take {offered}")]
+    KindMismatch {
+        /// The topic.
+        topic: String,
+        /// What it is: `stream` or `state`.
+        is: &'static str,
+        /// What was published: `events` or `state changes`.
+        offered: &'static str,
+    },
     /// The topic would exceed [`HubConfig::max_topics`].
     #[error("cannot create topic `{topic}`: the hub already holds its limit of {limit} topics")]
     TooManyTopics {
@@ -62,6 +76,8 @@ pub struct TopicInfo {
     pub updated_at_ms: i64,
     /// Slots (subscribers) attached.
     pub subscribers: usize,
+    /// A stream topic (events), not a state topic.
+    pub stream: bool,
 }
 
 /// Counters for tests and metrics.
@@ -191,6 +207,17 @@ impl Hub {
                     }
                 },
             };
+            if topic.stream != change.event {
+                return Err(PublishError::KindMismatch {
+                    topic: change.topic.to_string(),
+                    is: if topic.stream { "stream" } else { "state" },
+                    offered: if change.event {
+                        "events"
+                    } else {
+                        "state changes"
+                    },
+                });
+            }
             match topic.append(change) {
                 Ok(msg) => {
                     self.published.fetch_add(1, Ordering::Relaxed);
@@ -225,10 +252,14 @@ impl Hub {
                 });
             }
             let name = change.topic.clone();
+            let history = match change.event {
+                true => self.config.stream_history,
+                false => self.config.history_per_topic,
+            };
             let topic = Arc::new(Topic::new(
                 name.clone(),
                 self.epochs.make(),
-                self.config.history_per_topic,
+                history,
                 change,
             ));
             for w in &reg.watchers {
@@ -382,5 +413,6 @@ fn info(t: &Topic) -> TopicInfo {
         fields: latest.state().len(),
         updated_at_ms: latest.timestamp_ms(),
         subscribers: t.slot_count(),
+        stream: t.stream,
     }
 }

@@ -38,6 +38,7 @@
 //!     stale: vec![],
 //!     state: Arc::new(state),
 //!     timestamp_ms: 0,
+//!     event: false,
 //! })?;
 //! assert_eq!(pos.seq, 1);
 //! let (at, state) = hub.snapshot("trades/BTC-USD").unwrap();

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
+use wasmeter_core::change::TopicChange;
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::position::StreamPosition;
@@ -30,6 +31,8 @@ pub struct Message {
     /// Every field of the topic that is stale after this message (for snapshots).
     stale_now: Vec<String>,
     state: Arc<TopicState>,
+    /// An event of a stream topic (see [`TopicChange::event`]).
+    event: bool,
     update: [OnceLock<Bytes>; 2],
     snapshot: [OnceLock<Bytes>; 2],
     filtered: Mutex<Vec<Filtered>>,
@@ -51,7 +54,7 @@ impl Message {
         topic: Arc<str>,
         epoch: Arc<str>,
         seq: u64,
-        change: wasmeter_core::change::TopicChange,
+        change: TopicChange,
         stale_before: &[String],
     ) -> Self {
         let refreshed = |name: &String| {
@@ -78,6 +81,7 @@ impl Message {
             delta: change.delta,
             stale: change.stale,
             state: change.state,
+            event: change.event,
             update: Default::default(),
             snapshot: Default::default(),
             filtered: Mutex::new(Vec::new()),
@@ -124,6 +128,12 @@ impl Message {
         &self.state
     }
 
+    /// True for an event of a stream topic: sent as an `event` frame, never
+    /// merged with another.
+    pub fn is_event(&self) -> bool {
+        self.event
+    }
+
     /// This message's position.
     pub fn position(&self) -> StreamPosition {
         StreamPosition {
@@ -141,14 +151,19 @@ impl Message {
         }
     }
 
-    /// The `update` frame, encoded once per format and shared.
+    /// The `update` frame (an `event` frame for an event), encoded once per
+    /// format and shared.
     pub fn update_bytes(&self, format: Format) -> Bytes {
         self.update[format.index()]
-            .get_or_init(|| {
-                codec::encode_update(format, self.head(), &self.delta, &self.stale, None)
-                    .unwrap_or_default()
-            })
+            .get_or_init(|| self.encode_update(format, None).unwrap_or_default())
             .clone()
+    }
+
+    fn encode_update(&self, format: Format, fields: Option<&FieldSet>) -> Option<Bytes> {
+        match self.event {
+            true => codec::encode_event(format, self.head(), &self.delta.changed, fields),
+            false => codec::encode_update(format, self.head(), &self.delta, &self.stale, fields),
+        }
     }
 
     /// The `snapshot` frame of the state after this message, encoded once per format.
@@ -162,15 +177,17 @@ impl Message {
                     &self.stale_now,
                     None,
                     None,
+                    self.event,
                 )
             })
             .clone()
     }
 
-    /// The `update` frame restricted to `fields`; `None` when none of them changed.
+    /// The `update` (or `event`) frame restricted to `fields`; `None` when none
+    /// of them changed (or the event has none of them).
     pub fn filtered_update(&self, format: Format, fields: &Arc<FieldSet>) -> Option<Bytes> {
         self.cached(format, fields, false, || {
-            codec::encode_update(format, self.head(), &self.delta, &self.stale, Some(fields))
+            self.encode_update(format, Some(fields))
         })
     }
 
@@ -184,6 +201,7 @@ impl Message {
                 &self.stale_now,
                 Some(fields),
                 None,
+                self.event,
             ))
         })
         .unwrap_or_default()
@@ -198,6 +216,7 @@ impl Message {
             &self.stale_now,
             fields,
             Some(false),
+            self.event,
         )
     }
 
@@ -240,7 +259,6 @@ impl Message {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use wasmeter_core::change::TopicChange;
     use wasmeter_core::field::FieldValue;
 
     pub(crate) fn msg(seq: u64) -> Arc<Message> {
@@ -258,6 +276,7 @@ pub(crate) mod tests {
                 stale: vec![],
                 state: Arc::new(state),
                 timestamp_ms: 0,
+                event: false,
             },
             &[],
         ))

@@ -104,6 +104,12 @@ impl Slot {
         &self.topic.epoch
     }
 
+    /// True for a stream topic: every event is delivered, never merged or
+    /// conflated; a subscriber too far behind is told of the gap.
+    pub fn is_stream(&self) -> bool {
+        self.topic.stream
+    }
+
     /// True once the topic was removed from the hub; the slot receives nothing more.
     pub fn is_removed(&self) -> bool {
         self.topic.is_removed()

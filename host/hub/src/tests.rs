@@ -40,6 +40,7 @@ fn change(topic: &str, n: f64) -> TopicChange {
         stale: vec![],
         state: Arc::new(TopicState::from([("n".to_string(), FieldValue::Number(n))])),
         timestamp_ms: n as i64,
+        event: false,
     }
 }
 
@@ -47,6 +48,7 @@ fn hub(history: usize) -> Hub {
     Hub::new(HubConfig {
         history_per_topic: history,
         max_topics: 3,
+        stream_history: history,
     })
 }
 

@@ -25,6 +25,8 @@ fn key(sub: &Arc<dyn Subscriber>) -> usize {
 pub(crate) struct Topic {
     pub(crate) name: Arc<str>,
     pub(crate) epoch: Arc<str>,
+    /// A stream topic (its messages are events), fixed by its first message.
+    pub(crate) stream: bool,
     log: RwLock<Log>,
     slots: Mutex<Slots>,
     removed: AtomicBool,
@@ -49,6 +51,11 @@ impl LogView<'_> {
         &self.log.last
     }
 
+    /// The oldest message still held.
+    pub fn oldest(&self) -> &Arc<Message> {
+        self.log.history.get(0).unwrap_or(&self.log.last)
+    }
+
     /// Every message after `seq`, oldest first, or `None` when some of them are no
     /// longer held (or `seq` is newer than the newest): never a partial list.
     pub fn after(&self, seq: u64) -> Option<impl Iterator<Item = &Arc<Message>> + '_> {
@@ -63,19 +70,22 @@ impl LogView<'_> {
 }
 
 impl Topic {
-    /// A topic whose first message is `change` at seq 1.
+    /// A topic whose first message is `change` at seq 1; a stream topic if
+    /// `change` is an event.
     pub(crate) fn new(
         name: Arc<str>,
         epoch: Arc<str>,
         history: usize,
         change: TopicChange,
     ) -> Self {
+        let stream = change.event;
         let first = Arc::new(Message::new(name.clone(), epoch.clone(), 1, change, &[]));
         let mut h = History::new(history);
         h.push(first.clone());
         Self {
             name,
             epoch,
+            stream,
             log: RwLock::new(Log {
                 last: first,
                 history: h,

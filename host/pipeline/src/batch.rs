@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use wasmeter_core::field::FieldValue;
+use wasmeter_core::field::{Field, FieldValue};
 use wasmeter_core::sample::{Label, Sample, series_topic};
 use wasmeter_core::update::TopicUpdate;
 
@@ -24,6 +24,25 @@ pub(crate) struct Coalesced {
     pub fields: BTreeMap<String, FieldValue>,
 }
 
+/// One plugin call's output, before it is admitted.
+pub(crate) struct Output {
+    pub samples: Vec<Sample>,
+    pub updates: Vec<TopicUpdate>,
+    /// Events of stream topics.
+    pub events: Vec<TopicUpdate>,
+}
+
+impl Output {
+    /// A metric plugin's output: samples only.
+    pub fn samples(samples: Vec<Sample>) -> Self {
+        Self {
+            samples,
+            updates: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
 /// Admitted output of one chunk or tick, in the order it was produced.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -31,9 +50,16 @@ pub(crate) struct Batch {
     pub samples: Vec<Sample>,
     /// Field writes per topic, in order (later values win when coalesced).
     pub writes: Vec<Write>,
+    /// Events per stream topic, in order; never coalesced.
+    pub events: Vec<(Arc<str>, Vec<Field>)>,
 }
 
 impl Batch {
+    /// True if nothing is to be published.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.events.is_empty()
+    }
+
     /// The writes coalesced per topic, in the order each topic first appeared.
     pub fn coalesced(self) -> Vec<Coalesced> {
         let mut order: Vec<Coalesced> = Vec::new();
@@ -65,10 +91,14 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     stats: &PipelineStats,
     labels: &[Label],
     plugin: &mut P,
-    samples: Vec<Sample>,
-    updates: Vec<TopicUpdate>,
+    output: Output,
     batch: &mut Batch,
 ) {
+    let Output {
+        samples,
+        updates,
+        events,
+    } = output;
     let limits = plugin.limits();
     let (max_topics, max_series) = (limits.max_topics, limits.max_series);
     let name = plugin.name().to_string();
@@ -88,6 +118,12 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         match footprints.admit(&name, max_topics, &update.topic, TopicKind::Topic) {
             Ok(topic) => batch.writes.push((topic, TopicKind::Topic, update.fields)),
             Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
+        }
+    }
+    for event in events {
+        match footprints.admit(&name, max_topics, &event.topic, TopicKind::Stream) {
+            Ok(topic) => batch.events.push((topic, event.fields)),
+            Err(refusal) => refuse(format!("stream event `{}`", event.topic), refusal),
         }
     }
     for mut sample in samples {
@@ -124,20 +160,4 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
         plugin.record_failure(&error.to_string());
     }
-}
-
-/// Stream events (contract 0.2.0) are not served by this version of the host:
-/// they are refused, counted and charged to the collector like any refused
-/// output, so that its author sees why nothing arrives.
-pub(crate) fn refuse_events<P: PluginCalls + ?Sized>(
-    stats: &PipelineStats,
-    plugin: &mut P,
-    count: usize,
-) {
-    PipelineStats::add(&stats.refused_outputs, count as u64);
-    let message = format!(
-        "{count} stream events refused: this host does not serve stream topics yet; publish topic updates instead"
-    );
-    tracing::warn!(plugin = %plugin.name(), refused = count, "{message}");
-    plugin.record_failure(&message);
 }

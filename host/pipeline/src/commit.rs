@@ -1,8 +1,8 @@
-//! Committing a batch's new field values to the topic state and publishing the
-//! changes: sample-series topics (`value`, `ts`) and, without a delta plugin,
-//! every topic by the exact difference; the other topics through the delta
-//! plugin, all of a batch in one call (contract 0.2.0; a 0.1.0 plugin is called
-//! per topic), at most [`DIFF_BATCH`] topics a call.
+//! Committing a batch to the topic state and publishing the changes: events of
+//! stream topics one by one, in order; sample-series topics (`value`, `ts`) and,
+//! without a delta plugin, every topic by the exact difference; the other topics
+//! through the delta plugin, all of a batch in one call (contract 0.2.0; a 0.1.0
+//! plugin is called per topic), at most [`DIFF_BATCH`] topics a call.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use std::time::Instant;
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_plugin::{TopicDiff, unix_now_ms};
 
-use crate::batch::Coalesced;
+use crate::batch::{Batch, Coalesced};
 use crate::calls::DeltaCalls;
 use crate::footprint::TopicKind;
 use crate::pipeline::{Publish, publish_fields};
@@ -39,8 +39,19 @@ struct Pending {
 }
 
 impl Committer<'_> {
+    /// Publishes a batch's events, then commits its topic writes.
+    pub async fn commit_batch(&self, delta: Option<&mut dyn DeltaCalls>, mut batch: Batch) {
+        let timestamp_ms = unix_now_ms();
+        for (topic, fields) in std::mem::take(&mut batch.events) {
+            let change = lock(&self.store.entry(&topic)).commit_event(&topic, fields, timestamp_ms);
+            PipelineStats::add(&self.stats.changes, 1);
+            self.publisher.publish(change);
+        }
+        self.commit_all(delta, batch.coalesced()).await;
+    }
+
     /// Commits every topic of a batch, in order within each kind of commit.
-    pub async fn commit_all(&self, delta: Option<&mut dyn DeltaCalls>, writes: Vec<Coalesced>) {
+    async fn commit_all(&self, delta: Option<&mut dyn DeltaCalls>, writes: Vec<Coalesced>) {
         let Some(delta) = delta else {
             for w in writes {
                 self.commit_exact(&w.topic, w.fields);
@@ -50,8 +61,8 @@ impl Committer<'_> {
         let mut pending = Vec::new();
         for w in writes {
             match w.kind {
-                TopicKind::Series => self.commit_exact(&w.topic, w.fields),
                 TopicKind::Topic => pending.push(w),
+                _ => self.commit_exact(&w.topic, w.fields),
             }
         }
         let mut rest = pending.into_iter().peekable();

@@ -36,6 +36,13 @@ pub enum Refusal {
         /// The quota.
         limit: usize,
     },
+    /// A stream topic written as state, or a state topic written as events.
+    KindConflict {
+        /// The topic.
+        topic: Arc<str>,
+        /// What it is.
+        is: TopicKind,
+    },
     /// The pipeline's quota of topics is used up.
     PipelineQuota {
         /// The pipeline.
@@ -74,6 +81,14 @@ impl Refusal {
             Self::PipelineQuota { pipeline, limit } => {
                 format!("pipeline `{pipeline}`'s quota of {limit} topics is used up")
             }
+            Self::KindConflict { topic, is } => match is {
+                TopicKind::Stream => format!(
+                    "`{topic}` is a stream topic (written with events): it takes no topic updates"
+                ),
+                _ => format!(
+                    "`{topic}` is a state topic (written with topic updates): it takes no events"
+                ),
+            },
         };
         OutputError {
             item: item.to_string(),
@@ -82,13 +97,27 @@ impl Refusal {
     }
 }
 
-/// Whether a topic is a plain topic (from a topic update) or a sample series.
+/// Whether a topic is a plain topic (from a topic update), a stream topic (from
+/// events) or a sample series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicKind {
     /// Written by topic updates; must lie under the pipeline's prefixes.
     Topic,
+    /// Written by events (contract 0.2.0); under the pipeline's prefixes too, and
+    /// counted with its topics.
+    Stream,
     /// A sample series (`metrics/...`); claimed by the first pipeline to publish it.
     Series,
+}
+
+impl Counts {
+    /// The count `kind` is charged to: streams count as topics.
+    fn of(&mut self, kind: TopicKind) -> &mut usize {
+        match kind {
+            TopicKind::Topic | TopicKind::Stream => &mut self.topics,
+            TopicKind::Series => &mut self.series,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,12 +175,18 @@ impl Footprints {
         topic: &str,
         kind: TopicKind,
     ) -> Result<Arc<str>, Refusal> {
-        if let Some((name, _)) = self.creator.get_key_value(topic) {
+        if let Some((name, (_, is))) = self.creator.get_key_value(topic) {
+            if *is != kind && kind != TopicKind::Series {
+                return Err(Refusal::KindConflict {
+                    topic: name.clone(),
+                    is: *is,
+                });
+            }
             return Ok(name.clone());
         }
         let topic: Arc<str> = topic.into();
         match kind {
-            TopicKind::Topic if !owned_by(&self.prefixes, &topic) => {
+            TopicKind::Topic | TopicKind::Stream if !owned_by(&self.prefixes, &topic) => {
                 return Err(Refusal::NotOwned {
                     topic,
                     pipeline: self.pipeline.clone(),
@@ -166,10 +201,11 @@ impl Footprints {
                 limit: self.max_topics,
             });
         }
-        let counts = self.counts.get(plugin).copied().unwrap_or_default();
-        let (used, what) = match kind {
-            TopicKind::Topic => (counts.topics, "topics"),
-            TopicKind::Series => (counts.series, "series"),
+        let mut counts = self.counts.get(plugin).copied().unwrap_or_default();
+        let used = *counts.of(kind);
+        let what = match kind {
+            TopicKind::Topic | TopicKind::Stream => "topics",
+            TopicKind::Series => "series",
         };
         if used >= plugin_limit {
             return Err(Refusal::PluginQuota {
@@ -186,11 +222,7 @@ impl Footprints {
             Some((name, _)) => name.clone(),
             None => plugin.into(),
         };
-        let counts = self.counts.entry(plugin.clone()).or_default();
-        match kind {
-            TopicKind::Topic => counts.topics += 1,
-            TopicKind::Series => counts.series += 1,
-        }
+        *self.counts.entry(plugin.clone()).or_default().of(kind) += 1;
         self.creator.insert(topic.clone(), (plugin, kind));
         Ok(topic)
     }
@@ -212,10 +244,7 @@ impl Footprints {
         });
         if let Some(counts) = self.counts.get_mut(plugin) {
             for (_, kind) in &gone {
-                match kind {
-                    TopicKind::Topic => counts.topics -= 1,
-                    TopicKind::Series => counts.series -= 1,
-                }
+                *counts.of(*kind) -= 1;
             }
         }
         let series = gone.iter().filter(|(_, k)| *k == TopicKind::Series);
@@ -238,10 +267,7 @@ impl Footprints {
     pub fn removed(&mut self, topic: &str) {
         if let Some((topic, (plugin, kind))) = self.creator.remove_entry(topic) {
             if let Some(counts) = self.counts.get_mut(&plugin) {
-                match kind {
-                    TopicKind::Topic => counts.topics -= 1,
-                    TopicKind::Series => counts.series -= 1,
-                }
+                *counts.of(kind) -= 1;
             }
             if kind == TopicKind::Series {
                 self.owners.release_series(&self.pipeline, [&topic]);

@@ -15,12 +15,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::{Label, Sample};
-use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
+use wasmeter_core::sample::Label;
+use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
-use crate::batch::{Batch, admit, refuse_events};
+use crate::batch::{Batch, Output, admit};
 use crate::calls::DeltaCalls;
 use crate::commit::Committer;
 use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
@@ -421,7 +421,7 @@ impl Pipeline {
             return;
         }
         self.remove_topics_of(name, |topic, kind| match kind {
-            TopicKind::Topic => emits_match(emits, topic),
+            TopicKind::Topic | TopicKind::Stream => emits_match(emits, topic),
             TopicKind::Series => topic
                 .split('/')
                 .nth(1)
@@ -561,14 +561,12 @@ impl Pipeline {
             }
         };
         self.report_record_errors(source, file, &out.errors);
-        if !out.events.is_empty() {
-            refuse_events(
-                &self.stats,
-                self.plugins.collector.as_mut(),
-                out.events.len(),
-            );
-        }
-        self.apply(out.samples, out.updates).await;
+        self.apply(Output {
+            samples: out.samples,
+            updates: out.updates,
+            events: out.events,
+        })
+        .await;
         done
     }
 
@@ -667,14 +665,13 @@ impl Pipeline {
                     &self.stats,
                     &self.config.labels,
                     m.as_mut(),
-                    samples,
-                    Vec::new(),
+                    Output::samples(samples),
                     &mut batch,
                 ),
                 Err(error) => tracing::debug!(plugin = m.name(), %error, "on-tick failed"),
             }
         }
-        if !batch.writes.is_empty() {
+        if !batch.is_empty() {
             self.mark_dirty(0);
             self.publish_batch(batch).await;
         }
@@ -682,15 +679,14 @@ impl Pipeline {
 
     /// Admits the collector's output, feeds its samples through the metric plugins
     /// (each sees the admitted samples of those before it), then publishes everything.
-    async fn apply(&mut self, samples: Vec<Sample>, updates: Vec<TopicUpdate>) {
+    async fn apply(&mut self, output: Output) {
         let mut batch = Batch::default();
         admit(
             &mut self.footprints,
             &self.stats,
             &self.config.labels,
             self.plugins.collector.as_mut(),
-            samples,
-            updates,
+            output,
             &mut batch,
         );
         if !batch.samples.is_empty() {
@@ -701,8 +697,7 @@ impl Pipeline {
                         &self.stats,
                         &self.config.labels,
                         m.as_mut(),
-                        derived,
-                        Vec::new(),
+                        Output::samples(derived),
                         &mut batch,
                     ),
                     Err(error) => tracing::debug!(plugin = m.name(), %error, "on-samples failed"),
@@ -726,7 +721,7 @@ impl Pipeline {
         };
         let delta = self.plugins.delta.as_deref_mut();
         committer
-            .commit_all(delta.map(|d| d as &mut dyn DeltaCalls), batch.coalesced())
+            .commit_batch(delta.map(|d| d as &mut dyn DeltaCalls), batch)
             .await;
     }
 

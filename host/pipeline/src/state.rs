@@ -109,7 +109,33 @@ impl TopicEntry {
             stale: Vec::new(),
             state: self.state.clone(),
             timestamp_ms,
+            event: false,
         })
+    }
+
+    /// Records an event of a stream topic: the topic's state becomes the event
+    /// (what a new subscriber's snapshot shows) and the event is published whole.
+    /// Events never go stale.
+    pub fn commit_event(
+        &mut self,
+        topic: &Arc<str>,
+        fields: Vec<(String, FieldValue)>,
+        timestamp_ms: i64,
+    ) -> TopicChange {
+        self.updated.clear();
+        self.stale.clear();
+        self.state = Arc::new(fields.iter().cloned().collect());
+        TopicChange {
+            topic: topic.clone(),
+            delta: Delta {
+                changed: fields,
+                removed: Vec::new(),
+            },
+            stale: Vec::new(),
+            state: self.state.clone(),
+            timestamp_ms,
+            event: true,
+        }
     }
 
     /// Marks fields not set within `ttl` as stale; returns a change naming the
@@ -137,6 +163,7 @@ impl TopicEntry {
             stale: newly,
             state: self.state.clone(),
             timestamp_ms,
+            event: false,
         })
     }
 }

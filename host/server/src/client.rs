@@ -75,6 +75,10 @@ impl Subscriber for Shared {
 pub(crate) enum Kind {
     Snapshot,
     Update,
+    /// An event of a stream topic.
+    Event,
+    /// Events of a stream topic this subscriber will not get.
+    Gap,
     Removed,
     Subscribed,
     Unsubscribed,
@@ -88,6 +92,8 @@ impl Kind {
         match self {
             Kind::Snapshot => "snapshot",
             Kind::Update => "update",
+            Kind::Event => "event",
+            Kind::Gap => "gap",
             Kind::Removed => "removed",
             Kind::Subscribed => "subscribed",
             Kind::Unsubscribed => "unsubscribed",
@@ -370,6 +376,15 @@ impl TopicSlot {
             replay: VecDeque::new(),
             due: None,
             deferred: false,
+        }
+    }
+
+    /// A stream topic created after subscribing: every event from its first,
+    /// with no snapshot (a subscriber slower than the history is told of the gap).
+    pub(crate) fn from_first_event(slot: Arc<Slot>, opts: Arc<SubOptions>) -> Self {
+        Self {
+            next: Next::Live,
+            ..Self::new(slot, opts)
         }
     }
 

@@ -26,6 +26,7 @@ impl Fixture {
             hub: Arc::new(Hub::new(HubConfig {
                 history_per_topic: history,
                 max_topics: 1000,
+                stream_history: history,
             })),
             state: Default::default(),
             metrics: Arc::new(Metrics::default()),
@@ -60,6 +61,7 @@ impl Fixture {
                 stale: vec![],
                 state: Arc::new(state.clone()),
                 timestamp_ms: 0,
+                event: false,
             })
             .unwrap()
             .seq

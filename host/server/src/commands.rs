@@ -142,6 +142,14 @@ impl Client {
                             t.next = Next::Live;
                             t.due = None;
                         }
+                        // A stream topic of the same epoch continues from its
+                        // position: the subscriber is told of the events it
+                        // missed (a `gap`), then gets every one still held.
+                        None if resumable_stream(&t.slot, &pos.epoch, pos.seq) => {
+                            t.cursor = pos.seq;
+                            t.next = Next::Live;
+                            t.due = None;
+                        }
                         None => t.next = Next::Snapshot(Some(false)),
                     }
                     let slot = t.slot.clone();
@@ -247,4 +255,10 @@ impl Client {
         );
         Ok(())
     }
+}
+
+/// True when a stream topic's subscriber at `(epoch, seq)` can continue from
+/// there: same epoch, and not ahead of the topic.
+fn resumable_stream(slot: &wasmeter_hub::Slot, epoch: &str, seq: u64) -> bool {
+    slot.is_stream() && **slot.epoch() == *epoch && seq <= slot.latest().seq()
 }

@@ -14,8 +14,34 @@ use crate::metrics::Event;
 /// What reading a topic's log after a cursor yielded.
 enum Got {
     Nothing,
-    Messages { more: bool },
-    Gap(Arc<Message>),
+    Messages {
+        more: bool,
+    },
+    /// The cursor is further behind than allowed or than the history reaches:
+    /// the latest message, and the oldest the history still holds.
+    Gap {
+        latest: Arc<Message>,
+        oldest: u64,
+    },
+}
+
+/// How far behind a subscriber may be before it is conflated: stream topics
+/// never are (their subscribers are told of a gap when the history runs out).
+fn conflate_limit(slot: &Slot, conflate_after: u64) -> u64 {
+    if slot.is_stream() {
+        u64::MAX
+    } else {
+        conflate_after
+    }
+}
+
+/// The kind of frame a message is sent as.
+fn frame_kind(m: &Message) -> Kind {
+    if m.is_event() {
+        Kind::Event
+    } else {
+        Kind::Update
+    }
 }
 
 impl Client {
@@ -88,10 +114,13 @@ impl Client {
         let budget = self.limits.batch_frames.saturating_sub(out.len()).max(1);
         let format = self.format;
         let track = self.track_positions;
+        let stream = slot.is_stream();
         let Some(t) = self.topics.get_mut(&name) else {
             return;
         };
         t.reclaim_cursor();
+        // Events are never merged: a rate limit does not apply to stream topics.
+        let limited = t.opts.interval.is_some() && !stream;
         'serve: {
             if let Next::Snapshot(recovered) = t.next {
                 let latest = slot.latest();
@@ -99,31 +128,38 @@ impl Client {
                 break 'serve;
             }
             if !t.replay.is_empty() {
-                if replay(format, track, t, budget, now, out) {
+                if replay(format, track, t, limited, budget, now, out) {
                     self.shared.push(slot);
                 }
                 break 'serve;
             }
-            if t.due.is_some_and(|d| d > now) {
+            if limited && t.due.is_some_and(|d| d > now) {
                 if !t.deferred {
                     t.deferred = true;
                     self.deferred.push(slot);
                 }
                 break 'serve;
             }
-            let (max, conflate_after) = if t.opts.interval.is_some() {
+            let (max, conflate_after) = if limited {
                 (usize::MAX, u64::MAX)
             } else {
-                (budget, self.limits.conflate_after)
+                (budget, conflate_limit(&slot, self.limits.conflate_after))
             };
             match read_new(&slot, t.cursor, max, conflate_after, &mut self.scratch) {
                 Got::Nothing => {}
-                Got::Gap(latest) => {
+                Got::Gap { latest, oldest } if stream => {
+                    // Told, then continued from the oldest event still held.
+                    self.metrics.record(Event::StreamGap);
+                    out.push(gap(format, &latest, t.cursor, oldest));
+                    t.cursor = oldest - 1;
+                    self.shared.push(slot.clone());
+                }
+                Got::Gap { latest, .. } => {
                     self.metrics.record(Event::Conflated);
                     out.push(snapshot(format, track, t, &latest, None, now));
                 }
                 Got::Messages { more } => {
-                    if t.opts.interval.is_some() {
+                    if limited {
                         composed(format, track, t, &self.scratch, now, out);
                     } else {
                         for m in &self.scratch {
@@ -150,15 +186,15 @@ impl Client {
             return false;
         }
         let budget = self.limits.batch_frames.saturating_sub(out.len()).max(1);
-        let conflate_after = self.limits.conflate_after;
+        let conflate_after = conflate_limit(slot, self.limits.conflate_after);
         match read_new(slot, cursor, budget, conflate_after, &mut self.scratch) {
             Got::Nothing => true,
-            Got::Gap(_) => false,
+            Got::Gap { .. } => false,
             Got::Messages { more } => {
                 for m in self.scratch.drain(..) {
                     cursor = m.seq();
                     out.push(Out {
-                        kind: Kind::Update,
+                        kind: frame_kind(&m),
                         bytes: m.update_bytes(self.format),
                         msg: None,
                     });
@@ -187,8 +223,11 @@ impl Client {
             self.report_topic_limit(slot.topic());
             return;
         }
-        self.topics
-            .insert(slot.topic().clone(), TopicSlot::new(slot.clone(), opts));
+        let topic = match slot.is_stream() {
+            true => TopicSlot::from_first_event(slot.clone(), opts),
+            false => TopicSlot::new(slot.clone(), opts),
+        };
+        self.topics.insert(slot.topic().clone(), topic);
         self.shared.push(slot);
     }
 }
@@ -210,11 +249,15 @@ fn read_new(
         if latest.seq() == cursor {
             return Got::Nothing;
         }
+        let gap = || Got::Gap {
+            latest: latest.clone(),
+            oldest: log.oldest().seq(),
+        };
         if behind > conflate_after {
-            return Got::Gap(latest.clone());
+            return gap();
         }
         match log.after(cursor) {
-            None => Got::Gap(latest.clone()),
+            None => gap(),
             Some(it) => {
                 scratch.extend(it.take(max).cloned());
                 Got::Messages {
@@ -263,24 +306,34 @@ fn push_update(
     };
     if let Some(bytes) = bytes {
         out.push(Out {
-            kind: Kind::Update,
+            kind: frame_kind(m),
             bytes,
             msg: track.then(|| m.clone()),
         });
     }
 }
 
+/// A `gap` frame: the events after `cursor` and before `oldest` are gone.
+fn gap(format: Format, latest: &Message, cursor: u64, oldest: u64) -> Out {
+    Out {
+        kind: Kind::Gap,
+        bytes: codec::encode_gap(format, latest.topic(), latest.epoch(), cursor, oldest),
+        msg: None,
+    }
+}
+
 /// Sends a resumed topic's replay: all of it (merged into one update under a rate
-/// limit) or up to `budget` frames. True when some remain.
+/// limit, `limited`) or up to `budget` frames. True when some remain.
 fn replay(
     format: Format,
     track: bool,
     t: &mut TopicSlot,
+    limited: bool,
     budget: usize,
     now: Instant,
     out: &mut Vec<Out>,
 ) -> bool {
-    if t.opts.interval.is_some() {
+    if limited {
         let all: Vec<Arc<Message>> = t.replay.drain(..).collect();
         composed(format, track, t, &all, now, out);
         return false;

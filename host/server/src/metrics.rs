@@ -15,6 +15,7 @@ pub struct Metrics {
     messages_sent: [AtomicU64; 2],
     bytes_sent: [AtomicU64; 2],
     conflations: AtomicU64,
+    stream_gaps: AtomicU64,
     malformed_messages: AtomicU64,
     refused_messages: AtomicU64,
     slow_consumer_disconnects: AtomicU64,
@@ -47,6 +48,9 @@ pub struct MetricsSnapshot {
     pub bytes_sent_msgpack: u64,
     /// Times a subscriber behind on a topic got a snapshot instead of the updates.
     pub conflations: u64,
+    /// `gap` frames sent: a subscriber of a stream topic fell behind further than
+    /// the topic's history reaches and missed events.
+    pub stream_gaps: u64,
     /// Client messages that do not parse (not JSON or MessagePack, an unknown
     /// `type` or field) and text frames that are not UTF-8.
     pub malformed_messages: u64,
@@ -72,6 +76,7 @@ pub(crate) enum Event {
     HttpClosed,
     HttpRefused,
     Conflated,
+    StreamGap,
     Malformed,
     RefusedMessage,
     SlowConsumer,
@@ -98,6 +103,7 @@ impl Metrics {
             }
             Event::HttpRefused => &self.http_connections_refused,
             Event::Conflated => &self.conflations,
+            Event::StreamGap => &self.stream_gaps,
             Event::Malformed => &self.malformed_messages,
             Event::RefusedMessage => &self.refused_messages,
             Event::SlowConsumer => &self.slow_consumer_disconnects,
@@ -127,6 +133,7 @@ impl Metrics {
             bytes_sent_json: get(&self.bytes_sent[0]),
             bytes_sent_msgpack: get(&self.bytes_sent[1]),
             conflations: get(&self.conflations),
+            stream_gaps: get(&self.stream_gaps),
             malformed_messages: get(&self.malformed_messages),
             refused_messages: get(&self.refused_messages),
             slow_consumer_disconnects: get(&self.slow_consumer_disconnects),

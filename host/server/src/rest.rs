@@ -63,6 +63,7 @@ pub(crate) async fn list(
                 "fields": t.fields,
                 "updated_at_ms": t.updated_at_ms,
                 "subscribers": t.subscribers,
+                "stream": t.stream,
             })
         })
         .collect();
@@ -78,6 +79,7 @@ pub(crate) async fn get(State(state): State<ServerState>, Path(topic): Path<Stri
             "epoch": pos.epoch,
             "seq": pos.seq,
             "updated_at_ms": info.updated_at_ms,
+            "stream": info.stream,
             "state": &*fields,
         }))
         .into_response(),

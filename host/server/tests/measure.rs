@@ -88,6 +88,7 @@ fn idle_connection_heap_bytes() {
             FieldValue::Number(1.0),
         )])),
         timestamp_ms: 0,
+        event: false,
     })
     .unwrap();
     let listener = server_rt
@@ -185,6 +186,7 @@ fn fan_out_rate() {
             ("symbol".to_string(), FieldValue::Text("BTC-USD".into())),
         ])),
         timestamp_ms: 0,
+        event: false,
     };
     hub.publish(change(0)).unwrap();
     let listener = server_rt

@@ -10,6 +10,7 @@
 //! | `columns`      | `symbol,price,qty,ts`  | comma list naming the columns, in order; must contain `symbol`, `price` and `qty`; `ts` is optional; any other name becomes an extra field (number if it parses, else text); an empty name or `_` ignores the column |
 //! | `delimiter`    | `,`                    | one character; `\t` or `tab` for tabs             |
 //! | `topic_prefix` | `trades`               | topics are `<topic_prefix>/<symbol>`              |
+//! | `tape_prefix`  | (none)                 | if set, every trade is also an event of the stream topic `<tape_prefix>/<symbol>` (fields `price`, `qty`, `ts`, `trade` = its number for the symbol, extras) |
 //!
 //! ## Values
 //!
@@ -143,7 +144,7 @@ pub struct CsvCollector {
 impl Plugin for CsvCollector {
     fn info() -> PluginInfo {
         let config = Config::from_host();
-        let emits = TradeBook::new(config.get_or("topic_prefix", "trades"))
+        let emits = TradeBook::from_config(&config)
             .map(|b| b.emits())
             .unwrap_or_default();
         PluginInfo::new(
@@ -158,7 +159,7 @@ impl Plugin for CsvCollector {
     fn init(config: &Config) -> Result<Self, String> {
         Ok(CsvCollector {
             layout: Layout::from_config(config)?,
-            book: TradeBook::new(config.get_or("topic_prefix", "trades"))?,
+            book: TradeBook::from_config(config)?,
         })
     }
 

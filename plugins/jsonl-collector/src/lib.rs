@@ -15,6 +15,7 @@
 //! | `field.ts`      | `ts`     | JSON key of the Unix-ms timestamp; missing/null means 0   |
 //! | `extra_fields`  | (none)   | comma list of more JSON keys copied into the topic update |
 //! | `topic_prefix`  | `trades` | topics are `<topic_prefix>/<symbol>`                      |
+//! | `tape_prefix`   | (none)   | if set, every trade is also an event of the stream topic `<tape_prefix>/<symbol>` (fields `price`, `qty`, `ts`, `trade` = its number for the symbol, extras) |
 //!
 //! Keys are dotted paths into nested objects (`data.p` reads `{"data":{"p":..}}`); a key
 //! that literally contains a dot is found too. Extra fields keep their JSON type (number,
@@ -199,7 +200,7 @@ pub struct JsonlCollector {
 impl Plugin for JsonlCollector {
     fn info() -> PluginInfo {
         let config = Config::from_host();
-        let emits = TradeBook::new(config.get_or("topic_prefix", "trades"))
+        let emits = TradeBook::from_config(&config)
             .map(|b| b.emits())
             .unwrap_or_default();
         PluginInfo::new(
@@ -214,7 +215,7 @@ impl Plugin for JsonlCollector {
     fn init(config: &Config) -> Result<Self, String> {
         Ok(JsonlCollector {
             mapping: Mapping::from_config(config)?,
-            book: TradeBook::new(config.get_or("topic_prefix", "trades"))?,
+            book: TradeBook::from_config(config)?,
         })
     }
 

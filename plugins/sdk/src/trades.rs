@@ -7,7 +7,10 @@
 //!   number of trades of the symbol), `volume` (running sum of `qty`) and any extra fields;
 //! * samples labelled `symbol="<symbol>"`, stamped with the trade's `ts` (0 = host time):
 //!   `trade_price` (gauge), `trade_qty` (gauge), `trades_total` (counter, the running
-//!   count) and `trade_volume_total` (counter, the running volume).
+//!   count) and `trade_volume_total` (counter, the running volume);
+//! * with a tape ([`TradeBook::from_config`], key `tape_prefix`), an event of the stream
+//!   topic `<tape_prefix>/<symbol>` with fields `price`, `qty`, `ts`, `trade` (the
+//!   trade's number for the symbol) and any extra fields: every trade, none merged.
 //!
 //! The running totals are the collector's state ([`TradeBook::export_state`]); the state is
 //! the same for every trade collector, so a CSV collector can be swapped for a JSON one.
@@ -18,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::series::is_valid_topic;
 use crate::state::{StateReader, StateWriter};
-use crate::{CollectOutput, Field, FieldValue, Label, Sample, TopicUpdate};
+use crate::{CollectOutput, Config, Field, FieldValue, Label, Sample, StreamEvent, TopicUpdate};
 
 /// Field names the trade output uses itself; extra fields may not use them.
 pub const RESERVED_FIELDS: [&str; 5] = ["price", "qty", "ts", "count", "volume"];
@@ -59,29 +62,56 @@ struct Totals {
 #[derive(Debug, Clone)]
 pub struct TradeBook {
     prefix: String,
+    tape: Option<String>,
     totals: BTreeMap<String, Totals>,
+}
+
+fn topic_prefix(key: &str, value: &str) -> Result<String, String> {
+    let prefix = value.trim().trim_end_matches('/');
+    if !is_valid_topic(prefix) {
+        return Err(format!(
+            "config `{key}`: `{value}` is not a valid topic \
+             (`/`-separated segments of [A-Za-z0-9_.:-])"
+        ));
+    }
+    Ok(prefix.to_string())
 }
 
 impl TradeBook {
     /// A book publishing topics under `topic_prefix` (a valid topic such as `trades`).
     pub fn new(topic_prefix: &str) -> Result<Self, String> {
-        let prefix = topic_prefix.trim().trim_end_matches('/');
-        if !is_valid_topic(prefix) {
-            return Err(format!(
-                "config `topic_prefix`: `{topic_prefix}` is not a valid topic \
-                 (`/`-separated segments of [A-Za-z0-9_.:-])"
-            ));
-        }
         Ok(TradeBook {
-            prefix: prefix.to_string(),
+            prefix: self::topic_prefix("topic_prefix", topic_prefix)?,
+            tape: None,
             totals: BTreeMap::new(),
         })
     }
 
-    /// The metric names and topic pattern of this book, for `PluginInfo::emits`.
+    /// A book configured by the collector's keys `topic_prefix` (default `trades`)
+    /// and `tape_prefix` (no tape unless given): with a tape, every trade is also
+    /// an event of the stream topic `<tape_prefix>/<symbol>`.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let mut book = TradeBook::new(config.get_or("topic_prefix", "trades"))?;
+        if let Some(tape) = config.get("tape_prefix") {
+            let tape = self::topic_prefix("tape_prefix", tape)?;
+            if tape == book.prefix {
+                return Err(format!(
+                    "config `tape_prefix`: `{tape}` is also the `topic_prefix`; a topic is \
+                     either a stream of trades or the latest trade, not both"
+                ));
+            }
+            book.tape = Some(tape);
+        }
+        Ok(book)
+    }
+
+    /// The metric names and topic patterns of this book, for `PluginInfo::emits`.
     pub fn emits(&self) -> Vec<String> {
         let mut emits: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
         emits.push(format!("{}/*", self.prefix));
+        if let Some(tape) = &self.tape {
+            emits.push(format!("{tape}/*"));
+        }
         emits
     }
 
@@ -97,6 +127,15 @@ impl TradeBook {
         } else {
             crate::now_ms()
         };
+        if let Some(tape) = &self.tape {
+            let mut event = StreamEvent::new(format!("{tape}/{}", trade.symbol))
+                .field("price", trade.price)
+                .field("qty", trade.qty)
+                .field("ts", field_ts as f64)
+                .field("trade", count as f64);
+            event.fields.extend(trade.extra.iter().cloned());
+            out.events.push(event);
+        }
         let mut update = TopicUpdate::new(format!("{}/{}", self.prefix, trade.symbol))
             .field("price", trade.price)
             .field("qty", trade.qty)
@@ -248,6 +287,28 @@ mod tests {
         other.import_state(&book.export_state()).unwrap();
         assert_eq!(other.totals("A"), Some((2, 3.5)));
         assert!(TradeBook::new("bad topic").is_err());
+    }
+
+    #[test]
+    fn a_tape_gets_every_trade_as_an_event() {
+        let config = Config::from_pairs(&[("tape_prefix", "tape/")]);
+        let mut book = TradeBook::from_config(&config).unwrap();
+        assert_eq!(book.emits().last().unwrap(), "tape/*");
+        let mut out = CollectOutput::new();
+        book.record(trade("A", 1.5), &mut out);
+        book.record(trade("A", 2.0), &mut out);
+        assert_eq!(out.events.len(), 2);
+        assert_eq!(out.events[1].topic, "tape/A");
+        let names: Vec<_> = out.events[1].fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["price", "qty", "ts", "trade"]);
+        assert_eq!(out.events[1].fields[3].value, FieldValue::Number(2.0));
+
+        let untaped = TradeBook::from_config(&Config::from_pairs(&[])).unwrap();
+        assert!(!untaped.emits().iter().any(|e| e.starts_with("tape")));
+        let same = Config::from_pairs(&[("topic_prefix", "t"), ("tape_prefix", "t")]);
+        assert!(TradeBook::from_config(&same).unwrap_err().contains("`tape_prefix`"));
+        let bad = Config::from_pairs(&[("tape_prefix", "a b")]);
+        assert!(TradeBook::from_config(&bad).unwrap_err().contains("`tape_prefix`"));
     }
 
     #[test]

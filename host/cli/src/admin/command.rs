@@ -312,7 +312,7 @@ fn list_table(plugins: &[PluginSummary]) -> String {
 fn detail_text(d: &PluginDetail) -> String {
     let s = &d.summary;
     let mut out = format!(
-        "{} ({} plugin {} {}): {}\n  state      {}\n  sha256     {}\n  origin     {}\n  stateful   {}\n  size       {} bytes\n  limits     call timeout {} ms, memory {} bytes\n",
+        "{} ({} plugin {} {}): {}\n  state      {}\n  sha256     {}\n  origin     {}\n  contract   wasmeter:plugin@{}\n  stateful   {}\n  size       {} bytes\n  limits     call timeout {} ms, memory {} bytes\n",
         s.name,
         s.kind,
         s.plugin,
@@ -321,6 +321,7 @@ fn detail_text(d: &PluginDetail) -> String {
         s.state,
         s.hash,
         s.origin,
+        d.contract,
         d.stateful,
         d.size_bytes,
         d.call_timeout_ms,

@@ -239,6 +239,11 @@ pub const SERVER_CONFLATIONS: MetricDef = counter(
     "wasmeter_server_conflations",
     "Snapshots sent to subscribers behind on a topic instead of updates.",
 );
+/// Gap notices on stream topics.
+pub const SERVER_STREAM_GAPS: MetricDef = counter(
+    "wasmeter_server_stream_gaps",
+    "Gap notices sent: a subscriber of a stream topic fell behind its history and missed events.",
+);
 /// Slow-consumer disconnects (the only drop).
 pub const SERVER_SLOW_CONSUMER_DISCONNECTS: MetricDef = counter(
     "wasmeter_server_slow_consumer_disconnects",

@@ -158,7 +158,7 @@ fn plugins(w: &mut Writer, m: &Monitor) {
 fn server_and_hub(w: &mut Writer, server: &ServerState) {
     let s = server.metrics();
     let hub = server.hub().stats();
-    let single: [(&MetricDef, f64); 14] = [
+    let single: [(&MetricDef, f64); 15] = [
         (&n::SERVER_CONNECTIONS, s.connections_active as f64),
         (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
         (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
@@ -171,6 +171,7 @@ fn server_and_hub(w: &mut Writer, server: &ServerState) {
             s.http_connections_refused as f64,
         ),
         (&n::SERVER_CONFLATIONS, s.conflations as f64),
+        (&n::SERVER_STREAM_GAPS, s.stream_gaps as f64),
         (
             &n::SERVER_SLOW_CONSUMER_DISCONNECTS,
             s.slow_consumer_disconnects as f64,

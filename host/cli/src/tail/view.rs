@@ -24,8 +24,9 @@ pub struct Views {
 }
 
 impl Views {
-    /// Applies a `snapshot`, `update` or `removed` message; other messages change
-    /// nothing. Returns whether the message was one of those (worth printing).
+    /// Applies a `snapshot`, `update`, `event`, `gap` or `removed` message; other
+    /// messages change nothing. Returns whether the message was one of those
+    /// (worth printing).
     pub fn apply(&mut self, msg: &Value) -> bool {
         let (Some(kind), Some(topic)) = (msg["type"].as_str(), msg["topic"].as_str()) else {
             return false;
@@ -56,6 +57,20 @@ impl Views {
                             view.state.insert(field.clone(), value.clone());
                         }
                     }
+                }
+            }
+            "event" => {
+                let (epoch, seq) = position();
+                let state = msg["fields"].as_object().cloned().unwrap_or_default();
+                self.topics
+                    .insert(topic.to_string(), TopicView { epoch, seq, state });
+            }
+            "gap" => {
+                // Resume from the next event the host still has.
+                if let (Some(view), Some(next)) = (self.topics.get_mut(topic), msg["next"].as_u64())
+                    && msg["epoch"].as_str() == Some(view.epoch.as_str())
+                {
+                    view.seq = next.saturating_sub(1);
                 }
             }
             "removed" => {
@@ -103,6 +118,20 @@ pub fn line(msg: &Value) -> Option<String> {
             msg["state"].as_object()
         }
         "update" => msg["delta"].as_object(),
+        "event" => {
+            out.push_str(" event");
+            msg["fields"].as_object()
+        }
+        "gap" => {
+            let _ = write!(
+                out,
+                " gap: {} events missed (#{}..#{})",
+                msg["missed"].as_u64().unwrap_or(0),
+                msg["after"].as_u64().unwrap_or(0) + 1,
+                msg["next"].as_u64().unwrap_or(1).saturating_sub(1)
+            );
+            None
+        }
         "removed" => {
             out.push_str(" removed");
             None
@@ -212,6 +241,23 @@ mod tests {
         );
         assert!(!v.apply(&json!({"type":"subscribed","id":1})));
         assert!(v.apply(&json!({"type":"removed","topic":"t/a","epoch":"e"})));
+
+        let ev = json!({"type":"event","topic":"tape/a","epoch":"e","seq":7,"ts":1700000000012i64,
+                        "fields":{"price":1.5,"side":"buy"}});
+        assert!(v.apply(&ev));
+        assert_eq!(v.get("tape/a").unwrap().seq, 7);
+        assert_eq!(
+            line(&ev).unwrap(),
+            "2023-11-14T22:13:20.012Z tape/a #7 event price=1.5 side=buy"
+        );
+        let gap =
+            json!({"type":"gap","topic":"tape/a","epoch":"e","after":7,"next":20,"missed":12});
+        assert!(v.apply(&gap));
+        assert_eq!(v.get("tape/a").unwrap().seq, 19, "resumes after the gap");
+        assert_eq!(
+            line(&gap).unwrap(),
+            "- tape/a gap: 12 events missed (#8..#19)"
+        );
         assert!(v.get("t/a").is_none());
     }
 }

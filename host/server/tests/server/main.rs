@@ -7,5 +7,6 @@ mod lifecycle;
 mod rest;
 mod sse;
 mod stall;
+mod streams;
 mod support;
 mod ws;

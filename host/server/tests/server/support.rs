@@ -89,6 +89,28 @@ impl TestServer {
                 stale: vec![],
                 state: Arc::new(state.clone()),
                 timestamp_ms: 1_700_000_000_000,
+                event: false,
+            })
+            .unwrap()
+    }
+
+    /// Publishes one event of the stream topic `topic` (fields in order).
+    pub fn publish_event(&self, topic: &str, fields: &[(&str, FieldValue)]) -> StreamPosition {
+        let fields: Vec<(String, FieldValue)> = fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
+        self.hub
+            .publish(TopicChange {
+                topic: topic.into(),
+                state: Arc::new(fields.iter().cloned().collect()),
+                delta: Delta {
+                    changed: fields,
+                    removed: vec![],
+                },
+                stale: vec![],
+                timestamp_ms: 1_700_000_000_000,
+                event: true,
             })
             .unwrap()
     }

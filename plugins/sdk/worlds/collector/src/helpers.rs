@@ -3,7 +3,7 @@
 
 use crate::exports::wasmeter::plugin::collect::CollectOutput;
 use crate::wasmeter::plugin::types::{
-    Field, FieldValue, Label, MetricKind, RecordError, Sample, TopicUpdate,
+    Field, FieldValue, Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate,
 };
 
 impl Label {
@@ -154,6 +154,22 @@ impl TopicUpdate {
     /// Adds the field `name = value`.
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<FieldValue>) {
         self.fields.push(Field::new(name, value));
+    }
+}
+
+impl StreamEvent {
+    /// An event of the stream topic `topic` without fields yet.
+    pub fn new(topic: impl Into<String>) -> Self {
+        StreamEvent {
+            topic: topic.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds the field `name = value` (builder style).
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.fields.push(Field::new(name, value));
+        self
     }
 }
 
