@@ -64,26 +64,48 @@ fn chunk(n: u64, symbols: u64) -> Bytes {
     Bytes::from(lines)
 }
 
+/// How the pipeline's topics are diffed.
+#[derive(Clone, Copy)]
+enum Delta {
+    /// `field-delta` (contract 0.2.0): one call per chunk.
+    Batch,
+    /// An exact delta of contract 0.1.0: one call per topic.
+    PerTopic,
+    /// No delta plugin.
+    Exact,
+}
+
 fn bench(c: &mut Criterion) {
-    let (rt, Plugins { csv, vwap, delta }) = setup();
+    let (
+        rt,
+        Plugins {
+            csv,
+            vwap,
+            delta,
+            v1_delta,
+        },
+    ) = setup();
 
     let mut group = c.benchmark_group("pipeline_path");
     group.throughput(Throughput::Elements(TRADES));
     // 8 symbols: each chunk's trades coalesce into 8 topic changes (and their
     // series); 1,000 symbols: nearly every trade is a topic change of its own.
-    // Last, for reference: no delta plugin (the host's exact difference).
+    // Last, for reference: a delta plugin of contract 0.1.0 (one call per topic),
+    // and no delta plugin (the host's exact difference).
     let cases = [
-        (false, true, 8),
-        (true, true, 8),
-        (false, true, 1_000),
-        (true, true, 1_000),
-        (false, false, 1_000),
+        (false, Delta::Batch, 8),
+        (true, Delta::Batch, 8),
+        (false, Delta::Batch, 1_000),
+        (true, Delta::Batch, 1_000),
+        (false, Delta::PerTopic, 1_000),
+        (false, Delta::Exact, 1_000),
     ];
-    for (with_metric, with_delta, symbols) in cases {
-        let plugins_label = match (with_metric, with_delta) {
+    for (with_metric, delta_kind, symbols) in cases {
+        let plugins_label = match (with_metric, delta_kind) {
             (true, _) => "csv+vwap+field-delta",
-            (false, true) => "csv+field-delta",
-            (false, false) => "csv, exact delta",
+            (false, Delta::Batch) => "csv+field-delta",
+            (false, Delta::PerTopic) => "csv+v1-delta (0.1.0, a call per topic)",
+            (false, Delta::Exact) => "csv, exact delta",
         };
         let label = format!("{plugins_label}, 100 trades over {symbols} symbols");
         let ends = Arc::new(Ends::default());
@@ -96,9 +118,10 @@ fn bench(c: &mut Criterion) {
             let plugins = PipelinePlugins::new(
                 instance(&csv, "csv", &[]).await,
                 metrics,
-                match with_delta {
-                    true => Some(instance(&delta, "delta", &[]).await),
-                    false => None,
+                match delta_kind {
+                    Delta::Batch => Some(instance(&delta, "delta", &[]).await),
+                    Delta::PerTopic => Some(instance(&v1_delta, "delta", &[]).await),
+                    Delta::Exact => None,
                 },
             );
             let store = TopicStore::new(&StateConfig::default(), |_| {});

@@ -45,7 +45,12 @@ fn chunk(ts: i64) -> Bytes {
 }
 
 fn bench(c: &mut Criterion) {
-    let (rt, Plugins { csv, vwap, delta }) = setup();
+    let (
+        rt,
+        Plugins {
+            csv, vwap, delta, ..
+        },
+    ) = setup();
     // A 10 s VWAP window over ~100k trades/s offered. VWAP keeps per-time-bucket
     // sums (60 buckets per series), so its state stays a few KB however busy.
     let vwap_config = [("window_ms", "10000")];

@@ -15,6 +15,9 @@ pub struct Plugins {
     pub vwap: Compiled<MetricWorld>,
     /// The field delta.
     pub delta: Compiled<DeltaWorld>,
+    /// The exact delta of contract 0.1.0 (a call per topic), for comparison.
+    #[allow(dead_code, reason = "only the pipeline-path bench compares it")]
+    pub v1_delta: Compiled<DeltaWorld>,
 }
 
 /// A 2-worker runtime, like the machine the benchmarks are written for, and the
@@ -35,6 +38,7 @@ pub fn setup() -> (tokio::runtime::Runtime, Plugins) {
                 .expect(missing),
             vwap: runtime.load(component("vwap")).await.expect(missing),
             delta: runtime.load(component("field_delta")).await.expect(missing),
+            v1_delta: runtime.load(component("v1_delta")).await.expect(missing),
         }
     });
     (rt, plugins)
