@@ -29,5 +29,6 @@ pub mod field;
 pub mod plugin;
 pub mod position;
 pub mod sample;
+pub mod saved;
 pub mod update;
 pub mod validate;

@@ -306,9 +306,15 @@ pub fn encode_event(
     ))
 }
 
-/// Encodes a `gap` frame: the events of a stream topic after `after` and before
-/// `next` are no longer held, so this subscriber will not receive them.
-pub fn encode_gap(format: Format, topic: &str, epoch: &str, after: u64, next: u64) -> Bytes {
+/// Encodes a `gap` frame: the `missed` events of a stream topic after `after`
+/// and before `next` are no longer held, so this subscriber will not receive them.
+pub fn encode_gap(
+    format: Format,
+    topic: &str,
+    epoch: &str,
+    (after, next): (u64, u64),
+    missed: u64,
+) -> Bytes {
     encode(
         format,
         &GapFrame {
@@ -317,7 +323,7 @@ pub fn encode_gap(format: Format, topic: &str, epoch: &str, after: u64, next: u6
             epoch,
             after,
             next,
-            missed: next.saturating_sub(after + 1),
+            missed,
         },
     )
 }

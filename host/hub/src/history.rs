@@ -1,7 +1,9 @@
 //! A topic's bounded history: the last N messages, found by sequence number.
 //!
-//! The ring holds consecutive sequence numbers, oldest first, so finding "every
-//! message after seq S" is an index computation. It is what a reconnecting
+//! The ring holds the topic's newest messages in order, each naming the seq of
+//! the one before it (consecutive, except across a restore that skipped seqs), so
+//! "every message after seq S" is a binary search plus a check that S is the
+//! position right before the first message returned. It is what a reconnecting
 //! subscriber is replayed from and what a live subscriber reads its deltas from.
 
 use std::collections::VecDeque;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 
 use crate::message::Message;
 
-/// The last `capacity` messages of one topic, with consecutive sequence numbers.
+/// The last `capacity` messages of one topic, in order.
 #[derive(Debug)]
 pub(crate) struct History {
     ring: VecDeque<Arc<Message>>,
@@ -41,7 +43,7 @@ impl History {
         if self.capacity == 0 {
             return;
         }
-        debug_assert!(self.ring.back().is_none_or(|b| b.seq() + 1 == msg.seq()));
+        debug_assert!(self.ring.back().is_none_or(|b| b.seq() == msg.prev_seq()));
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
@@ -56,10 +58,10 @@ impl History {
         if after == last {
             return Coverage::From(self.ring.len());
         }
-        match self.ring.front() {
-            Some(first) if after + 1 >= first.seq() => {
-                Coverage::From((after + 1 - first.seq()) as usize)
-            }
+        let i = self.ring.partition_point(|m| m.seq() <= after);
+        match self.ring.get(i) {
+            // `after` is exactly the position before the first newer message.
+            Some(next) if next.prev_seq() == after => Coverage::From(i),
             _ => Coverage::Gap,
         }
     }
@@ -94,6 +96,24 @@ mod tests {
         assert_eq!(h.get(0).unwrap().seq(), 3);
         assert_eq!(h.coverage(1, 5), Coverage::Gap);
         assert_eq!(h.coverage(6, 5), Coverage::Gap);
+    }
+
+    #[test]
+    fn a_skip_in_the_seqs_is_covered_only_from_the_position_before_it() {
+        let mut h = History::new(8);
+        for seq in 1..=3 {
+            h.push(msg(seq));
+        }
+        // Restored after a crash: the next message skips to 1,000,003.
+        let jump = crate::message::tests::msg_after(3, 1_000_003);
+        h.push(jump);
+        h.push(crate::message::tests::msg_after(1_000_003, 1_000_004));
+        assert_eq!(h.coverage(3, 1_000_004), Coverage::From(3));
+        assert_eq!(h.coverage(2, 1_000_004), Coverage::From(2));
+        // Positions that only existed before the crash are not covered.
+        assert_eq!(h.coverage(4, 1_000_004), Coverage::Gap);
+        assert_eq!(h.coverage(1_000_002, 1_000_004), Coverage::Gap);
+        assert_eq!(h.coverage(1_000_003, 1_000_004), Coverage::From(4));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use thiserror::Error;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::position::StreamPosition;
+use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::validate::is_topic_name;
 
 use crate::pattern::Pattern;
@@ -273,6 +274,35 @@ impl Hub {
         self.published.fetch_add(1, Ordering::Relaxed);
         topic.notify_all();
         Ok(Ok(topic.latest().position()))
+    }
+
+    /// The durable part of `topic` (position, up to `max_messages` newest
+    /// messages, state), to save with a checkpoint. `None` if there is no such topic.
+    pub fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
+        self.topic(topic).map(|t| t.save(max_messages))
+    }
+
+    /// Brings back a topic saved by [`Hub::save_topic`], with its epoch and seqs,
+    /// so that subscribers resume across a restart. `clean`: nothing was
+    /// published to it after the save (else the next seq skips far ahead, so that
+    /// no position lost with the old process can be resumed from). False if the
+    /// topic already exists (it is left as it is) or `saved` holds no message.
+    pub fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {
+        let history = match saved.stream {
+            true => self.config.stream_history,
+            false => self.config.history_per_topic,
+        };
+        let mut reg = self.write();
+        if reg.topics.contains_key(saved.topic.as_str())
+            || reg.topics.len() >= self.config.max_topics
+        {
+            return false;
+        }
+        let Some(topic) = Topic::restore(saved, history, clean) else {
+            return false;
+        };
+        reg.topics.insert(topic.name.clone(), Arc::new(topic));
+        true
     }
 
     /// Removes a topic: its subscribers are told (their slots report

@@ -25,6 +25,8 @@ pub struct Message {
     topic: Arc<str>,
     epoch: Arc<str>,
     seq: u64,
+    /// The seq of the message before this one in the topic (0 for the first).
+    prev_seq: u64,
     timestamp_ms: i64,
     delta: Delta,
     stale: Vec<String>,
@@ -47,13 +49,13 @@ struct Filtered {
 }
 
 impl Message {
-    /// A message at `seq` in the topic's stream `epoch`; `stale_before` is the
-    /// topic's stale set before it (fields set or removed since are no longer
-    /// stale, fields the change marks are).
+    /// A message at `seq` in the topic's stream `epoch`, following the message
+    /// at `prev_seq`; `stale_before` is the topic's stale set before it (fields
+    /// set or removed since are no longer stale, fields the change marks are).
     pub fn new(
         topic: Arc<str>,
         epoch: Arc<str>,
-        seq: u64,
+        (prev_seq, seq): (u64, u64),
         change: TopicChange,
         stale_before: &[String],
     ) -> Self {
@@ -77,6 +79,7 @@ impl Message {
             topic,
             epoch,
             seq,
+            prev_seq,
             timestamp_ms: change.timestamp_ms,
             delta: change.delta,
             stale: change.stale,
@@ -101,6 +104,13 @@ impl Message {
     /// Sequence number within the epoch, from 1.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The seq of the message before this one in the topic: `seq - 1`, except
+    /// for the first message after a restore from a checkpoint older than what
+    /// was published (the seqs between never existed as far as anyone can tell).
+    pub fn prev_seq(&self) -> u64 {
+        self.prev_seq
     }
 
     /// When the change was made, Unix milliseconds.
@@ -262,11 +272,15 @@ pub(crate) mod tests {
     use wasmeter_core::field::FieldValue;
 
     pub(crate) fn msg(seq: u64) -> Arc<Message> {
+        msg_after(seq - 1, seq)
+    }
+
+    pub(crate) fn msg_after(prev_seq: u64, seq: u64) -> Arc<Message> {
         let state = TopicState::from([("n".to_string(), FieldValue::Number(seq as f64))]);
         Arc::new(Message::new(
             "t".into(),
             "e".into(),
-            seq,
+            (prev_seq, seq),
             TopicChange {
                 topic: "t".into(),
                 delta: Delta {

@@ -205,3 +205,47 @@ fn concurrent_publishers_get_distinct_consecutive_seqs() {
     assert_eq!(all, (1..=2000).collect::<Vec<_>>());
     assert_eq!(hub.stats().published, 2000);
 }
+
+/// The seqs a subscriber at `after` would be replayed, or `None` for a gap.
+fn replay_after(hub: &Hub, topic: &str, after: u64) -> Option<Vec<u64>> {
+    let me: Arc<dyn Subscriber> = Arc::new(Recorder::default());
+    let slot = hub.attach(topic, &me).unwrap();
+    slot.read(|log| log.after(after).map(|it| it.map(|m| m.seq()).collect()))
+}
+
+#[test]
+fn a_saved_topic_comes_back_with_its_epoch_seqs_and_history() {
+    let old = hub(8);
+    for n in 1..=5 {
+        old.publish(change("a", n as f64)).unwrap();
+    }
+    let saved = old.save_topic("a", 3).unwrap();
+    assert_eq!(
+        saved.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    let epoch = old.snapshot("a").unwrap().0.epoch;
+
+    // After a clean stop: the same epoch, and the seqs simply go on.
+    let clean = hub(8);
+    assert!(clean.restore_topic(saved.clone(), true));
+    let (pos, state) = clean.snapshot("a").unwrap();
+    assert_eq!((pos.epoch.as_str(), pos.seq), (epoch.as_str(), 5));
+    assert_eq!(state["n"], FieldValue::Number(5.0));
+    assert_eq!(clean.publish(change("a", 6.0)).unwrap().seq, 6);
+    assert_eq!(replay_after(&clean, "a", 2), Some(vec![3, 4, 5, 6]));
+    assert_eq!(replay_after(&clean, "a", 1), None, "older than what was saved");
+    assert!(!clean.restore_topic(saved.clone(), true), "exists already");
+
+    // After a crash: whatever was published after the save is lost, so the next
+    // seq skips past it and positions from then cannot be resumed from.
+    let crashed = hub(8);
+    assert!(crashed.restore_topic(saved, false));
+    let next = crashed.publish(change("a", 6.0)).unwrap();
+    assert_eq!(next.seq, 5 + (1 << 32));
+    assert_eq!(next.epoch, epoch);
+    assert_eq!(replay_after(&crashed, "a", 4), Some(vec![5, next.seq]));
+    assert_eq!(replay_after(&crashed, "a", 5), Some(vec![next.seq]));
+    assert_eq!(replay_after(&crashed, "a", 6), None, "a position lost in the crash");
+    assert_eq!(crashed.publish(change("a", 7.0)).unwrap().seq, next.seq + 1);
+}

@@ -1,7 +1,9 @@
 //! One topic: its stream position, history and the slots of its subscribers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use wasmeter_core::saved::{SavedMessage, SavedTopic};
 
 use wasmeter_core::change::TopicChange;
 
@@ -32,11 +34,19 @@ pub(crate) struct Topic {
     removed: AtomicBool,
 }
 
+/// How far the first seq after a restore from an unclean checkpoint skips: past
+/// any seq published after the checkpoint and lost with the process (no topic
+/// publishes 2^32 changes between two checkpoints), so that no position a
+/// subscriber saw then can be mistaken for one published now.
+pub(crate) const RESTORE_SKIP: u64 = 1 << 32;
+
 /// The ordered part of a topic, under one lock: publishing is a short write.
 #[derive(Debug)]
 pub(crate) struct Log {
     last: Arc<Message>,
     history: History,
+    /// The next seq skips [`RESTORE_SKIP`] (restored from an unclean checkpoint).
+    skip_next: bool,
 }
 
 /// A read-only look at a topic's log, held under its lock: keep the work short
@@ -54,6 +64,15 @@ impl LogView<'_> {
     /// The oldest message still held.
     pub fn oldest(&self) -> &Arc<Message> {
         self.log.history.get(0).unwrap_or(&self.log.last)
+    }
+
+    /// How many messages follow `seq`, or `None` when some of them are no longer
+    /// held (see [`LogView::after`]).
+    pub fn count_after(&self, seq: u64) -> Option<usize> {
+        match self.log.history.coverage(seq, self.log.last.seq()) {
+            Coverage::Gap => None,
+            Coverage::From(start) => Some(self.log.history.len() - start),
+        }
     }
 
     /// Every message after `seq`, oldest first, or `None` when some of them are no
@@ -79,19 +98,109 @@ impl Topic {
         change: TopicChange,
     ) -> Self {
         let stream = change.event;
-        let first = Arc::new(Message::new(name.clone(), epoch.clone(), 1, change, &[]));
+        let first = Arc::new(Message::new(
+            name.clone(),
+            epoch.clone(),
+            (0, 1),
+            change,
+            &[],
+        ));
         let mut h = History::new(history);
         h.push(first.clone());
+        Self::from_log(name, epoch, stream, h, first, false)
+    }
+
+    fn from_log(
+        name: Arc<str>,
+        epoch: Arc<str>,
+        stream: bool,
+        history: History,
+        last: Arc<Message>,
+        skip_next: bool,
+    ) -> Self {
         Self {
             name,
             epoch,
             stream,
             log: RwLock::new(Log {
-                last: first,
-                history: h,
+                last,
+                history,
+                skip_next,
             }),
             slots: Mutex::new(Slots::default()),
             removed: AtomicBool::new(false),
+        }
+    }
+
+    /// A topic as it was saved, with its epoch, seqs and newest messages. After
+    /// an unclean stop (`clean` false: things may have been published after the
+    /// save), the next seq skips [`RESTORE_SKIP`]. `None` if `saved` holds no
+    /// message.
+    pub(crate) fn restore(saved: SavedTopic, history: usize, clean: bool) -> Option<Self> {
+        let name: Arc<str> = saved.topic.into();
+        let epoch: Arc<str> = saved.epoch.into();
+        let state = Arc::new(saved.state);
+        let mut h = History::new(history);
+        let count = saved.messages.len();
+        let mut last = None;
+        // Only the newest message's state is ever read (snapshots); the others
+        // carry it too rather than a state nobody kept.
+        for (i, m) in saved.messages.into_iter().enumerate() {
+            let stale_before = if i + 1 == count {
+                &saved.stale[..]
+            } else {
+                &[]
+            };
+            let msg = Arc::new(Message::new(
+                name.clone(),
+                epoch.clone(),
+                (m.prev_seq, m.seq),
+                TopicChange {
+                    topic: name.clone(),
+                    delta: m.delta,
+                    stale: m.stale,
+                    state: state.clone(),
+                    timestamp_ms: m.timestamp_ms,
+                    event: saved.stream,
+                },
+                stale_before,
+            ));
+            h.push(msg.clone());
+            last = Some(msg);
+        }
+        let last = last?;
+        Some(Self::from_log(name, epoch, saved.stream, h, last, !clean))
+    }
+
+    /// The topic's durable part: its position, up to `max_messages` of its newest
+    /// messages (at least the newest) and its state.
+    pub(crate) fn save(&self, max_messages: usize) -> SavedTopic {
+        let log = self.read_log();
+        let held = log.history.len();
+        let keep = max_messages.max(1).min(held.max(1));
+        let newest: Vec<&Arc<Message>> = if held == 0 {
+            vec![&log.last]
+        } else {
+            (held - keep.min(held)..held)
+                .filter_map(|i| log.history.get(i))
+                .collect()
+        };
+        SavedTopic {
+            topic: self.name.to_string(),
+            epoch: self.epoch.to_string(),
+            stream: self.stream,
+            messages: newest
+                .into_iter()
+                .map(|m| SavedMessage {
+                    seq: m.seq(),
+                    prev_seq: m.prev_seq(),
+                    timestamp_ms: m.timestamp_ms(),
+                    delta: m.delta().clone(),
+                    stale: m.stale().to_vec(),
+                })
+                .collect(),
+            state: (**log.last.state()).clone(),
+            stale: log.last.stale_now().to_vec(),
         }
     }
 
@@ -116,11 +225,17 @@ impl Topic {
         if self.removed.load(Ordering::Acquire) {
             return Err(change);
         }
-        let seq = log.last.seq() + 1;
+        let prev = log.last.seq();
+        let seq = prev
+            + if std::mem::take(&mut log.skip_next) {
+                RESTORE_SKIP
+            } else {
+                1
+            };
         let msg = Arc::new(Message::new(
             self.name.clone(),
             self.epoch.clone(),
-            seq,
+            (prev, seq),
             change,
             log.last.stale_now(),
         ));

@@ -21,7 +21,7 @@ enum Got {
     /// the latest message, and the oldest the history still holds.
     Gap {
         latest: Arc<Message>,
-        oldest: u64,
+        oldest: Arc<Message>,
     },
 }
 
@@ -150,8 +150,8 @@ impl Client {
                 Got::Gap { latest, oldest } if stream => {
                     // Told, then continued from the oldest event still held.
                     self.metrics.record(Event::StreamGap);
-                    out.push(gap(format, &latest, t.cursor, oldest));
-                    t.cursor = oldest - 1;
+                    out.push(gap(format, &latest, t.cursor, &oldest));
+                    t.cursor = oldest.prev_seq();
                     self.shared.push(slot.clone());
                 }
                 Got::Gap { latest, .. } => {
@@ -251,9 +251,14 @@ fn read_new(
         }
         let gap = || Got::Gap {
             latest: latest.clone(),
-            oldest: log.oldest().seq(),
+            oldest: log.oldest().clone(),
         };
-        if behind > conflate_after {
+        // `behind` is exact unless a restore skipped seqs: then count.
+        if behind > conflate_after
+            && log
+                .count_after(cursor)
+                .is_none_or(|n| n as u64 > conflate_after)
+        {
             return gap();
         }
         match log.after(cursor) {
@@ -313,11 +318,19 @@ fn push_update(
     }
 }
 
-/// A `gap` frame: the events after `cursor` and before `oldest` are gone.
-fn gap(format: Format, latest: &Message, cursor: u64, oldest: u64) -> Out {
+/// A `gap` frame: the events after `cursor` and before `oldest` are gone (those
+/// that existed: a restore may have skipped seqs).
+fn gap(format: Format, latest: &Message, cursor: u64, oldest: &Message) -> Out {
+    let missed = oldest.prev_seq().saturating_sub(cursor);
     Out {
         kind: Kind::Gap,
-        bytes: codec::encode_gap(format, latest.topic(), latest.epoch(), cursor, oldest),
+        bytes: codec::encode_gap(
+            format,
+            latest.topic(),
+            latest.epoch(),
+            (cursor, oldest.seq()),
+            missed,
+        ),
         msg: None,
     }
 }

@@ -11,7 +11,10 @@ fn trade(i: u64) -> [(&'static str, wasmeter_core::field::FieldValue); 3] {
     [
         ("price", num(100.0 + i as f64)),
         ("qty", num(1.0)),
-        ("side", text(if i.is_multiple_of(2) { "buy" } else { "sell" })),
+        (
+            "side",
+            text(if i.is_multiple_of(2) { "buy" } else { "sell" }),
+        ),
     ]
 }
 

@@ -1,0 +1,41 @@
+//! A topic as it is kept across restarts: its position, its newest messages and
+//! its state, saved with a pipeline's checkpoint so that subscribers can resume
+//! after the host restarted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::delta::Delta;
+use crate::field::TopicState;
+
+/// One topic's durable part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedTopic {
+    /// The topic's name.
+    pub topic: String,
+    /// Its epoch: positions saved under it stay valid after the restore.
+    pub epoch: String,
+    /// A stream topic (its messages are events).
+    pub stream: bool,
+    /// Its newest messages, oldest first; never empty.
+    pub messages: Vec<SavedMessage>,
+    /// The state after the newest message.
+    pub state: TopicState,
+    /// The fields stale after the newest message.
+    pub stale: Vec<String>,
+}
+
+/// One message of a saved topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedMessage {
+    /// Its seq.
+    pub seq: u64,
+    /// The seq of the message before it in the topic (`seq - 1`, except after a
+    /// restore that could not be sure of what came last).
+    pub prev_seq: u64,
+    /// When it was published, Unix ms.
+    pub timestamp_ms: i64,
+    /// What it changed (for an event: the event's fields).
+    pub delta: Delta,
+    /// Fields it marked stale.
+    pub stale: Vec<String>,
+}
