@@ -364,6 +364,14 @@ pub struct PipelineSection {
     /// different feeds publish distinct series: `labels = { feed = "binance" }`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Newest changes per topic saved with each checkpoint, so that subscribers
+    /// resume across a restart (0: positions and states only).
+    #[serde(default = "default_durable_history")]
+    pub durable_history: usize,
+}
+
+fn default_durable_history() -> usize {
+    32
 }
 
 fn default_tick_ms() -> u64 {

@@ -23,6 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
+use wasmeter_core::saved::SavedTopic;
 use wasmeter_hub::{Hub, HubConfig};
 use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
 use wasmeter_plugin::{Runtime, RuntimeConfig};
@@ -52,6 +53,14 @@ impl Publish for HubPublisher {
         if let Err(error) = self.0.publish(change) {
             tracing::warn!(%topic, %error, "change not published");
         }
+    }
+
+    fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
+        self.0.save_topic(topic, max_messages)
+    }
+
+    fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {
+        self.0.restore_topic(saved, clean)
     }
 }
 

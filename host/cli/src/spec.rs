@@ -101,6 +101,7 @@ fn pipeline_def(name: &str, section: &PipelineSection) -> PipelineDef {
                 .iter()
                 .map(|(name, value)| Label::new(name, value))
                 .collect(),
+            durable_history: section.durable_history,
         },
     }
 }

@@ -16,6 +16,9 @@ pub struct SavedTopic {
     pub epoch: String,
     /// A stream topic (its messages are events).
     pub stream: bool,
+    /// The lowest seq its next message may take (the newest seq + 1, or more
+    /// after a restore that had to skip seqs).
+    pub next_seq: u64,
     /// Its newest messages, oldest first; never empty.
     pub messages: Vec<SavedMessage>,
     /// The state after the newest message.

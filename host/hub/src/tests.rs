@@ -234,18 +234,36 @@ fn a_saved_topic_comes_back_with_its_epoch_seqs_and_history() {
     assert_eq!(state["n"], FieldValue::Number(5.0));
     assert_eq!(clean.publish(change("a", 6.0)).unwrap().seq, 6);
     assert_eq!(replay_after(&clean, "a", 2), Some(vec![3, 4, 5, 6]));
-    assert_eq!(replay_after(&clean, "a", 1), None, "older than what was saved");
+    assert_eq!(
+        replay_after(&clean, "a", 1),
+        None,
+        "older than what was saved"
+    );
     assert!(!clean.restore_topic(saved.clone(), true), "exists already");
 
     // After a crash: whatever was published after the save is lost, so the next
     // seq skips past it and positions from then cannot be resumed from.
     let crashed = hub(8);
-    assert!(crashed.restore_topic(saved, false));
+    assert!(crashed.restore_topic(saved.clone(), false));
     let next = crashed.publish(change("a", 6.0)).unwrap();
-    assert_eq!(next.seq, 5 + (1 << 32));
+    assert_eq!(next.seq, 6 + (1 << 32));
     assert_eq!(next.epoch, epoch);
     assert_eq!(replay_after(&crashed, "a", 4), Some(vec![5, next.seq]));
     assert_eq!(replay_after(&crashed, "a", 5), Some(vec![next.seq]));
-    assert_eq!(replay_after(&crashed, "a", 6), None, "a position lost in the crash");
+    assert_eq!(
+        replay_after(&crashed, "a", 6),
+        None,
+        "a position lost in the crash"
+    );
     assert_eq!(crashed.publish(change("a", 7.0)).unwrap().seq, next.seq + 1);
+
+    // Saved right after that restore, then crashed again before the next save:
+    // the next restore skips further, past every seq the crashed one used.
+    let restarted = hub(8);
+    assert!(restarted.restore_topic(saved, false));
+    let resaved = restarted.save_topic("a", 3).unwrap();
+    assert_eq!(resaved.next_seq, 6 + (1 << 32));
+    let again = hub(8);
+    assert!(again.restore_topic(resaved, false));
+    assert_eq!(again.publish(change("a", 6.0)).unwrap().seq, 6 + (2 << 32));
 }

@@ -45,8 +45,9 @@ pub(crate) const RESTORE_SKIP: u64 = 1 << 32;
 pub(crate) struct Log {
     last: Arc<Message>,
     history: History,
-    /// The next seq skips [`RESTORE_SKIP`] (restored from an unclean checkpoint).
-    skip_next: bool,
+    /// The lowest seq the next message may take: the newest + 1, except after a
+    /// restore from an unclean checkpoint (see [`RESTORE_SKIP`]).
+    next_min: u64,
 }
 
 /// A read-only look at a topic's log, held under its lock: keep the work short
@@ -107,7 +108,7 @@ impl Topic {
         ));
         let mut h = History::new(history);
         h.push(first.clone());
-        Self::from_log(name, epoch, stream, h, first, false)
+        Self::from_log(name, epoch, stream, h, first, 2)
     }
 
     fn from_log(
@@ -116,7 +117,7 @@ impl Topic {
         stream: bool,
         history: History,
         last: Arc<Message>,
-        skip_next: bool,
+        next_min: u64,
     ) -> Self {
         Self {
             name,
@@ -125,7 +126,7 @@ impl Topic {
             log: RwLock::new(Log {
                 last,
                 history,
-                skip_next,
+                next_min,
             }),
             slots: Mutex::new(Slots::default()),
             removed: AtomicBool::new(false),
@@ -134,14 +135,19 @@ impl Topic {
 
     /// A topic as it was saved, with its epoch, seqs and newest messages. After
     /// an unclean stop (`clean` false: things may have been published after the
-    /// save), the next seq skips [`RESTORE_SKIP`]. `None` if `saved` holds no
-    /// message.
+    /// save), the next seq skips [`RESTORE_SKIP`] past the lowest one it could
+    /// have taken, so that each unclean restore of the same save skips further
+    /// once the restored topic is saved again. `None` if `saved` holds no message.
     pub(crate) fn restore(saved: SavedTopic, history: usize, clean: bool) -> Option<Self> {
         let name: Arc<str> = saved.topic.into();
         let epoch: Arc<str> = saved.epoch.into();
         let state = Arc::new(saved.state);
         let mut h = History::new(history);
         let count = saved.messages.len();
+        let next_min = match clean {
+            true => saved.next_seq,
+            false => saved.next_seq.saturating_add(RESTORE_SKIP),
+        };
         let mut last = None;
         // Only the newest message's state is ever read (snapshots); the others
         // carry it too rather than a state nobody kept.
@@ -169,7 +175,8 @@ impl Topic {
             last = Some(msg);
         }
         let last = last?;
-        Some(Self::from_log(name, epoch, saved.stream, h, last, !clean))
+        let next_min = next_min.max(last.seq() + 1);
+        Some(Self::from_log(name, epoch, saved.stream, h, last, next_min))
     }
 
     /// The topic's durable part: its position, up to `max_messages` of its newest
@@ -189,6 +196,7 @@ impl Topic {
             topic: self.name.to_string(),
             epoch: self.epoch.to_string(),
             stream: self.stream,
+            next_seq: log.next_min.max(log.last.seq() + 1),
             messages: newest
                 .into_iter()
                 .map(|m| SavedMessage {
@@ -226,12 +234,7 @@ impl Topic {
             return Err(change);
         }
         let prev = log.last.seq();
-        let seq = prev
-            + if std::mem::take(&mut log.skip_next) {
-                RESTORE_SKIP
-            } else {
-                1
-            };
+        let seq = (prev + 1).max(log.next_min);
         let msg = Arc::new(Message::new(
             self.name.clone(),
             self.epoch.clone(),

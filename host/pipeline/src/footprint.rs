@@ -227,6 +227,28 @@ impl Footprints {
         Ok(topic)
     }
 
+    /// Every topic the pipeline created, with its creator and kind.
+    pub fn topics(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, TopicKind)> {
+        self.creator.iter().map(|(t, (c, k))| (t, c, *k))
+    }
+
+    /// Takes back a topic `plugin` created before a restart (from the checkpoint);
+    /// a series is claimed again (ignored if another pipeline has it now).
+    pub fn restore(&mut self, plugin: &str, topic: &Arc<str>, kind: TopicKind) {
+        if self.creator.contains_key(topic) {
+            return;
+        }
+        if kind == TopicKind::Series && self.owners.claim_series(&self.pipeline, topic).is_some() {
+            return;
+        }
+        let plugin: Arc<str> = match self.counts.get_key_value(plugin) {
+            Some((name, _)) => name.clone(),
+            None => plugin.into(),
+        };
+        *self.counts.entry(plugin.clone()).or_default().of(kind) += 1;
+        self.creator.insert(topic.clone(), (plugin, kind));
+    }
+
     /// Forgets the topics `plugin` created that `keep` rejects, and returns them
     /// (to remove from the topic state); their series claims are released.
     pub fn forget(

@@ -26,6 +26,7 @@ mod batch;
 pub mod calls;
 mod commit;
 pub mod control;
+mod durable;
 pub mod footprint;
 pub mod owners;
 pub mod pipeline;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::Label;
+use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
@@ -24,6 +25,7 @@ use crate::batch::{Batch, Output, admit};
 use crate::calls::DeltaCalls;
 use crate::commit::Committer;
 use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
+use crate::durable;
 use crate::footprint::{Footprints, TopicKind, emits_match};
 use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
@@ -36,6 +38,19 @@ use crate::stats::PipelineStats;
 pub trait Publish: Send + Sync + 'static {
     /// Publishes one change.
     fn publish(&self, change: TopicChange);
+
+    /// The durable part of `topic` (position, up to `max_messages` newest
+    /// messages, state) to save with a checkpoint; `None` when the publisher
+    /// keeps no positions (or has no such topic).
+    fn save_topic(&self, _topic: &str, _max_messages: usize) -> Option<SavedTopic> {
+        None
+    }
+
+    /// Brings back a saved topic before anything is published to it (`clean`:
+    /// nothing was published to it after the save). False if it could not.
+    fn restore_topic(&self, _saved: SavedTopic, _clean: bool) -> bool {
+        false
+    }
 }
 
 /// How a pipeline runs.
@@ -63,6 +78,9 @@ pub struct PipelineConfig {
     /// has a label of that name), like Prometheus external labels: two feeds of
     /// the same symbols publish distinct series.
     pub labels: Vec<Label>,
+    /// Newest messages per topic saved with each checkpoint, so that subscribers
+    /// resume across a restart (0: positions and states only).
+    pub durable_history: usize,
 }
 
 impl PipelineConfig {
@@ -78,6 +96,7 @@ impl PipelineConfig {
             topics: vec![name.to_string()],
             max_topics: 10_000,
             labels: Vec::new(),
+            durable_history: 32,
         }
     }
 }
@@ -120,6 +139,9 @@ pub struct Pipeline {
     /// No checkpoint before this (large checkpoints are written less often). On
     /// tokio's clock, like the checkpoint interval.
     checkpoint_not_before: tokio::time::Instant,
+    /// Restored from a checkpoint that was not final: checkpoint again before
+    /// publishing anything (see `durable.rs`).
+    restored_unclean: bool,
 }
 
 /// How often a paused pipeline looks whether its collector was released.
@@ -143,16 +165,23 @@ impl Pipeline {
     ) -> Result<(Self, Vec<FileCheckpoint>), wasmeter_source::SourceError> {
         let mut resume = Vec::new();
         let mut last_states = BTreeMap::new();
+        let mut restored = None;
+        let mut restored_unclean = false;
         if let Some(path) = &config.checkpoint {
             let path = path.clone();
             let loaded = tokio::task::spawn_blocking(move || Checkpoint::load(&path))
                 .await
                 .expect("checkpoint load task")?;
-            if let Some(checkpoint) = loaded {
+            if let Some(mut checkpoint) = loaded {
+                let topics = checkpoint.extra.remove(durable::KEY);
                 plugins.import_states(&checkpoint.extra).await;
                 tracing::info!(pipeline = %config.name, files = checkpoint.files.len(), "resuming from checkpoint");
                 resume = checkpoint.files;
                 last_states = checkpoint.extra;
+                restored = topics.map(|bytes| {
+                    durable::restore(&config.name, &bytes, &store, publisher.as_ref())
+                });
+                restored_unclean = restored.as_ref().is_some_and(|r| !r.clean);
             }
         }
         let offsets = resume
@@ -162,12 +191,16 @@ impl Pipeline {
         let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
         let refs = PluginRefs::default();
         refs.set(plugins.refs());
-        let footprints = Footprints::new(
+        let mut footprints = Footprints::new(
             &config.name,
             config.topics.clone(),
             config.max_topics,
             TopicOwners::default(),
         );
+        // The restored topics belong to the plugins that created them.
+        for c in restored.into_iter().flat_map(|r| r.creators) {
+            footprints.restore(&c.creator, &c.topic, c.kind);
+        }
         Ok((
             Self {
                 config,
@@ -185,6 +218,7 @@ impl Pipeline {
                 stop: CancellationToken::new(),
                 last_states,
                 checkpoint_not_before: tokio::time::Instant::now(),
+                restored_unclean,
                 sizer: CallSizer::default(),
             },
             resume,
@@ -211,12 +245,21 @@ impl Pipeline {
     /// Shares sample-series ownership with the host's other pipelines (alone, a
     /// pipeline owns every series it publishes).
     pub fn with_owners(mut self, owners: TopicOwners) -> Self {
+        let restored: Vec<_> = self
+            .footprints
+            .topics()
+            .map(|(topic, creator, kind)| (topic.clone(), creator.clone(), kind))
+            .collect();
         self.footprints = Footprints::new(
             &self.config.name,
             self.config.topics.clone(),
             self.config.max_topics,
             owners,
         );
+        // The topics restored from the checkpoint, claimed under the shared owners.
+        for (topic, creator, kind) in restored {
+            self.footprints.restore(&creator, &topic, kind);
+        }
         self
     }
 
@@ -267,6 +310,11 @@ impl Pipeline {
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(FOOTPRINT_RECONCILE);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.restored_unclean {
+            // Before anything new is published: a crash from here on restores
+            // from a save whose seqs skip past those this run will publish.
+            self.checkpoint(When::Now).await;
+        }
         let mut was_paused = false;
         loop {
             let paused = self.input_paused();
@@ -291,12 +339,12 @@ impl Pipeline {
                 _ = tokio::time::sleep(PAUSE_POLL), if paused => {}
                 Some(command) = commands.recv() => self.on_command(command).await,
                 _ = tick.tick() => self.on_tick().await,
-                _ = checkpoint.tick() => self.checkpoint(false).await,
+                _ = checkpoint.tick() => self.checkpoint(When::Due).await,
                 _ = reconcile.tick() => self.reconcile_footprints(),
             }
         }
         self.dirty = true;
-        self.checkpoint(true).await;
+        self.checkpoint(When::Final).await;
         if was_paused {
             self.note_pause(false);
         }
@@ -734,12 +782,16 @@ impl Pipeline {
     }
 
     /// Writes offsets and plugin states, if anything was processed since the last
-    /// one and the last checkpoint's size allows another (`force`: at the end).
-    async fn checkpoint(&mut self, force: bool) {
+    /// one and the last checkpoint's size allows another; now or at the end
+    /// regardless (see [`When`]).
+    async fn checkpoint(&mut self, when: When) {
+        let force = when != When::Due;
         let Some(path) = self.config.checkpoint.clone() else {
             return;
         };
-        if !self.dirty || (!force && tokio::time::Instant::now() < self.checkpoint_not_before) {
+        // The final checkpoint is always written: it says the topics saved with
+        // it are all that was published.
+        if !force && (!self.dirty || tokio::time::Instant::now() < self.checkpoint_not_before) {
             return;
         }
         let pending_bytes = PipelineStats::get(&self.stats.uncheckpointed_bytes);
@@ -753,6 +805,16 @@ impl Pipeline {
             }
         };
         self.dirty = false;
+        let mut states = states;
+        if let Some(topics) = durable::save(
+            &self.footprints,
+            &self.errors_topic,
+            self.publisher.as_ref(),
+            self.config.durable_history,
+            when == When::Final,
+        ) {
+            states.insert(durable::KEY.to_string(), topics);
+        }
         let checkpoint = Checkpoint {
             files: self
                 .offsets
@@ -769,7 +831,9 @@ impl Pipeline {
         let written = tokio::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let result = checkpoint.save_sized(&path);
-            (result, checkpoint.extra)
+            let mut states = checkpoint.extra;
+            states.remove(durable::KEY);
+            (result, states)
         })
         .await;
         if let Ok((Ok(size), _)) = &result {
@@ -801,6 +865,18 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// When a checkpoint is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    /// On the checkpoint interval, if anything was processed and pacing allows.
+    Due,
+    /// Now, whatever was processed.
+    Now,
+    /// The last one, after everything was processed and published: the topics
+    /// saved with it are complete (a restore from it needs to skip no seqs).
+    Final,
 }
 
 /// Splits a chunk after `done` processed bytes of its data: the part to commit,

@@ -113,6 +113,15 @@ impl TopicEntry {
         })
     }
 
+    /// Takes the state of a saved topic: what its subscribers hold after a restart.
+    /// Its fields count as set now (their TTL starts again).
+    pub fn restore(&mut self, saved: &wasmeter_core::saved::SavedTopic) {
+        let now = Instant::now();
+        self.state = Arc::new(saved.state.clone());
+        self.updated = saved.state.keys().map(|k| (k.clone(), now)).collect();
+        self.stale = saved.stale.clone();
+    }
+
     /// Records an event of a stream topic: the topic's state becomes the event
     /// (what a new subscriber's snapshot shows) and the event is published whole.
     /// Events never go stale.

@@ -12,7 +12,7 @@
 //! conflation. Nothing is ever queued per message, so a slow connection costs no
 //! memory beyond its cursors, and the state it ends with is always right.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -196,6 +196,10 @@ pub(crate) struct Client {
     pub(crate) track_positions: bool,
     pub(crate) subs: Vec<Subscription>,
     pub(crate) topics: HashMap<Arc<str>, TopicSlot>,
+    /// Topics a `since` named that did not exist then: when they appear, their
+    /// first frame is a snapshot marked `recovered: false` (bounded by the
+    /// subscription limits: at most `max_topics` are kept).
+    pub(crate) unresumed: HashSet<Arc<str>>,
     pub(crate) control: VecDeque<Out>,
     pub(crate) deferred: Vec<Arc<Slot>>,
     pub(crate) scratch: Vec<Arc<Message>>,
@@ -226,6 +230,7 @@ impl Client {
             track_positions,
             subs: Vec::new(),
             topics: HashMap::new(),
+            unresumed: HashSet::new(),
             control: VecDeque::new(),
             deferred: Vec::new(),
             scratch: Vec::new(),

@@ -122,7 +122,12 @@ impl Client {
         let mut recovered = BTreeMap::new();
         for (topic, pos) in &req.since {
             let ok = match self.topics.get_mut(topic.as_str()) {
-                None => false,
+                None => {
+                    if self.unresumed.len() < self.limits.max_topics {
+                        self.unresumed.insert(topic.as_str().into());
+                    }
+                    false
+                }
                 Some(t) => {
                     t.reclaim_cursor();
                     let resumed = (*pos.epoch == **t.slot.epoch())

@@ -223,8 +223,16 @@ impl Client {
             self.report_topic_limit(slot.topic());
             return;
         }
+        // A topic a `since` asked for before it existed: its snapshot says the
+        // position was not recovered. A stream's events come from its first,
+        // under an epoch the subscriber sees is new.
+        let unresumed = self.unresumed.remove(slot.topic());
         let topic = match slot.is_stream() {
             true => TopicSlot::from_first_event(slot.clone(), opts),
+            false if unresumed => TopicSlot {
+                next: Next::Snapshot(Some(false)),
+                ..TopicSlot::new(slot.clone(), opts)
+            },
             false => TopicSlot::new(slot.clone(), opts),
         };
         self.topics.insert(slot.topic().clone(), topic);

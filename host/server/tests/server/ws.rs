@@ -479,3 +479,29 @@ async fn connections_over_the_limit_are_refused_with_503() {
     b.close().await;
     c.close().await;
 }
+
+#[tokio::test]
+async fn a_topic_resumed_before_it_exists_arrives_marked_not_recovered() {
+    let server = TestServer::default().await;
+    let mut ws = Ws::connect(server.addr, "").await;
+    let reply = ws
+        .subscribe(
+            json!({"topics": ["late/*"], "since": {"late/a": {"epoch": "gone-1", "seq": 7}}}),
+        )
+        .await;
+    assert_eq!(reply["recovered"], json!({"late/a": false}));
+    server.publish("late/a", &[("n", num(1.0))], &[]);
+    server.publish("late/b", &[("n", num(1.0))], &[]);
+    let a = ws.recv().await;
+    assert_eq!(
+        (&a["type"], &a["topic"], &a["recovered"]),
+        (&json!("snapshot"), &json!("late/a"), &json!(false))
+    );
+    let b = ws.recv().await;
+    assert_eq!(
+        (&b["type"], &b["topic"]),
+        (&json!("snapshot"), &json!("late/b"))
+    );
+    assert!(b.get("recovered").is_none(), "not asked to resume: {b}");
+    ws.close().await;
+}
