@@ -1,0 +1,253 @@
+//! Benchmarks: bytes per stored sample, write throughput, query latency.
+//!
+//! Run with `cargo bench -p wasmeter-tsdb`. The figures that are not
+//! latencies (bytes/sample, samples/s, open time) are printed as `RESULT` lines.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wasmeter_tsdb::{Labels, Matcher, MetricKind, Options, Sample, SeriesRef, Store, Tier};
+
+const T0: i64 = 1_700_000_000_000;
+const SERIES: usize = 1000;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Realistic series, a third of each kind: a price moving by 0.01 ticks at
+/// irregular ms timestamps (every 1 s +/- 300 ms), a counter scraped every
+/// `interval` with a few ms of jitter, a constant gauge every `interval`.
+struct Gen {
+    rng: Rng,
+    price: Vec<f64>,
+    counter: Vec<f64>,
+}
+
+impl Gen {
+    fn new() -> Gen {
+        Gen {
+            rng: Rng(42),
+            price: vec![64_000.0; SERIES],
+            counter: vec![0.0; SERIES],
+        }
+    }
+
+    fn sample(&mut self, k: usize, i: i64, interval: i64) -> Sample {
+        let base = T0 + i * interval;
+        match k % 3 {
+            0 => {
+                let p = ((self.price[k] * 100.0).round() + self.rng.below(5) as f64 - 2.0) / 100.0;
+                self.price[k] = p;
+                Sample::new(base + self.rng.below(600) as i64 - 300, p)
+            }
+            1 => {
+                self.counter[k] += self.rng.below(100) as f64;
+                Sample::new(base + self.rng.below(4) as i64, self.counter[k])
+            }
+            _ => Sample::new(base, 1.0),
+        }
+    }
+}
+
+fn refs(store: &Store) -> Vec<SeriesRef> {
+    (0..SERIES)
+        .map(|k| {
+            let kind = ["price", "requests_total", "up"][k % 3];
+            let l = Labels::new(
+                kind,
+                [("instance", format!("i{k}")), ("job", "bench".into())],
+            )
+            .unwrap();
+            store.series_ref(&l, MetricKind::Gauge).unwrap()
+        })
+        .collect()
+}
+
+/// Writes `steps` samples per series (one per series per step, batched per
+/// step), committing every `commit_every` steps. Returns samples written and
+/// the time taken.
+fn write(store: &Store, steps: i64, interval: i64, commit_every: i64) -> (u64, Duration) {
+    let refs = refs(store);
+    let mut g = Gen::new();
+    let mut batch = Vec::with_capacity(SERIES);
+    let mut n = 0u64;
+    let start = Instant::now();
+    for i in 0..steps {
+        batch.clear();
+        for (k, r) in refs.iter().enumerate() {
+            batch.push((*r, g.sample(k, i, interval)));
+        }
+        let out = store.append_refs(&batch).unwrap();
+        n += out.accepted;
+        if (i + 1) % commit_every == 0 {
+            store.commit().unwrap();
+        }
+    }
+    store.commit().unwrap();
+    (n, start.elapsed())
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+fn opts() -> Options {
+    Options {
+        commit_interval: None,
+        max_future_ms: None,
+        ..Options::default()
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    // 1) 1000 series x 6 h at 1 sample/s: write throughput and bytes/sample.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), opts()).unwrap();
+    let steps = 6 * 3600;
+    // A commit every 100 steps (100,000 samples): far more often than the
+    // once a second the store needs at this rate.
+    let (n, took) = write(&store, steps, 1000, 100);
+    let rate = n as f64 / took.as_secs_f64();
+    println!(
+        "RESULT write: {n} samples in {:.2} s = {:.0} samples/s ({:.2}x the 1,000,000 goal)",
+        took.as_secs_f64(),
+        rate,
+        rate / 1e6
+    );
+    let live = store.stats();
+    println!(
+        "RESULT disk while open (after commit): {} bytes = {:.3} bytes/sample (wal {} B, checkpoint {} B, catalog {} B)",
+        live.disk_bytes,
+        live.disk_bytes as f64 / n as f64,
+        live.wal_bytes,
+        live.checkpoint_bytes,
+        live.catalog_bytes
+    );
+    // Queries on the 1 h store (raw covers the last 6 h).
+    let end = T0 + (steps - 1) * 1000;
+    let one = [
+        Matcher::metric("price").unwrap(),
+        Matcher::equal("instance", "i0").unwrap(),
+    ];
+    let all = [Matcher::equal("job", "bench").unwrap()];
+    let r = store
+        .query_range(&one, end - 3_600_000, end, 1000, 300_000)
+        .unwrap();
+    assert_eq!(r.tier, Tier::Raw);
+    assert_eq!(r.series[0].points.len(), 3601);
+    let mut g = c.benchmark_group("query_1h_1s_step");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    g.bench_function("1_series", |b| {
+        b.iter(|| {
+            black_box(
+                store
+                    .query_range(&one, end - 3_600_000, end, 1000, 300_000)
+                    .unwrap(),
+            )
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("1000_series", |b| {
+        b.iter(|| {
+            black_box(
+                store
+                    .query_range(&all, end - 3_600_000, end, 1000, 300_000)
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+    store.close().unwrap();
+    let closed = dir_bytes(dir.path());
+    let raw_bytes = dir_bytes(&dir.path().join("raw"));
+    println!(
+        "RESULT disk after close: {closed} bytes for {n} samples = {:.3} bytes/sample, all tiers and files ({:.2}x the 2-byte goal); raw tier alone {:.3} bytes/sample",
+        closed as f64 / n as f64,
+        (closed as f64 / n as f64) / 2.0,
+        raw_bytes as f64 / n as f64
+    );
+    for t in ["raw", "1s", "1m", "1h", "wal"] {
+        println!("RESULT   {t}: {} bytes", dir_bytes(&dir.path().join(t)));
+    }
+    let t = Instant::now();
+    let (store, rec) = Store::open(dir.path(), opts()).unwrap();
+    println!(
+        "RESULT open (reads and checks every frame): {:.3} s, {rec}",
+        t.elapsed().as_secs_f64()
+    );
+    drop(store);
+
+    // 2) 1000 series x 7 days at 1 sample/min: the 7-day queries (1 min tier).
+    let dir7 = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir7.path(), opts()).unwrap();
+    let steps = 7 * 24 * 60;
+    let (n7, took7) = write(&store, steps, 60_000, 60);
+    println!(
+        "RESULT write (7 d at 1/min): {n7} samples in {:.2} s = {:.0} samples/s",
+        took7.as_secs_f64(),
+        n7 as f64 / took7.as_secs_f64()
+    );
+    let end = T0 + (steps - 1) * 60_000;
+    let r = store
+        .query_range(&one, end - 7 * 86_400_000 + 60_000, end, 60_000, 300_000)
+        .unwrap();
+    assert_eq!(r.tier, Tier::Minute);
+    assert!(r.series[0].points.len() > 10_000);
+    let mut g = c.benchmark_group("query_7d_1m_step");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    g.bench_function("1_series", |b| {
+        b.iter(|| {
+            black_box(
+                store
+                    .query_range(&one, end - 7 * 86_400_000 + 60_000, end, 60_000, 300_000)
+                    .unwrap(),
+            )
+        })
+    });
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("1000_series", |b| {
+        b.iter(|| {
+            black_box(
+                store
+                    .query_range(&all, end - 7 * 86_400_000 + 60_000, end, 60_000, 300_000)
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+    store.close().unwrap();
+}
+
+criterion_group! {
+    name = tsdb;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(tsdb);

@@ -1,0 +1,293 @@
+//! The head: per series, the open (in-memory, Gorilla-compressed) chunk of
+//! each tier and the bucket being filled in each downsampled tier.
+//!
+//! Every sample is appended to the raw chunk and folded into the current 1 s,
+//! 1 min and 1 h buckets as it is written; a finished bucket is appended to its
+//! tier's open chunk. A chunk is cut — re-encoded with [`crate::chunk`] and
+//! handed back as a [`Cut`] for its partition file — when it holds
+//! `Options::chunk_items` items, when the next item belongs to another
+//! partition, or when its partition closes. So the head holds at most one
+//! chunk per series and tier: memory is bounded by `max_series` x that.
+
+use crate::chunk;
+use crate::gorilla::{self, BucketChunk, SampleChunk};
+use crate::options::Options;
+use crate::tier::{Bucket, Tier};
+
+/// A chunk cut from the head, to be appended to partition `part` of `tier`.
+#[derive(Debug)]
+pub(crate) struct Cut {
+    pub tier: Tier,
+    pub part: i64,
+    pub series: u32,
+    pub min_t: i64,
+    pub max_t: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// The open raw chunk of a series.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenRaw {
+    pub part: i64,
+    pub chunk: SampleChunk,
+}
+
+/// The open bucket chunk of a series in one tier.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenBuckets {
+    pub part: i64,
+    pub chunk: BucketChunk,
+    pub max_start: i64,
+}
+
+/// Head state of one downsampled tier of one series.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TierHead {
+    /// The bucket being filled.
+    pub acc: Option<Bucket>,
+    /// Finished buckets not yet cut.
+    pub open: Option<Box<OpenBuckets>>,
+    /// Newest bucket start already in a partition file (buckets at or before
+    /// it are not built again when the log is replayed).
+    pub disk_max: i64,
+    /// Newest sample folded into this tier (in the head); samples at or
+    /// before it are not folded in again when the log is replayed.
+    pub applied_t: i64,
+}
+
+/// Head state of one series.
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesHead {
+    /// Newest sample accepted (`i64::MIN` if none).
+    pub last_t: i64,
+    /// Its value.
+    pub last_v: f64,
+    /// Oldest timestamp of the series still stored (any tier), `i64::MAX` if none.
+    pub min_t: i64,
+    /// Open raw chunk.
+    pub raw: Option<Box<OpenRaw>>,
+    /// Downsampled tiers, in [`Tier::DOWNSAMPLED`] order.
+    pub tiers: [TierHead; 3],
+}
+
+impl Default for SeriesHead {
+    fn default() -> Self {
+        SeriesHead {
+            last_t: i64::MIN,
+            last_v: 0.0,
+            min_t: i64::MAX,
+            raw: None,
+            tiers: [
+                TierHead {
+                    disk_max: i64::MIN,
+                    ..TierHead::default()
+                },
+                TierHead {
+                    disk_max: i64::MIN,
+                    ..TierHead::default()
+                },
+                TierHead {
+                    disk_max: i64::MIN,
+                    ..TierHead::default()
+                },
+            ],
+        }
+    }
+}
+
+/// Outcome of appending one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Appended {
+    Ok,
+    OutOfOrder,
+    Duplicate,
+}
+
+/// All series' head state and the store's clock.
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    pub series: Vec<SeriesHead>,
+    /// Newest timestamp accepted by the store (`i64::MIN` if none).
+    pub now: i64,
+}
+
+fn cut_raw(series: u32, o: &OpenRaw) -> Cut {
+    let n = o.chunk.len() as usize;
+    let mut ts = Vec::with_capacity(n);
+    let mut vs = Vec::with_capacity(n);
+    // The head chunk was written by this process: it always decodes.
+    let _ = gorilla::decode_samples(o.chunk.bytes(), o.chunk.len(), |t, v| {
+        ts.push(t);
+        vs.push(v);
+    });
+    Cut {
+        tier: Tier::Raw,
+        part: o.part,
+        series,
+        min_t: o.chunk.min_t(),
+        max_t: o.chunk.max_t(),
+        bytes: chunk::encode_samples(&ts, &vs),
+    }
+}
+
+/// Decodes a head bucket chunk.
+pub(crate) fn head_buckets(tier: Tier, o: &OpenBuckets) -> Vec<Bucket> {
+    let mut bs = Vec::with_capacity(o.chunk.len() as usize);
+    let _ = gorilla::decode_buckets(o.chunk.bytes(), o.chunk.len(), tier.width_ms(), |b| {
+        bs.push(b)
+    });
+    bs
+}
+
+fn cut_buckets(tier: Tier, series: u32, o: &OpenBuckets) -> Cut {
+    let bs = head_buckets(tier, o);
+    Cut {
+        tier,
+        part: o.part,
+        series,
+        min_t: o.chunk.min_t(),
+        max_t: o.max_start,
+        bytes: chunk::encode_buckets(&bs, tier.width_ms()),
+    }
+}
+
+/// Appends a finished bucket to the tier's open chunk, cutting first if needed.
+fn push_bucket(
+    opts: &Options,
+    tier: Tier,
+    series: u32,
+    th: &mut TierHead,
+    b: Bucket,
+    cuts: &mut Vec<Cut>,
+) {
+    let part = opts.partition_start(tier, b.start_ms);
+    if let Some(o) = &th.open
+        && (o.part != part || o.chunk.len() >= opts.chunk_items)
+    {
+        cuts.push(cut_buckets(tier, series, o));
+        th.open = None;
+    }
+    let o = th.open.get_or_insert_with(|| {
+        Box::new(OpenBuckets {
+            part,
+            chunk: BucketChunk::new(),
+            max_start: b.start_ms,
+        })
+    });
+    o.chunk.append(tier.width_ms(), &b);
+    o.max_start = b.start_ms;
+}
+
+impl Head {
+    /// Makes room for series ids below `n`.
+    pub(crate) fn ensure(&mut self, n: usize) {
+        if self.series.len() < n {
+            self.series.resize_with(n, SeriesHead::default);
+        }
+    }
+
+    /// Appends a sample (already validated and inside the open window) to
+    /// series `id`, pushing any chunks that must be cut into `cuts`.
+    ///
+    /// Raw data and each tier are deduplicated on their own: when the log is
+    /// replayed after a crash, a sample may already be in a raw chunk on disk
+    /// while the buckets it fed were still in memory.
+    pub(crate) fn append(
+        &mut self,
+        opts: &Options,
+        id: u32,
+        t: i64,
+        v: f64,
+        cuts: &mut Vec<Cut>,
+    ) -> Appended {
+        let s = &mut self.series[id as usize];
+        let status = if t > s.last_t {
+            let part = opts.partition_start(Tier::Raw, t);
+            if let Some(o) = &s.raw
+                && (o.part != part || o.chunk.len() >= opts.chunk_items)
+            {
+                cuts.push(cut_raw(id, o));
+                s.raw = None;
+            }
+            s.raw
+                .get_or_insert_with(|| {
+                    Box::new(OpenRaw {
+                        part,
+                        chunk: SampleChunk::new(),
+                    })
+                })
+                .chunk
+                .append(t, v);
+            s.last_t = t;
+            s.last_v = v;
+            Appended::Ok
+        } else if t == s.last_t {
+            Appended::Duplicate
+        } else {
+            Appended::OutOfOrder
+        };
+        let mut applied = status == Appended::Ok;
+        for (i, tier) in Tier::DOWNSAMPLED.into_iter().enumerate() {
+            let th = &mut s.tiers[i];
+            let start = tier.bucket_start(t);
+            if t <= th.applied_t || start <= th.disk_max {
+                continue; // replay of a sample this tier already holds
+            }
+            th.applied_t = t;
+            applied = true;
+            match &mut th.acc {
+                Some(b) if b.start_ms == start => b.add(v),
+                _ => {
+                    if let Some(done) = th.acc.take() {
+                        push_bucket(opts, tier, id, th, done, cuts);
+                    }
+                    th.acc = Some(Bucket::new(start, v));
+                }
+            }
+        }
+        if applied {
+            s.min_t = s.min_t.min(t);
+            if t > self.now {
+                self.now = t;
+            }
+        }
+        status
+    }
+
+    /// Cuts every chunk (and finishes every bucket) of `tier` that lies in a
+    /// partition starting before `cutoff`.
+    pub(crate) fn close_before(
+        &mut self,
+        opts: &Options,
+        tier: Tier,
+        cutoff: i64,
+        cuts: &mut Vec<Cut>,
+    ) {
+        for (id, s) in self.series.iter_mut().enumerate() {
+            let id = id as u32;
+            if tier == Tier::Raw {
+                if let Some(o) = &s.raw
+                    && o.part < cutoff
+                {
+                    cuts.push(cut_raw(id, o));
+                    s.raw = None;
+                }
+                continue;
+            }
+            let i = tier.index() - 1;
+            let th = &mut s.tiers[i];
+            if let Some(b) = th.acc
+                && opts.partition_start(tier, b.start_ms) < cutoff
+            {
+                th.acc = None;
+                push_bucket(opts, tier, id, th, b, cuts);
+            }
+            if let Some(o) = &th.open
+                && o.part < cutoff
+            {
+                cuts.push(cut_buckets(tier, id, o));
+                th.open = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Partition files: the chunks of one tier for one span of time.
+//!
+//! `<tier>/<start>.part` = a 32-byte header (`WMTSPRT1`, tier, start, end,
+//! CRC) followed by chunk frames, appended as chunks are cut. A chunk frame's
+//! payload is `series: uvarint | min_t - start: varint | max_t - min_t:
+//! uvarint | chunk` (see [`crate::chunk`]). Files are append-only while their
+//! partition is open and never rewritten; retention deletes them whole. On open
+//! every frame is read and checksummed, which rebuilds the in-memory index
+//! (series -> chunks) and finds torn tails and corrupt frames.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::bits::{ByteReader, put_uvarint, put_varint};
+use crate::error::{Error, IoContext, Result};
+use crate::frame;
+use crate::fsutil;
+use crate::recovery::{DropAction, Dropped, Recovery};
+use crate::tier::Tier;
+
+const MAGIC: &[u8; 8] = b"WMTSPRT1";
+/// Bytes of the file header.
+pub(crate) const HEADER_LEN: u64 = 32;
+/// Largest chunk frame payload accepted.
+pub(crate) const MAX_FRAME: u32 = 1 << 20;
+/// Suffix given to a partition file whose header is unreadable.
+pub(crate) const CORRUPT_SUFFIX: &str = ".corrupt";
+
+/// Where one chunk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    /// First timestamp (bucket start for tiers).
+    pub min_t: i64,
+    /// Last timestamp (bucket start for tiers).
+    pub max_t: i64,
+    /// Offset of the frame in the file.
+    pub offset: u64,
+    /// Length of the whole frame.
+    pub len: u32,
+}
+
+/// An open partition file, shared with queries that read it.
+#[derive(Debug)]
+pub(crate) struct PartFile {
+    pub file: File,
+    pub path: PathBuf,
+    pub start: i64,
+}
+
+/// One partition file and its index.
+#[derive(Debug)]
+pub(crate) struct Partition {
+    pub start: i64,
+    pub end: i64,
+    pub path: PathBuf,
+    file: Arc<PartFile>,
+    len: u64,
+    /// No more chunks will be appended.
+    pub closed: bool,
+    dirty: bool,
+    index: HashMap<u32, Vec<ChunkMeta>>,
+    /// Oldest timestamp in the file (`i64::MAX` when empty).
+    pub min_t: i64,
+    chunks: u64,
+}
+
+/// File name of the partition starting at `start`.
+pub(crate) fn file_name(start: i64) -> String {
+    format!("{start}.part")
+}
+
+fn header(tier: Tier, start: i64, end: i64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8] = tier.index() as u8;
+    h[12..20].copy_from_slice(&start.to_le_bytes());
+    h[20..28].copy_from_slice(&end.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn parse_header(h: &[u8]) -> Option<(Tier, i64, i64)> {
+    if h.len() < HEADER_LEN as usize || &h[..8] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+    if crc32fast::hash(&h[..28]) != crc {
+        return None;
+    }
+    let tier = Tier::from_index(h[8])?;
+    let start = i64::from_le_bytes(h[12..20].try_into().ok()?);
+    let end = i64::from_le_bytes(h[20..28].try_into().ok()?);
+    (end > start).then_some((tier, start, end))
+}
+
+impl Partition {
+    /// Creates the file of a new partition in `dir` (the tier's directory).
+    pub(crate) fn create(dir: &Path, tier: Tier, start: i64, end: i64) -> Result<Partition> {
+        let path = dir.join(file_name(start));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at(&path)?;
+        file.write_all_at(&header(tier, start, end), 0).at(&path)?;
+        // Made durable (file and directory entry) by the next commit.
+        Ok(Partition {
+            start,
+            end,
+            path: path.clone(),
+            file: Arc::new(PartFile { file, path, start }),
+            len: HEADER_LEN,
+            closed: false,
+            dirty: true,
+            index: HashMap::new(),
+            min_t: i64::MAX,
+            chunks: 0,
+        })
+    }
+
+    /// Opens an existing partition file, reading and checking every frame.
+    /// Returns `None` (after setting the file aside) if its header is bad.
+    pub(crate) fn open(
+        path: &Path,
+        tier: Tier,
+        start: i64,
+        rec: &mut Recovery,
+    ) -> Result<Option<Partition>> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .at(path)?;
+        let mut h = [0u8; HEADER_LEN as usize];
+        let header_ok = match file.read_exact_at(&mut h, 0) {
+            Ok(()) => parse_header(&h).filter(|&(t, s, _)| t == tier && s == start),
+            Err(_) => None,
+        };
+        let Some((_, start, end)) = header_ok else {
+            drop(file);
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(CORRUPT_SUFFIX);
+            let aside = PathBuf::from(aside);
+            fs::rename(path, &aside).at(path)?;
+            if let Some(dir) = path.parent() {
+                fsutil::sync_dir(dir)?;
+            }
+            rec.dropped.push(Dropped {
+                file: path.to_path_buf(),
+                offset: 0,
+                bytes: fsutil::file_len(&aside),
+                records: 0,
+                reason: "partition file header is missing or fails its checksum".into(),
+                action: DropAction::SetAside(aside),
+            });
+            return Ok(None);
+        };
+        let mut p = Partition {
+            start,
+            end,
+            path: path.to_path_buf(),
+            file: Arc::new(PartFile {
+                file,
+                path: path.to_path_buf(),
+                start,
+            }),
+            len: HEADER_LEN,
+            closed: false,
+            dirty: false,
+            index: HashMap::new(),
+            min_t: i64::MAX,
+            chunks: 0,
+        };
+        let mut bad_bounds = Vec::new();
+        let handle = p.file.clone();
+        let report = frame::scan(&handle.file, HEADER_LEN, MAX_FRAME, |off, payload| {
+            let Some((series, min_t, max_t)) = parse_payload_head(payload, start) else {
+                return false;
+            };
+            if min_t < start || max_t >= end || max_t < min_t {
+                bad_bounds.push(off);
+                return false;
+            }
+            let len = (payload.len() + frame::HEADER) as u32;
+            p.add_meta(
+                series,
+                ChunkMeta {
+                    min_t,
+                    max_t,
+                    offset: off,
+                    len,
+                },
+            );
+            true
+        })
+        .at(path)?;
+        for g in &report.gaps {
+            rec.dropped.push(Dropped {
+                file: path.to_path_buf(),
+                offset: g.offset,
+                bytes: g.bytes,
+                records: u64::from(!g.tail),
+                reason: if bad_bounds.contains(&g.offset) {
+                    "chunk lies outside its partition's time span".to_string()
+                } else {
+                    format!("partition chunk: {}", g.reason)
+                },
+                action: if g.tail {
+                    DropAction::Truncated
+                } else {
+                    DropAction::Skipped
+                },
+            });
+        }
+        if report.gaps.iter().any(|g| g.tail) {
+            p.file.file.set_len(report.valid_end).at(path)?;
+            p.file.file.sync_all().at(path)?;
+        }
+        p.len = report.valid_end.max(HEADER_LEN);
+        rec.partitions += 1;
+        rec.chunks += p.chunks;
+        Ok(Some(p))
+    }
+
+    fn add_meta(&mut self, series: u32, m: ChunkMeta) {
+        let list = self.index.entry(series).or_default();
+        // Chunks of a series are appended in time order; keep the list sorted
+        // even if a file was assembled otherwise.
+        if list.last().is_some_and(|l| l.min_t > m.min_t) {
+            let pos = list.partition_point(|x| x.min_t <= m.min_t);
+            list.insert(pos, m);
+        } else {
+            list.push(m);
+        }
+        self.min_t = self.min_t.min(m.min_t);
+        self.chunks += 1;
+    }
+
+    /// Appends a chunk of `series` (written now, durable at the next sync).
+    pub(crate) fn append(
+        &mut self,
+        series: u32,
+        min_t: i64,
+        max_t: i64,
+        chunk: &[u8],
+    ) -> Result<()> {
+        let mut buf = Vec::with_capacity(chunk.len() + 24);
+        let start = frame::begin(&mut buf);
+        put_uvarint(&mut buf, u64::from(series));
+        put_varint(&mut buf, min_t - self.start);
+        put_uvarint(&mut buf, (max_t - min_t) as u64);
+        buf.extend_from_slice(chunk);
+        frame::finish(&mut buf, start);
+        self.file.file.write_all_at(&buf, self.len).at(&self.path)?;
+        self.add_meta(
+            series,
+            ChunkMeta {
+                min_t,
+                max_t,
+                offset: self.len,
+                len: buf.len() as u32,
+            },
+        );
+        self.len += buf.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The file to fsync if chunks were appended since the last call.
+    pub(crate) fn take_dirty(&mut self) -> Option<Arc<PartFile>> {
+        std::mem::take(&mut self.dirty).then(|| self.file.clone())
+    }
+
+    /// Bytes on disk.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.len
+    }
+
+    /// The file, for reading chunks without holding the partition.
+    pub(crate) fn handle(&self) -> Arc<PartFile> {
+        self.file.clone()
+    }
+
+    /// Chunks of `series` overlapping `[from, to]`.
+    pub(crate) fn chunks(
+        &self,
+        series: u32,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = ChunkMeta> + '_ {
+        self.index
+            .get(&series)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |m| m.max_t >= from && m.min_t <= to)
+    }
+
+    /// Newest timestamp of `series` in this file.
+    pub(crate) fn series_max(&self, series: u32) -> Option<i64> {
+        self.index
+            .get(&series)
+            .and_then(|l| l.iter().map(|m| m.max_t).max())
+    }
+
+    /// Series with chunks in this file and their oldest timestamps.
+    pub(crate) fn series_min(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
+        self.index
+            .iter()
+            .map(|(&s, l)| (s, l.first().map_or(i64::MAX, |m| m.min_t)))
+    }
+
+    /// Drops the chunks of series the catalog does not know; returns how many.
+    pub(crate) fn drop_unknown(&mut self, known: impl Fn(u32) -> bool) -> Vec<(u32, ChunkMeta)> {
+        let mut out = Vec::new();
+        self.index.retain(|&s, list| {
+            if known(s) {
+                true
+            } else {
+                out.extend(list.iter().map(|m| (s, *m)));
+                false
+            }
+        });
+        self.chunks -= out.len() as u64;
+        out
+    }
+}
+
+fn parse_payload_head(payload: &[u8], start: i64) -> Option<(u32, i64, i64)> {
+    let mut r = ByteReader::new(payload);
+    let series = u32::try_from(r.uvarint().ok()?).ok()?;
+    let min_t = start.checked_add(r.varint().ok()?)?;
+    let span = i64::try_from(r.uvarint().ok()?).ok()?;
+    Some((series, min_t, min_t.checked_add(span)?))
+}
+
+/// Reads and checks the chunk at `m`; returns the chunk bytes.
+pub(crate) fn read_chunk(pf: &PartFile, m: &ChunkMeta) -> Result<Vec<u8>> {
+    let (path, start) = (pf.path.as_path(), pf.start);
+    let mut buf = vec![0u8; m.len as usize];
+    pf.file.read_exact_at(&mut buf, m.offset).at(path)?;
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: m.offset,
+        reason: reason.into(),
+    };
+    let payload =
+        frame::parse_exact(&buf).ok_or_else(|| corrupt("chunk frame fails its checksum"))?;
+    let mut r = ByteReader::new(payload);
+    parse_payload_head(payload, start).ok_or_else(|| corrupt("bad chunk header"))?;
+    // Skip the three header fields parsed above.
+    let _ = (r.uvarint(), r.varint(), r.uvarint());
+    Ok(r.remaining().to_vec())
+}

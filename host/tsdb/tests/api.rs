@@ -1,0 +1,457 @@
+//! Matchers, label names and values, series limits, refusal counts, query
+//! limits, validation, locking, the committer thread and concurrent readers.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{HOUR, T0, test_options};
+use wasmeter_tsdb::{
+    Error, Labels, MatchOp, Matcher, MetricKind, Options, QueryLimits, Sample, Store, Tier,
+};
+
+fn m(op: MatchOp, name: &str, value: &str) -> Matcher {
+    Matcher::new(op, name, value).unwrap()
+}
+
+fn names(v: &[Labels]) -> Vec<String> {
+    v.iter().map(|l| l.to_string()).collect()
+}
+
+/// Four series: http_requests_total{job=api|web, code=200|500 (web has no code)}
+/// and up{job=api}.
+fn populated() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), test_options()).unwrap();
+    let series = [
+        Labels::new("http_requests_total", [("job", "api"), ("code", "200")]).unwrap(),
+        Labels::new("http_requests_total", [("job", "api"), ("code", "500")]).unwrap(),
+        Labels::new("http_requests_total", [("job", "web")]).unwrap(),
+        Labels::new("up", [("job", "api")]).unwrap(),
+    ];
+    for (k, l) in series.iter().enumerate() {
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| Sample::new(T0 + i * 1000, (k * 100 + i as usize) as f64))
+            .collect();
+        store
+            .append_series(l, MetricKind::Counter, &samples)
+            .unwrap();
+    }
+    // A series that only has data later.
+    let late = Labels::new("late", [("job", "batch")]).unwrap();
+    store
+        .append_series(&late, MetricKind::Gauge, &[Sample::new(T0 + HOUR, 1.0)])
+        .unwrap();
+    store.commit().unwrap();
+    (dir, store)
+}
+
+#[test]
+fn matchers_follow_prometheus_semantics() {
+    let (_d, s) = populated();
+    let (a, b) = (T0, T0 + 2 * HOUR);
+    let name = |v: &str| m(MatchOp::Equal, "__name__", v);
+    let sel = |ms: &[Matcher]| names(&s.select(ms, a, b).unwrap());
+    assert_eq!(sel(&[name("http_requests_total")]).len(), 3);
+    assert_eq!(
+        sel(&[
+            name("http_requests_total"),
+            m(MatchOp::Equal, "code", "200")
+        ]),
+        vec!["http_requests_total{code=\"200\", job=\"api\"}"]
+    );
+    // != matches series without the label.
+    assert_eq!(
+        sel(&[
+            name("http_requests_total"),
+            m(MatchOp::NotEqual, "code", "200")
+        ])
+        .len(),
+        2
+    );
+    // code="" selects series without the label.
+    assert_eq!(
+        sel(&[name("http_requests_total"), m(MatchOp::Equal, "code", "")]),
+        vec!["http_requests_total{job=\"web\"}"]
+    );
+    // Regexes are anchored.
+    assert_eq!(sel(&[m(MatchOp::Regex, "job", "ap")]).len(), 0);
+    assert_eq!(sel(&[m(MatchOp::Regex, "job", "ap.")]).len(), 3);
+    assert_eq!(sel(&[m(MatchOp::Regex, "__name__", "http_.*|up")]).len(), 4);
+    // !~ that matches the empty string also selects series without the label.
+    assert_eq!(
+        sel(&[
+            name("http_requests_total"),
+            m(MatchOp::NotRegex, "code", "5..")
+        ])
+        .len(),
+        2
+    );
+    // =~ that matches empty: series without the label too.
+    assert_eq!(
+        sel(&[
+            name("http_requests_total"),
+            m(MatchOp::Regex, "code", "2..|")
+        ])
+        .len(),
+        2
+    );
+    // A label nobody has, with a non-empty matcher: nothing.
+    assert!(sel(&[m(MatchOp::Equal, "zone", "x")]).is_empty());
+    // Only empty-matching matchers: refused, as in Prometheus.
+    assert!(matches!(
+        s.select(&[m(MatchOp::Regex, "job", ".*")], a, b),
+        Err(Error::EmptySelector { .. })
+    ));
+    assert!(matches!(
+        s.select(&[], a, b),
+        Err(Error::EmptySelector { .. })
+    ));
+    // Time range: the late series is outside [T0, T0 + 10 min].
+    assert!(names(&s.select(&[name("late")], T0, T0 + 600_000).unwrap()).is_empty());
+    assert_eq!(
+        names(&s.select(&[name("late")], T0, T0 + HOUR).unwrap()).len(),
+        1
+    );
+}
+
+#[test]
+fn label_names_and_values() {
+    let (_d, s) = populated();
+    let (a, b) = (T0, T0 + 2 * HOUR);
+    assert_eq!(
+        s.label_names(&[], a, b).unwrap(),
+        vec!["__name__", "code", "job"]
+    );
+    assert_eq!(
+        s.label_values("job", &[], a, b).unwrap(),
+        vec!["api", "batch", "web"]
+    );
+    assert_eq!(
+        s.label_values("__name__", &[], a, b).unwrap(),
+        vec!["http_requests_total", "late", "up"]
+    );
+    let up = [m(MatchOp::Equal, "__name__", "up")];
+    assert_eq!(s.label_names(&up, a, b).unwrap(), vec!["__name__", "job"]);
+    assert_eq!(
+        s.label_values("code", &[m(MatchOp::Equal, "job", "api")], a, b)
+            .unwrap(),
+        vec!["200", "500"]
+    );
+    // Restricted by time: only the first 10 minutes.
+    assert_eq!(
+        s.label_values("job", &[], T0, T0 + 600_000).unwrap(),
+        vec!["api", "web"]
+    );
+    assert!(
+        s.label_values("job", &[], T0 - 2 * HOUR, T0 - HOUR)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn refusals_are_counted_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(
+        dir.path(),
+        Options {
+            max_future_ms: Some(60_000),
+            ..test_options()
+        },
+    )
+    .unwrap();
+    let l = Labels::new("x", [("a", "b")]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t = now - 10_000;
+    let out = s
+        .append_series(
+            &l,
+            MetricKind::Gauge,
+            &[
+                Sample::new(t, 1.0),
+                Sample::new(t + 1000, 2.0),
+                Sample::new(t + 500, 3.0),       // out of order
+                Sample::new(t + 1000, 4.0),      // duplicate timestamp
+                Sample::new(t + 2000, f64::NAN), // non-finite
+                Sample::new(t + 3000, f64::INFINITY),
+                Sample::new(now + 3_600_000, 5.0), // too far in the future
+                Sample::new(t + 4000, 6.0),
+                Sample::new(t - 10 * HOUR, 7.0), // before the open window
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.accepted, 3, "{out:?}");
+    assert_eq!(out.out_of_order, 1);
+    assert_eq!(out.duplicate, 1);
+    assert_eq!(out.non_finite, 2);
+    assert_eq!(out.too_new, 1);
+    assert_eq!(out.too_old, 1);
+    assert_eq!(out.refused(), 6);
+    assert_eq!(out.new_series, 1);
+    // Out of order against the stored data, in a later call, after a reopen too.
+    let out = s
+        .append_series(&l, MetricKind::Gauge, &[Sample::new(t + 3999, 1.0)])
+        .unwrap();
+    assert_eq!(out.out_of_order, 1);
+    s.close().unwrap();
+    let (s, _) = Store::open(dir.path(), test_options()).unwrap();
+    let out = s
+        .append_series(
+            &l,
+            MetricKind::Gauge,
+            &[Sample::new(t + 3999, 1.0), Sample::new(t + 4000, 1.0)],
+        )
+        .unwrap();
+    assert_eq!((out.out_of_order, out.duplicate, out.accepted), (1, 1, 0));
+    // Invalid names fail before any work.
+    assert!(matches!(
+        Labels::new("x", [("bad-name", "v")]),
+        Err(Error::InvalidLabelName { .. })
+    ));
+    assert!(matches!(
+        Labels::new("0x", [("a", "v")]),
+        Err(Error::InvalidMetricName { .. })
+    ));
+}
+
+#[test]
+fn series_limit_refuses_new_series_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(
+        dir.path(),
+        Options {
+            max_series: 3,
+            ..test_options()
+        },
+    )
+    .unwrap();
+    let mut refused = 0;
+    for i in 0..5 {
+        let l = Labels::new("s", [("i", i.to_string())]).unwrap();
+        let out = s
+            .append_series(
+                &l,
+                MetricKind::Gauge,
+                &[Sample::new(T0, 1.0), Sample::new(T0 + 1, 2.0)],
+            )
+            .unwrap();
+        refused += out.series_limit;
+    }
+    assert_eq!(refused, 4);
+    assert_eq!(s.stats().series, 3);
+    // Existing series still take samples.
+    let l = Labels::new("s", [("i", "0")]).unwrap();
+    assert_eq!(
+        s.append_series(&l, MetricKind::Gauge, &[Sample::new(T0 + 2, 3.0)])
+            .unwrap()
+            .accepted,
+        1
+    );
+    let l9 = Labels::new("s", [("i", "9")]).unwrap();
+    assert!(matches!(
+        s.series_ref(&l9, MetricKind::Gauge),
+        Err(Error::SeriesLimit { limit: 3, .. })
+    ));
+    // The limit holds across a reopen.
+    s.close().unwrap();
+    let (s, rec) = Store::open(
+        dir.path(),
+        Options {
+            max_series: 3,
+            ..test_options()
+        },
+    )
+    .unwrap();
+    assert_eq!(rec.series, 3);
+    assert_eq!(
+        s.append_series(&l9, MetricKind::Gauge, &[Sample::new(T0 + 5, 1.0)])
+            .unwrap()
+            .series_limit,
+        1
+    );
+}
+
+#[test]
+fn query_limits_are_checked_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        limits: QueryLimits {
+            max_series: 2,
+            max_points_per_series: 11_000,
+            max_total_points: 15_000,
+        },
+        ..test_options()
+    };
+    let (s, _) = Store::open(dir.path(), opts).unwrap();
+    for i in 0..3 {
+        let l = Labels::new("q", [("i", i.to_string())]).unwrap();
+        s.append_series(&l, MetricKind::Gauge, &[Sample::new(T0, 1.0)])
+            .unwrap();
+    }
+    let all = [Matcher::metric("q").unwrap()];
+    let one = [
+        Matcher::metric("q").unwrap(),
+        Matcher::equal("i", "0").unwrap(),
+    ];
+    let two = [Matcher::metric("q").unwrap(), m(MatchOp::Regex, "i", "0|1")];
+    let err = s
+        .query_range(&one, T0, T0 + 11_000 * 1000, 1000, 300_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooManyPoints {
+                points: 11_001,
+                limit: 11_000
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("11000 points per series"), "{err}");
+    let err = s
+        .query_range(&all, T0, T0 + 1000, 1000, 300_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooManySeries {
+                series: 3,
+                limit: 2
+            }
+        ),
+        "{err}"
+    );
+    let err = s
+        .query_range(&two, T0, T0 + 10_000 * 1000, 1000, 300_000)
+        .unwrap_err();
+    assert!(matches!(err, Error::QueryTooLarge { .. }), "{err}");
+    assert!(s.query_range(&two, T0, T0 + 1000, 1000, 300_000).is_ok());
+    assert!(matches!(
+        s.query_range(&one, T0, T0 - 1, 1000, 1),
+        Err(Error::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        s.query_range(&one, T0, T0, 0, 1),
+        Err(Error::InvalidQuery(_))
+    ));
+}
+
+#[test]
+fn one_store_per_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(dir.path(), test_options()).unwrap();
+    assert!(matches!(
+        Store::open(dir.path(), test_options()),
+        Err(Error::Locked { .. })
+    ));
+    s.close().unwrap();
+    assert!(Store::open(dir.path(), test_options()).is_ok());
+}
+
+#[test]
+fn committer_thread_makes_appends_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        commit_interval: Some(Duration::from_millis(20)),
+        ..test_options()
+    };
+    let (s, _) = Store::open(dir.path(), opts).unwrap();
+    let l = Labels::new("c", [("a", "b")]).unwrap();
+    let out = s
+        .append_series(&l, MetricKind::Gauge, &[Sample::new(T0, 1.0)])
+        .unwrap();
+    // Nobody calls commit: the store's own thread does.
+    assert!(s.wait_durable(out.seq, Duration::from_secs(30)));
+    assert!(s.stats().durable_seq >= out.seq);
+    s.close().unwrap(); // joins the thread
+}
+
+#[test]
+fn series_refs_are_the_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(dir.path(), test_options()).unwrap();
+    let l = Labels::new("r", [("a", "b")]).unwrap();
+    let r = s.series_ref(&l, MetricKind::Counter).unwrap();
+    assert_eq!(s.series_ref(&l, MetricKind::Counter).unwrap(), r);
+    let out = s
+        .append_refs(&[(r, Sample::new(T0, 1.0)), (r, Sample::new(T0 + 1000, 2.0))])
+        .unwrap();
+    assert_eq!(out.accepted, 2);
+    assert_eq!(s.kind(&l), Some(MetricKind::Counter));
+    let q = s
+        .query(&[Matcher::metric("r").unwrap()], T0 + 1000, 300_000)
+        .unwrap();
+    assert_eq!(q.series[0].points[0].value, 2.0);
+    assert_eq!(q.tier, Tier::Raw);
+}
+
+#[test]
+fn readers_run_while_a_writer_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(
+        dir.path(),
+        Options {
+            chunk_items: 16,
+            ..test_options()
+        },
+    )
+    .unwrap();
+    let s = Arc::new(s);
+    let l = Labels::new("w", [("a", "b")]).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let n = 20_000i64;
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, done) = (s.clone(), done.clone());
+            std::thread::spawn(move || {
+                let m = [Matcher::metric("w").unwrap()];
+                let mut checks = 0;
+                while !done.load(Ordering::SeqCst) || checks == 0 {
+                    let r = s
+                        .query_range(&m, T0, T0 + (n - 1) * 1000, 10_000, 1000)
+                        .unwrap();
+                    // Whatever is visible is a gap-free prefix with the right values.
+                    if let Some(sp) = r.series.first() {
+                        for (i, p) in sp.points.iter().enumerate() {
+                            assert_eq!(p.t_ms, T0 + i as i64 * 10_000);
+                            assert_eq!(p.value, (i * 10) as f64);
+                        }
+                    }
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    for i in 0..n {
+        s.append_series(
+            &l,
+            MetricKind::Gauge,
+            &[Sample::new(T0 + i * 1000, i as f64)],
+        )
+        .unwrap();
+        if i % 1000 == 0 {
+            s.commit().unwrap();
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let r = s
+        .query_range(
+            &[Matcher::metric("w").unwrap()],
+            T0,
+            T0 + (n - 1) * 1000,
+            10_000,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(r.series[0].points.len(), (n / 10) as usize);
+}
