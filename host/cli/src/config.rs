@@ -72,6 +72,9 @@ pub struct Config {
     /// The admin API (plugin swaps, config reload).
     #[serde(default)]
     pub admin: AdminSection,
+    /// The metric history and its query API.
+    #[serde(default)]
+    pub history: crate::history::HistorySection,
     /// The file as parsed, to tell which sections a reload changed.
     #[serde(skip)]
     pub raw: toml::Table,
@@ -572,6 +575,9 @@ impl Config {
             .map_err(|e| self.invalid(format!("server.limits.{}", e.field), e.problem))?;
         if self.server.history_per_topic == 0 {
             return Err(self.invalid("server.history_per_topic", "must be > 0"));
+        }
+        if let Some((key, problem)) = self.history.problem() {
+            return Err(self.invalid(key, problem));
         }
         if self.server.stream_history == 0 {
             return Err(self.invalid("server.stream_history", "must be > 0"));

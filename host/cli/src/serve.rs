@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::saved::SavedTopic;
+
+use crate::history::History;
 use wasmeter_hub::{Hub, HubConfig};
 use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
 use wasmeter_plugin::{Runtime, RuntimeConfig};
@@ -123,6 +125,10 @@ pub async fn serve(
         )
     };
     let publisher: Arc<dyn Publish> = Arc::new(HubPublisher(hub.clone()));
+    let history = match config.history.enabled {
+        true => Some(History::open(&config.history, &data_dir).await?),
+        false => None,
+    };
     let series = SeriesStore::default();
     let monitor = Monitor::new(series.clone());
 
@@ -135,6 +141,7 @@ pub async fn serve(
         data_dir: data_dir.clone(),
         plugins_dir,
         owners: Default::default(),
+        history: history.as_ref().map(History::sink),
     };
     let (server_config, admin_config, field_ttl_ms) = (
         config.server.clone(),
@@ -221,7 +228,8 @@ pub async fn serve(
             listener,
             router(state.clone())
                 .merge(crate::monitor::router(monitor, state.clone()))
-                .merge(crate::web::router()),
+                .merge(crate::web::router())
+                .merge(history.as_ref().map(History::router).unwrap_or_default()),
             state,
             async move { server_stop.cancelled().await },
         ))
@@ -244,6 +252,10 @@ pub async fn serve(
     }
     tracing::info!("draining pipelines");
     supervisor.shutdown().await;
+    drop(supervisor);
+    if let Some(history) = history {
+        history.close(shutdown_timeout).await;
+    }
     tracing::info!("closing connections");
     server_stop.cancel();
     server.await.context("server task")??;

@@ -66,6 +66,11 @@ impl History {
         }
     }
 
+    /// The ring index of the first message newer than `seq`.
+    pub(crate) fn first_after(&self, seq: u64) -> usize {
+        self.ring.partition_point(|m| m.seq() <= seq)
+    }
+
     /// The message at ring index `i` (see [`Coverage::From`]).
     pub(crate) fn get(&self, i: usize) -> Option<&Arc<Message>> {
         self.ring.get(i)

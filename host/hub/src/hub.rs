@@ -11,6 +11,7 @@ use wasmeter_core::position::StreamPosition;
 use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::validate::is_topic_name;
 
+use crate::message::Message;
 use crate::pattern::Pattern;
 use crate::slot::{Slot, Subscriber, same_subscriber};
 use crate::topic::Topic;
@@ -320,6 +321,20 @@ impl Hub {
     pub fn snapshot(&self, topic: &str) -> Option<(StreamPosition, Arc<TopicState>)> {
         let latest = self.topic(topic)?.latest();
         Some((latest.position(), latest.state().clone()))
+    }
+
+    /// Up to `limit` of the topic's held messages newer than `seq`, oldest first,
+    /// its epoch, and whether the history still reaches back to `seq` (nothing
+    /// newer than it is missing). `None` if there is no such topic.
+    pub fn history(
+        &self,
+        topic: &str,
+        seq: u64,
+        limit: usize,
+    ) -> Option<(Arc<str>, Vec<Arc<Message>>, bool)> {
+        let t = self.topic(topic)?;
+        let (held, complete) = t.with_log(|log| log.held_after(seq, limit));
+        Some((t.epoch.clone(), held, complete))
     }
 
     /// What the hub knows about one topic.

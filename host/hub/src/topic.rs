@@ -67,6 +67,22 @@ impl LogView<'_> {
         self.log.history.get(0).unwrap_or(&self.log.last)
     }
 
+    /// Up to `limit` of the held messages newer than `seq`, oldest first, and
+    /// whether none newer than `seq` is missing from them (the history still
+    /// reaches back to `seq`).
+    pub fn held_after(&self, seq: u64, limit: usize) -> (Vec<Arc<Message>>, bool) {
+        let last = self.log.last.seq();
+        let complete =
+            seq >= last || matches!(self.log.history.coverage(seq, last), Coverage::From(_));
+        let start = self.log.history.first_after(seq);
+        let held = (start..self.log.history.len())
+            .filter_map(|i| self.log.history.get(i))
+            .take(limit)
+            .cloned()
+            .collect();
+        (held, complete)
+    }
+
     /// How many messages follow `seq`, or `None` when some of them are no longer
     /// held (see [`LogView::after`]).
     pub fn count_after(&self, seq: u64) -> Option<usize> {

@@ -41,7 +41,9 @@ pub use calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
 pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};
 pub use footprint::Refusal;
 pub use owners::{ClaimError, TopicOwners, normalize_prefix};
-pub use pipeline::{Input, Pipeline, PipelineConfig, Publish, publish_fields, sweep_stale};
+pub use pipeline::{
+    Input, Pipeline, PipelineConfig, Publish, SampleSink, publish_fields, sweep_stale,
+};
 pub use plugins::{PipelinePlugins, PluginRef, PluginRefs, PluginSpec};
 pub use series::{SeriesKey, SeriesStore, SeriesValue};
 pub use state::{StateConfig, TopicStore};

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::Label;
+use wasmeter_core::sample::{Label, Sample};
 use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
@@ -33,6 +33,13 @@ use crate::series::SeriesStore;
 use crate::sizing::{CallSizer, first_records};
 use crate::state::{TopicStore, lock};
 use crate::stats::PipelineStats;
+
+/// Where a pipeline's samples go besides their topics (the metric history, in
+/// the host). `record` may wait (a full queue): the pipeline's input then waits.
+pub trait SampleSink: Send + Sync + 'static {
+    /// Takes a batch of admitted samples, in the order they were produced.
+    fn record(&self, samples: Vec<Sample>) -> futures_util::future::BoxFuture<'_, ()>;
+}
 
 /// Where topic changes go (the hub, in the host).
 pub trait Publish: Send + Sync + 'static {
@@ -120,6 +127,8 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     /// Where the latest value of each sample series goes, if anywhere.
     series: Option<SeriesStore>,
+    /// Where samples go besides their topics.
+    history: Option<Arc<dyn SampleSink>>,
     errors_topic: Arc<str>,
     /// Committed offsets: records before them have been processed and published.
     /// With each: the path, the offset, and the file size last read (for the checkpoint).
@@ -210,6 +219,7 @@ impl Pipeline {
                 publisher,
                 stats: Arc::default(),
                 series: None,
+                history: None,
                 errors_topic,
                 offsets,
                 dirty: false,
@@ -239,6 +249,12 @@ impl Pipeline {
     /// Records the latest value of every sample series it publishes into `series`.
     pub fn with_series(mut self, series: SeriesStore) -> Self {
         self.series = Some(series);
+        self
+    }
+
+    /// Hands every batch of samples to `sink` after its topics are published.
+    pub fn with_history(mut self, sink: Arc<dyn SampleSink>) -> Self {
+        self.history = Some(sink);
         self
     }
 
@@ -757,7 +773,7 @@ impl Pipeline {
 
     /// Commits and publishes one change per topic of the batch (coalesced in
     /// order, later values win).
-    async fn publish_batch(&mut self, batch: Batch) {
+    async fn publish_batch(&mut self, mut batch: Batch) {
         PipelineStats::add(&self.stats.samples, batch.samples.len() as u64);
         if let Some(series) = &self.series {
             series.record(&batch.samples);
@@ -767,10 +783,14 @@ impl Pipeline {
             publisher: self.publisher.as_ref(),
             stats: &self.stats,
         };
+        let samples = std::mem::take(&mut batch.samples);
         let delta = self.plugins.delta.as_deref_mut();
         committer
             .commit_batch(delta.map(|d| d as &mut dyn DeltaCalls), batch)
             .await;
+        if let Some(history) = &self.history {
+            history.record(samples).await;
+        }
     }
 
     fn committer(&self) -> Committer<'_> {

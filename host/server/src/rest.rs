@@ -1,4 +1,6 @@
-//! `GET /api/topics` and `GET /api/topics/{*topic}`: topic state over plain HTTP.
+//! `GET /api/topics`, `GET /api/topics/{*topic}` and
+//! `GET /api/topics/{*topic}/history`: topic state and recent changes over plain
+//! HTTP.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -70,8 +72,89 @@ pub(crate) async fn list(
     Json(json!({ "topics": topics, "next": next })).into_response()
 }
 
-/// One topic's current state and position; 404 naming the topic if unknown.
-pub(crate) async fn get(State(state): State<ServerState>, Path(topic): Path<String>) -> Response {
+/// Changes a history page holds unless `limit` says otherwise.
+pub const DEFAULT_HISTORY_PAGE: usize = 100;
+/// The largest history page.
+pub const MAX_HISTORY_PAGE: usize = 1_000;
+
+/// The query of `GET /api/topics/{*topic}/history`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HistoryQuery {
+    /// Only changes after this seq (default: every change held).
+    since: u64,
+    /// At most this many (1 to [`MAX_HISTORY_PAGE`]).
+    limit: Option<usize>,
+}
+
+/// One topic's current state and position, or (a path ending in `/history`
+/// that is not itself a topic) its recent changes; 404 naming the topic if
+/// unknown.
+pub(crate) async fn get(
+    State(state): State<ServerState>,
+    Path(topic): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if state.hub().topic_info(&topic).is_none()
+        && let Some(of) = topic.strip_suffix("/history")
+    {
+        return history(&state, of, query);
+    }
+    current(&state, topic)
+}
+
+/// The changes of `topic` after `since` still held, oldest first, as the
+/// `update` (or `event`) frames subscribers got; `next` is the `since` of the
+/// next page; `complete` is false when changes after `since` are no longer held.
+fn history(
+    state: &ServerState,
+    topic: &str,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |message: String| json_error(StatusCode::BAD_REQUEST, "bad_query", message);
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad(format!("query string: {}", e.body_text())),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
+    if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+        return bad(format!("limit: {limit}: expected 1 to {MAX_HISTORY_PAGE}"));
+    }
+    let Some((epoch, held, complete)) = state.hub().history(topic, query.since, limit + 1) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "unknown_topic",
+            format!("topic `{topic}` does not exist"),
+        );
+    };
+    let more = held.len() > limit;
+    let page = &held[..held.len().min(limit)];
+    let next = match (more, page.last()) {
+        (true, Some(m)) => m.seq().to_string(),
+        _ => "null".to_string(),
+    };
+    // The frames are JSON already: spliced in as they are.
+    let mut body = format!(
+        "{{\"topic\":{},\"epoch\":{},\"complete\":{complete},\"next\":{next},\"messages\":[",
+        json!(topic),
+        json!(&*epoch)
+    )
+    .into_bytes();
+    for (i, m) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&m.update_bytes(wasmeter_hub::Format::Json));
+    }
+    body.extend_from_slice(b"]}");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn current(state: &ServerState, topic: String) -> Response {
     let hub = state.hub();
     match (hub.snapshot(&topic), hub.topic_info(&topic)) {
         (Some((pos, fields)), Some(info)) => Json(json!({

@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmeter_pipeline::{Publish, SeriesStore, TopicOwners, TopicStore};
+use wasmeter_pipeline::{Publish, SampleSink, SeriesStore, TopicOwners, TopicStore};
 use wasmeter_plugin::Runtime;
 
 pub use outcome::{PipelineSwap, SwapReport};
@@ -74,6 +74,8 @@ pub struct Shared {
     pub plugins_dir: PathBuf,
     /// Which pipeline owns which topics.
     pub owners: TopicOwners,
+    /// Where samples go besides their topics: the metric history, if kept.
+    pub history: Option<Arc<dyn SampleSink>>,
 }
 
 /// How long the control plane waits.

@@ -96,6 +96,10 @@ impl RunningPipeline {
             .with_series(shared.series.clone())
             .with_owners(shared.owners.clone())
             .with_stop(stop.clone());
+        let pipeline = match &shared.history {
+            Some(history) => pipeline.with_history(history.clone()),
+            None => pipeline,
+        };
         let refs = pipeline.plugin_refs();
         let tasks = TaskTracker::new();
         let mut files = Vec::new();

@@ -173,3 +173,62 @@ async fn every_error_is_a_json_error_even_axums_own() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "unknown_topic");
 }
+
+#[tokio::test]
+async fn a_topics_recent_changes_are_read_in_pages_as_the_frames_subscribers_got() {
+    let server = TestServer::start(
+        config(),
+        HubConfig {
+            history_per_topic: 4,
+            ..HubConfig::default()
+        },
+    )
+    .await;
+    for i in 1..=6 {
+        server.publish("h/a", &[("n", num(i as f64))], &[]);
+    }
+    let addr = server.addr;
+    let get = async |q: &str| http_get(addr, &format!("/api/topics/h/a/history{q}")).await;
+    // The history holds seqs 3..=6: since 4, a page of one, then the rest.
+    let (status, body) = get("?since=4&limit=1").await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let epoch = page["epoch"].clone();
+    assert_eq!(
+        page,
+        json!({"topic": "h/a", "epoch": epoch, "complete": true, "next": 5, "messages": [
+            {"type": "update", "topic": "h/a", "epoch": epoch, "seq": 5, "ts": 1_700_000_000_000i64, "delta": {"n": 5.0}}
+        ]})
+    );
+    let (_, body) = get("?since=5").await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (page["complete"].clone(), page["next"].clone()),
+        (json!(true), Value::Null)
+    );
+    assert_eq!(page["messages"][0]["seq"], 6);
+    // Since 1: seq 2 is no longer held; what is held, marked incomplete.
+    let (_, body) = get("").await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["complete"], false);
+    let seqs: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].clone())
+        .collect();
+    assert_eq!(seqs, [json!(3), json!(4), json!(5), json!(6)]);
+    // A stream topic's history is its events.
+    server.publish_event("h/tape", &[("price", num(1.0))]);
+    let (_, body) = http_get(server.addr, "/api/topics/h/tape/history").await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["messages"][0]["type"], "event");
+    assert_eq!(page["messages"][0]["fields"], json!({"price": 1.0}));
+    // Errors name the problem.
+    let (status, body) = get("?limit=0").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("limit: 0: expected 1 to 1000"), "{body}");
+    let (status, body) = http_get(server.addr, "/api/topics/no/such/history").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("topic `no/such` does not exist"), "{body}");
+}

@@ -1,0 +1,70 @@
+//! Metric history through the whole host: trades appended to a file become
+//! sample series in the store, answered by the Prometheus query API, also
+//! after a restart.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Host, csv_config};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls `uri` until its result holds `n` values (the writer is asynchronous).
+async fn values(host: &Host, uri: &str, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = host.get(uri).await;
+        assert_eq!(status, 200, "{body}");
+        let values = &body["data"]["result"][0]["values"];
+        if values.as_array().is_some_and(|v| v.len() == n) {
+            return values.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{uri}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config("");
+    let host = Host::start(dir.path(), &config);
+    // Whole seconds, a minute ago: one trade a second at prices 100..104.
+    let t0 = (now_ms() / 1000 - 60) * 1000;
+    let lines: String = (0..5)
+        .map(|i| format!("BTC,{},1,{}\n", 100 + i, t0 + i * 1000))
+        .collect();
+    host.append("trades.csv", &lines);
+    let uri = format!(
+        "/api/v1/query_range?query=trade_price%7Bsymbol%3D%22BTC%22%7D&start={}&end={}&step=1s",
+        t0 / 1000,
+        t0 / 1000 + 4
+    );
+    let expected: Vec<Value> = (0..5)
+        .map(|i| json!([(t0 / 1000 + i) as f64, format!("{}", 100 + i)]))
+        .collect();
+    assert_eq!(values(&host, &uri, 5).await, Value::Array(expected.clone()));
+    let (_, series) = host.get("/api/v1/series?match[]=trades_total").await;
+    assert_eq!(
+        series["data"],
+        json!([{"__name__": "trades_total", "symbol": "BTC"}])
+    );
+    host.stop();
+
+    let host = Host::start(dir.path(), &config);
+    let (status, body) = host.get(&uri).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["result"][0]["values"],
+        Value::Array(expected),
+        "kept across the restart"
+    );
+    host.stop();
+}
