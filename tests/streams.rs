@@ -1,6 +1,6 @@
 //! Stream topics through the whole host: the CSV collector's trade tape delivers
 //! every trade once, in order, to JSON and MessagePack subscribers, also across
-//! a reconnect that resumes with `since`.
+//! a reconnect that resumes with `since` and across a restart of the host.
 
 mod support;
 
@@ -91,6 +91,25 @@ impl Tape {
     }
 }
 
+/// Appends the trades `range` in 64 KiB writes, from a thread of its own.
+fn feed(dir: &std::path::Path, range: std::ops::Range<usize>) -> std::thread::JoinHandle<()> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let mut lines = String::new();
+        for n in range {
+            let symbol = SYMBOLS[n % SYMBOLS.len()];
+            lines.push_str(&format!(
+                "{symbol},{n},1,{}\n",
+                1_700_000_000_000u64 + n as u64
+            ));
+            if lines.len() > 64 * 1024 {
+                support::append(&dir, "trades.csv", &std::mem::take(&mut lines));
+            }
+        }
+        support::append(&dir, "trades.csv", &lines);
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tape_delivers_every_trade_once_in_order_across_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,5 +166,34 @@ async fn the_tape_delivers_every_trade_once_in_order_across_a_reconnect() {
             .iter()
             .all(|t| t["stream"] == true)
     );
+    host.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tape_resumes_across_a_restart_of_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &tape_config());
+    let mut client = Client::connect(&host.addr, "msgpack").await;
+    client.subscribe(&["tape/*"]).await;
+    assert_eq!(client.next().await["type"], "subscribed");
+    let mut tape = Tape::default();
+    feed(&host.dir, 0..TRADES / 2).join().unwrap();
+    tape.read(&mut client, TRADES / 2).await;
+    drop(client);
+    host.stop();
+
+    // The second half is written while the host is down.
+    feed(dir.path(), TRADES / 2..TRADES).join().unwrap();
+    let host = Host::start(dir.path(), &tape_config());
+    let mut client = Client::connect(&host.addr, "msgpack").await;
+    client
+        .send(json!({"type": "subscribe", "topics": ["tape/*"], "since": tape.since()}))
+        .await;
+    let subscribed = client.next().await;
+    for topic in tape.topics.keys() {
+        assert_eq!(subscribed["recovered"][topic], true, "{subscribed}");
+    }
+    tape.read(&mut client, TRADES).await;
+    tape.check_complete();
     host.stop();
 }

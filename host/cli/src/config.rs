@@ -371,6 +371,13 @@ pub struct PipelineSection {
     /// resume across a restart (0: positions and states only).
     #[serde(default = "default_durable_history")]
     pub durable_history: usize,
+    /// The same for stream topics: events saved per stream topic.
+    #[serde(default = "default_durable_stream_history")]
+    pub durable_stream_history: usize,
+}
+
+fn default_durable_stream_history() -> usize {
+    1024
 }
 
 fn default_durable_history() -> usize {

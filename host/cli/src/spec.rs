@@ -102,6 +102,7 @@ fn pipeline_def(name: &str, section: &PipelineSection) -> PipelineDef {
                 .map(|(name, value)| Label::new(name, value))
                 .collect(),
             durable_history: section.durable_history,
+            durable_stream_history: section.durable_stream_history,
         },
     }
 }

@@ -74,16 +74,20 @@ pub(crate) fn save(
     footprints: &Footprints,
     own: &Arc<str>,
     publisher: &dyn Publish,
-    max_messages: usize,
+    (max_messages, max_events): (usize, usize),
     clean: bool,
 ) -> Option<Vec<u8>> {
     let mut topics: Vec<Entry> = footprints
         .topics()
         .filter_map(|(topic, creator, kind)| {
+            let max = match kind {
+                TopicKind::Stream => max_events,
+                _ => max_messages,
+            };
             Some(Entry {
                 creator: creator.to_string(),
                 kind: kind.into(),
-                topic: publisher.save_topic(topic, max_messages)?,
+                topic: publisher.save_topic(topic, max)?,
             })
         })
         .collect();

@@ -88,6 +88,8 @@ pub struct PipelineConfig {
     /// Newest messages per topic saved with each checkpoint, so that subscribers
     /// resume across a restart (0: positions and states only).
     pub durable_history: usize,
+    /// The same for stream topics (their events).
+    pub durable_stream_history: usize,
 }
 
 impl PipelineConfig {
@@ -104,6 +106,7 @@ impl PipelineConfig {
             max_topics: 10_000,
             labels: Vec::new(),
             durable_history: 32,
+            durable_stream_history: 1024,
         }
     }
 }
@@ -830,7 +833,10 @@ impl Pipeline {
             &self.footprints,
             &self.errors_topic,
             self.publisher.as_ref(),
-            self.config.durable_history,
+            (
+                self.config.durable_history,
+                self.config.durable_stream_history,
+            ),
             when == When::Final,
         ) {
             states.insert(durable::KEY.to_string(), topics);

@@ -263,7 +263,8 @@ impl Client {
 }
 
 /// True when a stream topic's subscriber at `(epoch, seq)` can continue from
-/// there: same epoch, and not ahead of the topic.
+/// there after a gap: same epoch, and older than every event held (a position
+/// among them that is not covered was lost with a crashed host: refused).
 fn resumable_stream(slot: &wasmeter_hub::Slot, epoch: &str, seq: u64) -> bool {
-    slot.is_stream() && **slot.epoch() == *epoch && seq <= slot.latest().seq()
+    slot.is_stream() && **slot.epoch() == *epoch && slot.read(|log| seq < log.oldest().seq())
 }
