@@ -79,7 +79,7 @@ fn encode_series(id: u32, s: &SeriesHead) -> Vec<u8> {
             vs.push(v);
         });
         put_varint(&mut p, o.part);
-        let c = chunk::encode_samples(&ts, &vs);
+        let c = chunk::encode_samples(&ts, &vs, 0);
         put_uvarint(&mut p, c.len() as u64);
         p.extend_from_slice(&c);
     }
@@ -94,7 +94,7 @@ fn encode_series(id: u32, s: &SeriesHead) -> Vec<u8> {
         }
         if let Some(o) = &th.open {
             put_varint(&mut p, o.part);
-            let c = chunk::encode_buckets(&crate::head::head_buckets(tier, o), tier.width_ms());
+            let c = chunk::encode_buckets(&crate::head::head_buckets(tier, o), tier.width_ms(), 0);
             put_uvarint(&mut p, c.len() as u64);
             p.extend_from_slice(&c);
         }
@@ -151,7 +151,7 @@ fn decode_series(p: &[u8]) -> Option<Restored> {
     if flags & 1 != 0 {
         let part = r.varint().ok()?;
         let n = usize::try_from(r.uvarint().ok()?).ok()?;
-        let (ts, vs) = chunk::decode_samples(r.bytes(n).ok()?).ok()?;
+        let (ts, vs) = chunk::decode_samples(r.bytes(n).ok()?, 0).ok()?;
         let mut c = SampleChunk::new();
         for (t, v) in ts.into_iter().zip(vs) {
             c.append(t, v);
@@ -178,7 +178,7 @@ fn decode_series(p: &[u8]) -> Option<Restored> {
         if flags & (1 << (2 + 2 * i)) != 0 {
             let part = r.varint().ok()?;
             let n = usize::try_from(r.uvarint().ok()?).ok()?;
-            let bs = chunk::decode_buckets(r.bytes(n).ok()?, tier.width_ms()).ok()?;
+            let bs = chunk::decode_buckets(r.bytes(n).ok()?, tier.width_ms(), 0).ok()?;
             let mut c = BucketChunk::new();
             for b in &bs {
                 c.append(tier.width_ms(), b);

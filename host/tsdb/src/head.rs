@@ -126,7 +126,8 @@ fn cut_raw(series: u32, o: &OpenRaw) -> Cut {
         series,
         min_t: o.chunk.min_t(),
         max_t: o.chunk.max_t(),
-        bytes: chunk::encode_samples(&ts, &vs),
+        // The frame header holds min_t: the chunk stores its first timestamp relative to it.
+        bytes: chunk::encode_samples(&ts, &vs, o.chunk.min_t()),
     }
 }
 
@@ -147,7 +148,7 @@ fn cut_buckets(tier: Tier, series: u32, o: &OpenBuckets) -> Cut {
         series,
         min_t: o.chunk.min_t(),
         max_t: o.max_start,
-        bytes: chunk::encode_buckets(&bs, tier.width_ms()),
+        bytes: chunk::encode_buckets(&bs, tier.width_ms(), o.chunk.min_t()),
     }
 }
 

@@ -91,22 +91,22 @@ pub mod codec {
 
     /// Encodes raw samples as written to partition files.
     pub fn encode_samples(ts: &[i64], vs: &[f64]) -> Vec<u8> {
-        crate::chunk::encode_samples(ts, vs)
+        crate::chunk::encode_samples(ts, vs, 0)
     }
 
     /// Decodes [`encode_samples`]' output; `None` if it is corrupt.
     pub fn decode_samples(bytes: &[u8]) -> Option<(Vec<i64>, Vec<f64>)> {
-        crate::chunk::decode_samples(bytes).ok()
+        crate::chunk::decode_samples(bytes, 0).ok()
     }
 
     /// Encodes buckets of width `width` as written to partition files.
     pub fn encode_buckets(bs: &[Bucket], width: i64) -> Vec<u8> {
-        crate::chunk::encode_buckets(bs, width)
+        crate::chunk::encode_buckets(bs, width, 0)
     }
 
     /// Decodes [`encode_buckets`]' output; `None` if it is corrupt.
     pub fn decode_buckets(bytes: &[u8], width: i64) -> Option<Vec<Bucket>> {
-        crate::chunk::decode_buckets(bytes, width).ok()
+        crate::chunk::decode_buckets(bytes, width, 0).ok()
     }
 
     /// Round-trips samples through the streaming (head) Gorilla codec;

@@ -1,9 +1,11 @@
 //! Partition files: the chunks of one tier for one span of time.
 //!
-//! `<tier>/<start>.part` = a 32-byte header (`WMTSPRT1`, tier, start, end,
+//! `<tier>/<start>.part` = a 32-byte header (`WMTSPRT2`, tier, start, end,
 //! CRC) followed by chunk frames, appended as chunks are cut. A chunk frame's
 //! payload is `series: uvarint | min_t - start: varint | max_t - min_t:
-//! uvarint | chunk` (see [`crate::chunk`]). Files are append-only while their
+//! uvarint | chunk` (see [`crate::chunk`]); in the downsampled tiers the two
+//! bounds are counted in bucket widths (always whole buckets), in the raw tier
+//! and in files of the first layout (`WMTSPRT1`, still read) in milliseconds. Files are append-only while their
 //! partition is open and never rewritten; retention deletes them whole. On open
 //! every frame is read and checksummed, which rebuilds the in-memory index
 //! (series -> chunks) and finds torn tails and corrupt frames.
@@ -21,7 +23,10 @@ use crate::fsutil;
 use crate::recovery::{DropAction, Dropped, Recovery};
 use crate::tier::Tier;
 
-const MAGIC: &[u8; 8] = b"WMTSPRT1";
+/// Magic of the current layout: tier chunk bounds in bucket widths.
+const MAGIC: &[u8; 8] = b"WMTSPRT2";
+/// Magic of the first layout (bounds in milliseconds), still read.
+const MAGIC_V1: &[u8; 8] = b"WMTSPRT1";
 /// Bytes of the file header.
 pub(crate) const HEADER_LEN: u64 = 32;
 /// Largest chunk frame payload accepted.
@@ -48,6 +53,8 @@ pub(crate) struct PartFile {
     pub file: File,
     pub path: PathBuf,
     pub start: i64,
+    /// Unit of the chunk bounds in frame headers, in ms.
+    pub unit: i64,
 }
 
 /// One partition file and its index.
@@ -83,8 +90,9 @@ fn header(tier: Tier, start: i64, end: i64) -> [u8; HEADER_LEN as usize] {
     h
 }
 
-fn parse_header(h: &[u8]) -> Option<(Tier, i64, i64)> {
-    if h.len() < HEADER_LEN as usize || &h[..8] != MAGIC {
+/// Tier, start, end and the unit of chunk bounds of a file header.
+fn parse_header(h: &[u8]) -> Option<(Tier, i64, i64, i64)> {
+    if h.len() < HEADER_LEN as usize || (&h[..8] != MAGIC && &h[..8] != MAGIC_V1) {
         return None;
     }
     let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
@@ -94,7 +102,19 @@ fn parse_header(h: &[u8]) -> Option<(Tier, i64, i64)> {
     let tier = Tier::from_index(h[8])?;
     let start = i64::from_le_bytes(h[12..20].try_into().ok()?);
     let end = i64::from_le_bytes(h[20..28].try_into().ok()?);
-    (end > start).then_some((tier, start, end))
+    let unit = if &h[..8] == MAGIC {
+        bound_unit(tier)
+    } else {
+        1
+    };
+    (end > start).then_some((tier, start, end, unit))
+}
+
+/// Unit of the chunk bounds in frame headers of the current layout: bucket
+/// chunks start and end on whole buckets (partition spans are multiples of
+/// the bucket width, checked by `Options::validate`).
+fn bound_unit(tier: Tier) -> i64 {
+    tier.width_ms().max(1)
 }
 
 impl Partition {
@@ -113,7 +133,12 @@ impl Partition {
             start,
             end,
             path: path.clone(),
-            file: Arc::new(PartFile { file, path, start }),
+            file: Arc::new(PartFile {
+                file,
+                path,
+                start,
+                unit: bound_unit(tier),
+            }),
             len: HEADER_LEN,
             closed: false,
             dirty: true,
@@ -138,10 +163,10 @@ impl Partition {
             .at(path)?;
         let mut h = [0u8; HEADER_LEN as usize];
         let header_ok = match file.read_exact_at(&mut h, 0) {
-            Ok(()) => parse_header(&h).filter(|&(t, s, _)| t == tier && s == start),
+            Ok(()) => parse_header(&h).filter(|&(t, s, _, _)| t == tier && s == start),
             Err(_) => None,
         };
-        let Some((_, start, end)) = header_ok else {
+        let Some((_, start, end, unit)) = header_ok else {
             drop(file);
             let mut aside = path.as_os_str().to_owned();
             aside.push(CORRUPT_SUFFIX);
@@ -168,6 +193,7 @@ impl Partition {
                 file,
                 path: path.to_path_buf(),
                 start,
+                unit,
             }),
             len: HEADER_LEN,
             closed: false,
@@ -179,7 +205,7 @@ impl Partition {
         let mut bad_bounds = Vec::new();
         let handle = p.file.clone();
         let report = frame::scan(&handle.file, HEADER_LEN, MAX_FRAME, |off, payload| {
-            let Some((series, min_t, max_t)) = parse_payload_head(payload, start) else {
+            let Some((series, min_t, max_t)) = parse_payload_head(payload, start, unit) else {
                 return false;
             };
             if min_t < start || max_t >= end || max_t < min_t {
@@ -249,11 +275,13 @@ impl Partition {
         max_t: i64,
         chunk: &[u8],
     ) -> Result<()> {
+        let unit = self.file.unit;
+        debug_assert!((min_t - self.start) % unit == 0 && (max_t - min_t) % unit == 0);
         let mut buf = Vec::with_capacity(chunk.len() + 24);
         let start = frame::begin(&mut buf);
         put_uvarint(&mut buf, u64::from(series));
-        put_varint(&mut buf, min_t - self.start);
-        put_uvarint(&mut buf, (max_t - min_t) as u64);
+        put_varint(&mut buf, (min_t - self.start) / unit);
+        put_uvarint(&mut buf, ((max_t - min_t) / unit) as u64);
         buf.extend_from_slice(chunk);
         frame::finish(&mut buf, start);
         self.file.file.write_all_at(&buf, self.len).at(&self.path)?;
@@ -331,17 +359,17 @@ impl Partition {
     }
 }
 
-fn parse_payload_head(payload: &[u8], start: i64) -> Option<(u32, i64, i64)> {
+fn parse_payload_head(payload: &[u8], start: i64, unit: i64) -> Option<(u32, i64, i64)> {
     let mut r = ByteReader::new(payload);
     let series = u32::try_from(r.uvarint().ok()?).ok()?;
-    let min_t = start.checked_add(r.varint().ok()?)?;
-    let span = i64::try_from(r.uvarint().ok()?).ok()?;
+    let min_t = start.checked_add(r.varint().ok()?.checked_mul(unit)?)?;
+    let span = i64::try_from(r.uvarint().ok()?).ok()?.checked_mul(unit)?;
     Some((series, min_t, min_t.checked_add(span)?))
 }
 
 /// Reads and checks the chunk at `m`; returns the chunk bytes.
 pub(crate) fn read_chunk(pf: &PartFile, m: &ChunkMeta) -> Result<Vec<u8>> {
-    let (path, start) = (pf.path.as_path(), pf.start);
+    let (path, start, unit) = (pf.path.as_path(), pf.start, pf.unit);
     let mut buf = vec![0u8; m.len as usize];
     pf.file.read_exact_at(&mut buf, m.offset).at(path)?;
     let corrupt = |reason: &str| Error::Corrupt {
@@ -352,8 +380,55 @@ pub(crate) fn read_chunk(pf: &PartFile, m: &ChunkMeta) -> Result<Vec<u8>> {
     let payload =
         frame::parse_exact(&buf).ok_or_else(|| corrupt("chunk frame fails its checksum"))?;
     let mut r = ByteReader::new(payload);
-    parse_payload_head(payload, start).ok_or_else(|| corrupt("bad chunk header"))?;
+    parse_payload_head(payload, start, unit).ok_or_else(|| corrupt("bad chunk header"))?;
     // Skip the three header fields parsed above.
     let _ = (r.uvarint(), r.varint(), r.uvarint());
     Ok(r.remaining().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tier files of the current layout store chunk bounds in bucket widths;
+    /// files of the first layout (bounds in ms) are still read.
+    #[test]
+    fn both_layouts_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tier, start, end) = (Tier::Second, 86_400_000 * 19_675, 86_400_000 * 19_676);
+        let (min_t, max_t) = (start + 3_000, start + 122_000);
+        let mut p = Partition::create(dir.path(), tier, start, end).unwrap();
+        p.append(7, min_t, max_t, b"chunk").unwrap();
+        let mut rec = Recovery::default();
+        let p = Partition::open(&p.path, tier, start, &mut rec)
+            .unwrap()
+            .unwrap();
+        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX).collect();
+        assert_eq!((m[0].min_t, m[0].max_t), (min_t, max_t));
+        assert_eq!(read_chunk(&p.handle(), &m[0]).unwrap(), b"chunk");
+        // In seconds, 3 and 119 are one byte each (in ms, 3 bytes each).
+        assert_eq!(m[0].len as usize, frame::HEADER + 1 + 1 + 1 + 5);
+
+        // The same chunk as the first layout wrote it.
+        let path = dir.path().join("1s-v1.part");
+        let mut h = header(tier, start, end);
+        h[..8].copy_from_slice(MAGIC_V1);
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        let mut buf = h.to_vec();
+        let f = frame::begin(&mut buf);
+        put_uvarint(&mut buf, 7);
+        put_varint(&mut buf, min_t - start);
+        put_uvarint(&mut buf, (max_t - min_t) as u64);
+        buf.extend_from_slice(b"chunk");
+        frame::finish(&mut buf, f);
+        fs::write(&path, &buf).unwrap();
+        let p = Partition::open(&path, tier, start, &mut rec)
+            .unwrap()
+            .unwrap();
+        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX).collect();
+        assert_eq!((m[0].min_t, m[0].max_t), (min_t, max_t));
+        assert_eq!(read_chunk(&p.handle(), &m[0]).unwrap(), b"chunk");
+        assert!(rec.is_clean(), "{rec}");
+    }
 }

@@ -163,6 +163,40 @@ fn corrupt_chunks_never_panic() {
         let _ = decode_samples(&bad); // must not panic; may decode to other values
         let _ = decode_buckets(&bad, 1000);
     }
+    // Bucket chunks with every form: one sample, two (short form), more, and
+    // buckets whose short form would not be exact (per-bucket flags).
+    let mut bs = Vec::new();
+    for i in 0..120i64 {
+        let mut b = Bucket::new(
+            1_700_000_000_000 + i * 1000,
+            64_000.0 + (i % 5) as f64 * 0.01,
+        );
+        for k in 0..i % 4 {
+            b.add(64_000.0 - k as f64 * 0.01);
+        }
+        if i % 17 == 0 {
+            b.sum += 1.0;
+        }
+        bs.push(b);
+    }
+    let enc = encode_buckets(&bs, 1000);
+    let back = decode_buckets(&enc, 1000).unwrap();
+    for (a, b) in back.iter().zip(&bs) {
+        assert_eq!(
+            (a.count, a.min, a.max, a.sum.to_bits()),
+            (b.count, b.min, b.max, b.sum.to_bits())
+        );
+    }
+    for _ in 0..5000 {
+        let mut bad = enc.clone();
+        let i = rng.below(bad.len() as u64) as usize;
+        bad[i] ^= 1 << rng.below(8);
+        if rng.below(4) == 0 {
+            bad.truncate(rng.below(bad.len() as u64) as usize);
+        }
+        let _ = decode_buckets(&bad, 1000);
+        let _ = decode_samples(&bad);
+    }
 }
 
 /// Realistic data, encoded in 120-sample chunks: bytes per sample of the chunk

@@ -1,0 +1,172 @@
+//! Durability: group commit, waiting for it, closing, the committer thread,
+//! and checkpoints.
+
+use std::fs;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{Inner, Store, Writer, tier_dir};
+use crate::checkpoint;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::tier::Tier;
+
+impl Store {
+    /// Group commit: makes every append so far durable (catalog, chunks,
+    /// write-ahead log, each fsynced), then runs due maintenance (closing
+    /// partitions, retention, checkpoint). Returns the durable sequence.
+    pub fn commit(&self) -> Result<u64> {
+        let mut w = self.inner.writer.lock();
+        self.inner.check_writable(&w)?;
+        self.inner.commit_locked(&mut w)?;
+        self.inner.maintain(&mut w)?;
+        Ok(w.seq)
+    }
+
+    /// Waits until the append with sequence `seq` is durable (committed by
+    /// the committer thread or another caller), at most `timeout`. Returns
+    /// whether it is.
+    pub fn wait_durable(&self, seq: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.inner.state.lock();
+        while st.durable < seq {
+            if self.inner.cv.wait_until(&mut st, deadline).timed_out() {
+                return st.durable >= seq;
+            }
+        }
+        true
+    }
+
+    /// Commits, writes a final checkpoint (so the next open replays nothing),
+    /// stops and joins the committer thread and releases the directory.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    pub(super) fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let mut st = self.inner.state.lock();
+            st.stop = true;
+            self.inner.cv.notify_all();
+        }
+        if let Some(h) = self.committer.lock().take() {
+            let _ = h.join();
+        }
+        let mut w = self.inner.writer.lock();
+        if let Some(b) = &w.broken {
+            return Err(Error::Corrupt {
+                path: self.inner.dir.clone(),
+                offset: 0,
+                reason: b.clone(),
+            });
+        }
+        self.inner.commit_locked(&mut w)?;
+        self.inner.maintain(&mut w)?;
+        self.inner.checkpoint_locked(&mut w)?;
+        Ok(())
+    }
+
+    /// Simulates a crash for in-process tests: stops the committer thread and
+    /// releases the directory without committing or checkpointing, leaving the
+    /// files as a killed process would (what was written but not fsynced stays
+    /// in the page cache). Not for production use.
+    #[doc(hidden)]
+    pub fn abandon(self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        {
+            let mut st = self.inner.state.lock();
+            st.stop = true;
+            self.inner.cv.notify_all();
+        }
+        if let Some(h) = self.committer.lock().take() {
+            let _ = h.join();
+        }
+        // The lock is released when `inner` is dropped with `self`.
+    }
+}
+
+/// The committer thread: commits and maintains every `interval` until stopped.
+pub(super) fn committer(inner: Arc<Inner>, interval: Duration) {
+    loop {
+        {
+            let mut st = inner.state.lock();
+            if st.stop {
+                return;
+            }
+            let _ = inner.cv.wait_for(&mut st, interval);
+            if st.stop {
+                return;
+            }
+        }
+        let result = {
+            let mut w = inner.writer.lock();
+            inner
+                .commit_locked(&mut w)
+                .and_then(|()| inner.maintain(&mut w))
+        };
+        inner.state.lock().last_error = result.err().map(|e| e.to_string());
+    }
+}
+
+impl Inner {
+    /// fsyncs the catalog, the partition files written to and the log, in
+    /// that order, without holding any lock readers take.
+    pub(super) fn commit_locked(&self, w: &mut Writer) -> Result<()> {
+        let r = self.commit_inner(w);
+        if let Err(e) = &r {
+            w.broken = Some(e.to_string());
+        }
+        r
+    }
+
+    fn commit_inner(&self, w: &mut Writer) -> Result<()> {
+        w.wal.write_out()?;
+        let cat = self.catalog.write().take_dirty();
+        if let Some((f, path)) = cat {
+            f.sync_data().at(&path)?;
+        }
+        let (files, new_dirs) = {
+            let mut parts = self.parts.write();
+            let mut files = Vec::new();
+            for t in &mut parts.tiers {
+                files.extend(t.values_mut().filter_map(|p| p.take_dirty()));
+            }
+            (files, std::mem::take(&mut parts.new_files))
+        };
+        for f in files {
+            f.file.sync_data().at(&f.path)?;
+        }
+        for tier in Tier::ALL {
+            if new_dirs[tier.index()] {
+                fsutil::sync_dir(&tier_dir(&self.dir, tier))?;
+            }
+        }
+        w.wal.sync()?;
+        let mut st = self.state.lock();
+        st.durable = w.seq;
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    /// Rolls the log, writes the head as a checkpoint, and deletes the log
+    /// segments and checkpoint it replaces.
+    pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        self.commit_locked(w)?;
+        let seq = w.wal.roll()?;
+        let bytes = checkpoint::encode(seq, &self.head.read());
+        let path = checkpoint::path(&self.dir, seq);
+        fsutil::write_atomic(&path, &bytes)?;
+        for (s, p) in checkpoint::list(&self.dir)? {
+            if s < seq {
+                fs::remove_file(&p).at(&p)?;
+            }
+        }
+        w.wal.remove_older()?;
+        w.checkpoint_bytes = bytes.len() as u64;
+        Ok(())
+    }
+}
