@@ -50,6 +50,9 @@ struct Common {
     /// Which servers to measure.
     #[arg(long, global = true, value_delimiter = ',', default_values = ["floor", "host"])]
     targets: Vec<Kind>,
+    /// Keep the host's metric history (`[history] enabled`), as it does by default.
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    history: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +140,7 @@ fn main() -> Result<()> {
     let bins = Binaries {
         host: host_bin(common)?,
         plugin_cache: common.out.join("plugin-cache"),
+        history: common.history,
     };
     std::fs::create_dir_all(&common.out)?;
     let root = tempfile::tempdir()?;

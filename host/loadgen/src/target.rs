@@ -39,14 +39,19 @@ pub struct Binaries {
     pub host: PathBuf,
     /// Compiled-plugin cache shared by every host start (compiling is not measured).
     pub plugin_cache: PathBuf,
+    /// The host keeps its metric history.
+    pub history: bool,
 }
 
 /// The host's config for bench runs: the built-in CSV collector (with the send
 /// time as an extra column) and field delta, heartbeats far apart so that idle
 /// connections stay idle, and room for 10,000+ connections.
-pub fn host_config() -> String {
+pub fn host_config(history: bool) -> String {
     format!(
         r#"data_dir = "data"
+
+[history]
+enabled = {history}
 
 [server]
 listen = "127.0.0.1:0"
@@ -87,7 +92,7 @@ impl Target {
         let cmd = match kind {
             Kind::Host => {
                 let config = dir.join("wasmeter.toml");
-                std::fs::write(&config, host_config())?;
+                std::fs::write(&config, host_config(bins.history))?;
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])
