@@ -108,6 +108,32 @@ try {
   await valueCell(page, 'trades/ETH', 'price').filter({ hasText: '3001.50' }).waitFor({ timeout: WAIT });
   log('values after restart:', await page.locator('#status').textContent());
 
+  // A reload does not start the charts empty: a topic's chart is filled with its
+  // recent changes, a sample series' with its history (a trade stamped now, so
+  // that the series has a sample in the range), then they go on live. The range
+  // picker reloads them.
+  append('BTC', '125.25', Date.now() - 2000);
+  await valueCell(page, 'trades/BTC', 'price').filter({ hasText: '125.2500' }).waitFor({ timeout: WAIT });
+  await page.reload();
+  const seriesChart = 'article.card[data-topic="metrics/trade_price/BTC"] .chart[data-field="value"]';
+  await page.waitForFunction((sel) => {
+    const c = document.querySelector(sel);
+    return c && c.dataset.source === 'history' && Number(c.dataset.points) >= 1;
+  }, seriesChart, { timeout: WAIT });
+  log('series chart from the history:', await page.locator(seriesChart).getAttribute('data-points'), 'points');
+  const priceChart = 'article.card[data-topic="trades/BTC"] .chart[data-field="price"]';
+  await page.waitForFunction((sel) => {
+    const c = document.querySelector(sel);
+    return c && c.dataset.source === 'changes' && Number(c.dataset.points) >= 4;
+  }, priceChart, { timeout: WAIT });
+  log('chart after reload:', await page.locator(priceChart).getAttribute('data-points'), 'points');
+  await page.selectOption('#range', '1h');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.range === '1h', priceChart, { timeout: WAIT });
+  if (!page.url().includes('range=1h')) throw new Error(`range not kept in the URL: ${page.url()}`);
+  append('BTC', '121.5', Date.now());
+  await valueCell(page, 'trades/BTC', 'price').filter({ hasText: '121.5000' }).waitFor({ timeout: WAIT });
+  await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.points) >= 5, priceChart, { timeout: WAIT });
+
   if (errors.length) throw new Error(`errors on the page:\n${errors.join('\n')}`);
   // Let the highlight animation settle so the screenshot shows the steady state.
   await page.waitForFunction(() => document.getAnimations().length === 0, null, { timeout: WAIT });

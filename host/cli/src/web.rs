@@ -30,6 +30,10 @@ const DASHBOARD_JS: Asset = Asset {
     body: include_str!("../web/dashboard.js"),
     content_type: "text/javascript; charset=utf-8",
 };
+const DASHBOARD_HISTORY_JS: Asset = Asset {
+    body: include_str!("../web/history.js"),
+    content_type: "text/javascript; charset=utf-8",
+};
 const DASHBOARD_CSS: Asset = Asset {
     body: include_str!("../web/dashboard.css"),
     content_type: "text/css; charset=utf-8",
@@ -48,6 +52,10 @@ pub fn router() -> Router {
         .route(
             "/dashboard/dashboard.js",
             get(|h: HeaderMap| async move { serve(&DASHBOARD_JS, &h) }),
+        )
+        .route(
+            "/dashboard/history.js",
+            get(|h: HeaderMap| async move { serve(&DASHBOARD_HISTORY_JS, &h) }),
         )
         .route(
             "/dashboard/dashboard.css",

@@ -1,8 +1,9 @@
 // The wasmeter dashboard: topics from GET /api/topics, live values over the public
 // WebSocket protocol through /client/wasmeter.js, plugins from GET /api/plugins.
 import { connect } from '/client/wasmeter.js';
+import { RANGES, pastValues } from './history.js';
 
-const POINTS = 120;
+const POINTS = 2000;
 const TOPICS_POLL_MS = 2000;
 const PLUGINS_POLL_MS = 4000;
 const PREFERRED = ['price', 'value', 'total', 'used_percent', 'used_pct', 'usage_percent', 'rate'];
@@ -20,16 +21,23 @@ let allTopics = []; // from /api/topics
 const selected = new Map(); // topic -> card view
 let autoSelected = false;
 
-// ---------- selection (kept in the URL hash: #topics=a,b) ----------
+// ---------- selection and range (kept in the URL hash: #topics=a,b&range=1h) ----------
+
+function hashParam(key) {
+  const m = new RegExp(`(?:^|&)${key}=([^&]*)`).exec(location.hash.slice(1));
+  return m ? decodeURIComponent(m[1]) : null;
+}
 
 function hashTopics() {
-  const m = /(?:^|&)topics=([^&]*)/.exec(location.hash.slice(1));
-  return m ? decodeURIComponent(m[1]).split(',').filter(Boolean) : null;
+  const t = hashParam('topics');
+  return t === null ? null : t.split(',').filter(Boolean);
 }
+
+let range = RANGES[hashParam('range')] ? hashParam('range') : '5m';
 
 function saveHash() {
   const list = [...selected.keys()].map(encodeURIComponent).join(',');
-  history.replaceState(null, '', `#topics=${list}`);
+  history.replaceState(null, '', `#topics=${list}&range=${range}`);
 }
 
 function select(topic) {
@@ -221,7 +229,7 @@ function render(view, t, changed, removed, kind) {
     }
     r.box.hidden = typeof value !== 'number';
     const s = view.series.get(f);
-    if (s && typeof value === 'number') push(s, value);
+    if (s && typeof value === 'number') push(s, value, t.ts || Date.now());
   }
   for (const [f, r] of view.rows) r.tr.classList.toggle('stale', t.stale.has(f));
   if (!view.chartPicked) {
@@ -234,7 +242,7 @@ function render(view, t, changed, removed, kind) {
   }
 }
 
-// ---------- sparklines ----------
+// ---------- charts: a field over the chosen time range ----------
 
 function addChart(view, field) {
   if (view.series.has(field)) return;
@@ -242,14 +250,39 @@ function addChart(view, field) {
   root.dataset.field = field;
   const canvas = el('canvas');
   const legend = el('div', 'legend');
-  root.append(canvas, legend);
+  const axis = el('div', 'axis');
+  root.append(canvas, legend, axis);
   view.charts.append(root);
-  const s = { field, root, canvas, legend, points: [] };
+  const s = { field, root, canvas, legend, axis, points: [], loading: 0 };
   view.series.set(field, s);
   const r = view.rows.get(field);
   if (r) r.box.checked = true;
-  const v = client.get(view.topic)?.state[field];
-  if (typeof v === 'number') push(s, v);
+  const held = client.get(view.topic);
+  const v = held?.state[field];
+  if (typeof v === 'number') push(s, v, held.ts || Date.now());
+  loadPast(view, s);
+}
+
+// Fills a chart with the field's past over the range, then keeps what arrived
+// live meanwhile.
+async function loadPast(view, s) {
+  const load = ++s.loading;
+  const now = Date.now();
+  const from = now - RANGES[range];
+  let past = { points: [], source: 'none' };
+  try {
+    past = await pastValues(view.topic, s.field, from, now);
+  } catch {
+    // the host is away: the live values will do
+  }
+  if (load !== s.loading || !view.series.has(s.field)) return;
+  const newest = past.points.length ? past.points[past.points.length - 1][0] : -Infinity;
+  s.points = [...past.points, ...s.points.filter(([t]) => t > newest)];
+  s.root.dataset.source = past.source;
+  s.root.dataset.range = range;
+  prune(s);
+  dirty.add(s);
+  requestAnimationFrame(drawDirty);
 }
 
 function removeChart(view, field) {
@@ -261,10 +294,21 @@ function removeChart(view, field) {
   if (r) r.box.checked = false;
 }
 
+function prune(s) {
+  const from = Date.now() - RANGES[range];
+  let drop = 0;
+  while (drop < s.points.length - 1 && s.points[drop][0] < from) drop++;
+  if (s.points.length - drop > POINTS) drop = s.points.length - POINTS;
+  if (drop > 0) s.points.splice(0, drop);
+  s.root.dataset.points = String(s.points.length);
+}
+
 const dirty = new Set();
-function push(s, v) {
-  s.points.push(v);
-  if (s.points.length > POINTS) s.points.shift();
+function push(s, v, t) {
+  const last = s.points[s.points.length - 1];
+  if (last && t < last[0]) t = last[0];
+  s.points.push([t, v]);
+  prune(s);
   dirty.add(s);
   requestAnimationFrame(drawDirty);
 }
@@ -273,6 +317,12 @@ function drawDirty() {
   for (const s of dirty) draw(s);
   dirty.clear();
 }
+
+const clock = (t, withDate) => {
+  const d = new Date(t);
+  const hm = d.toLocaleTimeString('en-GB', { hour12: false, hour: '2-digit', minute: '2-digit' });
+  return withDate ? `${d.toLocaleDateString('en-GB', { day: '2-digit', month: 'short' })} ${hm}` : hm;
+};
 
 function draw(s) {
   const { canvas, points } = s;
@@ -285,34 +335,69 @@ function draw(s) {
   const ctx = canvas.getContext('2d');
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  const last = points[points.length - 1];
-  const min = Math.min(...points);
-  const max = Math.max(...points);
-  s.legend.innerHTML = '';
-  s.legend.append(el('b', '', `${s.field} ${fmt(last)}`), el('span', '', `${fmt(min)} – ${fmt(max)}`));
-  if (points.length < 2) return;
+  const t1 = Date.now();
+  const t0 = t1 - RANGES[range];
+  const long = RANGES[range] > 24 * 3600e3;
+  s.axis.replaceChildren(el('span', '', clock(t0, long)), el('span', '', range), el('span', '', clock(t1, long)));
+  if (points.length === 0) {
+    s.legend.replaceChildren(el('b', '', s.field), el('span', '', 'no data'));
+    return;
+  }
+  const values = points.map(([, v]) => v);
+  const last = values[values.length - 1];
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  s.legend.replaceChildren(el('b', '', `${s.field} ${fmt(last)}`), el('span', '', `${fmt(min)} – ${fmt(max)}`));
   const style = getComputedStyle(document.documentElement);
   const color = style.getPropertyValue('--accent').trim() || '#5aa9ff';
+  const grid = style.getPropertyValue('--line').trim() || '#2a3039';
   const pad = 3;
   const span = max - min || 1;
-  const x = (i) => pad + (i / (points.length - 1)) * (w - 2 * pad);
+  const x = (t) => pad + ((t - t0) / (t1 - t0)) * (w - 2 * pad);
   const y = (v) => h - pad - ((v - min) / span) * (h - 2 * pad);
+  ctx.strokeStyle = grid;
+  ctx.lineWidth = 1;
+  for (const f of [0.25, 0.5, 0.75]) {
+    ctx.beginPath();
+    ctx.moveTo(pad + f * (w - 2 * pad), 0);
+    ctx.lineTo(pad + f * (w - 2 * pad), h);
+    ctx.stroke();
+  }
   ctx.beginPath();
-  points.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
+  points.forEach(([t, v], i) => (i === 0 ? ctx.moveTo(x(t), y(v)) : ctx.lineTo(x(t), y(v))));
+  // A value holds until the next one: the line runs on to now.
+  ctx.lineTo(x(t1), y(last));
   ctx.lineWidth = 1.5;
   ctx.strokeStyle = color;
   ctx.lineJoin = 'round';
   ctx.stroke();
-  ctx.lineTo(x(points.length - 1), h);
-  ctx.lineTo(x(0), h);
+  ctx.lineTo(x(t1), h);
+  ctx.lineTo(x(points[0][0]), h);
   ctx.closePath();
   ctx.globalAlpha = 0.12;
   ctx.fillStyle = color;
   ctx.fill();
   ctx.globalAlpha = 1;
   ctx.beginPath();
-  ctx.arc(x(points.length - 1), y(last), 2.5, 0, 2 * Math.PI);
+  ctx.arc(x(points[points.length - 1][0]), y(last), 2.5, 0, 2 * Math.PI);
   ctx.fill();
+}
+
+// Charts move with the clock even when no value arrives.
+setInterval(() => {
+  for (const view of selected.values()) for (const s of view.series.values()) {
+    prune(s);
+    dirty.add(s);
+  }
+  requestAnimationFrame(drawDirty);
+}, 1000);
+
+function setRange(r) {
+  if (!RANGES[r] || r === range) return;
+  range = r;
+  $('range').value = r;
+  saveHash();
+  for (const view of selected.values()) for (const s of view.series.values()) loadPast(view, s);
 }
 
 // ---------- the connection ----------
@@ -404,6 +489,8 @@ async function pollPlugins() {
 // ---------- start ----------
 
 $('filter').addEventListener('input', renderTopics);
+$('range').value = range;
+$('range').addEventListener('change', (e) => setRange(e.target.value));
 for (const t of hashTopics() ?? []) select(t);
 renderStatus();
 pollTopics();
