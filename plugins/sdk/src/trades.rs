@@ -299,16 +299,28 @@ mod tests {
         book.record(trade("A", 2.0), &mut out);
         assert_eq!(out.events.len(), 2);
         assert_eq!(out.events[1].topic, "tape/A");
-        let names: Vec<_> = out.events[1].fields.iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<_> = out.events[1]
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
         assert_eq!(names, ["price", "qty", "ts", "trade"]);
         assert_eq!(out.events[1].fields[3].value, FieldValue::Number(2.0));
 
         let untaped = TradeBook::from_config(&Config::from_pairs(&[])).unwrap();
         assert!(!untaped.emits().iter().any(|e| e.starts_with("tape")));
         let same = Config::from_pairs(&[("topic_prefix", "t"), ("tape_prefix", "t")]);
-        assert!(TradeBook::from_config(&same).unwrap_err().contains("`tape_prefix`"));
+        assert!(
+            TradeBook::from_config(&same)
+                .unwrap_err()
+                .contains("`tape_prefix`")
+        );
         let bad = Config::from_pairs(&[("tape_prefix", "a b")]);
-        assert!(TradeBook::from_config(&bad).unwrap_err().contains("`tape_prefix`"));
+        assert!(
+            TradeBook::from_config(&bad)
+                .unwrap_err()
+                .contains("`tape_prefix`")
+        );
     }
 
     #[test]
