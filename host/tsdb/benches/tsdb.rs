@@ -126,11 +126,21 @@ fn opts() -> Options {
     }
 }
 
+/// `cargo bench` runs the full data set; `cargo test --all-targets` only writes
+/// a small one and measures its size, as a smoke test fit for a debug build.
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn bench_steps(full: i64) -> i64 {
+    if full_run() { full } else { full.min(120) }
+}
+
 fn benches(c: &mut Criterion) {
     // 1) 1000 series x 6 h at 1 sample/s: write throughput and bytes/sample.
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path(), opts()).unwrap();
-    let steps = 6 * 3600;
+    let steps = bench_steps(6 * 3600);
     // A commit every 100 steps (100,000 samples): far more often than the
     // once a second the store needs at this rate.
     let (n, took) = write(&store, steps, 1000, 100);
@@ -150,6 +160,10 @@ fn benches(c: &mut Criterion) {
         live.checkpoint_bytes,
         live.catalog_bytes
     );
+    if !full_run() {
+        store.close().unwrap();
+        return;
+    }
     // Queries on the 1 h store (raw covers the last 6 h).
     let end = T0 + (steps - 1) * 1000;
     let one = [
@@ -224,7 +238,7 @@ fn benches(c: &mut Criterion) {
     // 2) 1000 series x 7 days at 1 sample/min: the 7-day queries (1 min tier).
     let dir7 = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir7.path(), opts()).unwrap();
-    let steps = 7 * 24 * 60;
+    let steps = bench_steps(7 * 24 * 60);
     let (n7, took7) = write(&store, steps, 60_000, 60);
     println!(
         "RESULT write (7 d at 1/min): {n7} samples in {:.2} s = {:.0} samples/s",
