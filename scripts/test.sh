@@ -20,6 +20,19 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
         echo "test.sh: chromium is missing and cannot be installed without root" >&2
     fi
 fi
+# The metric history's Prometheus API is checked with Prometheus's own client,
+# promtool (tests/history.rs), from the Debian package.
+if ! command -v promtool >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "test.sh: installing promtool (Debian package prometheus)" >&2
+        (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus) >&2
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        echo "test.sh: installing promtool (Debian package prometheus)" >&2
+        (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus) >&2
+    else
+        echo "test.sh: promtool is missing and cannot be installed without root" >&2
+    fi
+fi
 if command -v npm >/dev/null; then
     if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
         (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund) >&2

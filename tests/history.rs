@@ -68,3 +68,92 @@ async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
     );
     host.stop();
 }
+
+/// `promtool` (Prometheus's own command line, a client of its HTTP API): the
+/// test needs it in CI (`scripts/test.sh` installs it) and says so elsewhere.
+fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing: scripts/test.sh installs it (Debian package prometheus)"
+        );
+        eprintln!("promtool is missing: the Prometheus client check is skipped");
+    }
+    found
+}
+
+fn run(promtool: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(promtool)
+        .args(["query"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "promtool query {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test]
+async fn prometheus_own_client_reads_the_history() {
+    let Some(promtool) = promtool() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    let t0 = (now_ms() / 1000 - 60) * 1000;
+    let lines: String = (0..4)
+        .map(|i| format!("ETH,{},2,{}\n", 10 + i, t0 + i * 1000))
+        .collect();
+    host.append("trades.csv", &lines);
+    let uri = format!(
+        "/api/v1/query_range?query=trade_price&start={}&end={}&step=1s",
+        t0 / 1000,
+        t0 / 1000 + 3
+    );
+    values(&host, &uri, 4).await;
+    let server = format!("http://{}", host.addr);
+    let (start, end) = ((t0 / 1000).to_string(), (t0 / 1000 + 3).to_string());
+
+    let range = run(
+        &promtool,
+        &[
+            "range",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--step",
+            "1s",
+            &server,
+            r#"trade_price{symbol="ETH"}"#,
+        ],
+    );
+    assert!(
+        range.starts_with(r#"trade_price{symbol="ETH"} =>"#),
+        "{range}"
+    );
+    for i in 0..4 {
+        let line = format!("{} @[{}]", 10 + i, t0 / 1000 + i);
+        assert!(range.lines().any(|l| l == line), "{line} in:\n{range}");
+    }
+    let instant = run(
+        &promtool,
+        &["instant", "--time", &end, &server, "trades_total"],
+    );
+    assert_eq!(
+        instant.trim(),
+        format!(r#"trades_total{{symbol="ETH"}} => 4 @[{end}]"#)
+    );
+    let series = run(&promtool, &["series", "--match", "trade_qty", &server]);
+    assert_eq!(series.trim(), r#"{__name__="trade_qty", symbol="ETH"}"#);
+    let labels = run(&promtool, &["labels", &server, "symbol"]);
+    assert_eq!(labels.trim(), "ETH");
+    host.stop();
+}
