@@ -301,3 +301,34 @@ fn instant_query_matches_range_query() {
             .is_empty()
     );
 }
+
+/// A series that began inside the newest bucket of a tier (its first sample at
+/// 22:13:20, the hour bucket from 22:00) is answered from that bucket, still
+/// being filled: when the query's instant is the bucket's end, its last value.
+#[test]
+fn a_series_younger_than_its_bucket_is_answered_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), test_options()).unwrap();
+    let labels = Labels::new("young", [("s", "a")]).unwrap();
+    let samples: Vec<Sample> = (0..600)
+        .map(|i| Sample::new(T0 + i * 1000, i as f64))
+        .collect();
+    store
+        .append_series(&labels, MetricKind::Gauge, &samples)
+        .unwrap();
+    let hour_end = (T0 / HOUR + 1) * HOUR;
+    let q = RangeQuery {
+        start_ms: hour_end,
+        end_ms: hour_end,
+        step_ms: HOUR,
+        lookback_ms: 300_000,
+        tier: TierChoice::Fixed(Tier::Hour),
+    };
+    let r = store
+        .query_range_with(&[Matcher::metric("young").unwrap()], &q)
+        .unwrap();
+    let points = &r.series[0].points;
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!((points[0].value, points[0].count), (599.0, 600));
+    assert_eq!((points[0].min, points[0].max), (0.0, 599.0));
+}

@@ -91,7 +91,13 @@ impl Store {
                 .filter(|&id| {
                     head.series
                         .get(id as usize)
-                        .is_some_and(|s| s.min_t <= to && s.last_t >= from && s.last_t != i64::MIN)
+                        // `from`/`to` bound bucket starts for a tier: compare
+                        // the bucket the series' first sample falls in.
+                        .is_some_and(|s| {
+                            tier.bucket_start(s.min_t) <= to
+                                && s.last_t >= from
+                                && s.last_t != i64::MIN
+                        })
                 })
                 .collect();
             if ids.len() > limits.max_series {
