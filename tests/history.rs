@@ -51,6 +51,18 @@ async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
         .map(|i| json!([(t0 / 1000 + i) as f64, format!("{}", 100 + i)]))
         .collect();
     assert_eq!(values(&host, &uri, 5).await, Value::Array(expected.clone()));
+    // Five trades, four samples each, all stored (the writer counts them).
+    assert_eq!(
+        host.metric("wasmeter_history_samples_written_total", "")
+            .await,
+        Some(20.0)
+    );
+    assert_eq!(
+        host.metric("wasmeter_history_samples_refused_total", "")
+            .await,
+        Some(0.0)
+    );
+    assert_eq!(host.metric("wasmeter_history_series ", "").await, Some(4.0));
     let (_, series) = host.get("/api/v1/series?match[]=trades_total").await;
     assert_eq!(
         series["data"],
@@ -156,4 +168,50 @@ async fn prometheus_own_client_reads_the_history() {
     let labels = run(&promtool, &["labels", &server, "symbol"]);
     assert_eq!(labels.trim(), "ETH");
     host.stop();
+}
+
+#[tokio::test]
+async fn a_torn_write_in_the_history_is_dropped_with_a_warning_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config("");
+    let host = Host::start(dir.path(), &config);
+    let t0 = (now_ms() / 1000 - 60) * 1000;
+    let lines: String = (0..3)
+        .map(|i| format!("SOL,{},1,{}\n", 20 + i, t0 + i * 1000))
+        .collect();
+    host.append("trades.csv", &lines);
+    let uri = format!(
+        "/api/v1/query_range?query=trade_price&start={}&end={}&step=1s",
+        t0 / 1000,
+        t0 / 1000 + 2
+    );
+    let before = values(&host, &uri, 3).await;
+    host.stop();
+    // A write torn by a crash: half a frame at the end of the newest log segment.
+    let wal = dir.path().join("data/history/wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    let newest = segments.pop().expect("a log segment");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0x57, 0x00, 0x00, 0x10, 0xde, 0xad]).unwrap();
+    drop(f);
+
+    let host = Host::start(dir.path(), &config);
+    let (status, body) = host.get(&uri).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["result"][0]["values"], before,
+        "the committed samples are kept"
+    );
+    let log = host.stop();
+    assert!(
+        log.contains("metric history: dropped at recovery") && log.contains("6 bytes"),
+        "the warning names what was dropped:\n{log}"
+    );
 }

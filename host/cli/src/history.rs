@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use wasmeter_core::sample::Sample;
-use wasmeter_history::{HistorySender, HistoryWriter};
+use wasmeter_history::{HistorySender, HistoryStats, HistoryWriter};
 use wasmeter_pipeline::SampleSink;
 use wasmeter_tsdb::{Options, Store};
 
@@ -92,6 +92,15 @@ impl HistorySection {
     }
 }
 
+/// What `/metrics` reports of the history: the writer's counters and the store.
+#[derive(Clone)]
+pub struct HistoryView {
+    /// The writer's counters.
+    pub stats: Arc<HistoryStats>,
+    /// The store (its size and series count).
+    pub store: Arc<Store>,
+}
+
 /// The running history: the writer and the store it writes.
 pub struct History {
     writer: HistoryWriter,
@@ -123,6 +132,14 @@ impl History {
     /// The sink the pipelines hand their samples to.
     pub fn sink(&self) -> Arc<dyn SampleSink> {
         Arc::new(Sink(self.writer.sender()))
+    }
+
+    /// What `/metrics` reports of it.
+    pub fn view(&self) -> HistoryView {
+        HistoryView {
+            stats: self.writer.stats(),
+            store: self.writer.store().clone(),
+        }
     }
 
     /// The Prometheus query API over the store.

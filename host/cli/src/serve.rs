@@ -227,7 +227,11 @@ pub async fn serve(
         tokio::spawn(wasmeter_server::serve(
             listener,
             router(state.clone())
-                .merge(crate::monitor::router(monitor, state.clone()))
+                .merge(crate::monitor::router(
+                    monitor,
+                    state.clone(),
+                    history.as_ref().map(History::view),
+                ))
                 .merge(crate::web::router())
                 .merge(history.as_ref().map(History::router).unwrap_or_default()),
             state,

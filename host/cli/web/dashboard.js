@@ -381,6 +381,13 @@ function draw(s) {
   ctx.beginPath();
   ctx.arc(x(points[points.length - 1][0]), y(last), 2.5, 0, 2 * Math.PI);
   ctx.fill();
+  // The value axis: the range's top and bottom values.
+  ctx.font = '10px ui-monospace, monospace';
+  ctx.fillStyle = style.getPropertyValue('--muted').trim() || '#8a94a3';
+  ctx.textBaseline = 'top';
+  ctx.fillText(fmt(max), pad + 1, 1);
+  ctx.textBaseline = 'bottom';
+  ctx.fillText(fmt(min), pad + 1, h - 1);
 }
 
 // Charts move with the clock even when no value arrives.

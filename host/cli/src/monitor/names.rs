@@ -296,3 +296,28 @@ pub const SERIES: MetricDef = gauge(
     "wasmeter_series",
     "Sample series whose latest value /metrics exposes.",
 );
+
+// The metric history.
+/// Samples stored.
+pub const HISTORY_WRITTEN: MetricDef = counter(
+    "wasmeter_history_samples_written",
+    "Samples stored in the metric history.",
+);
+/// Samples refused.
+pub const HISTORY_REFUSED: MetricDef = counter(
+    "wasmeter_history_samples_refused",
+    "Samples the metric history refused: out of order, duplicate timestamp, too old, too far ahead, over the series limit.",
+);
+/// Failed batches.
+pub const HISTORY_FAILED_BATCHES: MetricDef = counter(
+    "wasmeter_history_failed_batches",
+    "Batches of samples the metric history could not write (an I/O error; see the log).",
+);
+/// Series held.
+pub const HISTORY_SERIES: MetricDef =
+    gauge("wasmeter_history_series", "Series in the metric history.");
+/// Disk used.
+pub const HISTORY_DISK_BYTES: MetricDef = gauge(
+    "wasmeter_history_disk_bytes",
+    "Bytes the metric history uses on disk.",
+);

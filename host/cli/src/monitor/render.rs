@@ -8,16 +8,44 @@ use wasmeter_server::ServerState;
 use super::Monitor;
 use super::exposition::{Format, Writer, sanitize_name};
 use super::names::{self as n, Kind, MetricDef};
+use crate::history::HistoryView;
 
 /// Renders every self-metric and every collected series.
-pub fn render(monitor: &Monitor, server: &ServerState, format: Format) -> String {
+pub fn render(
+    monitor: &Monitor,
+    server: &ServerState,
+    history: Option<&HistoryView>,
+    format: Format,
+) -> String {
     let mut w = Writer::new(format);
     sources(&mut w, monitor);
     pipelines(&mut w, monitor);
     plugins(&mut w, monitor);
     server_and_hub(&mut w, server);
+    if let Some(h) = history {
+        metric_history(&mut w, h);
+    }
     series(&mut w, monitor);
     w.finish()
+}
+
+fn metric_history(w: &mut Writer, h: &HistoryView) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let store = h.store.stats();
+    let single: [(&MetricDef, f64); 5] = [
+        (&n::HISTORY_WRITTEN, h.stats.written.load(Relaxed) as f64),
+        (&n::HISTORY_REFUSED, h.stats.refused.load(Relaxed) as f64),
+        (
+            &n::HISTORY_FAILED_BATCHES,
+            h.stats.failed_batches.load(Relaxed) as f64,
+        ),
+        (&n::HISTORY_SERIES, store.series as f64),
+        (&n::HISTORY_DISK_BYTES, store.disk_bytes as f64),
+    ];
+    for (def, value) in single {
+        w.family(def);
+        w.sample(&[], value);
+    }
 }
 
 /// A family with one sample per item.
