@@ -81,24 +81,6 @@ async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
     host.stop();
 }
 
-/// `promtool` (Prometheus's own command line, a client of its HTTP API): the
-/// test needs it in CI (`scripts/test.sh` installs it) and says so elsewhere.
-fn promtool() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is missing: scripts/test.sh installs it (Debian package prometheus)"
-        );
-        eprintln!("promtool is missing: the Prometheus client check is skipped");
-    }
-    found
-}
-
 fn run(promtool: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(promtool)
         .args(["query"])
@@ -116,7 +98,9 @@ fn run(promtool: &std::path::Path, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn prometheus_own_client_reads_the_history() {
-    let Some(promtool) = promtool() else { return };
+    let Some(promtool) = support::promtool() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(dir.path(), &csv_config(""));
     let t0 = (now_ms() / 1000 - 60) * 1000;

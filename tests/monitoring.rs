@@ -257,3 +257,40 @@ async fn tail_prints_updates_and_resumes_after_the_host_restarts() {
     assert_eq!(after["seq"], update["seq"].as_u64().unwrap() + 1);
     host.stop();
 }
+
+#[tokio::test]
+async fn the_exposition_passes_promtools_lint() {
+    let Some(promtool) = support::promtool() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::demo(dir.path(), &[]);
+    // The demo's trades, derived metrics and system readings have arrived.
+    for topic in [
+        "trades/BTC-USD",
+        "metrics/trade_vwap/BTC-USD",
+        "system/load",
+    ] {
+        host.wait_for_topic(topic, |_| true).await;
+    }
+    let (_, _, text) = support::http_get_text(&host.addr, "/metrics", &[]).await;
+    let mut lint = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut lint.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
+    host.stop();
+}

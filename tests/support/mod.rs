@@ -576,3 +576,21 @@ pub fn built_path(file: &str) -> PathBuf {
     );
     path
 }
+
+/// `promtool` (Prometheus's own command line, a client of its HTTP API): the
+/// test needs it in CI (`scripts/test.sh` installs it) and says so elsewhere.
+pub fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing: scripts/test.sh installs it (Debian package prometheus)"
+        );
+        eprintln!("promtool is missing: the Prometheus client check is skipped");
+    }
+    found
+}

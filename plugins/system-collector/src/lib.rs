@@ -23,7 +23,7 @@
 //! ## `/proc/loadavg`
 //!
 //! * samples `system_load1`, `system_load5`, `system_load15`,
-//!   `system_processes_running`, `system_processes_total` (gauges);
+//!   `system_processes_running`, `system_processes` (gauges; a gauge takes no `_total`);
 //! * topic `system/load`, fields `load1`, `load5`, `load15`, `processes_running`,
 //!   `processes_total`.
 //!
@@ -222,7 +222,7 @@ fn loadavg(chunk: &[u8], out: &mut CollectOutput) {
             ("system_load5", "load5"),
             ("system_load15", "load15"),
             ("system_processes_running", "processes_running"),
-            ("system_processes_total", "processes_total"),
+            ("system_processes", "processes_total"),
         ];
         let mut update = TopicUpdate::new("system/load");
         for ((metric, field), value) in names.into_iter().zip(values) {
@@ -250,7 +250,7 @@ impl Plugin for SystemCollector {
             "system_load5",
             "system_load15",
             "system_processes_running",
-            "system_processes_total",
+            "system_processes",
             "system/cpu",
             "system/memory",
             "system/load",

@@ -226,6 +226,9 @@ fn server_and_hub(w: &mut Writer, server: &ServerState) {
 
 /// The collected series, one family per metric name (names starting with
 /// `wasmeter_` are left out: they are the host's own).
+/// The help of a plugin's series (the host knows no more about it).
+const SERIES_HELP: &str = "A sample series published by the host's plugins (latest value).";
+
 fn series(w: &mut Writer, m: &Monitor) {
     let all = m.series().all();
     w.family(&n::SERIES);
@@ -241,7 +244,7 @@ fn series(w: &mut Writer, m: &Monitor) {
                 MetricKind::Gauge => Kind::Gauge,
                 MetricKind::Counter => Kind::Counter,
             };
-            w.family_named(&sanitize_name(&key.name, true), kind, "");
+            w.family_named(&sanitize_name(&key.name, true), kind, SERIES_HELP);
         }
         let names: Vec<String> = key
             .labels
