@@ -123,6 +123,22 @@ async fn metrics_expose_self_metrics_and_collected_series_in_both_formats() {
             > 0.0
     );
     assert!(value(&samples, "wasmeter_hub_topics", &[]).unwrap() >= 2.0);
+    // The process, as client libraries name it, and the build.
+    assert!(value(&samples, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    assert!(value(&samples, "process_open_fds", &[]).unwrap() >= 3.0);
+    assert!(value(&samples, "process_cpu_seconds_total", &[]).unwrap() > 0.0);
+    assert!(value(&samples, "process_start_time_seconds", &[]).unwrap() > 1.7e9);
+    assert_eq!(
+        value(
+            &samples,
+            "wasmeter_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("contract", "0.2.0")
+            ]
+        ),
+        Some(1.0)
+    );
 
     // OpenMetrics when asked: its content type, `# EOF` last, counters' samples with
     // `_total` while their family (`# TYPE`) has none. Parsed with the same parser.

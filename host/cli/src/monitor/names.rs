@@ -321,3 +321,38 @@ pub const HISTORY_DISK_BYTES: MetricDef = gauge(
     "wasmeter_history_disk_bytes",
     "Bytes the metric history uses on disk.",
 );
+
+// The process, as Prometheus client libraries name it.
+/// CPU time.
+pub const PROCESS_CPU: MetricDef = counter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds.",
+);
+/// Resident memory.
+pub const PROCESS_RESIDENT: MetricDef = gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+);
+/// Virtual memory.
+pub const PROCESS_VIRTUAL: MetricDef = gauge(
+    "process_virtual_memory_bytes",
+    "Virtual memory size in bytes.",
+);
+/// Open descriptors.
+pub const PROCESS_OPEN_FDS: MetricDef =
+    gauge("process_open_fds", "Number of open file descriptors.");
+/// Descriptor limit.
+pub const PROCESS_MAX_FDS: MetricDef = gauge(
+    "process_max_fds",
+    "Maximum number of open file descriptors.",
+);
+/// Start time.
+pub const PROCESS_START: MetricDef = gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+);
+/// Build information.
+pub const BUILD_INFO: MetricDef = gauge(
+    "wasmeter_build_info",
+    "Always 1; labelled with the host's version and the plugin contract versions it loads.",
+);

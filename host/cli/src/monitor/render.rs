@@ -18,6 +18,7 @@ pub fn render(
     format: Format,
 ) -> String {
     let mut w = Writer::new(format);
+    process(&mut w);
     sources(&mut w, monitor);
     pipelines(&mut w, monitor);
     plugins(&mut w, monitor);
@@ -27,6 +28,37 @@ pub fn render(
     }
     series(&mut w, monitor);
     w.finish()
+}
+
+fn process(w: &mut Writer) {
+    let loaded: Vec<&str> = wasmeter_plugin::Contract::ALL
+        .iter()
+        .map(|c| c.version())
+        .collect();
+    w.family(&n::BUILD_INFO);
+    w.sample(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("contract", wasmeter_plugin::world::VERSION),
+            ("contracts_loaded", &loaded.join(",")),
+        ],
+        1.0,
+    );
+    let p = super::process::read();
+    let all = [
+        (&n::PROCESS_CPU, p.cpu_seconds),
+        (&n::PROCESS_RESIDENT, p.resident_bytes),
+        (&n::PROCESS_VIRTUAL, p.virtual_bytes),
+        (&n::PROCESS_OPEN_FDS, p.open_fds),
+        (&n::PROCESS_MAX_FDS, p.max_fds),
+        (&n::PROCESS_START, p.start_time_seconds),
+    ];
+    for (def, value) in all {
+        if let Some(v) = value {
+            w.family(def);
+            w.sample(&[], v);
+        }
+    }
 }
 
 fn metric_history(w: &mut Writer, h: &HistoryView) {
