@@ -540,3 +540,34 @@ delta = "delta"
     assert_eq!(delta["failures"], 0, "{delta}");
     host.stop();
 }
+
+#[tokio::test]
+async fn a_second_host_on_the_same_data_directory_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = csv_config("");
+    let host = Host::start(dir.path(), &config);
+    host.append("trades.csv", "BTC,100,1,1\n");
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0)
+        .await;
+    let pid = std::fs::read_to_string(dir.path().join("data/wasmeter.lock")).unwrap();
+    let (ok, log) = support::run_wasmeter(&[
+        "serve".into(),
+        "--config".into(),
+        dir.path().join("wasmeter.toml").into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+    ]);
+    assert!(!ok, "the second host must not start:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "is in use by another wasmeter (pid {})",
+            pid.trim()
+        )),
+        "names the holder:\n{log}"
+    );
+    // The first one is undisturbed.
+    host.append("trades.csv", "BTC,101,1,2\n");
+    host.wait_for_topic("trades/BTC", |s| s["count"] == 2.0)
+        .await;
+    host.stop();
+}

@@ -23,6 +23,7 @@ pub mod config;
 pub mod datadir;
 pub mod defaults;
 pub mod demo;
+pub mod dirlock;
 pub mod history;
 pub mod logging;
 pub mod monitor;

@@ -80,6 +80,8 @@ pub async fn serve(
     // Private to this user, and so is the compiled-code cache, before the runtime
     // may load anything from it.
     crate::datadir::ensure_private(&data_dir)?;
+    // One host per data directory, held until this function returns.
+    let _lock = crate::dirlock::lock(&data_dir)?;
     crate::datadir::ensure_private(&data_dir.join("cache"))?;
     let checkpoints = data_dir.join("checkpoints");
     std::fs::create_dir_all(&checkpoints)
