@@ -6,20 +6,24 @@
 //! |-----------|----------------|----------------------------------------------------------|
 //! | `metrics` | (every counter)| comma list of metric names to derive rates from          |
 //! | `suffix`  | `_per_second`  | appended to the name of the output; `[a-zA-Z0-9_:]*`     |
+//! | `window_ms` | `10000`      | the rate is the increase over this window (> 0)          |
 //!
 //! ## Output
 //!
-//! For each series (name + labels, in any order) the plugin keeps the last value and
-//! timestamp. A later sample of the series (larger timestamp) emits the gauge
-//! `<name><suffix>` with the same labels and timestamp, valued
-//! `increase / elapsed seconds`. A value below the previous one is a counter reset: the
-//! increase is then the new value. Samples not newer than the last one are ignored;
-//! samples without a timestamp (0) are timed with the host's clock. Outputs whose name
-//! would exceed 200 bytes are dropped.
+//! Each later sample of a series (name + labels, in any order; larger timestamp)
+//! emits the gauge `<name><suffix>` with the same labels and timestamp, valued
+//! `increase / elapsed seconds` over the last `window_ms` (from the newest sample at
+//! or before the window's start, so the whole window counts; like Prometheus's
+//! `rate`). Over a window, a steady feed gives a steady rate: two samples close
+//! together no longer make a spike. A value below the previous one is a counter
+//! reset: the increase is then the new value. Samples not newer than the last one
+//! are ignored; samples without a timestamp (0) are timed with the host's clock.
+//! Outputs whose name would exceed 200 bytes are dropped.
 //!
-//! State: the last value and timestamp of every series.
+//! State: per series, the counter's points over the window (one per second at
+//! most: a later sample in the same second replaces the earlier one).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use wasmeter_sdk::series::{self, Selection};
 use wasmeter_sdk::state::{StateReader, StateWriter};
@@ -27,50 +31,69 @@ use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample
 
 const STATE_SCHEMA: &str = "counter-rate";
 
-/// The last observation of a series.
+/// A series' recent history: its raw value, and its points over the window as
+/// `(ts, total)` where `total` counts every increase, resets included.
 #[derive(Debug, Clone, PartialEq)]
-struct Last {
+struct Series {
     name: String,
     labels: Vec<Label>,
     value: f64,
-    ts: i64,
+    total: f64,
+    points: VecDeque<(i64, f64)>,
 }
 
-/// The plugin: which counters, the output suffix and the last observation per series.
+impl Series {
+    fn last_ts(&self) -> i64 {
+        self.points.back().map_or(i64::MIN, |p| p.0)
+    }
+}
+
+/// The plugin: which counters, the output suffix, the window and each series.
 #[derive(Debug)]
 pub struct CounterRate {
     selection: Selection,
     suffix: String,
-    series: BTreeMap<String, Last>,
+    window_ms: i64,
+    series: BTreeMap<String, Series>,
 }
 
 impl CounterRate {
     /// Records `sample` (timestamp `ts`) and returns its rate sample, if any.
     fn observe(&mut self, sample: Sample, ts: i64) -> Option<Sample> {
         let key = series::key_of(&sample);
-        let Some(last) = self.series.get_mut(&key) else {
+        let Some(s) = self.series.get_mut(&key) else {
             self.series.insert(
                 key,
-                Last {
+                Series {
                     name: sample.name,
                     labels: sample.labels,
                     value: sample.value,
-                    ts,
+                    total: 0.0,
+                    points: VecDeque::from([(ts, 0.0)]),
                 },
             );
             return None;
         };
-        if ts <= last.ts {
+        if ts <= s.last_ts() {
             return None;
         }
-        let increase = if sample.value >= last.value {
-            sample.value - last.value
+        s.total += if sample.value >= s.value {
+            sample.value - s.value
         } else {
             sample.value // reset
         };
-        let rate = increase / ((ts - last.ts) as f64 / 1000.0);
-        last.value = sample.value;
-        last.ts = ts;
+        s.value = sample.value;
+        // At most one point a second: the newest of that second.
+        if s.points.len() > 1 && s.points.back().is_some_and(|p| p.0 / 1000 == ts / 1000) {
+            s.points.pop_back();
+        }
+        s.points.push_back((ts, s.total));
+        // Keep the newest point at or before the window's start as the anchor.
+        while s.points.len() > 2 && s.points[1].0 <= ts - self.window_ms {
+            s.points.pop_front();
+        }
+        let (t0, total0) = s.points[0];
+        let rate = (s.total - total0) / ((ts - t0) as f64 / 1000.0);
         let name = format!("{}{}", sample.name, self.suffix);
         series::is_valid_metric_name(&name)
             .then(|| Sample::gauge(name, rate).with_labels(sample.labels).at(ts))
@@ -101,36 +124,62 @@ impl Plugin for CounterRate {
                 "config `suffix`: `{suffix}` may only contain [a-zA-Z0-9_:]"
             ));
         }
+        let window = config.get_or("window_ms", "10000");
+        let window_ms = window
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|w| *w > 0)
+            .ok_or_else(|| format!("config `window_ms`: `{window}` is not a positive integer"))?;
         Ok(CounterRate {
             selection: Selection::from_config(config, "metrics", MetricKind::Counter)?,
             suffix,
+            window_ms,
             series: BTreeMap::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        let mut w = StateWriter::new(STATE_SCHEMA, 1);
+        let mut w = StateWriter::new(STATE_SCHEMA, 2);
         w.count(self.series.len());
-        for last in self.series.values() {
-            w.str(&last.name)
-                .labels(&last.labels)
-                .f64(last.value)
-                .i64(last.ts);
+        for s in self.series.values() {
+            w.str(&s.name).labels(&s.labels).f64(s.value).f64(s.total);
+            w.count(s.points.len());
+            for (ts, total) in &s.points {
+                w.i64(*ts).f64(*total);
+            }
         }
         Some(w.finish())
     }
 
+    /// Reads version 2, and version 1 (the last value and time of each series).
     fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
         let mut r = StateReader::new(state, STATE_SCHEMA)?;
+        let version = r.version();
         let mut map = BTreeMap::new();
         for _ in 0..r.count()? {
-            let last = Last {
-                name: r.str()?,
-                labels: r.labels()?,
-                value: r.f64()?,
-                ts: r.i64()?,
+            let (name, labels, value) = (r.str()?, r.labels()?, r.f64()?);
+            let (total, points) = if version >= 2 {
+                let total = r.f64()?;
+                let mut points = VecDeque::new();
+                for _ in 0..r.count()? {
+                    points.push_back((r.i64()?, r.f64()?));
+                }
+                (total, points)
+            } else {
+                (0.0, VecDeque::from([(r.i64()?, 0.0)]))
             };
-            map.insert(series::key(&last.name, &last.labels), last);
+            if points.is_empty() {
+                return Err(format!("state: series `{name}` has no points"));
+            }
+            let s = Series {
+                name,
+                labels,
+                value,
+                total,
+                points,
+            };
+            map.insert(series::key(&s.name, &s.labels), s);
         }
         r.finish()?;
         self.series = map;
@@ -180,11 +229,71 @@ mod tests {
         assert!(p.on_samples(vec![counter(1.0, 2000)]).unwrap().is_empty());
         let mut q = CounterRate::init(&Config::from_pairs(&[("suffix", "_rate")])).unwrap();
         q.import_state(&p.export_state().unwrap()).unwrap();
+        // Over the window from 1 s: 200, then a reset to 50: 250 in 3 s.
         let out = q.on_samples(vec![counter(50.0, 4000)]).unwrap();
         assert_eq!(
             (out[0].name.as_str(), out[0].value),
-            ("bytes_total_rate", 50.0)
+            ("bytes_total_rate", 250.0 / 3.0)
         );
         assert!(CounterRate::init(&Config::from_pairs(&[("suffix", "-x")])).is_err());
+        assert!(CounterRate::init(&Config::from_pairs(&[("window_ms", "0")])).is_err());
+    }
+
+    /// A steady feed of 10 trades a second at irregular moments (a trades counter
+    /// counts one at a time): over the window the rate stays near 10, where the
+    /// gap between two trades (5 to 95 ms) made it swing between 10 and 200.
+    #[test]
+    fn a_steady_feed_gives_a_steady_rate() {
+        let mut p = CounterRate::init(&Config::default()).unwrap();
+        let mut rates = Vec::new();
+        for k in 0..300i64 {
+            let jitter = [-45, 40, -20, 45, 0, -40, 30, -5, 20, -25][(k % 10) as usize];
+            let t = 1_000_000 + k * 100 + jitter;
+            rates.extend(p.on_samples(vec![counter(k as f64, t)]).unwrap());
+        }
+        // Once the window is full (after 10 s), the rate is the count over it.
+        for r in rates.iter().filter(|r| r.timestamp_ms > 1_011_000) {
+            assert!(
+                (r.value - 10.0).abs() < 0.2,
+                "{} at {}",
+                r.value,
+                r.timestamp_ms
+            );
+        }
+    }
+
+    /// Over the window: an increase before the window's start no longer counts;
+    /// a reset counts the new value; the state carries the window across a swap,
+    /// and version 1 state still reads.
+    #[test]
+    fn the_window_moves_and_resets_count() {
+        const B: i64 = 1_000_000;
+        let cfg = Config::from_pairs(&[("window_ms", "10000")]);
+        let mut p = CounterRate::init(&cfg).unwrap();
+        p.on_samples(vec![counter(0.0, B)]).unwrap();
+        let r = p.on_samples(vec![counter(100.0, B + 1000)]).unwrap(); // a burst of 100
+        assert_eq!(r[0].value, 100.0);
+        let r = p.on_samples(vec![counter(100.0, B + 5000)]).unwrap();
+        assert_eq!(r[0].value, 100.0 / 5.0, "the burst is in the window");
+        let r = p.on_samples(vec![counter(100.0, B + 20_000)]).unwrap();
+        assert_eq!(
+            r[0].value, 0.0,
+            "the burst is before the window (anchored at 5 s)"
+        );
+        let r = p.on_samples(vec![counter(5.0, B + 30_000)]).unwrap();
+        assert_eq!(r[0].value, 5.0 / 10.0, "a reset counts the new value");
+        let mut q = CounterRate::init(&cfg).unwrap();
+        q.import_state(&p.export_state().unwrap()).unwrap();
+        assert_eq!(q.series, p.series);
+        let mut v1 = StateWriter::new(STATE_SCHEMA, 1);
+        v1.count(1);
+        v1.str("bytes_total")
+            .labels(&[Label::new("a", "1"), Label::new("b", "2")])
+            .f64(10.0)
+            .i64(B + 1000);
+        let mut old = CounterRate::init(&cfg).unwrap();
+        old.import_state(&v1.finish()).unwrap();
+        let r = old.on_samples(vec![counter(30.0, B + 3000)]).unwrap();
+        assert_eq!(r[0].value, 10.0);
     }
 }

@@ -44,11 +44,12 @@ async fn counter_rate_per_second_with_reset_and_state_carry_over() {
         .expect("stateful plugin exports state");
     let mut next = plugin.instantiate("rate-v2", vec![]).await.unwrap();
     next.import_state(&state).await.unwrap();
-    // Counter reset: 30 -> 4 means 4 new events in 2 s.
+    // Counter reset: 30 -> 4 means 4 new events; over the window (from the
+    // first sample, 1 s, carried across the swap): 20 + 4 in 4 s.
     let out = next.on_samples(&[c(4.0, 5_000)]).await.unwrap();
     assert_eq!(
         value_of(&out, "trades_total_per_second", &[("symbol", "BTC")]),
-        2.0
+        6.0
     );
 
     // Gauges are not rated by default.
