@@ -1,6 +1,8 @@
 // Unit checks of the browser client (host/cli/web/wasmeter.js) under node with a fake
 // WebSocket: patterns, backoff bounds, snapshots and merge patches, stale fields, pong,
-// reconnect with `since`, `recovered: false`, unsubscribe. Run by tests/browser.rs.
+// reconnect with `since`, `recovered: false`, unsubscribe; a refused connection (error
+// alone), a connect timeout, close code 4002, events and gaps, no WebSocket at all.
+// Run by tests/browser.rs.
 import { connect, matches, backoffDelay } from '../../host/cli/web/wasmeter.js';
 const assert = (c, m) => { if (!c) { console.error('FAIL', m); process.exit(1); } };
 assert(matches('trades/*', 'trades/BTC'), 1);
@@ -43,4 +45,42 @@ assert(events.at(-1).recovered === false && c.get('t/a').epoch === 'e2', 'snap')
 c.unsubscribe('t/*');
 assert(c.topics.size === 0 && sockets[1].sent.at(-1).type === 'unsubscribe', 'unsub');
 c.close();
+
+// A refused connection that reports only `error` (no `close`) is retried.
+const before = sockets.length;
+const d = connect('/ws', { WebSocket: FakeWS, backoffBaseMs: 1, backoffCapMs: 2, idleTimeoutMs: 0 });
+sockets.at(-1).onerror();
+await new Promise((r) => setTimeout(r, 20));
+assert(sockets.length === before + 2, `retried after an error alone: ${sockets.length - before}`);
+// A connection that never opens is given up after connectTimeoutMs and retried.
+d.close();
+const e = connect('/ws', { WebSocket: FakeWS, backoffBaseMs: 1, backoffCapMs: 2, idleTimeoutMs: 0, connectTimeoutMs: 10 });
+const n = sockets.length;
+await new Promise((r) => setTimeout(r, 40));
+assert(sockets.length > n, 'retried after the connect timeout');
+// 4002 (abusive) is not reconnected: the client says why and stops.
+const errors = []; e.on('error', (x) => errors.push(x));
+sockets.at(-1).open();
+sockets.at(-1).onclose({ code: 4002 });
+const m = sockets.length;
+await new Promise((r) => setTimeout(r, 20));
+assert(sockets.length === m && e.status.status === 'closed' && e.status.code === 4002, JSON.stringify(e.status));
+assert(errors[0]?.code === 'abusive', JSON.stringify(errors));
+// Events of a stream topic and gaps.
+const f = connect('/ws', { WebSocket: FakeWS, idleTimeoutMs: 0 });
+const seen = []; f.on('event', (x) => seen.push(x.seq)); f.on('gap', (x) => seen.push(`gap ${x.missed}`));
+f.subscribe('tape/*');
+sockets.at(-1).open();
+sockets.at(-1).recv({ type: 'event', topic: 'tape/a', epoch: 'e', seq: 1, ts: 1, fields: { p: 1 } });
+sockets.at(-1).recv({ type: 'gap', topic: 'tape/a', epoch: 'e', after: 1, next: 5, missed: 3 });
+sockets.at(-1).recv({ type: 'event', topic: 'tape/a', epoch: 'e', seq: 5, ts: 2, fields: { p: 2 } });
+assert(seen.join() === '1,gap 3,5' && f.get('tape/a').state.p === 2, JSON.stringify(seen));
+f.close();
+// No WebSocket at all (Node < 22 without one passed in): a clear error, not a silent loop.
+let thrown = '';
+try { connect('/ws', { WebSocket: null }); } catch (x) { thrown = String(x); }
+const saved = globalThis.WebSocket; globalThis.WebSocket = undefined;
+try { connect('/ws'); } catch (x) { thrown = String(x); }
+globalThis.WebSocket = saved;
+assert(thrown.includes('no WebSocket here'), thrown);
 console.log('client ok', statuses.join(' '));

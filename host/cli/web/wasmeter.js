@@ -19,7 +19,10 @@
  * @property {number} [backoffCapMs=10000] Largest reconnect delay bound.
  * @property {number} [idleTimeoutMs=45000] Reconnect when nothing arrives for this long
  *   (the server pings every 15 s by default). 0 disables.
- * @property {typeof WebSocket} [WebSocket] WebSocket constructor (default: the global one).
+ * @property {number} [connectTimeoutMs=10000] A connection not open by then is given up
+ *   and retried. 0 disables.
+ * @property {typeof WebSocket} [WebSocket] WebSocket constructor (default: the global one;
+ *   on Node < 22 pass one, e.g. `WebSocket` from the `ws` package).
  */
 
 /**
@@ -100,7 +103,11 @@ export class WasmeterClient {
     this.baseMs = options.backoffBaseMs ?? 250;
     this.capMs = options.backoffCapMs ?? 10000;
     this.idleMs = options.idleTimeoutMs ?? 45000;
+    this.connectMs = options.connectTimeoutMs ?? 10000;
     this.WS = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof this.WS !== 'function') {
+      throw new Error("wasmeter.js: no WebSocket here: pass one as options.WebSocket (e.g. from the 'ws' package on Node < 22)");
+    }
     /** @type {Map<string, TopicState>} */
     this.topics = new Map();
     /** @type {Map<string, SubscribeOptions>} patterns held, in subscription order */
@@ -111,6 +118,7 @@ export class WasmeterClient {
     this.closed = false;
     this.ws = null;
     this.timer = null;
+    this.connectTimer = null;
     this.idleTimer = null;
     this.status = { status: 'connecting', attempt: 0, retryAt: null, resumed: null, notRecovered: [] };
     this.pendingResume = null;
@@ -170,6 +178,7 @@ export class WasmeterClient {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.connectTimer);
     if (this.ws) this.ws.close(1000);
     this.setStatus({ status: 'closed', retryAt: null });
   }
@@ -222,7 +231,13 @@ export class WasmeterClient {
       return;
     }
     this.ws = ws;
+    clearTimeout(this.connectTimer);
+    if (this.connectMs > 0) {
+      // Not open in time (a black-holed address): give up on it and retry.
+      this.connectTimer = setTimeout(() => this.lost(ws, null), this.connectMs);
+    }
     ws.onopen = () => {
+      clearTimeout(this.connectTimer);
       this.attempt = 0;
       const resuming = this.everOpen && this.topics.size > 0;
       this.everOpen = true;
@@ -249,13 +264,34 @@ export class WasmeterClient {
       }
       this.handle(frame);
     };
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      clearTimeout(this.idleTimer);
-      if (!this.closed) this.retry();
-    };
-    ws.onerror = () => {};
+    ws.onclose = (ev) => this.lost(ws, ev?.code ?? null);
+    // Some implementations report a refused connection with `error` alone.
+    ws.onerror = () => this.lost(ws, null);
+  }
+
+  /**
+   * The connection `ws` ended (closed with `code`, failed, or timed out): once per
+   * connection, retry with backoff, unless the server said not to (4002: the
+   * client sent too many bad messages; reconnecting would only repeat them).
+   */
+  lost(ws, code) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.connectTimer);
+    try {
+      if (ws.readyState === 0 || ws.readyState === 1) ws.close();
+    } catch {
+      // already closing
+    }
+    if (this.closed) return;
+    if (code === 4002) {
+      this.closed = true;
+      this.setStatus({ status: 'closed', retryAt: null, code });
+      this.emit('error', { type: 'error', code: 'abusive', message: 'the server closed the connection (4002): too many refused messages; not reconnecting' });
+      return;
+    }
+    this.retry();
   }
 
   touch() {
