@@ -90,8 +90,12 @@ try {
   // Every status the badge shows from now on is recorded, however briefly it shows.
   await page.evaluate(() => {
     window.seenStatus = [];
+    window.seenOffline = [];
     const node = document.getElementById('status');
-    new MutationObserver(() => window.seenStatus.push(node.dataset.status)).observe(node, { attributes: true });
+    new MutationObserver(() => {
+      window.seenStatus.push(node.dataset.status);
+      window.seenOffline.push(document.body.classList.contains('offline'));
+    }).observe(node, { attributes: true });
   });
   console.log('restart');
   const reply = await nextLine();
@@ -100,6 +104,9 @@ try {
   log('saw reconnecting');
   await page.locator('#status[data-status="connected"]').waitFor({ timeout: WAIT });
   log('reconnected:', await page.locator('#status').textContent());
+  // The cards were dimmed while the host was away, and are not any more.
+  if (!(await page.evaluate(() => window.seenOffline.includes(true)))) throw new Error('cards not dimmed while disconnected');
+  await page.waitForFunction(() => !document.body.classList.contains('offline'), null, { timeout: WAIT });
   append('BTC', '123.5', 1700000000400);
   await valueCell(page, 'trades/BTC', 'price').filter({ hasText: '123.5000' }).waitFor({ timeout: WAIT });
   append('BTC', '120.125', 1700000000500);
@@ -133,6 +140,16 @@ try {
   append('BTC', '121.5', Date.now());
   await valueCell(page, 'trades/BTC', 'price').filter({ hasText: '121.5000' }).waitFor({ timeout: WAIT });
   await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.points) >= 5, priceChart, { timeout: WAIT });
+
+  // A watched topic the host does not have says so.
+  await page.evaluate(() => { location.hash = '#topics=trades/BTC,no/such&range=1h'; });
+  await page.reload();
+  await page.locator('article.card[data-topic="no/such"] .note').filter({ hasText: 'no such topic' }).waitFor({ timeout: WAIT });
+  // A phone-sized window does not scroll sideways.
+  await page.setViewportSize({ width: 420, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) throw new Error(`sideways scrolling at 420 px: ${overflow} px too wide`);
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   if (errors.length) throw new Error(`errors on the page:\n${errors.join('\n')}`);
   // Let the highlight animation settle so the screenshot shows the steady state.

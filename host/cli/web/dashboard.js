@@ -49,8 +49,23 @@ function select(topic) {
   client.subscribe(topic);
   const held = client.get(topic);
   if (held) render(view, held, Object.keys(held.state), []);
+  else noteUnknown(view);
   saveHash();
   renderTopics();
+}
+
+const UNKNOWN = 'no such topic on the host yet: it shows here once it is published';
+
+// A watched topic the host does not have (a stale link, a typo) says so, once the
+// topic list is known, until it appears.
+function noteUnknown(view) {
+  const known = client.get(view.topic) || allTopics.some((t) => t.name === view.topic);
+  if (!known && allTopics.length > 0) {
+    view.note.textContent = UNKNOWN;
+    view.note.hidden = false;
+  } else if (known && view.note.textContent === UNKNOWN) {
+    view.note.hidden = true;
+  }
 }
 
 function unselect(topic) {
@@ -111,13 +126,24 @@ async function pollTopics() {
         autoSelected = true;
         if (hashTopics() === null) autoSelect();
       }
+      for (const view of selected.values()) noteUnknown(view);
       renderTopics();
     }
   } catch {
     // the connection status already tells that the host is away
   }
-  setTimeout(pollTopics, TOPICS_POLL_MS);
+  schedulePoll();
 }
+
+// A hidden tab does not refetch the topic list; it does so when shown again.
+let pollTimer = null;
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  pollTimer = document.visibilityState === 'hidden' ? null : setTimeout(pollTopics, TOPICS_POLL_MS);
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && pollTimer === null) pollTopics();
+});
 
 function renderTopics() {
   const f = $('filter').value.trim().toLowerCase();
@@ -128,7 +154,10 @@ function renderTopics() {
       const li = el('li', selected.has(t.name) ? 'selected' : '');
       li.dataset.topic = t.name;
       li.title = `${t.name}\n${t.fields} fields, epoch ${t.epoch}, seq ${t.seq}`;
-      li.append(el('span', 'name', t.name), el('span', 'seq', `#${t.seq}`));
+      const name = el('span', 'name');
+      // Ellipsis at the start: long names differ at their end.
+      name.append(el('bdi', '', t.name));
+      li.append(name, el('span', 'seq', `#${t.seq}`));
       li.onclick = () => (selected.has(t.name) ? unselect(t.name) : select(t.name));
       return li;
     }),
@@ -169,8 +198,20 @@ function fmt(v) {
   return JSON.stringify(v);
 }
 
-// Millisecond timestamps (`ts`, `*_ms`, `*_at`) read better as a time of day.
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+function fmtBytes(v) {
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${UNITS[i]}`;
+}
+
+// Millisecond timestamps (`ts`, `*_ms`, `*_at`) read better as a time of day, and
+// byte counts (`*_bytes`, `bytes*`) in binary units.
 function fmtField(field, v) {
+  if (typeof v === 'number' && /(_bytes$|^bytes)/.test(field)) return fmtBytes(v);
   if (typeof v === 'number' && v > 1e12 && v < 1e14 && /(^ts$|_ms$|_at$|^time)/.test(field)) {
     const d = new Date(v);
     return `${d.toLocaleTimeString('en-GB', { hour12: false })}.${String(d.getMilliseconds()).padStart(3, '0')}`;
@@ -432,6 +473,8 @@ function renderStatus() {
   const s = client.status;
   const node = $('status');
   node.dataset.status = s.status;
+  // Values are as of the last connection: dimmed until it is back.
+  document.body.classList.toggle('offline', s.status !== 'connected');
   let text = s.status;
   if (s.status === 'reconnecting' && s.retryAt) {
     const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
