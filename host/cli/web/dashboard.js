@@ -100,26 +100,41 @@ function autoSelect() {
 // ---------- topic list ----------
 
 // Every topic, page by page (the server sends at most 1,000 per page by
-// default), up to MAX_TOPICS; null if the host did not answer.
+// default), up to MAX_TOPICS; null if the host did not answer, `unchanged` if
+// no topic was created or removed since the last listing (asked for cheaply,
+// with the listing's generation). A full listing is taken at least every
+// FULL_REFRESH_MS all the same, for the seq numbers it shows.
 const MAX_TOPICS = 20000;
+const FULL_REFRESH_MS = 30000;
+let generation = null;
+let fullAt = 0;
 async function fetchTopics() {
+  if (generation !== null && Date.now() - fullAt < FULL_REFRESH_MS) {
+    const r = await fetch(`/api/topics?limit=1&unless_generation=${generation}`, { cache: 'no-store' });
+    if (!r.ok) return null;
+    if ((await r.json()).unchanged) return 'unchanged';
+  }
   const topics = [];
   let after = null;
+  let first = null;
   do {
     const query = after === null ? '' : `&after=${encodeURIComponent(after)}`;
     const r = await fetch(`/api/topics?limit=5000${query}`, { cache: 'no-store' });
     if (!r.ok) return null;
     const page = await r.json();
+    first ??= page.generation ?? null;
     topics.push(...(page.topics ?? []));
     after = page.next ?? null;
   } while (after !== null && topics.length < MAX_TOPICS);
+  generation = first;
+  fullAt = Date.now();
   return topics;
 }
 
 async function pollTopics() {
   try {
     const topics = await fetchTopics();
-    if (topics !== null) {
+    if (topics !== null && topics !== 'unchanged') {
       allTopics = topics;
       allTopics.sort((a, b) => a.name.localeCompare(b.name));
       if (!autoSelected && allTopics.length > 0) {

@@ -144,6 +144,8 @@ fn base36(mut n: u64) -> String {
 struct Registry {
     topics: HashMap<Arc<str>, Arc<Topic>>,
     watchers: Vec<Arc<dyn Subscriber>>,
+    /// Changes whenever a topic is created or removed.
+    generation: u64,
 }
 
 /// Fan-out of topic changes to subscribers: assigns each change its position,
@@ -270,6 +272,7 @@ impl Hub {
                 }
             }
             reg.topics.insert(name, topic.clone());
+            reg.generation += 1;
             topic
         };
         self.published.fetch_add(1, Ordering::Relaxed);
@@ -303,6 +306,7 @@ impl Hub {
             return false;
         };
         reg.topics.insert(topic.name.clone(), Arc::new(topic));
+        reg.generation += 1;
         true
     }
 
@@ -310,7 +314,13 @@ impl Hub {
     /// [`Slot::is_removed`]); publishing to the name again starts a new epoch.
     /// Returns false if there was no such topic.
     pub fn remove_topic(&self, topic: &str) -> bool {
-        let Some(t) = self.write().topics.remove(topic) else {
+        let removed = {
+            let mut reg = self.write();
+            let removed = reg.topics.remove(topic);
+            reg.generation += u64::from(removed.is_some());
+            removed
+        };
+        let Some(t) = removed else {
             return false;
         };
         t.remove();
@@ -436,6 +446,12 @@ impl Hub {
     /// Stops asking `sub` about new topics.
     pub fn unwatch(&self, sub: &Arc<dyn Subscriber>) {
         self.write().watchers.retain(|w| !same_subscriber(w, sub));
+    }
+
+    /// A number that changes whenever a topic is created or removed: a listing
+    /// taken at the same generation holds the same topics.
+    pub fn generation(&self) -> u64 {
+        self.read().generation
     }
 
     /// Counters for tests and metrics.

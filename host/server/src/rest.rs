@@ -32,6 +32,9 @@ pub(crate) struct ListQuery {
     after: Option<String>,
     /// At most this many topics (1 to [`MAX_PAGE`]; default [`DEFAULT_PAGE`]).
     limit: Option<usize>,
+    /// Answer only `{"unchanged": true}` if the hub's topic set is still at this
+    /// `generation` (of an earlier listing): a poller refetches only on change.
+    unless_generation: Option<u64>,
 }
 
 /// A page of topics sorted by name, each with its position, field count and last
@@ -48,6 +51,11 @@ pub(crate) async fn list(
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return bad(format!("limit: {limit}: expected 1 to {MAX_PAGE}"));
+    }
+    // Read first: a topic created while listing makes the next poll refetch.
+    let generation = state.hub().generation();
+    if query.unless_generation == Some(generation) {
+        return Json(json!({ "unchanged": true, "generation": generation })).into_response();
     }
     let (page, more) = state
         .hub()
@@ -69,7 +77,7 @@ pub(crate) async fn list(
             })
         })
         .collect();
-    Json(json!({ "topics": topics, "next": next })).into_response()
+    Json(json!({ "topics": topics, "next": next, "generation": generation })).into_response()
 }
 
 /// Changes a history page holds unless `limit` says otherwise.

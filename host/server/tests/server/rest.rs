@@ -232,3 +232,32 @@ async fn a_topics_recent_changes_are_read_in_pages_as_the_frames_subscribers_got
     assert_eq!(status, 404);
     assert!(body.contains("topic `no/such` does not exist"), "{body}");
 }
+
+#[tokio::test]
+async fn a_topic_listing_is_answered_unchanged_until_a_topic_comes_or_goes() {
+    let server = TestServer::default().await;
+    server.publish("g/a", &[("n", num(1.0))], &[]);
+    let list = async |q: &str| {
+        let (status, body) = http_get(server.addr, &format!("/api/topics{q}")).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let first = list("").await;
+    let g = first["generation"].as_u64().unwrap();
+    // Updates of existing topics leave the set as it was.
+    server.publish("g/a", &[("n", num(2.0))], &[]);
+    assert_eq!(
+        list(&format!("?unless_generation={g}")).await,
+        json!({"unchanged": true, "generation": g})
+    );
+    // A new topic: the full page, and a new generation.
+    server.publish("g/b", &[("n", num(1.0))], &[]);
+    let after = list(&format!("?unless_generation={g}")).await;
+    assert_eq!(after["topics"].as_array().unwrap().len(), 2);
+    let g2 = after["generation"].as_u64().unwrap();
+    assert_ne!(g2, g);
+    // A removal too.
+    assert!(server.hub.remove_topic("g/a"));
+    let gone = list(&format!("?unless_generation={g2}")).await;
+    assert_eq!(gone["topics"].as_array().unwrap().len(), 1);
+}
