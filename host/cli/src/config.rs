@@ -90,6 +90,19 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("wasmeter-data")
 }
 
+/// A TOML error's message with the key it is about on its last line (`sources.feed.include:
+/// invalid type ...`), after the snippet that shows where: inside a `[sources.*]` table the
+/// snippet points at the table, not the value.
+fn name_the_key(message: &str, key: &str) -> String {
+    if key.is_empty() || key == "." {
+        return message.to_string();
+    }
+    match message.rsplit_once('\n') {
+        Some((head, last)) => format!("{head}\n{key}: {last}"),
+        None => format!("{key}: {message}"),
+    }
+}
+
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -273,14 +286,46 @@ impl PluginSection {
     }
 }
 
-/// `[sources.NAME]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+/// `[sources.NAME]`, by its `type`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceSection {
     /// Files appended by producers.
     File(FileSourceSection),
     /// /proc, read on an interval.
     System(SystemSourceSection),
+}
+
+/// Read by its `type`, then as that kind's table, so that an error names the key
+/// in it (serde's internally tagged enums lose the path into the variant).
+impl<'de> Deserialize<'de> for SourceSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "type: expected \"file\" or \"system\", found {other}"
+                )));
+            }
+            None => return Err(D::Error::custom("type: missing: \"file\" or \"system\"")),
+        };
+        fn section<T: serde::de::DeserializeOwned, E: Error>(table: toml::Table) -> Result<T, E> {
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let first = inner.lines().next().unwrap_or_default();
+                E::custom(name_the_key(first, &key))
+            })
+        }
+        match kind.as_str() {
+            "file" => section(table).map(SourceSection::File),
+            "system" => section(table).map(SourceSection::System),
+            other => Err(D::Error::custom(format!(
+                "type: unknown source type `{other}`: expected \"file\" or \"system\""
+            ))),
+        }
+    }
 }
 
 /// `type = "file"`
@@ -432,7 +477,15 @@ impl Config {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         };
-        let mut config: Config = toml::from_str(text).map_err(parse_error)?;
+        let de = toml::Deserializer::parse(text).map_err(parse_error)?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().to_string();
+            ConfigError::Parse {
+                origin: origin.to_string(),
+                message: name_the_key(message.trim_end(), &key),
+            }
+        })?;
         config.raw = toml::from_str(text).map_err(parse_error)?;
         config.base_dir = base_dir.to_path_buf();
         config.origin = origin.to_string();
@@ -708,6 +761,40 @@ mod tests {
             .to_string()
     }
 
+    /// The last line of an error: what is wrong, with the key it is about.
+    fn last_line(text: &str) -> String {
+        err(text).lines().last().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key_also_inside_a_source() {
+        assert_eq!(
+            last_line("[server]\nhistory_per_topic = \"lots\"\n"),
+            "server.history_per_topic: invalid type: string \"lots\", expected usize"
+        );
+        let source = |body: &str| last_line(&format!("[sources.feed]\n{body}\n"));
+        assert_eq!(
+            source("type = \"file\"\ninclude = \"feed/*.csv\""),
+            "sources.feed: include: invalid type: string \"feed/*.csv\", expected a sequence"
+        );
+        assert_eq!(
+            source("type = \"file\"\ninclude = [\"a\"]\nreconcile_interval_ms = \"soon\""),
+            "sources.feed: reconcile_interval_ms: invalid type: string \"soon\", expected u64"
+        );
+        assert_eq!(
+            source("type = \"disk\""),
+            "sources.feed: type: unknown source type `disk`: expected \"file\" or \"system\""
+        );
+        assert!(
+            source("type = \"system\"\ninterval = 5")
+                .contains("sources.feed: interval: unknown field `interval`")
+        );
+        assert_eq!(
+            source("include = [\"a\"]"),
+            "sources.feed: type: missing: \"file\" or \"system\""
+        );
+    }
+
     #[test]
     fn a_good_config_parses_and_flattens_plugin_config() {
         let config = Config::parse(GOOD, "test.toml", Path::new("/etc/wasmeter")).unwrap();
@@ -750,7 +837,10 @@ mod tests {
         );
 
         let bad_type = err(&GOOD.replace("type = \"file\"", "type = \"socket\""));
-        assert!(bad_type.contains("unknown variant `socket`"), "{bad_type}");
+        assert!(
+            bad_type.contains("sources.trades: type: unknown source type `socket`"),
+            "{bad_type}"
+        );
 
         let bad_addr = err(&format!("[server]\nlisten = \"localhost:x\"\n{GOOD}"));
         assert!(bad_addr.contains("listen"), "{bad_addr}");
