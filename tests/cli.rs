@@ -151,3 +151,59 @@ fn a_taken_port_fails_the_start_before_any_pipeline_runs() {
         assert!(!checkpoint.exists(), "{listen_flag}: a pipeline ran");
     }
 }
+
+#[test]
+fn check_config_loads_and_starts_every_plugin_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"
+[plugins.csv]
+builtin = "csv-collector"
+config = { tape_prefix = "tape" }
+
+[sources.t]
+type = "file"
+include = ["feed/*.csv"]
+
+[pipelines.trades]
+sources = ["t"]
+collector = "csv"
+topics = ["trades", "tape"]
+"#;
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let path = write("good.toml", good);
+    let (ok, stdout, stderr) = wasmeter(&["check-config", &path]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("good.toml: ok: 1 plugins, 1 sources, 1 pipelines"),
+        "{stdout}"
+    );
+    // Nothing written: no data directory next to the file.
+    assert!(!dir.path().join("data").exists());
+    // A plugin refusing its config (only its init knows) fails the check, in its words.
+    let path = write(
+        "plugin.toml",
+        &good.replace("tape_prefix = \"tape\"", "tape_prefix = \"a b\""),
+    );
+    let (ok, _, stderr) = wasmeter(&["check-config", &path]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("pipelines.trades.collector: collector `csv`")
+            && stderr.contains("config `tape_prefix`: `a b` is not a valid topic"),
+        "{stderr}"
+    );
+    // A wrong value names its key.
+    let path = write(
+        "key.toml",
+        &good.replace("type = \"file\"", "type = \"file\"\nstart_at = 3"),
+    );
+    let (ok, _, stderr) = wasmeter(&["check-config", &path]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("sources.t: start_at: invalid type: integer `3`"),
+        "{stderr}"
+    );
+}

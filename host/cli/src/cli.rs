@@ -41,6 +41,12 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Checks a config file as `serve` would (plugins loaded and started with
+    /// their config), without serving or writing anything.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
     /// Lists the built-in plugins.
     Builtins,
     /// Subscribes to topics and prints live updates; reconnects and resumes.

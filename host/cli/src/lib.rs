@@ -18,6 +18,7 @@
 //! - [`web`]: the dashboard and the browser client, embedded.
 
 pub mod admin;
+pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod datadir;
@@ -46,6 +47,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve_command(args).await,
         Command::CheckPlugin { files } => check_plugins(files).await,
+        Command::CheckConfig { file } => check_config::check_config(&file).await,
         Command::Tail(args) => tail_command(args).await,
         Command::Plugin(args) => admin::command::plugin(args).await,
         Command::ReloadConfig(args) => admin::command::reload_config(args).await,

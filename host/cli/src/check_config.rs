@@ -1,0 +1,37 @@
+//! `wasmeter check-config FILE`: what `serve` checks before it serves, without
+//! serving: the file parses and validates, every plugin loads (compiled,
+//! checked against the contract, described) and every pipeline's plugins start
+//! with their config (`init`). Nothing is written: no data directory, no cache,
+//! no listener.
+
+use std::path::Path;
+
+use wasmeter_plugin::{Runtime, RuntimeConfig};
+
+use crate::config::Config;
+
+/// Checks the config at `path`; prints a summary, or fails with the first problem.
+pub async fn check_config(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        limits: config.runtime.limits(),
+        max_instances: config.runtime.max_instances,
+        max_memory_bytes: config.runtime.memory_limit_bytes.max(64 << 20),
+        ..RuntimeConfig::default()
+    })?;
+    let spec = config.spec();
+    let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;
+    for (name, def) in &spec.pipelines {
+        // Its error names the file, the pipeline, the plugin and the plugin's words.
+        wasmeter_control::load::instantiate_pipeline(&plugins, &spec.origin, name, def).await?;
+    }
+    println!(
+        "{}: ok: {} plugins, {} sources, {} pipelines",
+        path.display(),
+        spec.plugins.len(),
+        spec.sources.len(),
+        spec.pipelines.len()
+    );
+    Ok(())
+}
