@@ -6,20 +6,14 @@
 
 use std::path::Path;
 
-use wasmeter_plugin::{Runtime, RuntimeConfig};
+use wasmeter_plugin::Runtime;
 
 use crate::config::Config;
 
 /// Checks the config at `path`; prints a summary, or fails with the first problem.
 pub async fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: None,
-        limits: config.runtime.limits(),
-        max_instances: config.runtime.max_instances,
-        max_memory_bytes: config.runtime.memory_limit_bytes.max(64 << 20),
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(config.runtime.runtime_config(None))?;
     let spec = config.spec();
     let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;
     for (name, def) in &spec.pipelines {

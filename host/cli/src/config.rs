@@ -223,6 +223,18 @@ impl RuntimeSection {
             ..wasmeter_plugin::PluginLimits::default()
         }
     }
+
+    /// The plugin runtime's settings, compiled code cached in `cache_dir` (`None`:
+    /// in memory only).
+    pub fn runtime_config(&self, cache_dir: Option<PathBuf>) -> wasmeter_plugin::RuntimeConfig {
+        wasmeter_plugin::RuntimeConfig {
+            cache_dir,
+            limits: self.limits(),
+            max_instances: self.max_instances,
+            max_memory_bytes: self.memory_limit_bytes.max(64 << 20),
+            ..wasmeter_plugin::RuntimeConfig::default()
+        }
+    }
 }
 
 /// `[state]`

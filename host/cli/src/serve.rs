@@ -28,7 +28,7 @@ use wasmeter_core::saved::SavedTopic;
 use crate::history::History;
 use wasmeter_hub::{Hub, HubConfig};
 use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
-use wasmeter_plugin::{Runtime, RuntimeConfig};
+use wasmeter_plugin::Runtime;
 use wasmeter_server::{ServerState, router};
 
 use wasmeter_control::{Monitor, Shared, Supervisor, Timeouts};
@@ -99,13 +99,7 @@ pub async fn serve(
         Some(_) => Some(bind(&config.origin, "admin.listen", config.admin.listen).await?),
         None => None,
     };
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(data_dir.join("cache")),
-        limits: config.runtime.limits(),
-        max_instances: config.runtime.max_instances,
-        max_memory_bytes: config.runtime.memory_limit_bytes.max(64 << 20),
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(config.runtime.runtime_config(Some(data_dir.join("cache"))))?;
     let spec = config.spec();
     let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;
 

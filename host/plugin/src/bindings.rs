@@ -64,18 +64,10 @@ pub use v2::{host, types};
 /// A value of one of the contract versions the host speaks: a pre-instantiated
 /// component or its instance's bindings.
 #[doc(hidden)]
+#[derive(Clone)]
 pub enum ByVersion<V1, V2> {
     /// Built against `wasmeter:plugin@0.1.0`.
     V1(V1),
     /// Built against `wasmeter:plugin@0.2.0`.
     V2(V2),
-}
-
-impl<V1: Clone, V2: Clone> Clone for ByVersion<V1, V2> {
-    fn clone(&self) -> Self {
-        match self {
-            ByVersion::V1(v) => ByVersion::V1(v.clone()),
-            ByVersion::V2(v) => ByVersion::V2(v.clone()),
-        }
-    }
 }

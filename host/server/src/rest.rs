@@ -103,12 +103,26 @@ pub(crate) async fn get(
     Path(topic): Path<String>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if state.hub().topic_info(&topic).is_none()
-        && let Some(of) = topic.strip_suffix("/history")
-    {
-        return history(&state, of, query);
+    let hub = state.hub();
+    match (hub.snapshot(&topic), hub.topic_info(&topic)) {
+        (Some((pos, fields)), Some(info)) => Json(json!({
+            "topic": topic,
+            "epoch": pos.epoch,
+            "seq": pos.seq,
+            "updated_at_ms": info.updated_at_ms,
+            "stream": info.stream,
+            "state": &*fields,
+        }))
+        .into_response(),
+        _ => match topic.strip_suffix("/history") {
+            Some(of) => history(&state, of, query),
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                "unknown_topic",
+                format!("topic `{topic}` does not exist"),
+            ),
+        },
     }
-    current(&state, topic)
 }
 
 /// The changes of `topic` after `since` still held, oldest first, as the
@@ -160,24 +174,4 @@ fn history(
         body,
     )
         .into_response()
-}
-
-fn current(state: &ServerState, topic: String) -> Response {
-    let hub = state.hub();
-    match (hub.snapshot(&topic), hub.topic_info(&topic)) {
-        (Some((pos, fields)), Some(info)) => Json(json!({
-            "topic": topic,
-            "epoch": pos.epoch,
-            "seq": pos.seq,
-            "updated_at_ms": info.updated_at_ms,
-            "stream": info.stream,
-            "state": &*fields,
-        }))
-        .into_response(),
-        _ => json_error(
-            StatusCode::NOT_FOUND,
-            "unknown_topic",
-            format!("topic `{topic}` does not exist"),
-        ),
-    }
 }

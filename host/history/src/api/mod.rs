@@ -183,7 +183,7 @@ const RAW_STEP_MS: i64 = 5 * 60_000;
 /// else the store's choice of tier (downsampled: each point is the last value of
 /// the newest bucket that ended by then).
 fn tier_for(store: &Store, from: i64, step: i64) -> TierChoice {
-    let held = store.stats().tier_min_ms;
+    let held = store.tier_min_ms();
     // Raw covers the range if it holds all any tier holds from `from` on.
     let earliest = held.iter().copied().min().unwrap_or(i64::MAX);
     if step <= RAW_STEP_MS && held[Tier::Raw.index()] <= from.max(earliest) {
@@ -235,23 +235,29 @@ async fn series(State(store): State<Arc<Store>>, RawQuery(q): RawQuery, body: By
     )
 }
 
+/// The union over `sets` of what `f` finds for each selector (everything, if no
+/// selector was given), sorted and without repeats.
+fn union(
+    sets: &[Vec<Matcher>],
+    f: impl Fn(&[Matcher]) -> wasmeter_tsdb::Result<Vec<String>>,
+) -> Result<Value, ApiError> {
+    let mut all = std::collections::BTreeSet::new();
+    if sets.is_empty() {
+        all.extend(f(&[])?);
+    }
+    for matchers in sets {
+        all.extend(f(matchers)?);
+    }
+    Ok(json!(all))
+}
+
 async fn labels(State(store): State<Arc<Store>>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::parse(q.as_deref(), &body);
     answer(
         async {
             let sets = selectors(&p, false)?;
             let (start, end) = window(&p)?;
-            blocking(move || {
-                let mut names = std::collections::BTreeSet::new();
-                if sets.is_empty() {
-                    names.extend(store.label_names(&[], start, end)?);
-                }
-                for matchers in &sets {
-                    names.extend(store.label_names(matchers, start, end)?);
-                }
-                Ok(json!(names))
-            })
-            .await
+            blocking(move || union(&sets, |m| store.label_names(m, start, end))).await
         }
         .await,
     )
@@ -272,17 +278,7 @@ async fn label_values(
             }
             let sets = selectors(&p, false)?;
             let (start, end) = window(&p)?;
-            blocking(move || {
-                let mut values = std::collections::BTreeSet::new();
-                if sets.is_empty() {
-                    values.extend(store.label_values(&name, &[], start, end)?);
-                }
-                for matchers in &sets {
-                    values.extend(store.label_values(&name, matchers, start, end)?);
-                }
-                Ok(json!(values))
-            })
-            .await
+            blocking(move || union(&sets, |m| store.label_values(&name, m, start, end))).await
         }
         .await,
     )

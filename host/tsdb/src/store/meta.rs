@@ -74,6 +74,13 @@ impl Store {
         Ok(values.into_iter().collect())
     }
 
+    /// The oldest timestamp held per tier (`i64::MAX` if none), as
+    /// [`StoreStats::tier_min_ms`], without the writer's lock [`Store::stats`]
+    /// takes: a query can ask it without waiting for a commit.
+    pub fn tier_min_ms(&self) -> [i64; 4] {
+        self.inner.parts.read().tier_min
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> StoreStats {
         let w = self.inner.writer.lock();
