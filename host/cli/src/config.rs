@@ -431,7 +431,60 @@ pub struct PipelineSection {
     /// The same for stream topics: events saved per stream topic.
     #[serde(default = "default_durable_stream_history")]
     pub durable_stream_history: usize,
+    /// Shards the pipeline runs as, in parallel (1: not sharded). Each shard runs
+    /// its own plugin instances over the records whose `shard_key` hashes to it,
+    /// so all records of a key go to one shard, in order.
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    /// Where a record's shard key is (needed when `shards` > 1).
+    pub shard_key: Option<ShardKeySection>,
 }
+
+/// `shard_key`: one CSV column, or one top-level JSON field.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardKeySection {
+    /// The column, from 0, of a delimited line.
+    pub csv_column: Option<usize>,
+    /// The column separator (one ASCII character; default `,`).
+    pub delimiter: Option<String>,
+    /// A top-level field of a JSON-lines record.
+    pub json_field: Option<String>,
+}
+
+impl ShardKeySection {
+    /// The key, or what is wrong with the section.
+    pub fn key(&self) -> Result<wasmeter_pipeline::ShardKey, String> {
+        match (self.csv_column, &self.json_field) {
+            (Some(index), None) => {
+                let delimiter = match self.delimiter.as_deref() {
+                    None => b',',
+                    Some(d) if d.len() == 1 && d.is_ascii() && d != "\n" && d != "\"" => d.as_bytes()[0],
+                    Some(d) => {
+                        return Err(format!(
+                            "delimiter `{d}`: expected one ASCII character other than a newline or a quote"
+                        ));
+                    }
+                };
+                Ok(wasmeter_pipeline::ShardKey::CsvColumn { index, delimiter })
+            }
+            (None, Some(field)) if self.delimiter.is_none() && !field.is_empty() => {
+                Ok(wasmeter_pipeline::ShardKey::JsonField(field.clone()))
+            }
+            (None, Some(_)) if self.delimiter.is_some() => {
+                Err("`delimiter` goes with `csv_column`, not `json_field`".into())
+            }
+            _ => Err("expected either `csv_column` (and an optional `delimiter`) or a non-empty `json_field`".into()),
+        }
+    }
+}
+
+fn default_shards() -> u32 {
+    1
+}
+
+/// Most shards of one pipeline.
+pub const MAX_SHARDS: u32 = 64;
 
 fn default_durable_stream_history() -> usize {
     1024
@@ -639,6 +692,7 @@ impl Config {
             if p.checkpoint_bytes_per_sec == 0 {
                 return Err(self.invalid(format!("{key}.checkpoint_bytes_per_sec"), "must be > 0"));
             }
+            self.validate_shards(&key, p)?;
         }
         self.validate_topic_ownership()?;
         self.server
@@ -662,6 +716,48 @@ impl Config {
         }
         if self.admin.reply_timeout_ms == 0 {
             return Err(self.invalid("admin.reply_timeout_ms", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// `shards` and `shard_key` of one pipeline.
+    fn validate_shards(&self, key: &str, p: &PipelineSection) -> Result<(), ConfigError> {
+        if key.contains('#') {
+            return Err(self.invalid(
+                key,
+                "a pipeline's name cannot contain `#` (the host names shards `<pipeline>#<n>`)",
+            ));
+        }
+        if p.shards == 0 || p.shards > MAX_SHARDS {
+            return Err(self.invalid(
+                format!("{key}.shards"),
+                format!("must be 1 to {MAX_SHARDS}"),
+            ));
+        }
+        match (&p.shard_key, p.shards) {
+            (Some(k), _) => {
+                k.key()
+                    .map_err(|e| self.invalid(format!("{key}.shard_key"), e))?;
+            }
+            (None, 1) => {}
+            (None, _) => {
+                return Err(self.invalid(
+                    format!("{key}.shard_key"),
+                    "needed with `shards` > 1: `{ csv_column = N }` or `{ json_field = \"NAME\" }`",
+                ));
+            }
+        }
+        if p.shards > 1 {
+            for s in &p.sources {
+                if matches!(self.sources.get(s), Some(SourceSection::System(_))) {
+                    return Err(self.invalid(
+                        format!("{key}.shards"),
+                        format!(
+                            "source `{s}` is a system source: only file sources can be sharded"
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

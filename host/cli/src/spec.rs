@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmeter_control::{HostSpec, PipelineDef, PluginCode, PluginDef, SourceDef};
 use wasmeter_core::sample::Label;
-use wasmeter_pipeline::PipelineConfig;
+use wasmeter_pipeline::{PipelineConfig, Shard};
 use wasmeter_source::{FileSourceConfig, StartAt};
 
 use crate::config::{Config, PipelineSection, PluginSection, SourceSection, flatten_config};
@@ -33,7 +33,7 @@ impl Config {
             pipelines: self
                 .pipelines
                 .iter()
-                .map(|(name, section)| (name.clone(), pipeline_def(name, section)))
+                .flat_map(|(name, section)| pipeline_defs(name, section))
                 .collect(),
             fixed: RESTART_ONLY
                 .iter()
@@ -82,6 +82,32 @@ impl Config {
     }
 }
 
+/// A pipeline's definition, or one per shard (`<name>#<n>`), each taking
+/// an even share of the pipeline's topic quota.
+fn pipeline_defs(name: &str, section: &PipelineSection) -> Vec<(String, PipelineDef)> {
+    let def = pipeline_def(name, section);
+    let Some(key) = section.shard_key.as_ref().filter(|_| section.shards > 1) else {
+        return vec![(name.to_string(), def)];
+    };
+    let key = key.key().expect("validated");
+    let count = section.shards;
+    (0..count)
+        .map(|index| {
+            let shard_name = Shard::pipeline_name(name, index);
+            let mut def = def.clone();
+            def.settings.name = shard_name.clone();
+            def.settings.max_topics = section.max_topics.div_ceil(count as usize);
+            def.settings.shard = Some(Shard {
+                group: name.to_string(),
+                index,
+                count,
+                key: key.clone(),
+            });
+            (shard_name, def)
+        })
+        .collect()
+}
+
 fn pipeline_def(name: &str, section: &PipelineSection) -> PipelineDef {
     PipelineDef {
         sources: section.sources.clone(),
@@ -103,6 +129,7 @@ fn pipeline_def(name: &str, section: &PipelineSection) -> PipelineDef {
                 .collect(),
             durable_history: section.durable_history,
             durable_stream_history: section.durable_stream_history,
+            shard: None,
         },
     }
 }

@@ -53,6 +53,10 @@ struct Common {
     /// Keep the host's metric history (`[history] enabled`), as it does by default.
     #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set)]
     history: bool,
+    /// Shards of the host's pipeline (`shards` in its config; 1: not sharded),
+    /// keyed by the symbol column.
+    #[arg(long, global = true, default_value_t = 1)]
+    shards: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +72,12 @@ enum Command {
         /// Subscriber counts.
         #[arg(long, value_delimiter = ',', default_values = ["1", "100", "1000", "10000"])]
         subscribers: Vec<usize>,
+        /// Topics (symbols) the records go round robin over.
+        #[arg(long, default_value_t = LATENCY_TOPICS)]
+        topics: usize,
+        /// Every subscriber takes every topic (`bench/*`) instead of one each.
+        #[arg(long)]
+        all_topics: bool,
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
@@ -141,6 +151,7 @@ fn main() -> Result<()> {
         host: host_bin(common)?,
         plugin_cache: common.out.join("plugin-cache"),
         history: common.history,
+        shards: common.shards,
     };
     std::fs::create_dir_all(&common.out)?;
     let root = tempfile::tempdir()?;
@@ -157,6 +168,7 @@ fn main() -> Result<()> {
                 common,
                 &[1000, 10_000],
                 &[1, 100, 1000, 10_000],
+                DEFAULT_SHAPE,
                 root.path(),
                 &bins,
             )?;
@@ -172,8 +184,25 @@ fn main() -> Result<()> {
             res.delta_savings = delta_savings::measure(root.path(), &bins, 200, 20)?;
             "all"
         }
-        Command::Latency { rates, subscribers } => {
-            latency(&mut res, common, rates, subscribers, root.path(), &bins)?;
+        Command::Latency {
+            rates,
+            subscribers,
+            topics,
+            all_topics,
+        } => {
+            let shape = Shape {
+                topics: *topics,
+                all_topics: *all_topics,
+            };
+            latency(
+                &mut res,
+                common,
+                rates,
+                subscribers,
+                shape,
+                root.path(),
+                &bins,
+            )?;
             "latency"
         }
         Command::Fanout {
@@ -281,11 +310,26 @@ fn stream(
     Ok(())
 }
 
+/// What the latency runs' subscribers take.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Topics the records go round robin over.
+    topics: usize,
+    /// Every subscriber takes every topic.
+    all_topics: bool,
+}
+
+const DEFAULT_SHAPE: Shape = Shape {
+    topics: LATENCY_TOPICS,
+    all_topics: false,
+};
+
 fn latency(
     res: &mut Results,
     c: &Common,
     rates: &[u64],
     subscribers: &[usize],
+    shape: Shape,
     root: &Path,
     bins: &Binaries,
 ) -> Result<()> {
@@ -296,10 +340,10 @@ fn latency(
                     target,
                     format: Format::Json,
                     rate,
-                    topics: LATENCY_TOPICS,
+                    topics: shape.topics,
                     subscribers: subs,
                     timing: subs.min(4),
-                    bulk_all_topics: false,
+                    bulk_all_topics: shape.all_topics,
                     secs: c.secs,
                 };
                 stream(&mut res.latency, spec, root, bins)?;

@@ -41,12 +41,19 @@ pub struct Binaries {
     pub plugin_cache: PathBuf,
     /// The host keeps its metric history.
     pub history: bool,
+    /// Shards of the host's pipeline (1: not sharded), keyed by symbol.
+    pub shards: u32,
 }
 
 /// The host's config for bench runs: the built-in CSV collector (with the send
 /// time as an extra column) and field delta, heartbeats far apart so that idle
-/// connections stay idle, and room for 10,000+ connections.
-pub fn host_config(history: bool) -> String {
+/// connections stay idle, room for 10,000+ connections and for 10,000 symbols
+/// (each a topic and four sample series).
+pub fn host_config(history: bool, shards: u32) -> String {
+    let shards = match shards {
+        0 | 1 => String::new(),
+        n => format!("shards = {n}\nshard_key = {{ csv_column = 0 }}\n"),
+    };
     format!(
         r#"data_dir = "data"
 
@@ -61,8 +68,13 @@ max_connections = 30000
 ping_interval_ms = 3600000
 client_timeout_ms = 7200000
 
+[runtime]
+max_topics_per_plugin = 100000
+max_series_per_plugin = 100000
+
 [state]
 field_ttl_ms = 0
+max_topics = 300000
 
 [plugins.csv]
 builtin = "csv-collector"
@@ -81,7 +93,8 @@ sources = ["feed"]
 collector = "csv"
 topics = ["bench"]
 delta = "delta"
-"#,
+max_topics = 250000
+{shards}"#,
         columns = stamp::COLUMNS
     )
 }
@@ -92,7 +105,7 @@ impl Target {
         let cmd = match kind {
             Kind::Host => {
                 let config = dir.join("wasmeter.toml");
-                std::fs::write(&config, host_config(bins.history))?;
+                std::fs::write(&config, host_config(bins.history, bins.shards))?;
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])

@@ -12,6 +12,7 @@
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
 //! - [`series`]: the latest value of every sample series (for `/metrics`).
+//! - [`shard`]: one pipeline run as several shards, each taking the records of its keys.
 //! - `sizing`: how many records one collector call gets (file chunks are split
 //!   to stay within the collector's output limits and deadline).
 //! - [`stats`]: counters of a pipeline, read by `/metrics`.
@@ -33,6 +34,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod samples;
 pub mod series;
+pub mod shard;
 mod sizing;
 pub mod state;
 pub mod stats;
@@ -46,5 +48,6 @@ pub use pipeline::{
 };
 pub use plugins::{PipelinePlugins, PluginRef, PluginRefs, PluginSpec};
 pub use series::{SeriesKey, SeriesStore, SeriesValue};
+pub use shard::{Shard, ShardKey};
 pub use state::{StateConfig, TopicStore};
 pub use stats::PipelineStats;

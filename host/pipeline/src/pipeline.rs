@@ -30,6 +30,7 @@ use crate::footprint::{Footprints, TopicKind, emits_match};
 use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::series::SeriesStore;
+use crate::shard::{Selected, Shard};
 use crate::sizing::{CallSizer, first_records};
 use crate::state::{TopicStore, lock};
 use crate::stats::PipelineStats;
@@ -90,6 +91,9 @@ pub struct PipelineConfig {
     pub durable_history: usize,
     /// The same for stream topics (their events).
     pub durable_stream_history: usize,
+    /// The shard this pipeline is of a sharded pipeline (`None`: not sharded): it
+    /// takes only the records of its keys (see [`crate::shard`]).
+    pub shard: Option<Shard>,
 }
 
 impl PipelineConfig {
@@ -107,7 +111,44 @@ impl PipelineConfig {
             labels: Vec::new(),
             durable_history: 32,
             durable_stream_history: 1024,
+            shard: None,
         }
+    }
+
+    /// Who owns the pipeline's topics and series: its name, or a sharded
+    /// pipeline's name for each of its shards.
+    pub fn owner(&self) -> &str {
+        self.shard.as_ref().map_or(&self.name, |s| &s.group)
+    }
+
+    /// The topic of the pipeline's record errors: `_wasmeter/errors/<pipeline>`,
+    /// `_wasmeter/errors/<pipeline>/<shard>` for a shard.
+    fn errors_topic(&self) -> Arc<str> {
+        match &self.shard {
+            Some(s) => format!("_wasmeter/errors/{}/{}", s.group, s.index).into(),
+            None => format!("_wasmeter/errors/{}", self.name).into(),
+        }
+    }
+}
+
+/// Where a collector call's records are in their file, for error messages.
+#[derive(Clone, Copy)]
+struct Located<'a> {
+    path: &'a Path,
+    /// The chunk's start in the file.
+    chunk_start: u64,
+    /// The call's start in the data the collector is given.
+    offset: usize,
+    /// The shard's records of the chunk, when the data is only those.
+    selected: Option<&'a Selected>,
+}
+
+impl Located<'_> {
+    /// The file position of the byte `at` of the call's data.
+    fn position(&self, at: usize) -> u64 {
+        let in_data = self.offset + at;
+        let in_chunk = self.selected.map_or(in_data, |s| s.chunk_offset(in_data));
+        self.chunk_start + in_chunk as u64
     }
 }
 
@@ -200,11 +241,11 @@ impl Pipeline {
             .iter()
             .map(|f| (f.file, (f.path.clone(), f.offset, f.size)))
             .collect();
-        let errors_topic = format!("_wasmeter/errors/{}", config.name).into();
+        let errors_topic = config.errors_topic();
         let refs = PluginRefs::default();
         refs.set(plugins.refs());
         let mut footprints = Footprints::new(
-            &config.name,
+            config.owner(),
             config.topics.clone(),
             config.max_topics,
             TopicOwners::default(),
@@ -270,7 +311,7 @@ impl Pipeline {
             .map(|(topic, creator, kind)| (topic.clone(), creator.clone(), kind))
             .collect();
         self.footprints = Footprints::new(
-            &self.config.name,
+            self.config.owner(),
             self.config.topics.clone(),
             self.config.max_topics,
             owners,
@@ -420,13 +461,16 @@ impl Pipeline {
     /// processed before the collector was quarantined (the rest is held).
     async fn on_chunk_event(&mut self, chunk: Chunk) {
         let source = chunk.path.to_string_lossy().into_owned();
+        let selected = self.config.shard.as_ref().map(|s| s.select(&chunk.data));
+        let data = selected.as_ref().map_or(&chunk.data[..], |s| &s.data[..]);
         let done = self
             .on_chunk(
                 &source,
-                &chunk.data,
-                Some((chunk.path.as_ref(), chunk.start)),
+                data,
+                Some((chunk.path.as_ref(), chunk.start, selected.as_ref())),
             )
             .await;
+        let done = selected.map_or(done, |s| s.chunk_end(done));
         let (committed, held) = split_at_processed(chunk, done);
         self.offsets.insert(
             committed.file,
@@ -581,9 +625,14 @@ impl Pipeline {
     /// [`CallSizer`]), another source's reading whole. Returns how many bytes of
     /// `data` were processed: all of them, unless the collector was quarantined on
     /// the way.
-    async fn on_chunk(&mut self, source: &str, data: &[u8], file: Option<(&Path, u64)>) -> usize {
+    async fn on_chunk(
+        &mut self,
+        source: &str,
+        data: &[u8],
+        file: Option<(&Path, u64, Option<&Selected>)>,
+    ) -> usize {
         PipelineStats::add(&self.stats.chunks, 1);
-        let Some((path, start)) = file else {
+        let Some((path, chunk_start, selected)) = file else {
             let records = usize::from(!data.is_empty());
             return self.collect_call(source, data, records, None).await;
         };
@@ -592,8 +641,13 @@ impl Pipeline {
             let n = self.sizer.records_per_call(self.plugins.collector.limits());
             let (len, records) = first_records(&data[done..], n);
             let piece = &data[done..done + len];
-            let at = Some((path, start + done as u64));
-            let processed = self.collect_call(source, piece, records, at).await;
+            let at = Located {
+                path,
+                chunk_start,
+                offset: done,
+                selected,
+            };
+            let processed = self.collect_call(source, piece, records, Some(at)).await;
             done += processed;
             if processed < len {
                 break;
@@ -610,7 +664,7 @@ impl Pipeline {
         source: &str,
         data: &[u8],
         records: usize,
-        file: Option<(&Path, u64)>,
+        file: Option<Located<'_>>,
     ) -> usize {
         let started = Instant::now();
         let (out, done) = match self.plugins.collector.collect(source, data).await {
@@ -690,7 +744,7 @@ impl Pipeline {
     fn report_record_errors(
         &mut self,
         source: &str,
-        file: Option<(&Path, u64)>,
+        file: Option<Located<'_>>,
         errors: &[RecordError],
     ) {
         if errors.is_empty() {
@@ -698,9 +752,11 @@ impl Pipeline {
         }
         PipelineStats::add(&self.stats.record_errors, errors.len() as u64);
         let locate = |e: &RecordError| match file {
-            Some((path, start)) => {
-                format!("{}: byte {}", path.display(), start + u64::from(e.offset))
-            }
+            Some(at) => format!(
+                "{}: byte {}",
+                at.path.display(),
+                at.position(e.offset as usize)
+            ),
             None => format!("{source}: line {}", e.line),
         };
         for e in errors.iter().take(LOGGED_ERRORS_PER_CHUNK) {

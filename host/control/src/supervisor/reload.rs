@@ -125,8 +125,13 @@ impl Supervisor {
             }
         }
         // A removed pipeline's prefixes and series are free for others.
+        // (A shard's owner is its sharded pipeline: released when no shard of it
+        // is left in the new spec.)
         for name in &plan.pipelines_removed {
-            self.shared.owners.release(name);
+            let owner = old.pipelines[name].settings.owner();
+            if !new.pipelines.values().any(|d| d.settings.owner() == owner) {
+                self.shared.owners.release(owner);
+            }
         }
         let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
         for (name, instances) in prepared.pipelines {

@@ -74,13 +74,18 @@ impl RunningPipeline {
         instances: PipelinePlugins,
     ) -> anyhow::Result<Self> {
         let origin = &spec.origin;
+        let owner = def.settings.owner();
         shared
             .owners
-            .claim_prefixes(name, &def.settings.topics)
-            .with_context(|| format!("{origin}: pipelines.{name}.topics"))?;
+            .claim_prefixes(owner, &def.settings.topics)
+            .with_context(|| format!("{origin}: pipelines.{owner}.topics"))?;
+        check_checkpoint_layout(&shared.data_dir, owner, def)?;
         let pipeline_config = PipelineConfig {
             name: name.to_string(),
-            checkpoint: Some(checkpoint_path(&shared.data_dir, name)),
+            checkpoint: Some(checkpoint_path(
+                &shared.data_dir,
+                &checkpoint_name(name, def),
+            )),
             ..def.settings.clone()
         };
         let (pipeline, resume) = Pipeline::restore(
@@ -106,9 +111,15 @@ impl RunningPipeline {
         let mut system = None;
         let mut sources = Vec::new();
         let mut aborts = Vec::new();
-        for source_name in &def.sources {
+        for defined in &def.sources {
+            // Each shard reads the files itself: its own source, counted apart.
+            let source_name = match &def.settings.shard {
+                Some(shard) => format!("{defined}#{}", shard.index),
+                None => defined.clone(),
+            };
+            let source_name = &source_name;
             sources.push(source_name.clone());
-            match &spec.sources[source_name] {
+            match &spec.sources[defined] {
                 SourceDef::File(config) => {
                     let config = FileSourceConfig {
                         name: source_name.clone(),
@@ -195,6 +206,60 @@ impl RunningPipeline {
         shared.monitor.remove_pipeline(name, &self.sources);
         tracing::info!(pipeline = %name, drained, "pipeline stopped");
         drained
+    }
+}
+
+/// Refuses to start a pipeline whose checkpoints were written with another
+/// number of shards: each shard's plugin state holds only its keys and its
+/// offsets only its records, so they cannot be carried over to another layout.
+/// (A shard's checkpoint is `<pipeline>#<index>of<count>.checkpoint`.)
+fn check_checkpoint_layout(data_dir: &Path, owner: &str, def: &PipelineDef) -> anyhow::Result<()> {
+    let count = def.settings.shard.as_ref().map_or(1, |s| s.count);
+    let dir = data_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = file
+            .strip_suffix(".checkpoint")
+            .or_else(|| file.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let written_for = match stem.strip_prefix(owner) {
+            Some("") => 1,
+            Some(rest) => match rest.strip_prefix('#').and_then(|r| r.split_once("of")) {
+                Some((_, n)) => n.parse::<u32>().unwrap_or(0),
+                None => continue,
+            },
+            None => continue,
+        };
+        if written_for != count {
+            found.push(file);
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    anyhow::bail!(
+        "pipelines.{owner}.shards: the checkpoints in {} ({}) were written with another number \
+         of shards than {count}; a shard's plugin state and offsets cover only its own keys and \
+         cannot be split or merged. Set `shards` back, or remove those files to read the files \
+         again from the start",
+        dir.display(),
+        found.join(", ")
+    )
+}
+
+/// The name of a pipeline's checkpoint file: its own, or for a shard
+/// `<pipeline>#<index>of<count>`, so that a change of layout is seen.
+fn checkpoint_name(name: &str, def: &PipelineDef) -> String {
+    match &def.settings.shard {
+        Some(s) => format!("{}#{}of{}", s.group, s.index, s.count),
+        None => name.to_string(),
     }
 }
 
