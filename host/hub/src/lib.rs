@@ -65,3 +65,5 @@ pub use topic::LogView;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scale;
