@@ -6,9 +6,11 @@
 //! 1. the feed holds one record per symbol plus `rounds` more rounds of them
 //!    before the server starts; the host takes them in (its ingest time is
 //!    timed, until the last record's topic shows it over REST);
-//! 2. server RSS with the topics and no subscriber;
-//! 3. (host) `GET /api/topics` paged through, 1,000 a page, every topic counted
-//!    once; one largest page (10,000); `GET /metrics` scraped twice;
+//! 2. once the server is idle (checkpoints written), its RSS with the topics
+//!    and no subscriber;
+//! 3. (host) `GET /api/topics` paged through, 1,000 a page, every topic checked
+//!    to come once and in order (the best of three passes); one largest page
+//!    (10,000); `GET /metrics` scraped three times;
 //! 4. (host) one subscriber of `bench/*` (every symbol): time and bytes until
 //!    it has every snapshot, twice (the first encodes them, the second finds
 //!    them encoded);
@@ -42,6 +44,10 @@ use crate::target::{Binaries, FEED, Kind};
 const INGEST_BOUND: Duration = Duration::from_secs(900);
 /// Pause before reading memory, so that freed memory and settled tasks show.
 const SETTLE: Duration = Duration::from_secs(2);
+/// Longest wait for the server to become idle before costs are measured.
+const SETTLE_BOUND: Duration = Duration::from_secs(60);
+/// Below this CPU (percent of one core) the server counts as idle.
+const IDLE_CPU_PCT: f64 = 15.0;
 /// Topics per page when paging through `/api/topics` (the default page).
 const PAGE: usize = 1_000;
 
@@ -87,7 +93,7 @@ pub struct SymbolsResult {
     pub subscribe_secs: f64,
     /// `/api/topics` paged through.
     pub paging: Option<Paging>,
-    /// `/metrics`, two scrapes: milliseconds each, and bytes.
+    /// `/metrics`, three scrapes: milliseconds each.
     pub metrics_ms: Vec<f64>,
     /// Bytes of a `/metrics` answer.
     pub metrics_bytes: usize,
@@ -114,9 +120,9 @@ pub struct Paging {
     pub pages: usize,
     /// Topics listed (each once, in order: checked).
     pub topics: usize,
-    /// Every page, seconds.
+    /// Every page, seconds (the best of three passes).
     pub secs: f64,
-    /// Slowest page, milliseconds.
+    /// Slowest page over every pass, milliseconds.
     pub max_page_ms: f64,
     /// Bytes of every page together (the unpaged answer's size, about).
     pub bytes: usize,
@@ -258,12 +264,25 @@ fn run_one(
     }
     r.ingest_secs = started.elapsed().as_secs_f64();
     std::thread::sleep(SETTLE);
+    // Checkpoints and the history writer finish what the ingest left them.
+    settle(server.pid())?;
     r.rss_topics_mib = mib(&procstat::read(Some(server.pid()))?);
 
     if target == Kind::Host {
-        r.paging = Some(page_through(addr)?);
+        // The best of three passes: the machine is shared.
+        for _ in 0..3 {
+            let p = page_through(addr)?;
+            let best = r.paging.as_ref().is_none_or(|b| p.secs < b.secs);
+            let slowest = r.paging.as_ref().map_or(0.0, |b| b.max_page_ms);
+            if best {
+                r.paging = Some(p);
+            }
+            if let Some(b) = r.paging.as_mut() {
+                b.max_page_ms = b.max_page_ms.max(slowest);
+            }
+        }
         r.topics = r.paging.as_ref().map_or(0, |p| p.topics);
-        for _ in 0..2 {
+        for _ in 0..3 {
             let t = Instant::now();
             let a = http_get::get(addr, "/metrics")?;
             r.metrics_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -317,6 +336,23 @@ fn run_one(
     r.coverage = ratio(timings.represented as f64, expected as f64).unwrap_or(0.0);
     drop(server);
     Ok(r)
+}
+
+/// Waits (at most [`SETTLE_BOUND`]) until the server uses less than
+/// [`IDLE_CPU_PCT`] of a core over half a second.
+fn settle(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + SETTLE_BOUND;
+    let mut last = procstat::read(Some(pid))?;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = procstat::read(Some(pid))?;
+        if procstat::cpu_percent(&last, &now) < IDLE_CPU_PCT {
+            return Ok(());
+        }
+        last = now;
+    }
+    eprintln!("  (still busy after {SETTLE_BOUND:?}; measuring anyway)");
+    Ok(())
 }
 
 /// Polls the topic of the last record until it shows that record: the
