@@ -14,8 +14,9 @@ use wasmeter_core::validate::is_topic_name;
 
 use crate::message::Message;
 use crate::pattern::Pattern;
-use crate::slot::{Slot, Subscriber, same_subscriber};
+use crate::slot::{Slot, Subscriber};
 use crate::topic::Topic;
+use crate::watch::Watchers;
 
 /// Bounds of the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +156,7 @@ struct Registry {
     /// The same topics in name order: listings and patterns read ranges of it
     /// (a page costs its own length, not the number of topics).
     order: BTreeMap<Arc<str>, Arc<Topic>>,
-    watchers: Vec<Arc<dyn Subscriber>>,
+    watchers: Watchers,
     /// Changes whenever a topic is created or removed.
     generation: u64,
 }
@@ -304,11 +305,9 @@ impl Hub {
                 history,
                 change,
             ));
-            for w in &reg.watchers {
-                if w.wants(&name) {
-                    topic.attach(w);
-                }
-            }
+            reg.watchers.wanting(&name, |w| {
+                topic.attach(w);
+            });
             reg.order.insert(name.clone(), topic.clone());
             reg.topics.insert(name, topic.clone());
             reg.generation += 1;
@@ -487,14 +486,21 @@ impl Hub {
     /// Asks `sub` about every topic created from now on ([`Subscriber::wants`]).
     pub fn watch(&self, sub: Arc<dyn Subscriber>) {
         let mut reg = self.write();
-        if !reg.watchers.iter().any(|w| same_subscriber(w, &sub)) {
-            reg.watchers.push(sub);
-        }
+        reg.watchers.ask(sub);
     }
 
-    /// Stops asking `sub` about new topics.
+    /// Attaches `sub` to every topic created from now on that one of `patterns`
+    /// matches, replacing the patterns it watched before (none: it watches
+    /// nothing more). Unlike [`watch`](Self::watch), creating a topic then costs
+    /// a lookup per exact name and a match per wildcard pattern, not a question
+    /// to every watcher; [`Subscriber::wants`] is not asked.
+    pub fn watch_patterns(&self, sub: &Arc<dyn Subscriber>, patterns: &[Pattern]) {
+        self.write().watchers.set_patterns(sub, patterns);
+    }
+
+    /// Stops telling `sub` about new topics (asked or by its patterns).
     pub fn unwatch(&self, sub: &Arc<dyn Subscriber>) {
-        self.write().watchers.retain(|w| !same_subscriber(w, sub));
+        self.write().watchers.remove(sub);
     }
 
     /// A number that changes whenever a topic is created or removed: a listing

@@ -25,7 +25,7 @@ impl Subscriber for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<Arc<Slot>> {
+    pub(crate) fn take(&self) -> Vec<Arc<Slot>> {
         std::mem::take(&mut *self.notified.lock().unwrap())
     }
 }

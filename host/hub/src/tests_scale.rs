@@ -159,3 +159,38 @@ fn patterns_read_only_their_prefix_and_come_sorted() {
     assert_eq!(attach("*/a"), ["x/a", "xy/a", "y/a"]);
     assert_eq!(attach("**").len(), 6);
 }
+
+#[test]
+fn pattern_watchers_get_the_topics_they_name_created_later() {
+    let hub = budget_hub(4, 1_000);
+    let rec = Arc::new(Recorder::default());
+    let sub: Arc<dyn Subscriber> = rec.clone();
+    let patterns =
+        |ps: &[&str]| -> Vec<Pattern> { ps.iter().map(|p| Pattern::parse(p).unwrap()).collect() };
+    hub.watch_patterns(&sub, &patterns(&["q/a", "r/*", "q/a"]));
+    assert_eq!(hub.stats().watchers, 1);
+    for t in ["q/a", "q/b", "r/x", "r/x/y", "s"] {
+        hub.publish(change(t, 1.0)).unwrap();
+    }
+    let mut got: Vec<String> = rec.take().iter().map(|s| s.topic().to_string()).collect();
+    got.sort();
+    assert_eq!(got, ["q/a", "r/x"], "one slot each, whatever matched twice");
+    assert_eq!(hub.stats().slots, 2);
+
+    // New patterns replace the old ones.
+    hub.watch_patterns(&sub, &patterns(&["q/c"]));
+    for t in ["q/c", "r/z", "q/d"] {
+        hub.publish(change(t, 1.0)).unwrap();
+    }
+    let got: Vec<String> = rec.take().iter().map(|s| s.topic().to_string()).collect();
+    assert_eq!(got, ["q/c"]);
+
+    // Unwatched: nothing more, and nothing left in the index.
+    hub.unwatch(&sub);
+    assert_eq!(hub.stats().watchers, 0);
+    hub.publish(change("q/e", 1.0)).unwrap();
+    hub.remove_topic("q/c");
+    rec.take();
+    hub.publish(change("q/c", 2.0)).unwrap();
+    assert!(rec.take().is_empty());
+}
