@@ -111,6 +111,9 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// Updates kept per topic for resuming clients.
     pub history_per_topic: usize,
+    /// Updates kept in all (state) topics' histories together: with many topics
+    /// each keeps its share, at least 1 (bounds the histories' memory).
+    pub history_budget: usize,
     /// Events kept per stream topic: how far behind, or how long away, a
     /// subscriber may be before it is told of a gap.
     pub stream_history: usize,
@@ -123,6 +126,7 @@ impl Default for ServerSection {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             history_per_topic: 256,
+            history_budget: wasmeter_hub::HubConfig::default().history_budget,
             stream_history: 4096,
             limits: wasmeter_server::ServerConfig::default(),
         }

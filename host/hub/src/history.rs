@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use crate::message::Message;
 
-/// The last `capacity` messages of one topic, in order.
-#[derive(Debug)]
+/// The newest messages of one topic, in order. How many it keeps is decided at
+/// each push (the hub shares a budget among its topics, see
+/// [`HubConfig::history_budget`](crate::HubConfig::history_budget)).
+#[derive(Debug, Default)]
 pub(crate) struct History {
     ring: VecDeque<Arc<Message>>,
-    capacity: usize,
 }
 
 /// What the history holds after a given sequence number.
@@ -30,24 +31,21 @@ pub(crate) enum Coverage {
 }
 
 impl History {
-    /// An empty history that keeps at most `capacity` messages.
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            ring: VecDeque::new(),
-            capacity,
-        }
-    }
-
-    /// Appends the next message; the oldest falls out when full.
-    pub(crate) fn push(&mut self, msg: Arc<Message>) {
-        if self.capacity == 0 {
-            return;
-        }
+    /// Appends the next message, keeping the newest `capacity` (the oldest fall
+    /// out; none is kept with 0). The ring gives memory back when the capacity
+    /// shrank well below what it had grown to.
+    pub(crate) fn push(&mut self, msg: Arc<Message>, capacity: usize) {
         debug_assert!(self.ring.back().is_none_or(|b| b.seq() == msg.prev_seq()));
-        if self.ring.len() == self.capacity {
+        while self.ring.len() >= capacity.max(1) {
             self.ring.pop_front();
         }
+        if capacity == 0 {
+            return;
+        }
         self.ring.push_back(msg);
+        if self.ring.capacity() > 2 * capacity + 8 {
+            self.ring.shrink_to(capacity);
+        }
     }
 
     /// Where the messages after `after` start, given that the newest seq is `last`.
@@ -89,9 +87,9 @@ mod tests {
 
     #[test]
     fn coverage_is_exact_at_the_edges() {
-        let mut h = History::new(3);
+        let mut h = History::default();
         for seq in 1..=5 {
-            h.push(msg(seq));
+            h.push(msg(seq), 3);
         }
         // Holds 3, 4, 5.
         assert_eq!(h.len(), 3);
@@ -105,14 +103,14 @@ mod tests {
 
     #[test]
     fn a_skip_in_the_seqs_is_covered_only_from_the_position_before_it() {
-        let mut h = History::new(8);
+        let mut h = History::default();
         for seq in 1..=3 {
-            h.push(msg(seq));
+            h.push(msg(seq), 8);
         }
         // Restored after a crash: the next message skips to 1,000,003.
         let jump = crate::message::tests::msg_after(3, 1_000_003);
-        h.push(jump);
-        h.push(crate::message::tests::msg_after(1_000_003, 1_000_004));
+        h.push(jump, 8);
+        h.push(crate::message::tests::msg_after(1_000_003, 1_000_004), 8);
         assert_eq!(h.coverage(3, 1_000_004), Coverage::From(3));
         assert_eq!(h.coverage(2, 1_000_004), Coverage::From(2));
         // Positions that only existed before the crash are not covered.
@@ -123,9 +121,29 @@ mod tests {
 
     #[test]
     fn zero_capacity_covers_only_the_present() {
-        let mut h = History::new(0);
-        h.push(msg(1));
+        let mut h = History::default();
+        h.push(msg(1), 0);
         assert_eq!(h.coverage(1, 1), Coverage::From(0));
         assert_eq!(h.coverage(0, 1), Coverage::Gap);
+    }
+
+    #[test]
+    fn a_smaller_capacity_drops_the_oldest_and_gives_memory_back() {
+        let mut h = History::default();
+        for seq in 1..=256 {
+            h.push(msg(seq), 256);
+        }
+        assert_eq!(h.len(), 256);
+        h.push(msg(257), 4);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.get(0).unwrap().seq(), 254, "the newest four remain");
+        assert_eq!(h.coverage(253, 257), Coverage::From(0));
+        assert_eq!(h.coverage(252, 257), Coverage::Gap);
+        assert!(h.ring.capacity() < 64, "capacity {}", h.ring.capacity());
+        // Growing again keeps everything up to the new capacity.
+        for seq in 258..=300 {
+            h.push(msg(seq), 100);
+        }
+        assert_eq!(h.len(), 47);
     }
 }

@@ -1,7 +1,8 @@
 //! The hub: topics by name, positions, and who is attached to what.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use thiserror::Error;
@@ -13,8 +14,9 @@ use wasmeter_core::validate::is_topic_name;
 
 use crate::message::Message;
 use crate::pattern::Pattern;
-use crate::slot::{Slot, Subscriber, same_subscriber};
+use crate::slot::{Slot, Subscriber};
 use crate::topic::Topic;
+use crate::watch::Watchers;
 
 /// Bounds of the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,11 @@ pub struct HubConfig {
     /// Messages kept per topic for resuming subscribers and for subscribers that are
     /// a little behind. A subscriber further behind gets a snapshot instead.
     pub history_per_topic: usize,
+    /// Messages kept in the histories of all state topics together: with many
+    /// topics each keeps `history_budget / topics` (at least 1, at most
+    /// `history_per_topic`), so that the histories' memory does not grow with
+    /// the number of topics. A topic's history shrinks at its next change.
+    pub history_budget: usize,
     /// Topics the hub holds at most; publishing to a new topic beyond it fails.
     pub max_topics: usize,
     /// Events kept per stream topic: how far behind a subscriber may fall, or
@@ -33,6 +40,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             history_per_topic: 256,
+            history_budget: 65_536,
             max_topics: 100_000,
             stream_history: 4096,
         }
@@ -93,6 +101,8 @@ pub struct HubStats {
     pub watchers: usize,
     /// Messages published since start.
     pub published: u64,
+    /// Messages held in the histories of all topics.
+    pub history_messages: usize,
 }
 
 /// Makes epochs: unique per topic lifetime and per process start.
@@ -143,7 +153,10 @@ fn base36(mut n: u64) -> String {
 #[derive(Default)]
 struct Registry {
     topics: HashMap<Arc<str>, Arc<Topic>>,
-    watchers: Vec<Arc<dyn Subscriber>>,
+    /// The same topics in name order: listings and patterns read ranges of it
+    /// (a page costs its own length, not the number of topics).
+    order: BTreeMap<Arc<str>, Arc<Topic>>,
+    watchers: Watchers,
     /// Changes whenever a topic is created or removed.
     generation: u64,
 }
@@ -155,6 +168,8 @@ pub struct Hub {
     epochs: Epochs,
     registry: RwLock<Registry>,
     published: AtomicU64,
+    /// State topics held (the history budget is shared among them).
+    state_topics: AtomicUsize,
 }
 
 impl std::fmt::Debug for Hub {
@@ -174,7 +189,33 @@ impl Hub {
             epochs: Epochs::new(),
             registry: RwLock::new(Registry::default()),
             published: AtomicU64::new(0),
+            state_topics: AtomicUsize::new(0),
         }
+    }
+
+    /// How many messages a topic's history keeps now: a stream topic its
+    /// `stream_history`; a state topic its share of the budget.
+    fn history_capacity(&self, stream: bool) -> usize {
+        if stream {
+            return self.config.stream_history;
+        }
+        let per_topic = self.config.history_per_topic;
+        if per_topic == 0 {
+            return 0;
+        }
+        let topics = self.state_topics.load(Ordering::Relaxed).max(1);
+        (self.config.history_budget / topics).clamp(1, per_topic)
+    }
+
+    /// Counts a state topic in or out of the budget's share.
+    fn count_state_topic(&self, stream: bool, added: bool) {
+        if stream {
+            return;
+        }
+        match added {
+            true => self.state_topics.fetch_add(1, Ordering::Relaxed),
+            false => self.state_topics.fetch_sub(1, Ordering::Relaxed),
+        };
     }
 
     /// The hub's bounds.
@@ -222,7 +263,7 @@ impl Hub {
                     },
                 });
             }
-            match topic.append(change) {
+            match topic.append(change, self.history_capacity(topic.stream)) {
                 Ok(msg) => {
                     self.published.fetch_add(1, Ordering::Relaxed);
                     topic.notify_all();
@@ -256,21 +297,18 @@ impl Hub {
                 });
             }
             let name = change.topic.clone();
-            let history = match change.event {
-                true => self.config.stream_history,
-                false => self.config.history_per_topic,
-            };
+            self.count_state_topic(change.event, true);
+            let history = self.history_capacity(change.event);
             let topic = Arc::new(Topic::new(
                 name.clone(),
                 self.epochs.make(),
                 history,
                 change,
             ));
-            for w in &reg.watchers {
-                if w.wants(&name) {
-                    topic.attach(w);
-                }
-            }
+            reg.watchers.wanting(&name, |w| {
+                topic.attach(w);
+            });
+            reg.order.insert(name.clone(), topic.clone());
             reg.topics.insert(name, topic.clone());
             reg.generation += 1;
             topic
@@ -292,20 +330,22 @@ impl Hub {
     /// no position lost with the old process can be resumed from). False if the
     /// topic already exists (it is left as it is) or `saved` holds no message.
     pub fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {
-        let history = match saved.stream {
-            true => self.config.stream_history,
-            false => self.config.history_per_topic,
-        };
         let mut reg = self.write();
         if reg.topics.contains_key(saved.topic.as_str())
             || reg.topics.len() >= self.config.max_topics
+            || saved.messages.is_empty()
         {
             return false;
         }
-        let Some(topic) = Topic::restore(saved, history, clean) else {
+        let stream = saved.stream;
+        self.count_state_topic(stream, true);
+        let Some(topic) = Topic::restore(saved, self.history_capacity(stream), clean) else {
+            self.count_state_topic(stream, false);
             return false;
         };
-        reg.topics.insert(topic.name.clone(), Arc::new(topic));
+        let topic = Arc::new(topic);
+        reg.order.insert(topic.name.clone(), topic.clone());
+        reg.topics.insert(topic.name.clone(), topic);
         reg.generation += 1;
         true
     }
@@ -317,7 +357,11 @@ impl Hub {
         let removed = {
             let mut reg = self.write();
             let removed = reg.topics.remove(topic);
-            reg.generation += u64::from(removed.is_some());
+            if let Some(t) = &removed {
+                reg.order.remove(topic);
+                reg.generation += 1;
+                self.count_state_topic(t.stream, false);
+            }
             removed
         };
         let Some(t) = removed else {
@@ -329,8 +373,8 @@ impl Hub {
 
     /// The topic's current position and state.
     pub fn snapshot(&self, topic: &str) -> Option<(StreamPosition, Arc<TopicState>)> {
-        let latest = self.topic(topic)?.latest();
-        Some((latest.position(), latest.state().clone()))
+        let (latest, state) = self.topic(topic)?.current();
+        Some((latest.position(), state))
     }
 
     /// Up to `limit` of the topic's held messages newer than `seq`, oldest first,
@@ -353,27 +397,29 @@ impl Hub {
     }
 
     /// One page of the topics sorted by name: those that start with `prefix` and
-    /// sort after `after`, at most `limit` of them; and whether more follow. One
-    /// pass over the names, and topic details only for the page.
+    /// sort after `after`, at most `limit` of them; and whether more follow. Read
+    /// from the topics kept in name order: a page costs its own length, however
+    /// many topics there are.
     pub fn topics_page(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> (Vec<TopicInfo>, bool) {
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
         let mut page: Vec<Arc<Topic>> = self
             .read()
-            .topics
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix) && after.is_none_or(|a| &***name > a))
+            .order
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit.saturating_add(1))
             .map(|(_, t)| t.clone())
             .collect();
         let more = page.len() > limit;
-        if more {
-            page.select_nth_unstable_by(limit, |a, b| a.name.cmp(&b.name));
-            page.truncate(limit);
-        }
-        page.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        page.truncate(limit);
         (page.iter().map(|t| info(t)).collect(), more)
     }
 
@@ -391,8 +437,8 @@ impl Hub {
         sub: &Arc<dyn Subscriber>,
         limit: usize,
     ) -> (Vec<Arc<Slot>>, bool) {
-        let mut topics = self.matching(pattern);
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        // In name order already.
+        let topics = self.matching(pattern);
         let truncated = topics.len() > limit;
         let slots = topics
             .iter()
@@ -402,18 +448,20 @@ impl Hub {
         (slots, truncated)
     }
 
-    /// The topics `pattern` matches now.
+    /// The topics `pattern` matches now, in name order: only those under the
+    /// pattern's literal prefix are looked at.
     fn matching(&self, pattern: &Pattern) -> Vec<Arc<Topic>> {
         if pattern.is_exact() {
-            self.topic(pattern.as_str()).into_iter().collect()
-        } else {
-            self.read()
-                .topics
-                .values()
-                .filter(|t| pattern.matches(&t.name))
-                .cloned()
-                .collect()
+            return self.topic(pattern.as_str()).into_iter().collect();
         }
+        let prefix = pattern.literal_prefix();
+        self.read()
+            .order
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .filter(|(name, _)| pattern.matches(name))
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Detaches a slot: its subscriber gets nothing more from that topic.
@@ -438,14 +486,21 @@ impl Hub {
     /// Asks `sub` about every topic created from now on ([`Subscriber::wants`]).
     pub fn watch(&self, sub: Arc<dyn Subscriber>) {
         let mut reg = self.write();
-        if !reg.watchers.iter().any(|w| same_subscriber(w, &sub)) {
-            reg.watchers.push(sub);
-        }
+        reg.watchers.ask(sub);
     }
 
-    /// Stops asking `sub` about new topics.
+    /// Attaches `sub` to every topic created from now on that one of `patterns`
+    /// matches, replacing the patterns it watched before (none: it watches
+    /// nothing more). Unlike [`watch`](Self::watch), creating a topic then costs
+    /// a lookup per exact name and a match per wildcard pattern, not a question
+    /// to every watcher; [`Subscriber::wants`] is not asked.
+    pub fn watch_patterns(&self, sub: &Arc<dyn Subscriber>, patterns: &[Pattern]) {
+        self.write().watchers.set_patterns(sub, patterns);
+    }
+
+    /// Stops telling `sub` about new topics (asked or by its patterns).
     pub fn unwatch(&self, sub: &Arc<dyn Subscriber>) {
-        self.write().watchers.retain(|w| !same_subscriber(w, sub));
+        self.write().watchers.remove(sub);
     }
 
     /// A number that changes whenever a topic is created or removed: a listing
@@ -460,6 +515,7 @@ impl Hub {
         HubStats {
             topics: reg.topics.len(),
             slots: reg.topics.values().map(|t| t.slot_count()).sum(),
+            history_messages: reg.topics.values().map(|t| t.held()).sum(),
             watchers: reg.watchers.len(),
             published: self.published.load(Ordering::Relaxed),
         }
@@ -467,11 +523,11 @@ impl Hub {
 }
 
 fn info(t: &Topic) -> TopicInfo {
-    let latest = t.latest();
+    let (latest, state) = t.current();
     TopicInfo {
         name: t.name.clone(),
         position: latest.position(),
-        fields: latest.state().len(),
+        fields: state.len(),
         updated_at_ms: latest.timestamp_ms(),
         subscribers: t.slot_count(),
         stream: t.stream,

@@ -23,6 +23,7 @@
 //! - [`codec`]: the wire form of `update`/`snapshot` frames, field subsets, delta composition.
 //! - [`slot`]: [`Slot`] and the [`Subscriber`] trait (the conflating attachment).
 //! - [`pattern`]: topic patterns (`trades/*`, `trades/**`).
+//! - `watch`: who is told about topics created later (indexed patterns).
 //! - [`broker`]: the [`Broker`] seam a NATS/Redis broker would implement.
 //!
 //! ```
@@ -54,6 +55,7 @@ pub mod message;
 pub mod pattern;
 pub mod slot;
 pub mod topic;
+mod watch;
 
 pub use broker::Broker;
 pub use codec::{FieldSet, Format};
@@ -65,3 +67,5 @@ pub use topic::LogView;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scale;

@@ -5,6 +5,12 @@
 //! [`Bytes`] are cloned (a reference count) into each subscriber's socket. Field
 //! subsets get their own encodings, cached per (field set, kind, format) so that
 //! subscribers asking for the same subset share bytes too.
+//!
+//! Only a topic's newest message is ever sent as a snapshot, so only it keeps
+//! the topic's state: when a newer message follows, the older one is retired
+//! ([`Message::retire`]) and lets go of its state and snapshot encodings. A
+//! message in a history then costs its delta and its update frames, not a copy
+//! of the whole state (with many topics, most of a history's memory).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -32,12 +38,20 @@ pub struct Message {
     stale: Vec<String>,
     /// Every field of the topic that is stale after this message (for snapshots).
     stale_now: Vec<String>,
-    state: Arc<TopicState>,
     /// An event of a stream topic (see [`TopicChange::event`]).
     event: bool,
     update: [OnceLock<Bytes>; 2],
-    snapshot: [OnceLock<Bytes>; 2],
+    /// The state after this message and its snapshot encodings, while this is
+    /// the topic's newest message; `None` once retired.
+    current: Mutex<Option<Box<Current>>>,
     filtered: Mutex<Vec<Filtered>>,
+}
+
+/// What only the newest message of a topic keeps.
+#[derive(Debug)]
+struct Current {
+    state: Arc<TopicState>,
+    snapshot: [Option<Bytes>; 2],
 }
 
 #[derive(Debug)]
@@ -83,12 +97,23 @@ impl Message {
             timestamp_ms: change.timestamp_ms,
             delta: change.delta,
             stale: change.stale,
-            state: change.state,
             event: change.event,
             update: Default::default(),
-            snapshot: Default::default(),
+            current: Mutex::new(Some(Box::new(Current {
+                state: change.state,
+                snapshot: Default::default(),
+            }))),
             filtered: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Lets go of the state and the snapshot encodings: a newer message of the
+    /// topic now has them. A retired message still gives its update frames;
+    /// its snapshot functions return `None`.
+    pub(crate) fn retire(&self) {
+        let current = lock(&self.current).take();
+        lock(&self.filtered).retain(|f| !f.snapshot);
+        drop(current);
     }
 
     /// The topic.
@@ -133,9 +158,11 @@ impl Message {
         &self.stale_now
     }
 
-    /// The topic's complete state after this message.
-    pub fn state(&self) -> &Arc<TopicState> {
-        &self.state
+    /// The topic's complete state after this message; `None` once a newer
+    /// message of the topic has replaced this one as the newest (only the
+    /// newest message keeps the state).
+    pub fn state(&self) -> Option<Arc<TopicState>> {
+        lock(&self.current).as_ref().map(|c| c.state.clone())
     }
 
     /// True for an event of a stream topic: sent as an `event` frame, never
@@ -176,21 +203,32 @@ impl Message {
         }
     }
 
-    /// The `snapshot` frame of the state after this message, encoded once per format.
-    pub fn snapshot_bytes(&self, format: Format) -> Bytes {
-        self.snapshot[format.index()]
-            .get_or_init(|| {
-                codec::encode_snapshot(
-                    format,
-                    self.head(),
-                    &self.state,
-                    &self.stale_now,
-                    None,
-                    None,
-                    self.event,
-                )
-            })
-            .clone()
+    /// The `snapshot` frame of the state after this message, encoded once per
+    /// format and shared; `None` once the message is retired (a newer one has
+    /// the state: take the snapshot of that one).
+    pub fn snapshot_bytes(&self, format: Format) -> Option<Bytes> {
+        let state = {
+            let current = lock(&self.current);
+            let c = current.as_ref()?;
+            if let Some(b) = &c.snapshot[format.index()] {
+                return Some(b.clone());
+            }
+            c.state.clone()
+        };
+        // Encoded outside the lock; two subscribers racing may both encode, once.
+        let bytes = codec::encode_snapshot(
+            format,
+            self.head(),
+            &state,
+            &self.stale_now,
+            None,
+            None,
+            self.event,
+        );
+        if let Some(c) = lock(&self.current).as_mut() {
+            c.snapshot[format.index()].get_or_insert(bytes.clone());
+        }
+        Some(bytes)
     }
 
     /// The `update` (or `event`) frame restricted to `fields`; `None` when none
@@ -201,33 +239,35 @@ impl Message {
         })
     }
 
-    /// The `snapshot` frame restricted to `fields`.
-    pub fn filtered_snapshot(&self, format: Format, fields: &Arc<FieldSet>) -> Bytes {
+    /// The `snapshot` frame restricted to `fields`; `None` once retired.
+    pub fn filtered_snapshot(&self, format: Format, fields: &Arc<FieldSet>) -> Option<Bytes> {
+        let state = self.state()?;
         self.cached(format, fields, true, || {
             Some(codec::encode_snapshot(
                 format,
                 self.head(),
-                &self.state,
+                &state,
                 &self.stale_now,
                 Some(fields),
                 None,
                 self.event,
             ))
         })
-        .unwrap_or_default()
     }
 
-    /// A `snapshot` frame for a subscriber whose resume failed (`recovered: false`).
-    pub fn unrecovered_snapshot(&self, format: Format, fields: Option<&FieldSet>) -> Bytes {
-        codec::encode_snapshot(
+    /// A `snapshot` frame for a subscriber whose resume failed (`recovered:
+    /// false`); `None` once retired.
+    pub fn unrecovered_snapshot(&self, format: Format, fields: Option<&FieldSet>) -> Option<Bytes> {
+        let state = self.state()?;
+        Some(codec::encode_snapshot(
             format,
             self.head(),
-            &self.state,
+            &state,
             &self.stale_now,
             fields,
             Some(false),
             self.event,
-        )
+        ))
     }
 
     fn cached(
@@ -248,7 +288,9 @@ impl Message {
         // Encoded outside the lock; two subscribers racing may both encode, once.
         let bytes = make();
         let mut cache = self.lock();
-        if cache.len() < FILTER_CACHE && !cache.iter().any(hit) {
+        // A snapshot encoded while the message was retired is not kept.
+        let retired = snapshot && lock(&self.current).is_none();
+        if !retired && cache.len() < FILTER_CACHE && !cache.iter().any(hit) {
             cache.push(Filtered {
                 fields: fields.clone(),
                 snapshot,
@@ -260,10 +302,15 @@ impl Message {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Filtered>> {
-        // The cache holds only finished encodings: a panic elsewhere cannot leave
-        // it inconsistent, so a poisoned lock is still usable.
-        self.filtered.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.filtered)
     }
+}
+
+/// Both locks of a message guard values that are only ever replaced whole
+/// (finished encodings, the state's `Arc`): a panic elsewhere cannot leave them
+/// inconsistent, so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -311,7 +358,7 @@ pub(crate) mod tests {
         assert_eq!(x.as_ptr(), y.as_ptr(), "equal field sets share bytes");
         let none = Arc::new(FieldSet::new(["other"]));
         assert!(m.filtered_update(Format::Json, &none).is_none());
-        let s = m.filtered_snapshot(Format::Json, &none);
+        let s = m.filtered_snapshot(Format::Json, &none).unwrap();
         assert!(std::str::from_utf8(&s).unwrap().contains("\"state\":{}"));
     }
 }

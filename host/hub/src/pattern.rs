@@ -108,6 +108,20 @@ impl Pattern {
             .all(|s| matches!(s, Segment::Literal(_)))
     }
 
+    /// The literal segments before the first wildcard, each with its `/`
+    /// (`trades/*` gives `trades/`, `**` gives nothing): every topic the
+    /// pattern matches starts with it. The whole text for an exact pattern.
+    pub fn literal_prefix(&self) -> &str {
+        let mut end = 0;
+        for seg in self.segments.iter() {
+            match seg {
+                Segment::Literal(l) => end += l.len() + 1,
+                Segment::One | Segment::Rest => return &self.text[..end],
+            }
+        }
+        &self.text
+    }
+
     /// True when `topic` is covered by this pattern.
     pub fn matches(&self, topic: &str) -> bool {
         let mut parts = topic.split('/');
@@ -160,6 +174,20 @@ mod tests {
         assert!(m("trades/**", "trades/ETH/1m"));
         assert!(!m("trades/**", "trades"));
         assert!(m("**", "anything/at/all"));
+    }
+
+    #[test]
+    fn the_literal_prefix_starts_every_match() {
+        let prefix = |p: &str| Pattern::parse(p).unwrap().literal_prefix().to_string();
+        assert_eq!(prefix("trades/*"), "trades/");
+        assert_eq!(prefix("a/b/*/c"), "a/b/");
+        assert_eq!(prefix("a/**"), "a/");
+        assert_eq!(prefix("**"), "");
+        assert_eq!(prefix("*/cpu"), "");
+        assert_eq!(prefix("a/b"), "a/b");
+        for (p, t) in [("a/*", "a/x"), ("a/b/*/c", "a/b/x/c"), ("a/**", "a/x/y")] {
+            assert!(m(p, t) && t.starts_with(&prefix(p)), "{p} {t}");
+        }
     }
 
     #[test]

@@ -120,6 +120,25 @@ impl Slot {
         self.topic.latest()
     }
 
+    /// `f` of the topic's newest message, while it is the newest: what needs
+    /// the topic's state (a snapshot), which only the newest message keeps. `f`
+    /// returning `None` means a newer message retired this one meanwhile; it is
+    /// then run once more under the log's read lock, where the newest message
+    /// cannot be retired. `None` only if `f` refuses the newest message there.
+    pub fn with_current<R>(
+        &self,
+        f: impl Fn(&Arc<Message>) -> Option<R>,
+    ) -> Option<(Arc<Message>, R)> {
+        let latest = self.latest();
+        if let Some(r) = f(&latest) {
+            return Some((latest, r));
+        }
+        self.read(|log| {
+            let latest = log.latest().clone();
+            f(&latest).map(|r| (latest, r))
+        })
+    }
+
     /// Runs `f` on the topic's log, under its read lock (keep `f` short).
     pub fn read<R>(&self, f: impl FnOnce(LogView<'_>) -> R) -> R {
         self.topic.with_log(f)

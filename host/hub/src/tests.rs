@@ -10,9 +10,9 @@ use crate::*;
 
 /// A subscriber that records notifications.
 #[derive(Default)]
-struct Recorder {
+pub(crate) struct Recorder {
     notified: Mutex<Vec<Arc<Slot>>>,
-    pattern: Option<Pattern>,
+    pub(crate) pattern: Option<Pattern>,
 }
 
 impl Subscriber for Recorder {
@@ -25,12 +25,12 @@ impl Subscriber for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<Arc<Slot>> {
+    pub(crate) fn take(&self) -> Vec<Arc<Slot>> {
         std::mem::take(&mut *self.notified.lock().unwrap())
     }
 }
 
-fn change(topic: &str, n: f64) -> TopicChange {
+pub(crate) fn change(topic: &str, n: f64) -> TopicChange {
     TopicChange {
         topic: topic.into(),
         delta: Delta {
@@ -49,6 +49,7 @@ fn hub(history: usize) -> Hub {
         history_per_topic: history,
         max_topics: 3,
         stream_history: history,
+        ..HubConfig::default()
     })
 }
 
@@ -207,7 +208,7 @@ fn concurrent_publishers_get_distinct_consecutive_seqs() {
 }
 
 /// The seqs a subscriber at `after` would be replayed, or `None` for a gap.
-fn replay_after(hub: &Hub, topic: &str, after: u64) -> Option<Vec<u64>> {
+pub(crate) fn replay_after(hub: &Hub, topic: &str, after: u64) -> Option<Vec<u64>> {
     let me: Arc<dyn Subscriber> = Arc::new(Recorder::default());
     let slot = hub.attach(topic, &me).unwrap();
     slot.read(|log| log.after(after).map(|it| it.map(|m| m.seq()).collect()))

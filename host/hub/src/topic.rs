@@ -122,8 +122,8 @@ impl Topic {
             change,
             &[],
         ));
-        let mut h = History::new(history);
-        h.push(first.clone());
+        let mut h = History::default();
+        h.push(first.clone(), history);
         Self::from_log(name, epoch, stream, h, first, 2)
     }
 
@@ -158,15 +158,15 @@ impl Topic {
         let name: Arc<str> = saved.topic.into();
         let epoch: Arc<str> = saved.epoch.into();
         let state = Arc::new(saved.state);
-        let mut h = History::new(history);
+        let mut h = History::default();
         let count = saved.messages.len();
         let next_min = match clean {
             true => saved.next_seq,
             false => saved.next_seq.saturating_add(RESTORE_SKIP),
         };
         let mut last = None;
-        // Only the newest message's state is ever read (snapshots); the others
-        // carry it too rather than a state nobody kept.
+        // Only the newest message keeps the state (snapshots); the others are
+        // retired as soon as the next one follows.
         for (i, m) in saved.messages.into_iter().enumerate() {
             let stale_before = if i + 1 == count {
                 &saved.stale[..]
@@ -187,8 +187,10 @@ impl Topic {
                 },
                 stale_before,
             ));
-            h.push(msg.clone());
-            last = Some(msg);
+            if let Some(prev) = last.replace(msg.clone()) {
+                prev.retire();
+            }
+            h.push(msg, history);
         }
         let last = last?;
         let next_min = next_min.max(last.seq() + 1);
@@ -223,7 +225,8 @@ impl Topic {
                     stale: m.stale().to_vec(),
                 })
                 .collect(),
-            state: (**log.last.state()).clone(),
+            // The newest message is never retired while the log is locked.
+            state: log.last.state().map(|s| (*s).clone()).unwrap_or_default(),
             stale: log.last.stale_now().to_vec(),
         }
     }
@@ -243,8 +246,13 @@ impl Topic {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends the next message; gives the change back if the topic was removed.
-    pub(crate) fn append(&self, change: TopicChange) -> Result<Arc<Message>, TopicChange> {
+    /// Appends the next message, keeping at most `capacity` in the history;
+    /// gives the change back if the topic was removed.
+    pub(crate) fn append(
+        &self,
+        change: TopicChange,
+        capacity: usize,
+    ) -> Result<Arc<Message>, TopicChange> {
         let mut log = self.write_log();
         if self.removed.load(Ordering::Acquire) {
             return Err(change);
@@ -258,8 +266,8 @@ impl Topic {
             change,
             log.last.stale_now(),
         ));
-        log.history.push(msg.clone());
-        log.last = msg.clone();
+        log.history.push(msg.clone(), capacity);
+        std::mem::replace(&mut log.last, msg.clone()).retire();
         Ok(msg)
     }
 
@@ -290,6 +298,19 @@ impl Topic {
 
     pub(crate) fn latest(&self) -> Arc<Message> {
         self.read_log().last.clone()
+    }
+
+    /// The newest message and the state after it, read together (the newest
+    /// message is never retired while the log is locked).
+    pub(crate) fn current(&self) -> (Arc<Message>, Arc<wasmeter_core::field::TopicState>) {
+        let log = self.read_log();
+        let state = log.last.state().unwrap_or_default();
+        (log.last.clone(), state)
+    }
+
+    /// Messages in the history now.
+    pub(crate) fn held(&self) -> usize {
+        self.read_log().history.len()
     }
 
     pub(crate) fn with_log<R>(&self, f: impl FnOnce(LogView<'_>) -> R) -> R {

@@ -6,6 +6,7 @@ mod backlog;
 mod delta_savings;
 mod fleet;
 mod floor;
+mod http_get;
 mod notify_floor;
 mod procstat;
 mod producer;
@@ -14,6 +15,10 @@ mod run;
 mod sendlog;
 mod stamp;
 mod stats;
+mod symbols;
+mod symbols_report;
+mod symbols_setup;
+mod symbols_subs;
 mod target;
 mod wire;
 
@@ -118,6 +123,9 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         samples: usize,
     },
+    /// Many symbols: memory, snapshots, topic listing and /metrics against the
+    /// symbol count (each symbol a topic and four sample series).
+    Symbols(symbols::SymbolsArgs),
     /// (internal) The bare floor server on a feed file.
     FloorServer {
         /// The file to follow.
@@ -182,6 +190,7 @@ fn main() -> Result<()> {
             )?;
             backlog(&mut res, common, 1_000_000, 100, root.path(), &bins)?;
             res.delta_savings = delta_savings::measure(root.path(), &bins, 200, 20)?;
+            symbols::run(&symbols::SymbolsArgs::default(), common, root.path(), &bins)?;
             "all"
         }
         Command::Latency {
@@ -223,6 +232,10 @@ fn main() -> Result<()> {
         Command::DeltaSavings { rate, listen_secs } => {
             res.delta_savings = delta_savings::measure(root.path(), &bins, *rate, *listen_secs)?;
             "delta-savings"
+        }
+        Command::Symbols(args) => {
+            symbols::run(args, common, root.path(), &bins)?;
+            return Ok(());
         }
         Command::FloorNotify { samples } => {
             res.notify_floor = Some(notify_floor::measure(root.path(), *samples)?);

@@ -27,6 +27,7 @@ impl Fixture {
                 history_per_topic: history,
                 max_topics: 1000,
                 stream_history: history,
+                ..HubConfig::default()
             })),
             state: Default::default(),
             metrics: Arc::new(Metrics::default()),

@@ -64,12 +64,12 @@ impl Client {
                 }),
             }
         }
-        self.shared
-            .set_patterns(self.subs.iter().map(|s| s.pattern.clone()).collect());
-        if !self.watching {
-            self.hub.watch(self.me.clone());
-            self.watching = true;
-        }
+        let patterns: Vec<_> = self.subs.iter().map(|s| s.pattern.clone()).collect();
+        // Indexed by the hub: a new topic costs a lookup, not a question to
+        // every connection about every pattern.
+        self.hub.watch_patterns(&self.me, &patterns);
+        self.shared.set_patterns(patterns);
+        self.watching = true;
 
         let mut truncated_at = None;
         for p in &req.patterns {
@@ -217,8 +217,11 @@ impl Client {
         drop(held);
         let gone: HashSet<&str> = topics.iter().map(String::as_str).collect();
         self.subs.retain(|s| !gone.contains(s.pattern.as_str()));
-        self.shared
-            .set_patterns(self.subs.iter().map(|s| s.pattern.clone()).collect());
+        let patterns: Vec<_> = self.subs.iter().map(|s| s.pattern.clone()).collect();
+        if self.watching && !patterns.is_empty() {
+            self.hub.watch_patterns(&self.me, &patterns);
+        }
+        self.shared.set_patterns(patterns);
         let names: Vec<Arc<str>> = self.topics.keys().cloned().collect();
         for name in names {
             match self.resolve(&name) {

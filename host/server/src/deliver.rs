@@ -123,8 +123,7 @@ impl Client {
         let limited = t.opts.interval.is_some() && !stream;
         'serve: {
             if let Next::Snapshot(recovered) = t.next {
-                let latest = slot.latest();
-                out.push(snapshot(format, track, t, &latest, recovered, now));
+                out.extend(snapshot(format, track, t, &slot, recovered, now));
                 break 'serve;
             }
             if !t.replay.is_empty() {
@@ -154,9 +153,9 @@ impl Client {
                     t.cursor = oldest.prev_seq();
                     self.shared.push(slot.clone());
                 }
-                Got::Gap { latest, .. } => {
+                Got::Gap { .. } => {
                     self.metrics.record(Event::Conflated);
-                    out.push(snapshot(format, track, t, &latest, None, now));
+                    out.extend(snapshot(format, track, t, &slot, None, now));
                 }
                 Got::Messages { more } => {
                     if limited {
@@ -281,28 +280,35 @@ fn read_new(
     })
 }
 
+/// The snapshot of the topic's newest message (the only one that keeps the
+/// state); `None`, leaving the topic to be served again, only if no snapshot
+/// could be taken.
 fn snapshot(
     format: Format,
     track: bool,
     t: &mut TopicSlot,
-    latest: &Arc<Message>,
+    slot: &Slot,
     recovered: Option<bool>,
     now: Instant,
-) -> Out {
-    let fields = t.opts.fields.as_ref();
-    let bytes = match (recovered, fields) {
-        (Some(_), f) => latest.unrecovered_snapshot(format, f.map(|f| &**f)),
-        (None, Some(f)) => latest.filtered_snapshot(format, f),
-        (None, None) => latest.snapshot_bytes(format),
+) -> Option<Out> {
+    let fields = t.opts.fields.clone();
+    let taken = slot.with_current(|m| match (recovered, &fields) {
+        (Some(_), f) => m.unrecovered_snapshot(format, f.as_deref()),
+        (None, Some(f)) => m.filtered_snapshot(format, f),
+        (None, None) => m.snapshot_bytes(format),
+    });
+    let Some((latest, bytes)) = taken else {
+        t.next = Next::Snapshot(recovered);
+        return None;
     };
     t.cursor = latest.seq();
     t.next = Next::Live;
     t.due = t.opts.interval.map(|i| now + i);
-    Out {
+    Some(Out {
         kind: Kind::Snapshot,
         bytes,
-        msg: track.then(|| latest.clone()),
-    }
+        msg: track.then_some(latest),
+    })
 }
 
 fn push_update(
