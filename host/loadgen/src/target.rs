@@ -41,6 +41,9 @@ pub struct Binaries {
     pub plugin_cache: PathBuf,
     /// The host keeps its metric history.
     pub history: bool,
+    /// The host runs the demo's derived metrics on the feed
+    /// ([`crate::fanout_metrics::host_config`]).
+    pub derived_metrics: bool,
 }
 
 /// The host's config for bench runs: the built-in CSV collector (with the send
@@ -92,7 +95,12 @@ impl Target {
         let cmd = match kind {
             Kind::Host => {
                 let config = dir.join("wasmeter.toml");
-                std::fs::write(&config, host_config(bins.history))?;
+                let text = if bins.derived_metrics {
+                    crate::fanout_metrics::host_config(bins.history)
+                } else {
+                    host_config(bins.history)
+                };
+                std::fs::write(&config, text)?;
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])
