@@ -571,3 +571,91 @@ async fn a_second_host_on_the_same_data_directory_is_refused_naming_the_first() 
         .await;
     host.stop();
 }
+
+#[tokio::test]
+async fn the_demo_ticker_topics_send_only_the_fields_that_changed() {
+    use std::collections::{BTreeMap, HashMap};
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::demo(dir.path(), &["--demo-rate", "400", "--demo-trades", "2000"]);
+    let mut client = Client::connect(&host.addr, "json").await;
+    client.subscribe(&["ticker/*"]).await;
+
+    // Each topic: a snapshot of the whole ticker, then updates that name only the
+    // fields whose value differs from the one held; applied in order, they give
+    // the last line the feed wrote for the symbol.
+    let mut states: HashMap<String, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    let last_lines = || -> BTreeMap<String, serde_json::Value> {
+        let text = std::fs::read_to_string(dir.path().join("feed/ticker.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let symbol = v["symbol"].as_str().unwrap().to_string();
+                v.as_object_mut().unwrap().remove("symbol");
+                (format!("ticker/{symbol}"), v)
+            })
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let msg = client.next().await;
+        let topic = msg["topic"].as_str().unwrap_or_default().to_string();
+        match msg["type"].as_str() {
+            Some("snapshot") => {
+                let state = msg["state"].as_object().unwrap().clone();
+                assert_eq!(state.len(), 20, "a whole ticker: {msg}");
+                states.insert(topic, state);
+            }
+            Some("update") => {
+                let state = states.get_mut(&topic).expect("a snapshot first");
+                let delta = msg["delta"].as_object().unwrap();
+                if delta.is_empty() {
+                    // After the feed stops, the fields go stale (an update without delta).
+                    assert!(msg["stale"].is_array(), "an empty update: {msg}");
+                    continue;
+                }
+                for (name, value) in delta {
+                    assert_ne!(
+                        state.get(name),
+                        Some(value),
+                        "unchanged `{name}` sent: {msg}"
+                    );
+                    state.insert(name.clone(), value.clone());
+                }
+                assert_eq!(state.len(), 20, "{msg}");
+                sizes.push(delta.len());
+            }
+            _ => {}
+        }
+        // Once enough updates have come, every state is the file's last line of its
+        // symbol (the feed stops after its trades, so this happens).
+        // (The host's numbers are floats: `trades` 7 arrives as 7.0.)
+        let same = |state: &serde_json::Map<String, serde_json::Value>,
+                    line: &serde_json::Value| {
+            let line = line.as_object().unwrap();
+            line.len() == state.len()
+                && line
+                    .iter()
+                    .all(|(k, v)| state.get(k).and_then(|s| s.as_f64()) == v.as_f64())
+        };
+        let written = last_lines();
+        if sizes.len() >= 100
+            && written.len() == 6
+            && written
+                .iter()
+                .all(|(topic, line)| states.get(topic).is_some_and(|s| same(s, line)))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "states never matched the feed"
+        );
+    }
+    // A line changes 2-3 of the 20 fields; lines read in one chunk merge into one
+    // update, so an update may carry a few more, but far fewer than the ticker's 20.
+    let total: usize = sizes.iter().sum();
+    assert!(total <= 6 * sizes.len(), "update sizes: {sizes:?}");
+    host.stop();
+}

@@ -47,7 +47,8 @@ pub fn builtin_names() -> Vec<&'static str> {
 }
 
 /// The demo configuration. Paths are relative to the demo's data directory, where
-/// the demo feed writes `feed/trades.csv` and `feed/history.jsonl`.
+/// the demo feed writes `feed/trades.csv`, `feed/history.jsonl` and
+/// `feed/ticker.jsonl`.
 pub const DEMO_CONFIG: &str = r#"
 data_dir = "."
 
@@ -65,6 +66,12 @@ config = { tape_prefix = "tape" }
 [plugins.history]
 builtin = "jsonl-collector"
 config = { topic_prefix = "history", extra_fields = "side", field = { symbol = "s", price = "p", qty = "q", ts = "T" } }
+
+# Each line is a symbol's whole 24 h ticker (20 fields): topic ticker/<symbol>, whose
+# updates carry only the 2-3 fields that changed.
+[plugins.ticker]
+builtin = "jsonl-collector"
+config = { mode = "latest", topic_prefix = "ticker" }
 
 [plugins.system]
 builtin = "system-collector"
@@ -99,7 +106,11 @@ include = ["feed/*.csv"]
 
 [sources.history]
 type = "file"
-include = ["feed/*.jsonl"]
+include = ["feed/history.jsonl"]
+
+[sources.ticker]
+type = "file"
+include = ["feed/ticker.jsonl"]
 
 [sources.system]
 type = "system"
@@ -118,6 +129,12 @@ collector = "history"
 delta = "delta"
 # The same symbols as the CSV feed: its series are told apart by this label.
 labels = { feed = "history" }
+
+[pipelines.ticker]
+topics = ["ticker"]
+sources = ["ticker"]
+collector = "ticker"
+delta = "delta"
 
 [pipelines.system]
 sources = ["system"]

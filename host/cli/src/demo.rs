@@ -1,12 +1,18 @@
 //! The demo feed: a producer that keeps appending realistic trades for several
 //! symbols to `feed/trades.csv` (CSV) and `feed/history.jsonl` (JSON lines, with
-//! Binance-style field names), and rotates the CSV file when it grows large.
+//! Binance-style field names), the symbols' 24 h tickers to `feed/ticker.jsonl`
+//! (each line a whole ticker of which 2-3 fields changed, see `demo/ticker.rs`), and
+//! rotates the files when they grow large.
+
+mod ticker;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
+
+use ticker::Ticker;
 
 /// Symbols and their starting prices.
 const SYMBOLS: [(&str, f64); 6] = [
@@ -51,9 +57,18 @@ impl DemoFeed {
         tokio::fs::create_dir_all(&self.dir).await?;
         let csv_path = self.dir.join("trades.csv");
         let jsonl_path = self.dir.join("history.jsonl");
+        let ticker_path = self.dir.join("ticker.jsonl");
         let mut prices: Vec<f64> = SYMBOLS.iter().map(|(_, p)| *p).collect();
         let seed = wasmeter_plugin::unix_now_ms() as u64 | 1;
         let mut noise = Noise(seed);
+        let now = wasmeter_plugin::unix_now_ms();
+        let mut tickers: Vec<Ticker> = SYMBOLS
+            .iter()
+            .map(|(symbol, price)| Ticker::new(symbol, *price, now, &mut noise))
+            .collect();
+        // Every ticker is written whole once, then moved by the trades.
+        let first: String = tickers.iter().map(Ticker::line).collect();
+        append(&ticker_path, first.as_bytes()).await?;
         let batches_per_sec = 20u32;
         let per_batch = (self.trades_per_sec / batches_per_sec).max(1);
         let mut interval =
@@ -67,11 +82,13 @@ impl DemoFeed {
             }
             let mut csv = String::new();
             let mut jsonl = String::new();
+            let mut traded = [false; SYMBOLS.len()];
             let ts = wasmeter_plugin::unix_now_ms();
             let batch = u64::from(per_batch).min(left);
             left -= batch;
             for _ in 0..batch {
                 let i = (noise.next() * SYMBOLS.len() as f64) as usize % SYMBOLS.len();
+                traded[i] = true;
                 // A random walk with a little drift back to the start price.
                 let start = SYMBOLS[i].1;
                 let step = (noise.next() - 0.5) * 0.002 + (start - prices[i]) / start * 0.001;
@@ -86,10 +103,19 @@ impl DemoFeed {
                     SYMBOLS[i].0
                 ));
             }
+            // One ticker line per symbol traded in the batch: the batch is read as
+            // one chunk, so a line is one update, not merged with the next.
+            let mut ticker = String::new();
+            for (i, t) in tickers.iter_mut().enumerate().filter(|(i, _)| traded[*i]) {
+                t.step(prices[i], &mut noise);
+                ticker.push_str(&t.line());
+            }
             append(&csv_path, csv.as_bytes()).await?;
             append(&jsonl_path, jsonl.as_bytes()).await?;
-            rotate_if_large(&csv_path).await?;
-            rotate_if_large(&jsonl_path).await?;
+            append(&ticker_path, ticker.as_bytes()).await?;
+            for path in [&csv_path, &jsonl_path, &ticker_path] {
+                rotate_if_large(path).await?;
+            }
         }
         tracing::info!(trades = self.limit, "demo feed finished");
         Ok(())

@@ -1,7 +1,9 @@
 //! Delta savings: bytes on the wire with deltas versus full snapshots for the
 //! built-in demo market feed.
 //!
-//! A JSON and a MessagePack subscriber take every topic of the demo. For each
+//! A JSON and a MessagePack subscriber take every topic of the demo; the bytes are
+//! counted per category of topics: trade prints (`trades/*`, every field changes),
+//! 24 h tickers (`ticker/*`, 2-3 of 20 fields change per update) and all. For each
 //! `update` received, the subscriber applies the merge patch to the state it holds
 //! and encodes, in the same format, the `snapshot` frame that would have carried
 //! the whole new state at that position. Both sizes count the WebSocket header.
@@ -47,6 +49,8 @@ pub struct Savings {
     pub format: Format,
     /// Market topics (`trades/*`).
     pub trades: Bytes,
+    /// 24 h ticker topics (`ticker/*`).
+    pub ticker: Bytes,
     /// Every topic (trades, derived metrics, system).
     pub all: Bytes,
 }
@@ -112,7 +116,7 @@ async fn subscriber(addr: std::net::SocketAddr, format: Format, secs: u64) -> Re
         .await?;
     let mut reader = FrameReader::new(left, 256 * 1024);
     let mut states: HashMap<String, Map<String, Value>> = HashMap::new();
-    let (mut trades, mut all) = (Bytes::default(), Bytes::default());
+    let (mut trades, mut ticker, mut all) = (Bytes::default(), Bytes::default(), Bytes::default());
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         let n = match tokio::time::timeout(Duration::from_millis(200), stream.read(reader.spare()))
@@ -140,10 +144,14 @@ async fn subscriber(addr: std::net::SocketAddr, format: Format, secs: u64) -> Re
                         "seq": msg["seq"], "ts": msg["ts"], "state": state,
                     });
                     let full = encoded_len(format, &snapshot) as u64;
-                    for b in [&mut all]
-                        .into_iter()
-                        .chain(topic.starts_with("trades/").then_some(&mut trades))
-                    {
+                    let category = if topic.starts_with("trades/") {
+                        Some(&mut trades)
+                    } else if topic.starts_with("ticker/") {
+                        Some(&mut ticker)
+                    } else {
+                        None
+                    };
+                    for b in [&mut all].into_iter().chain(category) {
                         b.updates += 1;
                         b.delta_bytes += f.wire_len as u64;
                         b.snapshot_bytes += full;
@@ -156,6 +164,7 @@ async fn subscriber(addr: std::net::SocketAddr, format: Format, secs: u64) -> Re
     Ok(Savings {
         format,
         trades,
+        ticker,
         all,
     })
 }

@@ -4,6 +4,7 @@
 
 mod backlog;
 mod delta_savings;
+mod fanout_metrics;
 mod fleet;
 mod floor;
 mod http_get;
@@ -67,7 +68,7 @@ struct Common {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the whole matrix: notify floor, idle connections, latency, fan-out,
-    /// backlog catch-up, delta savings.
+    /// fan-out with derived metrics, backlog catch-up, delta savings.
     All,
     /// Append-to-receive latency against subscriber count, host and floor.
     Latency {
@@ -86,6 +87,15 @@ enum Command {
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
+        /// Subscriber counts.
+        #[arg(long, value_delimiter = ',', default_values = ["10", "100", "1000"])]
+        subscribers: Vec<usize>,
+        /// Formats.
+        #[arg(long, value_delimiter = ',', default_values = ["json", "msgpack"])]
+        formats: Vec<Format>,
+    },
+    /// Fan-out with the demo's derived metrics: floor, host, host with metrics.
+    FanoutMetrics {
         /// Subscriber counts.
         #[arg(long, value_delimiter = ',', default_values = ["10", "100", "1000"])]
         subscribers: Vec<usize>,
@@ -160,6 +170,7 @@ fn main() -> Result<()> {
         plugin_cache: common.out.join("plugin-cache"),
         history: common.history,
         shards: common.shards,
+        derived_metrics: false,
     };
     std::fs::create_dir_all(&common.out)?;
     let root = tempfile::tempdir()?;
@@ -185,6 +196,14 @@ fn main() -> Result<()> {
                 common,
                 &[10, 100, 1000],
                 &[Format::Json, Format::Msgpack],
+                root.path(),
+                &bins,
+            )?;
+            fanout_metrics::measure(
+                &mut res.fanout_metrics,
+                &[10, 100, 1000],
+                &[Format::Json, Format::Msgpack],
+                common.secs,
                 root.path(),
                 &bins,
             )?;
@@ -220,6 +239,20 @@ fn main() -> Result<()> {
         } => {
             fanout(&mut res, common, subscribers, formats, root.path(), &bins)?;
             "fanout"
+        }
+        Command::FanoutMetrics {
+            subscribers,
+            formats,
+        } => {
+            fanout_metrics::measure(
+                &mut res.fanout_metrics,
+                subscribers,
+                formats,
+                common.secs,
+                root.path(),
+                &bins,
+            )?;
+            "fanout-metrics"
         }
         Command::IdleConns { connections } => {
             idle(&mut res, common, *connections, root.path(), &bins)?;

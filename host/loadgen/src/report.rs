@@ -30,6 +30,8 @@ pub struct Results {
     pub backlog: Vec<BacklogResult>,
     /// Delta savings per format.
     pub delta_savings: Vec<Savings>,
+    /// Fan-out with the demo's derived metrics, floor and host in the same run.
+    pub fanout_metrics: Vec<crate::fanout_metrics::Row>,
 }
 
 /// `/proc/loadavg`, trimmed.
@@ -184,6 +186,7 @@ pub fn markdown(res: &Results) -> String {
         fanout_table(&mut out, &res.fanout);
         out.push('\n');
     }
+    crate::fanout_metrics::markdown(&mut out, &res.fanout_metrics);
     if !res.backlog.is_empty() {
         out.push_str(
             "### Backlog catch-up (records appended at once -> last record of every topic received)\n\n\
@@ -213,20 +216,26 @@ pub fn markdown(res: &Results) -> String {
     if !res.delta_savings.is_empty() {
         out.push_str(
             "### Delta savings (demo market feed)\n\n\
-             | format | topics | updates | delta bytes | snapshot bytes | saving | / goal 90% |\n\
-             |---|---|---|---|---|---|---|\n",
+             | format | topics | updates | delta bytes | snapshot bytes | saving | goal | / goal |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for s in &res.delta_savings {
-            for (name, b) in [("trades/*", &s.trades), ("all", &s.all)] {
+            // Tickers: the issue's 80% for 2-3 of ~20 fields changed; else VISION's 90%.
+            let rows = [
+                ("trades/*", &s.trades, 90.0),
+                ("ticker/*", &s.ticker, 80.0),
+                ("all", &s.all, 90.0),
+            ];
+            for (name, b, goal) in rows {
                 let _ = writeln!(
                     out,
-                    "| {:?} | {name} | {} | {} | {} | {:.1}% | {} |",
+                    "| {:?} | {name} | {} | {} | {} | {:.1}% | {goal:.0}% | {} |",
                     s.format,
                     b.updates,
                     b.delta_bytes,
                     b.snapshot_bytes,
                     b.saving_pct(),
-                    x(ratio(b.saving_pct(), 90.0)),
+                    x(ratio(b.saving_pct(), goal)),
                 );
             }
         }

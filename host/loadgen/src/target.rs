@@ -43,6 +43,9 @@ pub struct Binaries {
     pub history: bool,
     /// Shards of the host's pipeline (1: not sharded), keyed by symbol.
     pub shards: u32,
+    /// The host runs the demo's derived metrics on the feed
+    /// ([`crate::fanout_metrics::host_config`]).
+    pub derived_metrics: bool,
 }
 
 /// The host's config for bench runs: the built-in CSV collector (with the send
@@ -105,7 +108,12 @@ impl Target {
         let cmd = match kind {
             Kind::Host => {
                 let config = dir.join("wasmeter.toml");
-                std::fs::write(&config, host_config(bins.history, bins.shards))?;
+                let text = if bins.derived_metrics {
+                    crate::fanout_metrics::host_config(bins.history, bins.shards)
+                } else {
+                    host_config(bins.history, bins.shards)
+                };
+                std::fs::write(&config, text)?;
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])

@@ -1,14 +1,16 @@
-//! # jsonl-collector: trades from JSON lines (world `collector`)
+//! # jsonl-collector: trades (or latest states) from JSON lines (world `collector`)
 //!
 //! Each line is one JSON object describing a trade, e.g. a Binance trade event
 //! `{"s":"BTCUSDT","p":"64000.10","q":"0.5","T":1700000000000}` or a plain
 //! `{"symbol":"BTC-USD","price":64000.1,"qty":0.5,"ts":1700000000000}`. Blank lines are
-//! skipped.
+//! skipped. With `mode = "latest"` each line is instead the whole current state of one
+//! key (a 24 h ticker, an order-book top): see [Latest states](#latest-states).
 //!
 //! ## Config
 //!
 //! | key             | default  | meaning                                                   |
 //! |-----------------|----------|-----------------------------------------------------------|
+//! | `mode`          | `trades` | `trades`, or `latest` (each line is the latest state of its key) |
 //! | `field.symbol`  | `symbol` | JSON key of the symbol (string, or number)                |
 //! | `field.price`   | `price`  | JSON key of the price (number or numeric string)          |
 //! | `field.qty`     | `qty`    | JSON key of the quantity (number or numeric string)       |
@@ -21,15 +23,27 @@
 //! that literally contains a dot is found too. Extra fields keep their JSON type (number,
 //! text, flag; objects and arrays as JSON text) and are named by their key.
 //!
+//! ## Latest states
+//!
+//! With `mode = "latest"`, a line such as `{"symbol":"BTC-USD","bid":64000.1,"ask":64000.3,
+//! "volume":1234.5,...}` sets the fields of topic `<topic_prefix>/<symbol>` to its values
+//! (keeping their JSON types, as extra fields do): every key but `field.symbol`, or only
+//! those listed in `fields` (comma list, dotted paths allowed). There are no running
+//! totals, samples or stream events, and the keys `field.price`, `field.qty`,
+//! `field.ts`, `extra_fields` and `tape_prefix` are refused. With a delta plugin,
+//! subscribers get only the fields that changed since the key's previous line.
+//!
 //! ## Output
 //!
-//! Exactly that of `csv-collector` (see `wasmeter_sdk::trades`): topic `<prefix>/<symbol>`
+//! In `trades` mode, exactly that of `csv-collector` (see `wasmeter_sdk::trades`): topic `<prefix>/<symbol>`
 //! with `price`, `qty`, `ts`, `count`, `volume` and the extra fields; samples
 //! `trade_price`, `trade_qty` (gauges), `trades_total`, `trade_volume_total` (counters)
 //! labelled `symbol`; the same state (schema `trades`).
 //!
 //! Record errors: ``invalid JSON: <serde's message>``, ``price: `p` is missing``,
 //! ``price (`p`): `abc` is not a number``.
+
+mod latest;
 
 use serde_json::Value;
 use wasmeter_sdk::trades::{self, Trade, TradeBook};
@@ -191,54 +205,107 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// The collector: a key mapping and the running per-symbol totals.
+/// `topic_prefix` (default `trades`), checked to be a valid topic.
+fn topic_prefix(config: &Config) -> Result<String, String> {
+    let value = config.get_or("topic_prefix", "trades");
+    let prefix = value.trim().trim_end_matches('/');
+    if !wasmeter_sdk::series::is_valid_topic(prefix) {
+        return Err(format!(
+            "config `topic_prefix`: `{value}` is not a valid topic \
+             (`/`-separated segments of [A-Za-z0-9_.:-])"
+        ));
+    }
+    Ok(prefix.to_string())
+}
+
+/// What a line is: a trade, or the latest state of its key.
+enum Mode {
+    /// A key mapping and the running per-symbol totals.
+    Trades { mapping: Mapping, book: TradeBook },
+    /// The whole current state of one key.
+    Latest(latest::Latest),
+}
+
+impl Mode {
+    fn from_config(config: &Config) -> Result<Mode, String> {
+        match config.get_or("mode", "trades").trim() {
+            "trades" => Ok(Mode::Trades {
+                mapping: Mapping::from_config(config)?,
+                book: TradeBook::from_config(config)?,
+            }),
+            "latest" => Ok(Mode::Latest(latest::Latest::from_config(config)?)),
+            other => Err(format!(
+                "config `mode`: `{other}` must be `trades` or `latest`"
+            )),
+        }
+    }
+
+    fn emits(&self) -> Vec<String> {
+        match self {
+            Mode::Trades { book, .. } => book.emits(),
+            Mode::Latest(latest) => latest.emits(),
+        }
+    }
+}
+
+/// The collector: trades (a key mapping and the running per-symbol totals), or
+/// latest states.
 pub struct JsonlCollector {
-    mapping: Mapping,
-    book: TradeBook,
+    mode: Mode,
 }
 
 impl Plugin for JsonlCollector {
     fn info() -> PluginInfo {
         let config = Config::from_host();
-        let emits = TradeBook::from_config(&config)
-            .map(|b| b.emits())
-            .unwrap_or_default();
+        let mode = Mode::from_config(&config);
+        let emits = mode.as_ref().map(|m| m.emits()).unwrap_or_default();
+        let stateful = !matches!(mode, Ok(Mode::Latest(_)));
         PluginInfo::new(
             "jsonl-collector",
             env!("CARGO_PKG_VERSION"),
-            "Trades from JSON lines (one object per line, configurable keys)",
+            "Trades or latest states from JSON lines (one object per line, configurable keys)",
         )
         .emits(emits)
-        .stateful(true)
+        .stateful(stateful)
     }
 
     fn init(config: &Config) -> Result<Self, String> {
         Ok(JsonlCollector {
-            mapping: Mapping::from_config(config)?,
-            book: TradeBook::from_config(config)?,
+            mode: Mode::from_config(config)?,
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        Some(self.book.export_state())
+        match &self.mode {
+            Mode::Trades { book, .. } => Some(book.export_state()),
+            Mode::Latest(_) => None,
+        }
     }
 
     fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
-        self.book.import_state(state)
+        match &mut self.mode {
+            Mode::Trades { book, .. } => book.import_state(state),
+            // Latest states are whole in every line: nothing to carry over (a
+            // trades collector's totals, on a switch of mode, no longer apply).
+            Mode::Latest(_) => Ok(()),
+        }
     }
 }
 
 impl Collector for JsonlCollector {
     fn collect(&mut self, _source: &str, chunk: &[u8]) -> Result<CollectOutput, String> {
         let mut out = CollectOutput::new();
-        lines::for_each(chunk, &mut out, |line, out| {
-            if line.is_blank() {
-                return Ok(());
-            }
-            let trade = self.mapping.parse(line.text)?;
-            self.book.record(trade, out);
-            Ok(())
-        });
+        match &mut self.mode {
+            Mode::Trades { mapping, book } => lines::for_each(chunk, &mut out, |line, out| {
+                if line.is_blank() {
+                    return Ok(());
+                }
+                let trade = mapping.parse(line.text)?;
+                book.record(trade, out);
+                Ok(())
+            }),
+            Mode::Latest(latest) => latest.collect(chunk, &mut out),
+        }
         Ok(out)
     }
 }
@@ -280,7 +347,10 @@ mod tests {
         assert!(fields.contains(&Field::new("stream", "btcusdt@trade")));
         assert_eq!(out.samples[0].timestamp_ms, 1_700_000_000_000);
         assert_eq!(out.samples[4].timestamp_ms, 0);
-        assert_eq!(c.book.totals("BTCUSDT"), Some((2, 2.0)));
+        let Mode::Trades { book, .. } = &c.mode else {
+            panic!("trades mode by default")
+        };
+        assert_eq!(book.totals("BTCUSDT"), Some((2, 2.0)));
         let errors: Vec<_> = out
             .errors
             .iter()
@@ -290,5 +360,26 @@ mod tests {
         assert!(errors[0].1.starts_with("invalid JSON: "), "{errors:?}");
         assert_eq!(errors[1], (3, "price: `data.p` is missing"));
         assert_eq!(errors[2], (4, "price (`data.p`): `x` is not a number"));
+    }
+
+    #[test]
+    fn latest_mode_publishes_states_without_samples_or_totals() {
+        let config = Config::from_pairs(&[("mode", "latest"), ("topic_prefix", "ticker")]);
+        let mut c = JsonlCollector::init(&config).unwrap();
+        let chunk = "{\"symbol\":\"BTC\",\"bid\":1,\"ask\":2}\n{\"bid\":1}\n";
+        let out = c.collect("feed", chunk.as_bytes()).unwrap();
+        assert_eq!(out.updates.len(), 1);
+        assert_eq!(out.updates[0].topic, "ticker/BTC");
+        assert_eq!(out.updates[0].fields.len(), 2);
+        assert!(out.samples.is_empty() && out.events.is_empty());
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].message, "key: `symbol` is missing");
+        assert_eq!(c.export_state(), None);
+
+        let bad = Config::from_pairs(&[("mode", "ticks")]);
+        assert_eq!(
+            JsonlCollector::init(&bad).err().unwrap(),
+            "config `mode`: `ticks` must be `trades` or `latest`"
+        );
     }
 }
