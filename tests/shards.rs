@@ -3,7 +3,8 @@
 //! one event of its tape topic, and the collector's running `count` of each
 //! symbol equals the trades written: a record processed twice, or a symbol split
 //! between shards, breaks one or the other), each topic's updates arrive in
-//! record order, every shard takes part, and the counts hold across a restart. A host started with another number of shards than its
+//! record order, every shard takes part, and the counts hold across a restart.
+//! A config reload to another number of shards is refused, and the shards run on. A host started with another number of shards than its
 //! checkpoints were written with refuses to start and names them.
 
 mod support;
@@ -242,4 +243,34 @@ fn a_shard_key_is_required_and_checked() {
             "{extra:?}: the error names `{named}`:\n{log}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_another_number_of_shards_is_refused_and_the_shards_run_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &config(2));
+    let mut written = BTreeMap::new();
+    write_trades(dir.path(), 0, 100, &mut written);
+    all_counted(&host, &written).await;
+
+    std::fs::write(dir.path().join("wasmeter.toml"), config(3)).unwrap();
+    let out = host.cli(&["reload-config"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("pipelines.trades.shards") && said.contains("trades#0of2.checkpoint"),
+        "the reload names the shard layout it cannot change:\n{said}"
+    );
+    // The two shards still run, with their state: counts stay exact.
+    write_trades(dir.path(), 100, 100, &mut written);
+    all_counted(&host, &written).await;
+    let log = host.stop();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("pipeline started") && l.contains("pipeline=trades#2")),
+        "no third shard started:\n{log}"
+    );
 }
