@@ -247,7 +247,7 @@ fn run_one(
     if spec.rounds > 0 {
         setup::append_rounds(&dir.path().join(FEED), &log, symbols, spec.rounds)?;
     }
-    let config = setup::host_config(bins.history, symbols, spec.field_ttl_ms);
+    let config = crate::target::bench_config(bins.history, 1, symbols, spec.field_ttl_ms);
     let started = Instant::now();
     let server = setup::start(target, dir.path(), bins, &config)?;
     let addr = server.addr;

@@ -13,57 +13,6 @@ use crate::sendlog::SendLog;
 use crate::stamp;
 use crate::target::{Binaries, FEED, Kind};
 
-/// The host config: the bench config with quotas for `symbols` symbols (a
-/// topic and four sample series each) and the TTL asked for.
-pub fn host_config(history: bool, symbols: usize, field_ttl_ms: u64) -> String {
-    let quota = symbols * 5 + 1_000;
-    let state = quota + 2_000;
-    format!(
-        r#"data_dir = "data"
-
-[history]
-enabled = {history}
-
-[server]
-listen = "127.0.0.1:0"
-
-[server.limits]
-max_connections = 30000
-max_topics_per_connection = {quota}
-ping_interval_ms = 3600000
-client_timeout_ms = 7200000
-
-[runtime]
-max_topics_per_plugin = {quota}
-max_series_per_plugin = {quota}
-
-[state]
-max_topics = {state}
-field_ttl_ms = {field_ttl_ms}
-
-[plugins.csv]
-builtin = "csv-collector"
-config = {{ topic_prefix = "bench", columns = "{columns}" }}
-
-[plugins.delta]
-builtin = "field-delta"
-
-[sources.feed]
-type = "file"
-include = ["feed/*.csv"]
-start_at = "beginning"
-
-[pipelines.feed]
-sources = ["feed"]
-collector = "csv"
-topics = ["bench"]
-delta = "delta"
-max_topics = {quota}
-"#,
-        columns = crate::stamp::COLUMNS
-    )
-}
-
 /// Appends `rounds` rounds of one record per symbol after the seed in `log`,
 /// in one write, logged as written now.
 pub fn append_rounds(file: &Path, log: &SendLog, symbols: usize, rounds: u64) -> Result<()> {

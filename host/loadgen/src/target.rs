@@ -48,11 +48,23 @@ pub struct Binaries {
     pub derived_metrics: bool,
 }
 
+/// Symbols the bench host's quotas make room for unless a scenario says otherwise.
+const DEFAULT_SYMBOLS: usize = 20_000;
+
+/// The host's config for bench runs (see [`bench_config`]), with room for
+/// 20,000 symbols and no stale-field sweep.
+pub fn host_config(history: bool, shards: u32) -> String {
+    bench_config(history, shards, DEFAULT_SYMBOLS, 0)
+}
+
 /// The host's config for bench runs: the built-in CSV collector (with the send
 /// time as an extra column) and field delta, heartbeats far apart so that idle
-/// connections stay idle, room for 10,000+ connections and for 10,000 symbols
-/// (each a topic and four sample series).
-pub fn host_config(history: bool, shards: u32) -> String {
+/// connections stay idle, room for 10,000+ connections, quotas for `symbols`
+/// symbols (each a topic and four sample series), the stale-field TTL asked for
+/// (0: none), and `shards` shards keyed by the symbol column (1: not sharded).
+pub fn bench_config(history: bool, shards: u32, symbols: usize, field_ttl_ms: u64) -> String {
+    let quota = symbols * 5 + 1_000;
+    let state = quota + 2_000;
     let shards = match shards {
         0 | 1 => String::new(),
         n => format!("shards = {n}\nshard_key = {{ csv_column = 0 }}\n"),
@@ -68,16 +80,17 @@ listen = "127.0.0.1:0"
 
 [server.limits]
 max_connections = 30000
+max_topics_per_connection = {quota}
 ping_interval_ms = 3600000
 client_timeout_ms = 7200000
 
 [runtime]
-max_topics_per_plugin = 100000
-max_series_per_plugin = 100000
+max_topics_per_plugin = {quota}
+max_series_per_plugin = {quota}
 
 [state]
-field_ttl_ms = 0
-max_topics = 300000
+max_topics = {state}
+field_ttl_ms = {field_ttl_ms}
 
 [plugins.csv]
 builtin = "csv-collector"
@@ -96,7 +109,7 @@ sources = ["feed"]
 collector = "csv"
 topics = ["bench"]
 delta = "delta"
-max_topics = 250000
+max_topics = {quota}
 {shards}"#,
         columns = stamp::COLUMNS
     )
