@@ -117,6 +117,9 @@ pub struct ServerSection {
     /// Events kept per stream topic: how far behind, or how long away, a
     /// subscriber may be before it is told of a gap.
     pub stream_history: usize,
+    /// Web origins (`scheme://host[:port]`, or `*`) whose pages may subscribe and
+    /// read besides the host's own; requests without `Origin` are always served.
+    pub allowed_origins: Vec<String>,
     /// `[server.limits]`: connections, frames, heartbeats, conflation.
     pub limits: wasmeter_server::ServerConfig,
 }
@@ -128,6 +131,7 @@ impl Default for ServerSection {
             history_per_topic: 256,
             history_budget: wasmeter_hub::HubConfig::default().history_budget,
             stream_history: 4096,
+            allowed_origins: Vec::new(),
             limits: wasmeter_server::ServerConfig::default(),
         }
     }
@@ -709,6 +713,10 @@ impl Config {
         if let Some((key, problem)) = self.history.problem() {
             return Err(self.invalid(key, problem));
         }
+        for origin in &self.server.allowed_origins {
+            wasmeter_server::check_origin_entry(origin)
+                .map_err(|e| self.invalid("server.allowed_origins", e))?;
+        }
         if self.server.stream_history == 0 {
             return Err(self.invalid("server.stream_history", "must be > 0"));
         }
@@ -904,6 +912,29 @@ mod tests {
         assert_eq!(
             source("include = [\"a\"]"),
             "sources.feed: type: missing: \"file\" or \"system\""
+        );
+    }
+
+    #[test]
+    fn allowed_origins_must_be_origins() {
+        let with = |origins: &str| format!("[server]\nallowed_origins = {origins}\n{GOOD}");
+        assert!(
+            Config::parse(
+                &with(r#"["*", "https://dash.example.com:8443"]"#),
+                "t",
+                Path::new("/")
+            )
+            .is_ok()
+        );
+        let e = err(&with(r#"["https://dash.example.com/"]"#));
+        assert!(
+            e.contains("server.allowed_origins") && e.contains("without a path"),
+            "{e}"
+        );
+        let e = err(&with(r#"["dash.example.com"]"#));
+        assert!(
+            e.contains("server.allowed_origins") && e.contains("`dash.example.com`"),
+            "{e}"
         );
     }
 

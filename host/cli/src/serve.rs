@@ -215,7 +215,11 @@ pub async fn serve(
     }
     background.close();
 
-    let state = ServerState::new(hub.clone(), server_config.limits.clone())?;
+    let limits = wasmeter_server::ServerConfig {
+        allowed_origins: server_config.allowed_origins.clone(),
+        ..server_config.limits.clone()
+    };
+    let state = ServerState::new(hub.clone(), limits)?;
     let addr = listener.local_addr()?;
     // Handlers first: a signal right after the announcement must shut down cleanly.
     let signals = ShutdownSignals::new()?;

@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// SSE: topics whose positions fit in an event id. With more topics, events
     /// carry an empty id and a reconnect starts with fresh snapshots.
     pub sse_max_id_topics: usize,
+    /// Web origins (`scheme://host[:port]`, or `*`) whose pages may read from the
+    /// host besides its own (see `origin.rs`). Set from `[server] allowed_origins`.
+    #[serde(skip)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +98,7 @@ impl Default for ServerConfig {
             ws_write_buffer_bytes: 16 * 1024,
             max_queued_replies: 32,
             sse_max_id_topics: 32,
+            allowed_origins: Vec::new(),
         }
     }
 }

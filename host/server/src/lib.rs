@@ -56,6 +56,7 @@ mod deliver;
 mod errors;
 mod health;
 mod listen;
+mod origin;
 pub mod metrics;
 pub mod protocol;
 mod rest;
@@ -71,6 +72,7 @@ use axum::routing::get;
 
 pub use config::{ConfigError, ServerConfig};
 pub use metrics::MetricsSnapshot;
+pub use origin::check_origin_entry;
 pub use protocol::close;
 pub use shutdown::serve;
 pub use state::ServerState;

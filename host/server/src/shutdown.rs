@@ -38,7 +38,12 @@ where
 {
     let token = state.shutdown_token();
     let conns = TaskTracker::new();
-    let app = app.layer(axum::middleware::map_response(crate::errors::json_errors));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::guard,
+        ))
+        .layer(axum::middleware::map_response(crate::errors::json_errors));
     tokio::select! {
         _ = signal => {}
         _ = accept_loop(listener, app, state.clone(), &conns, &token) => {}

@@ -4,6 +4,7 @@
 mod abuse;
 mod http_limits;
 mod lifecycle;
+mod origin;
 mod paging;
 mod rest;
 mod sse;
