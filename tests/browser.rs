@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: headless Chromium, driven by playwright-core from
 //! `tests/browser/dashboard.mjs`, against a real host. A line appended to a watched
 //! file shows up on the page, and the page recovers when the host restarts on the
-//! same port. Screenshot: `target/artifacts/dashboard.png`.
+//! same port. Screenshot: `target/artifacts/dashboard.png`. A page of another
+//! origin (`tests/browser/cross_origin.mjs`) imports the host's client and gets
+//! updates when its origin is allowed, and cannot when it is not.
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `CHROMIUM=path`) and
 //! `npm ci` in `tests/browser` (`scripts/test.sh` installs all three). Without them
@@ -141,6 +143,77 @@ fn browser_client_logic_under_node() {
         out.status.success(),
         "client.mjs failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A page served on `listener` for every request: it imports the client of the
+/// host at `host` and shows trades/BTC's price in its title, or why it could not.
+fn serve_page(listener: std::net::TcpListener, host: String) -> std::thread::JoinHandle<()> {
+    let page = format!(
+        r#"<!doctype html><title>loading</title><script type="module">
+try {{
+  const {{ connect }} = await import('http://{host}/client/wasmeter.js');
+  const client = connect('ws://{host}/ws');
+  client.subscribe('trades/BTC');
+  client.on('topic', ({{ state }}) => {{ document.title = `price ${{state.state.price}}`; }});
+}} catch (e) {{
+  document.title = `blocked: ${{e}}`;
+}}
+</script>"#
+    );
+    std::thread::spawn(move || {
+        // Serves until the test ends (the listener goes with the process).
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    })
+}
+
+#[test]
+fn a_page_of_an_allowed_origin_imports_the_client_and_gets_updates() {
+    if let Some(reason) = missing_tools() {
+        assert!(
+            !in_ci(),
+            "browser test cannot run in CI: {reason}; scripts/test.sh installs what it needs"
+        );
+        eprintln!("SKIPPED cross-origin browser test: {reason}");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The page's server: `127.0.0.1:P` is allowed, `localhost:P` is another origin.
+    let pages = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = pages.local_addr().unwrap().port();
+    let config = csv_config("").replace(
+        "[server]",
+        &format!("[server]\nallowed_origins = [\"http://127.0.0.1:{port}\"]"),
+    );
+    let host = Host::start(dir.path(), &config);
+    host.append("trades.csv", "BTC,100,1,1700000000000\n");
+    rt.block_on(host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0));
+    let _server = serve_page(pages, host.addr.clone());
+    let out = Command::new("node")
+        .arg(root().join("tests/browser/cross_origin.mjs"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(format!("http://localhost:{port}/"))
+        .arg(dir.path().join("feed/trades.csv"))
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("run node");
+    let log = host.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "cross-origin page failed ({}):\n{stdout}{}\nhost log:\n{log}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
 }
