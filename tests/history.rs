@@ -16,14 +16,19 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Polls `uri` until its result holds `n` values (the writer is asynchronous).
-async fn values(host: &Host, uri: &str, n: usize) -> Value {
+/// Polls `uri` until its result holds `n` values, the last one `last` (the
+/// writer is asynchronous; and a range query fills the steps after the first
+/// stored sample with it, so the count alone is reached before all are stored).
+async fn values(host: &Host, uri: &str, n: usize, last: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (status, body) = host.get(uri).await;
         assert_eq!(status, 200, "{body}");
         let values = &body["data"]["result"][0]["values"];
-        if values.as_array().is_some_and(|v| v.len() == n) {
+        if values
+            .as_array()
+            .is_some_and(|v| v.len() == n && v[n - 1][1] == last)
+        {
             return values.clone();
         }
         assert!(tokio::time::Instant::now() < deadline, "{uri}: {body}");
@@ -50,7 +55,10 @@ async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
     let expected: Vec<Value> = (0..5)
         .map(|i| json!([(t0 / 1000 + i) as f64, format!("{}", 100 + i)]))
         .collect();
-    assert_eq!(values(&host, &uri, 5).await, Value::Array(expected.clone()));
+    assert_eq!(
+        values(&host, &uri, 5, "104").await,
+        Value::Array(expected.clone())
+    );
     // Five trades, four samples each, all stored (the writer counts them).
     assert_eq!(
         host.metric("wasmeter_history_samples_written_total", "")
@@ -113,7 +121,7 @@ async fn prometheus_own_client_reads_the_history() {
         t0 / 1000,
         t0 / 1000 + 3
     );
-    values(&host, &uri, 4).await;
+    values(&host, &uri, 4, "13").await;
     let server = format!("http://{}", host.addr);
     let (start, end) = ((t0 / 1000).to_string(), (t0 / 1000 + 3).to_string());
 
@@ -169,7 +177,7 @@ async fn a_torn_write_in_the_history_is_dropped_with_a_warning_and_the_rest_kept
         t0 / 1000,
         t0 / 1000 + 2
     );
-    let before = values(&host, &uri, 3).await;
+    let before = values(&host, &uri, 3, "22").await;
     host.stop();
     // A write torn by a crash: half a frame at the end of the newest log segment.
     let wal = dir.path().join("data/history/wal");
