@@ -81,7 +81,7 @@ function unselect(topic) {
 
 // A first look without configuration: the demo's headline topics when they exist,
 // else the first topic of each top-level group (internal `_wasmeter/*` skipped).
-const DEMO_TOPICS = ['trades/BTC-USD', 'metrics/trade_vwap/BTC-USD', 'system/cpu', 'system/memory'];
+const DEMO_TOPICS = ['trades/BTC-USD', 'ticker/BTC-USD', 'metrics/trade_vwap/BTC-USD', 'system/cpu', 'system/memory'];
 function autoSelect() {
   const names = allTopics.map((t) => t.name);
   const demo = DEMO_TOPICS.filter((t) => names.includes(t));
