@@ -249,7 +249,7 @@ fn run_one(
     }
     let config = crate::target::bench_config(bins.history, 1, symbols, spec.field_ttl_ms);
     let started = Instant::now();
-    let server = setup::start(target, dir.path(), bins, &config)?;
+    let server = crate::target::Target::start_with(target, dir.path(), bins, &config)?;
     let addr = server.addr;
     let mut r = SymbolsResult {
         target: Some(target),

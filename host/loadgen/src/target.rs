@@ -118,19 +118,25 @@ max_topics = {quota}
 impl Target {
     /// Starts `kind` on the feed of `dir` (which must exist).
     pub fn start(kind: Kind, dir: &Path, bins: &Binaries) -> Result<Target> {
+        let config = if bins.derived_metrics {
+            crate::fanout_metrics::host_config(bins.history, bins.shards)
+        } else {
+            host_config(bins.history, bins.shards)
+        };
+        Self::start_with(kind, dir, bins, &config)
+    }
+
+    /// Starts `kind` on the feed of `dir`: the host with `config` (written to
+    /// `dir/wasmeter.toml`, the plugin cache shared), or the floor server.
+    pub fn start_with(kind: Kind, dir: &Path, bins: &Binaries, config: &str) -> Result<Target> {
         let cmd = match kind {
             Kind::Host => {
-                let config = dir.join("wasmeter.toml");
-                let text = if bins.derived_metrics {
-                    crate::fanout_metrics::host_config(bins.history, bins.shards)
-                } else {
-                    host_config(bins.history, bins.shards)
-                };
-                std::fs::write(&config, text)?;
+                let path = dir.join("wasmeter.toml");
+                std::fs::write(&path, config)?;
                 share_cache(&dir.join("data"), bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])
-                    .arg(&config)
+                    .arg(&path)
                     .args(["--admin-listen", "127.0.0.1:0"]);
                 c
             }

@@ -20,12 +20,11 @@ impl Store {
     /// (`/api/v1/series`). At least one matcher must not match the empty string.
     pub fn select(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
         require_selector(matchers)?;
-        let ids = self.inner.select_ids(matchers, start_ms, end_ms);
-        let cat = self.inner.catalog.read();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| cat.entry(id).map(|e| e.labels.clone()))
-            .collect())
+        let mut series = Vec::new();
+        self.for_each_matching(matchers, start_ms, end_ms, |labels| {
+            series.push(labels.clone())
+        });
+        Ok(series)
     }
 
     /// Label names (`__name__` included) of the series matching `matchers`
@@ -37,18 +36,14 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>> {
-        let ids = self.inner.select_ids(matchers, start_ms, end_ms);
-        let cat = self.inner.catalog.read();
         let mut names = BTreeSet::new();
-        for id in ids {
-            if let Some(e) = cat.entry(id) {
-                for l in e.labels.iter() {
-                    if !names.contains(&l.name) {
-                        names.insert(l.name.clone());
-                    }
+        self.for_each_matching(matchers, start_ms, end_ms, |labels| {
+            for l in labels.iter() {
+                if !names.contains(&l.name) {
+                    names.insert(l.name.clone());
                 }
             }
-        }
+        });
         Ok(names.into_iter().collect())
     }
 
@@ -61,17 +56,33 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>> {
-        let ids = self.inner.select_ids(matchers, start_ms, end_ms);
-        let cat = self.inner.catalog.read();
         let mut values = BTreeSet::new();
-        for id in ids {
-            if let Some(v) = cat.entry(id).and_then(|e| e.labels.get(name))
+        self.for_each_matching(matchers, start_ms, end_ms, |labels| {
+            if let Some(v) = labels.get(name)
                 && !values.contains(v)
             {
                 values.insert(v.to_string());
             }
-        }
+        });
         Ok(values.into_iter().collect())
+    }
+
+    /// Calls `each` with the labels of every series matching `matchers` with
+    /// data in `[start_ms, end_ms]`, under the catalog's read lock.
+    fn for_each_matching(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        mut each: impl FnMut(&Labels),
+    ) {
+        let ids = self.inner.select_ids(matchers, start_ms, end_ms);
+        let cat = self.inner.catalog.read();
+        for id in ids {
+            if let Some(e) = cat.entry(id) {
+                each(&e.labels);
+            }
+        }
     }
 
     /// The oldest timestamp held per tier (`i64::MAX` if none), as
