@@ -58,13 +58,19 @@ const e = connect('/ws', { WebSocket: FakeWS, backoffBaseMs: 1, backoffCapMs: 2,
 const n = sockets.length;
 await new Promise((r) => setTimeout(r, 40));
 assert(sockets.length > n, 'retried after the connect timeout');
+// A socket given up on that opens late does not take over the connection.
+const stale = sockets[n];
+stale.open();
+assert(e.status.status !== 'connected', `a timed-out socket opened late: ${JSON.stringify(e.status)}`);
+e.close();
 // 4002 (abusive) is not reconnected: the client says why and stops.
-const errors = []; e.on('error', (x) => errors.push(x));
+const g = connect('/ws', { WebSocket: FakeWS, backoffBaseMs: 1, backoffCapMs: 2, idleTimeoutMs: 0, connectTimeoutMs: 0 });
+const errors = []; g.on('error', (x) => errors.push(x));
 sockets.at(-1).open();
 sockets.at(-1).onclose({ code: 4002 });
 const m = sockets.length;
 await new Promise((r) => setTimeout(r, 20));
-assert(sockets.length === m && e.status.status === 'closed' && e.status.code === 4002, JSON.stringify(e.status));
+assert(sockets.length === m && g.status.status === 'closed' && g.status.code === 4002, JSON.stringify(g.status));
 assert(errors[0]?.code === 'abusive', JSON.stringify(errors));
 // Events of a stream topic and gaps.
 const f = connect('/ws', { WebSocket: FakeWS, idleTimeoutMs: 0 });

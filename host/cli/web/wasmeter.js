@@ -237,6 +237,8 @@ export class WasmeterClient {
       this.connectTimer = setTimeout(() => this.lost(ws, null), this.connectMs);
     }
     ws.onopen = () => {
+      // A socket already given up on (timed out, errored) may still open late: ignore it.
+      if (this.ws !== ws) return;
       clearTimeout(this.connectTimer);
       this.attempt = 0;
       const resuming = this.everOpen && this.topics.size > 0;
@@ -254,6 +256,7 @@ export class WasmeterClient {
       if (this.pendingResume && this.pendingResume.waiting === 0) this.pendingResume = null;
     };
     ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
       this.touch();
       if (typeof ev.data !== 'string') return;
       let frame;
