@@ -13,6 +13,7 @@ use crate::config::Config;
 /// Checks the config at `path`; prints a summary, or fails with the first problem.
 pub async fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    config.auth.authenticator(&config)?;
     let runtime = Runtime::new(config.runtime.runtime_config(None))?;
     let spec = config.spec();
     let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;

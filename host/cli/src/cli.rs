@@ -181,6 +181,9 @@ pub struct TailArgs {
     /// Only these fields (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub fields: Vec<String>,
+    /// A subscriber token, for a host with `[auth]` (sent as `Authorization: Bearer`).
+    #[arg(long, env = "WASMETER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `wasmeter serve`

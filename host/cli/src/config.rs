@@ -75,6 +75,9 @@ pub struct Config {
     /// The metric history and its query API.
     #[serde(default)]
     pub history: crate::history::HistorySection,
+    /// Subscriber tokens.
+    #[serde(default)]
+    pub auth: crate::tokens::AuthSection,
     /// The file as parsed, to tell which sections a reload changed.
     #[serde(skip)]
     pub raw: toml::Table,

@@ -15,6 +15,7 @@
 //! - [`logging`]: `tracing` output.
 //! - [`monitor`]: `/metrics` and `/api/plugins`.
 //! - [`tail`]: `wasmeter tail`, a command-line subscriber.
+//! - [`tokens`]: `[auth]`, subscriber tokens: the keys that verify them.
 //! - [`web`]: the dashboard and the browser client, embedded.
 
 pub mod admin;
@@ -32,6 +33,7 @@ pub mod reload;
 pub mod serve;
 pub mod spec;
 pub mod tail;
+pub mod tokens;
 pub mod web;
 
 use tokio_util::sync::CancellationToken;
@@ -104,6 +106,7 @@ async fn tail_command(args: TailArgs) -> anyhow::Result<()> {
         url: args.url,
         json: args.json,
         fields: args.fields,
+        token: args.token,
     };
     let stop = CancellationToken::new();
     let run = tail::tail(options, stop.clone());

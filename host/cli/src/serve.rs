@@ -92,6 +92,14 @@ pub async fn serve(
     } else {
         None
     };
+    // The token keys too: a key that cannot be read fails the start.
+    let authenticator = config.auth.authenticator(&config)?;
+    if authenticator.is_none() && !config.server.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.server.listen,
+            "the server listens beyond loopback without [auth]: anyone who can reach it reads every topic"
+        );
+    }
     // Both listeners before anything starts: a port that is taken fails the start
     // before a pipeline has read a record.
     let listener = bind(&config.origin, "server.listen", config.server.listen).await?;
@@ -219,7 +227,8 @@ pub async fn serve(
         allowed_origins: server_config.allowed_origins.clone(),
         ..server_config.limits.clone()
     };
-    let state = ServerState::new(hub.clone(), limits)?;
+    let guarded_history = authenticator.is_some();
+    let state = ServerState::with_auth(hub.clone(), limits, authenticator)?;
     let addr = listener.local_addr()?;
     // Handlers first: a signal right after the announcement must shut down cleanly.
     let signals = ShutdownSignals::new()?;
@@ -243,7 +252,7 @@ pub async fn serve(
                     history.as_ref().map(History::view),
                 ))
                 .merge(crate::web::router())
-                .merge(history.as_ref().map(History::router).unwrap_or_default()),
+                .merge(history_routes(history.as_ref(), guarded_history, &state)),
             state,
             async move { server_stop.cancelled().await },
         ))
@@ -275,6 +284,21 @@ pub async fn serve(
     server.await.context("server task")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The metric history's Prometheus API. It spans every topic, so with
+/// subscriber tokens it needs one that grants `**`.
+fn history_routes(history: Option<&History>, guarded: bool, state: &ServerState) -> axum::Router {
+    let Some(history) = history else {
+        return axum::Router::new();
+    };
+    match guarded {
+        false => history.router(),
+        true => history.router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wasmeter_server::require_every_topic,
+        )),
+    }
 }
 
 /// Binds `addr`; the error names the config key.

@@ -142,6 +142,28 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// True when every topic `other` matches is matched by this pattern too
+    /// (`trades/*` covers `trades/BTC` and `trades/*`, not `trades/**`; `**`
+    /// covers everything). Decided segment by segment, so a pattern covered only
+    /// by the union of several others is not covered by any one of them.
+    pub fn covers(&self, other: &Pattern) -> bool {
+        let (mine, theirs) = (&*self.segments, &*other.segments);
+        for (i, seg) in mine.iter().enumerate() {
+            match (seg, theirs.get(i)) {
+                // One or more segments: `other` must have at least one more, and
+                // whatever it matches there (a literal, `*`, `**`) is one or more.
+                (Segment::Rest, rest) => return rest.is_some(),
+                (_, None | Some(Segment::Rest)) => return false,
+                (Segment::One, Some(_)) => {}
+                (Segment::Literal(a), Some(Segment::Literal(b))) if a == b => {}
+                (Segment::Literal(_), Some(_)) => return false,
+            }
+        }
+        mine.len() == theirs.len()
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -154,6 +176,55 @@ mod tests {
 
     fn m(p: &str, t: &str) -> bool {
         Pattern::parse(p).unwrap().matches(t)
+    }
+
+    fn covers(a: &str, b: &str) -> bool {
+        Pattern::parse(a)
+            .unwrap()
+            .covers(&Pattern::parse(b).unwrap())
+    }
+
+    #[test]
+    fn a_pattern_covers_what_it_matches_and_nothing_more() {
+        for (a, b) in [
+            ("trades/*", "trades/BTC"),
+            ("trades/*", "trades/*"),
+            ("trades/**", "trades/BTC/1m"),
+            ("trades/**", "trades/*"),
+            ("trades/**", "trades/*/1m"),
+            ("trades/**", "trades/**"),
+            ("trades/**", "trades/*/**"),
+            ("**", "**"),
+            ("**", "a"),
+            ("*/x", "a/x"),
+            ("a/b", "a/b"),
+        ] {
+            assert!(covers(a, b), "{a} should cover {b}");
+        }
+        for (a, b) in [
+            ("trades/*", "trades/**"),
+            ("trades/*", "trades/BTC/1m"),
+            ("trades/*", "trades"),
+            ("trades/**", "trades"),
+            ("trades/BTC", "trades/*"),
+            ("trades/*", "system/cpu"),
+            ("a/b", "a/b/c"),
+            ("*", "**"),
+            ("*/x", "*/y"),
+        ] {
+            assert!(!covers(a, b), "{a} should not cover {b}");
+        }
+        // Whatever it covers, it matches: checked against sample topics.
+        let topics = ["trades", "trades/BTC", "trades/BTC/1m", "system/cpu", "a/x"];
+        for (a, b) in [("trades/**", "trades/*/1m"), ("*/x", "a/x"), ("**", "*")] {
+            let (pa, pb) = (Pattern::parse(a).unwrap(), Pattern::parse(b).unwrap());
+            for t in topics {
+                assert!(
+                    !pb.matches(t) || pa.matches(t),
+                    "{a} covers {b} but not {t}"
+                );
+            }
+        }
     }
 
     #[test]

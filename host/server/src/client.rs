@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use wasmeter_hub::codec::FieldSet;
 use wasmeter_hub::{Format, Hub, Message, Pattern, Slot, Subscriber};
 
+use crate::auth::{Authenticator, Grants};
 use crate::config::ServerConfig;
 use crate::metrics::{Event, Metrics};
 use crate::protocol::{self, ClientFrame, Rejection, ServerFrame, codes};
@@ -85,6 +86,7 @@ pub(crate) enum Kind {
     Error,
     Ping,
     Pong,
+    Refreshed,
 }
 
 impl Kind {
@@ -100,6 +102,7 @@ impl Kind {
             Kind::Error => "error",
             Kind::Ping => "ping",
             Kind::Pong => "pong",
+            Kind::Refreshed => "refreshed",
         }
     }
 }
@@ -205,6 +208,10 @@ pub(crate) struct Client {
     pub(crate) scratch: Vec<Arc<Message>>,
     pub(crate) watching: bool,
     pub(crate) topic_limit_reported: bool,
+    /// What the connection may read (everything on a host without tokens).
+    pub(crate) grants: Grants,
+    /// Verifies a `refresh`'s token; `None` on a host without tokens.
+    pub(crate) auth: Option<Arc<Authenticator>>,
     error_streak: u32,
 }
 
@@ -236,8 +243,25 @@ impl Client {
             scratch: Vec::new(),
             watching: false,
             topic_limit_reported: false,
+            grants: Grants::everything(),
+            auth: None,
             error_streak: 0,
         }
+    }
+
+    /// Sets what the connection may read, and the verifier of its refreshes.
+    pub(crate) fn set_access(&mut self, grants: Grants, auth: Option<Arc<Authenticator>>) {
+        self.grants = grants;
+        self.auth = auth;
+    }
+
+    /// When the connection's permission ends, on the runtime's clock.
+    pub(crate) fn expires_at(&self) -> Option<Instant> {
+        let at = self.grants.expires_at()?;
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Some(Instant::now() + left)
     }
 
     /// The wire format of this connection.

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::check::{SubscribeRequest, check_count, check_subscribe, excerpt};
 use crate::client::{Client, Kind, Next, Subscription, TopicSlot};
+use crate::metrics::Event;
 use crate::protocol::{ClientFrame, Rejection, ServerFrame, codes};
 
 impl Client {
@@ -22,8 +23,10 @@ impl Client {
                 since,
             } => {
                 let req = check_subscribe(id, topics, fields, max_rate_hz, since, &self.limits)?;
+                self.check_permitted(&req)?;
                 self.subscribe(req)
             }
+            ClientFrame::Refresh { id, token } => self.refresh(id, &token),
             ClientFrame::Unsubscribe { id, topics } => self.unsubscribe(id, topics),
             ClientFrame::Ping { id } => {
                 self.queue_control(Kind::Pong, &ServerFrame::Pong { id });
@@ -31,6 +34,66 @@ impl Client {
             }
             ClientFrame::Pong { .. } => Ok(()),
         }
+    }
+
+    /// Refuses a `subscribe` naming a pattern the connection's token does not
+    /// grant whole (nothing changes).
+    fn check_permitted(&self, req: &SubscribeRequest) -> Result<(), Rejection> {
+        match req.patterns.iter().find(|p| !self.grants.permits(p)) {
+            None => Ok(()),
+            Some(p) => {
+                self.metrics.record(Event::Forbidden);
+                Err(Rejection::new(
+                    codes::FORBIDDEN,
+                    format!(
+                        "subscribe.topics: `{p}` is not permitted by the connection's token (permitted: {})",
+                        self.grants.describe()
+                    ),
+                    req.id,
+                ))
+            }
+        }
+    }
+
+    /// Replaces the connection's token. The new one must verify, be for the same
+    /// subject, and grant every pattern held; otherwise the old one stays in force.
+    fn refresh(&mut self, id: Option<u64>, token: &str) -> Result<(), Rejection> {
+        let Some(auth) = &self.auth else {
+            return Err(Rejection::new(
+                codes::INVALID,
+                "refresh: this host does not use tokens",
+                id,
+            ));
+        };
+        let unauthorized = |message: String| {
+            self.metrics.record(Event::Unauthorized);
+            Rejection::new(codes::UNAUTHORIZED, message, id)
+        };
+        let grants = auth
+            .verify(token)
+            .map_err(|e| unauthorized(format!("refresh.token: {e}")))?;
+        if grants.subject() != self.grants.subject() {
+            return Err(unauthorized(format!(
+                "refresh.token: it is for {:?}, the connection's for {:?}",
+                grants.subject().unwrap_or("no subject"),
+                self.grants.subject().unwrap_or("no subject")
+            )));
+        }
+        if let Some(s) = self.subs.iter().find(|s| !grants.permits(&s.pattern)) {
+            self.metrics.record(Event::Forbidden);
+            return Err(Rejection::new(
+                codes::FORBIDDEN,
+                format!(
+                    "refresh.token: does not permit `{}`, which this connection subscribes to; unsubscribe it first",
+                    s.pattern
+                ),
+                id,
+            ));
+        }
+        let expires_at = grants.expires_at_ms();
+        self.grants = grants;
+        self.queue_control(Kind::Refreshed, &ServerFrame::Refreshed { id, expires_at });
+        Ok(())
     }
 
     /// Subscribes: attaches existing matching topics (a snapshot each, or the

@@ -11,6 +11,10 @@
 //! protocol is described in `docs/PROTOCOL.md`.
 //!
 //! # Layout
+//! - `auth`: [`Authenticator`], signed connection tokens to [`Grants`] (the
+//!   topic patterns a subscriber may read, until when).
+//! - `access`: a request's token (`?token=`, `Authorization: Bearer`) to its
+//!   grants, 401 and 403 answers.
 //! - `state`: [`ServerState`] (hub, config, readiness, counters, shutdown token,
 //!   connection tracker) and the connection-limit permit.
 //! - `config`: [`ServerConfig`], every limit and timing.
@@ -48,6 +52,8 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
+pub mod auth;
 mod check;
 mod client;
 mod commands;
@@ -70,6 +76,8 @@ mod ws_close;
 use axum::Router;
 use axum::routing::get;
 
+pub use access::require_every_topic;
+pub use auth::{AuthConfigError, AuthSettings, Authenticator, Grants};
 pub use config::{ConfigError, ServerConfig};
 pub use metrics::MetricsSnapshot;
 pub use origin::check_origin_entry;

@@ -21,6 +21,9 @@ pub struct Metrics {
     slow_consumer_disconnects: AtomicU64,
     heartbeat_timeouts: AtomicU64,
     abusive_disconnects: AtomicU64,
+    unauthorized: AtomicU64,
+    forbidden: AtomicU64,
+    token_expiries: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -64,6 +67,15 @@ pub struct MetricsSnapshot {
     /// Connections closed as abusive (4002), for an oversized frame (1009) or for
     /// a text frame that is not UTF-8 (1007).
     pub abusive_disconnects: u64,
+    /// Requests and refreshes refused for a missing, invalid or expired token (401,
+    /// or an `unauthorized` error frame).
+    pub unauthorized: u64,
+    /// Subscriptions and topic reads refused as outside the token's topics (403,
+    /// or a `forbidden` error frame).
+    pub forbidden: u64,
+    /// Connections closed because their token expired (4004, or the end of an
+    /// SSE stream).
+    pub token_expiries: u64,
 }
 
 /// One thing that happened, to be counted.
@@ -82,6 +94,9 @@ pub(crate) enum Event {
     SlowConsumer,
     HeartbeatTimeout,
     Abusive,
+    Unauthorized,
+    Forbidden,
+    TokenExpired,
 }
 
 impl Metrics {
@@ -109,6 +124,9 @@ impl Metrics {
             Event::SlowConsumer => &self.slow_consumer_disconnects,
             Event::HeartbeatTimeout => &self.heartbeat_timeouts,
             Event::Abusive => &self.abusive_disconnects,
+            Event::Unauthorized => &self.unauthorized,
+            Event::Forbidden => &self.forbidden,
+            Event::TokenExpired => &self.token_expiries,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +157,9 @@ impl Metrics {
             slow_consumer_disconnects: get(&self.slow_consumer_disconnects),
             heartbeat_timeouts: get(&self.heartbeat_timeouts),
             abusive_disconnects: get(&self.abusive_disconnects),
+            unauthorized: get(&self.unauthorized),
+            forbidden: get(&self.forbidden),
+            token_expiries: get(&self.token_expiries),
         }
     }
 }

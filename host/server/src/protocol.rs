@@ -36,6 +36,9 @@ pub mod close {
     /// the write timeout: the last resort for a consumer that stopped reading.
     /// Reconnect with `since`.
     pub const SLOW_CONSUMER: u16 = 4003;
+    /// The connection's token expired and was not refreshed in time. Reconnect
+    /// with a fresh token, and `since`.
+    pub const TOKEN_EXPIRED: u16 = 4004;
 }
 
 /// A message from the client.
@@ -79,6 +82,14 @@ pub enum ClientFrame {
         #[serde(default)]
         id: Option<u64>,
     },
+    /// Replaces the connection's token with a fresh one before it expires.
+    Refresh {
+        /// Echoed in the reply.
+        #[serde(default)]
+        id: Option<u64>,
+        /// The new token.
+        token: String,
+    },
 }
 
 /// Why a client message was refused; the message names the problem.
@@ -105,6 +116,10 @@ pub mod codes {
     pub const TOO_MANY_TOPICS: &str = "too_many_topics";
     /// `unsubscribe` named a pattern that is not subscribed.
     pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    /// A token was missing, invalid or expired (a `refresh` refused).
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A pattern or topic is outside the topics the connection's token grants.
+    pub const FORBIDDEN: &str = "forbidden";
 }
 
 impl Rejection {
@@ -177,6 +192,15 @@ pub enum ServerFrame<'a> {
         /// The request's id.
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+    },
+    /// The answer to an accepted `refresh`.
+    Refreshed {
+        /// The request's id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// When the new token expires, Unix milliseconds (with the leeway).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
     },
 }
 

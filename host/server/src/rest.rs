@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::{Access, forbidden};
 use crate::state::ServerState;
 
 /// An error body: `{"error": {"code": ..., "message": ...}}`.
@@ -35,12 +36,16 @@ pub(crate) struct ListQuery {
     /// Answer only `{"unchanged": true}` if the hub's topic set is still at this
     /// `generation` (of an earlier listing): a poller refetches only on change.
     unless_generation: Option<u64>,
+    /// The subscriber token (read by [`Access`]).
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 /// A page of topics sorted by name, each with its position, field count and last
 /// update time; `next` is the `after` of the next page, `null` on the last one.
 pub(crate) async fn list(
     State(state): State<ServerState>,
+    Access(grants): Access,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let bad = |message: String| json_error(StatusCode::BAD_REQUEST, "bad_query", message);
@@ -63,8 +68,11 @@ pub(crate) async fn list(
     let next = more
         .then(|| page.last().map(|t| t.name.to_string()))
         .flatten();
+    // A page holds only the granted topics: it may be shorter than `limit`
+    // while `next` says more follow.
     let topics: Vec<_> = page
         .into_iter()
+        .filter(|t| grants.permits_topic(&t.name))
         .map(|t| {
             json!({
                 "name": &*t.name,
@@ -93,6 +101,9 @@ pub(crate) struct HistoryQuery {
     since: u64,
     /// At most this many (1 to [`MAX_HISTORY_PAGE`]).
     limit: Option<usize>,
+    /// The subscriber token (read by [`Access`]).
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 /// One topic's current state and position, or (a path ending in `/history`
@@ -100,10 +111,19 @@ pub(crate) struct HistoryQuery {
 /// unknown.
 pub(crate) async fn get(
     State(state): State<ServerState>,
+    Access(grants): Access,
     Path(topic): Path<String>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let hub = state.hub();
+    // The topic itself, or the one whose history a `/history` path asks for.
+    let read = match topic.strip_suffix("/history") {
+        Some(of) if hub.topic_info(&topic).is_none() => of,
+        _ => topic.as_str(),
+    };
+    if !grants.permits_topic(read) {
+        return forbidden(&state, &format!("topic `{read}`"), &grants);
+    }
     match (hub.snapshot(&topic), hub.topic_info(&topic)) {
         (Some((pos, fields)), Some(info)) => Json(json!({
             "topic": topic,

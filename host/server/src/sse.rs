@@ -19,8 +19,10 @@ use tokio::time::Instant;
 use wasmeter_core::position::StreamPosition;
 use wasmeter_hub::{Format, Pattern};
 
+use crate::access::{Access, forbidden};
 use crate::check::{check_count, check_subscribe};
 use crate::client::{Client, Kind, Limits, Out};
+use crate::metrics::Event;
 use crate::rest::json_error;
 use crate::state::{HttpSlot, Permit, ServerState};
 
@@ -47,6 +49,7 @@ fn split_list(s: &str) -> Vec<String> {
 /// Opens an event stream: `?topics=a/*,b&fields=x,y&max_rate_hz=2`.
 pub(crate) async fn handler(
     State(state): State<ServerState>,
+    Access(grants): Access,
     Query(query): Query<HashMap<String, String>>,
     http_slot: Option<Extension<HttpSlot>>,
     headers: HeaderMap,
@@ -91,6 +94,9 @@ pub(crate) async fn handler(
         Ok(r) => r,
         Err(e) => return bad(e.message.replacen("subscribe.", "", 1)),
     };
+    if let Some(p) = req.patterns.iter().find(|p| !grants.permits(p)) {
+        return forbidden(&state, &format!("topics: `{p}`"), &grants);
+    }
     let permit = match Permit::acquire(&state) {
         Ok(permit) => permit,
         Err(refused) => return refused,
@@ -106,10 +112,13 @@ pub(crate) async fn handler(
         state.inner.metrics.clone(),
         true,
     );
+    client.set_access(grants, None);
     if let Err(e) = client.subscribe(req) {
         return json_error(StatusCode::BAD_REQUEST, e.code, e.message);
     }
     let conn = SseConn {
+        expires: client.expires_at(),
+        expired: false,
         client,
         positions: seed,
         next_ping: Instant::now() + state.config().ping_interval(),
@@ -130,17 +139,26 @@ pub(crate) async fn handler(
         })
 }
 
+/// The last event of a stream whose token expired.
+const TOKEN_EXPIRED_EVENT: &[u8] = b"event: error\ndata: {\"type\":\"error\",\"code\":\"token_expired\",\"message\":\"the token expired; reconnect with a fresh one and Last-Event-ID\"}\n\n";
+
 /// One SSE stream. Dropped by hyper when the client goes away, which detaches it.
 struct SseConn {
     client: Client,
     positions: BTreeMap<Arc<str>, (Arc<str>, u64)>,
     next_ping: Instant,
+    /// When the token expires: the stream then ends with an `error` event
+    /// (`token_expired`); the client reconnects with a fresh token.
+    expires: Option<Instant>,
+    /// The `token_expired` event was sent: the stream ends.
+    expired: bool,
     state: ServerState,
     _permit: Permit,
 }
 
 impl SseConn {
-    /// The next bytes to send; `None` ends the stream (shutdown).
+    /// The next bytes to send; `None` ends the stream (shutdown, or after the
+    /// `token_expired` event).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         let shared = self.client.shared().clone();
         let cancel = self.state.inner.shutdown.clone();
@@ -150,6 +168,14 @@ impl SseConn {
                 return None;
             }
             let now = Instant::now();
+            if self.expires.is_some_and(|at| now >= at) {
+                if self.expired {
+                    return None;
+                }
+                self.expired = true;
+                self.state.inner.metrics.record(Event::TokenExpired);
+                return Some(Bytes::from_static(TOKEN_EXPIRED_EVENT));
+            }
             if self.client.has_work(now) {
                 self.client.fill(now, &mut out);
                 if !out.is_empty() {
@@ -164,6 +190,9 @@ impl SseConn {
             let mut deadline = self.next_ping;
             if let Some(due) = self.client.next_due() {
                 deadline = deadline.min(due);
+            }
+            if let Some(at) = self.expires {
+                deadline = deadline.min(at);
             }
             tokio::select! {
                 _ = cancel.cancelled() => return None,

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use wasmeter_hub::Hub;
 
+use crate::auth::Authenticator;
 use crate::config::{ConfigError, ServerConfig};
 use crate::metrics::{Event, Metrics, MetricsSnapshot};
 
@@ -33,11 +34,23 @@ pub(crate) struct Inner {
     pub(crate) open: AtomicUsize,
     /// Open plain HTTP connections (the counter of `max_http_connections`).
     pub(crate) open_http: AtomicUsize,
+    /// Verifies subscriber tokens; `None`: no authentication, every topic is open.
+    pub(crate) auth: Option<Arc<Authenticator>>,
 }
 
 impl ServerState {
     /// State for a server over `hub`; fails if the configuration is inconsistent.
     pub fn new(hub: Arc<Hub>, config: ServerConfig) -> Result<Self, ConfigError> {
+        Self::with_auth(hub, config, None)
+    }
+
+    /// State for a server whose subscribers need tokens verified by `auth`
+    /// (`None`: no authentication).
+    pub fn with_auth(
+        hub: Arc<Hub>,
+        config: ServerConfig,
+        auth: Option<Authenticator>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -49,6 +62,7 @@ impl ServerState {
                 tracker: TaskTracker::new(),
                 open: AtomicUsize::new(0),
                 open_http: AtomicUsize::new(0),
+                auth: auth.map(Arc::new),
             }),
         })
     }
@@ -61,6 +75,11 @@ impl ServerState {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The token verifier, when subscribers must authenticate.
+    pub fn authenticator(&self) -> Option<&Arc<Authenticator>> {
+        self.inner.auth.as_ref()
     }
 
     /// The readiness flag behind `/readyz` (false until set).

@@ -17,6 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};
 use wasmeter_hub::Format;
 
+use crate::access::Access;
+use crate::auth::Grants;
 use crate::client::{Client, Limits, Out, Verdict};
 use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use crate::rest::json_error;
@@ -31,6 +33,7 @@ const IDLE_BATCH_CAPACITY: usize = 4;
 /// supported subprotocol the client offers, else JSON.
 pub(crate) async fn handler(
     State(state): State<ServerState>,
+    Access(grants): Access,
     Query(query): Query<HashMap<String, String>>,
     mut ws: WebSocketUpgrade,
 ) -> Response {
@@ -74,11 +77,17 @@ pub(crate) async fn handler(
         .write_buffer_size(cfg.ws_write_buffer_bytes)
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes)
-        .on_upgrade(move |socket| connection(socket, state, format, permit))
+        .on_upgrade(move |socket| connection(socket, state, format, grants, permit))
 }
 
 /// One connection, from upgrade to close. Everything it started ends here.
-async fn connection(mut socket: WebSocket, state: ServerState, format: Format, permit: Permit) {
+async fn connection(
+    mut socket: WebSocket,
+    state: ServerState,
+    format: Format,
+    grants: Grants,
+    permit: Permit,
+) {
     let inner = &state.inner;
     let mut client = Client::new(
         inner.hub.clone(),
@@ -87,6 +96,7 @@ async fn connection(mut socket: WebSocket, state: ServerState, format: Format, p
         inner.metrics.clone(),
         false,
     );
+    client.set_access(grants, inner.auth.clone());
     let end = drive(&mut socket, &mut client, &state).await;
     // Leave the hub before the (possibly slow) close handshake.
     drop(client);
@@ -127,6 +137,11 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
         if let Some(due) = client.next_due() {
             wanted = wanted.min(due);
         }
+        // Read again every turn: a `refresh` moves it.
+        let expires = client.expires_at();
+        if let Some(expires) = expires {
+            wanted = wanted.min(expires);
+        }
         if wanted != deadline {
             deadline = wanted;
             timer.as_mut().reset(deadline);
@@ -153,6 +168,9 @@ async fn drive(socket: &mut WebSocket, client: &mut Client, state: &ServerState)
             _ = std::future::ready(()), if busy => {}
             _ = &mut timer => {
                 let now = Instant::now();
+                if expires.is_some_and(|at| now >= at) {
+                    return End::TokenExpired;
+                }
                 if now >= heard + timeout_after {
                     return End::HeartbeatTimeout;
                 }

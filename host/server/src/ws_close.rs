@@ -29,6 +29,8 @@ pub(crate) enum End {
     InvalidUtf8,
     /// A write did not complete within the write timeout.
     SlowConsumer,
+    /// The connection's token expired without a `refresh`.
+    TokenExpired,
 }
 
 impl End {
@@ -103,6 +105,13 @@ pub(crate) async fn finish(socket: &mut WebSocket, end: End, state: &ServerState
                     "a write did not complete within {} ms",
                     cfg.write_timeout_ms
                 ),
+            )
+        }
+        End::TokenExpired => {
+            metrics.record(Event::TokenExpired);
+            (
+                close::TOKEN_EXPIRED,
+                "the token expired; reconnect with a fresh one".to_string(),
             )
         }
     };

@@ -269,6 +269,21 @@ pub const SERVER_REFUSED_MESSAGES: MetricDef = counter(
     "wasmeter_server_refused_messages",
     "Well-formed client messages refused (invalid names or patterns, limits).",
 );
+/// Requests and refreshes refused for their token.
+pub const SERVER_UNAUTHORIZED: MetricDef = counter(
+    "wasmeter_server_unauthorized_requests",
+    "Requests and token refreshes refused for a missing, invalid or expired token (401).",
+);
+/// Reads refused as outside the token's topics.
+pub const SERVER_FORBIDDEN: MetricDef = counter(
+    "wasmeter_server_forbidden_requests",
+    "Subscriptions and topic reads refused as outside the token's topics (403).",
+);
+/// Connections ended by their token's expiry.
+pub const SERVER_TOKEN_EXPIRIES: MetricDef = counter(
+    "wasmeter_server_token_expiries",
+    "Connections ended because their token expired without a refresh (4004).",
+);
 /// Frames sent, labelled `format`.
 pub const SERVER_SENT_MESSAGES: MetricDef = counter(
     "wasmeter_server_sent_messages",

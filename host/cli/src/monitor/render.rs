@@ -218,7 +218,7 @@ fn plugins(w: &mut Writer, m: &Monitor) {
 fn server_and_hub(w: &mut Writer, server: &ServerState) {
     let s = server.metrics();
     let hub = server.hub().stats();
-    let single: [(&MetricDef, f64); 15] = [
+    let single: [(&MetricDef, f64); 18] = [
         (&n::SERVER_CONNECTIONS, s.connections_active as f64),
         (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
         (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
@@ -240,6 +240,9 @@ fn server_and_hub(w: &mut Writer, server: &ServerState) {
         (&n::SERVER_ABUSIVE_DISCONNECTS, s.abusive_disconnects as f64),
         (&n::SERVER_MALFORMED_MESSAGES, s.malformed_messages as f64),
         (&n::SERVER_REFUSED_MESSAGES, s.refused_messages as f64),
+        (&n::SERVER_UNAUTHORIZED, s.unauthorized as f64),
+        (&n::SERVER_FORBIDDEN, s.forbidden as f64),
+        (&n::SERVER_TOKEN_EXPIRIES, s.token_expiries as f64),
         (&n::HUB_TOPICS, hub.topics as f64),
         (&n::HUB_SUBSCRIPTIONS, hub.slots as f64),
         (&n::HUB_PUBLISHED, hub.published as f64),

@@ -12,8 +12,10 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
+use wasmeter_server::close::TOKEN_EXPIRED;
 
 use self::view::{Views, line};
 
@@ -28,7 +30,15 @@ pub struct TailOptions {
     pub json: bool,
     /// Only these fields (empty: all).
     pub fields: Vec<String>,
+    /// A subscriber token, sent as `Authorization: Bearer`.
+    pub token: Option<String>,
 }
+
+/// The host refused this subscriber (its token, or what it asked for):
+/// reconnecting would only repeat it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
 
 /// First reconnect delay; it doubles per failed attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -58,6 +68,7 @@ pub async fn tail(options: TailOptions, stop: CancellationToken) -> anyhow::Resu
                 }
                 eprintln!("wasmeter tail: connection to {url} lost; reconnecting");
             }
+            Err(error) if error.is::<Refused>() => return Err(error),
             Err(error) => eprintln!("wasmeter tail: {error:#}; retrying"),
         }
         let delay = backoff(attempt);
@@ -77,9 +88,28 @@ async fn session(
     out: &mut tokio::fs::File,
     stop: &CancellationToken,
 ) -> anyhow::Result<Ended> {
+    let mut request = url
+        .into_client_request()
+        .with_context(|| format!("not a WebSocket URL: {url}"))?;
+    if let Some(token) = &options.token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("the token is not a valid header value")?;
+        request.headers_mut().insert("authorization", value);
+    }
     let (mut ws, _) = tokio::select! {
         _ = stop.cancelled() => return Ok(Ended::Stopped),
-        r = tokio_tungstenite::connect_async(url) => r.with_context(|| format!("cannot connect to {url}"))?,
+        r = tokio_tungstenite::connect_async(request) => match r {
+            Ok(connected) => connected,
+            Err(WsError::Http(response)) if matches!(response.status().as_u16(), 401 | 403) => {
+                let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                return Err(Refused(format!(
+                    "{url} refused the connection ({}): {body}",
+                    response.status()
+                )).into());
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot connect to {url}")),
+        },
     };
     let mut subscribe = json!({"type": "subscribe", "id": 1, "topics": options.topics});
     if !options.fields.is_empty() {
@@ -100,6 +130,13 @@ async fn session(
             frame = ws.next() => frame,
         };
         let text = match frame {
+            Some(Ok(Message::Close(Some(close)))) if u16::from(close.code) == TOKEN_EXPIRED => {
+                return Err(Refused(format!(
+                    "the host closed the connection: {} (start again with a fresh --token)",
+                    close.reason
+                ))
+                .into());
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
                 return Ok(Ended::Lost { received });
             }
@@ -118,7 +155,7 @@ async fn session(
             Some("error") => {
                 eprintln!("wasmeter tail: server error: {}", msg["message"]);
                 if msg["id"] == 1 {
-                    anyhow::bail!("subscribe refused: {}", msg["message"]);
+                    return Err(Refused(format!("subscribe refused: {}", msg["message"])).into());
                 }
                 continue;
             }

@@ -2,6 +2,7 @@
 //! HTTP clients. Waits use generous timeouts; nothing asserts on durations.
 
 mod abuse;
+mod auth;
 mod http_limits;
 mod lifecycle;
 mod origin;

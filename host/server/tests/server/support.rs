@@ -45,8 +45,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig, hub: HubConfig) -> Self {
+        Self::start_with_auth(config, hub, None).await
+    }
+
+    /// A server whose subscribers need tokens verified by `auth`.
+    pub async fn start_with_auth(
+        config: ServerConfig,
+        hub: HubConfig,
+        auth: Option<wasmeter_server::Authenticator>,
+    ) -> Self {
         let hub = Arc::new(Hub::new(hub));
-        let state = ServerState::new(hub.clone(), config).unwrap();
+        let state = ServerState::with_auth(hub.clone(), config, auth).unwrap();
         state.set_ready(true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -253,15 +262,21 @@ impl Ws {
             .expect("websocket error")
     }
 
-    /// Reads until the server closes; returns the close code.
+    /// Reads until the server closes (within [`WAIT`] in all, heartbeats
+    /// included); returns the close code.
     pub async fn close_code(&mut self) -> Option<u16> {
-        loop {
-            match self.next().await {
-                Ok(_) => continue,
-                Err(Ended::Close(f)) => return f.map(|f| u16::from(f.code)),
-                Err(Ended::Eof) => return None,
+        let closed = async {
+            loop {
+                match self.next().await {
+                    Ok(_) => continue,
+                    Err(Ended::Close(f)) => return f.map(|f| u16::from(f.code)),
+                    Err(Ended::Eof) => return None,
+                }
             }
-        }
+        };
+        tokio::time::timeout(WAIT, closed)
+            .await
+            .expect("timed out waiting for the server to close")
     }
 
     /// Subscribes and returns the `subscribed` reply.
@@ -327,10 +342,22 @@ impl Applied {
 
 /// A plain HTTP/1.0 GET (the server closes after the response): status and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, &[]).await
+}
+
+/// [`http_get`] with request headers.
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> (u16, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: test\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
         .await
