@@ -125,7 +125,11 @@ impl Host {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
-        let Some(addr) = first.trim().strip_prefix("wasmeter: listening on http://") else {
+        let listening = first.trim().strip_prefix("wasmeter: listening on ");
+        let Some(addr) = listening.and_then(|a| {
+            a.strip_prefix("http://")
+                .or_else(|| a.strip_prefix("https://"))
+        }) else {
             let _ = child.kill();
             let _ = child.wait();
             let log = stderr.join().unwrap_or_default();

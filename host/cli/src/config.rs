@@ -125,6 +125,18 @@ pub struct ServerSection {
     pub allowed_origins: Vec<String>,
     /// `[server.limits]`: connections, frames, heartbeats, conflation.
     pub limits: wasmeter_server::ServerConfig,
+    /// `[server.tls]`: serve HTTPS and `wss://` with this certificate.
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: PEM files, read at start and again on SIGHUP.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 impl Default for ServerSection {
@@ -136,7 +148,20 @@ impl Default for ServerSection {
             stream_history: 4096,
             allowed_origins: Vec::new(),
             limits: wasmeter_server::ServerConfig::default(),
+            tls: None,
         }
+    }
+}
+
+impl Config {
+    /// The server's TLS, loaded from `[server.tls]`; errors name the key and file.
+    pub fn server_tls(&self) -> anyhow::Result<Option<wasmeter_server::Tls>> {
+        let Some(tls) = &self.server.tls else {
+            return Ok(None);
+        };
+        wasmeter_server::Tls::load(&self.resolve(&tls.cert_file), &self.resolve(&tls.key_file))
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{}: server.tls: {e}", self.origin))
     }
 }
 

@@ -92,8 +92,9 @@ pub async fn serve(
     } else {
         None
     };
-    // The token keys too: a key that cannot be read fails the start.
+    // The token keys and certificate too: a file that cannot be used fails the start.
     let authenticator = config.auth.authenticator(&config)?;
+    let tls = config.server_tls()?;
     if authenticator.is_none() && !config.server.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %config.server.listen,
@@ -205,6 +206,7 @@ pub async fn serve(
         background.spawn(reload_on_sighup(
             supervisor,
             options.config_path.clone(),
+            tls.clone(),
             stop,
         ));
     }
@@ -234,6 +236,7 @@ pub async fn serve(
     let signals = ShutdownSignals::new()?;
     announce(
         addr,
+        tls.is_some(),
         admin_addr.as_ref(),
         &data_dir,
         options.config_path.as_deref(),
@@ -243,7 +246,7 @@ pub async fn serve(
     let server_stop = CancellationToken::new();
     let server = {
         let (state, server_stop) = (state.clone(), server_stop.clone());
-        tokio::spawn(wasmeter_server::serve(
+        tokio::spawn(wasmeter_server::serve_tls(
             listener,
             router(state.clone())
                 .merge(crate::monitor::router(
@@ -254,6 +257,7 @@ pub async fn serve(
                 .merge(crate::web::router())
                 .merge(history_routes(history.as_ref(), guarded_history, &state)),
             state,
+            tls,
             async move { server_stop.cancelled().await },
         ))
     };
@@ -312,10 +316,11 @@ async fn bind(
         .with_context(|| format!("{origin}: {key}: cannot listen on {addr}"))
 }
 
-/// Reloads the config file on every SIGHUP until `stop`.
+/// Reloads the config file, and the TLS certificate, on every SIGHUP until `stop`.
 async fn reload_on_sighup(
     supervisor: Arc<Supervisor>,
     config_path: Option<PathBuf>,
+    tls: Option<wasmeter_server::Tls>,
     stop: CancellationToken,
 ) {
     let mut hup = match signal(SignalKind::hangup()) {
@@ -330,6 +335,15 @@ async fn reload_on_sighup(
             _ = stop.cancelled() => return,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the config");
+                if let Some(tls) = &tls {
+                    // Off the runtime: it reads files.
+                    let tls = tls.clone();
+                    match tokio::task::spawn_blocking(move || tls.reload()).await {
+                        Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                        Ok(Err(error)) => tracing::error!(%error, "TLS certificate not reloaded; the current one stays"),
+                        Err(error) => tracing::error!(%error, "TLS reload task failed"),
+                    }
+                }
                 if let Err(error) = crate::reload::reload_config(&supervisor, config_path.clone()).await {
                     tracing::error!(%error, "config reload refused; the running config stays");
                 }
@@ -342,19 +356,25 @@ async fn reload_on_sighup(
 /// is the `admin` line.
 fn announce(
     addr: std::net::SocketAddr,
+    tls: bool,
     admin: Option<&(std::net::SocketAddr, TokenOrigin)>,
     data_dir: &std::path::Path,
     config_path: Option<&std::path::Path>,
 ) {
-    println!("wasmeter: listening on http://{addr}");
-    println!("  dashboard  http://{addr}/");
-    println!("  topics     http://{addr}/api/topics");
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    println!("wasmeter: listening on {http}://{addr}");
+    println!("  dashboard  {http}://{addr}/");
+    println!("  topics     {http}://{addr}/api/topics");
     println!(
-        "  websocket  ws://{addr}/ws?format=json   (send {{\"type\":\"subscribe\",\"topics\":[\"trades/*\"]}})"
+        "  websocket  {ws}://{addr}/ws?format=json   (send {{\"type\":\"subscribe\",\"topics\":[\"trades/*\"]}})"
     );
-    println!("  sse        http://{addr}/sse?topics=trades/*,metrics/trade_vwap/*");
-    println!("  health     http://{addr}/healthz  http://{addr}/readyz");
-    println!("  metrics    http://{addr}/metrics  http://{addr}/api/plugins");
+    println!("  sse        {http}://{addr}/sse?topics=trades/*,metrics/trade_vwap/*");
+    println!("  health     {http}://{addr}/healthz  {http}://{addr}/readyz");
+    println!("  metrics    {http}://{addr}/metrics  {http}://{addr}/api/plugins");
     if let Some((admin, origin)) = admin {
         let token = match origin {
             TokenOrigin::Env => format!("token from {}", auth::TOKEN_ENV),

@@ -35,7 +35,8 @@
 //!   timeout, socket options.
 //! - `write_watch`: since when a connection's writes wait (slow HTTP and SSE
 //!   consumers are dropped after `write_timeout_ms`).
-//! - `shutdown`: [`serve`] and graceful shutdown.
+//! - `tls`: [`Tls`], certificate and key from PEM files, reloadable.
+//! - `shutdown`: [`serve`], [`serve_tls`] and graceful shutdown.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -69,6 +70,7 @@ mod rest;
 mod shutdown;
 mod sse;
 mod state;
+mod tls;
 mod write_watch;
 mod ws;
 mod ws_close;
@@ -82,8 +84,9 @@ pub use config::{ConfigError, ServerConfig};
 pub use metrics::MetricsSnapshot;
 pub use origin::check_origin_entry;
 pub use protocol::close;
-pub use shutdown::serve;
+pub use shutdown::{serve, serve_tls};
 pub use state::ServerState;
+pub use tls::{Tls, TlsError};
 
 /// The routes: `/ws`, `/sse`, `/api/topics`, `/api/topics/{*topic}`, `/healthz`,
 /// `/readyz`. Merge further routes into the returned router.

@@ -1,6 +1,7 @@
-//! Accepting TCP connections and serving HTTP/1 on them with hyper: the plain
-//! HTTP connection limit, the header-read timeout, socket options, and each
-//! connection's graceful end.
+//! Accepting TCP connections and serving HTTP/1 on them with hyper (over TLS
+//! when configured): the plain HTTP connection limit, the header-read timeout
+//! (which also bounds a TLS handshake), socket options, and each connection's
+//! graceful end.
 //!
 //! Every accepted connection first takes an [`HttpSlot`]; without one it gets a
 //! fixed 503 and is closed before anything is read. Then hyper serves it with a
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::metrics::Event;
 use crate::state::{HttpSlot, ServerState};
+use crate::tls::Tls;
 use crate::write_watch::WriteWatch;
 
 /// The response a connection over `max_http_connections` gets before it is
@@ -57,6 +59,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     app: Router,
     state: ServerState,
+    tls: Option<Tls>,
     conns: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -89,8 +92,26 @@ pub(crate) async fn accept_loop(
             continue;
         };
         tune(&tcp, state.config());
-        let conn = serve_connection(&builder, tcp, app.clone(), slot, state.clone());
-        conns.spawn(conn);
+        let (builder, app, state, tls) = (builder.clone(), app.clone(), state.clone(), tls.clone());
+        conns.spawn(async move {
+            let Some(tls) = tls else {
+                return serve_connection(&builder, tcp, app, slot, state).await;
+            };
+            // In the connection's own task, bounded like a request head, so a
+            // client that never finishes its handshake holds nothing for long.
+            let bound = state.config().header_read_timeout();
+            match tokio::time::timeout(bound, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(&builder, stream, app, slot, state).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    slot.release();
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake not complete within header_read_timeout_ms");
+                    slot.release();
+                }
+            }
+        });
     }
 }
 
@@ -100,13 +121,16 @@ pub(crate) async fn accept_loop(
 /// dropped (a WebSocket, once upgraded, has its own). At shutdown it ends
 /// gracefully: the request in progress is answered, then the connection closes;
 /// one still busy after `write_timeout_ms` is dropped.
-fn serve_connection(
+fn serve_connection<T>(
     builder: &http1::Builder,
-    tcp: TcpStream,
+    tcp: T,
     app: Router,
     slot: HttpSlot,
     state: ServerState,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let request_slot = slot.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(request_slot.clone());

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::listen::accept_loop;
 use crate::state::ServerState;
+use crate::tls::Tls;
 
 /// Serves `app` (usually [`router`](crate::router) plus the embedder's routes) on
 /// `listener` until `signal` completes or the state's shutdown token is cancelled,
@@ -36,6 +37,20 @@ pub async fn serve<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    serve_tls(listener, app, state, None, signal).await
+}
+
+/// [`serve`] over TLS when `tls` is given (HTTPS and `wss://`).
+pub async fn serve_tls<S>(
+    listener: TcpListener,
+    app: Router,
+    state: ServerState,
+    tls: Option<Tls>,
+    signal: S,
+) -> std::io::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
     let token = state.shutdown_token();
     let conns = TaskTracker::new();
     let app = app
@@ -46,7 +61,7 @@ where
         .layer(axum::middleware::map_response(crate::errors::json_errors));
     tokio::select! {
         _ = signal => {}
-        _ = accept_loop(listener, app, state.clone(), &conns, &token) => {}
+        _ = accept_loop(listener, app, state.clone(), tls, &conns, &token) => {}
     }
     // Make every connection close, then wait for them.
     token.cancel();

@@ -12,4 +12,5 @@ mod sse;
 mod stall;
 mod streams;
 mod support;
+mod tls;
 mod ws;

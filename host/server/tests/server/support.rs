@@ -19,7 +19,7 @@ use wasmeter_core::delta::Delta;
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::position::StreamPosition;
 use wasmeter_hub::{Hub, HubConfig};
-use wasmeter_server::{ServerConfig, ServerState, router, serve};
+use wasmeter_server::{ServerConfig, ServerState, router};
 
 /// Long enough for a loaded CI machine; only reached when something is broken.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -54,13 +54,33 @@ impl TestServer {
         hub: HubConfig,
         auth: Option<wasmeter_server::Authenticator>,
     ) -> Self {
+        Self::start_full(config, hub, auth, None).await
+    }
+
+    /// A server over TLS.
+    pub async fn start_tls(config: ServerConfig, tls: wasmeter_server::Tls) -> Self {
+        Self::start_full(config, HubConfig::default(), None, Some(tls)).await
+    }
+
+    async fn start_full(
+        config: ServerConfig,
+        hub: HubConfig,
+        auth: Option<wasmeter_server::Authenticator>,
+        tls: Option<wasmeter_server::Tls>,
+    ) -> Self {
         let hub = Arc::new(Hub::new(hub));
         let state = ServerState::with_auth(hub.clone(), config, auth).unwrap();
         state.set_ready(true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state.clone());
-        let handle = tokio::spawn(serve(listener, app, state.clone(), std::future::pending()));
+        let handle = tokio::spawn(wasmeter_server::serve_tls(
+            listener,
+            app,
+            state.clone(),
+            tls,
+            std::future::pending(),
+        ));
         Self {
             addr,
             state,
