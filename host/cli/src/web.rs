@@ -39,7 +39,7 @@ const DASHBOARD_CSS: Asset = Asset {
     content_type: "text/css; charset=utf-8",
 };
 /// The browser client, `/client/wasmeter.js`.
-pub const CLIENT_JS: &str = include_str!("../web/wasmeter.js");
+pub const CLIENT_JS: &str = include_str!("../../../clients/js/wasmeter.js");
 const CLIENT: Asset = Asset {
     body: CLIENT_JS,
     content_type: "text/javascript; charset=utf-8",
