@@ -357,6 +357,14 @@ export class WasmeterClient {
     } catch (e) {
       fetched = Promise.reject(e);
     }
+    if (this.connectMs > 0) {
+      // getToken is part of connecting: bounded by the same timeout.
+      let timer;
+      const bound = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no token within ${this.connectMs} ms`)), this.connectMs);
+      });
+      fetched = Promise.race([fetched, bound]).finally(() => clearTimeout(timer));
+    }
     fetched.then(
       (token) => {
         if (this.closed || dial !== this.dialing) return;

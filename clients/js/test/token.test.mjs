@@ -68,6 +68,17 @@ test('a failing getToken is reported and retried', async () => {
 const settle = () => new Promise((r) => setImmediate(r));
 const NOW = 1_700_000_000_000;
 
+test('a getToken that never answers is given up after connectTimeoutMs and called again', async () => {
+  let calls = 0;
+  const c = connect('ws://h:1/ws', { ...fast, connectTimeoutMs: 10, getToken: () => { calls++; return new Promise(() => {}); } });
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  await until(() => calls >= 2, 'a second getToken');
+  assert.equal(errors[0].code, 'token_unavailable');
+  assert.match(errors[0].message, /no token within 10 ms/);
+  c.close();
+});
+
 test('the token is refreshed on the open connection min(30 s, 10%) before it expires', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: NOW });
   const exp = NOW / 1000 + 3600;

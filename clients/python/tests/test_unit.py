@@ -203,6 +203,24 @@ def test_get_token_before_every_connect_and_a_failing_one_is_retried():
     run(main())
 
 
+def test_a_get_token_that_never_answers_is_given_up_and_called_again():
+    async def main():
+        calls = []
+
+        async def get_token():
+            calls.append(1)
+            await asyncio.Event().wait()
+
+        client = wc.connect("ws://h:1/ws", get_token=get_token, connector=Sockets(), **{**FAST, "connect_timeout": 0.01})
+        errors = []
+        client.on("error", errors.append)
+        await until(lambda: len(calls) >= 2, "a second get_token")
+        assert errors[0].code == "token_unavailable" and "no token within 0.01 s" in errors[0].message
+        await client.close()
+
+    run(main())
+
+
 def test_the_token_is_refreshed_on_the_open_connection_when_due():
     async def main():
         socks = Sockets()

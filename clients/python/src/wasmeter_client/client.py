@@ -224,6 +224,8 @@ class Client:
                 token = await self._bounded(token)
         except asyncio.CancelledError:
             raise
+        except asyncio.TimeoutError:
+            raise _TokenUnavailable(f"no token within {self._connect_timeout} s") from None
         except Exception as e:  # the caller's function: any failure is reported
             raise _TokenUnavailable(str(e) or type(e).__name__) from e
         self._token = token
