@@ -53,9 +53,13 @@ test('state, merge patches, stale fields, pong, resume with since, unsubscribe',
   ws1.recv({ type: 'snapshot', topic: 't/a', epoch: 'e2', seq: 1, ts: 3, state: { x: 9 }, recovered: false });
   assert.equal(events.at(-1).recovered, false);
   assert.equal(c.get('t/a').epoch, 'e2');
-  c.unsubscribe('t/*');
+  c.subscribe('m/*', { fields: ['vwap'], maxRateHz: 2 });
+  const { topics, fields, max_rate_hz } = ws1.sent.at(-1);
+  assert.deepEqual({ topics, fields, max_rate_hz }, { topics: ['m/*'], fields: ['vwap'], max_rate_hz: 2 });
+  c.unsubscribe(['t/*', 'm/*']);
   assert.equal(c.topics.size, 0);
   assert.equal(ws1.sent.at(-1).type, 'unsubscribe');
+  assert.deepEqual(ws1.sent.at(-1).topics, ['t/*', 'm/*']);
   c.close();
   assert.equal(c.status.status, 'closed');
 });

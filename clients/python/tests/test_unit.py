@@ -91,8 +91,11 @@ def test_state_merge_patches_pong_resume_and_unsubscribe():
         ws.push({"type": "snapshot", "topic": "t/a", "epoch": "e2", "seq": 1, "ts": 3, "state": {"x": 9}, "recovered": False})
         await until(lambda: client.get("t/a").epoch == "e2", "the new snapshot")
         assert events[-1].recovered is False
-        await client.unsubscribe("t/*")
+        await client.subscribe("m/*", fields=["vwap"], max_rate_hz=2)
+        assert {k: ws.sent[-1][k] for k in ("topics", "fields", "max_rate_hz")} == {"topics": ["m/*"], "fields": ["vwap"], "max_rate_hz": 2}
+        await client.unsubscribe(["t/*", "m/*"])
         assert client.topics == {} and ws.sent[-1]["type"] == "unsubscribe"
+        assert ws.sent[-1]["topics"] == ["t/*", "m/*"]
         await client.close()
         assert client.status.status == "closed"
 
