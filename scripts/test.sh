@@ -41,6 +41,43 @@ else
     echo "test.sh: npm is missing: the browser test cannot run" >&2
 fi
 
+# ---- The client libraries (tests/clients.rs) ----
+# clients/js: its devDependencies (ws, typescript, @msgpack/msgpack) from its lock file,
+# reinstalled when the lock file changes.
+if command -v npm >/dev/null; then
+    JS="$ROOT/clients/js"
+    LOCK_SUM="$(sha256sum "$JS/package-lock.json" | cut -c1-64)"
+    if [ "$(cat "$JS/node_modules/.wasmeter-lock" 2>/dev/null)" != "$LOCK_SUM" ]; then
+        (cd "$JS" && npm ci --no-audit --no-fund && echo "$LOCK_SUM" > node_modules/.wasmeter-lock) >&2
+    fi
+else
+    echo "test.sh: npm is missing: the JS client's tests cannot run" >&2
+fi
+# clients/python: a venv of its own in ~/.cache/wasmeter/pyenv, keyed by what it
+# installs (pytest and the package's dependencies, pinned), with the package editable.
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "test.sh: installing python3 and python3-venv" >&2
+        (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv) >&2
+    else
+        echo "test.sh: python3 with venv is missing and cannot be installed without root" >&2
+    fi
+fi
+if python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    PY="$ROOT/clients/python"
+    PY_KEY="$( (python3 --version; cat "$PY/requirements-test.txt" "$PY/pyproject.toml") | sha256sum | cut -c1-16)"
+    PYENV="${XDG_CACHE_HOME:-$HOME/.cache}/wasmeter/pyenv/$PY_KEY"
+    if [ ! -e "$PYENV/.complete" ]; then
+        echo "test.sh: making the Python client's venv $PYENV" >&2
+        rm -rf "$PYENV"
+        (python3 -m venv "$PYENV" \
+            && "$PYENV/bin/pip" install --quiet --disable-pip-version-check -r "$PY/requirements-test.txt" \
+            && "$PYENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e "$PY" \
+            && touch "$PYENV/.complete") >&2
+    fi
+    export WASMETER_PYTHON="$PYENV/bin/python"
+fi
+
 # The plugins' own logic, natively (the SDK falls back to stderr and the OS clock).
 cargo test --manifest-path "$ROOT/plugins/Cargo.toml" --workspace
 cargo test --workspace --all-targets "$@"

@@ -127,26 +127,6 @@ fn dashboard_shows_live_values_and_recovers_after_a_host_restart() {
     eprintln!("{log}screenshot: {}", screenshot.display());
 }
 
-#[test]
-fn browser_client_logic_under_node() {
-    let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        assert!(!in_ci(), "`node` is not installed");
-        eprintln!("SKIPPED client unit checks: `node` is not installed");
-        return;
-    }
-    let out = Command::new("node")
-        .arg(root().join("tests/browser/client.mjs"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "client.mjs failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A page served on `listener` for every request: it imports the client of the
 /// host at `host` and shows trades/BTC's price in its title, or why it could not.
 fn serve_page(listener: std::net::TcpListener, host: String) -> std::thread::JoinHandle<()> {

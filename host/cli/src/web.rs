@@ -1,7 +1,8 @@
 //! The dashboard and the browser client, embedded in the binary.
 //!
 //! - `GET /`: the dashboard page (`web/index.html`);
-//! - `GET /dashboard/dashboard.js`, `GET /dashboard/dashboard.css`: its script and style;
+//! - `GET /dashboard/dashboard.js`, `GET /dashboard/dashboard.css`: its script and style
+//!   (and the modules the script imports, `history.js` and `format.js`);
 //! - `GET /client/wasmeter.js`: the ES-module client of the subscriber protocol
 //!   (`docs/CLIENT.md`), for any page.
 //!
@@ -34,12 +35,16 @@ const DASHBOARD_HISTORY_JS: Asset = Asset {
     body: include_str!("../web/history.js"),
     content_type: "text/javascript; charset=utf-8",
 };
+const DASHBOARD_FORMAT_JS: Asset = Asset {
+    body: include_str!("../web/format.js"),
+    content_type: "text/javascript; charset=utf-8",
+};
 const DASHBOARD_CSS: Asset = Asset {
     body: include_str!("../web/dashboard.css"),
     content_type: "text/css; charset=utf-8",
 };
 /// The browser client, `/client/wasmeter.js`.
-pub const CLIENT_JS: &str = include_str!("../web/wasmeter.js");
+pub const CLIENT_JS: &str = include_str!("../../../clients/js/wasmeter.js");
 const CLIENT: Asset = Asset {
     body: CLIENT_JS,
     content_type: "text/javascript; charset=utf-8",
@@ -56,6 +61,10 @@ pub fn router() -> Router {
         .route(
             "/dashboard/history.js",
             get(|h: HeaderMap| async move { serve(&DASHBOARD_HISTORY_JS, &h) }),
+        )
+        .route(
+            "/dashboard/format.js",
+            get(|h: HeaderMap| async move { serve(&DASHBOARD_FORMAT_JS, &h) }),
         )
         .route(
             "/dashboard/dashboard.css",
@@ -111,6 +120,12 @@ mod tests {
         assert!(INDEX.body.contains("/dashboard/dashboard.js"));
         assert!(INDEX.body.contains("/dashboard/dashboard.css"));
         assert!(DASHBOARD_JS.body.contains("from '/client/wasmeter.js'"));
+        assert!(DASHBOARD_JS.body.contains("from './format.js'"));
+        assert!(
+            DASHBOARD_FORMAT_JS
+                .body
+                .contains("export function fmtBytes")
+        );
         assert!(CLIENT_JS.contains("export function connect"));
         assert_eq!(etag(CLIENT_JS), etag(CLIENT_JS));
         assert_ne!(etag(CLIENT_JS), etag(INDEX.body));

@@ -2,6 +2,7 @@
 // WebSocket protocol through /client/wasmeter.js, plugins from GET /api/plugins.
 import { connect } from '/client/wasmeter.js';
 import { RANGES, pastValues } from './history.js';
+import { fmt, fmtField } from './format.js';
 
 const POINTS = 2000;
 const TOPICS_POLL_MS = 2000;
@@ -200,38 +201,6 @@ function makeCard(topic) {
   table.append(body);
   root.append(head, note, charts, table);
   return { topic, root, pos, note, charts, body, rows: new Map(), series: new Map(), chartPicked: false };
-}
-
-function fmt(v) {
-  if (typeof v === 'number') {
-    if (Number.isInteger(v)) return v.toLocaleString('en-US').replace(/,/g, '\u2009');
-    const a = Math.abs(v);
-    const digits = a >= 1000 ? 2 : a >= 1 ? 4 : 6;
-    return v.toFixed(digits);
-  }
-  if (typeof v === 'string') return v;
-  return JSON.stringify(v);
-}
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-function fmtBytes(v) {
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < UNITS.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${UNITS[i]}`;
-}
-
-// Millisecond timestamps (`ts`, `*_ms`, `*_at`) read better as a time of day, and
-// byte counts (`*_bytes`, `bytes*`) in binary units.
-function fmtField(field, v) {
-  if (typeof v === 'number' && /(_bytes$|^bytes)/.test(field)) return fmtBytes(v);
-  if (typeof v === 'number' && v > 1e12 && v < 1e14 && /(^ts$|_ms$|_at$|^time)/.test(field)) {
-    const d = new Date(v);
-    return `${d.toLocaleTimeString('en-GB', { hour12: false })}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-  }
-  return fmt(v);
 }
 
 function row(view, field) {
