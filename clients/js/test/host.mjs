@@ -33,11 +33,11 @@ checkpoint_interval_ms = 200
 topics = ["trades"]
 `;
 
-/** A temp dir with the config and an empty feed directory. */
-export function workdir() {
+/** A temp dir with the config (plus `extra` TOML) and an empty feed directory. */
+export function workdir(extra = '') {
   const dir = mkdtempSync(join(tmpdir(), 'wasmeter-js-'));
   mkdirSync(join(dir, 'feed'));
-  writeFileSync(join(dir, 'wasmeter.toml'), CONFIG);
+  writeFileSync(join(dir, 'wasmeter.toml'), CONFIG + extra);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
