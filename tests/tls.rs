@@ -112,3 +112,100 @@ fn a_certificate_that_cannot_be_used_fails_the_start_naming_it() {
         "{out}"
     );
 }
+
+/// `wasmeter ARGS` (no admin token from the environment): success and output.
+fn wasmeter(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args(args)
+        .env_remove("WASMETER_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_admin_api_over_https_with_the_commands_that_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_cert = make_cert(dir.path(), "admin");
+    make_cert(dir.path(), "other");
+    let host = Host::start(
+        dir.path(),
+        &csv_config(
+            r#"
+[admin.tls]
+cert_file = "admin.crt"
+key_file = "admin.key"
+"#,
+        ),
+    );
+    let admin = host.admin.clone().expect("admin API");
+    // The announced command works as printed (the config names the certificate).
+    let hint = host.admin_hint.clone().expect("an admin hint");
+    assert!(hint.contains(&format!("--admin https://{admin}")), "{hint}");
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    let (ok, out) = wasmeter(&words[1..]);
+    assert!(ok && out.starts_with("NAME"), "`{hint}`: {out}");
+    // Without the config: --ca-file names what to trust.
+    let token_file = host.token_file.clone().unwrap();
+    let token_file = token_file.to_str().unwrap();
+    let url = format!("https://{admin}");
+    let ca = dir.path().join("admin.crt");
+    let (ok, out) = wasmeter(&[
+        "plugin",
+        "list",
+        "--admin",
+        &url,
+        "--token-file",
+        token_file,
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(ok && out.starts_with("NAME"), "{out}");
+    // Trusting another certificate: refused by the client, naming TLS.
+    let other = dir.path().join("other.crt");
+    let (ok, out) = wasmeter(&[
+        "plugin",
+        "list",
+        "--admin",
+        &url,
+        "--token-file",
+        token_file,
+        "--ca-file",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("TLS"), "{out}");
+    // No certificate to trust at all: told what to give.
+    let (ok, out) = wasmeter(&[
+        "plugin",
+        "list",
+        "--admin",
+        &url,
+        "--token-file",
+        token_file,
+    ]);
+    assert!(!ok && out.contains("--ca-file"), "{out}");
+    // Plain HTTP to the TLS port gets no answer from the API.
+    let (ok, _) = wasmeter(&[
+        "plugin",
+        "list",
+        "--admin",
+        &format!("http://{admin}"),
+        "--token-file",
+        token_file,
+    ]);
+    assert!(!ok);
+    // The API itself over HTTPS, as any client would reach it.
+    let (presented, status) =
+        https_get(&admin, std::slice::from_ref(&admin_cert), "/v1/plugins").await;
+    assert_eq!(
+        (presented, status),
+        (admin_cert, 401),
+        "no token: refused, over TLS"
+    );
+    host.stop();
+}

@@ -143,7 +143,11 @@ impl Host {
             line.clear();
             stdout.read_line(&mut line).unwrap_or(0) > 0
         } {
-            if let Some(rest) = line.trim().strip_prefix("admin      http://") {
+            let admin_line = line.trim().strip_prefix("admin      ");
+            if let Some(rest) = admin_line.and_then(|a| {
+                a.strip_prefix("http://")
+                    .or_else(|| a.strip_prefix("https://"))
+            }) {
                 let (a, rest) = rest.split_once(' ').unwrap();
                 admin = Some(a.to_string());
                 token_file = rest

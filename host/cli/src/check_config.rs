@@ -15,6 +15,7 @@ pub async fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     config.auth.authenticator(&config)?;
     config.server_tls()?;
+    config.admin_tls()?;
     let runtime = Runtime::new(config.runtime.runtime_config(None))?;
     let spec = config.spec();
     let plugins = wasmeter_control::load::load_all(&runtime, &spec).await?;

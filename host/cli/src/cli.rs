@@ -61,7 +61,8 @@ pub enum Command {
 /// How to reach a running host's admin API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
-    /// The admin API's address (default: `admin.listen` of `--config`, else 127.0.0.1:9091).
+    /// The admin API's address, `host:port` or `https://host:port` (default:
+    /// `admin.listen` of `--config`, else 127.0.0.1:9091).
     #[arg(long, global = true)]
     pub admin: Option<String>,
     /// The bearer token (default: `WASMETER_ADMIN_TOKEN`, `--token-file`, the config's
@@ -74,6 +75,10 @@ pub struct AdminArgs {
     /// The host's config file: tells the admin address and where the token is.
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
+    /// For an `https://` admin API: the PEM certificate to trust (the API's own,
+    /// or its CA); default: `admin.tls.cert_file` of `--config`.
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
     /// Print the host's JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -129,7 +129,7 @@ pub struct ServerSection {
     pub tls: Option<TlsSection>,
 }
 
-/// `[server.tls]`: PEM files, read at start and again on SIGHUP.
+/// `[server.tls]` and `[admin.tls]`: PEM files, read at start and again on SIGHUP.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
@@ -156,12 +156,25 @@ impl Default for ServerSection {
 impl Config {
     /// The server's TLS, loaded from `[server.tls]`; errors name the key and file.
     pub fn server_tls(&self) -> anyhow::Result<Option<wasmeter_server::Tls>> {
-        let Some(tls) = &self.server.tls else {
+        self.load_tls("server.tls", self.server.tls.as_ref())
+    }
+
+    /// The admin API's TLS, loaded from `[admin.tls]`.
+    pub fn admin_tls(&self) -> anyhow::Result<Option<wasmeter_server::Tls>> {
+        self.load_tls("admin.tls", self.admin.tls.as_ref())
+    }
+
+    fn load_tls(
+        &self,
+        key: &str,
+        tls: Option<&TlsSection>,
+    ) -> anyhow::Result<Option<wasmeter_server::Tls>> {
+        let Some(tls) = tls else {
             return Ok(None);
         };
         wasmeter_server::Tls::load(&self.resolve(&tls.cert_file), &self.resolve(&tls.key_file))
             .map(Some)
-            .map_err(|e| anyhow::anyhow!("{}: server.tls: {e}", self.origin))
+            .map_err(|e| anyhow::anyhow!("{}: {key}: {e}", self.origin))
     }
 }
 
@@ -186,6 +199,9 @@ pub struct AdminSection {
     /// Longest the control plane waits for a pipeline to answer a change (a swap,
     /// a removal), and for another change to finish, before it gives up.
     pub reply_timeout_ms: u64,
+    /// `[admin.tls]`: serve the admin API over HTTPS, so its bearer token does not
+    /// cross the network in clear.
+    pub tls: Option<TlsSection>,
 }
 
 impl Default for AdminSection {
@@ -198,6 +214,7 @@ impl Default for AdminSection {
             plugins_dir: PathBuf::from("plugins"),
             watch_plugins: true,
             reply_timeout_ms: 5_000,
+            tls: None,
         }
     }
 }

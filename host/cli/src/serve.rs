@@ -95,6 +95,16 @@ pub async fn serve(
     // The token keys and certificate too: a file that cannot be used fails the start.
     let authenticator = config.auth.authenticator(&config)?;
     let tls = config.server_tls()?;
+    let admin_tls = match config.admin.enabled {
+        true => config.admin_tls()?,
+        false => None,
+    };
+    if config.admin.enabled && admin_tls.is_none() && !config.admin.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.admin.listen,
+            "the admin API listens beyond loopback without [admin.tls]: its bearer token crosses the network in clear"
+        );
+    }
     if authenticator.is_none() && !config.server.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %config.server.listen,
@@ -203,21 +213,25 @@ pub async fn serve(
     }
     {
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
+        let certificates = [tls.clone(), admin_tls.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
         background.spawn(reload_on_sighup(
             supervisor,
             options.config_path.clone(),
-            tls.clone(),
+            certificates,
             stop,
         ));
     }
     let mut admin_addr = None;
     if let (Some((token, token_origin)), Some(listener)) = (admin_token, admin_listener) {
-        admin_addr = Some((listener.local_addr()?, token_origin));
+        admin_addr = Some((listener.local_addr()?, token_origin, admin_tls.is_some()));
         let (supervisor, stop) = (supervisor.clone(), background_stop.clone());
         let config_path = options.config_path.clone();
         background.spawn(async move {
             if let Err(error) =
-                crate::admin::serve(listener, supervisor, config_path, token, stop).await
+                crate::admin::serve(listener, supervisor, config_path, token, admin_tls, stop).await
             {
                 tracing::error!(%error, "admin API stopped");
             }
@@ -316,11 +330,11 @@ async fn bind(
         .with_context(|| format!("{origin}: {key}: cannot listen on {addr}"))
 }
 
-/// Reloads the config file, and the TLS certificate, on every SIGHUP until `stop`.
+/// Reloads the config file, and the TLS certificates, on every SIGHUP until `stop`.
 async fn reload_on_sighup(
     supervisor: Arc<Supervisor>,
     config_path: Option<PathBuf>,
-    tls: Option<wasmeter_server::Tls>,
+    certificates: Vec<wasmeter_server::Tls>,
     stop: CancellationToken,
 ) {
     let mut hup = match signal(SignalKind::hangup()) {
@@ -335,7 +349,7 @@ async fn reload_on_sighup(
             _ = stop.cancelled() => return,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the config");
-                if let Some(tls) = &tls {
+                for tls in &certificates {
                     // Off the runtime: it reads files.
                     let tls = tls.clone();
                     match tokio::task::spawn_blocking(move || tls.reload()).await {
@@ -357,7 +371,7 @@ async fn reload_on_sighup(
 fn announce(
     addr: std::net::SocketAddr,
     tls: bool,
-    admin: Option<&(std::net::SocketAddr, TokenOrigin)>,
+    admin: Option<&(std::net::SocketAddr, TokenOrigin, bool)>,
     data_dir: &std::path::Path,
     config_path: Option<&std::path::Path>,
 ) {
@@ -375,15 +389,16 @@ fn announce(
     println!("  sse        {http}://{addr}/sse?topics=trades/*,metrics/trade_vwap/*");
     println!("  health     {http}://{addr}/healthz  {http}://{addr}/readyz");
     println!("  metrics    {http}://{addr}/metrics  {http}://{addr}/api/plugins");
-    if let Some((admin, origin)) = admin {
+    if let Some((admin, origin, admin_tls)) = admin {
+        let scheme = if *admin_tls { "https" } else { "http" };
         let token = match origin {
             TokenOrigin::Env => format!("token from {}", auth::TOKEN_ENV),
             TokenOrigin::Config => "token from admin.token".to_string(),
             TokenOrigin::File(f) | TokenOrigin::Generated(f) => format!("token in {}", f.display()),
         };
         println!(
-            "  admin      http://{admin}   ({token}; `{}`)",
-            admin_hint(admin, origin, config_path)
+            "  admin      {scheme}://{admin}   ({token}; `{}`)",
+            admin_hint(admin, *admin_tls, origin, config_path)
         );
     }
     println!("  data dir   {}", data_dir.display());
@@ -394,6 +409,7 @@ fn announce(
 /// token file unless the command finds it on its own.
 fn admin_hint(
     admin: &std::net::SocketAddr,
+    tls: bool,
     origin: &TokenOrigin,
     config_path: Option<&std::path::Path>,
 ) -> String {
@@ -401,8 +417,11 @@ fn admin_hint(
     if let Some(config) = config_path {
         hint.push_str(&format!(" --config {}", config.display()));
     }
-    if *admin != crate::config::AdminSection::default().listen {
-        hint.push_str(&format!(" --admin {admin}"));
+    // With TLS the scheme must be given unless the config says it (and the
+    // certificate to trust comes from the config).
+    if *admin != crate::config::AdminSection::default().listen || (tls && config_path.is_none()) {
+        let scheme = if tls { "https://" } else { "" };
+        hint.push_str(&format!(" --admin {scheme}{admin}"));
     }
     if let TokenOrigin::File(f) | TokenOrigin::Generated(f) = origin
         && config_path.is_none()

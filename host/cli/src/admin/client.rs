@@ -16,12 +16,66 @@ use super::auth::{TOKEN_ENV, TOKEN_FILE};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the admin API is and how to authenticate.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminClient {
     /// `host:port`.
     pub authority: String,
     /// The bearer token.
     pub token: String,
+    /// HTTPS: the connector trusting the API's certificate, and the name to check.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminClient")
+            .field("authority", &self.authority)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connector trusting the PEM certificates in `ca_file` (the API's own
+/// certificate, or the CA that issued it), for `authority`'s host.
+fn tls_connector(
+    authority: &str,
+    ca_file: &Path,
+) -> anyhow::Result<(
+    tokio_rustls::TlsConnector,
+    rustls::pki_types::ServerName<'static>,
+)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file)
+        .with_context(|| format!("cannot read certificates from {}", ca_file.display()))?;
+    for cert in certs {
+        let cert = cert.with_context(|| format!("{}: not a PEM certificate", ca_file.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}: a certificate cannot be trusted", ca_file.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{} holds no PEM certificate", ca_file.display());
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = match authority.rsplit_once(':') {
+        Some((host, _port)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => authority,
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .with_context(|| format!("`{host}` is not a host name or address"))?;
+    Ok((
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        name,
+    ))
 }
 
 /// What a request sends.
@@ -39,20 +93,42 @@ impl AdminClient {
     /// the token from `--token`, `WASMETER_ADMIN_TOKEN`, `--token-file`, the
     /// config's `admin.token`/`admin.token_file`, or the host's generated token
     /// file in the data directory (the demo's by default).
+    ///
+    /// `https://` (or a config with `[admin.tls]`) speaks TLS, trusting `ca_file`,
+    /// else the config's `admin.tls.cert_file`.
     pub fn locate(
         url: Option<&str>,
         token: Option<String>,
         token_file: Option<&Path>,
         config: Option<&Path>,
+        ca_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let config = config.map(crate::config::Config::load).transpose()?;
-        let authority = match (url, &config) {
-            (Some(url), _) => url
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_string(),
-            (None, Some(c)) => c.admin.listen.to_string(),
-            (None, None) => crate::config::AdminSection::default().listen.to_string(),
+        let configured_tls = config
+            .as_ref()
+            .and_then(|c| c.admin.tls.as_ref().map(|t| c.resolve(&t.cert_file)));
+        let (authority, https) = match (url, &config) {
+            (Some(url), _) => match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+                (Some(rest), _) => (rest.trim_end_matches('/').to_string(), true),
+                (None, Some(rest)) => (rest.trim_end_matches('/').to_string(), false),
+                // A bare address: TLS when the config says so.
+                (None, None) => (
+                    url.trim_end_matches('/').to_string(),
+                    configured_tls.is_some(),
+                ),
+            },
+            (None, Some(c)) => (c.admin.listen.to_string(), c.admin.tls.is_some()),
+            (None, None) => (
+                crate::config::AdminSection::default().listen.to_string(),
+                false,
+            ),
+        };
+        let tls = match (https, ca_file.map(Path::to_path_buf).or(configured_tls)) {
+            (false, _) => None,
+            (true, Some(ca)) => Some(tls_connector(&authority, &ca)?),
+            (true, None) => bail!(
+                "https://{authority}: give --ca-file (the API's certificate or its CA), or --config with [admin.tls]"
+            ),
         };
         let read = |file: &Path| {
             std::fs::read_to_string(file)
@@ -76,7 +152,11 @@ impl AdminClient {
                 "give --token, --token-file, --config or WASMETER_ADMIN_TOKEN for a host not run as the demo",
             )?
         };
-        Ok(Self { authority, token })
+        Ok(Self {
+            authority,
+            token,
+            tls,
+        })
     }
 
     /// Sends a request; returns the JSON answer, or an error quoting the host's message.
@@ -111,9 +191,6 @@ impl AdminClient {
                     self.authority
                 )
             })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        let driver = tokio::spawn(connection);
         let (content_type, bytes) = match body {
             Body::Empty => (None, Bytes::new()),
             Body::Json(v) => (
@@ -130,11 +207,17 @@ impl AdminClient {
         if let Some(ct) = content_type {
             request = request.header(header::CONTENT_TYPE, ct);
         }
-        let response = sender.send_request(request.body(Full::new(bytes))?).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        driver.abort();
-        let _ = driver.await;
+        let request = request.body(Full::new(bytes))?;
+        let (status, body) = match &self.tls {
+            None => exchange(stream, request).await?,
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .with_context(|| format!("TLS with the admin API at {}", self.authority))?;
+                exchange(stream, request).await?
+            }
+        };
         let value: Value = serde_json::from_slice(&body).unwrap_or_else(
             |_| serde_json::json!({ "error": { "message": String::from_utf8_lossy(&body) } }),
         );
@@ -152,6 +235,28 @@ impl AdminClient {
             _ => bail!("{message}"),
         }
     }
+}
+
+/// One request over `io`: the status and the whole body.
+async fn exchange<IO>(io: IO, request: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await;
+    let result = match response {
+        Ok(response) => {
+            let status = response.status();
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            body.map(|b| (status, b)).map_err(anyhow::Error::from)
+        }
+        Err(e) => Err(e.into()),
+    };
+    driver.abort();
+    let _ = driver.await;
+    result
 }
 
 /// The demo's generated token file.

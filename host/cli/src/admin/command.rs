@@ -148,6 +148,7 @@ fn connect(args: &AdminArgs) -> anyhow::Result<AdminClient> {
         args.token.clone(),
         args.token_file.as_deref(),
         args.config.as_deref(),
+        args.ca_file.as_deref(),
     )
 }
 

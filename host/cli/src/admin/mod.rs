@@ -6,11 +6,14 @@
 //! - `routes`: the HTTP routes, calling the control plane's `Supervisor`.
 //! - `client`: the HTTP client the commands use.
 //! - `command`: `wasmeter plugin ...` and `wasmeter reload-config`.
+//! - `tls_serve`: the API over HTTPS (`[admin.tls]`).
 
 pub mod auth;
 pub mod client;
 pub mod command;
 pub mod routes;
+
+mod tls_serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,15 +21,25 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wasmeter_control::Supervisor;
 
-/// Serves the admin API on `listener` until `stop`.
+/// Serves the admin API on `listener` (over TLS when given) until `stop`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     supervisor: Arc<Supervisor>,
     config_path: Option<PathBuf>,
     token: String,
+    tls: Option<wasmeter_server::Tls>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(supervisor, config_path, token))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    let app = routes::router(supervisor, config_path, token);
+    match tls {
+        Some(tls) => {
+            tls_serve::serve(listener, app, tls, stop).await;
+            Ok(())
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
 }
