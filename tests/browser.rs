@@ -197,3 +197,48 @@ fn a_page_of_an_allowed_origin_imports_the_client_and_gets_updates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_dashboard_on_a_host_with_tokens_asks_for_one_and_shows_topics_with_it() {
+    if let Some(reason) = missing_tools() {
+        assert!(
+            !in_ci(),
+            "browser test cannot run in CI: {reason}; scripts/test.sh installs what it needs"
+        );
+        eprintln!("SKIPPED dashboard token test: {reason}");
+        return;
+    }
+    const SECRET: &str = "the dashboard test's secret, 32+ bytes";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token-secret"), SECRET).unwrap();
+    let config = csv_config("\n[auth]\nhmac_secret_file = \"token-secret\"\n");
+    let host = Host::start(dir.path(), &config);
+    host.append("trades.csv", "BTC,100,1,1700000000000\n");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "dashboard", "exp": exp, "topics": ["trades/*"]}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("node")
+        .arg(root().join("tests/browser/dashboard_token.mjs"))
+        .arg(format!("http://{}/", host.addr))
+        .arg(&token)
+        .arg(dir.path().join("feed/trades.csv"))
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("run node");
+    let log = host.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "dashboard token test failed ({}):\n{stdout}{}\nhost log:\n{log}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,7 +1,7 @@
 // The wasmeter dashboard: topics from GET /api/topics, live values over the public
 // WebSocket protocol through /client/wasmeter.js, plugins from GET /api/plugins.
 import { connect } from '/client/wasmeter.js';
-import { RANGES, pastValues } from './history.js';
+import { RANGES, pastValues, useToken } from './history.js';
 import { fmt, fmtField } from './format.js';
 
 const POINTS = 2000;
@@ -17,7 +17,12 @@ const el = (tag, cls, text) => {
   return e;
 };
 
-const client = connect('/ws', { format: 'json' });
+// A host with [auth] needs a subscriber token: `/#token=<jwt>` (the fragment never
+// reaches the server's or a proxy's logs). It goes with the WebSocket and every request.
+const token = hashParam('token');
+const headers = token ? { Authorization: `Bearer ${token}` } : {};
+useToken(token);
+const client = connect('/ws', { format: 'json', token: token ?? undefined });
 let allTopics = []; // from /api/topics
 const selected = new Map(); // topic -> card view
 let autoSelected = false;
@@ -38,7 +43,8 @@ let range = RANGES[hashParam('range')] ? hashParam('range') : '5m';
 
 function saveHash() {
   const list = [...selected.keys()].map(encodeURIComponent).join(',');
-  history.replaceState(null, '', `#topics=${list}&range=${range}`);
+  const keep = token ? `&token=${encodeURIComponent(token)}` : '';
+  history.replaceState(null, '', `#topics=${list}&range=${range}${keep}`);
 }
 
 function select(topic) {
@@ -109,10 +115,22 @@ const MAX_TOPICS = 20000;
 const FULL_REFRESH_MS = 30000;
 let generation = null;
 let fullAt = 0;
+/** A refused listing: a token problem is said on the page (the host's words). */
+async function refused(r) {
+  if (r.status === 401 || r.status === 403) {
+    const body = await r.json().catch(() => ({}));
+    const why = body.error?.message ?? `HTTP ${r.status}`;
+    const hint = token ? '' : ' Open the dashboard as /#token=<your token>.';
+    $('empty').hidden = false;
+    $('empty').textContent = `The host refused the dashboard: ${why}.${hint}`;
+  }
+  return null;
+}
+
 async function fetchTopics() {
   if (generation !== null && Date.now() - fullAt < FULL_REFRESH_MS) {
-    const r = await fetch(`/api/topics?limit=1&unless_generation=${generation}`, { cache: 'no-store' });
-    if (!r.ok) return null;
+    const r = await fetch(`/api/topics?limit=1&unless_generation=${generation}`, { cache: 'no-store', headers });
+    if (!r.ok) return refused(r);
     if ((await r.json()).unchanged) return 'unchanged';
   }
   const topics = [];
@@ -120,8 +138,8 @@ async function fetchTopics() {
   let first = null;
   do {
     const query = after === null ? '' : `&after=${encodeURIComponent(after)}`;
-    const r = await fetch(`/api/topics?limit=5000${query}`, { cache: 'no-store' });
-    if (!r.ok) return null;
+    const r = await fetch(`/api/topics?limit=5000${query}`, { cache: 'no-store', headers });
+    if (!r.ok) return refused(r);
     const page = await r.json();
     first ??= page.generation ?? null;
     topics.push(...(page.topics ?? []));

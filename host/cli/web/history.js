@@ -3,6 +3,14 @@
 // API, for sample-series topics `metrics/<name>/<label values>`) or, for any
 // other topic, from its recent changes (GET /api/topics/{topic}/history).
 
+// GET with the dashboard's subscriber token, if it has one (a host with [auth]).
+let headers = {};
+
+/** Sends `token` with every request of this module. */
+export function useToken(token) {
+  headers = token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 /** Time ranges of the picker, in ms. */
 export const RANGES = { '5m': 5 * 60e3, '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 24 * 3600e3 };
 
@@ -17,7 +25,7 @@ const asSegment = (v) => (v === '' ? '_' : [...v].map(topicChar).join(''));
 async function seriesSelector(topic) {
   const [prefix, name, ...values] = topic.split('/');
   if (prefix !== 'metrics' || !name) return null;
-  const r = await fetch(`/api/v1/series?match[]=${encodeURIComponent(`{__name__="${name.replace(/"/g, '\\"')}"}`)}`);
+  const r = await fetch(`/api/v1/series?match[]=${encodeURIComponent(`{__name__="${name.replace(/"/g, '\\"')}"}`)}`, { headers });
   if (!r.ok) return null;
   const want = values.join('/');
   for (const labels of (await r.json()).data ?? []) {
@@ -41,14 +49,14 @@ export async function pastValues(topic, field, from, now = Date.now()) {
     if (selector) {
       const step = Math.max(1, Math.ceil((now - from) / 1000 / MAX_POINTS));
       const q = `query=${encodeURIComponent(selector)}&start=${from / 1000}&end=${now / 1000}&step=${step}`;
-      const r = await fetch(`/api/v1/query_range?${q}`);
+      const r = await fetch(`/api/v1/query_range?${q}`, { headers });
       const values = r.ok ? (await r.json()).data?.result?.[0]?.values ?? [] : [];
       // Samples stamped outside the range (or no history kept): the changes will do.
       if (values.length > 0) return { points: values.map(([t, v]) => [t * 1000, Number(v)]), source: 'history' };
     }
   }
   const path = topic.split('/').map(encodeURIComponent).join('/');
-  const r = await fetch(`/api/topics/${path}/history?limit=1000`);
+  const r = await fetch(`/api/topics/${path}/history?limit=1000`, { headers });
   if (!r.ok) return { points: [], source: 'changes' };
   const points = [];
   for (const m of (await r.json()).messages ?? []) {
