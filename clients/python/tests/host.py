@@ -44,9 +44,9 @@ topics = ["trades"]
 class Host:
     """A running host process on ``dir``'s config."""
 
-    def __init__(self, dir: Path, listen: str | None = None) -> None:
+    def __init__(self, dir: Path, listen: str | None = None, extra: str = "") -> None:
         (dir / "feed").mkdir(exist_ok=True)
-        (dir / "wasmeter.toml").write_text(CONFIG)
+        (dir / "wasmeter.toml").write_text(CONFIG + extra)
         self.dir = dir
         args = [BIN, "--log-level", "info", "serve", "--config", str(dir / "wasmeter.toml"),
                 "--admin-listen", "127.0.0.1:0"]
