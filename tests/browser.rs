@@ -157,14 +157,42 @@ try {{
     })
 }
 
+/// True when the browser tools are here; otherwise fails under CI, or says why
+/// `what` is skipped.
+fn browser_tools(what: &str) -> bool {
+    let Some(reason) = missing_tools() else {
+        return true;
+    };
+    assert!(
+        !in_ci(),
+        "browser test cannot run in CI: {reason}; scripts/test.sh installs what it needs"
+    );
+    eprintln!("SKIPPED {what}: {reason}");
+    false
+}
+
+/// Runs `tests/browser/<script>` under node with `args`; fails, with the node
+/// output and the host's log, unless it succeeds and prints `ok`.
+fn run_script(script: &str, args: &[String], host: Host) {
+    let out = Command::new("node")
+        .arg(root().join("tests/browser").join(script))
+        .args(args)
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("run node");
+    let log = host.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "{script} failed ({}):\n{stdout}{}\nhost log:\n{log}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_page_of_an_allowed_origin_imports_the_client_and_gets_updates() {
-    if let Some(reason) = missing_tools() {
-        assert!(
-            !in_ci(),
-            "browser test cannot run in CI: {reason}; scripts/test.sh installs what it needs"
-        );
-        eprintln!("SKIPPED cross-origin browser test: {reason}");
+    if !browser_tools("cross-origin browser test") {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -180,32 +208,18 @@ fn a_page_of_an_allowed_origin_imports_the_client_and_gets_updates() {
     host.append("trades.csv", "BTC,100,1,1700000000000\n");
     rt.block_on(host.wait_for_topic("trades/BTC", |s| s["count"] == 1.0));
     let _server = serve_page(pages, host.addr.clone());
-    let out = Command::new("node")
-        .arg(root().join("tests/browser/cross_origin.mjs"))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .arg(format!("http://localhost:{port}/"))
-        .arg(dir.path().join("feed/trades.csv"))
-        .env("CHROMIUM", chromium())
-        .output()
-        .expect("run node");
-    let log = host.stop();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("ok"),
-        "cross-origin page failed ({}):\n{stdout}{}\nhost log:\n{log}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let feed = dir.path().join("feed/trades.csv").display().to_string();
+    let args = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        feed,
+    ];
+    run_script("cross_origin.mjs", &args, host);
 }
 
 #[test]
 fn the_dashboard_on_a_host_with_tokens_asks_for_one_and_shows_topics_with_it() {
-    if let Some(reason) = missing_tools() {
-        assert!(
-            !in_ci(),
-            "browser test cannot run in CI: {reason}; scripts/test.sh installs what it needs"
-        );
-        eprintln!("SKIPPED dashboard token test: {reason}");
+    if !browser_tools("dashboard token test") {
         return;
     }
     const SECRET: &str = "the dashboard test's secret, 32+ bytes";
@@ -225,20 +239,7 @@ fn the_dashboard_on_a_host_with_tokens_asks_for_one_and_shows_topics_with_it() {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
     )
     .unwrap();
-    let out = Command::new("node")
-        .arg(root().join("tests/browser/dashboard_token.mjs"))
-        .arg(format!("http://{}/", host.addr))
-        .arg(&token)
-        .arg(dir.path().join("feed/trades.csv"))
-        .env("CHROMIUM", chromium())
-        .output()
-        .expect("run node");
-    let log = host.stop();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("ok"),
-        "dashboard token test failed ({}):\n{stdout}{}\nhost log:\n{log}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let feed = dir.path().join("feed/trades.csv").display().to_string();
+    let args = [format!("http://{}/", host.addr), token, feed];
+    run_script("dashboard_token.mjs", &args, host);
 }

@@ -153,51 +153,24 @@ key_file = "admin.key"
     // Without the config: --ca-file names what to trust.
     let token_file = host.token_file.clone().unwrap();
     let token_file = token_file.to_str().unwrap();
-    let url = format!("https://{admin}");
+    let https = format!("https://{admin}");
+    let list = |url: &str, ca: Option<&str>| {
+        let mut args = vec!["plugin", "list", "--admin", url, "--token-file", token_file];
+        args.extend(ca.map(|ca| ["--ca-file", ca]).into_iter().flatten());
+        wasmeter(&args)
+    };
     let ca = dir.path().join("admin.crt");
-    let (ok, out) = wasmeter(&[
-        "plugin",
-        "list",
-        "--admin",
-        &url,
-        "--token-file",
-        token_file,
-        "--ca-file",
-        ca.to_str().unwrap(),
-    ]);
+    let (ok, out) = list(&https, ca.to_str());
     assert!(ok && out.starts_with("NAME"), "{out}");
     // Trusting another certificate: refused by the client, naming TLS.
     let other = dir.path().join("other.crt");
-    let (ok, out) = wasmeter(&[
-        "plugin",
-        "list",
-        "--admin",
-        &url,
-        "--token-file",
-        token_file,
-        "--ca-file",
-        other.to_str().unwrap(),
-    ]);
+    let (ok, out) = list(&https, other.to_str());
     assert!(!ok && out.contains("TLS"), "{out}");
     // No certificate to trust at all: told what to give.
-    let (ok, out) = wasmeter(&[
-        "plugin",
-        "list",
-        "--admin",
-        &url,
-        "--token-file",
-        token_file,
-    ]);
+    let (ok, out) = list(&https, None);
     assert!(!ok && out.contains("--ca-file"), "{out}");
     // Plain HTTP to the TLS port gets no answer from the API.
-    let (ok, _) = wasmeter(&[
-        "plugin",
-        "list",
-        "--admin",
-        &format!("http://{admin}"),
-        "--token-file",
-        token_file,
-    ]);
+    let (ok, _) = list(&format!("http://{admin}"), None);
     assert!(!ok);
     // The API itself over HTTPS, as any client would reach it.
     let (presented, status) =
