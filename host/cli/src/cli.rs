@@ -56,6 +56,23 @@ pub enum Command {
     Plugin(PluginArgs),
     /// Asks a running host to apply the changes of its config file (like SIGHUP).
     ReloadConfig(AdminArgs),
+    /// Creates a plugin project (outside this repository) that builds with
+    /// `cargo build --release --target wasm32-wasip2`; its README says how to load it.
+    New {
+        /// The kind of plugin.
+        world: crate::new_plugin::World,
+        /// Its name (and the crate's): a-z first, then a-z, 0-9, `-`, `_`.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum, default_value_t)]
+        lang: crate::new_plugin::Lang,
+        /// Where to create it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The wasmeter SDK (default: `plugins/sdk` of the checkout this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// How to reach a running host's admin API.

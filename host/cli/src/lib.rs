@@ -14,6 +14,7 @@
 //! - [`demo`]: the demo market feed.
 //! - [`logging`]: `tracing` output.
 //! - [`monitor`]: `/metrics` and `/api/plugins`.
+//! - [`new_plugin`]: `wasmeter new`, a plugin project to start from.
 //! - [`tail`]: `wasmeter tail`, a command-line subscriber.
 //! - [`tokens`]: `[auth]`, subscriber tokens: the keys that verify them.
 //! - [`web`]: the dashboard and the browser client, embedded.
@@ -29,6 +30,7 @@ pub mod dirlock;
 pub mod history;
 pub mod logging;
 pub mod monitor;
+pub mod new_plugin;
 pub mod reload;
 pub mod serve;
 pub mod spec;
@@ -53,6 +55,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tail(args) => tail_command(args).await,
         Command::Plugin(args) => admin::command::plugin(args).await,
         Command::ReloadConfig(args) => admin::command::reload_config(args).await,
+        Command::New {
+            world,
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let dir = new_plugin::create(world, &name, lang, dir.as_deref(), sdk.as_deref())?;
+            println!(
+                "created {}: `cd {} && cargo build --release --target wasm32-wasip2`; its README.md says how to load it",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
         Command::Builtins => {
             for b in defaults::BUILTINS {
                 println!("{:<18} {:>7} bytes", b.name, b.bytes.len());
