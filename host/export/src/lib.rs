@@ -7,6 +7,7 @@
 //! (select, batch, encode, queue or spill to disk) and a sender thread (HTTP with
 //! retries), so a slow database never holds a pipeline or a runtime worker.
 
+pub mod alerts;
 pub mod buffer;
 pub mod line;
 pub mod output;
@@ -18,4 +19,5 @@ mod queue;
 mod sender;
 mod stop;
 
+pub use alerts::{AlertConfig, AlertStats, Alerts};
 pub use output::{Backoff, Output, OutputConfig, OutputSender, OutputStats, Protocol};
