@@ -10,6 +10,7 @@
 
 pub mod exposition;
 pub mod names;
+mod export;
 mod process;
 mod render;
 mod routes;
