@@ -7,10 +7,11 @@
 //! - `exposition`: the two exposition formats.
 //! - `render`: [`Monitor`] -> exposition.
 //! - `routes`: the HTTP handlers, `/api/plugins` JSON.
+//! - `export`: the outputs' and alert delivery's counters.
 
+mod export;
 pub mod exposition;
 pub mod names;
-mod export;
 mod process;
 mod render;
 mod routes;
