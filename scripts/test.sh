@@ -33,6 +33,22 @@ if ! command -v promtool >/dev/null; then
         echo "test.sh: promtool is missing and cannot be installed without root" >&2
     fi
 fi
+# --- Export (tests/export.rs): a real VictoriaMetrics and Alertmanager, from Debian.
+for tool in victoria-metrics:victoria-metrics prometheus-alertmanager:prometheus-alertmanager; do
+    bin="${tool%%:*}" package="${tool##*:}"
+    if ! command -v "$bin" >/dev/null; then
+        if [ "$(id -u)" = 0 ]; then
+            echo "test.sh: installing $bin (Debian package $package)" >&2
+            (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package") >&2
+        elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            echo "test.sh: installing $bin (Debian package $package)" >&2
+            (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package") >&2
+        else
+            echo "test.sh: $bin is missing and cannot be installed without root" >&2
+        fi
+    fi
+done
+# --- end of the export block.
 if command -v npm >/dev/null; then
     if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
         (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund) >&2

@@ -78,6 +78,12 @@ pub struct Config {
     /// Subscriber tokens.
     #[serde(default)]
     pub auth: crate::tokens::AuthSection,
+    /// Time-series databases samples are written to, by name.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, crate::export_config::OutputSection>,
+    /// Alert delivery to Alertmanager and webhooks.
+    #[serde(default)]
+    pub alerts: crate::export_config::AlertsSection,
     /// The file as parsed, to tell which sections a reload changed.
     #[serde(skip)]
     pub raw: toml::Table,
@@ -756,6 +762,9 @@ impl Config {
             return Err(self.invalid("server.history_per_topic", "must be > 0"));
         }
         if let Some((key, problem)) = self.history.problem() {
+            return Err(self.invalid(key, problem));
+        }
+        if let Some((key, problem)) = crate::export_config::problem(&self.outputs, &self.alerts) {
             return Err(self.invalid(key, problem));
         }
         for origin in &self.server.allowed_origins {

@@ -134,6 +134,11 @@ impl History {
         Arc::new(Sink(self.writer.sender()))
     }
 
+    /// The writer's handle, for a sink that also feeds the outputs.
+    pub fn sender(&self) -> HistorySender {
+        self.writer.sender()
+    }
+
     /// What `/metrics` reports of it.
     pub fn view(&self) -> HistoryView {
         HistoryView {

@@ -27,6 +27,8 @@ pub mod datadir;
 pub mod defaults;
 pub mod demo;
 pub mod dirlock;
+pub mod export;
+pub mod export_config;
 pub mod history;
 pub mod logging;
 pub mod monitor;

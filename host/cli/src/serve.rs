@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::saved::SavedTopic;
 
+use crate::export::Export;
 use crate::history::History;
 use wasmeter_hub::{Hub, HubConfig};
 use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
@@ -145,6 +146,7 @@ pub async fn serve(
         true => Some(History::open(&config.history, &data_dir).await?),
         false => None,
     };
+    let export = Export::start(&config, &data_dir).await?;
     let series = SeriesStore::default();
     let monitor = Monitor::new(series.clone());
 
@@ -157,7 +159,7 @@ pub async fn serve(
         data_dir: data_dir.clone(),
         plugins_dir,
         owners: Default::default(),
-        history: history.as_ref().map(History::sink),
+        history: crate::export::sink(history.as_ref().map(History::sender), export.as_ref()),
     };
     let (server_config, admin_config, field_ttl_ms) = (
         config.server.clone(),
@@ -267,6 +269,7 @@ pub async fn serve(
                     monitor,
                     state.clone(),
                     history.as_ref().map(History::view),
+                    export.as_ref().map(Export::view),
                 ))
                 .merge(crate::web::router())
                 .merge(history_routes(history.as_ref(), guarded_history, &state)),
@@ -296,6 +299,9 @@ pub async fn serve(
     drop(supervisor);
     if let Some(history) = history {
         history.close(shutdown_timeout).await;
+    }
+    if let Some(export) = export {
+        export.close(shutdown_timeout).await;
     }
     tracing::info!("closing connections");
     server_stop.cancel();

@@ -13,7 +13,9 @@ use crate::config::{Config, PipelineSection, PluginSection, SourceSection, flatt
 
 /// Top-level sections read once at start: a reload that changes them reports
 /// them and applies none (see [`HostSpec::fixed`]).
-pub const RESTART_ONLY: [&str; 6] = ["data_dir", "server", "runtime", "state", "admin", "history"];
+pub const RESTART_ONLY: [&str; 9] = [
+    "data_dir", "server", "runtime", "state", "admin", "history", "outputs", "alerts", "auth",
+];
 
 impl Config {
     /// What the control plane runs for this config (validated: every reference

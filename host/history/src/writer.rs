@@ -26,8 +26,8 @@ pub struct HistoryStats {
 
 /// What the writer thread receives.
 enum Work {
-    /// Samples to append.
-    Batch(Vec<Sample>),
+    /// Samples to append (shared with the outputs, when there are any).
+    Batch(Arc<Vec<Sample>>),
     /// Everything before has been sent: commit and stop.
     Stop,
 }
@@ -46,8 +46,10 @@ pub struct HistorySender(mpsc::Sender<Work>);
 
 impl HistorySender {
     /// Queues a batch; waits while the writer is `queue` batches behind. A batch
-    /// sent after the writer stopped is dropped (only during shutdown).
-    pub async fn send(&self, samples: Vec<Sample>) {
+    /// sent after the writer stopped is dropped (only during shutdown). A shared
+    /// batch (`Arc`) is not copied.
+    pub async fn send(&self, samples: impl Into<Arc<Vec<Sample>>>) {
+        let samples = samples.into();
         if samples.is_empty() {
             return;
         }

@@ -4,6 +4,7 @@
 
 mod backlog;
 mod delta_savings;
+mod export;
 mod fanout_metrics;
 mod fleet;
 mod floor;
@@ -136,6 +137,9 @@ enum Command {
     /// Many symbols: memory, snapshots, topic listing and /metrics against the
     /// symbol count (each symbol a topic and four sample series).
     Symbols(symbols::SymbolsArgs),
+    /// Samples/s an output sustains into VictoriaMetrics, against a bare client,
+    /// and the host's CPU per 1,000 samples exported.
+    Export(export::ExportArgs),
     /// (internal) The bare floor server on a feed file.
     FloorServer {
         /// The file to follow.
@@ -268,6 +272,10 @@ fn main() -> Result<()> {
         }
         Command::Symbols(args) => {
             symbols::run(args, common, root.path(), &bins)?;
+            return Ok(());
+        }
+        Command::Export(args) => {
+            export::run(args, &common.out, root.path(), &bins)?;
             return Ok(());
         }
         Command::FloorNotify { samples } => {

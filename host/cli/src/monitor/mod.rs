@@ -7,7 +7,9 @@
 //! - `exposition`: the two exposition formats.
 //! - `render`: [`Monitor`] -> exposition.
 //! - `routes`: the HTTP handlers, `/api/plugins` JSON.
+//! - `export`: the outputs' and alert delivery's counters.
 
+mod export;
 pub mod exposition;
 pub mod names;
 mod process;

@@ -371,3 +371,60 @@ pub const BUILD_INFO: MetricDef = gauge(
     "wasmeter_build_info",
     "Always 1; labelled with the host's version and the plugin contract versions it loads.",
 );
+
+// Outputs, labelled `output`, and alert delivery.
+/// Samples the output took.
+pub const OUTPUT_SELECTED: MetricDef = counter(
+    "wasmeter_output_samples_selected",
+    "Samples an output's series selectors took.",
+);
+/// Samples sent.
+pub const OUTPUT_SENT: MetricDef = counter(
+    "wasmeter_output_samples_sent",
+    "Samples an output's database accepted.",
+);
+/// Requests.
+pub const OUTPUT_REQUESTS: MetricDef =
+    counter("wasmeter_output_requests", "Requests an output made.");
+/// Failed requests.
+pub const OUTPUT_FAILED: MetricDef = counter(
+    "wasmeter_output_requests_failed",
+    "Requests that failed: connection errors, timeouts, HTTP errors (retried or refused).",
+);
+/// Retries.
+pub const OUTPUT_RETRIED: MetricDef = counter(
+    "wasmeter_output_requests_retried",
+    "Requests sent again after a failure.",
+);
+/// Buffered bytes.
+pub const OUTPUT_BUFFERED: MetricDef = gauge(
+    "wasmeter_output_buffered_bytes",
+    "Encoded bytes waiting to be sent, in memory and on disk.",
+);
+/// Disk buffer bytes.
+pub const OUTPUT_DISK: MetricDef = gauge(
+    "wasmeter_output_disk_buffer_bytes",
+    "Bytes of an output's disk buffer.",
+);
+/// Dropped samples.
+pub const OUTPUT_DROPPED: MetricDef = counter(
+    "wasmeter_output_samples_dropped",
+    "Samples an output gave up: `reason` buffer_full (the oldest went), refused (the database answered 4xx) or corrupt (a damaged buffer frame).",
+);
+/// Alerts sent.
+pub const ALERTS_SENT: MetricDef = counter(
+    "wasmeter_alerts_sent",
+    "Alert notices delivered, counted per receiver.",
+);
+/// Alert deliveries failed.
+pub const ALERTS_FAILED: MetricDef = counter(
+    "wasmeter_alerts_requests_failed",
+    "Alert deliveries that failed (retried at the next evaluation).",
+);
+/// Alerts firing.
+pub const ALERTS_FIRING: MetricDef = gauge("wasmeter_alerts_firing", "Alerts firing now.");
+/// Alerts refused.
+pub const ALERTS_REFUSED: MetricDef = counter(
+    "wasmeter_alerts_refused",
+    "Alerts not tracked because `alerts.max_alerts` were.",
+);

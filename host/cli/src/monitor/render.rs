@@ -8,6 +8,7 @@ use wasmeter_server::ServerState;
 use super::Monitor;
 use super::exposition::{Format, Writer, sanitize_name};
 use super::names::{self as n, Kind, MetricDef};
+use crate::export::ExportView;
 use crate::history::HistoryView;
 
 /// Renders every self-metric and every collected series.
@@ -15,6 +16,7 @@ pub fn render(
     monitor: &Monitor,
     server: &ServerState,
     history: Option<&HistoryView>,
+    export: Option<&ExportView>,
     format: Format,
 ) -> String {
     let mut w = Writer::new(format);
@@ -25,6 +27,9 @@ pub fn render(
     server_and_hub(&mut w, server);
     if let Some(h) = history {
         metric_history(&mut w, h);
+    }
+    if let Some(e) = export {
+        super::export::render(&mut w, e);
     }
     series(&mut w, monitor);
     w.finish()

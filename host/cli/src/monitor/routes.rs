@@ -12,6 +12,7 @@ use wasmeter_server::ServerState;
 use super::Monitor;
 use super::exposition::Format;
 use super::render::render;
+use crate::export::ExportView;
 use crate::history::HistoryView;
 
 #[derive(Clone)]
@@ -19,10 +20,16 @@ struct Routes {
     monitor: Monitor,
     server: ServerState,
     history: Option<HistoryView>,
+    export: Option<ExportView>,
 }
 
 /// The routes `/metrics` and `/api/plugins`, to merge into the server's router.
-pub fn router(monitor: Monitor, server: ServerState, history: Option<HistoryView>) -> Router {
+pub fn router(
+    monitor: Monitor,
+    server: ServerState,
+    history: Option<HistoryView>,
+    export: Option<ExportView>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/plugins", get(plugins))
@@ -30,13 +37,20 @@ pub fn router(monitor: Monitor, server: ServerState, history: Option<HistoryView
             monitor,
             server,
             history,
+            export,
         })
 }
 
 async fn metrics(State(r): State<Routes>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
-    let body = render(&r.monitor, &r.server, r.history.as_ref(), format);
+    let body = render(
+        &r.monitor,
+        &r.server,
+        r.history.as_ref(),
+        r.export.as_ref(),
+        format,
+    );
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
