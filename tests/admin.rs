@@ -283,7 +283,14 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
     // directory, is refused by the containment check, not by a missing file; and a
     // missing file outside gets the same answer (nothing is learnt about it).
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
+    assert!(plugins.is_dir(), "the host creates its plugins directory");
+    // A file that is not there: the answer names the directory it was looked for in.
+    let out = host.cli(&["plugin", "swap", "csv", "missing.wasm", "--remote"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("missing.wasm in the plugins directory"),
+        "{stderr}"
+    );
     let outside = dir.path().join("outside.wasm");
     std::fs::write(&outside, builtin("csv_collector.wasm")).unwrap();
     std::os::unix::fs::symlink(&outside, plugins.join("link.wasm")).unwrap();

@@ -147,7 +147,7 @@ fn readme(world: World, name: &str, file: &str) -> String {
             "Into a running host (the demo: `wasmeter serve`), joining its `trades` pipeline:\n\n\
              ```sh\nwasmeter plugin load {name} {wasm} --pipeline trades\n```\n\n\
              A metric's series are topics too: `metrics/<name>/<label values>`, e.g. \
-             `wasmeter tail 'metrics/price_max/*'` for this template's output."
+             `wasmeter tail 'metrics/trade_price_max/*'` for this template's output."
         ),
         World::Collector => format!(
             "A collector reads a source: name it in a pipeline of your config and start \

@@ -78,6 +78,16 @@ pub async fn serve(
     let _ = wasmeter_source::raise_nofile_limit();
     let data_dir = config.resolve(&config.data_dir);
     let plugins_dir = config.resolve(&config.admin.plugins_dir);
+    // Where `plugin load --remote` reads: there from the start (the demo's too).
+    if config.admin.enabled {
+        std::fs::create_dir_all(&plugins_dir).with_context(|| {
+            format!(
+                "{}: admin.plugins_dir: cannot create {}",
+                config.origin,
+                plugins_dir.display()
+            )
+        })?;
+    }
     // Private to this user, and so is the compiled-code cache, before the runtime
     // may load anything from it.
     crate::datadir::ensure_private(&data_dir)?;

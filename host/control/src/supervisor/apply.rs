@@ -139,12 +139,12 @@ impl Supervisor {
 
 /// `path` resolved inside `dir` (symbolic links followed), or why not.
 async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, ControlError> {
-    let bad = |what: &Path, e: std::io::Error| {
-        ControlError::BadRequest(format!("{}: {e}", what.display()))
-    };
-    let dir = tokio::fs::canonicalize(dir)
-        .await
-        .map_err(|e| bad(dir, e))?;
+    let dir = tokio::fs::canonicalize(dir).await.map_err(|e| {
+        ControlError::BadRequest(format!(
+            "the plugins directory {} (admin.plugins_dir) cannot be used: {e}",
+            dir.display()
+        ))
+    })?;
     let outside = || {
         ControlError::BadRequest(format!(
             "{} is outside the plugins directory {}",
@@ -164,9 +164,13 @@ async fn inside(dir: &Path, path: &Path) -> Result<PathBuf, ControlError> {
         return Err(outside());
     }
     let joined = dir.join(path);
-    let candidate = tokio::fs::canonicalize(&joined)
-        .await
-        .map_err(|e| bad(&joined, e))?;
+    let candidate = tokio::fs::canonicalize(&joined).await.map_err(|e| {
+        ControlError::BadRequest(format!(
+            "{} in the plugins directory {}: {e}",
+            path.display(),
+            dir.display()
+        ))
+    })?;
     if !candidate.starts_with(&dir) {
         return Err(outside());
     }
