@@ -2,7 +2,8 @@
 //! the real host like any plugin: the same input through a guest collector + metric and
 //! through their Rust twins (the built-in `csv-collector` and `ewma`) gives the same
 //! topics, series and record errors; a hot swap from the Rust collector to a guest one
-//! carries the state (both write the SDK's `trades` state).
+//! carries the state (both write the SDK's `trades` state); a guest is quarantined and
+//! released like any plugin.
 //!
 //! The components come from `scripts/build-guest-plugins.sh` (run by `scripts/test.sh`)
 //! in `target/guest-plugins/<lang>/`. A toolchain it could not install leaves a
@@ -234,6 +235,24 @@ async fn same_output_as_the_rust_twins(lang: &Lang) {
         .await;
     assert_eq!(after["count"], 4.0, "{after}");
     assert_eq!(after["volume"], 10.0, "{after}");
+
+    // Quarantined like any plugin: its pipeline's input waits in the file, and
+    // nothing is lost when it is released.
+    let (status, body) = host
+        .admin("POST", "/v1/plugins/guest_csv/quarantine", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, summary) = host.admin("GET", "/v1/plugins/guest_csv", None).await;
+    assert_eq!(summary["state"], "quarantined", "{summary}");
+    host.append("guest/t.csv", "BTC,104,1,1700000000011\n");
+    let (status, body) = host
+        .admin("POST", "/v1/plugins/guest_csv/release", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let released = host
+        .wait_for_topic("guest/BTC", |s| s["ts"] == 1_700_000_000_011.0)
+        .await;
+    assert_eq!(released["count"], 4.0, "{released}");
     host.stop();
 }
 
