@@ -94,6 +94,13 @@ if python3 -c 'import venv, ensurepip' 2>/dev/null; then
     export WASMETER_PYTHON="$PYENV/bin/python"
 fi
 
+# ---- Guest plugins in Python and JavaScript (tests/guest_plugins.rs) ----
+# componentize-py (a cached venv) and componentize-js (npm ci in plugins/js) build the
+# examples of plugins/python and plugins/js; unchanged components come from a cache.
+# A toolchain that cannot be installed is recorded for the test, which names it (and
+# fails under CI), so this step never stops the suite.
+"$ROOT/scripts/build-guest-plugins.sh" || echo "test.sh: some guest plugins could not be built (tests/guest_plugins.rs says which)" >&2
+
 # The plugins' own logic, natively (the SDK falls back to stderr and the OS clock).
 cargo test --manifest-path "$ROOT/plugins/Cargo.toml" --workspace
 cargo test --workspace --all-targets "$@"

@@ -1,0 +1,41 @@
+// Builders for the contract's records and the host's naming rules.
+//
+// Records use jco's JavaScript mapping of the WIT: camelCase fields, `s64` as
+// BigInt, enums as strings, variants as `{ tag, val }`.
+
+import { nowMs as hostNowMs } from "wasmeter:plugin/host@0.2.0";
+
+const SEGMENT = /^[A-Za-z0-9_.:-]+$/;
+const METRIC = /^[A-Za-z_:][A-Za-z0-9_:]*$/;
+
+/** Wall-clock Unix milliseconds from the host (a BigInt). */
+export const nowMs = () => hostNowMs();
+
+export const isValidTopicSegment = (s) => SEGMENT.test(s);
+export const isValidTopic = (t) => t.split("/").every(isValidTopicSegment);
+export const isValidMetricName = (n) =>
+  new TextEncoder().encode(n).length <= 200 && METRIC.test(n);
+
+const sample = (kind) => (name, value, labels = [], ts = 0n) => ({
+  name,
+  labels: labels.map(([n, v]) => ({ name: n, value: v })),
+  value,
+  kind,
+  timestampMs: BigInt(ts),
+});
+/** `gauge(name, value, [[label, value]...], tsMs)`. */
+export const gauge = sample("gauge");
+/** `counter(name, value, [[label, value]...], tsMs)`. */
+export const counter = sample("counter");
+
+/** A number field for numbers, a text field for strings, a flag for booleans. */
+export function field(name, value) {
+  if (typeof value === "string") return { name, value: { tag: "text", val: value } };
+  if (typeof value === "boolean") return { name, value: { tag: "flag", val: value } };
+  return { name, value: { tag: "number", val: Number(value) } };
+}
+
+/** A topic update from `[name, value]` pairs, in order. */
+export const update = (topic, fields) => ({ topic, fields: fields.map(([n, v]) => field(n, v)) });
+/** A stream event from `[name, value]` pairs, in order. */
+export const event = update;

@@ -1,0 +1,82 @@
+// Glue between a plugin class and the exports componentize-js expects.
+//
+// A plugin is a class with static `NAME`, `VERSION`, `DESCRIPTION`, a static
+// `info(config)` returning `{ emits, stateful }`, a constructor taking the config (a
+// `Map`; throw a string naming the key to refuse it), `exportState()` /
+// `importState(bytes)` and the call of its world. The one instance created by `init`
+// lives here for the life of the component instance.
+
+import { config as hostConfig } from "wasmeter:plugin/host@0.2.0";
+
+let instance = null;
+
+/** Thrown values become the `err` string of the call. */
+const message = (e) => String(e?.message ?? e);
+
+function guard(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw message(e);
+  }
+}
+
+function required() {
+  if (instance === null) throw "called before init";
+  return instance;
+}
+
+function lifecycle(Cls, kind) {
+  return {
+    describe() {
+      const info = Cls.info(new Map(hostConfig()));
+      return {
+        name: Cls.NAME,
+        version: Cls.VERSION,
+        kind,
+        description: Cls.DESCRIPTION,
+        emits: info.emits ?? [],
+        stateful: Boolean(info.stateful),
+      };
+    },
+    init(config) {
+      instance = guard(() => new Cls(new Map(config)));
+    },
+    exportState() {
+      return instance === null ? undefined : (instance.exportState() ?? undefined);
+    },
+    importState(state) {
+      guard(() => required().importState(state));
+    },
+  };
+}
+
+/** `export const { plugin, collect } = exportCollector(MyCollector);` */
+export function exportCollector(Cls) {
+  return {
+    plugin: lifecycle(Cls, "collector"),
+    collect: {
+      collect(source, chunk) {
+        const out = { samples: [], updates: [], events: [], errors: [] };
+        guard(() => required().collect(source, chunk, out));
+        return out;
+      },
+    },
+  };
+}
+
+/** `export const { plugin, derive } = exportMetric(MyMetric);` */
+export function exportMetric(Cls) {
+  return {
+    plugin: lifecycle(Cls, "metric"),
+    derive: {
+      onSamples(samples) {
+        return guard(() => required().onSamples(samples));
+      },
+      onTick(now) {
+        const p = required();
+        return p.onTick ? guard(() => p.onTick(now)) : [];
+      },
+    },
+  };
+}

@@ -1,0 +1,91 @@
+"""Glue between a plugin class and the classes componentize-py exports.
+
+componentize-py calls methods of the app module's ``Plugin`` and ``Collect`` /
+``Derive`` classes; the one plugin instance created by ``init`` lives here, at
+module level, for the life of the component instance.
+"""
+
+from componentize_py_types import Err
+from wit_world.imports import host
+from wit_world.imports.types import PluginInfo, PluginKind
+
+_instance = None
+
+
+def _config():
+    return dict(host.config())
+
+
+def _lifecycle(cls, kind):
+    class Plugin:
+        def describe(self):
+            info = cls.info(_config())
+            return PluginInfo(
+                name=cls.NAME,
+                version=cls.VERSION,
+                kind=kind,
+                description=cls.DESCRIPTION,
+                emits=list(info.get("emits", [])),
+                stateful=bool(info.get("stateful", False)),
+            )
+
+        def init(self, config):
+            global _instance
+            try:
+                _instance = cls(dict(config))
+            except ValueError as e:
+                raise Err(str(e)) from None
+
+        def export_state(self):
+            return None if _instance is None else _instance.export_state()
+
+        def import_state(self, state):
+            try:
+                _require().import_state(bytes(state))
+            except ValueError as e:
+                raise Err(str(e)) from None
+
+    return Plugin
+
+
+def _require():
+    if _instance is None:
+        raise Err("called before init")
+    return _instance
+
+
+def _guard(call):
+    try:
+        return call()
+    except ValueError as e:
+        raise Err(str(e)) from None
+
+
+def export_collector(cls):
+    """``Plugin, Collect = export_collector(MyCollector)`` in the app module."""
+    from wit_world.exports.collect import CollectOutput
+
+    class Collect:
+        def collect(self, source, chunk):
+            out = CollectOutput(samples=[], updates=[], events=[], errors=[])
+            plugin = _require()
+            _guard(lambda: plugin.collect(source, bytes(chunk), out))
+            return out
+
+    return _lifecycle(cls, PluginKind.COLLECTOR), Collect
+
+
+def export_metric(cls):
+    """``Plugin, Derive = export_metric(MyMetric)`` in the app module."""
+
+    class Derive:
+        def on_samples(self, samples):
+            plugin = _require()
+            return _guard(lambda: list(plugin.on_samples(samples)))
+
+        def on_tick(self, now_ms):
+            plugin = _require()
+            tick = getattr(plugin, "on_tick", None)
+            return [] if tick is None else _guard(lambda: list(tick(now_ms)))
+
+    return _lifecycle(cls, PluginKind.METRIC), Derive
