@@ -5,7 +5,7 @@
 #   scripts/build-guest-plugins.sh [python|js]...     (default: both; from any directory)
 #
 # Components land in target/guest-plugins/<lang>/<name>.wasm (python: csv_collector,
-# ewma; js: csv-collector, ewma). Toolchains:
+# ewma, field_delta; js: csv-collector, ewma). Toolchains:
 #   python: componentize-py (pinned below) in a venv under ~/.cache/wasmeter/guest-py/<key>
 #   js:     @bytecodealliance/componentize-js from plugins/js/package-lock.json (npm ci)
 # Built components are cached in ~/.cache/wasmeter/guest-components/, keyed by a hash of
@@ -93,7 +93,7 @@ build_python() {
         fi
     fi
     local ok=0 example world
-    for example in csv_collector:collector ewma:metric; do
+    for example in csv_collector:collector ewma:metric field_delta:delta; do
         world="${example#*:}"
         example="${example%%:*}"
         key="$(cd "$dir" && sources_key "componentize-py $COMPONENTIZE_PY_VERSION $world" \

@@ -287,3 +287,81 @@ async fn swap(host: &Host, plugin: &str, component: &Path) -> (u16, Value) {
     let (status, _, body) = http_request(admin, "POST", &path, &headers, &bytes).await;
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
+
+/// The Python field-delta (`target/guest-plugins/python/field_delta.wasm`) and the
+/// built-in one, same epsilon, over copies of the same feed: a move within epsilon
+/// is not sent by either (the topic keeps the old price), a larger one is, and the
+/// topics stay equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_delta_sends_what_the_rust_field_delta_sends() {
+    if components(&PYTHON).is_none() {
+        return;
+    }
+    let delta =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest-plugins/python/field_delta.wasm");
+    assert!(
+        delta.exists(),
+        "{} is not built (scripts/build-guest-plugins.sh)",
+        delta.display()
+    );
+    let config = format!(
+        r#"
+data_dir = "data"
+[server]
+listen = "127.0.0.1:0"
+[plugins.rust_csv]
+builtin = "csv-collector"
+config = {{ topic_prefix = "rust", tape_prefix = "rust_tape" }}
+[plugins.guest_csv]
+builtin = "csv-collector"
+config = {{ topic_prefix = "guest", tape_prefix = "guest_tape" }}
+[plugins.rust_delta]
+builtin = "field-delta"
+config = {{ epsilon = "0.6" }}
+[plugins.guest_delta]
+path = "{delta}"
+config = {{ epsilon = "0.6" }}
+[sources.rust]
+type = "file"
+include = ["feed/rust/*.csv"]
+[sources.guest]
+type = "file"
+include = ["feed/guest/*.csv"]
+[pipelines.rust]
+sources = ["rust"]
+collector = "rust_csv"
+delta = "rust_delta"
+topics = ["rust", "rust_tape"]
+[pipelines.guest]
+sources = ["guest"]
+collector = "guest_csv"
+delta = "guest_delta"
+topics = ["guest", "guest_tape"]
+"#,
+        delta = delta.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["rust", "guest"] {
+        std::fs::create_dir_all(dir.path().join("feed").join(sub)).unwrap();
+    }
+    let host = Host::start(dir.path(), &config);
+    for (lines, count, price) in [
+        ("BTC,100,1,1700000000000\n", 1.0, 100.0),
+        // 0.5 from the price held: within epsilon, not sent.
+        ("BTC,100.5,1,1700000000001\n", 2.0, 100.0),
+        // 1.25 from it: sent.
+        ("BTC,101.25,1,1700000000002\n", 3.0, 101.25),
+    ] {
+        host.append("rust/t.csv", lines);
+        host.append("guest/t.csv", lines);
+        let rust = host
+            .wait_for_topic("rust/BTC", |s| s["count"] == count)
+            .await;
+        let guest = host
+            .wait_for_topic("guest/BTC", |s| s["count"] == count)
+            .await;
+        assert_eq!(guest, rust, "after {lines:?}");
+        assert_eq!(guest["price"], price, "after {lines:?}: {guest}");
+    }
+    host.stop();
+}

@@ -3,8 +3,9 @@
 A plugin is a class with ``info(config)``, ``__init__(config)`` (raise ``ValueError``
 to refuse the config, naming the key), ``export_state()`` / ``import_state(data)``
 and the call of its world (``collect``, or ``on_samples`` / ``on_tick``). The
-``export_collector`` / ``export_metric`` helpers turn it into the ``Plugin`` and
-``Collect`` / ``Derive`` classes componentize-py expects from the app module::
+``export_collector`` / ``export_delta`` / ``export_metric`` helpers turn it into the
+``Plugin`` and ``Collect`` / ``Diff`` / ``Derive`` classes componentize-py expects
+from the app module::
 
     Plugin, Collect = export_collector(MyCollector)
 
@@ -15,6 +16,6 @@ a record error of that line (see ``lines.for_each``).
 
 from .state import StateReader, StateWriter
 from . import lines
-from .world import export_collector, export_metric
+from .world import export_collector, export_delta, export_metric
 
-__all__ = ["lines", "StateReader", "StateWriter", "export_collector", "export_metric"]
+__all__ = ["lines", "StateReader", "StateWriter", "export_collector", "export_delta", "export_metric"]

@@ -89,3 +89,30 @@ def export_metric(cls):
             return [] if tick is None else _guard(lambda: list(tick(now_ms)))
 
     return _lifecycle(cls, PluginKind.METRIC), Derive
+
+
+def export_delta(cls):
+    """``Plugin, Diff = export_delta(MyDelta)`` in the app module. The class has
+    ``diff(topic, previous, current) -> (changed, removed)`` and
+    ``apply(previous, changed, removed) -> fields``; a ``ValueError`` from ``diff``
+    costs only its topic (subscribers then get the exact difference)."""
+    from componentize_py_types import Ok
+    from wit_world.exports.diff import Delta
+
+    class Diff:
+        def diff(self, changes):
+            plugin = _require()
+            results = []
+            for change in changes:
+                try:
+                    changed, removed = plugin.diff(change.topic, change.previous, change.current)
+                    results.append(Ok(Delta(list(changed), list(removed))))
+                except ValueError as e:
+                    results.append(Err(str(e)))
+            return results
+
+        def apply(self, previous, delta):
+            plugin = _require()
+            return _guard(lambda: list(plugin.apply(previous, delta.changed, delta.removed)))
+
+    return _lifecycle(cls, PluginKind.DELTA), Diff
