@@ -5,7 +5,7 @@
 #   scripts/build-guest-plugins.sh [python|js]...     (default: both; from any directory)
 #
 # Components land in target/guest-plugins/<lang>/<name>.wasm (python: csv_collector,
-# ewma, field_delta; js: csv-collector, ewma). Toolchains:
+# ewma, field_delta; js: csv-collector, ewma, field-delta). Toolchains:
 #   python: componentize-py (pinned below) in a venv under ~/.cache/wasmeter/guest-py/<key>
 #   js:     @bytecodealliance/componentize-js from plugins/js/package-lock.json (npm ci)
 # Built components are cached in ~/.cache/wasmeter/guest-components/, keyed by a hash of
@@ -123,7 +123,7 @@ build_js() {
     fi
     local version ok=0 example world key
     version="$(cd "$dir" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@bytecodealliance/componentize-js/package.json")).version')"
-    for example in csv-collector:collector ewma:metric; do
+    for example in csv-collector:collector ewma:metric field-delta:delta; do
         world="${example#*:}"
         example="${example%%:*}"
         key="$(cd "$dir" && sources_key "componentize-js $version $world" \

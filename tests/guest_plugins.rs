@@ -3,7 +3,7 @@
 //! through their Rust twins (the built-in `csv-collector` and `ewma`) gives the same
 //! topics, series and record errors; a hot swap from the Rust collector to a guest one
 //! carries the state (both write the SDK's `trades` state); a guest is quarantined and
-//! released like any plugin.
+//! released like any plugin; a guest field-delta sends what the built-in one sends.
 //!
 //! The components come from `scripts/build-guest-plugins.sh` (run by `scripts/test.sh`)
 //! in `target/guest-plugins/<lang>/`. A toolchain it could not install leaves a
@@ -288,17 +288,17 @@ async fn swap(host: &Host, plugin: &str, component: &Path) -> (u16, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-/// The Python field-delta (`target/guest-plugins/python/field_delta.wasm`) and the
-/// built-in one, same epsilon, over copies of the same feed: a move within epsilon
-/// is not sent by either (the topic keeps the old price), a larger one is, and the
-/// topics stay equal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_delta_sends_what_the_rust_field_delta_sends() {
-    if components(&PYTHON).is_none() {
+/// A guest field-delta and the built-in one, same epsilon, over copies of the same
+/// feed: a move within epsilon is not sent by either (the topic keeps the old
+/// price), a larger one is, and the topics stay equal.
+async fn same_deltas_as_the_rust_field_delta(lang: &Lang, file: &str) {
+    if components(lang).is_none() {
         return;
     }
-    let delta =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest-plugins/python/field_delta.wasm");
+    let delta = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/guest-plugins")
+        .join(lang.dir)
+        .join(file);
     assert!(
         delta.exists(),
         "{} is not built (scripts/build-guest-plugins.sh)",
@@ -360,8 +360,22 @@ topics = ["guest", "guest_tape"]
         let guest = host
             .wait_for_topic("guest/BTC", |s| s["count"] == count)
             .await;
-        assert_eq!(guest, rust, "after {lines:?}");
-        assert_eq!(guest["price"], price, "after {lines:?}: {guest}");
+        assert_eq!(guest, rust, "{}: after {lines:?}", lang.dir);
+        assert_eq!(
+            guest["price"], price,
+            "{}: after {lines:?}: {guest}",
+            lang.dir
+        );
     }
     host.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_delta_sends_what_the_rust_field_delta_sends() {
+    same_deltas_as_the_rust_field_delta(&PYTHON, "field_delta.wasm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_delta_sends_what_the_rust_field_delta_sends() {
+    same_deltas_as_the_rust_field_delta(&JS, "field-delta.wasm").await;
 }

@@ -8,4 +8,4 @@
 
 export * as lines from "./lines.js";
 export { StateReader, StateWriter } from "./state.js";
-export { exportCollector, exportMetric } from "./world.js";
+export { exportCollector, exportDelta, exportMetric } from "./world.js";

@@ -80,3 +80,31 @@ export function exportMetric(Cls) {
     },
   };
 }
+
+/**
+ * `export const { plugin, diff } = exportDelta(MyDelta);` The class has
+ * `diff(topic, previous, current) -> { changed, removed }` and
+ * `apply(previous, changed, removed) -> fields`; a throw from `diff` costs only its
+ * topic (subscribers then get the exact difference).
+ */
+export function exportDelta(Cls) {
+  return {
+    plugin: lifecycle(Cls, "delta"),
+    diff: {
+      diff(changes) {
+        const p = required();
+        return changes.map((c) => {
+          try {
+            const { changed, removed } = p.diff(c.topic, c.previous, c.current);
+            return { tag: "ok", val: { changed, removed } };
+          } catch (e) {
+            return { tag: "err", val: message(e) };
+          }
+        });
+      },
+      apply(previous, delta) {
+        return guard(() => required().apply(previous, delta.changed, delta.removed));
+      },
+    },
+  };
+}
