@@ -30,5 +30,6 @@ pub mod plugin;
 pub mod position;
 pub mod sample;
 pub mod saved;
+pub mod time;
 pub mod update;
 pub mod validate;

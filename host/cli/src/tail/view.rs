@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use wasmeter_core::time::rfc3339_ms;
 
 use serde_json::{Map, Value, json};
 
@@ -102,7 +103,7 @@ pub fn line(msg: &Value) -> Option<String> {
     let topic = msg["topic"].as_str()?;
     let mut out = String::new();
     match msg["ts"].as_i64() {
-        Some(ts) => out.push_str(&utc(ts)),
+        Some(ts) => out.push_str(&rfc3339_ms(ts)),
         None => out.push('-'),
     }
     let _ = write!(out, " {topic}");
@@ -171,35 +172,12 @@ fn number(name: &str, n: &serde_json::Number) -> String {
     let whole = x.fract() == 0.0 && x.abs() < 9.0e15;
     let timeish = matches!(name, "ts" | "time" | "timestamp") || name.ends_with("_ms");
     if whole && timeish && (1.0e12..1.0e13).contains(&x) {
-        utc(x as i64)
+        rfc3339_ms(x as i64)
     } else if whole {
         format!("{}", x as i64)
     } else {
         n.to_string()
     }
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! to webhook receivers (version 4), so a receiver written for one takes both.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use wasmeter_core::time::rfc3339_ms;
 
 use serde_json::{Value, json};
 
@@ -17,8 +18,8 @@ pub fn alertmanager(notices: &[Notice], generator_url: &str) -> Value {
                 let mut a = json!({
                     "labels": n.labels,
                     "annotations": n.annotations,
-                    "startsAt": rfc3339(n.starts_at),
-                    "endsAt": rfc3339(n.ends_at),
+                    "startsAt": rfc3339_ms(n.starts_at),
+                    "endsAt": rfc3339_ms(n.ends_at),
                 });
                 if !generator_url.is_empty() {
                     a["generatorURL"] = json!(generator_url);
@@ -46,8 +47,8 @@ pub fn webhook(notices: &[Notice], generator_url: &str) -> Value {
                 "status": if n.firing { "firing" } else { "resolved" },
                 "labels": n.labels,
                 "annotations": n.annotations,
-                "startsAt": rfc3339(n.starts_at),
-                "endsAt": if n.firing { "0001-01-01T00:00:00Z".to_string() } else { rfc3339(n.ends_at) },
+                "startsAt": rfc3339_ms(n.starts_at),
+                "endsAt": if n.firing { "0001-01-01T00:00:00Z".to_string() } else { rfc3339_ms(n.ends_at) },
                 "generatorURL": generator_url,
                 "fingerprint": fingerprint(&n.labels),
             })
@@ -81,39 +82,9 @@ pub fn fingerprint(labels: &LabelSet) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Unix ms as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_of_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_733_353_200_000), "2024-12-04T23:00:00.000Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn webhook_messages_have_alertmanagers_shape() {
