@@ -193,7 +193,10 @@ impl Vm {
     /// Every raw sample of the series matching `selector`, by series:
     /// `/api/v1/export` (JSON lines `{metric, values, timestamps}`).
     pub async fn export(&self, selector: &str) -> Vec<(Value, Vec<(i64, f64)>)> {
-        let path = format!("/api/v1/export?match[]={}", encode(selector));
+        let path = format!(
+            "/api/v1/export?match[]={}",
+            percent_encoding::utf8_percent_encode(selector, percent_encoding::NON_ALPHANUMERIC)
+        );
         let (status, body) = request(&self.addr, "GET", &path, b"")
             .await
             .expect("victoria-metrics answers");
@@ -215,18 +218,6 @@ impl Vm {
             })
             .collect()
     }
-}
-
-/// Percent-encodes a query parameter.
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// An Alertmanager with its own storage, routing every alert to `webhook`.

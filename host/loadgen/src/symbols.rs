@@ -388,7 +388,10 @@ fn page_through(addr: std::net::SocketAddr) -> Result<Paging> {
     loop {
         let path = match &after {
             None => format!("/api/topics?limit={PAGE}"),
-            Some(a) => format!("/api/topics?limit={PAGE}&after={}", percent(a)),
+            Some(a) => format!(
+                "/api/topics?limit={PAGE}&after={}",
+                percent_encoding::utf8_percent_encode(a, percent_encoding::NON_ALPHANUMERIC)
+            ),
         };
         let t = Instant::now();
         let (v, bytes) = http_get::get_json(addr, &path)?;
@@ -416,16 +419,4 @@ fn page_through(addr: std::net::SocketAddr) -> Result<Paging> {
     p.big_page_ms = t.elapsed().as_secs_f64() * 1e3;
     p.big_page_bytes = bytes;
     Ok(p)
-}
-
-/// Percent-encodes a topic name for a query string.
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

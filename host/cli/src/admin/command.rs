@@ -1,6 +1,7 @@
 //! `wasmeter plugin ...` and `wasmeter reload-config`: a request to the admin API,
 //! its answer as a readable table (or the JSON with `--json`).
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
@@ -240,18 +241,6 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `plugin list` as a table.
 fn list_table(plugins: &[PluginSummary]) -> String {
     let mut rows = vec![
@@ -357,4 +346,9 @@ fn detail_text(d: &PluginDetail) -> String {
         out.push_str(&format!("  last error {e}\n"));
     }
     out
+}
+
+/// Percent-encodes a name for a path or query.
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
