@@ -9,9 +9,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use export_support::{Alertmanager, Recorder, Vm, tool, until};
+use export_support::{Alertmanager, Recorder, Vm, until};
 use serde_json::Value;
-use support::{Host, csv_config};
+use support::{Host, csv_config, tool};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

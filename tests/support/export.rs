@@ -10,34 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::support::free_port;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-/// A program from `PATH`: in CI a missing one fails the test naming it and its
-/// Debian package; elsewhere the test is skipped with the reason.
-pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is missing: scripts/test.sh installs it (Debian package {package})"
-        );
-        eprintln!("{name} is missing (Debian package {package}): test skipped");
-    }
-    found
-}
-
-/// A free loopback port (bind port 0, read it, let go).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls `check` every 50 ms until it returns `Some`, at most `bound`.
 pub async fn until<T, F: std::future::Future<Output = Option<T>>>(

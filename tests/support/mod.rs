@@ -585,20 +585,26 @@ pub fn built_path(file: &str) -> PathBuf {
     path
 }
 
-/// `promtool` (Prometheus's own command line, a client of its HTTP API): the
-/// test needs it in CI (`scripts/test.sh` installs it) and says so elsewhere.
-pub fn promtool() -> Option<std::path::PathBuf> {
+/// A program from `PATH`: in CI a missing one fails the test naming it and its
+/// Debian package (`scripts/test.sh` installs it); elsewhere the test is skipped
+/// with the reason.
+pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     });
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "promtool is missing: scripts/test.sh installs it (Debian package prometheus)"
+            "{name} is missing: scripts/test.sh installs it (Debian package {package})"
         );
-        eprintln!("promtool is missing: the Prometheus client check is skipped");
+        eprintln!("{name} is missing (Debian package {package}): test skipped");
     }
     found
+}
+
+/// `promtool` (Prometheus's own command line, a client of its HTTP API).
+pub fn promtool() -> Option<PathBuf> {
+    tool("promtool", "prometheus")
 }
