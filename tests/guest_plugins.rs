@@ -72,60 +72,47 @@ fn components(lang: &Lang) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// Two pipelines over copies of the same feed: `rust` (built-in csv-collector + ewma)
-/// and `guest` (the guest's), told apart by topic prefix and the `impl` label. The
-/// guests run with the default limits (64 MiB, 200 ms a call).
-fn twin_config(collector: &Path, metric: &Path) -> String {
-    format!(
-        r#"
-data_dir = "data"
-
-[server]
-listen = "127.0.0.1:0"
-
-[plugins.rust_csv]
-builtin = "csv-collector"
-config = {{ topic_prefix = "rust", tape_prefix = "rust_tape" }}
-
-[plugins.rust_ewma]
-builtin = "ewma"
-config = {{ alpha = "0.3" }}
-
-[plugins.guest_csv]
-path = "{collector}"
-config = {{ topic_prefix = "guest", tape_prefix = "guest_tape" }}
-
-[plugins.guest_ewma]
-path = "{metric}"
-config = {{ alpha = "0.3" }}
-
-[sources.rust]
-type = "file"
-include = ["feed/rust/*.csv"]
-reconcile_interval_ms = 200
-
-[sources.guest]
-type = "file"
-include = ["feed/guest/*.csv"]
-reconcile_interval_ms = 200
-
-[pipelines.rust]
-sources = ["rust"]
-collector = "rust_csv"
-metrics = ["rust_ewma"]
-topics = ["rust", "rust_tape"]
-labels = {{ impl = "rust" }}
-
-[pipelines.guest]
-sources = ["guest"]
-collector = "guest_csv"
-metrics = ["guest_ewma"]
-topics = ["guest", "guest_tape"]
-labels = {{ impl = "guest" }}
-"#,
-        collector = collector.display(),
-        metric = metric.display(),
-    )
+/// Two pipelines over copies of the same feed: `rust` (the built-in plugins) and
+/// `guest` (the guest's `collector` or the built-in one, and the guest's `metric`
+/// and `delta` when given, each against its built-in twin), told apart by topic
+/// prefix and the `impl` label. The guests run with the default limits (64 MiB,
+/// 200 ms a call).
+fn twin_config(collector: Option<&Path>, metric: Option<&Path>, delta: Option<&Path>) -> String {
+    let code = |path: Option<&Path>, builtin: &str| match path {
+        Some(p) => format!("path = \"{}\"", p.display()),
+        None => format!("builtin = \"{builtin}\""),
+    };
+    let mut plugins = String::new();
+    let mut stages = String::new();
+    for side in ["rust", "guest"] {
+        let guest = side == "guest";
+        let collector = code(collector.filter(|_| guest), "csv-collector");
+        plugins.push_str(&format!(
+            "[plugins.{side}_csv]\n{collector}\nconfig = {{ topic_prefix = \"{side}\", tape_prefix = \"{side}_tape\" }}\n"
+        ));
+        let mut pipeline = format!(
+            "[pipelines.{side}]\nsources = [\"{side}\"]\ncollector = \"{side}_csv\"\n\
+             topics = [\"{side}\", \"{side}_tape\"]\nlabels = {{ impl = \"{side}\" }}\n"
+        );
+        if let Some(metric) = metric {
+            let code = code(Some(metric).filter(|_| guest), "ewma");
+            plugins.push_str(&format!(
+                "[plugins.{side}_ewma]\n{code}\nconfig = {{ alpha = \"0.3\" }}\n"
+            ));
+            pipeline.push_str(&format!("metrics = [\"{side}_ewma\"]\n"));
+        }
+        if let Some(delta) = delta {
+            let code = code(Some(delta).filter(|_| guest), "field-delta");
+            plugins.push_str(&format!(
+                "[plugins.{side}_delta]\n{code}\nconfig = {{ epsilon = \"0.6\" }}\n"
+            ));
+            pipeline.push_str(&format!("delta = \"{side}_delta\"\n"));
+        }
+        stages.push_str(&format!(
+            "[sources.{side}]\ntype = \"file\"\ninclude = [\"feed/{side}/*.csv\"]\nreconcile_interval_ms = 200\n{pipeline}"
+        ));
+    }
+    format!("data_dir = \"data\"\n[server]\nlisten = \"127.0.0.1:0\"\n{plugins}{stages}")
 }
 
 /// Trades with bad records among them: each error message is part of the contract.
@@ -156,7 +143,10 @@ async fn same_output_as_the_rust_twins(lang: &Lang) {
     for sub in ["rust", "guest"] {
         std::fs::create_dir_all(dir.path().join("feed").join(sub)).unwrap();
     }
-    let host = Host::start(dir.path(), &twin_config(&collector, &metric));
+    let host = Host::start(
+        dir.path(),
+        &twin_config(Some(&collector), Some(&metric), None),
+    );
     host.append("rust/t.csv", FEED);
     host.append("guest/t.csv", FEED);
 
@@ -304,42 +294,7 @@ async fn same_deltas_as_the_rust_field_delta(lang: &Lang, file: &str) {
         "{} is not built (scripts/build-guest-plugins.sh)",
         delta.display()
     );
-    let config = format!(
-        r#"
-data_dir = "data"
-[server]
-listen = "127.0.0.1:0"
-[plugins.rust_csv]
-builtin = "csv-collector"
-config = {{ topic_prefix = "rust", tape_prefix = "rust_tape" }}
-[plugins.guest_csv]
-builtin = "csv-collector"
-config = {{ topic_prefix = "guest", tape_prefix = "guest_tape" }}
-[plugins.rust_delta]
-builtin = "field-delta"
-config = {{ epsilon = "0.6" }}
-[plugins.guest_delta]
-path = "{delta}"
-config = {{ epsilon = "0.6" }}
-[sources.rust]
-type = "file"
-include = ["feed/rust/*.csv"]
-[sources.guest]
-type = "file"
-include = ["feed/guest/*.csv"]
-[pipelines.rust]
-sources = ["rust"]
-collector = "rust_csv"
-delta = "rust_delta"
-topics = ["rust", "rust_tape"]
-[pipelines.guest]
-sources = ["guest"]
-collector = "guest_csv"
-delta = "guest_delta"
-topics = ["guest", "guest_tape"]
-"#,
-        delta = delta.display()
-    );
+    let config = twin_config(None, None, Some(&delta));
     let dir = tempfile::tempdir().unwrap();
     for sub in ["rust", "guest"] {
         std::fs::create_dir_all(dir.path().join("feed").join(sub)).unwrap();
