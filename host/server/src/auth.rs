@@ -8,6 +8,7 @@
 //! expire. Without a token, a request gets the configured anonymous grants, or
 //! is refused (401) when there are none.
 
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -139,7 +140,7 @@ impl Authenticator {
                 }
                 Some(Grants {
                     subject: None,
-                    patterns,
+                    patterns: patterns.into(),
                     expires_at: None,
                 })
             }
@@ -221,7 +222,7 @@ impl Authenticator {
         }
         Ok(Grants {
             subject: claims.sub,
-            patterns,
+            patterns: patterns.into(),
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(claims.exp) + self.leeway),
         })
     }
@@ -251,7 +252,8 @@ fn describe(e: &jsonwebtoken::errors::Error, auth: &Authenticator) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grants {
     subject: Option<String>,
-    patterns: Vec<Pattern>,
+    /// Shared: a connection's grants are cloned per request, never rebuilt.
+    patterns: Arc<[Pattern]>,
     /// `None`: no expiry (anonymous access, or a host without authentication).
     expires_at: Option<SystemTime>,
 }
@@ -259,11 +261,12 @@ pub struct Grants {
 impl Grants {
     /// Everything, for ever: a host without authentication.
     pub fn everything() -> Self {
-        Self {
+        static EVERYTHING: LazyLock<Grants> = LazyLock::new(|| Grants {
             subject: None,
-            patterns: vec![Pattern::parse("**").expect("`**` is a pattern")],
+            patterns: Arc::new([Pattern::parse("**").expect("`**` is a pattern")]),
             expires_at: None,
-        }
+        });
+        EVERYTHING.clone()
     }
 
     /// The token's `sub`, if any.
