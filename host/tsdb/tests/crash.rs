@@ -72,6 +72,13 @@ fn crash_child() {
     }
 }
 
+/// Serialises the parent tests of this binary. A child spawned by one test
+/// inherits every descriptor of this process until it execs, including the
+/// lock file another test's store holds; `flock` locks belong to the open
+/// file, so for that moment the other test's close does not release its
+/// directory and a reopen finds it locked.
+static ONE_PARENT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_and_kill(dir: &std::path::Path, mode: &str, kill_after: i64) -> i64 {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
@@ -163,6 +170,9 @@ fn verify(dir: &std::path::Path, mode: &str, committed: i64) {
 
 #[test]
 fn sigkill_loses_nothing_committed() {
+    let _serial = ONE_PARENT_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     for (round, mode) in ["commit", "thread", "commit"].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let committed = run_and_kill(dir.path(), mode, 25 + 13 * round as i64);
@@ -172,6 +182,9 @@ fn sigkill_loses_nothing_committed() {
 
 #[test]
 fn repeated_kills_on_the_same_store() {
+    let _serial = ONE_PARENT_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     // Kill and recover three times on one directory. Each child starts over
     // at t = T0: the store refuses what it already holds as out of order and
     // takes the rest, so each round extends the data; every recovery must
