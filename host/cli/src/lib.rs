@@ -20,6 +20,7 @@
 //! - [`web`]: the dashboard and the browser client, embedded.
 
 pub mod admin;
+pub mod broker;
 pub mod check_config;
 pub mod cli;
 pub mod config;

@@ -22,19 +22,18 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmeter_core::change::TopicChange;
-use wasmeter_core::saved::SavedTopic;
 
 use crate::export::Export;
 use crate::history::History;
 use wasmeter_hub::{Hub, HubConfig};
-use wasmeter_pipeline::{Publish, SeriesStore, StateConfig, TopicStore, sweep_stale};
+use wasmeter_pipeline::{SeriesStore, StateConfig, Topics};
 use wasmeter_plugin::Runtime;
 use wasmeter_server::{ServerState, router};
 
 use wasmeter_control::{Monitor, Shared, Supervisor, Timeouts};
 
 use crate::admin::auth::{self, TokenOrigin};
+use crate::broker::HubBroker;
 use crate::config::Config;
 use crate::demo::DemoFeed;
 
@@ -45,26 +44,6 @@ pub struct ServeOptions {
     pub demo: Option<DemoFeed>,
     /// The config file, for reloads (`None`: the built-in demo config).
     pub config_path: Option<PathBuf>,
-}
-
-/// The hub as the pipelines' publisher.
-struct HubPublisher(Arc<Hub>);
-
-impl Publish for HubPublisher {
-    fn publish(&self, change: TopicChange) {
-        let topic = change.topic.clone();
-        if let Err(error) = self.0.publish(change) {
-            tracing::warn!(%topic, %error, "change not published");
-        }
-    }
-
-    fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
-        self.0.save_topic(topic, max_messages)
-    }
-
-    fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {
-        self.0.restore_topic(saved, clean)
-    }
 }
 
 /// Runs the host until SIGINT/SIGTERM (or `stop` is cancelled).
@@ -139,19 +118,13 @@ pub async fn serve(
         max_topics: config.state.max_topics as usize,
         stream_history: config.server.stream_history,
     }));
-    let store = {
-        let hub = hub.clone();
-        TopicStore::new(
-            &StateConfig {
-                max_topics: config.state.max_topics,
-                topic_idle: Duration::from_secs(config.state.topic_idle_secs),
-            },
-            move |topic| {
-                hub.remove_topic(topic);
-            },
-        )
-    };
-    let publisher: Arc<dyn Publish> = Arc::new(HubPublisher(hub.clone()));
+    let topics = Topics::new(
+        &StateConfig {
+            max_topics: config.state.max_topics,
+            topic_idle: Duration::from_secs(config.state.topic_idle_secs),
+        },
+        Arc::new(HubBroker(hub.clone())),
+    );
     let history = match config.history.enabled {
         true => Some(History::open(&config.history, &data_dir).await?),
         false => None,
@@ -162,8 +135,7 @@ pub async fn serve(
 
     let shared = Shared {
         runtime,
-        store: store.clone(),
-        publisher: publisher.clone(),
+        topics: topics.clone(),
         series,
         monitor: monitor.clone(),
         data_dir: data_dir.clone(),
@@ -187,7 +159,7 @@ pub async fn serve(
     let background = TaskTracker::new();
     if field_ttl_ms > 0 {
         let ttl = Duration::from_millis(field_ttl_ms);
-        let (store, publisher, stop) = (store, publisher, background_stop.clone());
+        let (topics, stop) = (topics, background_stop.clone());
         background.spawn(async move {
             let mut every = tokio::time::interval(
                 (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
@@ -199,10 +171,8 @@ pub async fn serve(
                 }
                 // A pass visits every topic (~50 ms at 50,000): on a blocking
                 // thread, not a runtime worker. The next tick waits for it.
-                let (store, publisher) = (store.clone(), publisher.clone());
-                let pass = tokio::task::spawn_blocking(move || {
-                    sweep_stale(&store, ttl, publisher.as_ref());
-                });
+                let topics = topics.clone();
+                let pass = tokio::task::spawn_blocking(move || topics.sweep_stale(ttl));
                 if let Err(error) = pass.await {
                     tracing::error!(%error, "stale-field sweep failed");
                 }

@@ -24,7 +24,6 @@
 //! - [`slot`]: [`Slot`] and the [`Subscriber`] trait (the conflating attachment).
 //! - [`pattern`]: topic patterns (`trades/*`, `trades/**`).
 //! - `watch`: who is told about topics created later (indexed patterns).
-//! - [`broker`]: the [`Broker`] seam a NATS/Redis broker would implement.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -47,7 +46,6 @@
 //! # Ok::<(), wasmeter_hub::PublishError>(())
 //! ```
 
-pub mod broker;
 pub mod codec;
 mod history;
 pub mod hub;
@@ -57,7 +55,6 @@ pub mod slot;
 pub mod topic;
 mod watch;
 
-pub use broker::Broker;
 pub use codec::{FieldSet, Format};
 pub use hub::{Hub, HubConfig, HubStats, PublishError, TopicInfo};
 pub use message::Message;

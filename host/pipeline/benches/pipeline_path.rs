@@ -20,7 +20,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{Notify, mpsc};
 use wasmeter_core::change::TopicChange;
 use wasmeter_pipeline::{
-    Pipeline, PipelineConfig, PipelinePlugins, Publish, StateConfig, TopicStore,
+    Broker, Pipeline, PipelineConfig, PipelinePlugins, Refused, StateConfig, Topics,
 };
 use wasmeter_source::SystemReading;
 
@@ -36,13 +36,16 @@ struct Ends {
     wake: Notify,
 }
 
-impl Publish for Ends {
-    fn publish(&self, change: TopicChange) {
+impl Broker for Ends {
+    fn publish(&self, change: TopicChange) -> Result<(), Refused> {
         if &*change.topic == "trades/END" {
             self.seen.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
         }
+        Ok(())
     }
+
+    fn remove_topic(&self, _: &str) {}
 }
 
 /// Chunk `n`: 99 trades over `symbols` symbols, then one of `END` (a new price
@@ -124,14 +127,12 @@ fn bench(c: &mut Criterion) {
                     Delta::Exact => None,
                 },
             );
-            let store = TopicStore::new(&StateConfig::default(), |_| {});
+            let topics = Topics::new(&StateConfig::default(), ends.clone());
             let config = PipelineConfig {
                 topics: vec!["trades".into()],
                 ..PipelineConfig::new("bench")
             };
-            let (pipeline, _) = Pipeline::restore(config, plugins, store, ends.clone())
-                .await
-                .unwrap();
+            let (pipeline, _) = Pipeline::restore(config, plugins, topics).await.unwrap();
             let (chunks, chunks_rx) = mpsc::channel(64);
             let (commands, commands_rx) = mpsc::channel(1);
             let task = tokio::spawn(pipeline.run(Vec::new(), Some(chunks_rx), commands_rx));

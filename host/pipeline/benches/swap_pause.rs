@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::change::TopicChange;
 use wasmeter_pipeline::{
-    Command, Pipeline, PipelineConfig, PipelinePlugins, Publish, Replacement, StateConfig, Swapped,
-    TopicStore,
+    Broker, Command, Pipeline, PipelineConfig, PipelinePlugins, Refused, Replacement, StateConfig,
+    Swapped, Topics,
 };
 use wasmeter_source::SystemReading;
 
@@ -32,8 +32,12 @@ use support::{Plugins, instance, setup};
 
 struct Discard;
 
-impl Publish for Discard {
-    fn publish(&self, _: TopicChange) {}
+impl Broker for Discard {
+    fn publish(&self, _: TopicChange) -> Result<(), Refused> {
+        Ok(())
+    }
+
+    fn remove_topic(&self, _: &str) {}
 }
 
 /// 100 CSV trades over 8 symbols, stamped from `ts` on, 1 ms apart.
@@ -61,14 +65,12 @@ fn bench(c: &mut Criterion) {
             vec![instance(&vwap, "vwap", &vwap_config).await],
             Some(instance(&delta, "delta", &[]).await),
         );
-        let store = TopicStore::new(&StateConfig::default(), |_| {});
+        let topics = Topics::new(&StateConfig::default(), Arc::new(Discard));
         let config = PipelineConfig {
             topics: vec!["trades".into()],
             ..PipelineConfig::new("bench")
         };
-        let (pipeline, _) = Pipeline::restore(config, plugins, store, Arc::new(Discard))
-            .await
-            .unwrap();
+        let (pipeline, _) = Pipeline::restore(config, plugins, topics).await.unwrap();
         let (chunks, chunks_rx) = mpsc::channel(4);
         let (commands, commands_rx) = mpsc::channel(4);
         let pipeline = tokio::spawn(pipeline.run(Vec::new(), Some(chunks_rx), commands_rx));

@@ -8,15 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_plugin::{TopicDiff, unix_now_ms};
 
 use crate::batch::{Batch, Coalesced};
 use crate::calls::DeltaCalls;
 use crate::footprint::TopicKind;
-use crate::pipeline::{Publish, publish_fields};
-use crate::state::{TopicEntry, TopicStore, exact_diff, lock};
+use crate::state::{TopicEntry, exact_diff, lock};
 use crate::stats::PipelineStats;
+use crate::topics::Topics;
 
 /// Most topic changes in one call of the delta plugin: bounds the call's input
 /// and output like the collector's call sizing bounds a chunk.
@@ -24,8 +25,7 @@ pub const DIFF_BATCH: usize = 512;
 
 /// Where a batch's changes go, and what they are counted on.
 pub(crate) struct Committer<'a> {
-    pub store: &'a TopicStore,
-    pub publisher: &'a dyn Publish,
+    pub topics: &'a Topics,
     pub stats: &'a PipelineStats,
 }
 
@@ -43,9 +43,9 @@ impl Committer<'_> {
     pub async fn commit_batch(&self, delta: Option<&mut dyn DeltaCalls>, mut batch: Batch) {
         let timestamp_ms = unix_now_ms();
         for (topic, fields) in std::mem::take(&mut batch.events) {
-            let change = lock(&self.store.entry(&topic)).commit_event(&topic, fields, timestamp_ms);
-            PipelineStats::add(&self.stats.changes, 1);
-            self.publisher.publish(change);
+            let change =
+                lock(&self.topics.store().entry(&topic)).commit_event(&topic, fields, timestamp_ms);
+            self.publish(change);
         }
         self.commit_all(delta, batch.coalesced()).await;
     }
@@ -74,8 +74,10 @@ impl Committer<'_> {
 
     /// Commits new field values of one topic by their exact difference.
     pub fn commit_exact(&self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
-        if publish_fields(self.store, self.publisher, topic, fields) {
+        if self.topics.set_fields(topic, fields) {
             PipelineStats::add(&self.stats.changes, 1);
+        } else {
+            self.count_refusal();
         }
     }
 
@@ -84,7 +86,7 @@ impl Committer<'_> {
         let pending: Vec<Pending> = group
             .into_iter()
             .map(|w| {
-                let entry = self.store.entry(&w.topic);
+                let entry = self.topics.store().entry(&w.topic);
                 let (previous, current) = {
                     let e = lock(&entry);
                     (e.state().clone(), e.merged(&w.fields))
@@ -138,9 +140,20 @@ impl Committer<'_> {
             let change = e.commit(&p.topic, delta, p.fields, Instant::now(), unix_now_ms());
             drop(e);
             if let Some(change) = change {
-                PipelineStats::add(&self.stats.changes, 1);
-                self.publisher.publish(change);
+                self.publish(change);
             }
         }
+    }
+
+    /// Publishes a committed change and counts it, or counts its refusal.
+    fn publish(&self, change: TopicChange) {
+        match self.topics.publish(change) {
+            true => PipelineStats::add(&self.stats.changes, 1),
+            false => self.count_refusal(),
+        }
+    }
+
+    fn count_refusal(&self) {
+        PipelineStats::add(&self.stats.changes_refused, 1);
     }
 }

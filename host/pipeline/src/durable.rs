@@ -1,11 +1,11 @@
 //! Topics kept across restarts: each checkpoint also saves the pipeline's topics
 //! (position, newest messages, state; see [`SavedTopic`]) and who created them,
 //! consistently with its offsets (the task publishes nothing while it writes
-//! one). At start they are restored into the topic state and the publisher before
+//! one). At start they are restored into the topic state and the broker before
 //! anything is read, so that a subscriber resumes with `since` after a restart:
 //! every change after its position replayed when the saved history reaches back
 //! to it, and the same epoch. After a crash, what was published after the last
-//! checkpoint is lost: the publisher then makes those positions unresumable
+//! checkpoint is lost: the broker then makes those positions unresumable
 //! (`clean` is false), and the records are read and published again.
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use wasmeter_core::saved::SavedTopic;
 
 use crate::footprint::{Footprints, TopicKind};
-use crate::pipeline::Publish;
-use crate::state::{TopicStore, lock};
+use crate::state::lock;
+use crate::topics::{Broker, Topics};
 
 /// The checkpoint entry holding the topics (not a plugin name: those have no `:`).
 pub(crate) const KEY: &str = "wasmeter:topics";
@@ -68,12 +68,12 @@ impl From<Kind> for TopicKind {
 }
 
 /// The pipeline's topics (those its plugins created, and `own`, its error
-/// summary) encoded for the checkpoint; `None` if the publisher keeps no
+/// summary) encoded for the checkpoint; `None` if the broker keeps no
 /// positions.
 pub(crate) fn save(
     footprints: &Footprints,
     own: &Arc<str>,
-    publisher: &dyn Publish,
+    broker: &dyn Broker,
     (max_messages, max_events): (usize, usize),
     clean: bool,
 ) -> Option<Vec<u8>> {
@@ -87,11 +87,11 @@ pub(crate) fn save(
             Some(Entry {
                 creator: creator.to_string(),
                 kind: kind.into(),
-                topic: publisher.save_topic(topic, max)?,
+                topic: broker.save_topic(topic, max)?,
             })
         })
         .collect();
-    if let Some(topic) = publisher.save_topic(own, max_messages) {
+    if let Some(topic) = broker.save_topic(own, max_messages) {
         topics.push(Entry {
             creator: String::new(),
             kind: Kind::Topic,
@@ -130,14 +130,10 @@ pub(crate) struct Restored {
     pub clean: bool,
 }
 
-/// Restores the topics of a checkpoint into `store` and `publisher`. Topics that
-/// cannot be restored start afresh, with a new epoch, and the log says why.
-pub(crate) fn restore(
-    pipeline: &str,
-    bytes: &[u8],
-    store: &TopicStore,
-    publisher: &dyn Publish,
-) -> Restored {
+/// Restores the topics of a checkpoint into the state store and the broker.
+/// Topics that cannot be restored start afresh, with a new epoch, and the log
+/// says why.
+pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored {
     let afresh = Restored {
         creators: Vec::new(),
         clean: true,
@@ -157,8 +153,8 @@ pub(crate) fn restore(
     let mut restored = 0usize;
     for entry in saved.topics {
         let name: Arc<str> = entry.topic.topic.as_str().into();
-        lock(&store.entry(&name)).restore(&entry.topic);
-        if publisher.restore_topic(entry.topic, saved.clean) {
+        lock(&topics.store().entry(&name)).restore(&entry.topic);
+        if topics.broker().restore_topic(entry.topic, saved.clean) {
             restored += 1;
         }
         if !entry.creator.is_empty() {

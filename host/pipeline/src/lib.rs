@@ -1,5 +1,5 @@
 //! Moves data per topic: source chunks -> collector plugin -> metric plugins ->
-//! topic state -> delta plugin -> publisher (the hub).
+//! topic state -> delta plugin -> broker (the hub, or one shared by hosts).
 //!
 //! # Layout
 //! - [`pipeline`]: the task that owns a pipeline's plugin instances and runs the path.
@@ -9,6 +9,8 @@
 //! - [`owners`]: which pipeline may write which topics (prefixes, series claims).
 //! - [`footprint`]: what each plugin created, checked against ownership and quotas.
 //! - [`plugins`]: the plugin instances of a pipeline and their state in checkpoints.
+//! - [`topics`]: the one owner of topics: the state store and the [`Broker`]
+//!   (positions, history, fan-out) kept in step; staleness sweeps.
 //! - [`state`]: the latest value of every field of every topic (moka), staleness.
 //! - [`samples`]: how sample series map onto topics (`metrics/<name>/<labels...>`).
 //! - [`series`]: the latest value of every sample series (for `/metrics`).
@@ -38,16 +40,16 @@ pub mod shard;
 mod sizing;
 pub mod state;
 pub mod stats;
+pub mod topics;
 
 pub use calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
 pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};
 pub use footprint::Refusal;
 pub use owners::{ClaimError, TopicOwners, normalize_prefix};
-pub use pipeline::{
-    Input, Pipeline, PipelineConfig, Publish, SampleSink, publish_fields, sweep_stale,
-};
+pub use pipeline::{Input, Pipeline, PipelineConfig, SampleSink};
 pub use plugins::{PipelinePlugins, PluginRef, PluginRefs, PluginSpec};
 pub use series::{SeriesKey, SeriesStore, SeriesValue};
 pub use shard::{Shard, ShardKey};
 pub use state::{StateConfig, TopicStore};
 pub use stats::PipelineStats;
+pub use topics::{Broker, FlushError, Refused, Topics};

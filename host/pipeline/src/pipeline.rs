@@ -1,5 +1,5 @@
 //! One pipeline: its sources' chunks -> collector -> metric plugins -> topic state
-//! -> delta plugin -> publisher. One task owns the pipeline and its plugin
+//! -> delta plugin -> broker. One task owns the pipeline and its plugin
 //! instances; it ends when every source has stopped and their chunks are drained,
 //! after a final checkpoint.
 
@@ -13,10 +13,8 @@ use futures_util::stream::{BoxStream, SelectAll};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::{Label, Sample};
-use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
@@ -32,33 +30,14 @@ use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::series::SeriesStore;
 use crate::shard::{Selected, Shard};
 use crate::sizing::{CallSizer, first_records};
-use crate::state::{TopicStore, lock};
 use crate::stats::PipelineStats;
+use crate::topics::{FlushError, Topics};
 
 /// Where a pipeline's samples go besides their topics (the metric history, in
 /// the host). `record` may wait (a full queue): the pipeline's input then waits.
 pub trait SampleSink: Send + Sync + 'static {
     /// Takes a batch of admitted samples, in the order they were produced.
     fn record(&self, samples: Vec<Sample>) -> futures_util::future::BoxFuture<'_, ()>;
-}
-
-/// Where topic changes go (the hub, in the host).
-pub trait Publish: Send + Sync + 'static {
-    /// Publishes one change.
-    fn publish(&self, change: TopicChange);
-
-    /// The durable part of `topic` (position, up to `max_messages` newest
-    /// messages, state) to save with a checkpoint; `None` when the publisher
-    /// keeps no positions (or has no such topic).
-    fn save_topic(&self, _topic: &str, _max_messages: usize) -> Option<SavedTopic> {
-        None
-    }
-
-    /// Brings back a saved topic before anything is published to it (`clean`:
-    /// nothing was published to it after the save). False if it could not.
-    fn restore_topic(&self, _saved: SavedTopic, _clean: bool) -> bool {
-        false
-    }
 }
 
 /// How a pipeline runs.
@@ -166,8 +145,7 @@ pub struct Pipeline {
     config: PipelineConfig,
     plugins: PipelinePlugins,
     refs: PluginRefs,
-    store: TopicStore,
-    publisher: Arc<dyn Publish>,
+    topics: Topics,
     stats: Arc<PipelineStats>,
     /// Where the latest value of each sample series goes, if anywhere.
     series: Option<SeriesStore>,
@@ -195,10 +173,18 @@ pub struct Pipeline {
     /// Restored from a checkpoint that was not final: checkpoint again before
     /// publishing anything (see `durable.rs`).
     restored_unclean: bool,
+    /// Set when changes could not be handed to the broker and the pipeline must
+    /// end without another checkpoint (stopped while the broker was unreachable,
+    /// or another host produces its topics now): the last checkpoint stays, and
+    /// whoever runs it next reads again from there.
+    halted: bool,
 }
 
 /// How often a paused pipeline looks whether its collector was released.
 const PAUSE_POLL: Duration = Duration::from_millis(100);
+
+/// The first and the longest wait before flushing again to an unreachable broker.
+const FLUSH_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 /// How often a pipeline forgets topics removed elsewhere (expired, evicted).
 const FOOTPRINT_RECONCILE: Duration = Duration::from_secs(60);
@@ -213,8 +199,7 @@ impl Pipeline {
     pub async fn restore(
         config: PipelineConfig,
         mut plugins: PipelinePlugins,
-        store: TopicStore,
-        publisher: Arc<dyn Publish>,
+        topics: Topics,
     ) -> Result<(Self, Vec<FileCheckpoint>), wasmeter_source::SourceError> {
         let mut resume = Vec::new();
         let mut last_states = BTreeMap::new();
@@ -226,14 +211,13 @@ impl Pipeline {
                 .await
                 .expect("checkpoint load task")?;
             if let Some(mut checkpoint) = loaded {
-                let topics = checkpoint.extra.remove(durable::KEY);
+                let saved_topics = checkpoint.extra.remove(durable::KEY);
                 plugins.import_states(&checkpoint.extra).await;
                 tracing::info!(pipeline = %config.name, files = checkpoint.files.len(), "resuming from checkpoint");
                 resume = checkpoint.files;
                 last_states = checkpoint.extra;
-                restored = topics.map(|bytes| {
-                    durable::restore(&config.name, &bytes, &store, publisher.as_ref())
-                });
+                restored =
+                    saved_topics.map(|bytes| durable::restore(&config.name, &bytes, &topics));
                 restored_unclean = restored.as_ref().is_some_and(|r| !r.clean);
             }
         }
@@ -259,8 +243,7 @@ impl Pipeline {
                 config,
                 plugins,
                 refs,
-                store,
-                publisher,
+                topics,
                 stats: Arc::default(),
                 series: None,
                 history: None,
@@ -273,6 +256,7 @@ impl Pipeline {
                 last_states,
                 checkpoint_not_before: tokio::time::Instant::now(),
                 restored_unclean,
+                halted: false,
                 sizer: CallSizer::default(),
             },
             resume,
@@ -376,7 +360,7 @@ impl Pipeline {
             self.checkpoint(When::Now).await;
         }
         let mut was_paused = false;
-        loop {
+        while !self.halted {
             let paused = self.input_paused();
             if paused != was_paused {
                 self.note_pause(paused);
@@ -392,6 +376,7 @@ impl Pipeline {
                     Some(Input::System(reading)) => {
                         let source = reading.source.clone();
                         self.on_chunk(&source, &reading.data, None).await;
+                        self.flush().await;
                     }
                     None => break,
                 },
@@ -403,12 +388,63 @@ impl Pipeline {
                 _ = reconcile.tick() => self.reconcile_footprints(),
             }
         }
-        self.dirty = true;
-        self.checkpoint(When::Final).await;
+        if !self.halted {
+            self.dirty = true;
+            self.checkpoint(When::Final).await;
+        }
         if was_paused {
             self.note_pause(false);
         }
         tracing::info!(pipeline = %self.config.name, "pipeline stopped");
+    }
+
+    /// Waits until the broker accepted every change published so far, retrying
+    /// while it is unreachable: the input waits meanwhile (in the channel, then
+    /// in the files), so nothing is lost and nothing is read ahead. False when
+    /// the pipeline must end without another checkpoint (`halted`):
+    /// it was stopped while waiting, or another host produces its topics now.
+    async fn flush(&mut self) -> bool {
+        let mut wait = FLUSH_RETRY.0;
+        let mut waiting = false;
+        let flushed = loop {
+            match self.topics.flush().await {
+                Ok(()) => break true,
+                Err(error @ FlushError::Fenced(_)) => {
+                    tracing::error!(pipeline = %self.config.name, %error, "pipeline ends; its unsent changes are dropped");
+                    break false;
+                }
+                Err(error @ FlushError::Unavailable(_)) => {
+                    PipelineStats::add(&self.stats.flush_failures, 1);
+                    if !waiting {
+                        waiting = true;
+                        self.set_broker_waiting(true);
+                        tracing::warn!(pipeline = %self.config.name, %error, "input waits until the broker takes the pipeline's changes");
+                    }
+                    tokio::select! {
+                        _ = self.stop.cancelled() => {
+                            tracing::warn!(pipeline = %self.config.name, "stopped while the broker was unreachable; the records since the last checkpoint are read again at the next start");
+                            break false;
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(FLUSH_RETRY.1);
+                }
+            }
+        };
+        if waiting {
+            self.set_broker_waiting(false);
+            if flushed {
+                tracing::info!(pipeline = %self.config.name, "the broker took the pipeline's changes; input resumes");
+            }
+        }
+        self.halted |= !flushed;
+        flushed
+    }
+
+    fn set_broker_waiting(&self, waiting: bool) {
+        self.stats
+            .broker_waiting
+            .store(u64::from(waiting), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn note_pause(&self, paused: bool) {
@@ -425,7 +461,7 @@ impl Pipeline {
     /// Forgets topics that no longer exist (expired or evicted), so they stop
     /// counting toward quotas.
     fn reconcile_footprints(&mut self) {
-        let store = &self.store;
+        let store = self.topics.store();
         let gone = self
             .footprints
             .forget_where(|topic| store.get(topic).is_none());
@@ -471,6 +507,10 @@ impl Pipeline {
             )
             .await;
         let done = selected.map_or(done, |s| s.chunk_end(done));
+        if !self.flush().await {
+            // Not accepted by the broker: the offset stays where it was.
+            return;
+        }
         let (committed, held) = split_at_processed(chunk, done);
         self.offsets.insert(
             committed.file,
@@ -548,9 +588,9 @@ impl Pipeline {
             return;
         }
         for topic in &gone {
-            self.store.remove(topic);
+            self.topics.remove(topic);
         }
-        self.store.run_pending_tasks();
+        self.topics.store().run_pending_tasks();
         tracing::info!(pipeline = %self.config.name, plugin = %name, topics = gone.len(), "removed the plugin's topics");
     }
 
@@ -797,6 +837,7 @@ impl Pipeline {
         if !batch.is_empty() {
             self.mark_dirty(0);
             self.publish_batch(batch).await;
+            self.flush().await;
         }
     }
 
@@ -838,8 +879,7 @@ impl Pipeline {
             series.record(&batch.samples);
         }
         let committer = Committer {
-            store: &self.store,
-            publisher: self.publisher.as_ref(),
+            topics: &self.topics,
             stats: &self.stats,
         };
         let samples = std::mem::take(&mut batch.samples);
@@ -854,8 +894,7 @@ impl Pipeline {
 
     fn committer(&self) -> Committer<'_> {
         Committer {
-            store: &self.store,
-            publisher: self.publisher.as_ref(),
+            topics: &self.topics,
             stats: &self.stats,
         }
     }
@@ -873,6 +912,10 @@ impl Pipeline {
         if !force && (!self.dirty || tokio::time::Instant::now() < self.checkpoint_not_before) {
             return;
         }
+        // Offsets are saved only for records whose changes the broker accepted.
+        if !self.flush().await {
+            return;
+        }
         let pending_bytes = PipelineStats::get(&self.stats.uncheckpointed_bytes);
         let states = match self.plugins.export_states(&self.last_states).await {
             Ok(states) => states,
@@ -888,7 +931,7 @@ impl Pipeline {
         if let Some(topics) = durable::save(
             &self.footprints,
             &self.errors_topic,
-            self.publisher.as_ref(),
+            self.topics.broker(),
             (
                 self.config.durable_history,
                 self.config.durable_stream_history,
@@ -988,40 +1031,5 @@ fn added(started: Instant) -> Swapped {
         pause: started.elapsed(),
         state: control::StateCarry::Empty,
         retired: None,
-    }
-}
-
-/// Sets fields of a topic outside any pipeline (host notices, error summaries):
-/// commits them to the topic state and publishes the exact difference, if any.
-/// Returns whether something was published.
-pub fn publish_fields(
-    store: &TopicStore,
-    publisher: &dyn Publish,
-    topic: &Arc<str>,
-    fields: BTreeMap<String, FieldValue>,
-) -> bool {
-    let entry = store.entry(topic);
-    let mut e = lock(&entry);
-    let delta = e.exact_delta(&fields);
-    let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
-    drop(e);
-    match change {
-        Some(change) => {
-            publisher.publish(change);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Marks fields not updated within `ttl` as stale and tells subscribers, once per field.
-pub fn sweep_stale(store: &TopicStore, ttl: Duration, publisher: &dyn Publish) {
-    let now = Instant::now();
-    let timestamp_ms = unix_now_ms();
-    for (topic, entry) in store.entries() {
-        let change = lock(&entry).expire(&topic, ttl, now, timestamp_ms);
-        if let Some(change) = change {
-            publisher.publish(change);
-        }
     }
 }

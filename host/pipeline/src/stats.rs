@@ -15,6 +15,14 @@ pub struct PipelineStats {
     pub samples: AtomicU64,
     /// Topic changes published.
     pub changes: AtomicU64,
+    /// Topic changes the broker refused (a bad name, a kind mismatch, its limit
+    /// of topics): committed to the state here but not published.
+    pub changes_refused: AtomicU64,
+    /// Flushes of published changes that failed because the broker was
+    /// unreachable; each is retried, the input waiting meanwhile.
+    pub flush_failures: AtomicU64,
+    /// 1 while the pipeline waits for an unreachable broker (gauge).
+    pub broker_waiting: AtomicU64,
     /// Delta-plugin failures answered with the exact difference instead.
     pub delta_fallbacks: AtomicU64,
     /// Checkpoints written.

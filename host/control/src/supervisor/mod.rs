@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wasmeter_pipeline::{Publish, SampleSink, SeriesStore, TopicOwners, TopicStore};
+use wasmeter_pipeline::{SampleSink, SeriesStore, TopicOwners, Topics};
 use wasmeter_plugin::Runtime;
 
 pub use outcome::{PipelineSwap, SwapReport};
@@ -60,10 +60,8 @@ use crate::spec::HostSpec;
 pub struct Shared {
     /// The plugin runtime.
     pub runtime: Runtime,
-    /// Topic state.
-    pub store: TopicStore,
-    /// The hub.
-    pub publisher: Arc<dyn Publish>,
+    /// The topics: their state and the broker they are published through.
+    pub topics: Topics,
     /// Latest value of every series (`/metrics`).
     pub series: SeriesStore,
     /// Counters, by pipeline and source.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wasmeter_core::field::FieldValue;
-use wasmeter_pipeline::{Swapped, publish_fields};
+use wasmeter_pipeline::Swapped;
 use wasmeter_plugin::unix_now_ms;
 
 use super::ask::Sent;
@@ -98,12 +98,7 @@ impl Supervisor {
             ),
         ]);
         let topic = format!("_wasmeter/plugins/{name}").into();
-        publish_fields(
-            &self.shared.store,
-            self.shared.publisher.as_ref(),
-            &topic,
-            fields,
-        );
+        self.shared.topics.set_fields(&topic, fields);
     }
 }
 

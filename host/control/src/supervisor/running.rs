@@ -88,14 +88,10 @@ impl RunningPipeline {
             )),
             ..def.settings.clone()
         };
-        let (pipeline, resume) = Pipeline::restore(
-            pipeline_config,
-            instances,
-            shared.store.clone(),
-            shared.publisher.clone(),
-        )
-        .await
-        .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
+        let (pipeline, resume) =
+            Pipeline::restore(pipeline_config, instances, shared.topics.clone())
+                .await
+                .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
         let stop = CancellationToken::new();
         let pipeline = pipeline
             .with_series(shared.series.clone())

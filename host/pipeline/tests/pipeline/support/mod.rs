@@ -4,6 +4,7 @@
 
 pub mod fakes;
 
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -16,25 +17,64 @@ use tokio::task::JoinHandle;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
 use wasmeter_pipeline::{
-    Command, Pipeline, PipelineConfig, PipelinePlugins, PipelineStats, PluginRefs, Publish,
-    Replacement, Retired, StateConfig, SwapError, Swapped, TopicStore,
+    Broker, Command, FlushError, Pipeline, PipelineConfig, PipelinePlugins, PipelineStats,
+    PluginRefs, Refused, Replacement, Retired, StateConfig, SwapError, Swapped, Topics,
 };
 use wasmeter_source::{Checkpoint, Chunk, FileKey, SourceEvent};
 
 /// Plugin states in a checkpoint, by key (`metric:<name>`, ...).
 pub type States = BTreeMap<String, Vec<u8>>;
 
-/// Every change published, in order.
+/// Every change published, in order; its flushes can be made to fail.
 #[derive(Default)]
-pub struct Recorder(Mutex<Vec<TopicChange>>);
+pub struct Recorder(Mutex<Vec<TopicChange>>, Mutex<Flushes>);
 
-impl Publish for Recorder {
-    fn publish(&self, change: TopicChange) {
+/// How the recorder answers flushes.
+#[derive(Default)]
+pub struct Flushes {
+    /// The next this many flushes fail as unreachable.
+    pub unreachable: usize,
+    /// Every flush from now on fails as fenced.
+    pub fenced: bool,
+    /// Flushes answered.
+    pub calls: usize,
+}
+
+impl Broker for Recorder {
+    fn publish(&self, change: TopicChange) -> Result<(), Refused> {
+        if change.topic.starts_with("feed/refused") {
+            return Err(Refused {
+                topic: change.topic.to_string(),
+                reason: "refused by the test".into(),
+            });
+        }
         self.0.lock().unwrap().push(change);
+        Ok(())
+    }
+
+    fn remove_topic(&self, _: &str) {}
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), FlushError>> {
+        let mut f = self.1.lock().unwrap();
+        f.calls += 1;
+        let result = if f.fenced {
+            Err(FlushError::Fenced("p".into()))
+        } else if f.unreachable > 0 {
+            f.unreachable -= 1;
+            Err(FlushError::Unavailable("down for the test".into()))
+        } else {
+            Ok(())
+        };
+        Box::pin(async move { result })
     }
 }
 
 impl Recorder {
+    /// Changes how the next flushes are answered.
+    pub fn flushes(&self, f: impl FnOnce(&mut Flushes)) {
+        f(&mut self.1.lock().unwrap());
+    }
+
     /// The `seq` values published for each `feed/...` topic, in order.
     pub fn feed(&self) -> BTreeMap<String, Vec<u64>> {
         let mut feed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -165,10 +205,8 @@ impl Running {
         adjust(&mut config);
         let checkpoint = config.checkpoint.clone().unwrap();
         let published = Arc::new(Recorder::default());
-        let store = TopicStore::new(&StateConfig::default(), |_| {});
-        let (pipeline, resume) = Pipeline::restore(config, plugins, store, published.clone())
-            .await
-            .unwrap();
+        let topics = Topics::new(&StateConfig::default(), published.clone());
+        let (pipeline, resume) = Pipeline::restore(config, plugins, topics).await.unwrap();
         assert!(resume.is_empty());
         let stats = pipeline.stats();
         let refs = pipeline.plugin_refs();

@@ -1,0 +1,35 @@
+//! `[broker] type = "memory"`: this host's hub orders every change (epoch, seq),
+//! keeps the history and fans out, in-process.
+
+use std::sync::Arc;
+
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::saved::SavedTopic;
+use wasmeter_hub::Hub;
+use wasmeter_pipeline::{Broker, Refused};
+
+/// The hub as the pipelines' broker: a change is published when it is handed
+/// over, so there is never anything to flush.
+pub struct HubBroker(pub Arc<Hub>);
+
+impl Broker for HubBroker {
+    fn publish(&self, change: TopicChange) -> Result<(), Refused> {
+        let topic = change.topic.clone();
+        self.0.publish(change).map(drop).map_err(|error| Refused {
+            topic: topic.to_string(),
+            reason: error.to_string(),
+        })
+    }
+
+    fn remove_topic(&self, topic: &str) {
+        self.0.remove_topic(topic);
+    }
+
+    fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
+        self.0.save_topic(topic, max_messages)
+    }
+
+    fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {
+        self.0.restore_topic(saved, clean)
+    }
+}

@@ -1,0 +1,157 @@
+//! The one owner of topics: their state on this host (what subscribers hold,
+//! which the deltas are computed against; staleness; eviction) and, through a
+//! [`Broker`], their positions, history and fan-out.
+//!
+//! The broker is the seam between producing changes and delivering them: the
+//! host's in-memory hub (one host), or a broker several hosts share. A change
+//! is handed over with [`Broker::publish`], which refuses what can never be
+//! published (a bad name, a kind mismatch, a limit) and nothing else; a broker
+//! that sends changes elsewhere may keep them until [`Broker::flush`], which
+//! says whether they were accepted. A pipeline flushes after each chunk and
+//! before each checkpoint, so offsets are saved only for records whose changes
+//! the broker accepted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use thiserror::Error;
+use wasmeter_core::change::TopicChange;
+use wasmeter_core::field::FieldValue;
+use wasmeter_core::saved::SavedTopic;
+use wasmeter_plugin::unix_now_ms;
+
+use crate::state::{StateConfig, TopicStore, lock};
+
+/// A change the broker will never take (retrying cannot help).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("change to `{topic}` refused: {reason}")]
+pub struct Refused {
+    /// The topic.
+    pub topic: String,
+    /// Why, in words (the broker's own error).
+    pub reason: String,
+}
+
+/// Why changes already handed over were not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FlushError {
+    /// The broker cannot be reached now; the changes are kept and sent by a
+    /// later flush.
+    #[error("the broker is unavailable: {0}")]
+    Unavailable(String),
+    /// This host no longer holds the lease of the pipeline that produced them:
+    /// another host produces its topics now. The changes are dropped.
+    #[error("pipeline `{0}` is produced by another host now (its lease was lost)")]
+    Fenced(String),
+}
+
+/// Where topic changes go: positions, history and fan-out.
+pub trait Broker: Send + Sync + 'static {
+    /// Hands over one change, in order after those handed over before.
+    fn publish(&self, change: TopicChange) -> Result<(), Refused>;
+
+    /// Removes a topic (evicted, expired, or its creator went away).
+    fn remove_topic(&self, topic: &str);
+
+    /// Waits until every change handed over so far is accepted. A broker that
+    /// publishes at once (the in-memory hub) has nothing to wait for.
+    fn flush(&self) -> BoxFuture<'_, Result<(), FlushError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The durable part of `topic` (position, up to `max_messages` newest
+    /// messages, state) to save with a checkpoint; `None` when the broker keeps
+    /// its positions itself (or has no such topic).
+    fn save_topic(&self, _topic: &str, _max_messages: usize) -> Option<SavedTopic> {
+        None
+    }
+
+    /// Brings back a saved topic before anything is published to it (`clean`:
+    /// nothing was published to it after the save). False if it could not.
+    fn restore_topic(&self, _saved: SavedTopic, _clean: bool) -> bool {
+        false
+    }
+}
+
+/// The topics of a host: the state store and the broker, kept in step (a topic
+/// the store drops is removed from the broker). Cheap to clone.
+#[derive(Clone)]
+pub struct Topics {
+    store: TopicStore,
+    broker: Arc<dyn Broker>,
+}
+
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics").finish_non_exhaustive()
+    }
+}
+
+impl Topics {
+    /// Topics published through `broker`, their state bounded by `config`.
+    pub fn new(config: &StateConfig, broker: Arc<dyn Broker>) -> Self {
+        let on_removed = broker.clone();
+        let store = TopicStore::new(config, move |topic| on_removed.remove_topic(topic));
+        Self { store, broker }
+    }
+
+    /// The state store (what subscribers hold, per topic).
+    pub fn store(&self) -> &TopicStore {
+        &self.store
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
+    }
+
+    /// Publishes a change already committed to the store. False, and logged, if
+    /// the broker refused it.
+    pub fn publish(&self, change: TopicChange) -> bool {
+        match self.broker.publish(change) {
+            Ok(()) => true,
+            Err(refused) => {
+                tracing::warn!(topic = %refused.topic, reason = %refused.reason, "change not published");
+                false
+            }
+        }
+    }
+
+    /// Removes a topic from the store and the broker.
+    pub fn remove(&self, topic: &str) {
+        // The store's eviction listener removes it from the broker.
+        self.store.remove(topic);
+    }
+
+    /// Waits until the broker accepted everything published so far.
+    pub async fn flush(&self) -> Result<(), FlushError> {
+        self.broker.flush().await
+    }
+
+    /// Sets fields of a topic outside any plugin (host notices, error
+    /// summaries): commits them to the state and publishes the exact
+    /// difference, if any. Returns whether something was published.
+    pub fn set_fields(&self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) -> bool {
+        let entry = self.store.entry(topic);
+        let mut e = lock(&entry);
+        let delta = e.exact_delta(&fields);
+        let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
+        drop(e);
+        change.is_some_and(|change| self.publish(change))
+    }
+
+    /// Marks fields not updated within `ttl` as stale and tells subscribers,
+    /// once per field. Visits every topic: call it off the async runtime.
+    pub fn sweep_stale(&self, ttl: Duration) {
+        let now = Instant::now();
+        let timestamp_ms = unix_now_ms();
+        for (topic, entry) in self.store.entries() {
+            let change = lock(&entry).expire(&topic, ttl, now, timestamp_ms);
+            if let Some(change) = change {
+                self.publish(change);
+            }
+        }
+    }
+}
