@@ -195,7 +195,7 @@ impl Hub {
 
     /// How many messages a topic's history keeps now: a stream topic its
     /// `stream_history`; a state topic its share of the budget.
-    fn history_capacity(&self, stream: bool) -> usize {
+    pub(crate) fn history_capacity(&self, stream: bool) -> usize {
         if stream {
             return self.config.stream_history;
         }
@@ -233,7 +233,7 @@ impl Hub {
         self.registry.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.read().topics.get(name).cloned()
     }
 
@@ -265,7 +265,7 @@ impl Hub {
             }
             match topic.append(change, self.history_capacity(topic.stream)) {
                 Ok(msg) => {
-                    self.published.fetch_add(1, Ordering::Relaxed);
+                    self.count_published();
                     topic.notify_all();
                     return Ok(msg.position());
                 }
@@ -282,6 +282,20 @@ impl Hub {
         &self,
         change: TopicChange,
     ) -> Result<Result<StreamPosition, TopicChange>, PublishError> {
+        let made = self.insert_new(change, |history, change| {
+            Topic::new(change.topic.clone(), self.epochs.make(), history, change)
+        })?;
+        Ok(made.map(|topic| topic.latest().position()))
+    }
+
+    /// Inserts the topic `make` builds from `change` (given the history it may
+    /// keep), tells its watchers and wakes its subscribers. The inner `Err` hands
+    /// the change back when the topic exists.
+    pub(crate) fn insert_new(
+        &self,
+        change: TopicChange,
+        make: impl FnOnce(usize, TopicChange) -> Topic,
+    ) -> Result<Result<Arc<Topic>, TopicChange>, PublishError> {
         if !is_topic_name(&change.topic) {
             return Err(PublishError::InvalidTopic(change.topic.to_string()));
         }
@@ -299,12 +313,7 @@ impl Hub {
             let name = change.topic.clone();
             self.count_state_topic(change.event, true);
             let history = self.history_capacity(change.event);
-            let topic = Arc::new(Topic::new(
-                name.clone(),
-                self.epochs.make(),
-                history,
-                change,
-            ));
+            let topic = Arc::new(make(history, change));
             reg.watchers.wanting(&name, |w| {
                 topic.attach(w);
             });
@@ -313,9 +322,14 @@ impl Hub {
             reg.generation += 1;
             topic
         };
-        self.published.fetch_add(1, Ordering::Relaxed);
+        self.count_published();
         topic.notify_all();
-        Ok(Ok(topic.latest().position()))
+        Ok(Ok(topic))
+    }
+
+    /// Counts one message published.
+    pub(crate) fn count_published(&self) {
+        self.published.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The durable part of `topic` (position, up to `max_messages` newest

@@ -18,6 +18,7 @@
 //! # Layout
 //! - [`hub`]: [`Hub`], topics by name, epochs, attaching subscribers.
 //! - [`topic`]: one topic: its log (latest message + history) and its slots.
+//! - `replica`: [`Hub::apply`], taking changes positioned by a broker several hosts share.
 //! - `history`: the bounded ring of a topic's recent messages.
 //! - [`message`]: one update with its lazily encoded, shared frames.
 //! - [`codec`]: the wire form of `update`/`snapshot` frames, field subsets, delta composition.
@@ -51,6 +52,7 @@ mod history;
 pub mod hub;
 pub mod message;
 pub mod pattern;
+mod replica;
 pub mod slot;
 pub mod topic;
 mod watch;
@@ -59,6 +61,7 @@ pub use codec::{FieldSet, Format};
 pub use hub::{Hub, HubConfig, HubStats, PublishError, TopicInfo};
 pub use message::Message;
 pub use pattern::{Pattern, PatternError};
+pub use replica::Applied;
 pub use slot::{Slot, Subscriber};
 pub use topic::LogView;
 

@@ -268,3 +268,60 @@ fn a_saved_topic_comes_back_with_its_epoch_seqs_and_history() {
     assert!(again.restore_topic(resaved, false));
     assert_eq!(again.publish(change("a", 6.0)).unwrap().seq, 6 + (2 << 32));
 }
+
+/// Two hubs fed the same positioned changes, one of them missing some.
+#[test]
+fn a_replica_takes_positions_as_given_and_drops_its_history_across_a_gap() {
+    let replica = hub(8);
+    let sub: Arc<dyn Subscriber> = Arc::new(Recorder::default());
+    assert_eq!(
+        replica.apply("e1", (40, 41), change("a", 41.0), true),
+        Ok(Applied::Created)
+    );
+    let slot = replica.attach("a", &sub).unwrap();
+    assert_eq!(
+        replica.apply("e1", (41, 42), change("a", 42.0), true),
+        Ok(Applied::Appended)
+    );
+    assert_eq!(
+        replica.apply("e1", (41, 42), change("a", 42.0), true),
+        Ok(Applied::Duplicate)
+    );
+    assert_eq!(replica.head("a"), Some(("e1".into(), 42)));
+    // A subscriber at 41 (on this host or another) resumes from here.
+    let (epoch, held, complete) = replica.history("a", 41, 10).unwrap();
+    assert_eq!((&*epoch, held.len(), complete), ("e1", 1, true));
+
+    // 43 and 44 were lost: the history cannot serve anyone behind 44.
+    assert_eq!(
+        replica.apply("e1", (44, 45), change("a", 45.0), true),
+        Ok(Applied::Reset)
+    );
+    let (_, held, complete) = replica.history("a", 42, 10).unwrap();
+    assert!(!complete, "a position before the gap needs a snapshot");
+    assert_eq!(held.iter().map(|m| m.seq()).collect::<Vec<_>>(), vec![45]);
+    assert!(replica.history("a", 44, 10).unwrap().2);
+    let (position, state) = replica.snapshot("a").unwrap();
+    assert_eq!((position.seq, state["n"].clone()), (45, FieldValue::Number(45.0)));
+    // Told the caller it is not continuous: dropped even when it would follow.
+    assert_eq!(
+        replica.apply("e1", (45, 46), change("a", 46.0), false),
+        Ok(Applied::Reset)
+    );
+    assert!(!replica.history("a", 44, 10).unwrap().2);
+
+    // Another epoch: the topic was recreated where it is produced.
+    assert_eq!(
+        replica.apply("e2", (0, 1), change("a", 1.0), true),
+        Ok(Applied::Replaced)
+    );
+    assert!(slot.is_removed(), "subscribers of the old epoch are told");
+    assert_eq!(replica.head("a"), Some(("e2".into(), 1)));
+    // The kind of a topic is kept.
+    let mut event = change("a", 2.0);
+    event.event = true;
+    assert!(matches!(
+        replica.apply("e2", (1, 2), event, true),
+        Err(PublishError::KindMismatch { .. })
+    ));
+}

@@ -127,6 +127,28 @@ impl Topic {
         Self::from_log(name, epoch, stream, h, first, 2)
     }
 
+    /// A topic positioned elsewhere (by a broker several hosts share): its first
+    /// message here is `change` at `(prev_seq, seq)` of `epoch`.
+    pub(crate) fn positioned(
+        name: Arc<str>,
+        epoch: Arc<str>,
+        (prev_seq, seq): (u64, u64),
+        history: usize,
+        change: TopicChange,
+    ) -> Self {
+        let stream = change.event;
+        let first = Arc::new(Message::new(
+            name.clone(),
+            epoch.clone(),
+            (prev_seq, seq),
+            change,
+            &[],
+        ));
+        let mut h = History::default();
+        h.push(first.clone(), history);
+        Self::from_log(name, epoch, stream, h, first, seq + 1)
+    }
+
     fn from_log(
         name: Arc<str>,
         epoch: Arc<str>,
@@ -267,6 +289,42 @@ impl Topic {
             log.last.stale_now(),
         ));
         log.history.push(msg.clone(), capacity);
+        std::mem::replace(&mut log.last, msg.clone()).retire();
+        Ok(msg)
+    }
+
+    /// Appends a message positioned elsewhere at `(prev_seq, seq)`. Unless it is
+    /// `continuous` (it follows the newest message held), the history is dropped
+    /// first: subscribers at an older position then get a snapshot. Gives the
+    /// change back if the topic was removed.
+    pub(crate) fn append_at(
+        &self,
+        change: TopicChange,
+        (prev_seq, seq): (u64, u64),
+        continuous: bool,
+        capacity: usize,
+    ) -> Result<Arc<Message>, TopicChange> {
+        let mut log = self.write_log();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(change);
+        }
+        let continuous = continuous && prev_seq == log.last.seq();
+        let stale_before = match continuous {
+            true => log.last.stale_now().to_vec(),
+            false => Vec::new(),
+        };
+        let msg = Arc::new(Message::new(
+            self.name.clone(),
+            self.epoch.clone(),
+            (prev_seq, seq),
+            change,
+            &stale_before,
+        ));
+        if !continuous {
+            log.history = History::default();
+        }
+        log.history.push(msg.clone(), capacity);
+        log.next_min = seq + 1;
         std::mem::replace(&mut log.last, msg.clone()).retire();
         Ok(msg)
     }

@@ -130,6 +130,21 @@ pub const PIPELINE_CHANGES: MetricDef = counter(
     "wasmeter_pipeline_changes_published",
     "Topic changes published to the hub.",
 );
+/// Changes the broker refused.
+pub const PIPELINE_CHANGES_REFUSED: MetricDef = counter(
+    "wasmeter_pipeline_changes_refused",
+    "Topic changes the broker refused (a bad name, a kind mismatch, its topic limit): kept in the state, not published.",
+);
+/// Failed flushes to an unreachable broker.
+pub const PIPELINE_FLUSH_FAILURES: MetricDef = counter(
+    "wasmeter_pipeline_broker_flush_failures",
+    "Flushes of published changes that failed because the broker was unreachable (each retried; input waits).",
+);
+/// Waiting for the broker.
+pub const PIPELINE_BROKER_WAITING: MetricDef = gauge(
+    "wasmeter_pipeline_broker_waiting",
+    "1 while the pipeline waits for an unreachable broker to take its changes (input waits in the files).",
+);
 /// Delta fallbacks.
 pub const PIPELINE_DELTA_FALLBACKS: MetricDef = counter(
     "wasmeter_pipeline_delta_fallbacks",

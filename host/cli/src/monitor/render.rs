@@ -130,7 +130,7 @@ fn sources(w: &mut Writer, m: &Monitor) {
 
 fn pipelines(w: &mut Writer, m: &Monitor) {
     type Get = fn(&PipelineStats) -> f64;
-    let families: [(&MetricDef, Get); 13] = [
+    let families: [(&MetricDef, Get); 16] = [
         (&n::PIPELINE_SWAPS, |s| PipelineStats::get(&s.swaps) as f64),
         (&n::PIPELINE_SWAP_PAUSE_MAX_SECONDS, |s| {
             PipelineStats::get(&s.swap_pause_max_nanos) as f64 / 1e9
@@ -146,6 +146,15 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
         }),
         (&n::PIPELINE_CHANGES, |s| {
             PipelineStats::get(&s.changes) as f64
+        }),
+        (&n::PIPELINE_CHANGES_REFUSED, |s| {
+            PipelineStats::get(&s.changes_refused) as f64
+        }),
+        (&n::PIPELINE_FLUSH_FAILURES, |s| {
+            PipelineStats::get(&s.flush_failures) as f64
+        }),
+        (&n::PIPELINE_BROKER_WAITING, |s| {
+            PipelineStats::get(&s.broker_waiting) as f64
         }),
         (&n::PIPELINE_DELTA_FALLBACKS, |s| {
             PipelineStats::get(&s.delta_fallbacks) as f64
