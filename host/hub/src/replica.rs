@@ -68,7 +68,13 @@ impl Hub {
             }
         }
         let made = self.insert_new(change, |history, change| {
-            Topic::positioned(change.topic.clone(), epoch.into(), position, history, change)
+            Topic::positioned(
+                change.topic.clone(),
+                epoch.into(),
+                position,
+                history,
+                change,
+            )
         })?;
         if let Err(back) = made {
             // Created meanwhile by another caller: take it as a change to that.

@@ -302,7 +302,10 @@ fn a_replica_takes_positions_as_given_and_drops_its_history_across_a_gap() {
     assert_eq!(held.iter().map(|m| m.seq()).collect::<Vec<_>>(), vec![45]);
     assert!(replica.history("a", 44, 10).unwrap().2);
     let (position, state) = replica.snapshot("a").unwrap();
-    assert_eq!((position.seq, state["n"].clone()), (45, FieldValue::Number(45.0)));
+    assert_eq!(
+        (position.seq, state["n"].clone()),
+        (45, FieldValue::Number(45.0))
+    );
     // Told the caller it is not continuous: dropped even when it would follow.
     assert_eq!(
         replica.apply("e1", (45, 46), change("a", 46.0), false),

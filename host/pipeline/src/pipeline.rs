@@ -954,13 +954,43 @@ impl Pipeline {
             extra: states,
         };
         let written = tokio::time::Instant::now();
+        let copy = self.topics.broker().keeps_checkpoints();
         let result = tokio::task::spawn_blocking(move || {
-            let result = checkpoint.save_sized(&path);
+            // The file's bytes too when the broker keeps a copy for other hosts.
+            let result = checkpoint.save_sized(&path).and_then(|size| match copy {
+                false => Ok((size, Vec::new())),
+                true => std::fs::read(&path)
+                    .map(|bytes| (size, bytes))
+                    .map_err(|source| wasmeter_source::SourceError::Io {
+                        op: "read checkpoint",
+                        path: path.clone(),
+                        source,
+                    }),
+            });
             let mut states = checkpoint.extra;
             states.remove(durable::KEY);
             (result, states)
         })
         .await;
+        let result = match result {
+            Ok((Ok((size, bytes)), states)) => {
+                let kept = match copy {
+                    true => self.topics.broker().keep_checkpoint(bytes).await,
+                    false => Ok(()),
+                };
+                if let Err(error) = kept {
+                    // Offsets and states stay as in the copy the broker kept.
+                    PipelineStats::add(&self.stats.checkpoint_errors, 1);
+                    self.dirty = true;
+                    tracing::error!(pipeline = %self.config.name, %error, "checkpoint not kept by the broker");
+                    self.halted |= matches!(error, FlushError::Fenced(_));
+                    return;
+                }
+                Ok((Ok(size), states))
+            }
+            Ok((Err(error), states)) => Ok((Err(error), states)),
+            Err(error) => Err(error),
+        };
         if let Ok((Ok(size), _)) = &result {
             let budget = self.config.checkpoint_bytes_per_sec.max(1);
             self.checkpoint_not_before =

@@ -61,6 +61,25 @@ pub trait Broker: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// The broker pipeline `pipeline` publishes through, when it differs per
+    /// pipeline (a broker several hosts share fences each pipeline's changes
+    /// with its lease). `None`: this one.
+    fn for_pipeline(&self, _pipeline: &str) -> Option<Arc<dyn Broker>> {
+        None
+    }
+
+    /// Whether the broker keeps copies of checkpoints ([`Broker::keep_checkpoint`]).
+    fn keeps_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// Keeps a copy of a checkpoint the pipeline just wrote (its file's bytes)
+    /// where another host that takes the pipeline over finds it. A broker of one
+    /// host keeps none.
+    fn keep_checkpoint(&self, _bytes: Vec<u8>) -> BoxFuture<'_, Result<(), FlushError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The durable part of `topic` (position, up to `max_messages` newest
     /// messages, state) to save with a checkpoint; `None` when the broker keeps
     /// its positions itself (or has no such topic).
@@ -105,6 +124,18 @@ impl Topics {
     /// The broker.
     pub fn broker(&self) -> &dyn Broker {
         self.broker.as_ref()
+    }
+
+    /// The same topics, published through the broker of pipeline `pipeline`
+    /// (see [`Broker::for_pipeline`]).
+    pub fn for_pipeline(&self, pipeline: &str) -> Topics {
+        match self.broker.for_pipeline(pipeline) {
+            Some(broker) => Topics {
+                store: self.store.clone(),
+                broker,
+            },
+            None => self.clone(),
+        }
     }
 
     /// Publishes a change already committed to the store. False, and logged, if

@@ -28,6 +28,7 @@ mod changes;
 mod health_watch;
 mod membership;
 mod outcome;
+mod producer;
 mod read;
 mod reload;
 mod running;
@@ -122,6 +123,9 @@ struct Inner {
     spec: HostSpec,
     plugins: BTreeMap<String, PluginEntry>,
     pipelines: BTreeMap<String, RunningPipeline>,
+    /// Pipelines run only when this host produces them (several hosts share the
+    /// topics; see `producer.rs`): none starts by itself.
+    standby: bool,
 }
 
 /// Where a new version's bytes come from.
@@ -142,9 +146,31 @@ impl Supervisor {
         plugins: BTreeMap<String, PluginEntry>,
         timeouts: Timeouts,
     ) -> anyhow::Result<Self> {
+        Self::start_with(shared, spec, plugins, timeouts, false).await
+    }
+
+    /// Starts with no pipeline running: each runs once this host is told it
+    /// produces it ([`Supervisor::activate`]).
+    pub async fn start_on_standby(
+        shared: Shared,
+        spec: HostSpec,
+        plugins: BTreeMap<String, PluginEntry>,
+        timeouts: Timeouts,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(shared, spec, plugins, timeouts, true).await
+    }
+
+    async fn start_with(
+        shared: Shared,
+        spec: HostSpec,
+        plugins: BTreeMap<String, PluginEntry>,
+        timeouts: Timeouts,
+        standby: bool,
+    ) -> anyhow::Result<Self> {
         let stop_timeout = timeouts.stop;
         let mut pipelines = BTreeMap::new();
-        for (name, def) in &spec.pipelines {
+        let starting = spec.pipelines.iter().filter(|_| !standby);
+        for (name, def) in starting {
             let running = RunningPipeline::start(&shared, &spec, &plugins, name, def).await;
             match running {
                 Ok(running) => {
@@ -171,6 +197,7 @@ impl Supervisor {
                     spec,
                     plugins,
                     pipelines,
+                    standby,
                 })),
                 closing: CancellationToken::new(),
                 tasks: TaskTracker::new(),

@@ -119,6 +119,9 @@ impl Supervisor {
             }
         }
         let deadline = tokio::time::Instant::now() + self.stop_timeout;
+        // On standby, only the pipelines this host produces run again; the
+        // others (and new ones) start when it is told it produces them.
+        let was_running: Vec<String> = inner.pipelines.keys().cloned().collect();
         for name in plan.pipelines_removed.iter().chain(&plan.pipelines_changed) {
             if let Some(p) = inner.pipelines.remove(name) {
                 p.stop(&self.shared, name, deadline).await;
@@ -135,6 +138,9 @@ impl Supervisor {
         }
         let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
         for (name, instances) in prepared.pipelines {
+            if inner.standby && !was_running.contains(&name) {
+                continue;
+            }
             let def = &new.pipelines[&name];
             match RunningPipeline::launch(&self.shared, &new, &name, def, instances).await {
                 Ok(p) => {

@@ -89,7 +89,7 @@ impl RunningPipeline {
             ..def.settings.clone()
         };
         let (pipeline, resume) =
-            Pipeline::restore(pipeline_config, instances, shared.topics.clone())
+            Pipeline::restore(pipeline_config, instances, shared.topics.for_pipeline(name))
                 .await
                 .with_context(|| format!("pipelines.{name}: cannot restore the checkpoint"))?;
         let stop = CancellationToken::new();

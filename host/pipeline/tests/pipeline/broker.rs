@@ -66,13 +66,43 @@ async fn a_lost_lease_ends_the_pipeline_without_checkpointing_what_was_not_taken
     })
     .await;
 
-    p.published.flushes(|f| f.fenced = true);
+    let copies = p.published.flushes(|f| {
+        f.fenced = true;
+        f.copies.len()
+    });
     p.send(feed.chunk(&chunk_text(1, 2))).await;
     // The pipeline ends by itself, input still open, and writes no final
     // checkpoint: whoever produces the topics now reads again from `first`.
     let done = p.finish().await;
     let checkpoint = done.checkpoint.expect("the first checkpoint stays");
     assert_eq!(checkpoint.files[0].offset, first);
+    assert_eq!(done.published.flushes(|f| f.copies.len()), copies);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_broker_keeps_a_copy_of_every_checkpoint() {
+    let (p, mut feed) = start().await;
+    for n in 0..3 {
+        p.send(feed.chunk(&chunk_text(n, 2))).await;
+    }
+    let done = p.finish().await;
+    let copies = done.published.flushes(|f| std::mem::take(&mut f.copies));
+    assert!(!copies.is_empty());
+    assert_eq!(
+        get(&done.stats.checkpoints),
+        copies.len() as u64,
+        "one copy per checkpoint written"
+    );
+    // The last copy is the final checkpoint file, byte for byte.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy");
+    std::fs::write(&path, copies.last().unwrap()).unwrap();
+    let copy = wasmeter_source::Checkpoint::load(&path).unwrap().unwrap();
+    assert_eq!(copy.files[0].offset, feed.offset());
+    assert_eq!(
+        copy.files[0].offset,
+        done.checkpoint.unwrap().files[0].offset
+    );
 }
 
 #[tokio::test(start_paused = true)]

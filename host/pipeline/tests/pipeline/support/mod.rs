@@ -38,6 +38,8 @@ pub struct Flushes {
     pub fenced: bool,
     /// Flushes answered.
     pub calls: usize,
+    /// The checkpoint copies kept, oldest first.
+    pub copies: Vec<Vec<u8>>,
 }
 
 impl Broker for Recorder {
@@ -67,12 +69,28 @@ impl Broker for Recorder {
         };
         Box::pin(async move { result })
     }
+
+    fn keeps_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn keep_checkpoint(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), FlushError>> {
+        let mut f = self.1.lock().unwrap();
+        let result = match f.fenced {
+            true => Err(FlushError::Fenced("p".into())),
+            false => {
+                f.copies.push(bytes);
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
 }
 
 impl Recorder {
-    /// Changes how the next flushes are answered.
-    pub fn flushes(&self, f: impl FnOnce(&mut Flushes)) {
-        f(&mut self.1.lock().unwrap());
+    /// Changes how the next flushes are answered, or reads what they kept.
+    pub fn flushes<T>(&self, f: impl FnOnce(&mut Flushes) -> T) -> T {
+        f(&mut self.1.lock().unwrap())
     }
 
     /// The `seq` values published for each `feed/...` topic, in order.
