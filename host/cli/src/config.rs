@@ -84,6 +84,9 @@ pub struct Config {
     /// Alert delivery to Alertmanager and webhooks.
     #[serde(default)]
     pub alerts: crate::export_config::AlertsSection,
+    /// Where topics are published: this host's hub, or Redis shared by hosts.
+    #[serde(default)]
+    pub broker: crate::broker::BrokerSection,
     /// The file as parsed, to tell which sections a reload changed.
     #[serde(skip)]
     pub raw: toml::Table,
@@ -645,6 +648,7 @@ impl Config {
 
     /// Checks cross-references and invariants.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.broker.validate(self)?;
         for (name, p) in &self.plugins {
             let key = format!("plugins.{name}");
             match (&p.path, &p.builtin) {
@@ -967,6 +971,35 @@ mod tests {
             source("include = [\"a\"]"),
             "sources.feed: type: missing: \"file\" or \"system\""
         );
+    }
+
+    #[test]
+    fn a_redis_broker_is_checked_key_by_key() {
+        let with = |broker: &str| format!("[broker]\n{broker}\n{GOOD}");
+        let parsed = Config::parse(
+            &with("type = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\""),
+            "t",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(parsed.broker.kind, crate::broker::BrokerType::Redis);
+        assert_eq!(parsed.broker.key_prefix, "wasmeter:");
+        assert_eq!(
+            last_line(&with("type = \"redis\"")),
+            "test.toml: broker.url: `type = \"redis\"` needs the server's url"
+        );
+        assert_eq!(
+            last_line(&with("type = \"redis\"\nurl = \"127.0.0.1:6379\"")),
+            "test.toml: broker.url: expected redis://host:port[/db]"
+        );
+        let e = last_line(&with(
+            "type = \"redis\"\nurl = \"redis://h:1\"\nlease_ttl_ms = 1000",
+        ));
+        assert!(
+            e.starts_with("test.toml: broker.lease_ttl_ms: must be at least 3 x"),
+            "{e}"
+        );
+        assert!(last_line(&with("type = \"nats\"")).contains("broker.type"));
     }
 
     #[test]

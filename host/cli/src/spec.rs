@@ -13,8 +13,9 @@ use crate::config::{Config, PipelineSection, PluginSection, SourceSection, flatt
 
 /// Top-level sections read once at start: a reload that changes them reports
 /// them and applies none (see [`HostSpec::fixed`]).
-pub const RESTART_ONLY: [&str; 9] = [
+pub const RESTART_ONLY: [&str; 10] = [
     "data_dir", "server", "runtime", "state", "admin", "history", "outputs", "alerts", "auth",
+    "broker",
 ];
 
 impl Config {
