@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisResult, Script, ServerErrorKind, Value};
 use wasmeter_core::change::TopicChange;
 
+use crate::Positioned;
 use crate::config::RedisConfig;
 use crate::error::BrokerError;
 use crate::keys::Keys;
@@ -16,7 +17,9 @@ use crate::lease::Fence;
 use crate::scripts::Scripts;
 use crate::value::{array, bytes, entry_seq, int, lease_node, text};
 use crate::wire::{decode_body, encode_body, fresh_epoch};
-use crate::Positioned;
+
+/// One EVALSHA's keys and arguments.
+pub(crate) type ScriptCall = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// A read of a topic's history.
 #[derive(Debug, Clone)]
@@ -122,7 +125,7 @@ impl RedisBroker {
         &self,
         what: &str,
         script: &Script,
-        calls: &[(Vec<Vec<u8>>, Vec<Vec<u8>>)],
+        calls: &[ScriptCall],
     ) -> Result<Vec<Value>, BrokerError> {
         let mut pipe = redis::pipe();
         for (keys, args) in calls {
@@ -216,7 +219,11 @@ impl RedisBroker {
         let k = &self.inner.keys;
         let (lease, fence_value) = fence_args(k, fence);
         let call = (
-            vec![k.meta(topic).into_bytes(), k.hist(topic).into_bytes(), lease],
+            vec![
+                k.meta(topic).into_bytes(),
+                k.hist(topic).into_bytes(),
+                lease,
+            ],
             vec![
                 fence_value,
                 topic.as_bytes().to_vec(),
@@ -247,7 +254,12 @@ impl RedisBroker {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("HMGET").arg(&meta).arg("epoch").arg("seq");
-        pipe.cmd("XRANGE").arg(&hist).arg("-").arg("+").arg("COUNT").arg(1);
+        pipe.cmd("XRANGE")
+            .arg(&hist)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
         let after = after_seq.min(u64::MAX - 1);
         if limit > 0 {
             pipe.cmd("XRANGE")
@@ -270,8 +282,8 @@ impl RedisBroker {
             Some(v) => parse_entries(&hist, &epoch, v)?,
             None => Vec::new(),
         };
-        let complete = after_seq == head
-            || (after_seq < head && oldest.is_some_and(|o| o <= after_seq + 1));
+        let complete =
+            after_seq == head || (after_seq < head && oldest.is_some_and(|o| o <= after_seq + 1));
         Ok(Some(History {
             epoch,
             messages,
@@ -336,7 +348,10 @@ impl RedisBroker {
                 .arg(1000);
             let (next, keys): (u64, Vec<String>) =
                 self.bounded("scan", cmd.query_async(&mut conn)).await?;
-            found.extend(keys.iter().filter_map(|key| k.topic_of_meta(key).map(Arc::from)));
+            found.extend(
+                keys.iter()
+                    .filter_map(|key| k.topic_of_meta(key).map(Arc::from)),
+            );
             if next == 0 {
                 return Ok(found.into_iter().collect());
             }
@@ -382,7 +397,10 @@ fn publish_reply(
     let r = array(r).unwrap_or_default();
     if r.first().and_then(int) == Some(1) {
         let (Some(epoch), Some(seq)) = (r.get(1).and_then(text), r.get(2).and_then(int)) else {
-            return Err(BrokerError::unavailable("publish", "malformed script reply"));
+            return Err(BrokerError::unavailable(
+                "publish",
+                "malformed script reply",
+            ));
         };
         let seq = seq as u64;
         return Ok(Positioned {
@@ -398,7 +416,11 @@ fn publish_reply(
                 Some("e") => "a stream (event) topic",
                 _ => "a state topic",
             };
-            let got = if c.event { "an event" } else { "a state change" };
+            let got = if c.event {
+                "an event"
+            } else {
+                "a state change"
+            };
             Err(BrokerError::Refused {
                 topic: c.topic.to_string(),
                 reason: format!("{got} to {kind} (a topic's kind is fixed when it is created)"),
@@ -411,7 +433,10 @@ fn publish_reply(
 /// `HMGET meta epoch seq` → the head.
 fn parse_head(v: &Value) -> Option<(Arc<str>, u64)> {
     let a = array(v)?;
-    Some((a.first().and_then(text)?.into(), a.get(1).and_then(int)? as u64))
+    Some((
+        a.first().and_then(text)?.into(),
+        a.get(1).and_then(int)? as u64,
+    ))
 }
 
 /// An XRANGE reply → messages.

@@ -101,7 +101,12 @@ mod tests {
             url: "http://x".into(),
             ..RedisConfig::default()
         };
-        assert!(cfg.validate().unwrap_err().to_string().contains("broker.url"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("broker.url")
+        );
         let cfg = RedisConfig {
             command_timeout: Duration::ZERO,
             ..RedisConfig::default()

@@ -35,7 +35,11 @@ pub struct Follower {
 impl Follower {
     /// Starts following on the current runtime: subscribes, hydrates the replica,
     /// then applies every change, reconnecting with backoff when Redis is lost.
-    pub fn start(broker: RedisBroker, replica: Arc<dyn Replica>, stop: CancellationToken) -> Follower {
+    pub fn start(
+        broker: RedisBroker,
+        replica: Arc<dyn Replica>,
+        stop: CancellationToken,
+    ) -> Follower {
         let stop = stop.child_token();
         let status = Arc::new(StatusCell::new());
         let syncer = Syncer {

@@ -30,7 +30,8 @@ impl Keys {
 
     /// The topic named by a meta key found by SCAN.
     pub(crate) fn topic_of_meta<'a>(&self, key: &'a str) -> Option<&'a str> {
-        key.strip_prefix(self.prefix.as_str())?.strip_prefix("meta:")
+        key.strip_prefix(self.prefix.as_str())?
+            .strip_prefix("meta:")
     }
 
     /// The SCAN pattern of every meta key: the prefix with glob characters escaped.

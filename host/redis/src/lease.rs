@@ -100,7 +100,11 @@ impl RedisBroker {
             vec![fence.value().into_bytes(), data.to_vec()],
         );
         let r = self
-            .eval_pipeline("save_checkpoint", &self.inner.scripts.save_checkpoint, &[call])
+            .eval_pipeline(
+                "save_checkpoint",
+                &self.inner.scripts.save_checkpoint,
+                &[call],
+            )
             .await?;
         let r = array(&r[0]).unwrap_or_default();
         if r.first().and_then(int) == Some(1) {

@@ -110,12 +110,12 @@ impl Syncer {
             };
         }
         if h.messages.is_empty() {
-            if h.head > after || !same_epoch {
-                if let Some(m) = self.broker.latest(topic).await? {
-                    let continuous = local.is_none();
-                    self.apply(m, continuous);
-                    return Ok(true);
-                }
+            if (h.head > after || !same_epoch)
+                && let Some(m) = self.broker.latest(topic).await?
+            {
+                let continuous = local.is_none();
+                self.apply(m, continuous);
+                return Ok(true);
             }
             return Ok(false);
         }
@@ -148,7 +148,11 @@ impl Syncer {
 
     /// Compares the topics' positions with Redis's heads and repairs those behind;
     /// topics Redis no longer holds are removed. `hydrating`: counted as hydrated.
-    pub(crate) async fn check(&self, topics: &[Arc<str>], hydrating: bool) -> Result<(), BrokerError> {
+    pub(crate) async fn check(
+        &self,
+        topics: &[Arc<str>],
+        hydrating: bool,
+    ) -> Result<(), BrokerError> {
         for chunk in topics.chunks(CHECK_BATCH) {
             let heads = self.broker.heads(chunk).await?;
             for (topic, head) in chunk.iter().zip(heads) {

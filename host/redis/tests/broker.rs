@@ -23,10 +23,15 @@ async fn redis_heads(broker: &RedisBroker) -> BTreeMap<Arc<str>, (Arc<str>, u64)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_followers_hold_the_same_positions_and_states() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let broker = RedisBroker::connect(redis.config()).await.unwrap();
     let stop = CancellationToken::new();
-    let replicas = [Arc::new(TestReplica::default()), Arc::new(TestReplica::default())];
+    let replicas = [
+        Arc::new(TestReplica::default()),
+        Arc::new(TestReplica::default()),
+    ];
     let followers: Vec<Follower> = replicas
         .iter()
         .map(|r| Follower::start(broker.clone(), r.clone(), stop.clone()))
@@ -41,7 +46,13 @@ async fn two_followers_hold_the_same_positions_and_states() {
     for round in 0..20 {
         // Batches of 1 to 8 changes over 8 topics, plus one event per round.
         let mut batch: Vec<_> = (0..=(round % 8))
-            .map(|t| producer.set(&format!("topic/{t}"), &format!("f{}", round % 3), round as f64))
+            .map(|t| {
+                producer.set(
+                    &format!("topic/{t}"),
+                    &format!("f{}", round % 3),
+                    round as f64,
+                )
+            })
             .collect();
         batch.push(event("events", round as f64));
         let results = broker.publish(None, &batch).await.unwrap();
@@ -56,11 +67,17 @@ async fn two_followers_hold_the_same_positions_and_states() {
     let heads = redis_heads(&broker).await;
     assert_eq!(heads.len(), 9);
     for r in &replicas {
-        eventually("replica reaches Redis's heads", Duration::from_secs(5), || {
-            let held = r.snapshot();
-            held.len() == heads.len()
-                && held.iter().all(|(t, (e, s, _))| heads.get(t) == Some(&(e.clone(), *s)))
-        })
+        eventually(
+            "replica reaches Redis's heads",
+            Duration::from_secs(5),
+            || {
+                let held = r.snapshot();
+                held.len() == heads.len()
+                    && held
+                        .iter()
+                        .all(|(t, (e, s, _))| heads.get(t) == Some(&(e.clone(), *s)))
+            },
+        )
         .await;
     }
     let (a, b) = (replicas[0].snapshot(), replicas[1].snapshot());
@@ -76,12 +93,19 @@ async fn two_followers_hold_the_same_positions_and_states() {
         assert_eq!(r.resets(), 0, "nothing was lost: no reset");
         for (topic, held) in r.topics.lock().unwrap().iter() {
             let contiguous: Vec<u64> = (1..=held.seq).collect();
-            assert_eq!(held.seqs, contiguous, "{topic}: every seq applied once, in order");
+            assert_eq!(
+                held.seqs, contiguous,
+                "{topic}: every seq applied once, in order"
+            );
         }
     }
     for f in &followers {
         let s = f.status();
-        assert_eq!((s.duplicates, s.gaps_reset, s.reconnects), (0, 0, 0), "{s:?}");
+        assert_eq!(
+            (s.duplicates, s.gaps_reset, s.reconnects),
+            (0, 0, 0),
+            "{s:?}"
+        );
     }
 
     // A topic's kind is fixed at creation: the refused change does not stop the batch.
@@ -100,10 +124,18 @@ async fn two_followers_hold_the_same_positions_and_states() {
         }
         r => panic!("event to a state topic: {r:?}"),
     }
-    assert!(matches!(&results[2], Err(BrokerError::Refused { .. })), "{:?}", results[2]);
+    assert!(
+        matches!(&results[2], Err(BrokerError::Refused { .. })),
+        "{:?}",
+        results[2]
+    );
     assert_eq!(results[3].as_ref().unwrap().seq, 21);
     let heads = redis_heads(&broker).await;
-    assert_eq!(heads[&Arc::<str>::from("topic/0")].1, 21, "the refused event took no seq");
+    assert_eq!(
+        heads[&Arc::<str>::from("topic/0")].1,
+        21,
+        "the refused event took no seq"
+    );
 
     // Removal reaches every node.
     assert!(broker.remove(None, "topic/1").await.unwrap());
@@ -122,7 +154,9 @@ async fn two_followers_hold_the_same_positions_and_states() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_returns_exactly_the_messages_after_a_seq() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let broker = RedisBroker::connect(RedisConfig {
         history_len: 5,
         ..redis.config()
@@ -137,7 +171,11 @@ async fn history_returns_exactly_the_messages_after_a_seq() {
         states.push(c.state.clone());
         let p = broker.publish(None, &[c]).await.unwrap().remove(0).unwrap();
         epoch.get_or_insert(p.epoch.clone());
-        assert_eq!(Some(&p.epoch), epoch.as_ref(), "one epoch for the topic's life");
+        assert_eq!(
+            Some(&p.epoch),
+            epoch.as_ref(),
+            "one epoch for the topic's life"
+        );
     }
     let seqs = |h: &wasmeter_redis::History| h.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
 
@@ -145,20 +183,93 @@ async fn history_returns_exactly_the_messages_after_a_seq() {
     assert_eq!((seqs(&h), h.complete, h.head), (vec![8, 9, 10], true, 10));
     assert_eq!(Some(&h.epoch), epoch.as_ref());
     for m in &h.messages {
-        assert_eq!(m.change.state, states[m.seq as usize - 1], "state at seq {}", m.seq);
+        assert_eq!(
+            m.change.state,
+            states[m.seq as usize - 1],
+            "state at seq {}",
+            m.seq
+        );
     }
     let h = broker.history("h", 5, 100).await.unwrap().unwrap();
     assert_eq!((seqs(&h), h.complete), (vec![6, 7, 8, 9, 10], true));
     let h = broker.history("h", 5, 2).await.unwrap().unwrap();
     assert_eq!((seqs(&h), h.complete), (vec![6, 7], true));
     let h = broker.history("h", 4, 100).await.unwrap().unwrap();
-    assert_eq!((seqs(&h), h.complete), (vec![6, 7, 8, 9, 10], false), "seq 5 was trimmed");
+    assert_eq!(
+        (seqs(&h), h.complete),
+        (vec![6, 7, 8, 9, 10], false),
+        "seq 5 was trimmed"
+    );
     let h = broker.history("h", 10, 100).await.unwrap().unwrap();
     assert_eq!((seqs(&h), h.complete), (vec![], true));
     let h = broker.history("h", 11, 100).await.unwrap().unwrap();
-    assert!(!h.complete, "a seq beyond the head is not one of this epoch");
+    assert!(
+        !h.complete,
+        "a seq beyond the head is not one of this epoch"
+    );
     assert!(broker.history("nope", 0, 10).await.unwrap().is_none());
 
     let latest = broker.latest("h").await.unwrap().unwrap();
     assert_eq!((latest.seq, &latest.change.state), (10, &states[9]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_started_late_hydrates_while_publishing_goes_on() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let broker = RedisBroker::connect(redis.config()).await.unwrap();
+    let mut producer = Producer::default();
+    // An idle topic, and busy ones that keep changing while the follower starts.
+    broker
+        .publish(None, &[producer.set("idle", "x", 1.0)])
+        .await
+        .unwrap();
+    for i in 0..40 {
+        let batch: Vec<_> = (0..4)
+            .map(|t| producer.set(&format!("busy/{t}"), "x", i as f64))
+            .collect();
+        broker.publish(None, &batch).await.unwrap();
+    }
+    let replica = Arc::new(TestReplica::default());
+    let stop = CancellationToken::new();
+    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
+    let publisher = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for i in 40..90 {
+                let batch: Vec<_> = (0..4)
+                    .map(|t| producer.set(&format!("busy/{t}"), "x", i as f64))
+                    .collect();
+                broker.publish(None, &batch).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            producer
+        })
+    };
+    let producer = publisher.await.unwrap();
+    let topics = broker.topics().await.unwrap();
+    let heads = broker.heads(&topics).await.unwrap();
+    eventually(
+        "the late follower holds every topic at its head",
+        Duration::from_secs(10),
+        || {
+            topics
+                .iter()
+                .zip(&heads)
+                .all(|(t, h)| replica.head(t) == *h)
+        },
+    )
+    .await;
+    for (topic, held) in replica.topics.lock().unwrap().iter() {
+        assert_eq!(held.state, producer.state(topic), "{topic}");
+        // Redis still holds every message (history_len 100): each applied once, in order.
+        let all: Vec<u64> = (1..=held.seq).collect();
+        assert_eq!(held.seqs, all, "{topic}");
+    }
+    assert_eq!(replica.violations(), Vec::<String>::new());
+    assert_eq!(replica.resets(), 0);
+    assert!(follower.status().hydrated >= 1, "{:?}", follower.status());
+    stop.cancel();
+    follower.stopped().await;
 }

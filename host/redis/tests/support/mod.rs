@@ -34,7 +34,9 @@ pub fn redis_server_binary() -> Option<PathBuf> {
         !in_ci(),
         "`{name}` is missing: the Redis tests cannot run in CI (scripts/test.sh installs the Debian package redis-server)"
     );
-    eprintln!("skipping: `{name}` is missing (scripts/test.sh installs the Debian package redis-server)");
+    eprintln!(
+        "skipping: `{name}` is missing (scripts/test.sh installs the Debian package redis-server)"
+    );
     None
 }
 
@@ -79,7 +81,11 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
