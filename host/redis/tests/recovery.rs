@@ -104,10 +104,7 @@ async fn lost_messages_are_repaired_from_history() {
     let Some((replica, status)) = lose_and_recover(1000, 3).await else {
         return;
     };
-    assert!(
-        status.hydrated >= 5,
-        "repaired at each resubscribe: {status:?}"
-    );
+    assert!(status.hydrated >= 1, "repaired at resubscribe: {status:?}");
     assert_eq!(
         replica.resets(),
         0,
