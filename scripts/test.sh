@@ -49,6 +49,20 @@ for tool in victoria-metrics:victoria-metrics prometheus-alertmanager:prometheus
     fi
 done
 # --- end of the export block.
+# ---- Redis broker (host/redis/tests): a real redis-server from Debian ----
+# The tests start their own on a free loopback port; under CI a missing one fails them.
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "test.sh: installing redis-server (Debian package redis-server)" >&2
+        (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server) >&2
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        echo "test.sh: installing redis-server (Debian package redis-server)" >&2
+        (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server) >&2
+    else
+        echo "test.sh: redis-server is missing and cannot be installed without root" >&2
+    fi
+fi
+# ---- end of the Redis broker block.
 if command -v npm >/dev/null; then
     if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
         (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund) >&2
