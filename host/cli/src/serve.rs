@@ -26,14 +26,14 @@ use tokio_util::task::TaskTracker;
 use crate::export::Export;
 use crate::history::History;
 use wasmeter_hub::{Hub, HubConfig};
-use wasmeter_pipeline::{SeriesStore, StateConfig, Topics};
+use wasmeter_pipeline::{Broker, SeriesStore, StateConfig, TopicOwners, Topics};
 use wasmeter_plugin::Runtime;
 use wasmeter_server::{ServerState, router};
 
 use wasmeter_control::{Monitor, Shared, Supervisor, Timeouts};
 
 use crate::admin::auth::{self, TokenOrigin};
-use crate::broker::HubBroker;
+use crate::broker::{BrokerType, Cluster, HubBroker};
 use crate::config::Config;
 use crate::demo::DemoFeed;
 
@@ -118,12 +118,28 @@ pub async fn serve(
         max_topics: config.state.max_topics as usize,
         stream_history: config.server.stream_history,
     }));
+    let owners = TopicOwners::default();
+    // `[broker]`: this host's hub, or Redis shared with other hosts (then the
+    // hub follows Redis, and pipelines run only where their lease is held).
+    let cluster = match config.broker.kind {
+        BrokerType::Memory => None,
+        BrokerType::Redis => Some(Cluster::start(
+            &config,
+            hub.clone(),
+            owners.clone(),
+            listener.local_addr()?.port(),
+        )?),
+    };
+    let broker: Arc<dyn Broker> = match &cluster {
+        Some(c) => Arc::new(c.topics.clone()),
+        None => Arc::new(HubBroker(hub.clone())),
+    };
     let topics = Topics::new(
         &StateConfig {
             max_topics: config.state.max_topics,
             topic_idle: Duration::from_secs(config.state.topic_idle_secs),
         },
-        Arc::new(HubBroker(hub.clone())),
+        broker,
     );
     let history = match config.history.enabled {
         true => Some(History::open(&config.history, &data_dir).await?),
@@ -140,7 +156,7 @@ pub async fn serve(
         monitor: monitor.clone(),
         data_dir: data_dir.clone(),
         plugins_dir,
-        owners: Default::default(),
+        owners,
         history: crate::export::sink(history.as_ref().map(History::sender), export.as_ref()),
     };
     let (server_config, admin_config, field_ttl_ms) = (
@@ -153,7 +169,10 @@ pub async fn serve(
         reply: Duration::from_millis(config.admin.reply_timeout_ms),
         stop: shutdown_timeout,
     };
-    let supervisor = Arc::new(Supervisor::start(shared, spec, plugins, timeouts).await?);
+    let supervisor = Arc::new(match &cluster {
+        Some(_) => Supervisor::start_on_standby(shared, spec, plugins, timeouts).await?,
+        None => Supervisor::start(shared, spec, plugins, timeouts).await?,
+    });
 
     let background_stop = CancellationToken::new();
     let background = TaskTracker::new();
@@ -178,6 +197,13 @@ pub async fn serve(
                 }
             }
         });
+    }
+    let producer = cluster
+        .as_ref()
+        .map(|c| Arc::new(c.producer((*supervisor).clone())));
+    if let Some(producer) = producer.clone() {
+        let stop = background_stop.clone();
+        background.spawn(async move { producer.run(stop).await });
     }
     if let Some(demo) = options.demo {
         let stop = background_stop.clone();
@@ -227,6 +253,9 @@ pub async fn serve(
     };
     let guarded_history = authenticator.is_some();
     let state = ServerState::with_auth(hub.clone(), limits, authenticator)?;
+    if let Some(c) = &cluster {
+        state.set_dependency_check(c.dependency_check());
+    }
     let addr = listener.local_addr()?;
     // Handlers first: a signal right after the announcement must shut down cleanly.
     let signals = ShutdownSignals::new()?;
@@ -248,8 +277,11 @@ pub async fn serve(
                 .merge(crate::monitor::router(
                     monitor,
                     state.clone(),
-                    history.as_ref().map(History::view),
-                    export.as_ref().map(Export::view),
+                    crate::monitor::Views {
+                        history: history.as_ref().map(History::view),
+                        export: export.as_ref().map(Export::view),
+                        broker: cluster.as_ref().map(Cluster::view),
+                    },
                 ))
                 .merge(crate::web::router())
                 .merge(history_routes(history.as_ref(), guarded_history, &state)),
@@ -277,6 +309,10 @@ pub async fn serve(
     tracing::info!("draining pipelines");
     supervisor.shutdown().await;
     drop(supervisor);
+    if let Some(producer) = producer {
+        producer.release_all().await;
+    }
+
     if let Some(history) = history {
         history.close(shutdown_timeout).await;
     }
@@ -286,6 +322,11 @@ pub async fn serve(
     tracing::info!("closing connections");
     server_stop.cancel();
     server.await.context("server task")??;
+    // Last: the pipelines' final changes and checkpoints went through its
+    // writer, and the server's /metrics held a view of it.
+    if let Some(cluster) = cluster {
+        cluster.close(shutdown_timeout).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

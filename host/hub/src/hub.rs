@@ -151,11 +151,11 @@ fn base36(mut n: u64) -> String {
 }
 
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     topics: HashMap<Arc<str>, Arc<Topic>>,
     /// The same topics in name order: listings and patterns read ranges of it
     /// (a page costs its own length, not the number of topics).
-    order: BTreeMap<Arc<str>, Arc<Topic>>,
+    pub(crate) order: BTreeMap<Arc<str>, Arc<Topic>>,
     watchers: Watchers,
     /// Changes whenever a topic is created or removed.
     generation: u64,
@@ -225,7 +225,7 @@ impl Hub {
 
     // The registry only holds `Arc`s that are inserted or removed whole: a panic
     // elsewhere cannot leave it half-updated, so a poisoned lock is recovered.
-    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -87,6 +87,11 @@ impl Hub {
         })
     }
 
+    /// Every topic's name, in name order.
+    pub fn topic_names(&self) -> Vec<Arc<str>> {
+        self.read().order.keys().cloned().collect()
+    }
+
     /// The topic's epoch and newest seq.
     pub fn head(&self, topic: &str) -> Option<(Arc<str>, u64)> {
         let t = self.topic(topic)?;

@@ -132,7 +132,7 @@ pub(crate) struct Restored {
 
 /// Restores the topics of a checkpoint into the state store and the broker.
 /// Topics that cannot be restored start afresh, with a new epoch, and the log
-/// says why.
+/// says why. A topic the broker already holds keeps the broker's state.
 pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored {
     let afresh = Restored {
         creators: Vec::new(),
@@ -153,7 +153,14 @@ pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored
     let mut restored = 0usize;
     for entry in saved.topics {
         let name: Arc<str> = entry.topic.topic.as_str().into();
-        lock(&topics.store().entry(&name)).restore(&entry.topic);
+        // What subscribers hold is the broker's topic when it has one (a broker
+        // several hosts share, or the pipeline restarted in a running host):
+        // the deltas from here on are computed against that, never against an
+        // older state in the checkpoint.
+        match topics.broker().save_topic(&name, 1) {
+            Some(held) => lock(&topics.store().entry(&name)).restore(&held),
+            None => lock(&topics.store().entry(&name)).restore(&entry.topic),
+        }
         if topics.broker().restore_topic(entry.topic, saved.clean) {
             restored += 1;
         }

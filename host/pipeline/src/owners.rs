@@ -142,6 +142,20 @@ impl TopicOwners {
         }
     }
 
+    /// The pipeline (its owner name: a sharded pipeline's group) that owns
+    /// `topic`: its sample series, or the prefix it is under.
+    pub fn owner_of(&self, topic: &str) -> Option<String> {
+        let owners = self.lock();
+        if let Some(owner) = owners.series.get(topic) {
+            return Some(owner.to_string());
+        }
+        owners
+            .prefixes
+            .iter()
+            .find(|(_, prefixes)| prefixes.iter().any(|p| under(topic, p)))
+            .map(|(pipeline, _)| pipeline.clone())
+    }
+
     /// Gives up everything `pipeline` owns (it stopped for good).
     pub fn release(&self, pipeline: &str) {
         let mut owners = self.lock();

@@ -85,7 +85,7 @@ pub use metrics::MetricsSnapshot;
 pub use origin::check_origin_entry;
 pub use protocol::close;
 pub use shutdown::{serve, serve_tls};
-pub use state::ServerState;
+pub use state::{DependencyCheck, ServerState};
 pub use tls::{Tls, TlsError};
 
 /// The routes: `/ws`, `/sse`, `/api/topics`, `/api/topics/{*topic}`, `/healthz`,

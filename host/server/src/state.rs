@@ -36,6 +36,18 @@ pub(crate) struct Inner {
     pub(crate) open_http: AtomicUsize,
     /// Verifies subscriber tokens; `None`: no authentication, every topic is open.
     pub(crate) auth: Option<Arc<Authenticator>>,
+    /// What else `/readyz` depends on (a broker shared by hosts).
+    pub(crate) dependency: std::sync::RwLock<Option<DependencyCheck>>,
+}
+
+/// Says why a service the host depends on is not usable now (`Err`), for `/readyz`.
+#[derive(Clone)]
+pub struct DependencyCheck(pub Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for DependencyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DependencyCheck")
+    }
 }
 
 impl ServerState {
@@ -63,6 +75,7 @@ impl ServerState {
                 open: AtomicUsize::new(0),
                 open_http: AtomicUsize::new(0),
                 auth: auth.map(Arc::new),
+                dependency: std::sync::RwLock::new(None),
             }),
         })
     }
@@ -90,6 +103,16 @@ impl ServerState {
     /// Sets readiness.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    /// Makes `/readyz` answer 503 with the reason while `check` fails (e.g.
+    /// the broker several hosts share cannot be reached).
+    pub fn set_dependency_check(&self, check: DependencyCheck) {
+        *self
+            .inner
+            .dependency
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(check);
     }
 
     /// The counters now.

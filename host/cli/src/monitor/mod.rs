@@ -8,7 +8,9 @@
 //! - `render`: [`Monitor`] -> exposition.
 //! - `routes`: the HTTP handlers, `/api/plugins` JSON.
 //! - `export`: the outputs' and alert delivery's counters.
+//! - `broker`: the Redis broker's follower, writer and leases.
 
+mod broker;
 mod export;
 pub mod exposition;
 pub mod names;
@@ -16,5 +18,6 @@ mod process;
 mod render;
 mod routes;
 
+pub use render::Views;
 pub use routes::router;
 pub use wasmeter_control::Monitor;

@@ -443,3 +443,63 @@ pub const ALERTS_REFUSED: MetricDef = counter(
     "wasmeter_alerts_refused",
     "Alerts not tracked because `alerts.max_alerts` were.",
 );
+/// Following Redis.
+pub const BROKER_CONNECTED: MetricDef = gauge(
+    "wasmeter_broker_redis_connected",
+    "1 while this host follows Redis (subscribed and hydrated); 0 while it cannot reach it.",
+);
+/// Messages the follower applied.
+pub const BROKER_APPLIED: MetricDef = counter(
+    "wasmeter_broker_redis_messages_applied",
+    "Changes from Redis applied to this host's topics.",
+);
+/// Duplicates dropped.
+pub const BROKER_DUPLICATES: MetricDef = counter(
+    "wasmeter_broker_redis_duplicates",
+    "Changes from Redis this host already held (dropped).",
+);
+/// Gaps repaired.
+pub const BROKER_GAPS_REPAIRED: MetricDef = counter(
+    "wasmeter_broker_redis_gaps_repaired",
+    "Lost changes filled in from the topic's history in Redis.",
+);
+/// Gaps reset.
+pub const BROKER_GAPS_RESET: MetricDef = counter(
+    "wasmeter_broker_redis_gaps_reset",
+    "Lost changes the history no longer held: the topic restarted from its newest state (subscribers got a snapshot).",
+);
+/// Reconnects.
+pub const BROKER_RECONNECTS: MetricDef = counter(
+    "wasmeter_broker_redis_reconnects",
+    "Reconnections to Redis after the subscription was lost.",
+);
+/// Follower overflows.
+pub const BROKER_OVERFLOWS: MetricDef = counter(
+    "wasmeter_broker_redis_overflows",
+    "Changes dropped because this host fell behind Redis's channel (each triggers a full check).",
+);
+/// Changes published.
+pub const BROKER_PUBLISHED: MetricDef = counter(
+    "wasmeter_broker_redis_published",
+    "Changes this host's pipelines published to Redis.",
+);
+/// Changes refused or fenced.
+pub const BROKER_REFUSED: MetricDef = counter(
+    "wasmeter_broker_redis_refused",
+    "Changes Redis refused: `reason` fenced (another host holds the pipeline's lease) or refused (a kind mismatch).",
+);
+/// Failed round trips.
+pub const BROKER_FAILED: MetricDef = counter(
+    "wasmeter_broker_redis_failed_round_trips",
+    "Round trips to Redis that failed (the changes wait and are sent again).",
+);
+/// Changes queued.
+pub const BROKER_QUEUED: MetricDef = gauge(
+    "wasmeter_broker_redis_queued",
+    "Changes waiting to be sent to Redis.",
+);
+/// Leases held.
+pub const BROKER_LEASES: MetricDef = gauge(
+    "wasmeter_broker_leases_held",
+    "Pipelines this host produces (holds the lease of).",
+);

@@ -8,28 +8,37 @@ use wasmeter_server::ServerState;
 use super::Monitor;
 use super::exposition::{Format, Writer, sanitize_name};
 use super::names::{self as n, Kind, MetricDef};
+use crate::broker::BrokerView;
 use crate::export::ExportView;
 use crate::history::HistoryView;
 
+/// The parts of the host that exist only when configured.
+#[derive(Clone, Default)]
+pub struct Views {
+    /// The metric history (`[history]`).
+    pub history: Option<HistoryView>,
+    /// Outputs and alerts (`[outputs]`, `[alerts]`).
+    pub export: Option<ExportView>,
+    /// The Redis broker (`[broker] type = "redis"`).
+    pub broker: Option<BrokerView>,
+}
+
 /// Renders every self-metric and every collected series.
-pub fn render(
-    monitor: &Monitor,
-    server: &ServerState,
-    history: Option<&HistoryView>,
-    export: Option<&ExportView>,
-    format: Format,
-) -> String {
+pub fn render(monitor: &Monitor, server: &ServerState, views: &Views, format: Format) -> String {
     let mut w = Writer::new(format);
     process(&mut w);
     sources(&mut w, monitor);
     pipelines(&mut w, monitor);
     plugins(&mut w, monitor);
     server_and_hub(&mut w, server);
-    if let Some(h) = history {
+    if let Some(h) = &views.history {
         metric_history(&mut w, h);
     }
-    if let Some(e) = export {
+    if let Some(e) = &views.export {
         super::export::render(&mut w, e);
+    }
+    if let Some(b) = &views.broker {
+        super::broker::render(&mut w, b);
     }
     series(&mut w, monitor);
     w.finish()

@@ -11,46 +11,31 @@ use wasmeter_server::ServerState;
 
 use super::Monitor;
 use super::exposition::Format;
-use super::render::render;
-use crate::export::ExportView;
-use crate::history::HistoryView;
+use super::render::{Views, render};
 
 #[derive(Clone)]
 struct Routes {
     monitor: Monitor,
     server: ServerState,
-    history: Option<HistoryView>,
-    export: Option<ExportView>,
+    views: Views,
 }
 
 /// The routes `/metrics` and `/api/plugins`, to merge into the server's router.
-pub fn router(
-    monitor: Monitor,
-    server: ServerState,
-    history: Option<HistoryView>,
-    export: Option<ExportView>,
-) -> Router {
+pub fn router(monitor: Monitor, server: ServerState, views: Views) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/plugins", get(plugins))
         .with_state(Routes {
             monitor,
             server,
-            history,
-            export,
+            views,
         })
 }
 
 async fn metrics(State(r): State<Routes>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
-    let body = render(
-        &r.monitor,
-        &r.server,
-        r.history.as_ref(),
-        r.export.as_ref(),
-        format,
-    );
+    let body = render(&r.monitor, &r.server, &r.views, format);
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 

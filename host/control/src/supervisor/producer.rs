@@ -4,7 +4,9 @@
 //! the registry and admin changes are the same on every host; only the running
 //! pipelines differ.
 
-use super::running::RunningPipeline;
+use std::path::PathBuf;
+
+use super::running::{RunningPipeline, checkpoint_file};
 use super::view::Activity;
 use super::{ControlError, Supervisor};
 
@@ -18,8 +20,14 @@ impl Supervisor {
     }
 
     /// Starts pipeline `name` of the spec on this host (it produces it now),
-    /// from its checkpoint. False if it was running already.
-    pub async fn activate(&self, name: &str) -> Result<bool, ControlError> {
+    /// from `checkpoint` (the bytes of the checkpoint its last producer kept,
+    /// written over this host's file first) or else from this host's own
+    /// checkpoint file. False if it was running already.
+    pub async fn activate(
+        &self,
+        name: &str,
+        checkpoint: Option<Vec<u8>>,
+    ) -> Result<bool, ControlError> {
         let name = name.to_string();
         self.change(
             Activity::new("activate", ""),
@@ -31,6 +39,13 @@ impl Supervisor {
                     let known = super::known(inner.spec.pipelines.keys());
                     return (inner, Err(ControlError::UnknownPipeline { name, known }));
                 };
+                if let Some(bytes) = checkpoint {
+                    let path = checkpoint_file(&this.shared.data_dir, &name, &def);
+                    if let Err(e) = replace_file(path, bytes).await {
+                        let error = format!("pipelines.{name}: cannot write the checkpoint: {e}");
+                        return (inner, Err(ControlError::Internal(error)));
+                    }
+                }
                 let started =
                     RunningPipeline::start(&this.shared, &inner.spec, &inner.plugins, &name, &def)
                         .await;
@@ -68,4 +83,21 @@ impl Supervisor {
         )
         .await
     }
+}
+
+/// Atomically replaces the file at `path` with `bytes` (tmp + fsync + rename).
+async fn replace_file(path: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("checkpoint.from-broker");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -250,6 +250,11 @@ fn check_checkpoint_layout(data_dir: &Path, owner: &str, def: &PipelineDef) -> a
     )
 }
 
+/// Where pipeline `name` keeps its checkpoint.
+pub(super) fn checkpoint_file(data_dir: &Path, name: &str, def: &PipelineDef) -> PathBuf {
+    checkpoint_path(data_dir, &checkpoint_name(name, def))
+}
+
 /// The name of a pipeline's checkpoint file: its own, or for a shard
 /// `<pipeline>#<index>of<count>`, so that a change of layout is seen.
 fn checkpoint_name(name: &str, def: &PipelineDef) -> String {
