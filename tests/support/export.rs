@@ -72,9 +72,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.
+#[derive(Default)]
 pub struct Proc(Option<Child>);
 
 impl Proc {
+    /// Owns `child` from now on.
+    pub fn new(child: Child) -> Proc {
+        Proc(Some(child))
+    }
+
     /// Stops it (SIGTERM, then SIGKILL after 30 s) and waits for it.
     pub fn stop(&mut self) {
         if let Some(c) = &mut self.0 {
