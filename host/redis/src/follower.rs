@@ -16,9 +16,6 @@ use crate::status::{FollowerStatus, StatusCell};
 use crate::sync::Syncer;
 use crate::wire::decode_frame;
 
-/// Frames buffered between the PUB/SUB reader and the applier. Beyond it frames
-/// are dropped, counted, and a full position check repairs what they carried.
-const BUFFER: usize = 4096;
 /// First reconnect delay; doubles per failed attempt up to `reconnect_max`.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -118,7 +115,7 @@ async fn session(syncer: &Syncer, stop: &CancellationToken) -> Result<(), Broker
         .map_err(|_| BrokerError::unavailable("subscribe", "SUBSCRIBE timed out"))?
         .map_err(|e| BrokerError::unavailable("subscribe", e))?;
 
-    let (tx, rx) = mpsc::channel(BUFFER);
+    let (tx, rx) = mpsc::channel(cfg.follower_buffer);
     let lost = Arc::new(AtomicBool::new(false));
     let reader_stop = stop.child_token();
     let reader = tokio::spawn(read(

@@ -60,7 +60,7 @@
 //!
 //! - **A PUB/SUB message lost** (connection dropped, follower too slow): the next
 //!   message reveals the gap, or the periodic check does; repaired from history,
-//!   or reset to the newest state. Frames wait in a bounded buffer (4,096); an
+//!   or reset to the newest state. Frames wait in a bounded buffer (`follower_buffer`); an
 //!   overflow is counted and triggers a full check. A new topic whose only
 //!   message was lost appears at its next publish or at the next full check
 //!   (reconnect or overflow): the periodic check covers the topics the node holds.

@@ -120,6 +120,7 @@ impl RedisServer {
             topic_ttl: Duration::from_secs(60),
             check_interval: Duration::from_secs(60),
             reconnect_max: Duration::from_millis(200),
+            follower_buffer: 1024,
         }
     }
 
