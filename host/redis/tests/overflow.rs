@@ -3,17 +3,41 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use support::{Producer, RedisServer, TestReplica, eventually};
 use tokio_util::sync::CancellationToken;
 use wasmeter_redis::{Follower, Positioned, RedisBroker, RedisConfig, Replica};
 
-/// A replica whose `apply` waits while the test holds its gate: a slow node.
+/// A replica whose `apply` waits while its gate is closed: a slow node.
 struct Gated {
     inner: TestReplica,
-    gate: Mutex<()>,
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gated {
+    fn set_closed(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+}
+
+/// Keeps the gate closed while it lives (opened again even if the test panics).
+struct Closed<'a>(&'a Gated);
+
+impl<'a> Closed<'a> {
+    fn new(gated: &'a Gated) -> Self {
+        gated.set_closed(true);
+        Self(gated)
+    }
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        self.0.set_closed(false);
+    }
 }
 
 impl Replica for Gated {
@@ -23,7 +47,8 @@ impl Replica for Gated {
     fn apply(&self, msg: Positioned, continuous: bool) {
         // Blocks the way a runtime allows: this worker's other tasks move elsewhere.
         tokio::task::block_in_place(|| {
-            let _open = self.gate.lock().unwrap();
+            let closed = self.closed.lock().unwrap();
+            drop(self.opened.wait_while(closed, |closed| *closed).unwrap());
             self.inner.apply(msg, continuous);
         });
     }
@@ -47,7 +72,8 @@ async fn frames_beyond_the_buffer_are_counted_and_repaired() {
     let broker = RedisBroker::connect(cfg).await.unwrap();
     let replica = Arc::new(Gated {
         inner: TestReplica::default(),
-        gate: Mutex::new(()),
+        closed: Mutex::new(false),
+        opened: Condvar::new(),
     });
     let stop = CancellationToken::new();
     let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
@@ -59,24 +85,19 @@ async fn frames_beyond_the_buffer_are_counted_and_repaired() {
     let mut producer = Producer::default();
     {
         // The replica stalls on the first frame; 30 more arrive meanwhile.
-        let _closed = replica.gate.lock().unwrap();
+        let _gate = Closed::new(&replica);
         for i in 1..=31 {
             broker
                 .publish(None, &[producer.set("busy", "x", i as f64)])
                 .await
                 .unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
         // At most 5 are kept (4 buffered, 1 applying): the other 26, the last one
         // included, are dropped; no later frame will reveal the gap.
-        while follower.status().overflows < 26 {
-            assert!(
-                Instant::now() < deadline,
-                "26 frames never overflowed: {:?}",
-                follower.status()
-            );
-            std::thread::yield_now();
-        }
+        eventually("26 frames overflow", Duration::from_secs(5), || {
+            follower.status().overflows >= 26
+        })
+        .await;
     }
     eventually("the replica catches up", Duration::from_secs(10), || {
         replica.inner.head("busy").map(|h| h.1) == Some(31)
