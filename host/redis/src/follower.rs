@@ -81,7 +81,11 @@ async fn run(syncer: Syncer, stop: CancellationToken) {
             Ok(()) => return,
             Err(e) => {
                 was_connected = syncer.status.get().connected;
-                tracing::warn!(error = %e, "redis follower lost its connection");
+                if was_connected {
+                    tracing::warn!(error = %e, "redis follower lost its connection; reconnecting");
+                } else {
+                    tracing::debug!(error = %e, "redis follower could not connect");
+                }
                 syncer.status.set_connected(false, Some(e.to_string()));
             }
         }
@@ -170,6 +174,7 @@ async fn apply_loop(
         r = syncer.hydrate() => r?,
     }
     syncer.status.set_connected(true, None);
+    tracing::info!("redis follower subscribed and in step");
     let period = syncer.broker.config().check_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
