@@ -143,6 +143,20 @@ async fn main() {
         }
     }
     println!("load average after: {}", load_average());
+    // Where the time goes: Redis's own time per command (the rest is the client
+    // and the round trip).
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for line in stats.lines() {
+        if line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_publish:") {
+            println!("redis {line}");
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -26,6 +26,10 @@ pub struct RedisConfig {
     pub check_interval: Duration,
     /// Cap of the follower's reconnect backoff (it starts at 50 ms and doubles, with jitter).
     pub reconnect_max: Duration,
+    /// Frames a follower buffers between its PUB/SUB connection and the replica.
+    /// Beyond it frames are dropped, counted, and a full position check repairs
+    /// what they carried.
+    pub follower_buffer: usize,
 }
 
 impl Default for RedisConfig {
@@ -40,6 +44,7 @@ impl Default for RedisConfig {
             topic_ttl: Duration::from_secs(24 * 3600),
             check_interval: Duration::from_secs(5),
             reconnect_max: Duration::from_secs(5),
+            follower_buffer: 4096,
         }
     }
 }
@@ -77,6 +82,9 @@ impl RedisConfig {
         }
         if self.history_len == 0 {
             return bad("history_len", "must be at least 1");
+        }
+        if self.follower_buffer == 0 {
+            return bad("follower_buffer", "must be at least 1");
         }
         if self.stream_history_len == 0 {
             return bad("stream_history_len", "must be at least 1");

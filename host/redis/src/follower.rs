@@ -16,9 +16,6 @@ use crate::status::{FollowerStatus, StatusCell};
 use crate::sync::Syncer;
 use crate::wire::decode_frame;
 
-/// Frames buffered between the PUB/SUB reader and the applier. Beyond it frames
-/// are dropped, counted, and a full position check repairs what they carried.
-const BUFFER: usize = 4096;
 /// First reconnect delay; doubles per failed attempt up to `reconnect_max`.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
@@ -84,7 +81,11 @@ async fn run(syncer: Syncer, stop: CancellationToken) {
             Ok(()) => return,
             Err(e) => {
                 was_connected = syncer.status.get().connected;
-                tracing::warn!(error = %e, "redis follower lost its connection");
+                if was_connected {
+                    tracing::warn!(error = %e, "redis follower lost its connection; reconnecting");
+                } else {
+                    tracing::debug!(error = %e, "redis follower could not connect");
+                }
                 syncer.status.set_connected(false, Some(e.to_string()));
             }
         }
@@ -118,7 +119,7 @@ async fn session(syncer: &Syncer, stop: &CancellationToken) -> Result<(), Broker
         .map_err(|_| BrokerError::unavailable("subscribe", "SUBSCRIBE timed out"))?
         .map_err(|e| BrokerError::unavailable("subscribe", e))?;
 
-    let (tx, rx) = mpsc::channel(BUFFER);
+    let (tx, rx) = mpsc::channel(cfg.follower_buffer);
     let lost = Arc::new(AtomicBool::new(false));
     let reader_stop = stop.child_token();
     let reader = tokio::spawn(read(
@@ -173,6 +174,7 @@ async fn apply_loop(
         r = syncer.hydrate() => r?,
     }
     syncer.status.set_connected(true, None);
+    tracing::info!("redis follower subscribed and in step");
     let period = syncer.broker.config().check_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

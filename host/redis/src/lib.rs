@@ -44,6 +44,9 @@
 //! - **history** (`MULTI`: head, oldest entry, `XRANGE (<after>-0 + COUNT n`):
 //!   returns the epoch, the messages after a seq and whether they reach back to it.
 //!
+//! Every call is bounded by `command_timeout` (connects by `connect_timeout`) and
+//! fails `Unavailable` rather than wait; the broker reconnects on the next call.
+//!
 //! # What a follower does
 //!
 //! It subscribes first, then hydrates (every topic of Redis and of the replica is
@@ -60,7 +63,7 @@
 //!
 //! - **A PUB/SUB message lost** (connection dropped, follower too slow): the next
 //!   message reveals the gap, or the periodic check does; repaired from history,
-//!   or reset to the newest state. Frames wait in a bounded buffer (4,096); an
+//!   or reset to the newest state. Frames wait in a bounded buffer (`follower_buffer`); an
 //!   overflow is counted and triggers a full check. A new topic whose only
 //!   message was lost appears at its next publish or at the next full check
 //!   (reconnect or overflow): the periodic check covers the topics the node holds.
@@ -70,13 +73,16 @@
 //!   `connected: false` since when and why, keeps the replica as it is (nodes keep
 //!   serving), and reconnects with capped exponential backoff and jitter; then it
 //!   re-subscribes and hydrates.
-//! - **Redis restarted empty**: topics come back with new epochs when they are
-//!   published again and replace the local ones (`continuous = false`: subscribers
-//!   get a snapshot). Topics absent from Redis after it returns are **removed**
-//!   from the replica at hydration: Redis is the only shared truth, a topic it
-//!   does not hold is one no other node can serve with the same positions, and
-//!   keeping it would make a node that restarted differ from one that did not.
-//!   A producer that wants its topics back publishes their state again.
+//! - **Redis restarted empty** (or failed over to a replica that lost writes):
+//!   the follower reconnects and hydrates. Topics absent from Redis then are
+//!   **removed** from the replica: Redis is the only shared truth, a topic it does
+//!   not hold is one no other node can serve with the same positions, and keeping
+//!   it would make a node that resubscribed differ from one that started later.
+//!   Topics come back with new epochs when their producer publishes again: as new
+//!   topics, or, if the publish comes before the follower hydrated, replacing the
+//!   local ones (`continuous = false`: subscribers get a snapshot). A producer
+//!   that wants its topics back at once publishes their state again (its publish
+//!   calls fail `Unavailable` while Redis is down, which tells it to).
 //! - **Topic expiry**: a topic not published for `topic_ttl` expires in Redis
 //!   without notice; the next check removes it from every replica.
 //! - **Lease lost** (expired while the holder stalled): its publishes, removals
@@ -89,6 +95,8 @@ mod error;
 mod follower;
 mod keys;
 mod lease;
+mod publish;
+mod read;
 mod replica;
 mod scripts;
 mod status;
@@ -96,10 +104,11 @@ mod sync;
 mod value;
 mod wire;
 
-pub use broker::{History, RedisBroker};
+pub use broker::RedisBroker;
 pub use config::RedisConfig;
 pub use error::BrokerError;
 pub use follower::Follower;
 pub use lease::Fence;
+pub use read::History;
 pub use replica::{Positioned, Replica};
 pub use status::FollowerStatus;

@@ -273,3 +273,66 @@ async fn a_follower_started_late_hydrates_while_publishing_goes_on() {
     stop.cancel();
     follower.stopped().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_notice_of_an_older_epoch_leaves_the_recreated_topic() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let broker = RedisBroker::connect(redis.config()).await.unwrap();
+    let replica = Arc::new(TestReplica::default());
+    let stop = CancellationToken::new();
+    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
+    eventually("connected", Duration::from_secs(5), || {
+        follower.status().connected
+    })
+    .await;
+    let mut producer = Producer::default();
+    let p = broker
+        .publish(None, &[producer.set("x", "v", 1.0)])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    eventually("x applied", Duration::from_secs(5), || {
+        replica.head("x").is_some()
+    })
+    .await;
+
+    // A late notice of the removal of an older lifetime of `x`, then a marker:
+    // frames are applied in order, so once the marker is in, the notice was seen.
+    let mut raw = redis
+        .raw()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("t:changes")
+        .arg("r|an-older-epoch|x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    broker
+        .publish(None, &[producer.set("marker", "v", 1.0)])
+        .await
+        .unwrap();
+    eventually("marker applied", Duration::from_secs(5), || {
+        replica.head("marker").is_some()
+    })
+    .await;
+    assert_eq!(replica.head("x"), Some((p.epoch.clone(), 1)), "x kept");
+
+    // The notice of its own epoch removes it.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("t:changes")
+        .arg(format!("r|{}|x", p.epoch))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    eventually("x removed", Duration::from_secs(5), || {
+        replica.head("x").is_none()
+    })
+    .await;
+    stop.cancel();
+    follower.stopped().await;
+}

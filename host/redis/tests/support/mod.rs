@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::{FieldValue, TopicState};
-use wasmeter_redis::{Positioned, RedisConfig, Replica};
+use wasmeter_redis::{Positioned, RedisBroker, RedisConfig, Replica};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -120,6 +120,7 @@ impl RedisServer {
             topic_ttl: Duration::from_secs(60),
             check_interval: Duration::from_secs(60),
             reconnect_max: Duration::from_millis(200),
+            follower_buffer: 1024,
         }
     }
 
@@ -283,5 +284,30 @@ pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> 
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True when the replica holds exactly Redis's topics at Redis's positions, with
+/// the producer's states.
+pub async fn in_step(broker: &RedisBroker, replica: &TestReplica, producer: &Producer) -> bool {
+    let topics = broker.topics().await.unwrap();
+    let heads = broker.heads(&topics).await.unwrap();
+    let held = replica.snapshot();
+    held.len() == topics.len()
+        && topics.iter().zip(heads).all(|(t, h)| {
+            let (e, s) = h.unwrap();
+            held.get(t) == Some(&(e, s, producer.state(t)))
+        })
+}
+
+pub async fn wait_in_step(broker: &RedisBroker, replica: &TestReplica, producer: &Producer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !in_step(broker, replica, producer).await {
+        assert!(
+            Instant::now() < deadline,
+            "replica never caught up: {:?}",
+            replica.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
