@@ -20,21 +20,12 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
         echo "test.sh: chromium is missing and cannot be installed without root" >&2
     fi
 fi
-# The metric history's Prometheus API is checked with Prometheus's own client,
-# promtool (tests/history.rs), from the Debian package.
-if ! command -v promtool >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "test.sh: installing promtool (Debian package prometheus)" >&2
-        (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus) >&2
-    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        echo "test.sh: installing promtool (Debian package prometheus)" >&2
-        (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus) >&2
-    else
-        echo "test.sh: promtool is missing and cannot be installed without root" >&2
-    fi
-fi
-# --- Export (tests/export.rs): a real VictoriaMetrics and Alertmanager, from Debian.
-for tool in victoria-metrics:victoria-metrics prometheus-alertmanager:prometheus-alertmanager; do
+# --- Tools and servers the tests run (servers on free loopback ports), from Debian:
+# promtool, Prometheus's own client of the history API (tests/history.rs);
+# VictoriaMetrics and Alertmanager (tests/export.rs); redis-server (host/redis/tests,
+# tests/cluster.rs).
+for tool in promtool:prometheus victoria-metrics:victoria-metrics \
+    prometheus-alertmanager:prometheus-alertmanager redis-server:redis-server; do
     bin="${tool%%:*}" package="${tool##*:}"
     if ! command -v "$bin" >/dev/null; then
         if [ "$(id -u)" = 0 ]; then
@@ -48,21 +39,7 @@ for tool in victoria-metrics:victoria-metrics prometheus-alertmanager:prometheus
         fi
     fi
 done
-# --- end of the export block.
-# ---- Redis broker (host/redis/tests): a real redis-server from Debian ----
-# The tests start their own on a free loopback port; under CI a missing one fails them.
-if ! command -v redis-server >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "test.sh: installing redis-server (Debian package redis-server)" >&2
-        (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server) >&2
-    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        echo "test.sh: installing redis-server (Debian package redis-server)" >&2
-        (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server) >&2
-    else
-        echo "test.sh: redis-server is missing and cannot be installed without root" >&2
-    fi
-fi
-# ---- end of the Redis broker block.
+# --- end of the servers block.
 if command -v npm >/dev/null; then
     if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
         (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund) >&2

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use export_support::{Proc, until};
+use serde_json::{Value, json};
 use support::{Client, Host, free_port, tool};
 
 /// A `redis-server` on a free loopback port with its own directory, no persistence.
@@ -50,7 +50,10 @@ impl Redis {
         self.proc = Proc::new(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server never listened");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server never listened"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -113,13 +116,19 @@ fn trades(root: &Path, symbol: &str, from: u64, n: u64) {
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn leases(host: &Host) -> f64 {
-    host.metric("wasmeter_broker_leases_held", "").await.unwrap_or(0.0)
+    host.metric("wasmeter_broker_leases_held", "")
+        .await
+        .unwrap_or(0.0)
 }
 
 /// The topic as the host serves it: (epoch, seq, state).
 async fn topic(host: &Host, symbol: &str) -> (Value, Value, Value) {
     let (_, body) = host.get(&format!("/api/topics/trades/{symbol}")).await;
-    (body["epoch"].clone(), body["seq"].clone(), body["state"].clone())
+    (
+        body["epoch"].clone(),
+        body["seq"].clone(),
+        body["state"].clone(),
+    )
 }
 
 /// Waits until every host holds `counts` trades per symbol, then returns what
@@ -216,7 +225,10 @@ async fn three_hosts_serve_the_same_positions_and_a_killed_producer_loses_nothin
     })
     .await;
     let after = same_everywhere(&[&b, &c], &[("BTC", 250), ("ETH", 100), ("SOL", 100)]).await;
-    assert_eq!(after[0].0, epoch, "the topic keeps its epoch across the takeover");
+    assert_eq!(
+        after[0].0, epoch,
+        "the topic keeps its epoch across the takeover"
+    );
 
     // What B's subscriber saw: every trade counted, and trades counted twice
     // only within the at-least-once window (those after the last checkpoint).
@@ -237,7 +249,9 @@ async fn three_hosts_serve_the_same_positions_and_a_killed_producer_loses_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_stay_up_while_redis_is_down_and_recover_when_it_returns() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
     let feed = root.path().join("feed");
     std::fs::create_dir_all(&feed).unwrap();

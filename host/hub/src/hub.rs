@@ -252,17 +252,7 @@ impl Hub {
                     }
                 },
             };
-            if topic.stream != change.event {
-                return Err(PublishError::KindMismatch {
-                    topic: change.topic.to_string(),
-                    is: if topic.stream { "stream" } else { "state" },
-                    offered: if change.event {
-                        "events"
-                    } else {
-                        "state changes"
-                    },
-                });
-            }
+            check_kind(&topic, &change)?;
             match topic.append(change, self.history_capacity(topic.stream)) {
                 Ok(msg) => {
                     self.count_published();
@@ -534,6 +524,22 @@ impl Hub {
             published: self.published.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Refuses an event for a state topic and a state change for a stream topic.
+pub(crate) fn check_kind(topic: &Topic, change: &TopicChange) -> Result<(), PublishError> {
+    if topic.stream == change.event {
+        return Ok(());
+    }
+    Err(PublishError::KindMismatch {
+        topic: change.topic.to_string(),
+        is: if topic.stream { "stream" } else { "state" },
+        offered: if change.event {
+            "events"
+        } else {
+            "state changes"
+        },
+    })
 }
 
 fn info(t: &Topic) -> TopicInfo {

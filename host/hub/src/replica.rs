@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wasmeter_core::change::TopicChange;
 
-use crate::hub::{Hub, PublishError};
+use crate::hub::{Hub, PublishError, check_kind};
 use crate::topic::Topic;
 
 /// What [`Hub::apply`] did with a positioned change.
@@ -98,19 +98,4 @@ impl Hub {
         let seq = t.latest().seq();
         Some((t.epoch.clone(), seq))
     }
-}
-
-fn check_kind(topic: &Topic, change: &TopicChange) -> Result<(), PublishError> {
-    if topic.stream == change.event {
-        return Ok(());
-    }
-    Err(PublishError::KindMismatch {
-        topic: change.topic.to_string(),
-        is: if topic.stream { "stream" } else { "state" },
-        offered: if change.event {
-            "events"
-        } else {
-            "state changes"
-        },
-    })
 }

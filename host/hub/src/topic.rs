@@ -114,17 +114,7 @@ impl Topic {
         history: usize,
         change: TopicChange,
     ) -> Self {
-        let stream = change.event;
-        let first = Arc::new(Message::new(
-            name.clone(),
-            epoch.clone(),
-            (0, 1),
-            change,
-            &[],
-        ));
-        let mut h = History::default();
-        h.push(first.clone(), history);
-        Self::from_log(name, epoch, stream, h, first, 2)
+        Self::positioned(name, epoch, (0, 1), history, change)
     }
 
     /// A topic positioned elsewhere (by a broker several hosts share): its first

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{Producer, RedisServer, TestReplica, event, eventually};
+use support::{Producer, RedisServer, TestReplica, event, eventually, follow};
 use tokio_util::sync::CancellationToken;
 use wasmeter_redis::{BrokerError, Follower, RedisBroker, RedisConfig, Replica};
 
@@ -280,13 +280,7 @@ async fn a_removal_notice_of_an_older_epoch_leaves_the_recreated_topic() {
         return;
     };
     let broker = RedisBroker::connect(redis.config()).await.unwrap();
-    let replica = Arc::new(TestReplica::default());
-    let stop = CancellationToken::new();
-    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
-    eventually("connected", Duration::from_secs(5), || {
-        follower.status().connected
-    })
-    .await;
+    let (replica, follower, stop) = follow(&broker).await;
     let mut producer = Producer::default();
     let p = broker
         .publish(None, &[producer.set("x", "v", 1.0)])

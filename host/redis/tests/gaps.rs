@@ -6,10 +6,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{Producer, RedisServer, TestReplica, eventually, wait_in_step};
-use tokio_util::sync::CancellationToken;
+use support::{Producer, RedisServer, TestReplica, eventually, follow, wait_in_step};
 use wasmeter_core::change::TopicChange;
-use wasmeter_redis::{Follower, FollowerStatus, RedisBroker, RedisConfig, Replica};
+use wasmeter_redis::{FollowerStatus, RedisBroker, RedisConfig, Replica};
 
 /// An XRANGE entry: its id and its fields.
 type StreamEntry = (String, Vec<(String, Vec<u8>)>);
@@ -82,13 +81,7 @@ async fn gap_revealed_by_the_next_message(
         ..redis.config()
     };
     let broker = RedisBroker::connect(cfg.clone()).await.unwrap();
-    let replica = Arc::new(TestReplica::default());
-    let stop = CancellationToken::new();
-    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
-    eventually("connected", Duration::from_secs(5), || {
-        follower.status().connected
-    })
-    .await;
+    let (replica, follower, stop) = follow(&broker).await;
     let mut producer = Producer::default();
     for i in 1..=3 {
         broker
@@ -151,13 +144,7 @@ async fn the_periodic_check_repairs_a_lost_last_message_and_an_expired_topic() {
         ..redis.config()
     };
     let broker = RedisBroker::connect(cfg.clone()).await.unwrap();
-    let replica = Arc::new(TestReplica::default());
-    let stop = CancellationToken::new();
-    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
-    eventually("connected", Duration::from_secs(5), || {
-        follower.status().connected
-    })
-    .await;
+    let (replica, follower, stop) = follow(&broker).await;
     let mut producer = Producer::default();
     for i in 1..=3 {
         broker

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Producer, RedisServer, TestReplica, eventually, wait_in_step};
-use tokio_util::sync::CancellationToken;
-use wasmeter_redis::{BrokerError, Follower, FollowerStatus, RedisBroker, RedisConfig};
+use support::{Producer, RedisServer, TestReplica, eventually, follow, wait_in_step};
+use wasmeter_redis::{BrokerError, FollowerStatus, RedisBroker, RedisConfig};
 
 const TOPICS: usize = 5;
 
@@ -25,13 +24,7 @@ async fn lose_and_recover(
     })
     .await
     .unwrap();
-    let replica = Arc::new(TestReplica::default());
-    let stop = CancellationToken::new();
-    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
-    eventually("connected", Duration::from_secs(5), || {
-        follower.status().connected
-    })
-    .await;
+    let (replica, follower, stop) = follow(&broker).await;
     let mut producer = Producer::default();
     let mut n = 0.0;
     let mut round = |producer: &mut Producer| {
@@ -112,13 +105,7 @@ async fn redis_restarting_empty_fails_fast_and_recovers_with_new_epochs() {
         ..redis.config()
     };
     let broker = RedisBroker::connect(cfg).await.unwrap();
-    let replica = Arc::new(TestReplica::default());
-    let stop = CancellationToken::new();
-    let follower = Follower::start(broker.clone(), replica.clone(), stop.clone());
-    eventually("connected", Duration::from_secs(5), || {
-        follower.status().connected
-    })
-    .await;
+    let (replica, follower, stop) = follow(&broker).await;
     let mut producer = Producer::default();
     let batch = [
         producer.set("kept", "x", 1.0),

@@ -279,6 +279,25 @@ pub fn event(topic: &str, n: f64) -> TopicChange {
 }
 
 /// Polls `cond` until it holds or `within` passes; panics with `what` then.
+/// A follower of `broker` into a new test replica, once it is connected, and
+/// the token that stops it.
+pub async fn follow(
+    broker: &RedisBroker,
+) -> (
+    Arc<TestReplica>,
+    wasmeter_redis::Follower,
+    tokio_util::sync::CancellationToken,
+) {
+    let replica = Arc::new(TestReplica::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = wasmeter_redis::Follower::start(broker.clone(), replica.clone(), stop.clone());
+    eventually("connected", Duration::from_secs(5), || {
+        follower.status().connected
+    })
+    .await;
+    (replica, follower, stop)
+}
+
 pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
