@@ -284,7 +284,22 @@ async fn a_collector_quarantined_under_load_holds_its_input_and_then_delivers_ev
     host.wait_for_topic("trades/BTC", |s| s["count"] == trades_written)
         .await;
     // ...while the quarantined one has held its input: its offsets stay where
-    // they were across more of the other pipeline's work and checkpoints.
+    // they were across more of the other pipeline's work and checkpoints. (Once
+    // it paused, after the chunk it was in, and checkpointed what it processed.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let faulty = "pipeline=\"faulty\"";
+    while host.metric("wasmeter_pipeline_input_paused", faulty).await != Some(1.0)
+        || host
+            .metric("wasmeter_pipeline_checkpoint_lag_bytes", faulty)
+            .await
+            != Some(0.0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the quarantined pipeline never checkpointed what it had processed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let held: Vec<_> = files
         .iter()
         .map(|f| support::checkpoint_offset(dir.path(), "faulty", &format!("{f}.log")))
