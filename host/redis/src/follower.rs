@@ -19,6 +19,10 @@ use crate::wire::decode_frame;
 /// First reconnect delay; doubles per failed attempt up to `reconnect_max`.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
+/// Every this many position checks, the check covers every topic Redis holds
+/// (a SCAN), not only those this node holds.
+const FULL_CHECK_EVERY: u64 = 10;
+
 /// Follows the change channel into a replica. Owns its task: cancel the token
 /// given to [`Follower::start`] (or drop the follower) and await
 /// [`Follower::stopped`].
@@ -178,6 +182,7 @@ async fn apply_loop(
     let period = syncer.broker.config().check_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             biased;
@@ -190,8 +195,15 @@ async fn apply_loop(
                 },
             },
             _ = tick.tick() => {
-                let topics = syncer.replica.topics();
-                syncer.check(&topics, false).await?;
+                ticks += 1;
+                if ticks.is_multiple_of(FULL_CHECK_EVERY) {
+                    // Also the topics this node has never heard of: a new topic
+                    // whose only message was lost has no other way to show up.
+                    syncer.hydrate().await?;
+                } else {
+                    let topics = syncer.replica.topics();
+                    syncer.check(&topics, false).await?;
+                }
             }
         }
         if lost.swap(false, Ordering::AcqRel) {

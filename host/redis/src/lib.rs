@@ -66,7 +66,8 @@
 //!   or reset to the newest state. Frames wait in a bounded buffer (`follower_buffer`); an
 //!   overflow is counted and triggers a full check. A new topic whose only
 //!   message was lost appears at its next publish or at the next full check
-//!   (reconnect or overflow): the periodic check covers the topics the node holds.
+//!   (reconnect, overflow, or every tenth periodic check, which SCANs Redis's
+//!   topics; the others cover the topics the node holds).
 //! - **Redis unreachable**: every call fails `Unavailable` within `command_timeout`
 //!   (connects within `connect_timeout`): nothing hangs. A publish that fails so
 //!   may or may not have been applied: at-least-once. The follower reports

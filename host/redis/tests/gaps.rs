@@ -186,6 +186,30 @@ async fn the_periodic_check_repairs_a_lost_last_message_and_an_expired_topic() {
     })
     .await;
     assert!(follower.status().removals >= 1);
+
+    // A new topic whose only message's notice is lost: the periodic full check
+    // (a SCAN of Redis's topics, every tenth check) finds it.
+    let elsewhere = RedisBroker::connect(RedisConfig {
+        key_prefix: "elsewhere:".into(),
+        ..cfg.clone()
+    })
+    .await
+    .unwrap();
+    let change = producer.set("fresh", "x", 1.0);
+    elsewhere.publish(None, &[change]).await.unwrap();
+    for kind in ["meta", "hist"] {
+        let _: () = redis::cmd("RENAME")
+            .arg(format!("elsewhere:{kind}:fresh"))
+            .arg(format!("t:{kind}:fresh"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    eventually("the new topic found", Duration::from_secs(10), || {
+        replica.head("fresh").is_some_and(|(_, seq)| seq == 1)
+    })
+    .await;
+    assert_eq!(follower.status().reconnects, 0, "found by the check");
     stop.cancel();
     follower.stopped().await;
 }
