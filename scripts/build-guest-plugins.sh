@@ -3,6 +3,8 @@
 # WebAssembly components, installing the toolchains they need.
 #
 #   scripts/build-guest-plugins.sh [python|js]...     (default: both; from any directory)
+#   scripts/build-guest-plugins.sh --project python|js WORLD DIR OUT.wasm
+#                    (a project made by `wasmeter new --lang python|js`; its build.sh)
 #
 # Components land in target/guest-plugins/<lang>/<name>.wasm (python: csv_collector,
 # ewma, field_delta; js: csv-collector, ewma, field-delta). Toolchains:
@@ -61,7 +63,7 @@ cached() {
         mv "$BUILT" "$entry"
     fi
     cp "$entry" "$out"
-    printf '  %-28s %9d bytes\n' "${out#"$ROOT"/}" "$(stat -c %s "$out")" >&2
+    printf '  %-28s %9d bytes\n' "${out#"${ROOT_SHOWN:-$ROOT}"/}" "$(stat -c %s "$out")" >&2
 }
 
 # ---- Python: componentize-py ----
@@ -75,23 +77,30 @@ ensure_python() {
     python3 -c 'import venv, ensurepip' 2>/dev/null
 }
 
-build_python() {
-    local dir="$ROOT/plugins/python"
-    rm -rf "$OUT/python" && mkdir -p "$OUT/python"
-    ensure_python || { missing python "python3 with the venv module is missing (Debian: python3 python3-venv)"; return 1; }
-    local key venv
+# python_toolchain: sets VENV to a venv with componentize-py, installing it once;
+# else sets WHY and fails.
+python_toolchain() {
+    ensure_python || { WHY="python3 with the venv module is missing (Debian: python3 python3-venv)"; return 1; }
+    local key
     key="$( (python3 --version; echo "componentize-py==$COMPONENTIZE_PY_VERSION") | sha256sum | cut -c1-16)"
-    venv="$CACHE/guest-py/$key"
-    if [ ! -e "$venv/.complete" ]; then
-        say "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv"
-        rm -rf "$venv"
-        if ! (python3 -m venv "$venv" \
-            && "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION" \
-            && touch "$venv/.complete") >&2; then
-            missing python "componentize-py $COMPONENTIZE_PY_VERSION could not be installed from PyPI (pip install componentize-py==$COMPONENTIZE_PY_VERSION)"
+    VENV="$CACHE/guest-py/$key"
+    if [ ! -e "$VENV/.complete" ]; then
+        say "installing componentize-py $COMPONENTIZE_PY_VERSION into $VENV"
+        rm -rf "$VENV"
+        if ! (python3 -m venv "$VENV" \
+            && "$VENV/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION" \
+            && touch "$VENV/.complete") >&2; then
+            WHY="componentize-py $COMPONENTIZE_PY_VERSION could not be installed from PyPI (pip install componentize-py==$COMPONENTIZE_PY_VERSION)"
             return 1
         fi
     fi
+}
+
+build_python() {
+    local dir="$ROOT/plugins/python"
+    rm -rf "$OUT/python" && mkdir -p "$OUT/python"
+    python_toolchain || { missing python "$WHY"; return 1; }
+    local venv="$VENV" key
     local ok=0 example world
     for example in csv_collector:collector ewma:metric field_delta:delta; do
         world="${example#*:}"
@@ -108,21 +117,27 @@ build_python() {
 }
 
 # ---- JavaScript: componentize-js ----
-build_js() {
-    local dir="$ROOT/plugins/js"
-    rm -rf "$OUT/js" && mkdir -p "$OUT/js"
-    command -v npm >/dev/null || { missing js "node and npm are missing (Debian: nodejs npm)"; return 1; }
-    local lock_sum
+# js_toolchain: installs componentize-js into plugins/js/node_modules (npm ci, once per
+# lock file) and sets JS_VERSION; else sets WHY and fails.
+js_toolchain() {
+    local dir="$ROOT/plugins/js" lock_sum
+    command -v npm >/dev/null || { WHY="node and npm are missing (Debian: nodejs npm)"; return 1; }
     lock_sum="$(sha256sum "$dir/package-lock.json" | cut -c1-64)"
     if [ "$(cat "$dir/node_modules/.wasmeter-lock" 2>/dev/null)" != "$lock_sum" ]; then
         say "installing componentize-js (npm ci in plugins/js)"
         if ! (cd "$dir" && npm ci --no-audit --no-fund && echo "$lock_sum" > node_modules/.wasmeter-lock) >&2; then
-            missing js "npm ci in plugins/js failed: @bytecodealliance/componentize-js could not be installed"
+            WHY="npm ci in plugins/js failed: @bytecodealliance/componentize-js could not be installed"
             return 1
         fi
     fi
-    local version ok=0 example world key
-    version="$(cd "$dir" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@bytecodealliance/componentize-js/package.json")).version')"
+    JS_VERSION="$(cd "$dir" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@bytecodealliance/componentize-js/package.json")).version')"
+}
+
+build_js() {
+    local dir="$ROOT/plugins/js"
+    rm -rf "$OUT/js" && mkdir -p "$OUT/js"
+    js_toolchain || { missing js "$WHY"; return 1; }
+    local version="$JS_VERSION" ok=0 example world key
     for example in csv-collector:collector ewma:metric field-delta:delta; do
         world="${example#*:}"
         example="${example%%:*}"
@@ -137,6 +152,54 @@ build_js() {
     done
     [ $ok = 0 ] || missing js "componentize-js failed to build a component (see the log above)"
 }
+
+# ---- A project of its own (`wasmeter new ... --lang python|js`) ----
+# build_project LANG WORLD DIR OUT: builds DIR's app.py / app.js (with the SDK and WIT
+# the project holds) into OUT, through the same toolchains and component cache.
+# Exit status: 0 built, 3 the toolchain is missing (the reason on stderr), 1 failed.
+build_project() {
+    local lang="$1" world="$2" dir out key entry
+    dir="$(cd "$3" && pwd)" || { say "no project directory $3"; return 1; }
+    case "$4" in /*) out="$4" ;; *) out="$dir/$4" ;; esac
+    case "$world" in collector|delta|metric) ;; *) say "unknown world \`$world\` (collector, delta or metric)"; return 1 ;; esac
+    local app=app.py
+    [ "$lang" = js ] && app=app.js
+    [ -f "$dir/$app" ] || { say "$dir has no $app (a project of \`wasmeter new --lang $lang\`)"; return 1; }
+    [ -d "$dir/wit" ] || { say "$dir has no wit/ (the plugin contract, copied by \`wasmeter new\`)"; return 1; }
+    # The project's sources and WIT, by path and content: what the component is built from.
+    local files=()
+    case "$lang" in
+        python) mapfile -t files < <(cd "$dir" && find . -path ./__pycache__ -prune -o \( -name '*.py' -o -name '*.wit' \) -type f -print | LC_ALL=C sort) ;;
+        js) mapfile -t files < <(cd "$dir" && find . -path ./node_modules -prune -o \( -name '*.js' -o -name '*.wit' \) -type f -print | LC_ALL=C sort) ;;
+        *) say "unknown language \`$lang\` (python or js)"; return 1 ;;
+    esac
+    case "$lang" in
+        python)
+            python_toolchain || { say "cannot build $dir: $WHY"; return 3; }
+            key="$(cd "$dir" && (echo "componentize-py $COMPONENTIZE_PY_VERSION $world"; printf '%s\n' "${files[@]}"; cat "${files[@]}") | sha256sum | cut -c1-16)"
+            build_one() {
+                (cd "$dir" && "$VENV/bin/componentize-py" -d wit -w "$world" componentize -p . app -o "$BUILT")
+            }
+            ;;
+        js)
+            js_toolchain || { say "cannot build $dir: $WHY"; return 3; }
+            key="$(cd "$dir" && (echo "componentize-js $JS_VERSION $world"; printf '%s\n' "${files[@]}"; cat "${files[@]}") | sha256sum | cut -c1-16)"
+            # componentize-js reads modules only below its working directory: the
+            # project holds its SDK (wasmeter-guest/) for that reason.
+            build_one() {
+                (cd "$dir" && "$ROOT/plugins/js/node_modules/.bin/componentize-js" app.js \
+                    --wit wit --world-name "$world" --disable http fetch-event -o "$BUILT")
+            }
+            ;;
+    esac
+    ROOT_SHOWN="$dir" cached "project-$lang-$world" "$key" "$out" build_one
+}
+
+if [ "${1:-}" = --project ]; then
+    [ $# -eq 5 ] || { say "usage: $0 --project python|js collector|delta|metric DIR OUT.wasm"; exit 2; }
+    build_project "$2" "$3" "$4" "$5"
+    exit $?
+fi
 
 status=0
 for lang in "${LANGS[@]}"; do

@@ -1,7 +1,12 @@
-//! `wasmeter new`, as a plugin author uses it: a project per world is generated
-//! outside the repository, built with the one command its README gives, and run
-//! by a real host: the collector, delta and metric together in a pipeline of a
-//! config, and the metric loaded into the running demo with `wasmeter plugin load`.
+//! `wasmeter new`, as a plugin author uses it: a project per world and language
+//! (Rust, Python, JavaScript) is generated outside the repository, built with the one
+//! command its README gives, and run by a real host: the collector, delta and metric
+//! together in a pipeline of a config, and the metric loaded into the running demo
+//! with `wasmeter plugin load`.
+//!
+//! A Python or JavaScript project's `build.sh` installs its toolchain through
+//! `scripts/build-guest-plugins.sh` (exit status 3 when it cannot): under CI that
+//! fails the test naming what is missing, elsewhere the language is skipped.
 
 mod support;
 
@@ -11,11 +16,11 @@ use std::process::Command;
 use serde_json::Value;
 use support::{Host, WAIT};
 
-/// Runs `wasmeter new WORLD NAME --dir DIR/NAME`.
-fn generate(dir: &Path, world: &str, name: &str) -> PathBuf {
+/// Runs `wasmeter new WORLD NAME --lang LANG --dir DIR/NAME`.
+fn generate(dir: &Path, world: &str, name: &str, lang: &str) -> PathBuf {
     let project = dir.join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
-        .args(["new", world, name, "--dir"])
+        .args(["new", world, name, "--lang", lang, "--dir"])
         .arg(&project)
         .output()
         .unwrap();
@@ -53,6 +58,37 @@ fn build(project: &Path, file: &str) -> PathBuf {
         .join(format!("{file}.wasm"))
 }
 
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `./build.sh` in a Python or JavaScript `project`, as its README says; the
+/// component's path, or `None` (skipped, outside CI) when the toolchain is missing.
+fn build_guest(project: &Path, file: &str) -> Option<PathBuf> {
+    let out = Command::new("./build.sh")
+        .current_dir(project)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        assert!(
+            !in_ci(),
+            "the toolchain of {} is missing under CI: {stderr}",
+            project.display()
+        );
+        eprintln!("skipped: {stderr}");
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "building {} failed:\n{stderr}",
+        project.display()
+    );
+    let wasm = project.join(format!("{file}.wasm"));
+    assert!(wasm.is_file(), "{} is missing: {stderr}", wasm.display());
+    Some(wasm)
+}
+
 /// The topics whose names start with `prefix`, once there is one.
 async fn topics(host: &Host, prefix: &str) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -73,13 +109,38 @@ async fn topics(host: &Host, prefix: &str) -> Vec<Value> {
 #[tokio::test]
 async fn generated_projects_build_and_run_in_a_host() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = build(
-        &generate(dir.path(), "collector", "my-collector"),
-        "my_collector",
-    );
-    let delta = build(&generate(dir.path(), "delta", "my-delta"), "my_delta");
-    let metric = build(&generate(dir.path(), "metric", "my-metric"), "my_metric");
+    let project = |world, name| generate(dir.path(), world, name, "rust");
+    let collector = build(&project("collector", "my-collector"), "my_collector");
+    let delta = build(&project("delta", "my-delta"), "my_delta");
+    let metric = build(&project("metric", "my-metric"), "my_metric");
+    run_in_a_host(&collector, &delta, &metric).await;
+}
 
+/// A Python or JavaScript project of each world, built with its `build.sh`.
+async fn guest_projects_build_and_run_in_a_host(lang: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = |world, name| generate(dir.path(), world, name, lang);
+    let Some(collector) = build_guest(&project("collector", "my-collector"), "my_collector") else {
+        return;
+    };
+    let delta = build_guest(&project("delta", "my-delta"), "my_delta").unwrap();
+    let metric = build_guest(&project("metric", "my-metric"), "my_metric").unwrap();
+    run_in_a_host(&collector, &delta, &metric).await;
+}
+
+#[tokio::test]
+async fn generated_python_projects_build_and_run_in_a_host() {
+    guest_projects_build_and_run_in_a_host("python").await;
+}
+
+#[tokio::test]
+async fn generated_javascript_projects_build_and_run_in_a_host() {
+    guest_projects_build_and_run_in_a_host("js").await;
+}
+
+/// The three components in one pipeline of a config, then the metric loaded into
+/// the running demo: each shows its output.
+async fn run_in_a_host(collector: &Path, delta: &Path, metric: &Path) {
     // All three in one pipeline of a config.
     let config = format!(
         r#"
@@ -123,11 +184,23 @@ topics = ["my-collector"]
         )
         .await;
     assert_eq!(errors, Some(1.0));
+    // With the same message in every language.
+    let reported = host
+        .wait_for_topic("_wasmeter/errors/prices", |s| !s.is_null())
+        .await;
+    assert!(
+        reported["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`not-a-price` is not a number"),
+        "{reported}"
+    );
     host.stop();
 
-    // The metric into the running demo, with the README's one command.
-    let demo_dir = tempfile::tempdir().unwrap();
-    let demo = Host::demo(demo_dir.path(), &[]);
+    // The metric into the running demo, with the README's one command. The demo
+    // keeps its data where the first host did, so the metric's compiled code (7-12 s
+    // of compiling for a guest) comes from the cache.
+    let demo = Host::demo(&host_dir.path().join("data"), &[]);
     let out = demo.cli(&[
         "plugin",
         "load",

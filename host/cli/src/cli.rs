@@ -56,8 +56,8 @@ pub enum Command {
     Plugin(PluginArgs),
     /// Asks a running host to apply the changes of its config file (like SIGHUP).
     ReloadConfig(AdminArgs),
-    /// Creates a plugin project (outside this repository) that builds with
-    /// `cargo build --release --target wasm32-wasip2`; its README says how to load it.
+    /// Creates a plugin project (outside this repository) in Rust, Python or
+    /// JavaScript that builds with one command; its README says it and how to load it.
     New {
         /// The kind of plugin.
         world: crate::new_plugin::World,
@@ -69,7 +69,8 @@ pub enum Command {
         /// Where to create it (default: ./NAME); must not exist or be empty.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The wasmeter SDK (default: `plugins/sdk` of the checkout this binary was built from).
+        /// The wasmeter SDK (default: `plugins/sdk`, for Python `plugins/python`, for
+        /// JavaScript `plugins/js`, of the checkout this binary was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -67,9 +67,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let dir = new_plugin::create(world, &name, lang, dir.as_deref(), sdk.as_deref())?;
             println!(
-                "created {}: `cd {} && cargo build --release --target wasm32-wasip2`; its README.md says how to load it",
+                "created {}: `cd {} && {}`; its README.md says how to load it",
                 dir.display(),
-                dir.display()
+                dir.display(),
+                lang.build_command()
             );
             Ok(())
         }

@@ -1,10 +1,15 @@
-//! `wasmeter new collector|delta|metric NAME`: a plugin project of its own, outside
-//! this repository, that builds with one command and loads into a running host
-//! with one more (its README says both).
+//! `wasmeter new collector|delta|metric NAME [--lang rust|python|js]`: a plugin
+//! project of its own, outside this repository, that builds with one command and
+//! loads into a running host with one more (its README says both). Rust projects
+//! use the checkout's SDK by path; Python and JavaScript ones are in [`guest`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+mod guest;
+
+use guest::Guest;
 
 /// The kind of plugin (its WIT world).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,6 +28,28 @@ pub enum Lang {
     /// Rust with the wasmeter SDK (`plugins/sdk`).
     #[default]
     Rust,
+    /// Python, built with componentize-py (the SDK of `plugins/python`).
+    Python,
+    /// JavaScript, built with componentize-js (the SDK of `plugins/js`).
+    Js,
+}
+
+impl Lang {
+    /// The command that builds a project of this language, in its directory.
+    pub fn build_command(self) -> &'static str {
+        match self {
+            Lang::Rust => "cargo build --release --target wasm32-wasip2",
+            Lang::Python | Lang::Js => "./build.sh",
+        }
+    }
+
+    fn guest(self) -> Option<Guest> {
+        match self {
+            Lang::Rust => None,
+            Lang::Python => Some(Guest::Python),
+            Lang::Js => Some(Guest::Js),
+        }
+    }
 }
 
 /// Where the SDK of the checkout this binary was built from is.
@@ -78,9 +105,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the project for `world` named `name` into `dir` (default `./NAME`),
-/// with the SDK at `sdk` (default: this checkout's). Refuses a directory that
-/// exists and is not empty.
+/// Writes the project for `world` named `name` in `lang` into `dir` (default
+/// `./NAME`), with the SDK at `sdk` (default: this checkout's `plugins/sdk`, or for
+/// Python and JavaScript its `plugins/python` or `plugins/js`). Refuses a directory
+/// that exists and is not empty.
 pub fn create(
     world: World,
     name: &str,
@@ -89,7 +117,6 @@ pub fn create(
     sdk: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
     check_name(name)?;
-    let Lang::Rust = lang;
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(name));
@@ -101,6 +128,46 @@ pub fn create(
     {
         bail!("{} exists and is not empty", dir.display());
     }
+    let files = match lang.guest() {
+        None => rust_files(world, name, sdk)?,
+        Some(guest) => {
+            let sdk = sdk
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| guest.default_sdk());
+            let mut files = guest::files(guest, world, name, &type_name(name), &sdk)?;
+            let load = load_section(world, name, &format!("{}.wasm", name.replace('-', "_")));
+            for (path, text, _) in &mut files {
+                if path == Path::new("README.md") {
+                    *text = String::from_utf8_lossy(text)
+                        .replace("{{LOAD}}", &load)
+                        .into_bytes();
+                }
+            }
+            files
+        }
+    };
+    for (path, bytes, executable) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        if executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot make {} executable", path.display()))?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The files of a Rust project: (path, contents, executable).
+fn rust_files(
+    world: World,
+    name: &str,
+    sdk: Option<&Path>,
+) -> anyhow::Result<Vec<(PathBuf, Vec<u8>, bool)>> {
     let sdk = sdk.map(Path::to_path_buf).unwrap_or_else(default_sdk);
     let sdk = std::fs::canonicalize(&sdk)
         .ok()
@@ -128,21 +195,17 @@ pub fn create(
         (".gitignore", "/target\n".to_string()),
         ("README.md", readme(world, &crate_name, &file)),
     ];
-    for (path, text) in files {
-        let path = dir.join(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(dir)
+    Ok(files
+        .into_iter()
+        .map(|(path, text)| (PathBuf::from(path), text.into_bytes(), false))
+        .collect())
 }
 
-/// The project's README: what it is, how to build it, how to load it.
-fn readme(world: World, name: &str, file: &str) -> String {
-    let wasm = format!("target/wasm32-wasip2/release/{file}.wasm");
-    let load = match world {
+/// The README's section on loading the component at `wasm` (a path relative to
+/// the project) of the plugin `name`.
+fn load_section(world: World, name: &str, wasm: &str) -> String {
+    let file = name.replace('-', "_");
+    match world {
         World::Metric | World::Delta => format!(
             "Into a running host (the demo: `wasmeter serve`), joining its `trades` pipeline:\n\n\
              ```sh\nwasmeter plugin load {name} {wasm} --pipeline trades\n```\n\n\
@@ -153,11 +216,19 @@ fn readme(world: World, name: &str, file: &str) -> String {
             "A collector reads a source: name it in a pipeline of your config and start \
              the host with it:\n\n```toml\n[plugins.{file}]\npath = \"{wasm}\"\n\n\
              [sources.prices]\ntype = \"file\"\ninclude = [\"prices/*.csv\"]\n\n\
-             [pipelines.{file}]\nsources = [\"prices\"]\ncollector = \"{file}\"\n```\n\n\
+             [pipelines.{file}]\nsources = [\"prices\"]\ncollector = \"{file}\"\n\
+             topics = [\"{name}\"]   # the prefixes it may publish\n```\n\n\
              then `wasmeter serve --config wasmeter.toml` and append `BTC,64000.5` lines to \
-             `prices/a.csv`; `wasmeter tail '{file}/*'` shows the topics."
+             `prices/a.csv`; `wasmeter tail '{name}/*'` shows the topics (the prefix is \
+             the config's `topic_prefix`, default `{name}`)."
         ),
-    };
+    }
+}
+
+/// The project's README: what it is, how to build it, how to load it.
+fn readme(world: World, name: &str, file: &str) -> String {
+    let wasm = format!("target/wasm32-wasip2/release/{file}.wasm");
+    let load = load_section(world, name, &wasm);
     format!(
         "# {name}\n\nA wasmeter {world} plugin (see the plugin guide, `plugins/README.md` of \
          wasmeter).\n\n## Build\n\n```sh\nrustup target add wasm32-wasip2   # once\n\

@@ -1,7 +1,9 @@
 //! Plugin call overhead per plugin kind (collector, delta, metric), instantiation,
-//! and compile vs cached load.
+//! and compile vs cached load; and the Python and JavaScript twins' calls against
+//! the Rust ones (`twins/...`, see `guests/twins.rs`).
 //!
 //! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-plugin --bench plugin_calls`
+//! (the twins also need `scripts/build-guest-plugins.sh`; `-- twins` runs only them).
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
@@ -14,6 +16,9 @@ use wasmeter_plugin::{
     CollectorWorld, DeltaWorld, MetricWorld, PluginLimits, Runtime, RuntimeConfig,
 };
 use wasmtime::component::Component;
+
+#[path = "guests/twins.rs"]
+mod twins;
 
 fn component(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -157,5 +162,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, twins::bench);
 criterion_main!(benches);

@@ -9,3 +9,5 @@
 export * as lines from "./lines.js";
 export { StateReader, StateWriter } from "./state.js";
 export { exportCollector, exportDelta, exportMetric } from "./world.js";
+export { counter, event, field, gauge, label, nowMs, update } from "./values.js";
+export { Selection, key } from "./series.js";

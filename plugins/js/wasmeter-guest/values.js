@@ -18,14 +18,15 @@ export const isValidMetricName = (n) =>
 
 const sample = (kind) => (name, value, labels = [], ts = 0n) => ({
   name,
-  labels: labels.map(([n, v]) => ({ name: n, value: v })),
+  labels: labels.map((l) => (Array.isArray(l) ? { name: l[0], value: l[1] } : { name: l.name, value: l.value })),
   value,
   kind,
   timestampMs: BigInt(ts),
 });
-/** `gauge(name, value, [[label, value]...], tsMs)`. */
+/** `gauge(name, value, labels, tsMs)`: labels as `[name, value]` pairs or label
+ * records (e.g. a sample's `labels`); `tsMs` 0: now. */
 export const gauge = sample("gauge");
-/** `counter(name, value, [[label, value]...], tsMs)`. */
+/** `counter(name, value, labels, tsMs)`, labels as for `gauge`. */
 export const counter = sample("counter");
 
 /** A number field for numbers, a text field for strings, a flag for booleans. */
@@ -39,3 +40,7 @@ export function field(name, value) {
 export const update = (topic, fields) => ({ topic, fields: fields.map(([n, v]) => field(n, v)) });
 /** A stream event from `[name, value]` pairs, in order. */
 export const event = update;
+
+/** The value of the label `name` of `sample`, else `fallback`. */
+export const label = (sample, name, fallback = undefined) =>
+  sample.labels.find((l) => l.name === name)?.value ?? fallback;

@@ -1,9 +1,10 @@
 // Glue between a plugin class and the exports componentize-js expects.
 //
-// A plugin is a class with static `NAME`, `VERSION`, `DESCRIPTION`, a static
-// `info(config)` returning `{ emits, stateful }`, a constructor taking the config (a
-// `Map`; throw a string naming the key to refuse it), `exportState()` /
-// `importState(bytes)` and the call of its world. The one instance created by `init`
+// A plugin is a class with static `NAME`, `VERSION`, `DESCRIPTION`, a constructor
+// taking the config (a `Map`; throw a string naming the key to refuse it) and the call
+// of its world; optionally a static `info(config)` returning `{ emits, stateful }` and
+// `exportState()` / `importState(bytes)` (without them: no state, and a state given
+// is ignored). The one instance created by `init`
 // lives here for the life of the component instance.
 
 import { config as hostConfig } from "wasmeter:plugin/host@0.2.0";
@@ -29,24 +30,26 @@ function required() {
 function lifecycle(Cls, kind) {
   return {
     describe() {
-      const info = Cls.info(new Map(hostConfig()));
+      const info = Cls.info ? Cls.info(new Map(hostConfig())) : {};
       return {
         name: Cls.NAME,
         version: Cls.VERSION,
         kind,
         description: Cls.DESCRIPTION,
         emits: info.emits ?? [],
-        stateful: Boolean(info.stateful),
+        stateful: Boolean(info.stateful ?? Cls.prototype.exportState),
       };
     },
     init(config) {
       instance = guard(() => new Cls(new Map(config)));
     },
     exportState() {
-      return instance === null ? undefined : (instance.exportState() ?? undefined);
+      return instance?.exportState ? (instance.exportState() ?? undefined) : undefined;
     },
     importState(state) {
-      guard(() => required().importState(state));
+      // Like the Rust SDK: a plugin without importState ignores the state.
+      const p = required();
+      if (p.importState) guard(() => p.importState(state));
     },
   };
 }

@@ -36,12 +36,24 @@ def is_valid_metric_name(name):
     return len(name.encode()) <= 200 and _METRIC.match(name) is not None
 
 
+def _labels(labels):
+    """Label records (e.g. a sample's ``labels``) or ``(name, value)`` pairs."""
+    return [Label(lb.name, lb.value) if hasattr(lb, "name") else Label(*lb) for lb in labels]
+
+
 def gauge(name, value, labels=(), ts=0):
-    return Sample(name, [Label(n, v) for n, v in labels], float(value), MetricKind.GAUGE, ts)
+    """A gauge; ``labels``: label records or ``(name, value)`` pairs; ``ts`` 0: now."""
+    return Sample(name, _labels(labels), float(value), MetricKind.GAUGE, ts)
 
 
 def counter(name, value, labels=(), ts=0):
-    return Sample(name, [Label(n, v) for n, v in labels], float(value), MetricKind.COUNTER, ts)
+    """A counter; ``labels``: label records or ``(name, value)`` pairs; ``ts`` 0: now."""
+    return Sample(name, _labels(labels), float(value), MetricKind.COUNTER, ts)
+
+
+def label(sample, name, default=None):
+    """The value of the label ``name`` of ``sample``, else ``default``."""
+    return next((lb.value for lb in sample.labels if lb.name == name), default)
 
 
 def field(name, value):

@@ -19,14 +19,14 @@ def _config():
 def _lifecycle(cls, kind):
     class Plugin:
         def describe(self):
-            info = cls.info(_config())
+            info = cls.info(_config()) if hasattr(cls, "info") else {}
             return PluginInfo(
                 name=cls.NAME,
                 version=cls.VERSION,
                 kind=kind,
                 description=cls.DESCRIPTION,
                 emits=list(info.get("emits", [])),
-                stateful=bool(info.get("stateful", False)),
+                stateful=bool(info.get("stateful", hasattr(cls, "export_state"))),
             )
 
         def init(self, config):
@@ -37,11 +37,16 @@ def _lifecycle(cls, kind):
                 raise Err(str(e)) from None
 
         def export_state(self):
-            return None if _instance is None else _instance.export_state()
+            export = getattr(_instance, "export_state", None)
+            return None if export is None else export()
 
         def import_state(self, state):
+            # Like the Rust SDK: a plugin without import_state ignores the state.
+            restore = getattr(_require(), "import_state", None)
+            if restore is None:
+                return
             try:
-                _require().import_state(bytes(state))
+                restore(bytes(state))
             except ValueError as e:
                 raise Err(str(e)) from None
 
