@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Host, WAIT, http_request};
+use support::{Host, WAIT};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -174,16 +174,8 @@ async fn a_guest_past_its_deadline_or_memory_cap_fails_is_reported_and_quarantin
     assert!(error.contains("memory limit exceeded"), "{small}");
     assert_eq!(small["state"], "active", "{small}");
     // Reported as the record's error, naming memory.
-    let reported = host
-        .wait_for_topic("_wasmeter/errors/small", |s| !s.is_null())
-        .await;
-    assert!(
-        reported["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("memory limit exceeded"),
-        "{reported}"
-    );
+    let reported = host.reported_error("small").await;
+    assert!(reported.contains("memory limit exceeded"), "{reported}");
 
     // The deadline: good lines, then spinning ones that quarantine the guest (after
     // five failures in a row), with good lines behind them in the same chunk.
@@ -255,20 +247,6 @@ fn refused_at_start(dir: &Path, lang: &str, wasm: &Path) {
     );
 }
 
-/// Uploads `component` as the new version of `plugin` through the admin API.
-async fn swap(host: &Host, plugin: &str, component: &Path) -> (u16, Value) {
-    let bytes = std::fs::read(component).unwrap();
-    let token = format!("Bearer {}", host.token());
-    let headers = [
-        ("Authorization", token.as_str()),
-        ("Content-Type", "application/wasm"),
-    ];
-    let admin = host.admin.as_deref().unwrap();
-    let path = format!("/v1/plugins/{plugin}/swap");
-    let (status, _, body) = http_request(admin, "POST", &path, &headers, &bytes).await;
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_between_state_formats_is_refused_and_so_is_a_memory_cap_below_a_guests_needs() {
     let (Some(python_ewma), Some(js_ewma)) =
@@ -295,7 +273,7 @@ async fn a_swap_between_state_formats_is_refused_and_so_is_a_memory_cap_below_a_
         .await;
 
     // Rust vwap -> the Python ewma: the guest refuses the vwap state.
-    let (status, body) = swap(&host, "vwap", &python_ewma).await;
+    let (status, body) = host.upload_swap("vwap", &python_ewma).await;
     assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -303,7 +281,7 @@ async fn a_swap_between_state_formats_is_refused_and_so_is_a_memory_cap_below_a_
         "{body}"
     );
     // The JavaScript ewma -> Rust vwap: the Rust plugin refuses the ewma state.
-    let (status, body) = swap(&host, "ewma", &rust_vwap).await;
+    let (status, body) = host.upload_swap("ewma", &rust_vwap).await;
     assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(

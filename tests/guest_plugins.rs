@@ -14,7 +14,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Host, http_request};
+use support::Host;
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -212,7 +212,7 @@ async fn same_output_as_the_rust_twins(lang: &Lang) {
 
     // A hot swap of the Rust pipeline's collector to the guest one (same config):
     // the guest imports the Rust version's state and the running totals go on.
-    let (status, body) = swap(&host, "rust_csv", &collector).await;
+    let (status, body) = host.upload_swap("rust_csv", &collector).await;
     assert_eq!(status, 200, "{body}");
     let carried = body["pipelines"][0]["state"].as_str().unwrap_or_default();
     assert!(carried.starts_with("carried"), "{body}");
@@ -262,20 +262,6 @@ async fn python_plugins_publish_what_their_rust_twins_publish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_plugins_publish_what_their_rust_twins_publish() {
     same_output_as_the_rust_twins(&JS).await;
-}
-
-/// Uploads `component` as the new version of `plugin` through the admin API.
-async fn swap(host: &Host, plugin: &str, component: &Path) -> (u16, Value) {
-    let bytes = std::fs::read(component).unwrap();
-    let token = format!("Bearer {}", host.token());
-    let headers = [
-        ("Authorization", token.as_str()),
-        ("Content-Type", "application/wasm"),
-    ];
-    let admin = host.admin.as_deref().unwrap();
-    let path = format!("/v1/plugins/{plugin}/swap");
-    let (status, _, body) = http_request(admin, "POST", &path, &headers, &bytes).await;
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 /// A guest field-delta and the built-in one, same epsilon, over copies of the same

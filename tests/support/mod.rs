@@ -209,6 +209,29 @@ impl Host {
         append(&self.dir, file, text);
     }
 
+    /// Uploads `component` as the new version of `plugin` through the admin API.
+    pub async fn upload_swap(&self, plugin: &str, component: &Path) -> (u16, Value) {
+        let bytes = std::fs::read(component).unwrap();
+        let token = format!("Bearer {}", self.token());
+        let headers = [
+            ("Authorization", token.as_str()),
+            ("Content-Type", "application/wasm"),
+        ];
+        let admin = self.admin.as_deref().unwrap();
+        let path = format!("/v1/plugins/{plugin}/swap");
+        let (status, _, body) = http_request(admin, "POST", &path, &headers, &bytes).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// The message of the newest record error pipeline `pipeline` reported,
+    /// once it reported one.
+    pub async fn reported_error(&self, pipeline: &str) -> String {
+        let state = self
+            .wait_for_topic(&format!("_wasmeter/errors/{pipeline}"), |s| !s.is_null())
+            .await;
+        state["message"].as_str().unwrap_or_default().to_string()
+    }
+
     /// GET a JSON document from the host.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         http_get(&self.addr, path).await
