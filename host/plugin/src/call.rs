@@ -166,6 +166,9 @@ impl<W: World> Instance<W> {
                 }
             }
         }
+        if !matches!(kind, CallKind::ExportState | CallKind::ImportState) {
+            self.recycle_if_grown().await;
+        }
         self.current = kind;
         let live = self.live.as_mut().expect("just ensured");
         self.call_started = Instant::now();

@@ -22,6 +22,9 @@ pub struct Health {
     pub consecutive_failures: u32,
     /// Times the instance was rebuilt after a trap, timeout or OOM.
     pub rebuilds: u64,
+    /// Times the instance was replaced by a fresh one carrying its state
+    /// because its memory had grown past three quarters of its cap.
+    pub recycles: u64,
     /// True once the plugin is quarantined; calls then fail at once.
     pub quarantined: bool,
     /// Times the plugin was quarantined (automatically or by hand).
@@ -46,6 +49,7 @@ pub(crate) struct HealthCells {
     pub(crate) failures: AtomicU64,
     pub(crate) consecutive_failures: AtomicU32,
     pub(crate) rebuilds: AtomicU64,
+    pub(crate) recycles: AtomicU64,
     pub(crate) quarantined: AtomicBool,
     pub(crate) quarantines: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
@@ -69,6 +73,7 @@ impl HealthHandle {
             failures: c.failures.load(Relaxed),
             consecutive_failures: c.consecutive_failures.load(Relaxed),
             rebuilds: c.rebuilds.load(Relaxed),
+            recycles: c.recycles.load(Relaxed),
             quarantined: c.quarantined.load(Relaxed),
             quarantines: c.quarantines.load(Relaxed),
             last_error: self.last_error(),

@@ -24,6 +24,8 @@ pub const MAX_STATE_BYTES: usize = 16 << 20;
 pub(crate) struct Live<W: World> {
     pub(crate) store: Store<StoreData>,
     pub(crate) bindings: W::Bindings,
+    /// Its memory once started (instantiate and `init`).
+    pub(crate) started_bytes: usize,
 }
 
 /// A running plugin instance with its supervision state. Owned by one task;
@@ -139,11 +141,82 @@ impl<W: World> Instance<W> {
         let flood = log.end_call();
         match settle(&store, raw, limits)? {
             Ok(()) => match flood {
-                None => Ok(Live { store, bindings }),
+                None => Ok(Live {
+                    started_bytes: store.data().memory.grown_bytes,
+                    store,
+                    bindings,
+                }),
                 Some(problem) => Err(log_flood(problem)),
             },
             Err(message) => Err(CallError::Plugin(format!("init: {message}"))),
         }
+    }
+
+    /// Replaces the live instance by a fresh one carrying its state when its
+    /// memory has grown past three quarters of the cap, and by more than an
+    /// eighth of the cap since it started (a plugin that starts that large is
+    /// left alone: a fresh instance would be no smaller). Linear memory never
+    /// shrinks, so a guest whose runtime keeps what it allocated (some garbage
+    /// collected guests do) would otherwise hit the cap, trap, and be rebuilt
+    /// without its state. Between two calls nothing is lost: the state is
+    /// exported from the old instance and imported into the new one. If any step
+    /// fails, the old instance stays (and the step's failure is logged).
+    pub(crate) async fn recycle_if_grown(&mut self) {
+        let Some(live) = &self.live else { return };
+        let memory = &live.store.data().memory;
+        let (cap, grown) = (memory.limit_bytes, memory.grown_bytes);
+        if grown <= cap / 4 * 3 || grown <= live.started_bytes + cap / 8 {
+            return;
+        }
+        let Some(mut old) = self.live.take() else {
+            return;
+        };
+        let limits = &self.limits;
+        StoreData::arm(&mut old.store, Instant::now() + limits.call_timeout);
+        let raw = bounded(
+            limits.call_timeout,
+            W::export_state(&old.bindings, &mut old.store),
+        )
+        .await;
+        self.log.end_call();
+        let state = match settle(&old.store, raw, limits) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(plugin = %self.name, %error, "instance not recycled: its state could not be exported");
+                self.live = (!error.poisons_instance()).then_some(old);
+                return;
+            }
+        };
+        let mut fresh = match Self::start(&self.plugin, &self.log, &self.config, limits).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(plugin = %self.name, %error, "instance not recycled: a fresh one did not start");
+                self.live = Some(old);
+                return;
+            }
+        };
+        if let Some(state) = &state {
+            StoreData::arm(&mut fresh.store, Instant::now() + limits.call_timeout);
+            let raw = bounded(
+                limits.call_timeout,
+                W::import_state(&fresh.bindings, &mut fresh.store, state),
+            )
+            .await;
+            self.log.end_call();
+            if let Err(error) = settle(&fresh.store, raw, limits)
+                .and_then(|r| r.map_err(|m| CallError::Plugin(format!("import-state: {m}"))))
+            {
+                tracing::warn!(plugin = %self.name, %error, "instance not recycled: the fresh one refused the state");
+                self.live = Some(old);
+                return;
+            }
+        }
+        self.health
+            .0
+            .recycles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(plugin = %self.name, grown_bytes = grown, limit_bytes = limits.memory_bytes, "instance recycled: its memory had grown past three quarters of the cap; its state carried over");
+        self.live = Some(fresh);
     }
 
     /// The plugin's state, for carrying it over to a new version. A state larger

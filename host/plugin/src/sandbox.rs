@@ -23,6 +23,9 @@ pub type PluginConfig = Arc<Vec<(String, String)>>;
 pub(crate) struct MemoryCap {
     pub(crate) limit_bytes: usize,
     pub(crate) refused: Option<usize>,
+    /// The largest size a memory of the instance was allowed to grow to (linear
+    /// memory never shrinks: this is what the instance holds).
+    pub(crate) grown_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -36,6 +39,7 @@ impl ResourceLimiter for MemoryCap {
             self.refused = Some(desired);
             return Ok(false);
         }
+        self.grown_bytes = self.grown_bytes.max(desired);
         Ok(true)
     }
 
@@ -85,6 +89,7 @@ impl StoreData {
             config,
             memory: MemoryCap {
                 limit_bytes: memory_bytes,
+                grown_bytes: 0,
                 refused: None,
             },
             deadline: None,

@@ -212,6 +212,11 @@ pub const PLUGIN_REBUILDS: MetricDef = counter(
     "wasmeter_plugin_rebuilds",
     "Instances rebuilt after a trap, timeout or OOM.",
 );
+/// Recycles.
+pub const PLUGIN_RECYCLES: MetricDef = counter(
+    "wasmeter_plugin_recycles",
+    "Instances replaced by a fresh one carrying their state because their memory had grown past three quarters of the cap.",
+);
 /// Quarantined now.
 pub const PLUGIN_QUARANTINED: MetricDef = gauge(
     "wasmeter_plugin_quarantined",

@@ -214,11 +214,12 @@ fn plugins(w: &mut Writer, m: &Monitor) {
         .map(|(pipeline, r)| (pipeline, r.name, r.role.to_string(), r.health.snapshot()))
         .collect();
     type Get = fn(&wasmeter_plugin::Health) -> f64;
-    let families: [(&MetricDef, Get); 6] = [
+    let families: [(&MetricDef, Get); 7] = [
         (&n::PLUGIN_CALLS, |h| h.calls as f64),
         (&n::PLUGIN_ERRORS, |h| h.failures as f64),
         (&n::PLUGIN_BUSY_SECONDS, |h| h.busy.as_secs_f64()),
         (&n::PLUGIN_REBUILDS, |h| h.rebuilds as f64),
+        (&n::PLUGIN_RECYCLES, |h| h.recycles as f64),
         (&n::PLUGIN_QUARANTINED, |h| {
             f64::from(u8::from(h.quarantined))
         }),

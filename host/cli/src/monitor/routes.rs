@@ -57,6 +57,7 @@ pub fn plugins_json(monitor: &Monitor) -> Value {
                 "calls": h.calls,
                 "failures": h.failures,
                 "rebuilds": h.rebuilds,
+                "recycles": h.recycles,
                 "busy_seconds": h.busy.as_secs_f64(),
                 "last_error": h.last_error,
             })

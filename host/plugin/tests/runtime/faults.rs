@@ -69,6 +69,30 @@ async fn memory_hog_hits_the_cap() {
 }
 
 #[tokio::test]
+async fn an_instance_that_keeps_growing_is_recycled_with_its_state() {
+    // Each `leak` keeps 1 MiB the plugin never gives back (its runtime, say); it
+    // would reach the 16 MiB cap in about 15 calls, trap, and be rebuilt without
+    // its count. Past three quarters of the cap the host replaces it between two
+    // calls by a fresh instance that imports the old one's state.
+    let mut f = faulty(limits()).await;
+    let mut counted = 0.0;
+    for _ in 0..60 {
+        let out = f.collect("src", b"leak\nline\n").await.unwrap();
+        counted += 1.0;
+        let count = &out.updates[0].fields[0].1;
+        assert_eq!(
+            count,
+            &wasmeter_core::field::FieldValue::Number(counted),
+            "the count carried over"
+        );
+    }
+    let health = f.health();
+    assert_eq!(health.failures, 0, "{health:?}");
+    assert_eq!(health.rebuilds, 0, "{health:?}");
+    assert!(health.recycles >= 4, "{health:?}");
+}
+
+#[tokio::test]
 async fn panic_and_unreachable_are_traps_with_the_plugins_words() {
     let mut f = faulty(limits()).await;
     let err = f.collect("src", b"panic\n").await.unwrap_err();

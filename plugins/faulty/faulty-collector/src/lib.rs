@@ -14,6 +14,7 @@
 //! |---------------|----------------------------------------------------------------------|
 //! | `loop`        | loops forever (the per-call deadline must stop it)                   |
 //! | `hog`         | allocates and touches 1 MiB blocks until the allocator fails (memory cap) |
+//! | `leak`        | keeps 1 MiB it never gives back (not part of its exported state)     |
 //! | `panic`       | `panic!("faulty plugin panicked on purpose")`                        |
 //! | `unreachable` | executes the `unreachable` instruction                               |
 //! | `oversize`    | adds `oversize_count` (2,000,000) samples to the output              |
@@ -56,6 +57,8 @@ const STATE_SCHEMA: &str = "faulty-collector";
 /// The faulty collector and its line count.
 pub struct FaultyCollector {
     count: u64,
+    /// What `leak` keeps.
+    leaked: Vec<Vec<u8>>,
     oversize_count: usize,
     sleep: Duration,
     forge_topic: String,
@@ -140,6 +143,7 @@ impl Plugin for FaultyCollector {
         }
         Ok(FaultyCollector {
             count: 0,
+            leaked: Vec::new(),
             oversize_count: config.parse_or("oversize_count", 2_000_000usize)?,
             sleep,
             forge_topic: config.get_or("forge_topic", "trades/BTC-USD").to_string(),
@@ -183,6 +187,7 @@ impl Collector for FaultyCollector {
                 "" => {}
                 "loop" => spin_forever(),
                 "hog" => hog_memory(),
+                "leak" => self.leaked.push(black_box(vec![1u8; 1 << 20])),
                 "panic" => panic!("faulty plugin panicked on purpose"),
                 "unreachable" => trap(),
                 "oversize" => out.samples.extend(
