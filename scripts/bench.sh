@@ -22,6 +22,11 @@ echo "bench.sh: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
 cargo build --release --workspace --bin wasmeter --bin wasmeter-loadgen
 OUT="$TARGET_DIR/bench"
 "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" "${@:-all}"
+# Several hosts through Redis against one host with the memory broker (needs
+# Debian's redis-server; about 3 minutes).
+if [ $# -eq 0 ]; then
+    "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" cluster
+fi
 
 if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then
     # Plugin call overhead per kind and instantiation need the real components.

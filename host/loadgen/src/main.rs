@@ -3,6 +3,10 @@
 //! own latency) measured in the same run. See BENCHMARKS.md.
 
 mod backlog;
+mod cluster;
+mod cluster_phase;
+mod cluster_redis;
+mod cluster_report;
 mod delta_savings;
 mod export;
 mod fanout_metrics;
@@ -140,6 +144,10 @@ enum Command {
     /// Samples/s an output sustains into VictoriaMetrics, against a bare client,
     /// and the host's CPU per 1,000 samples exported.
     Export(export::ExportArgs),
+    /// Several hosts sharing topics through a real redis-server against one host
+    /// with the memory broker, same feed and rate: delivered, latency, CPU, and
+    /// Redis's time per publish.
+    Cluster(cluster::ClusterArgs),
     /// (internal) The bare floor server on a feed file.
     FloorServer {
         /// The file to follow.
@@ -276,6 +284,10 @@ fn main() -> Result<()> {
         }
         Command::Export(args) => {
             export::run(args, &common.out, root.path(), &bins)?;
+            return Ok(());
+        }
+        Command::Cluster(args) => {
+            cluster::run(args, common.secs, &common.out, root.path(), &bins)?;
             return Ok(());
         }
         Command::FloorNotify { samples } => {
