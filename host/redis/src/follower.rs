@@ -13,7 +13,7 @@ use crate::broker::RedisBroker;
 use crate::error::BrokerError;
 use crate::replica::Replica;
 use crate::status::{FollowerStatus, StatusCell};
-use crate::sync::Syncer;
+use crate::sync::{Check, Syncer};
 use crate::wire::decode_frame;
 
 /// First reconnect delay; doubles per failed attempt up to `reconnect_max`.
@@ -47,6 +47,7 @@ impl Follower {
             broker,
             replica,
             status: status.clone(),
+            suspects: Default::default(),
         };
         let task = tokio::spawn(run(syncer, stop.clone()));
         Follower {
@@ -175,7 +176,7 @@ async fn apply_loop(
     // Subscribed first: whatever is published while hydrating waits in `rx`.
     tokio::select! {
         _ = stop.cancelled() => return Ok(()),
-        r = syncer.hydrate() => r?,
+        r = syncer.check_all(Check::Hydrate) => r?,
     }
     syncer.status.set_connected(true, None);
     tracing::info!("redis follower subscribed and in step");
@@ -199,15 +200,15 @@ async fn apply_loop(
                 if ticks.is_multiple_of(FULL_CHECK_EVERY) {
                     // Also the topics this node has never heard of: a new topic
                     // whose only message was lost has no other way to show up.
-                    syncer.hydrate().await?;
+                    syncer.check_all(Check::Periodic).await?;
                 } else {
                     let topics = syncer.replica.topics();
-                    syncer.check(&topics, false).await?;
+                    syncer.check(&topics, Check::Periodic).await?;
                 }
             }
         }
         if lost.swap(false, Ordering::AcqRel) {
-            syncer.hydrate().await?;
+            syncer.check_all(Check::Hydrate).await?;
         }
     }
 }

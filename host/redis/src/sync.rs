@@ -1,6 +1,7 @@
 //! Keeping a replica in step with Redis: each message, gap repair, position checks.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::broker::RedisBroker;
 use crate::error::BrokerError;
@@ -18,6 +19,23 @@ pub(crate) struct Syncer {
     pub(crate) broker: RedisBroker,
     pub(crate) replica: Arc<dyn Replica>,
     pub(crate) status: Arc<StatusCell>,
+    /// Topics a periodic check found behind Redis, with the local head then. A
+    /// topic behind at one check may only have its changes waiting in the
+    /// buffer; it is repaired if it is still behind, at the same local head, at
+    /// the next check.
+    pub(crate) suspects: Mutex<HashMap<Arc<str>, Option<Head>>>,
+}
+
+/// A topic's epoch and newest seq.
+type Head = (Arc<str>, u64);
+
+/// Why topics are compared with Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// After a (re)subscribe, or messages were lost: repair at once.
+    Hydrate,
+    /// The periodic check: repair what stayed behind since the previous one.
+    Periodic,
 }
 
 impl Syncer {
@@ -146,45 +164,52 @@ impl Syncer {
         Ok(applied > 0)
     }
 
-    /// Compares the topics' positions with Redis's heads and repairs those behind;
-    /// topics Redis no longer holds are removed. `hydrating`: counted as hydrated.
-    pub(crate) async fn check(
-        &self,
-        topics: &[Arc<str>],
-        hydrating: bool,
-    ) -> Result<(), BrokerError> {
+    /// Compares the topics' positions with Redis's heads and repairs those behind
+    /// (see [`Check`]); topics Redis no longer holds are removed.
+    pub(crate) async fn check(&self, topics: &[Arc<str>], why: Check) -> Result<(), BrokerError> {
+        // Suspects of topics this check does not look at (a full check's) stay.
+        let mut suspects =
+            std::mem::take(&mut *self.suspects.lock().unwrap_or_else(|e| e.into_inner()));
         for chunk in topics.chunks(CHECK_BATCH) {
             let heads = self.broker.heads(chunk).await?;
             for (topic, head) in chunk.iter().zip(heads) {
                 let local = self.replica.head(topic);
+                let suspected = suspects.remove(topic);
                 match (head, local) {
                     (None, None) => {}
                     (None, Some(_)) => {
                         self.replica.remove(topic);
                         self.status.update(|s| s.removals += 1);
                     }
-                    (Some((e, s)), Some((le, ls))) if e == le && s == ls => {}
-                    (Some(_), _) => {
-                        if self.repair(topic, None).await && hydrating {
+                    (Some((e, s)), Some((le, ls))) if e == le && s <= ls => {}
+                    (Some(_), local) => {
+                        let stayed = suspected.as_ref() == Some(&local);
+                        if why == Check::Periodic && !stayed {
+                            suspects.insert(topic.clone(), local);
+                            continue;
+                        }
+                        if self.repair(topic, None).await && why == Check::Hydrate {
                             self.status.update(|s| s.hydrated += 1);
                         }
                     }
                 }
             }
         }
-        if !hydrating {
+        *self.suspects.lock().unwrap_or_else(|e| e.into_inner()) = suspects;
+        if why == Check::Periodic {
             self.status.update(|s| s.checks += 1);
         }
         Ok(())
     }
 
-    /// Every topic of Redis and of the replica, checked: after a (re)subscribe or
-    /// when messages were lost.
-    pub(crate) async fn hydrate(&self) -> Result<(), BrokerError> {
+    /// Every topic of Redis and of the replica: `why` Hydrate after a
+    /// (re)subscribe or when messages were lost; Periodic now and then, to find
+    /// a new topic whose only message was lost.
+    pub(crate) async fn check_all(&self, why: Check) -> Result<(), BrokerError> {
         let mut all = self.broker.topics().await?;
         all.extend(self.replica.topics());
         all.sort();
         all.dedup();
-        self.check(&all, true).await
+        self.check(&all, why).await
     }
 }
