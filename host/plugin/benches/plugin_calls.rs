@@ -27,6 +27,21 @@ fn component(name: &str) -> PathBuf {
 }
 
 /// `n` CSV trade lines (about 28 bytes each).
+/// A trade topic's state: 6 fields, as the pipeline diffs it.
+fn trade(price: f64, sent: f64) -> TopicState {
+    [
+        ("price", FieldValue::Number(price)),
+        ("qty", FieldValue::Number(1.0)),
+        ("ts", FieldValue::Number(1.7e12)),
+        ("count", FieldValue::Number(42.0)),
+        ("volume", FieldValue::Number(42.0)),
+        ("sent", FieldValue::Number(sent)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 fn trades(n: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n as usize * 32);
     for i in 0..n {
@@ -105,19 +120,6 @@ fn bench(c: &mut Criterion) {
         .block_on(runtime.load::<DeltaWorld>(component("field_delta")))
         .unwrap();
     let mut field_delta = rt.block_on(delta.instantiate("bench", vec![])).unwrap();
-    let trade = |price: f64, sent: f64| -> TopicState {
-        [
-            ("price", FieldValue::Number(price)),
-            ("qty", FieldValue::Number(1.0)),
-            ("ts", FieldValue::Number(1.7e12)),
-            ("count", FieldValue::Number(42.0)),
-            ("volume", FieldValue::Number(42.0)),
-            ("sent", FieldValue::Number(sent)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    };
     let (before, after) = (trade(100.25, 1.0), trade(100.5, 2.0));
     c.bench_function("delta/diff 6 fields", |b| {
         b.iter(|| {

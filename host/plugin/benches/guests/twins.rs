@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Bencher, BenchmarkId, Criterion};
-use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
 use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 
@@ -32,21 +31,6 @@ fn twins(rust: &str, python: &str, js: &str) -> Twins {
             ("js", guests.join("js").join(js)),
         ],
     }
-}
-
-/// A trade topic's state: 6 fields, as the pipeline diffs it.
-fn trade(price: f64, sent: f64) -> TopicState {
-    [
-        ("price", FieldValue::Number(price)),
-        ("qty", FieldValue::Number(1.0)),
-        ("ts", FieldValue::Number(1.7e12)),
-        ("count", FieldValue::Number(42.0)),
-        ("volume", FieldValue::Number(42.0)),
-        ("sent", FieldValue::Number(sent)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 
 /// Calls measured per instance: after this many, the next calls go to a fresh
@@ -167,7 +151,7 @@ pub fn bench(c: &mut Criterion) {
             });
         });
     }
-    let (before, after) = (trade(100.25, 1.0), trade(100.5, 2.0));
+    let (before, after) = (super::trade(100.25, 1.0), super::trade(100.5, 2.0));
     for (lang, path) in &deltas.files {
         let plugin = rt
             .block_on(runtime.load::<DeltaWorld>(path.clone()))
