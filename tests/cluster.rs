@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use export_support::{Proc, until};
 use serde_json::{Value, json};
-use support::{Client, Host, free_port, tool};
+use support::{Client, Host, csv_config, free_port, tool};
 
 /// A `redis-server` on a free loopback port with its own directory, no persistence.
 struct Redis {
@@ -63,42 +63,26 @@ impl Redis {
     }
 }
 
-/// A host on the shared feed `feed` through Redis at `url`.
-fn config(url: &str, feed: &Path) -> String {
-    format!(
+/// The tests' CSV config (support::csv_config) through Redis at `url`.
+fn config(url: &str) -> String {
+    csv_config(&format!(
         r#"
-data_dir = "data"
-
-[server]
-listen = "127.0.0.1:0"
-
 [broker]
 type = "redis"
 url = "{url}"
 lease_ttl_ms = 3000
 command_timeout_ms = 1000
 check_interval_ms = 300
+"#
+    ))
+}
 
-[plugins.csv]
-builtin = "csv-collector"
-
-[plugins.delta]
-builtin = "field-delta"
-
-[sources.trades]
-type = "file"
-include = ["{feed}/*.csv"]
-reconcile_interval_ms = 100
-
-[pipelines.trades]
-sources = ["trades"]
-collector = "csv"
-delta = "delta"
-checkpoint_interval_ms = 100
-topics = ["trades"]
-"#,
-        feed = feed.display()
-    )
+/// A host in `root/name` whose `feed` directory is the shared `root/feed`.
+fn start_host(root: &Path, name: &str, config: &str) -> Host {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(root.join("feed"), dir.join("feed")).unwrap();
+    Host::start(&dir, config)
 }
 
 const SYMBOLS: [&str; 3] = ["BTC", "ETH", "SOL"];
@@ -162,16 +146,15 @@ async fn same_everywhere(hosts: &[&Host], counts: &[(&str, u64)]) -> Vec<(Value,
 async fn three_hosts_serve_the_same_positions_and_a_killed_producer_loses_nothing() {
     let Some(redis) = Redis::start() else { return };
     let root = tempfile::tempdir().unwrap();
-    let feed = root.path().join("feed");
-    std::fs::create_dir_all(&feed).unwrap();
-    let config = config(&redis.url(), &feed);
-    let a = Host::start(&root.path().join("a"), &config);
+    std::fs::create_dir_all(root.path().join("feed")).unwrap();
+    let config = config(&redis.url());
+    let a = start_host(root.path(), "a", &config);
     until("host A produces the pipeline", WAIT, || async {
         (leases(&a).await == 1.0).then_some(())
     })
     .await;
-    let b = Host::start(&root.path().join("b"), &config);
-    let c = Host::start(&root.path().join("c"), &config);
+    let b = start_host(root.path(), "b", &config);
+    let c = start_host(root.path(), "c", &config);
 
     let mut on_b = Client::connect(&b.addr, "json").await;
     on_b.subscribe(&["trades/*"]).await;
@@ -253,11 +236,10 @@ async fn hosts_stay_up_while_redis_is_down_and_recover_when_it_returns() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let feed = root.path().join("feed");
-    std::fs::create_dir_all(&feed).unwrap();
-    let config = config(&redis.url(), &feed);
-    let a = Host::start(&root.path().join("a"), &config);
-    let b = Host::start(&root.path().join("b"), &config);
+    std::fs::create_dir_all(root.path().join("feed")).unwrap();
+    let config = config(&redis.url());
+    let a = start_host(root.path(), "a", &config);
+    let b = start_host(root.path(), "b", &config);
     trades(root.path(), "BTC", 0, 40);
     let before = same_everywhere(&[&a, &b], &[("BTC", 40)]).await;
 

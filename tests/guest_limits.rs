@@ -87,17 +87,7 @@ Plugin, Collect = export_collector(Limits)
 
 /// The fixture above, built as a plugin author would build it.
 fn limits_guest(dir: &Path) -> Option<PathBuf> {
-    let project = dir.join("limits");
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
-        .args(["new", "collector", "limits", "--lang", "python", "--dir"])
-        .arg(&project)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let project = support::new_project(dir, "collector", "limits", "python");
     std::fs::write(project.join("app.py"), LIMITS_APP).unwrap();
     let out = Command::new("./build.sh")
         .current_dir(&project)

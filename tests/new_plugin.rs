@@ -14,23 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Host, WAIT};
-
-/// Runs `wasmeter new WORLD NAME --lang LANG --dir DIR/NAME`.
-fn generate(dir: &Path, world: &str, name: &str, lang: &str) -> PathBuf {
-    let project = dir.join(name);
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
-        .args(["new", world, name, "--lang", lang, "--dir"])
-        .arg(&project)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    project
-}
+use support::{Host, WAIT, new_project};
 
 /// `cargo build --release --target wasm32-wasip2` in `project`, as its README
 /// says, with the target dir shared by the tests' projects (dependencies built
@@ -109,7 +93,7 @@ async fn topics(host: &Host, prefix: &str) -> Vec<Value> {
 #[tokio::test]
 async fn generated_projects_build_and_run_in_a_host() {
     let dir = tempfile::tempdir().unwrap();
-    let project = |world, name| generate(dir.path(), world, name, "rust");
+    let project = |world, name| new_project(dir.path(), world, name, "rust");
     let collector = build(&project("collector", "my-collector"), "my_collector");
     let delta = build(&project("delta", "my-delta"), "my_delta");
     let metric = build(&project("metric", "my-metric"), "my_metric");
@@ -119,7 +103,7 @@ async fn generated_projects_build_and_run_in_a_host() {
 /// A Python or JavaScript project of each world, built with its `build.sh`.
 async fn guest_projects_build_and_run_in_a_host(lang: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let project = |world, name| generate(dir.path(), world, name, lang);
+    let project = |world, name| new_project(dir.path(), world, name, lang);
     let Some(collector) = build_guest(&project("collector", "my-collector"), "my_collector") else {
         return;
     };

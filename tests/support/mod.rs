@@ -631,3 +631,19 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
 pub fn promtool() -> Option<PathBuf> {
     tool("promtool", "prometheus")
 }
+
+/// Runs `wasmeter new WORLD NAME --lang LANG --dir DIR/NAME`.
+pub fn new_project(dir: &Path, world: &str, name: &str, lang: &str) -> PathBuf {
+    let project = dir.join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeter"))
+        .args(["new", world, name, "--lang", lang, "--dir"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    project
+}

@@ -25,8 +25,8 @@ async fn start() -> (Running, Feed) {
     (p, feed)
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_unreachable_broker_holds_the_input_and_the_checkpoint_until_it_returns() {
+/// A pipeline whose first chunk is checkpointed; the offset after it.
+async fn start_checkpointed() -> (Running, Feed, u64) {
     let (p, mut feed) = start().await;
     p.send(feed.chunk(&chunk_text(0, 2))).await;
     let first = feed.offset();
@@ -34,6 +34,12 @@ async fn an_unreachable_broker_holds_the_input_and_the_checkpoint_until_it_retur
         p.checkpointed_offset() == Some(first)
     })
     .await;
+    (p, feed, first)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_broker_holds_the_input_and_the_checkpoint_until_it_returns() {
+    let (p, mut feed, first) = start_checkpointed().await;
 
     p.published.flushes(|f| f.unreachable = 5);
     p.send(feed.chunk(&chunk_text(1, 2))).await;
@@ -58,13 +64,7 @@ async fn an_unreachable_broker_holds_the_input_and_the_checkpoint_until_it_retur
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_lease_ends_the_pipeline_without_checkpointing_what_was_not_taken() {
-    let (p, mut feed) = start().await;
-    p.send(feed.chunk(&chunk_text(0, 2))).await;
-    let first = feed.offset();
-    wait_until("the first chunk is checkpointed", || {
-        p.checkpointed_offset() == Some(first)
-    })
-    .await;
+    let (p, mut feed, first) = start_checkpointed().await;
 
     let copies = p.published.flushes(|f| {
         f.fenced = true;
