@@ -70,6 +70,10 @@ impl From<Kind> for TopicKind {
 /// The pipeline's topics (those its plugins created, and `own`, its error
 /// summary) encoded for the checkpoint; `None` if the broker keeps no
 /// positions.
+///
+/// Encoded one topic at a time, as `rmp_serde::to_vec_named` encodes [`Saved`]:
+/// a copy of every topic's state held at once would cost as much memory as the
+/// topics themselves (a checkpoint of 50,000 topics held ~32 MiB of copies).
 pub(crate) fn save(
     footprints: &Footprints,
     own: &Arc<str>,
@@ -77,40 +81,64 @@ pub(crate) fn save(
     (max_messages, max_events): (usize, usize),
     clean: bool,
 ) -> Option<Vec<u8>> {
-    let mut topics: Vec<Entry> = footprints
-        .topics()
-        .filter_map(|(topic, creator, kind)| {
-            let max = match kind {
-                TopicKind::Stream => max_events,
-                _ => max_messages,
-            };
-            Some(Entry {
-                creator: creator.to_string(),
-                kind: kind.into(),
-                topic: broker.save_topic(topic, max)?,
-            })
-        })
-        .collect();
-    if let Some(topic) = broker.save_topic(own, max_messages) {
-        topics.push(Entry {
-            creator: String::new(),
-            kind: Kind::Topic,
-            topic,
-        });
-    }
-    if topics.is_empty() {
+    let saved_topic = |topic: &str, kind: TopicKind| {
+        let max = match kind {
+            TopicKind::Stream => max_events,
+            _ => max_messages,
+        };
+        broker.save_topic(topic, max)
+    };
+    let own = std::iter::once((&**own, "", TopicKind::Topic));
+    let mut out = vec![FIXMAP_3];
+    // The fields of `Saved` in order; the topics are an array whose length is
+    // written once it is known.
+    let header = encode(&mut out, &"version")
+        && encode(&mut out, &VERSION)
+        && encode(&mut out, &"clean")
+        && encode(&mut out, &clean)
+        && encode(&mut out, &"topics");
+    if !header {
         return None;
     }
-    let saved = Saved {
-        version: VERSION,
-        clean,
-        topics,
-    };
-    match rmp_serde::to_vec_named(&saved) {
-        Ok(bytes) => Some(bytes),
+    let mut count: u32 = 0;
+    let at = out.len();
+    out.push(ARRAY_32);
+    out.extend_from_slice(&[0; 4]);
+    let theirs = footprints.topics().map(|(t, c, k)| (&**t, &**c, k));
+    for (topic, creator, kind) in theirs.chain(own) {
+        let Some(topic) = saved_topic(topic, kind) else {
+            continue;
+        };
+        let entry = Entry {
+            creator: creator.to_string(),
+            kind: kind.into(),
+            topic,
+        };
+        if !encode(&mut out, &entry) {
+            return None;
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return None;
+    }
+    out[at + 1..at + 5].copy_from_slice(&count.to_be_bytes());
+    Some(out)
+}
+
+/// MessagePack's marker of a map of 3 entries.
+const FIXMAP_3: u8 = 0x83;
+/// MessagePack's marker of an array whose length follows in 4 bytes.
+const ARRAY_32: u8 = 0xdd;
+
+/// Appends `value` as `rmp_serde::to_vec_named` encodes it. False, and
+/// logged, if it cannot be encoded.
+fn encode<T: Serialize>(out: &mut Vec<u8>, value: &T) -> bool {
+    match rmp_serde::encode::write_named(out, value) {
+        Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "cannot encode the pipeline's topics; they are not saved");
-            None
+            false
         }
     }
 }
@@ -176,5 +204,98 @@ pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored
     Restored {
         creators,
         clean: saved.clean,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use wasmeter_core::change::TopicChange;
+    use wasmeter_core::delta::Delta;
+    use wasmeter_core::field::FieldValue;
+    use wasmeter_core::saved::SavedMessage;
+
+    use super::*;
+    use crate::owners::TopicOwners;
+    use crate::state::StateConfig;
+    use crate::topics::Refused;
+
+    /// Keeps saved topics by name, as a hub would.
+    #[derive(Default)]
+    struct Kept(Mutex<BTreeMap<String, SavedTopic>>);
+
+    impl Broker for Kept {
+        fn publish(&self, _: TopicChange) -> Result<(), Refused> {
+            Ok(())
+        }
+        fn remove_topic(&self, _: &str) {}
+        fn save_topic(&self, topic: &str, _: usize) -> Option<SavedTopic> {
+            self.0.lock().unwrap().get(topic).cloned()
+        }
+        fn restore_topic(&self, saved: SavedTopic, _: bool) -> bool {
+            self.0.lock().unwrap().insert(saved.topic.clone(), saved);
+            true
+        }
+    }
+
+    fn saved(topic: &str, value: f64) -> SavedTopic {
+        let state = BTreeMap::from([("v".to_string(), FieldValue::Number(value))]);
+        SavedTopic {
+            topic: topic.into(),
+            epoch: format!("e-{topic}"),
+            stream: false,
+            next_seq: 8,
+            messages: vec![SavedMessage {
+                seq: 7,
+                prev_seq: 6,
+                timestamp_ms: 1,
+                delta: Delta {
+                    changed: state.clone().into_iter().collect(),
+                    removed: Vec::new(),
+                },
+                stale: Vec::new(),
+            }],
+            state,
+            stale: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn topics_saved_one_at_a_time_restore_as_saved_and_missing_ones_are_skipped() {
+        let mut footprints = Footprints::new("p", vec!["t".into()], 100, TopicOwners::default());
+        let kept = Kept::default();
+        for (i, topic) in ["t/a", "t/b", "t/gone"].into_iter().enumerate() {
+            footprints
+                .admit("csv", 100, topic, TopicKind::Topic)
+                .unwrap();
+            if topic != "t/gone" {
+                kept.restore_topic(saved(topic, i as f64), true);
+            }
+        }
+        let own: Arc<str> = "_wasmeter/errors/p".into();
+        kept.restore_topic(saved(&own, 9.0), true);
+        let bytes = save(&footprints, &own, &kept, (16, 16), true).expect("saved");
+
+        let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
+        assert!(decoded.clean);
+        let mut names: Vec<&str> = decoded.topics.iter().map(|e| &*e.topic.topic).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["_wasmeter/errors/p", "t/a", "t/b"]);
+
+        let into = Arc::new(Kept::default());
+        let topics = Topics::new(&StateConfig::default(), into.clone());
+        let restored = restore("p", &bytes, &topics);
+        assert_eq!(
+            restored.creators.len(),
+            2,
+            "the pipeline's own topic has no creator"
+        );
+        for (topic, value) in [("t/a", 0.0), ("t/b", 1.0), ("_wasmeter/errors/p", 9.0)] {
+            assert_eq!(into.save_topic(topic, 1), Some(saved(topic, value)));
+            let state = topics.store().get(topic).expect("in the state store");
+            assert_eq!(state.get("v"), Some(&FieldValue::Number(value)));
+        }
     }
 }

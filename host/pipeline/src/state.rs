@@ -40,7 +40,10 @@ impl Default for StateConfig {
 #[derive(Debug, Default)]
 pub struct TopicEntry {
     state: Arc<TopicState>,
-    updated: BTreeMap<String, Instant>,
+    /// When each field was last set, unordered. A topic has a few fields, so a
+    /// linear search is as fast as a map, and a `BTreeMap`'s node (~500 bytes
+    /// however few fields it holds) would be paid by each of 100,000 topics.
+    updated: Vec<(Box<str>, Instant)>,
     stale: Vec<String>,
 }
 
@@ -91,10 +94,10 @@ impl TopicEntry {
                     delta.changed.push((name.clone(), value));
                 }
             }
-            self.updated.insert(name, now);
+            self.touch(name, now);
         }
         for name in &delta.removed {
-            self.updated.remove(name);
+            self.updated.retain(|(n, _)| **n != **name);
             self.stale.retain(|s| s != name);
         }
         if delta.is_empty() {
@@ -113,12 +116,24 @@ impl TopicEntry {
         })
     }
 
+    /// Records that field `name` was set at `now`.
+    fn touch(&mut self, name: String, now: Instant) {
+        match self.updated.iter_mut().find(|(n, _)| **n == *name) {
+            Some((_, at)) => *at = now,
+            None => self.updated.push((name.into_boxed_str(), now)),
+        }
+    }
+
     /// Takes the state of a saved topic: what its subscribers hold after a restart.
     /// Its fields count as set now (their TTL starts again).
     pub fn restore(&mut self, saved: &wasmeter_core::saved::SavedTopic) {
         let now = Instant::now();
         self.state = Arc::new(saved.state.clone());
-        self.updated = saved.state.keys().map(|k| (k.clone(), now)).collect();
+        self.updated = saved
+            .state
+            .keys()
+            .map(|k| (k.as_str().into(), now))
+            .collect();
         self.stale = saved.stale.clone();
     }
 
@@ -156,12 +171,16 @@ impl TopicEntry {
         now: Instant,
         timestamp_ms: i64,
     ) -> Option<TopicChange> {
-        let newly: Vec<String> = self
+        let mut newly: Vec<String> = self
             .updated
             .iter()
-            .filter(|(name, at)| now.duration_since(**at) >= ttl && !self.stale.contains(name))
-            .map(|(name, _)| name.clone())
+            .filter(|(name, at)| {
+                now.duration_since(*at) >= ttl && !self.stale.iter().any(|s| **s == **name)
+            })
+            .map(|(name, _)| name.to_string())
             .collect();
+        // In name order, as subscribers have always been told.
+        newly.sort_unstable();
         if newly.is_empty() {
             return None;
         }
