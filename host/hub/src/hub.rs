@@ -322,6 +322,13 @@ impl Hub {
         self.published.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether a change of `topic` would reach a subscriber now: false only for
+    /// a topic that exists and has none (a subscriber of a pattern is attached to
+    /// every topic it matches, and a topic that does not exist yet may be watched).
+    pub fn is_read(&self, topic: &str) -> bool {
+        self.topic(topic).is_none_or(|t| t.slot_count() > 0)
+    }
+
     /// The durable part of `topic` (position, up to `max_messages` newest
     /// messages, state), to save with a checkpoint. `None` if there is no such topic.
     pub fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {

@@ -328,3 +328,26 @@ fn a_replica_takes_positions_as_given_and_drops_its_history_across_a_gap() {
         Err(PublishError::KindMismatch { .. })
     ));
 }
+
+#[test]
+fn a_topic_is_read_while_it_has_subscribers_or_does_not_exist() {
+    let hub = Hub::new(HubConfig::default());
+    assert!(hub.is_read("t/a"), "a topic not created yet may be watched");
+    hub.publish(change("t/a", 1.0)).unwrap();
+    assert!(!hub.is_read("t/a"));
+
+    let sub: Arc<dyn Subscriber> = Arc::new(Recorder::default());
+    let (slots, _) = hub.attach_matching(&Pattern::parse("t/*").unwrap(), &sub, 10);
+    assert!(hub.is_read("t/a"));
+    hub.detach(&slots[0]);
+    assert!(!hub.is_read("t/a"));
+
+    // A watcher of a pattern is attached to the topics it creates later.
+    let rec = Arc::new(Recorder {
+        pattern: Some(Pattern::parse("t/*").unwrap()),
+        ..Default::default()
+    });
+    hub.watch(rec.clone());
+    hub.publish(change("t/b", 1.0)).unwrap();
+    assert!(hub.is_read("t/b"));
+}

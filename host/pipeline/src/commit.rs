@@ -1,6 +1,8 @@
 //! Committing a batch to the topic state and publishing the changes: events of
-//! stream topics one by one, in order; sample-series topics (`value`, `ts`) and,
-//! without a delta plugin, every topic by the exact difference; the other topics
+//! stream topics one by one, in order; sample-series topics (`value`, `ts`) by
+//! the exact difference, or held until the next tick while nobody subscribes to
+//! them (see [`UnreadSeries`]); without a delta plugin, every topic by the exact
+//! difference; the other topics
 //! through the delta plugin, all of a batch in one call (contract 0.2.0; a 0.1.0
 //! plugin is called per topic), at most [`DIFF_BATCH`] topics a call.
 
@@ -18,6 +20,7 @@ use crate::footprint::TopicKind;
 use crate::state::{TopicEntry, exact_diff, lock};
 use crate::stats::PipelineStats;
 use crate::topics::Topics;
+use crate::unread::UnreadSeries;
 
 /// Most topic changes in one call of the delta plugin: bounds the call's input
 /// and output like the collector's call sizing bounds a chunk.
@@ -40,32 +43,40 @@ struct Pending {
 
 impl Committer<'_> {
     /// Publishes a batch's events, then commits its topic writes.
-    pub async fn commit_batch(&self, delta: Option<&mut dyn DeltaCalls>, mut batch: Batch) {
+    pub async fn commit_batch(
+        &self,
+        delta: Option<&mut dyn DeltaCalls>,
+        mut batch: Batch,
+        unread: &mut UnreadSeries,
+    ) {
         let timestamp_ms = unix_now_ms();
         for (topic, fields) in std::mem::take(&mut batch.events) {
             let change =
                 lock(&self.topics.store().entry(&topic)).commit_event(&topic, fields, timestamp_ms);
             self.publish(change);
         }
-        self.commit_all(delta, batch.coalesced()).await;
+        self.commit_all(delta, batch.coalesced(), unread).await;
     }
 
     /// Commits every topic of a batch, in order within each kind of commit.
-    async fn commit_all(&self, delta: Option<&mut dyn DeltaCalls>, writes: Vec<Coalesced>) {
-        let Some(delta) = delta else {
-            for w in writes {
-                self.commit_exact(&w.topic, w.fields);
-            }
-            return;
-        };
-        let mut pending = Vec::new();
+    async fn commit_all(
+        &self,
+        delta: Option<&mut dyn DeltaCalls>,
+        writes: Vec<Coalesced>,
+        unread: &mut UnreadSeries,
+    ) {
+        let mut through_delta = Vec::new();
         for w in writes {
             match w.kind {
-                TopicKind::Topic => pending.push(w),
+                TopicKind::Series => self.commit_series(w.topic, w.fields, unread),
+                TopicKind::Topic if delta.is_some() => through_delta.push(w),
                 _ => self.commit_exact(&w.topic, w.fields),
             }
         }
-        let mut rest = pending.into_iter().peekable();
+        let Some(delta) = delta else {
+            return;
+        };
+        let mut rest = through_delta.into_iter().peekable();
         while rest.peek().is_some() {
             let group: Vec<Coalesced> = rest.by_ref().take(DIFF_BATCH).collect();
             self.commit_through(delta, group).await;
@@ -78,6 +89,30 @@ impl Committer<'_> {
             PipelineStats::add(&self.stats.changes, 1);
         } else {
             self.count_refusal();
+        }
+    }
+
+    /// Commits a sample series' new values if its topic has a subscriber, or
+    /// holds them for the next tick (merged with what is held) if not.
+    fn commit_series(
+        &self,
+        topic: Arc<str>,
+        fields: BTreeMap<String, FieldValue>,
+        unread: &mut UnreadSeries,
+    ) {
+        if self.topics.broker().is_read(&topic) {
+            let fields = unread.merged_with(&topic, fields);
+            self.commit_exact(&topic, fields);
+        } else {
+            PipelineStats::add(&self.stats.series_changes_held, 1);
+            unread.hold(topic, fields);
+        }
+    }
+
+    /// Commits everything held for unread series topics.
+    pub fn commit_held(&self, unread: &mut UnreadSeries) {
+        for (topic, fields) in unread.take_all() {
+            self.commit_exact(&topic, fields);
         }
     }
 

@@ -18,6 +18,8 @@
 //! - `sizing`: how many records one collector call gets (file chunks are split
 //!   to stay within the collector's output limits and deadline).
 //! - [`stats`]: counters of a pipeline, read by `/metrics`.
+//! - `unread`: changes of sample-series topics nobody subscribes to, held and
+//!   published once per tick.
 //!
 //! Guarantees: a chunk's offset is committed only after its records were
 //! processed and published; the checkpoint holds those offsets together with the
@@ -41,6 +43,7 @@ mod sizing;
 pub mod state;
 pub mod stats;
 pub mod topics;
+mod unread;
 
 pub use calls::{CollectorCalls, DeltaCalls, MetricCalls, PluginCalls};
 pub use control::{Command, Replacement, Retired, StateCarry, SwapError, Swapped};

@@ -3,7 +3,7 @@
 //! instances; it ends when every source has stopped and their chunks are drained,
 //! after a final checkpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use crate::shard::{Selected, Shard};
 use crate::sizing::{CallSizer, first_records};
 use crate::stats::PipelineStats;
 use crate::topics::{FlushError, Topics};
+use crate::unread::UnreadSeries;
 
 /// Where a pipeline's samples go besides their topics (the metric history, in
 /// the host). `record` may wait (a full queue): the pipeline's input then waits.
@@ -151,6 +152,8 @@ pub struct Pipeline {
     series: Option<SeriesStore>,
     /// Where samples go besides their topics.
     history: Option<Arc<dyn SampleSink>>,
+    /// New values of sample-series topics nobody subscribes to, published each tick.
+    unread: UnreadSeries,
     errors_topic: Arc<str>,
     /// Committed offsets: records before them have been processed and published.
     /// With each: the path, the offset, and the file size last read (for the checkpoint).
@@ -247,6 +250,7 @@ impl Pipeline {
                 stats: Arc::default(),
                 series: None,
                 history: None,
+                unread: UnreadSeries::default(),
                 errors_topic,
                 offsets,
                 dirty: false,
@@ -587,6 +591,8 @@ impl Pipeline {
         if gone.is_empty() {
             return;
         }
+        let removed: HashSet<&str> = gone.iter().map(|t| &**t).collect();
+        self.unread.retain(|topic| !removed.contains(topic));
         for topic in &gone {
             self.topics.remove(topic);
         }
@@ -820,6 +826,8 @@ impl Pipeline {
 
     async fn on_tick(&mut self) {
         let now = unix_now_ms();
+        let held = !self.unread.is_empty();
+        self.commit_held_series();
         let mut batch = Batch::default();
         for m in &mut self.plugins.metrics {
             match m.on_tick(now).await {
@@ -834,9 +842,12 @@ impl Pipeline {
                 Err(error) => tracing::debug!(plugin = m.name(), %error, "on-tick failed"),
             }
         }
-        if !batch.is_empty() {
+        let published = !batch.is_empty();
+        if published {
             self.mark_dirty(0);
             self.publish_batch(batch).await;
+        }
+        if held || published {
             self.flush().await;
         }
     }
@@ -885,7 +896,11 @@ impl Pipeline {
         let samples = std::mem::take(&mut batch.samples);
         let delta = self.plugins.delta.as_deref_mut();
         committer
-            .commit_batch(delta.map(|d| d as &mut dyn DeltaCalls), batch)
+            .commit_batch(
+                delta.map(|d| d as &mut dyn DeltaCalls),
+                batch,
+                &mut self.unread,
+            )
             .await;
         if let Some(history) = &self.history {
             history.record(samples).await;
@@ -897,6 +912,19 @@ impl Pipeline {
             topics: &self.topics,
             stats: &self.stats,
         }
+    }
+
+    /// Publishes what is held for unread series topics (each tick, and before a
+    /// checkpoint saves the topics).
+    fn commit_held_series(&mut self) {
+        if self.unread.is_empty() {
+            return;
+        }
+        Committer {
+            topics: &self.topics,
+            stats: &self.stats,
+        }
+        .commit_held(&mut self.unread);
     }
 
     /// Writes offsets and plugin states, if anything was processed since the last
@@ -912,7 +940,9 @@ impl Pipeline {
         if !force && (!self.dirty || tokio::time::Instant::now() < self.checkpoint_not_before) {
             return;
         }
-        // Offsets are saved only for records whose changes the broker accepted.
+        // The topics saved below hold every value, and offsets are saved only
+        // for records whose changes the broker accepted.
+        self.commit_held_series();
         if !self.flush().await {
             return;
         }

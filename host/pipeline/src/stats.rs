@@ -23,6 +23,9 @@ pub struct PipelineStats {
     pub flush_failures: AtomicU64,
     /// 1 while the pipeline waits for an unreachable broker (gauge).
     pub broker_waiting: AtomicU64,
+    /// Changes of sample-series topics nobody subscribed to, held and merged
+    /// into the next tick's refresh instead of published one by one.
+    pub series_changes_held: AtomicU64,
     /// Delta-plugin failures answered with the exact difference instead.
     pub delta_fallbacks: AtomicU64,
     /// Checkpoints written.

@@ -55,6 +55,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Removes a topic (evicted, expired, or its creator went away).
     fn remove_topic(&self, topic: &str);
 
+    /// Whether a change of `topic` would reach a subscriber now: false only when
+    /// the broker holds the topic and nobody subscribes to it. Changes of
+    /// sample-series topics nobody reads are held and published once per tick
+    /// (see `unread.rs`). A broker that cannot tell (its subscribers are on other
+    /// hosts) answers true, and every change is published at once.
+    fn is_read(&self, _topic: &str) -> bool {
+        true
+    }
+
     /// Waits until every change handed over so far is accepted. A broker that
     /// publishes at once (the in-memory hub) has nothing to wait for.
     fn flush(&self) -> BoxFuture<'_, Result<(), FlushError>> {

@@ -25,6 +25,10 @@ impl Broker for HubBroker {
         self.0.remove_topic(topic);
     }
 
+    fn is_read(&self, topic: &str) -> bool {
+        self.0.is_read(topic)
+    }
+
     fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
         self.0.save_topic(topic, max_messages)
     }

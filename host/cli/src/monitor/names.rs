@@ -145,6 +145,11 @@ pub const PIPELINE_BROKER_WAITING: MetricDef = gauge(
     "wasmeter_pipeline_broker_waiting",
     "1 while the pipeline waits for an unreachable broker to take its changes (input waits in the files).",
 );
+/// Series changes held for the next tick.
+pub const PIPELINE_SERIES_CHANGES_HELD: MetricDef = counter(
+    "wasmeter_pipeline_series_changes_held",
+    "Changes of sample-series topics nobody subscribed to, held and merged into the next tick's publish.",
+);
 /// Delta fallbacks.
 pub const PIPELINE_DELTA_FALLBACKS: MetricDef = counter(
     "wasmeter_pipeline_delta_fallbacks",

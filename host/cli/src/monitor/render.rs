@@ -139,7 +139,7 @@ fn sources(w: &mut Writer, m: &Monitor) {
 
 fn pipelines(w: &mut Writer, m: &Monitor) {
     type Get = fn(&PipelineStats) -> f64;
-    let families: [(&MetricDef, Get); 16] = [
+    let families: [(&MetricDef, Get); 17] = [
         (&n::PIPELINE_SWAPS, |s| PipelineStats::get(&s.swaps) as f64),
         (&n::PIPELINE_SWAP_PAUSE_MAX_SECONDS, |s| {
             PipelineStats::get(&s.swap_pause_max_nanos) as f64 / 1e9
@@ -164,6 +164,9 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
         }),
         (&n::PIPELINE_BROKER_WAITING, |s| {
             PipelineStats::get(&s.broker_waiting) as f64
+        }),
+        (&n::PIPELINE_SERIES_CHANGES_HELD, |s| {
+            PipelineStats::get(&s.series_changes_held) as f64
         }),
         (&n::PIPELINE_DELTA_FALLBACKS, |s| {
             PipelineStats::get(&s.delta_fallbacks) as f64

@@ -8,3 +8,4 @@ mod quarantine;
 mod sizing;
 mod support;
 mod swaps;
+mod unread;

@@ -29,9 +29,11 @@ pub type States = BTreeMap<String, Vec<u8>>;
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<TopicChange>>, Mutex<Flushes>);
 
-/// How the recorder answers flushes.
+/// How the recorder answers flushes (and whether a topic is read).
 #[derive(Default)]
 pub struct Flushes {
+    /// Topics it says nobody subscribes to.
+    pub unread: Vec<String>,
     /// The next this many flushes fail as unreachable.
     pub unreachable: usize,
     /// Every flush from now on fails as fenced.
@@ -55,6 +57,10 @@ impl Broker for Recorder {
     }
 
     fn remove_topic(&self, _: &str) {}
+
+    fn is_read(&self, topic: &str) -> bool {
+        !self.1.lock().unwrap().unread.iter().any(|t| t == topic)
+    }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), FlushError>> {
         let mut f = self.1.lock().unwrap();
