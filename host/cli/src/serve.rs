@@ -138,6 +138,7 @@ pub async fn serve(
         &StateConfig {
             max_topics: config.state.max_topics,
             topic_idle: Duration::from_secs(config.state.topic_idle_secs),
+            track_staleness: config.state.field_ttl_ms > 0,
         },
         broker,
     );

@@ -21,7 +21,22 @@ pub(crate) type Write = (Arc<str>, TopicKind, Vec<(String, FieldValue)>);
 pub(crate) struct Coalesced {
     pub topic: Arc<str>,
     pub kind: TopicKind,
-    pub fields: BTreeMap<String, FieldValue>,
+    /// The values written, in order: a field written twice appears twice.
+    /// Kept as written until the topic is committed ([`Coalesced::into_fields`]),
+    /// so that a large batch holds no map per topic: a chunk of 30,000 records
+    /// over 10,000 symbols held 21 MiB of `BTreeMap` nodes at once.
+    pub written: Vec<(String, FieldValue)>,
+}
+
+impl Coalesced {
+    /// The new value of each field (later writes win).
+    pub fn into_fields(self) -> BTreeMap<String, FieldValue> {
+        let mut fields = BTreeMap::new();
+        for (name, value) in self.written {
+            fields.insert(name, value);
+        }
+        fields
+    }
 }
 
 /// One plugin call's output, before it is admitted.
@@ -65,15 +80,17 @@ impl Batch {
         let mut order: Vec<Coalesced> = Vec::new();
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
         for (topic, kind, fields) in self.writes {
-            let at = *index.entry(topic.clone()).or_insert_with(|| {
-                order.push(Coalesced {
-                    topic,
-                    kind,
-                    fields: BTreeMap::new(),
-                });
-                order.len() - 1
-            });
-            order[at].fields.extend(fields);
+            match index.get(&topic) {
+                Some(&at) => order[at].written.extend(fields),
+                None => {
+                    index.insert(topic.clone(), order.len());
+                    order.push(Coalesced {
+                        topic,
+                        kind,
+                        written: fields,
+                    });
+                }
+            }
         }
         order
     }
@@ -159,5 +176,42 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     } else {
         tracing::warn!(plugin = %name, refused = count, %error, "plugin output refused");
         plugin.record_failure(&error.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(topic: &Arc<str>, pairs: &[(&str, f64)]) -> Write {
+        let fields = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), FieldValue::Number(*v)))
+            .collect();
+        (topic.clone(), TopicKind::Topic, fields)
+    }
+
+    #[test]
+    fn writes_coalesce_per_topic_in_first_seen_order_and_later_values_win() {
+        let (a, b): (Arc<str>, Arc<str>) = ("t/a".into(), "t/b".into());
+        let batch = Batch {
+            writes: vec![
+                write(&a, &[("x", 1.0), ("y", 1.0)]),
+                write(&b, &[("x", 5.0)]),
+                write(&a, &[("x", 2.0)]),
+            ],
+            ..Batch::default()
+        };
+        let coalesced = batch.coalesced();
+        let topics: Vec<&str> = coalesced.iter().map(|c| &*c.topic).collect();
+        assert_eq!(topics, ["t/a", "t/b"]);
+        let a_fields = coalesced.into_iter().next().unwrap().into_fields();
+        assert_eq!(
+            a_fields,
+            BTreeMap::from([
+                ("x".to_string(), FieldValue::Number(2.0)),
+                ("y".to_string(), FieldValue::Number(1.0)),
+            ])
+        );
     }
 }

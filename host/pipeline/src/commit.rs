@@ -68,9 +68,12 @@ impl Committer<'_> {
         let mut through_delta = Vec::new();
         for w in writes {
             match w.kind {
-                TopicKind::Series => self.commit_series(w.topic, w.fields, unread),
+                TopicKind::Series => self.commit_series(w, unread),
                 TopicKind::Topic if delta.is_some() => through_delta.push(w),
-                _ => self.commit_exact(&w.topic, w.fields),
+                _ => {
+                    let topic = w.topic.clone();
+                    self.commit_exact(&topic, w.into_fields())
+                }
             }
         }
         let Some(delta) = delta else {
@@ -94,18 +97,14 @@ impl Committer<'_> {
 
     /// Commits a sample series' new values if its topic has a subscriber, or
     /// holds them for the next tick (merged with what is held) if not.
-    fn commit_series(
-        &self,
-        topic: Arc<str>,
-        fields: BTreeMap<String, FieldValue>,
-        unread: &mut UnreadSeries,
-    ) {
-        if self.topics.broker().is_read(&topic) {
-            let fields = unread.merged_with(&topic, fields);
+    fn commit_series(&self, w: Coalesced, unread: &mut UnreadSeries) {
+        if self.topics.broker().is_read(&w.topic) {
+            let topic = w.topic.clone();
+            let fields = unread.merged_with(&topic, w.into_fields());
             self.commit_exact(&topic, fields);
         } else {
             PipelineStats::add(&self.stats.series_changes_held, 1);
-            unread.hold(topic, fields);
+            unread.hold(w.topic, w.written);
         }
     }
 
@@ -121,17 +120,19 @@ impl Committer<'_> {
         let pending: Vec<Pending> = group
             .into_iter()
             .map(|w| {
-                let entry = self.topics.store().entry(&w.topic);
+                let topic = w.topic.clone();
+                let fields = w.into_fields();
+                let entry = self.topics.store().entry(&topic);
                 let (previous, current) = {
                     let e = lock(&entry);
-                    (e.state().clone(), e.merged(&w.fields))
+                    (e.state().clone(), e.merged(&fields))
                 };
                 Pending {
-                    topic: w.topic,
+                    topic,
                     entry,
                     previous,
                     current,
-                    fields: w.fields,
+                    fields,
                 }
             })
             .collect();

@@ -25,6 +25,9 @@ pub struct StateConfig {
     pub max_topics: u64,
     /// A topic not updated for this long is dropped.
     pub topic_idle: Duration,
+    /// Whether fields can go stale (a TTL sweep runs): only then is the time
+    /// each field was set kept.
+    pub track_staleness: bool,
 }
 
 impl Default for StateConfig {
@@ -32,6 +35,7 @@ impl Default for StateConfig {
         Self {
             max_topics: 100_000,
             topic_idle: Duration::from_secs(24 * 3600),
+            track_staleness: true,
         }
     }
 }
@@ -45,9 +49,19 @@ pub struct TopicEntry {
     /// however few fields it holds) would be paid by each of 100,000 topics.
     updated: Vec<(Box<str>, Instant)>,
     stale: Vec<String>,
+    /// Whether `updated` is kept (see [`StateConfig::track_staleness`]).
+    tracked: bool,
 }
 
 impl TopicEntry {
+    /// An empty entry; `tracked`: keep when each field was set.
+    pub fn new(tracked: bool) -> Self {
+        Self {
+            tracked,
+            ..Self::default()
+        }
+    }
+
     /// The state subscribers hold.
     pub fn state(&self) -> &Arc<TopicState> {
         &self.state
@@ -118,6 +132,9 @@ impl TopicEntry {
 
     /// Records that field `name` was set at `now`.
     fn touch(&mut self, name: String, now: Instant) {
+        if !self.tracked {
+            return;
+        }
         match self.updated.iter_mut().find(|(n, _)| **n == *name) {
             Some((_, at)) => *at = now,
             None => self.updated.push((name.into_boxed_str(), now)),
@@ -129,11 +146,14 @@ impl TopicEntry {
     pub fn restore(&mut self, saved: &wasmeter_core::saved::SavedTopic) {
         let now = Instant::now();
         self.state = Arc::new(saved.state.clone());
-        self.updated = saved
-            .state
-            .keys()
-            .map(|k| (k.as_str().into(), now))
-            .collect();
+        self.updated = match self.tracked {
+            true => saved
+                .state
+                .keys()
+                .map(|k| (k.as_str().into(), now))
+                .collect(),
+            false => Vec::new(),
+        };
         self.stale = saved.stale.clone();
     }
 
@@ -200,6 +220,7 @@ impl TopicEntry {
 #[derive(Clone)]
 pub struct TopicStore {
     cache: Cache<Arc<str>, Arc<Mutex<TopicEntry>>>,
+    track_staleness: bool,
 }
 
 impl TopicStore {
@@ -214,12 +235,17 @@ impl TopicStore {
                 }
             })
             .build();
-        Self { cache }
+        Self {
+            cache,
+            track_staleness: config.track_staleness,
+        }
     }
 
     /// The entry of `topic`, created empty if new.
     pub fn entry(&self, topic: &Arc<str>) -> Arc<Mutex<TopicEntry>> {
-        self.cache.get_with_by_ref(topic, Default::default)
+        self.cache.get_with_by_ref(topic, || {
+            Arc::new(Mutex::new(TopicEntry::new(self.track_staleness)))
+        })
     }
 
     /// Removes `topic` (its removal is reported like any other).
@@ -297,7 +323,7 @@ mod tests {
 
     #[test]
     fn commit_publishes_only_real_changes_and_keeps_subscriber_state() {
-        let mut entry = TopicEntry::default();
+        let mut entry = TopicEntry::new(true);
         let now = Instant::now();
         let change = set(&mut entry, &[("price", 1.0), ("qty", 2.0)], now).unwrap();
         assert_eq!(change.delta.changed.len(), 2);
@@ -307,7 +333,7 @@ mod tests {
 
     #[test]
     fn fields_go_stale_once_and_recover_when_set() {
-        let mut entry = TopicEntry::default();
+        let mut entry = TopicEntry::new(true);
         let t0 = Instant::now();
         set(&mut entry, &[("a", 1.0), ("b", 2.0)], t0);
         assert!(expire(&mut entry, 10, secs(t0, 5)).is_none());
@@ -321,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_stale_field_set_again_to_the_same_value_is_sent() {
-        let mut entry = TopicEntry::default();
+        let mut entry = TopicEntry::new(true);
         let t0 = Instant::now();
         set(&mut entry, &[("a", 1.0)], t0);
         assert_eq!(expire(&mut entry, 1, secs(t0, 2)).unwrap().stale, ["a"]);
@@ -335,6 +361,15 @@ mod tests {
     }
 
     #[test]
+    fn without_staleness_no_field_times_are_kept_and_nothing_goes_stale() {
+        let mut entry = TopicEntry::new(false);
+        let t0 = Instant::now();
+        set(&mut entry, &[("a", 1.0), ("b", 2.0)], t0);
+        assert!(entry.updated.is_empty());
+        assert!(expire(&mut entry, 1, secs(t0, 10)).is_none());
+    }
+
+    #[test]
     fn store_reports_evicted_topics() {
         let removed = Arc::new(Mutex::new(Vec::new()));
         let sink = removed.clone();
@@ -342,6 +377,7 @@ mod tests {
             &StateConfig {
                 max_topics: 1,
                 topic_idle: Duration::from_secs(3600),
+                track_staleness: true,
             },
             move |t| sink.lock().unwrap().push(t.to_string()),
         );
