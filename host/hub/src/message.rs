@@ -5,8 +5,9 @@
 //! [`Bytes`] are cloned (a reference count) into each subscriber's socket. Field
 //! subsets get their own encodings, cached per (field set, kind, wire) so that
 //! subscribers asking for the same subset share bytes too. The compact envelope's
-//! update frames live behind a pointer allocated on first use: a host without
-//! compact subscribers pays one empty pointer per message for them.
+//! update frames live behind a box allocated on first use: a host without compact
+//! subscribers encodes nothing for them and pays one empty cell (16 bytes) per
+//! message, plus two empty snapshot slots in each topic's newest message.
 //!
 //! Only a topic's newest message is ever sent as a snapshot, so only it keeps
 //! the topic's state: when a newer message follows, the older one is retired

@@ -66,7 +66,7 @@ pub(crate) async fn handler(
         Some(Ok(r)) => Some(r),
         Some(Err(_)) => return bad("query parameter `max_rate_hz` is not a number".into()),
     };
-    // Events are small already (the type is the SSE event name); the data stay maps.
+    // SSE data frames stay maps: the compact envelope is a /ws option.
     if let Some(name) = query.get("envelope").filter(|n| n.as_str() != "map") {
         return bad(format!(
             "query parameter envelope: `{name}` is not `map` (/sse sends map frames only; \
