@@ -45,6 +45,8 @@ test('JSON and MessagePack clients hold the REST state, and resume across a host
     host.append('trades.csv', 'BTC,101,3,1700000000002\nBTC,102.5,1,1700000000003\nETH,2999.25,4,1700000000004\n');
     await eventually(async () => (await host.topic('trades/BTC')).body.state?.count === 3, 'the appends in REST');
     await eventually(() => sameAsRest(host, clients), 'the deltas');
+    // The compact clients got compact frames (their epochs come from expanding them).
+    for (const c of clients) assert.equal(c.epochs.size > 0, c.envelope === 'compact', `${c.format} ${c.envelope}`);
     const before = new Map(clients.map((c) => [c, c.get('trades/BTC').seq]));
 
     await host.stop();

@@ -50,6 +50,8 @@ def test_snapshot_and_deltas_equal_rest(hosts, fmt, envelope):
             await eventually(lambda: rest_count(host, "trades/BTC", 3), "the appends in REST")
             await eventually(lambda: same_as_rest(host, client), "the deltas")
             assert "update" in kinds, kinds
+            # A compact client got compact frames (its epochs come from expanding them).
+            assert bool(client._epochs) == (envelope == "compact")
             assert client.status.status == "connected"
 
     asyncio.run(main())
