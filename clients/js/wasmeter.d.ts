@@ -4,6 +4,12 @@
 /** Wire format of the server's frames: JSON text or MessagePack binary frames. */
 export type Format = 'json' | 'msgpack';
 
+/**
+ * How the server lays out data frames: 'map' (the default) or 'compact' (positional
+ * arrays, smaller; the client expands them into the same frames and events).
+ */
+export type Envelope = 'map' | 'compact';
+
 /** A WebSocket constructor: the browser's, Node 22's global one, or `WebSocket` of the `ws` package. */
 export type WebSocketConstructor = new (url: string) => any;
 
@@ -11,6 +17,8 @@ export type WebSocketConstructor = new (url: string) => any;
 export interface ConnectOptions {
   /** Wire format of the server's frames (default 'json'). Client messages are JSON either way. */
   format?: Format;
+  /** Layout of data frames (default 'map'); 'compact' adds `&envelope=compact` to the URL. */
+  envelope?: Envelope;
   /** First reconnect delay bound, ms (default 250). */
   backoffBaseMs?: number;
   /** Largest reconnect delay bound, ms (default 10000). */
@@ -166,8 +174,12 @@ export type EventName = keyof EventMap;
 /** A connection that survives reconnects. Create with {@link connect}. */
 export class WasmeterClient {
   constructor(url: string, options?: ConnectOptions);
-  /** The WebSocket URL (with `?format=`; the token is added per connect). */
+  /** The WebSocket URL (with `?format=` and, if compact, `&envelope=`; the token is added per connect). */
   readonly url: string;
+  /** The format of the server's frames. */
+  readonly format: Format;
+  /** The envelope of the server's data frames. */
+  readonly envelope: Envelope;
   /** Every held topic. */
   readonly topics: Map<string, TopicState>;
   /** The last status. */
@@ -192,6 +204,12 @@ export function matches(pattern: string, topic: string): boolean;
 
 /** Full-jitter backoff: uniform in [0, min(cap, base * 2^attempt)). */
 export function backoffDelay(attempt: number, baseMs: number, capMs: number): number;
+
+/**
+ * Expands a compact data frame (`[0|1|2, topic, ...]`) into the map frame it stands
+ * for; updates and events without an epoch take `epochOf(topic)`. Null for an unknown tag.
+ */
+export function expandCompact(a: any[], epochOf: (topic: string) => string | undefined): Frame | null;
 
 /** Decodes one MessagePack value (the whole input). */
 export function decodeMsgpack(input: ArrayBuffer | ArrayBufferView): any;

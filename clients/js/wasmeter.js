@@ -11,8 +11,10 @@
 // patches: null removes a field; `stale` marks fields; a stream topic's state is its
 // last event, and every event is emitted as `event`), reconnects with exponential
 // backoff and full jitter, resumes with `since` = the last (epoch, seq) per topic,
-// answers the server's heartbeat, reads JSON or MessagePack frames, and sends a
-// subscriber token (`?token=`), refreshing it on the open connection before it expires.
+// answers the server's heartbeat, reads JSON or MessagePack frames (with the default
+// map envelope or, with `envelope: 'compact'`, the positional one, expanded to the same
+// frames), and sends a subscriber token (`?token=`), refreshing it on the open
+// connection before it expires.
 
 /**
  * Does a topic match a subscription pattern (`*` = one segment, trailing `**` = one or more)?
@@ -140,6 +142,40 @@ export function decodeMsgpack(input) {
   return out;
 }
 
+// ---- the compact envelope ----
+
+/**
+ * Expands a compact data frame (docs/PROTOCOL.md, "Compact envelope") into the map
+ * frame it stands for: `[0, topic, epoch, seq, ts, state, extras?]` a snapshot,
+ * `[1, topic, seq, ts, delta, stale?]` an update, `[2, topic, seq, ts, fields, epoch?]`
+ * an event. Updates and events take their epoch from `epochOf(topic)` (the topic's
+ * last snapshot, gap or epoch-opening event). `null` for an unknown tag.
+ * @param {any[]} a
+ * @param {(topic: string) => string|undefined} epochOf
+ * @returns {object|null}
+ */
+export function expandCompact(a, epochOf) {
+  switch (a[0]) {
+    case 0: {
+      const f = { type: 'snapshot', topic: a[1], epoch: a[2], seq: a[3], ts: a[4], state: a[5] };
+      const extras = a[6] ?? {};
+      if (extras.stale !== undefined) f.stale = extras.stale;
+      if (extras.recovered !== undefined) f.recovered = extras.recovered;
+      if (extras.stream !== undefined) f.stream = extras.stream;
+      return f;
+    }
+    case 1: {
+      const f = { type: 'update', topic: a[1], epoch: epochOf(a[1]), seq: a[2], ts: a[3], delta: a[4] };
+      if (a.length > 5) f.stale = a[5];
+      return f;
+    }
+    case 2:
+      return { type: 'event', topic: a[1], epoch: a.length > 5 ? a[5] : epochOf(a[1]), seq: a[2], ts: a[3], fields: a[4] };
+    default:
+      return null;
+  }
+}
+
 // ---- tokens ----
 
 /**
@@ -178,7 +214,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A connection that survives reconnects. Create with {@link connect}. */
 export class WasmeterClient {
   /**
-   * @param {string} url `ws://host:port/ws` (the format is added as `?format=`).
+   * @param {string} url `ws://host:port/ws` (the format is added as `?format=`, the
+   *   compact envelope as `&envelope=compact`).
    * @param {import('./wasmeter').ConnectOptions} [options]
    */
   constructor(url, options = {}) {
@@ -186,11 +223,17 @@ export class WasmeterClient {
     if (format !== 'json' && format !== 'msgpack') {
       throw new Error(`wasmeter.js: format '${format}' is not supported (use 'json' or 'msgpack')`);
     }
+    const envelope = options.envelope ?? 'map';
+    if (envelope !== 'map' && envelope !== 'compact') {
+      throw new Error(`wasmeter.js: envelope '${envelope}' is not supported (use 'map' or 'compact')`);
+    }
     this.format = format;
+    this.envelope = envelope;
     const u = new URL(url, typeof location === 'undefined' ? undefined : location.href);
     if (u.protocol === 'http:') u.protocol = 'ws:';
     if (u.protocol === 'https:') u.protocol = 'wss:';
     u.searchParams.set('format', format);
+    if (envelope === 'compact') u.searchParams.set('envelope', 'compact');
     // A token in the URL is taken as `options.token`; each connect sets the current one.
     const urlToken = u.searchParams.get('token');
     u.searchParams.delete('token');
@@ -210,6 +253,8 @@ export class WasmeterClient {
     }
     /** @type {Map<string, import('./wasmeter').TopicState>} */
     this.topics = new Map();
+    /** With the compact envelope: each topic's epoch, which its updates leave out. */
+    this.epochs = new Map();
     /** @type {Map<string, import('./wasmeter').SubscribeOptions>} patterns held, in subscription order */
     this.subs = new Map();
     /** Subscribes sent on this connection and not answered yet: id -> {patterns, resume}. */
@@ -315,6 +360,9 @@ export class WasmeterClient {
     for (const t of patterns) this.subs.delete(t);
     for (const topic of [...this.topics.keys()]) {
       if (![...this.subs.keys()].some((p) => matches(p, topic))) this.topics.delete(topic);
+    }
+    for (const topic of [...this.epochs.keys()]) {
+      if (![...this.subs.keys()].some((p) => matches(p, topic))) this.epochs.delete(topic);
     }
   }
 
@@ -434,6 +482,7 @@ export class WasmeterClient {
       } catch {
         return;
       }
+      if (Array.isArray(frame)) frame = this.expand(frame);
       if (frame && typeof frame === 'object') this.handle(frame);
     };
     ws.onclose = (ev) => this.lost(ws, ev?.code ?? null);
@@ -526,7 +575,18 @@ export class WasmeterClient {
     this.send({ type: 'refresh', id, token });
   }
 
+  /** A compact data frame as the map frame it stands for; tracks epochs per topic. */
+  expand(a) {
+    if (this.envelope !== 'compact') return null;
+    const f = expandCompact(a, (topic) => this.epochs.get(topic));
+    if (f && f.epoch !== undefined) this.epochs.set(f.topic, f.epoch);
+    return f;
+  }
+
   handle(f) {
+    // Gaps and removals are map frames in both envelopes; they move epochs too.
+    if (this.envelope === 'compact' && f.type === 'gap') this.epochs.set(f.topic, f.epoch);
+    if (f.type === 'removed') this.epochs.delete(f.topic);
     switch (f.type) {
       case 'ping':
         this.send({ type: 'pong' });

@@ -1,6 +1,6 @@
 """The Python client against a real host (the ``wasmeter`` binary at $WASMETER_BIN):
-snapshot + deltas give the state REST reports, in JSON and MessagePack; the client
-resumes (``recovered: true``) after a host restart and after a dropped connection."""
+snapshot + deltas give the state REST reports, in JSON and MessagePack, each with the
+map and the compact envelope; the client resumes (``recovered: true``) after a host restart and after a dropped connection."""
 
 from __future__ import annotations
 
@@ -34,13 +34,14 @@ async def rest_count(host, topic: str, count: int) -> bool:
     return status == 200 and body["state"].get("count") == count
 
 
+@pytest.mark.parametrize("envelope", ["map", "compact"])
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
-def test_snapshot_and_deltas_equal_rest(hosts, fmt):
+def test_snapshot_and_deltas_equal_rest(hosts, fmt, envelope):
     async def main():
         host = hosts()
         host.append("trades.csv", "BTC,100,1,1700000000000\nETH,3000,2,1700000000001\n")
         await eventually(lambda: rest_count(host, "trades/ETH", 1), "the first topics")
-        async with wasmeter_client.connect(f"ws://{host.addr}/ws", format=fmt, **FAST) as client:
+        async with wasmeter_client.connect(f"ws://{host.addr}/ws", format=fmt, envelope=envelope, **FAST) as client:
             kinds: list[str] = []
             client.on("topic", lambda ev: kinds.append(ev.kind))
             await client.subscribe("trades/*")
@@ -49,19 +50,22 @@ def test_snapshot_and_deltas_equal_rest(hosts, fmt):
             await eventually(lambda: rest_count(host, "trades/BTC", 3), "the appends in REST")
             await eventually(lambda: same_as_rest(host, client), "the deltas")
             assert "update" in kinds, kinds
+            # A compact client got compact frames (its epochs come from expanding them).
+            assert bool(client._epochs) == (envelope == "compact")
             assert client.status.status == "connected"
 
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("envelope", ["map", "compact"])
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
-def test_resume_after_a_host_restart(hosts, fmt):
+def test_resume_after_a_host_restart(hosts, fmt, envelope):
     async def main():
         host = hosts()
         addr = host.addr
         host.append("trades.csv", "BTC,100,1,1700000000000\nETH,3000,2,1700000000001\n")
         await eventually(lambda: rest_count(host, "trades/ETH", 1), "the first topics")
-        async with wasmeter_client.connect(f"ws://{addr}/ws", format=fmt, **FAST) as client:
+        async with wasmeter_client.connect(f"ws://{addr}/ws", format=fmt, envelope=envelope, **FAST) as client:
             recovered: list[dict] = []
             client.on("subscribed", lambda f: recovered.append(f.get("recovered")))
             await client.subscribe("trades/*")

@@ -1,13 +1,18 @@
-//! The wire form of data frames (`update`, `snapshot`) in JSON and MessagePack.
+//! The wire form of data frames (`update`, `snapshot`, `event`) in JSON and MessagePack.
 //!
-//! Both formats carry the same structure: a map whose `type` names the frame. JSON
-//! goes in WebSocket text frames, MessagePack (maps with string keys, as
-//! `rmp_serde::to_vec_named` writes them) in binary frames. A delta is an RFC 7396
-//! merge patch: a changed field maps to its value, a removed field to `null` (nil).
+//! Both formats carry the same structure. JSON goes in WebSocket text frames,
+//! MessagePack (maps with string keys, as `rmp_serde::to_vec_named` writes them) in
+//! binary frames. A delta is an RFC 7396 merge patch: a changed field maps to its
+//! value, a removed field to `null` (nil).
+//!
+//! The [`Envelope`] is how a data frame is laid out: by default a map whose `type`
+//! names the frame; with the opt-in compact envelope a positional array whose first
+//! element names it (`0` snapshot, `1` update, `2` event) and whose updates and
+//! events leave out the epoch (see `docs/PROTOCOL.md`, "Compact envelope").
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde::ser::SerializeMap;
+use serde::ser::{SerializeMap, SerializeSeq};
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::{FieldValue, TopicState};
 
@@ -46,6 +51,74 @@ impl Format {
             "json" => Some(Format::Json),
             "msgpack" => Some(Format::MsgPack),
             _ => None,
+        }
+    }
+}
+
+/// How data frames are laid out, chosen per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Envelope {
+    /// Maps with named keys (`{"type":"update","topic":...}`): the default.
+    #[default]
+    Map,
+    /// Positional arrays (`[1, topic, seq, ts, delta]`), without the epoch in
+    /// updates and events.
+    Compact,
+}
+
+impl Envelope {
+    /// The name used in query strings: `map` or `compact`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Envelope::Map => "map",
+            Envelope::Compact => "compact",
+        }
+    }
+
+    /// Parses `map` or `compact`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "map" => Some(Envelope::Map),
+            "compact" => Some(Envelope::Compact),
+            _ => None,
+        }
+    }
+}
+
+/// What a connection's data frames are encoded as: a format and an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Wire {
+    /// JSON or MessagePack.
+    pub format: Format,
+    /// Maps or positional arrays.
+    pub envelope: Envelope,
+}
+
+impl Wire {
+    /// `format` with the compact envelope.
+    pub fn compact(format: Format) -> Self {
+        Self {
+            format,
+            envelope: Envelope::Compact,
+        }
+    }
+
+    /// 0 and 1 for the map envelope (as [`Format::index`]), 2 and 3 for the
+    /// compact one: an index into per-wire arrays.
+    pub fn index(self) -> usize {
+        match self.envelope {
+            Envelope::Map => self.format.index(),
+            Envelope::Compact => 2 + self.format.index(),
+        }
+    }
+}
+
+/// A format alone means its default (map) envelope.
+impl From<Format> for Wire {
+    fn from(format: Format) -> Self {
+        Self {
+            format,
+            envelope: Envelope::Map,
         }
     }
 }
@@ -237,6 +310,97 @@ struct GapFrame<'a> {
     missed: u64,
 }
 
+/// The first element of a compact data frame: which frame it is.
+mod tag {
+    pub const SNAPSHOT: u8 = 0;
+    pub const UPDATE: u8 = 1;
+    pub const EVENT: u8 = 2;
+}
+
+/// A compact `snapshot`: `[0, topic, epoch, seq, ts, state]`, plus a seventh
+/// element, a map of the map frame's optional keys (`stale`, `recovered`,
+/// `stream`), when any of them is present.
+struct CompactSnapshot<'a>(&'a SnapshotFrame<'a>);
+
+/// The optional keys of a snapshot, as a compact snapshot's seventh element.
+#[derive(Serialize)]
+struct SnapshotExtras<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    stale: &'a [&'a str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+impl Serialize for CompactSnapshot<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let extras = SnapshotExtras {
+            stale: &f.stale,
+            recovered: f.recovered,
+            stream: f.stream,
+        };
+        let has_extras = !f.stale.is_empty() || f.recovered.is_some() || f.stream;
+        let mut seq = s.serialize_seq(Some(if has_extras { 7 } else { 6 }))?;
+        seq.serialize_element(&tag::SNAPSHOT)?;
+        seq.serialize_element(f.topic)?;
+        seq.serialize_element(f.epoch)?;
+        seq.serialize_element(&f.seq)?;
+        seq.serialize_element(&f.ts)?;
+        seq.serialize_element(&f.state)?;
+        if has_extras {
+            seq.serialize_element(&extras)?;
+        }
+        seq.end()
+    }
+}
+
+/// A compact `update`: `[1, topic, seq, ts, delta]`, plus `stale` as a sixth
+/// element when fields became stale.
+struct CompactUpdate<'a>(&'a UpdateFrame<'a>);
+
+impl Serialize for CompactUpdate<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let stale = !f.stale.is_empty();
+        let mut seq = s.serialize_seq(Some(if stale { 6 } else { 5 }))?;
+        seq.serialize_element(&tag::UPDATE)?;
+        seq.serialize_element(f.topic)?;
+        seq.serialize_element(&f.seq)?;
+        seq.serialize_element(&f.ts)?;
+        seq.serialize_element(&f.delta)?;
+        if stale {
+            seq.serialize_element(&f.stale)?;
+        }
+        seq.end()
+    }
+}
+
+/// A compact `event`: `[2, topic, seq, ts, fields]`, plus the epoch as a sixth
+/// element on the first event of an epoch (a subscriber may get a stream topic's
+/// events without a snapshot before them).
+struct CompactEvent<'a> {
+    frame: &'a EventFrame<'a>,
+    opens_epoch: bool,
+}
+
+impl Serialize for CompactEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.frame;
+        let mut seq = s.serialize_seq(Some(if self.opens_epoch { 6 } else { 5 }))?;
+        seq.serialize_element(&tag::EVENT)?;
+        seq.serialize_element(f.topic)?;
+        seq.serialize_element(&f.seq)?;
+        seq.serialize_element(&f.ts)?;
+        seq.serialize_element(&f.fields)?;
+        if self.opens_epoch {
+            seq.serialize_element(f.epoch)?;
+        }
+        seq.end()
+    }
+}
+
 /// Where a data frame sits in a topic's stream.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameHead<'a> {
@@ -252,7 +416,7 @@ pub struct FrameHead<'a> {
 
 /// Encodes an `update` frame; `None` when the field filter leaves nothing to send.
 pub fn encode_update(
-    format: Format,
+    wire: impl Into<Wire>,
     head: FrameHead<'_>,
     delta: &Delta,
     stale: &[String],
@@ -267,43 +431,56 @@ pub fn encode_update(
     if fields.is_some() && stale.is_empty() && patch.len() == 0 {
         return None;
     }
-    Some(encode(
-        format,
-        &UpdateFrame {
-            kind: "update",
-            topic: head.topic,
-            epoch: head.epoch,
-            seq: head.seq,
-            ts: head.ts,
-            delta: patch,
-            stale,
-        },
-    ))
+    let frame = UpdateFrame {
+        kind: "update",
+        topic: head.topic,
+        epoch: head.epoch,
+        seq: head.seq,
+        ts: head.ts,
+        delta: patch,
+        stale,
+    };
+    let wire = wire.into();
+    Some(match wire.envelope {
+        Envelope::Map => encode(wire.format, &frame),
+        Envelope::Compact => encode(wire.format, &CompactUpdate(&frame)),
+    })
 }
 
 /// Encodes an `event` frame of a stream topic: the event's fields (those in
 /// `only`, if given), in order. `None` when the filter leaves nothing to send.
+/// `opens_epoch` marks the first event of an epoch, whose compact frame carries
+/// the epoch.
 pub fn encode_event(
-    format: Format,
+    wire: impl Into<Wire>,
     head: FrameHead<'_>,
     fields: &[(String, FieldValue)],
     only: Option<&FieldSet>,
+    opens_epoch: bool,
 ) -> Option<Bytes> {
     let fields = EventFields { fields, only };
     if only.is_some() && fields.fields.iter().all(|(n, _)| !keep(only, n)) {
         return None;
     }
-    Some(encode(
-        format,
-        &EventFrame {
-            kind: "event",
-            topic: head.topic,
-            epoch: head.epoch,
-            seq: head.seq,
-            ts: head.ts,
-            fields,
-        },
-    ))
+    let frame = EventFrame {
+        kind: "event",
+        topic: head.topic,
+        epoch: head.epoch,
+        seq: head.seq,
+        ts: head.ts,
+        fields,
+    };
+    let wire = wire.into();
+    Some(match wire.envelope {
+        Envelope::Map => encode(wire.format, &frame),
+        Envelope::Compact => encode(
+            wire.format,
+            &CompactEvent {
+                frame: &frame,
+                opens_epoch,
+            },
+        ),
+    })
 }
 
 /// Encodes a `gap` frame: the `missed` events of a stream topic after `after`
@@ -333,7 +510,7 @@ pub fn encode_gap(
 /// `recovered: Some(false)` marks the answer to a resume that could not be served.
 #[allow(clippy::too_many_arguments, reason = "one frame's parts")]
 pub fn encode_snapshot(
-    format: Format,
+    wire: impl Into<Wire>,
     head: FrameHead<'_>,
     state: &TopicState,
     stale: &[String],
@@ -346,20 +523,22 @@ pub fn encode_snapshot(
         .map(String::as_str)
         .filter(|n| keep(fields, n))
         .collect();
-    encode(
-        format,
-        &SnapshotFrame {
-            kind: "snapshot",
-            topic: head.topic,
-            epoch: head.epoch,
-            seq: head.seq,
-            ts: head.ts,
-            state: StateView { state, fields },
-            stale,
-            recovered,
-            stream,
-        },
-    )
+    let frame = SnapshotFrame {
+        kind: "snapshot",
+        topic: head.topic,
+        epoch: head.epoch,
+        seq: head.seq,
+        ts: head.ts,
+        state: StateView { state, fields },
+        stale,
+        recovered,
+        stream,
+    };
+    let wire = wire.into();
+    match wire.envelope {
+        Envelope::Map => encode(wire.format, &frame),
+        Envelope::Compact => encode(wire.format, &CompactSnapshot(&frame)),
+    }
 }
 
 /// Composes consecutive deltas into one with the same effect (merge patches
@@ -500,5 +679,101 @@ mod tests {
         d2.apply_to(&mut stepwise);
         d.apply_to(&mut start);
         assert_eq!(start, stepwise);
+    }
+
+    fn json(b: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn compact_update_is_an_array_without_the_epoch() {
+        let wire = Wire::compact(Format::Json);
+        let b = encode_update(wire, head(), &delta(), &[], None).unwrap();
+        assert_eq!(
+            &b[..],
+            br#"[1,"t/a",7,1000,{"old":null,"price":1.5,"side":"buy"}]"#
+        );
+        let b = encode_update(wire, head(), &delta(), &["qty".into()], None).unwrap();
+        assert_eq!(json(&b)[5], serde_json::json!(["qty"]));
+
+        let b = encode_update(Wire::compact(Format::MsgPack), head(), &delta(), &[], None).unwrap();
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([1, "t/a", 7, 1000, {"old": null, "price": 1.5, "side": "buy"}])
+        );
+        assert_eq!(b[0], 0x95, "a MessagePack fixarray of 5");
+    }
+
+    #[test]
+    fn compact_snapshot_carries_the_epoch_and_its_optional_keys_last() {
+        let state = TopicState::from([("price".to_string(), FieldValue::Number(2.0))]);
+        let wire = Wire::compact(Format::Json);
+        let b = encode_snapshot(wire, head(), &state, &[], None, None, false);
+        assert_eq!(&b[..], br#"[0,"t/a","e1",7,1000,{"price":2.0}]"#);
+        let b = encode_snapshot(
+            wire,
+            head(),
+            &state,
+            &["price".into()],
+            None,
+            Some(false),
+            true,
+        );
+        assert_eq!(
+            json(&b),
+            serde_json::json!([0, "t/a", "e1", 7, 1000, {"price": 2.0},
+                {"stale": ["price"], "recovered": false, "stream": true}])
+        );
+        let b = encode_snapshot(
+            Wire::compact(Format::MsgPack),
+            head(),
+            &state,
+            &[],
+            None,
+            None,
+            true,
+        );
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([0, "t/a", "e1", 7, 1000, {"price": 2.0}, {"stream": true}])
+        );
+    }
+
+    #[test]
+    fn compact_event_names_the_epoch_only_when_it_opens_one() {
+        let fields = delta().changed;
+        let wire = Wire::compact(Format::Json);
+        let b = encode_event(wire, head(), &fields, None, false).unwrap();
+        assert_eq!(&b[..], br#"[2,"t/a",7,1000,{"price":1.5,"side":"buy"}]"#);
+        let b = encode_event(wire, head(), &fields, None, true).unwrap();
+        assert_eq!(json(&b)[5], "e1");
+        let only = FieldSet::new(["side"]);
+        let b = encode_event(
+            Wire::compact(Format::MsgPack),
+            head(),
+            &fields,
+            Some(&only),
+            false,
+        )
+        .unwrap();
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(v, serde_json::json!([2, "t/a", 7, 1000, {"side": "buy"}]));
+        let b = encode_event(Format::Json, head(), &fields, None, true).unwrap();
+        assert_eq!(json(&b)["epoch"], "e1", "the map frame is unchanged");
+    }
+
+    #[test]
+    fn envelope_names_round_trip() {
+        for e in [Envelope::Map, Envelope::Compact] {
+            assert_eq!(Envelope::from_name(e.name()), Some(e));
+        }
+        assert_eq!(Envelope::from_name("Compact"), None);
+        let indexes: Vec<usize> = Format::ALL
+            .into_iter()
+            .flat_map(|f| [Wire::from(f).index(), Wire::compact(f).index()])
+            .collect();
+        assert_eq!(indexes, [0, 2, 1, 3]);
     }
 }

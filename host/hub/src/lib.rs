@@ -57,7 +57,7 @@ pub mod slot;
 pub mod topic;
 mod watch;
 
-pub use codec::{FieldSet, Format};
+pub use codec::{Envelope, FieldSet, Format, Wire};
 pub use hub::{Hub, HubConfig, HubStats, PublishError, TopicInfo};
 pub use message::Message;
 pub use pattern::{Pattern, PatternError};

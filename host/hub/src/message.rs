@@ -1,10 +1,13 @@
-//! One published update, encoded at most once per wire format.
+//! One published update, encoded at most once per wire (format and envelope).
 //!
 //! A [`Message`] is shared (`Arc`) by the topic's history and by every subscriber
 //! that sends it; its frames are encoded lazily, on first use, and the resulting
 //! [`Bytes`] are cloned (a reference count) into each subscriber's socket. Field
-//! subsets get their own encodings, cached per (field set, kind, format) so that
-//! subscribers asking for the same subset share bytes too.
+//! subsets get their own encodings, cached per (field set, kind, wire) so that
+//! subscribers asking for the same subset share bytes too. The compact envelope's
+//! update frames live behind a box allocated on first use: a host without compact
+//! subscribers encodes nothing for them and pays one empty cell (16 bytes) per
+//! message, plus two empty snapshot slots in each topic's newest message.
 //!
 //! Only a topic's newest message is ever sent as a snapshot, so only it keeps
 //! the topic's state: when a newer message follows, the older one is retired
@@ -20,7 +23,7 @@ use wasmeter_core::delta::Delta;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::position::StreamPosition;
 
-use crate::codec::{self, FieldSet, Format, FrameHead};
+use crate::codec::{self, Envelope, FieldSet, FrameHead, Wire};
 
 /// Distinct filtered encodings kept per message; more are encoded per subscriber.
 const FILTER_CACHE: usize = 4;
@@ -40,7 +43,10 @@ pub struct Message {
     stale_now: Vec<String>,
     /// An event of a stream topic (see [`TopicChange::event`]).
     event: bool,
+    /// The map envelope's frames, by format.
     update: [OnceLock<Bytes>; 2],
+    /// The compact envelope's frames, by format, once a compact subscriber asked.
+    compact: OnceLock<Box<[OnceLock<Bytes>; 2]>>,
     /// The state after this message and its snapshot encodings, while this is
     /// the topic's newest message; `None` once retired.
     current: Mutex<Option<Box<Current>>>,
@@ -51,14 +57,15 @@ pub struct Message {
 #[derive(Debug)]
 struct Current {
     state: Arc<TopicState>,
-    snapshot: [Option<Bytes>; 2],
+    /// By [`Wire::index`].
+    snapshot: [Option<Bytes>; 4],
 }
 
 #[derive(Debug)]
 struct Filtered {
     fields: Arc<FieldSet>,
     snapshot: bool,
-    format: Format,
+    wire: Wire,
     bytes: Option<Bytes>,
 }
 
@@ -99,6 +106,7 @@ impl Message {
             stale: change.stale,
             event: change.event,
             update: Default::default(),
+            compact: OnceLock::new(),
             current: Mutex::new(Some(Box::new(Current {
                 state: change.state,
                 snapshot: Default::default(),
@@ -189,35 +197,43 @@ impl Message {
     }
 
     /// The `update` frame (an `event` frame for an event), encoded once per
-    /// format and shared.
-    pub fn update_bytes(&self, format: Format) -> Bytes {
-        self.update[format.index()]
-            .get_or_init(|| self.encode_update(format, None).unwrap_or_default())
+    /// wire and shared.
+    pub fn update_bytes(&self, wire: impl Into<Wire>) -> Bytes {
+        let wire = wire.into();
+        let cell = match wire.envelope {
+            Envelope::Map => &self.update[wire.format.index()],
+            Envelope::Compact => &self.compact.get_or_init(Default::default)[wire.format.index()],
+        };
+        cell.get_or_init(|| self.encode_update(wire, None).unwrap_or_default())
             .clone()
     }
 
-    fn encode_update(&self, format: Format, fields: Option<&FieldSet>) -> Option<Bytes> {
+    fn encode_update(&self, wire: Wire, fields: Option<&FieldSet>) -> Option<Bytes> {
         match self.event {
-            true => codec::encode_event(format, self.head(), &self.delta.changed, fields),
-            false => codec::encode_update(format, self.head(), &self.delta, &self.stale, fields),
+            true => {
+                let opens_epoch = self.prev_seq == 0;
+                codec::encode_event(wire, self.head(), &self.delta.changed, fields, opens_epoch)
+            }
+            false => codec::encode_update(wire, self.head(), &self.delta, &self.stale, fields),
         }
     }
 
     /// The `snapshot` frame of the state after this message, encoded once per
-    /// format and shared; `None` once the message is retired (a newer one has
+    /// wire and shared; `None` once the message is retired (a newer one has
     /// the state: take the snapshot of that one).
-    pub fn snapshot_bytes(&self, format: Format) -> Option<Bytes> {
+    pub fn snapshot_bytes(&self, wire: impl Into<Wire>) -> Option<Bytes> {
+        let wire = wire.into();
         let state = {
             let current = lock(&self.current);
             let c = current.as_ref()?;
-            if let Some(b) = &c.snapshot[format.index()] {
+            if let Some(b) = &c.snapshot[wire.index()] {
                 return Some(b.clone());
             }
             c.state.clone()
         };
         // Encoded outside the lock; two subscribers racing may both encode, once.
         let bytes = codec::encode_snapshot(
-            format,
+            wire,
             self.head(),
             &state,
             &self.stale_now,
@@ -226,25 +242,31 @@ impl Message {
             self.event,
         );
         if let Some(c) = lock(&self.current).as_mut() {
-            c.snapshot[format.index()].get_or_insert(bytes.clone());
+            c.snapshot[wire.index()].get_or_insert(bytes.clone());
         }
         Some(bytes)
     }
 
     /// The `update` (or `event`) frame restricted to `fields`; `None` when none
     /// of them changed (or the event has none of them).
-    pub fn filtered_update(&self, format: Format, fields: &Arc<FieldSet>) -> Option<Bytes> {
-        self.cached(format, fields, false, || {
-            self.encode_update(format, Some(fields))
+    pub fn filtered_update(&self, wire: impl Into<Wire>, fields: &Arc<FieldSet>) -> Option<Bytes> {
+        let wire = wire.into();
+        self.cached(wire, fields, false, || {
+            self.encode_update(wire, Some(fields))
         })
     }
 
     /// The `snapshot` frame restricted to `fields`; `None` once retired.
-    pub fn filtered_snapshot(&self, format: Format, fields: &Arc<FieldSet>) -> Option<Bytes> {
+    pub fn filtered_snapshot(
+        &self,
+        wire: impl Into<Wire>,
+        fields: &Arc<FieldSet>,
+    ) -> Option<Bytes> {
+        let wire = wire.into();
         let state = self.state()?;
-        self.cached(format, fields, true, || {
+        self.cached(wire, fields, true, || {
             Some(codec::encode_snapshot(
-                format,
+                wire,
                 self.head(),
                 &state,
                 &self.stale_now,
@@ -257,10 +279,14 @@ impl Message {
 
     /// A `snapshot` frame for a subscriber whose resume failed (`recovered:
     /// false`); `None` once retired.
-    pub fn unrecovered_snapshot(&self, format: Format, fields: Option<&FieldSet>) -> Option<Bytes> {
+    pub fn unrecovered_snapshot(
+        &self,
+        wire: impl Into<Wire>,
+        fields: Option<&FieldSet>,
+    ) -> Option<Bytes> {
         let state = self.state()?;
         Some(codec::encode_snapshot(
-            format,
+            wire,
             self.head(),
             &state,
             &self.stale_now,
@@ -272,13 +298,13 @@ impl Message {
 
     fn cached(
         &self,
-        format: Format,
+        wire: Wire,
         fields: &Arc<FieldSet>,
         snapshot: bool,
         make: impl FnOnce() -> Option<Bytes>,
     ) -> Option<Bytes> {
         let hit = |e: &Filtered| {
-            e.format == format
+            e.wire == wire
                 && e.snapshot == snapshot
                 && (Arc::ptr_eq(&e.fields, fields) || *e.fields == **fields)
         };
@@ -294,7 +320,7 @@ impl Message {
             cache.push(Filtered {
                 fields: fields.clone(),
                 snapshot,
-                format,
+                wire,
                 bytes: bytes.clone(),
             });
         }
@@ -316,6 +342,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::codec::Format;
     use wasmeter_core::field::FieldValue;
 
     pub(crate) fn msg(seq: u64) -> Arc<Message> {
@@ -360,5 +387,40 @@ pub(crate) mod tests {
         assert!(m.filtered_update(Format::Json, &none).is_none());
         let s = m.filtered_snapshot(Format::Json, &none).unwrap();
         assert!(std::str::from_utf8(&s).unwrap().contains("\"state\":{}"));
+    }
+
+    #[test]
+    fn compact_frames_are_encoded_only_when_asked_for_and_then_shared() {
+        let m = msg(3);
+        m.update_bytes(Format::Json);
+        m.update_bytes(Format::MsgPack);
+        m.snapshot_bytes(Format::Json).unwrap();
+        assert!(
+            m.compact.get().is_none(),
+            "map subscribers encode no compact frame"
+        );
+
+        let wire = Wire::compact(Format::Json);
+        let a = m.update_bytes(wire);
+        let b = m.update_bytes(wire);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "encoded once, shared");
+        assert_eq!(&a[..], br#"[1,"t",3,0,{"n":3.0}]"#);
+        assert_ne!(m.update_bytes(Wire::compact(Format::MsgPack)), a);
+        assert_ne!(m.update_bytes(Format::Json), a, "the map frame is its own");
+
+        let s1 = m.snapshot_bytes(wire).unwrap();
+        let s2 = m.snapshot_bytes(wire).unwrap();
+        assert_eq!(s1.as_ptr(), s2.as_ptr());
+        assert_eq!(&s1[..], br#"[0,"t","e",3,0,{"n":3.0}]"#);
+        assert!(m.snapshot_bytes(Format::Json).unwrap().starts_with(b"{"));
+
+        let f = Arc::new(FieldSet::new(["n"]));
+        let x = m.filtered_update(wire, &f).unwrap();
+        assert_eq!(x, a);
+        assert!(
+            m.filtered_update(Format::Json, &f)
+                .unwrap()
+                .starts_with(b"{")
+        );
     }
 }

@@ -216,8 +216,8 @@ pub fn markdown(res: &Results) -> String {
     if !res.delta_savings.is_empty() {
         out.push_str(
             "### Delta savings (demo market feed)\n\n\
-             | format | topics | updates | delta bytes | snapshot bytes | saving | goal | / goal |\n\
-             |---|---|---|---|---|---|---|---|\n",
+             | format | envelope | topics | updates | delta bytes | snapshot bytes | saving | goal | / goal |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         for s in &res.delta_savings {
             // Tickers: the issue's 80% for 2-3 of ~20 fields changed; else VISION's 90%.
@@ -229,8 +229,9 @@ pub fn markdown(res: &Results) -> String {
             for (name, b, goal) in rows {
                 let _ = writeln!(
                     out,
-                    "| {:?} | {name} | {} | {} | {} | {:.1}% | {goal:.0}% | {} |",
+                    "| {:?} | {:?} | {name} | {} | {} | {} | {:.1}% | {goal:.0}% | {} |",
                     s.format,
+                    s.envelope,
                     b.updates,
                     b.delta_bytes,
                     b.snapshot_bytes,

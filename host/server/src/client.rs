@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wasmeter_hub::codec::FieldSet;
-use wasmeter_hub::{Format, Hub, Message, Pattern, Slot, Subscriber};
+use wasmeter_hub::{Format, Hub, Message, Pattern, Slot, Subscriber, Wire};
 
 use crate::auth::{Authenticator, Grants};
 use crate::config::ServerConfig;
@@ -193,7 +193,8 @@ pub(crate) struct Client {
     pub(crate) hub: Arc<Hub>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) me: Arc<dyn Subscriber>,
-    pub(crate) format: Format,
+    /// Data frames' format and envelope; control frames are maps in its format.
+    pub(crate) wire: Wire,
     pub(crate) limits: Limits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) track_positions: bool,
@@ -220,7 +221,7 @@ impl Client {
     /// every data frame (SSE needs it for event ids).
     pub(crate) fn new(
         hub: Arc<Hub>,
-        format: Format,
+        wire: impl Into<Wire>,
         limits: Limits,
         metrics: Arc<Metrics>,
         track_positions: bool,
@@ -231,7 +232,7 @@ impl Client {
             hub,
             shared,
             me,
-            format,
+            wire: wire.into(),
             limits,
             metrics,
             track_positions,
@@ -266,7 +267,7 @@ impl Client {
 
     /// The wire format of this connection.
     pub(crate) fn format(&self) -> Format {
-        self.format
+        self.wire.format
     }
 
     /// The notifier to await for new work.
@@ -299,13 +300,13 @@ impl Client {
     pub(crate) fn queue_ping(&mut self) {
         self.control.push_back(Out {
             kind: Kind::Ping,
-            bytes: protocol::ping_bytes(self.format),
+            bytes: protocol::ping_bytes(self.wire.format),
             msg: None,
         });
     }
 
     pub(crate) fn queue_control(&mut self, kind: Kind, frame: &ServerFrame<'_>) {
-        let bytes = frame.encode(self.format);
+        let bytes = frame.encode(self.wire.format);
         self.control.push_back(Out {
             kind,
             bytes,
@@ -389,7 +390,7 @@ impl Client {
                 topic: slot.topic(),
                 epoch: slot.epoch(),
             }
-            .encode(self.format),
+            .encode(self.wire.format),
             msg: self.track_positions.then(|| slot.latest()),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 use wasmeter_hub::codec::{self, FrameHead};
-use wasmeter_hub::{Format, Message, Slot};
+use wasmeter_hub::{Format, Message, Slot, Wire};
 
 use crate::client::{Client, Kind, Next, Out, TopicSlot};
 use crate::metrics::Event;
@@ -112,7 +112,7 @@ impl Client {
             return;
         }
         let budget = self.limits.batch_frames.saturating_sub(out.len()).max(1);
-        let format = self.format;
+        let wire = self.wire;
         let track = self.track_positions;
         let stream = slot.is_stream();
         let Some(t) = self.topics.get_mut(&name) else {
@@ -123,11 +123,11 @@ impl Client {
         let limited = t.opts.interval.is_some() && !stream;
         'serve: {
             if let Next::Snapshot(recovered) = t.next {
-                out.extend(snapshot(format, track, t, &slot, recovered, now));
+                out.extend(snapshot(wire, track, t, &slot, recovered, now));
                 break 'serve;
             }
             if !t.replay.is_empty() {
-                if replay(format, track, t, limited, budget, now, out) {
+                if replay(wire, track, t, limited, budget, now, out) {
                     self.shared.push(slot);
                 }
                 break 'serve;
@@ -149,20 +149,20 @@ impl Client {
                 Got::Gap { latest, oldest } if stream => {
                     // Told, then continued from the oldest event still held.
                     self.metrics.record(Event::StreamGap);
-                    out.push(gap(format, &latest, t.cursor, &oldest));
+                    out.push(gap(wire.format, &latest, t.cursor, &oldest));
                     t.cursor = oldest.prev_seq();
                     self.shared.push(slot.clone());
                 }
                 Got::Gap { .. } => {
                     self.metrics.record(Event::Conflated);
-                    out.extend(snapshot(format, track, t, &slot, None, now));
+                    out.extend(snapshot(wire, track, t, &slot, None, now));
                 }
                 Got::Messages { more } => {
                     if limited {
-                        composed(format, track, t, &self.scratch, now, out);
+                        composed(wire, track, t, &self.scratch, now, out);
                     } else {
                         for m in &self.scratch {
-                            push_update(format, track, t, m, out);
+                            push_update(wire, track, t, m, out);
                         }
                     }
                     self.scratch.clear();
@@ -194,7 +194,7 @@ impl Client {
                     cursor = m.seq();
                     out.push(Out {
                         kind: frame_kind(&m),
-                        bytes: m.update_bytes(self.format),
+                        bytes: m.update_bytes(self.wire),
                         msg: None,
                     });
                 }
@@ -284,7 +284,7 @@ fn read_new(
 /// state); `None`, leaving the topic to be served again, only if no snapshot
 /// could be taken.
 fn snapshot(
-    format: Format,
+    wire: Wire,
     track: bool,
     t: &mut TopicSlot,
     slot: &Slot,
@@ -293,9 +293,9 @@ fn snapshot(
 ) -> Option<Out> {
     let fields = t.opts.fields.clone();
     let taken = slot.with_current(|m| match (recovered, &fields) {
-        (Some(_), f) => m.unrecovered_snapshot(format, f.as_deref()),
-        (None, Some(f)) => m.filtered_snapshot(format, f),
-        (None, None) => m.snapshot_bytes(format),
+        (Some(_), f) => m.unrecovered_snapshot(wire, f.as_deref()),
+        (None, Some(f)) => m.filtered_snapshot(wire, f),
+        (None, None) => m.snapshot_bytes(wire),
     });
     let Some((latest, bytes)) = taken else {
         t.next = Next::Snapshot(recovered);
@@ -311,17 +311,11 @@ fn snapshot(
     })
 }
 
-fn push_update(
-    format: Format,
-    track: bool,
-    t: &mut TopicSlot,
-    m: &Arc<Message>,
-    out: &mut Vec<Out>,
-) {
+fn push_update(wire: Wire, track: bool, t: &mut TopicSlot, m: &Arc<Message>, out: &mut Vec<Out>) {
     t.cursor = m.seq();
     let bytes = match &t.opts.fields {
-        None => Some(m.update_bytes(format)),
-        Some(f) => m.filtered_update(format, f),
+        None => Some(m.update_bytes(wire)),
+        Some(f) => m.filtered_update(wire, f),
     };
     if let Some(bytes) = bytes {
         out.push(Out {
@@ -352,7 +346,7 @@ fn gap(format: Format, latest: &Message, cursor: u64, oldest: &Message) -> Out {
 /// Sends a resumed topic's replay: all of it (merged into one update under a rate
 /// limit, `limited`) or up to `budget` frames. True when some remain.
 fn replay(
-    format: Format,
+    wire: Wire,
     track: bool,
     t: &mut TopicSlot,
     limited: bool,
@@ -362,12 +356,12 @@ fn replay(
 ) -> bool {
     if limited {
         let all: Vec<Arc<Message>> = t.replay.drain(..).collect();
-        composed(format, track, t, &all, now, out);
+        composed(wire, track, t, &all, now, out);
         return false;
     }
     for _ in 0..budget {
         let Some(m) = t.replay.pop_front() else { break };
-        push_update(format, track, t, &m, out);
+        push_update(wire, track, t, &m, out);
     }
     if t.replay.is_empty() {
         // Give the memory back: a replay can be as long as the history.
@@ -380,7 +374,7 @@ fn replay(
 
 /// Under a rate limit: every message since the last send, merged into one update.
 fn composed(
-    format: Format,
+    wire: Wire,
     track: bool,
     t: &mut TopicSlot,
     msgs: &[Arc<Message>],
@@ -391,7 +385,7 @@ fn composed(
     t.cursor = last.seq();
     t.due = t.opts.interval.map(|i| now + i);
     if let [only] = msgs {
-        return push_update(format, track, t, only, out);
+        return push_update(wire, track, t, only, out);
     }
     let (delta, stale) = codec::compose(msgs.iter().map(|m| (m.delta(), m.stale())));
     let head = FrameHead {
@@ -400,8 +394,7 @@ fn composed(
         seq: last.seq(),
         ts: last.timestamp_ms(),
     };
-    if let Some(bytes) =
-        codec::encode_update(format, head, &delta, &stale, t.opts.fields.as_deref())
+    if let Some(bytes) = codec::encode_update(wire, head, &delta, &stale, t.opts.fields.as_deref())
     {
         out.push(Out {
             kind: Kind::Update,

@@ -1,6 +1,6 @@
 //! The wire protocol's control messages, error codes and close codes.
 //!
-//! Data frames (`snapshot`, `update`) are encoded once per format by the hub
+//! Data frames (`snapshot`, `update`, `event`) are encoded once per wire by the hub
 //! ([`wasmeter_hub::codec`]); this module has everything else. See
 //! `docs/PROTOCOL.md` for the protocol as a client sees it.
 
@@ -10,12 +10,37 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use wasmeter_core::position::StreamPosition;
-use wasmeter_hub::{Format, codec};
+use wasmeter_hub::{Format, Wire, codec};
 
 /// WebSocket subprotocol selecting JSON frames.
 pub const SUBPROTOCOL_JSON: &str = "wasmeter.v1.json";
 /// WebSocket subprotocol selecting MessagePack frames.
 pub const SUBPROTOCOL_MSGPACK: &str = "wasmeter.v1.msgpack";
+/// WebSocket subprotocol selecting JSON frames with the compact envelope.
+pub const SUBPROTOCOL_COMPACT_JSON: &str = "wasmeter.v1.compact.json";
+/// WebSocket subprotocol selecting MessagePack frames with the compact envelope.
+pub const SUBPROTOCOL_COMPACT_MSGPACK: &str = "wasmeter.v1.compact.msgpack";
+
+/// The subprotocol of each wire, by [`Wire::index`].
+const SUBPROTOCOLS: [&str; 4] = [
+    SUBPROTOCOL_JSON,
+    SUBPROTOCOL_MSGPACK,
+    SUBPROTOCOL_COMPACT_JSON,
+    SUBPROTOCOL_COMPACT_MSGPACK,
+];
+
+/// The WebSocket subprotocol that names `wire`.
+pub fn subprotocol(wire: Wire) -> &'static str {
+    SUBPROTOCOLS[wire.index()]
+}
+
+/// The wire a WebSocket subprotocol names, if it is one of ours.
+pub fn wire_of_subprotocol(name: &[u8]) -> Option<Wire> {
+    Format::ALL
+        .into_iter()
+        .flat_map(|f| [Wire::from(f), Wire::compact(f)])
+        .find(|w| subprotocol(*w).as_bytes() == name)
+}
 
 /// Close codes the server sends. Standard codes where one fits, otherwise the
 /// 4000-4999 range reserved for applications.
@@ -279,5 +304,18 @@ mod tests {
         let m: serde_json::Value = rmp_serde::from_slice(&f.encode(Format::MsgPack)).unwrap();
         assert_eq!(m, j);
         assert_eq!(&ping_bytes(Format::Json)[..], br#"{"type":"ping"}"#);
+    }
+
+    #[test]
+    fn subprotocols_name_every_wire_once() {
+        for name in SUBPROTOCOLS {
+            let wire = wire_of_subprotocol(name.as_bytes()).unwrap();
+            assert_eq!(subprotocol(wire), name);
+        }
+        assert_eq!(
+            wire_of_subprotocol(b"wasmeter.v1.compact.msgpack"),
+            Some(Wire::compact(Format::MsgPack))
+        );
+        assert_eq!(wire_of_subprotocol(b"wasmeter.v1.compact"), None);
     }
 }

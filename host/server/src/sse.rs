@@ -66,6 +66,13 @@ pub(crate) async fn handler(
         Some(Ok(r)) => Some(r),
         Some(Err(_)) => return bad("query parameter `max_rate_hz` is not a number".into()),
     };
+    // SSE data frames stay maps: the compact envelope is a /ws option.
+    if let Some(name) = query.get("envelope").filter(|n| n.as_str() != "map") {
+        return bad(format!(
+            "query parameter envelope: `{name}` is not `map` (/sse sends map frames only; \
+             the compact envelope is a /ws option)"
+        ));
+    }
     let limits = Limits::from(state.config());
     if let Err(e) = check_count("subscribe", topics.len(), limits.max_subscriptions, None) {
         return bad(e.message.replacen("subscribe.", "", 1));

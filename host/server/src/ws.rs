@@ -15,12 +15,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};
-use wasmeter_hub::Format;
+use wasmeter_hub::{Envelope, Format, Wire};
 
 use crate::access::Access;
 use crate::auth::Grants;
 use crate::client::{Client, Limits, Out, Verdict};
-use crate::protocol::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use crate::protocol::{subprotocol, wire_of_subprotocol};
 use crate::rest::json_error;
 use crate::state::{Permit, ServerState};
 use crate::ws_close::{End, finish};
@@ -29,43 +29,28 @@ use crate::ws_close::{End, finish};
 /// idle connections stay small.
 const IDLE_BATCH_CAPACITY: usize = 4;
 
-/// Upgrades to a WebSocket. The format is `?format=json|msgpack`, else the first
-/// supported subprotocol the client offers, else JSON.
+/// Upgrades to a WebSocket. The first of our subprotocols the client offers
+/// chooses the format and the envelope (default: JSON, maps); `?format=json|msgpack`
+/// and `?envelope=map|compact` override either.
 pub(crate) async fn handler(
     State(state): State<ServerState>,
     Access(grants): Access,
     Query(query): Query<HashMap<String, String>>,
     mut ws: WebSocketUpgrade,
 ) -> Response {
-    let offered = |p: &str| {
-        ws.requested_protocols()
-            .any(|h| h.as_bytes() == p.as_bytes())
+    let offered = ws
+        .requested_protocols()
+        .find_map(|h| wire_of_subprotocol(h.as_bytes()))
+        .unwrap_or(Wire::from(Format::Json));
+    let wire = match wire_from_query(&query, offered) {
+        Ok(wire) => wire,
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, "bad_request", message),
     };
-    let format = match query.get("format") {
-        Some(name) => match Format::from_name(name) {
-            Some(f) => f,
-            None => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("query parameter format: `{name}` is not `json` or `msgpack`"),
-                );
-            }
-        },
-        None => ws
-            .requested_protocols()
-            .find_map(|h| match h.as_bytes() {
-                b if b == SUBPROTOCOL_JSON.as_bytes() => Some(Format::Json),
-                b if b == SUBPROTOCOL_MSGPACK.as_bytes() => Some(Format::MsgPack),
-                _ => None,
-            })
-            .unwrap_or(Format::Json),
-    };
-    let protocol = match format {
-        Format::Json => SUBPROTOCOL_JSON,
-        Format::MsgPack => SUBPROTOCOL_MSGPACK,
-    };
-    if offered(protocol) {
+    let protocol = subprotocol(wire);
+    if ws
+        .requested_protocols()
+        .any(|h| h.as_bytes() == protocol.as_bytes())
+    {
         ws.set_selected_protocol(HeaderValue::from_static(protocol));
     }
     let permit = match Permit::acquire(&state) {
@@ -77,21 +62,38 @@ pub(crate) async fn handler(
         .write_buffer_size(cfg.ws_write_buffer_bytes)
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes)
-        .on_upgrade(move |socket| connection(socket, state, format, grants, permit))
+        .on_upgrade(move |socket| connection(socket, state, wire, grants, permit))
+}
+
+/// `offered` with what `?format=` and `?envelope=` say instead; an unknown value
+/// is an error naming it.
+fn wire_from_query(query: &HashMap<String, String>, offered: Wire) -> Result<Wire, String> {
+    let mut wire = offered;
+    if let Some(name) = query.get("format") {
+        wire.format = Format::from_name(name).ok_or_else(|| {
+            format!("query parameter format: `{name}` is not `json` or `msgpack`")
+        })?;
+    }
+    if let Some(name) = query.get("envelope") {
+        wire.envelope = Envelope::from_name(name).ok_or_else(|| {
+            format!("query parameter envelope: `{name}` is not `map` or `compact`")
+        })?;
+    }
+    Ok(wire)
 }
 
 /// One connection, from upgrade to close. Everything it started ends here.
 async fn connection(
     mut socket: WebSocket,
     state: ServerState,
-    format: Format,
+    wire: Wire,
     grants: Grants,
     permit: Permit,
 ) {
     let inner = &state.inner;
     let mut client = Client::new(
         inner.hub.clone(),
-        format,
+        wire,
         Limits::from(&inner.config),
         inner.metrics.clone(),
         false,

@@ -2,8 +2,9 @@
 
 It keeps every topic's state, reconnects with exponential backoff and full jitter,
 resumes with ``since`` = the last (epoch, seq) per topic, answers the server's
-heartbeat, reads JSON or MessagePack frames, and sends a subscriber token
-(``?token=``), refreshing it on the open connection before it expires.
+heartbeat, reads JSON or MessagePack frames (with the default map envelope or, with
+``envelope="compact"``, the positional one, expanded to the same frames), and sends a
+subscriber token (``?token=``), refreshing it on the open connection before it expires.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgpack
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from .compact import expand_compact
 from .events import Emitter, EventsOverflow, log
 from .state import (
     ErrorEvent,
@@ -61,6 +63,7 @@ class Client:
         url: str,
         *,
         format: str = "json",
+        envelope: str = "map",
         token: str | None = None,
         get_token: TokenSource | None = None,
         backoff_base: float = 0.25,
@@ -72,6 +75,8 @@ class Client:
     ) -> None:
         if format not in ("json", "msgpack"):
             raise ValueError(f"format {format!r} is not supported (use 'json' or 'msgpack')")
+        if envelope not in ("map", "compact"):
+            raise ValueError(f"envelope {envelope!r} is not supported (use 'map' or 'compact')")
         if get_token is not None and not callable(get_token):
             raise TypeError("get_token must be a function returning a token (or an awaitable of one)")
         if url.startswith("http://"):
@@ -82,8 +87,11 @@ class Client:
             raise ValueError(f"url {url!r}: expected ws://, wss://, http:// or https://")
         #: The format of the server's frames.
         self.format = format
-        #: The WebSocket URL (with ``?format=``; the token is added per connect).
-        self.url = with_query(url, format=format, token=None)
+        #: The envelope of the server's data frames: 'map' or 'compact'.
+        self.envelope = envelope
+        #: The WebSocket URL (with ``?format=`` and, if compact, ``&envelope=``; the
+        #: token is added per connect).
+        self.url = with_query(url, format=format, envelope="compact" if envelope == "compact" else None, token=None)
         self._token = token if token is not None else query_param(url, "token")
         self._get_token = get_token
         self._base = backoff_base
@@ -97,6 +105,8 @@ class Client:
         )
         #: Every held topic.
         self.topics: dict[str, TopicState] = {}
+        # With the compact envelope: each topic's epoch, which its updates leave out.
+        self._epochs: dict[str, str] = {}
         #: The last status.
         self.status = Status()
         self._subs: dict[str, tuple[list[str] | None, float | None]] = {}
@@ -261,6 +271,8 @@ class Client:
                     frame = json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw, raw=False, strict_map_key=False)
                 except ValueError:
                     continue
+                if isinstance(frame, list):
+                    frame = self._expand(frame)
                 if isinstance(frame, dict):
                     try:
                         await self._handle(ws, frame)
@@ -360,9 +372,30 @@ class Client:
         for topic in list(self.topics):
             if not any(matches(p, topic) for p in self._subs):
                 del self.topics[topic]
+        for topic in list(self._epochs):
+            if not any(matches(p, topic) for p in self._subs):
+                del self._epochs[topic]
+
+    def _expand(self, a: list[Any]) -> dict[str, Any] | None:
+        """A compact data frame as the map frame it stands for; tracks epochs per topic."""
+        if self.envelope != "compact":
+            return None
+        try:
+            f = expand_compact(a, self._epochs.get)
+        except (IndexError, TypeError) as e:
+            log.warning("wasmeter_client: skipped a malformed compact frame: %r", e)
+            return None
+        if f is not None and f["epoch"] is not None:
+            self._epochs[f["topic"]] = f["epoch"]
+        return f
 
     async def _handle(self, ws: Any, f: dict[str, Any]) -> None:
         kind = f.get("type")
+        # Gaps and removals are map frames in both envelopes; they move epochs too.
+        if kind == "gap" and self.envelope == "compact":
+            self._epochs[f["topic"]] = f["epoch"]
+        elif kind == "removed":
+            self._epochs.pop(f["topic"], None)
         if kind == "ping":
             await self._send(ws, {"type": "pong"})
             return
@@ -437,7 +470,8 @@ def connect(url: str, **options: Any) -> Client:
     """Connects to a wasmeter host's WebSocket endpoint (``ws://host:port/ws``) in the
     background and reconnects until closed. Call inside a running event loop.
 
-    Options: ``format`` ('json' or 'msgpack'), ``token``, ``get_token``,
+    Options: ``format`` ('json' or 'msgpack'), ``envelope`` ('map' or 'compact'),
+    ``token``, ``get_token``,
     ``backoff_base`` (0.25 s), ``backoff_cap`` (10 s), ``idle_timeout`` (45 s; 0
     disables), ``connect_timeout`` (10 s; 0 disables), ``max_frame_bytes`` (16 MiB),
     ``connector`` (a coroutine function url -> WebSocket connection, for tests).

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod compact;
 mod http_limits;
 mod lifecycle;
 mod origin;
