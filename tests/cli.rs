@@ -47,7 +47,7 @@ fn a_plugin_of_the_wrong_kind_is_refused_when_the_pipeline_is_built() {
     let path = dir.path().join("wasmeter.toml");
     std::fs::write(
         &path,
-        "[server]\nlisten = \"127.0.0.1:0\"\n[plugins.d]\nbuiltin = \"field-delta\"\n[sources.t]\ntype = \"file\"\ninclude = [\"*.csv\"]\n[pipelines.p]\nsources = [\"t\"]\ncollector = \"d\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[plugins.d]\nbuiltin = \"field-delta\"\n[sources.t]\ntype = \"file\"\ninclude = [\"*.csv\"]\n[pipelines.p]\nsources = [\"t\"]\ncollector = \"d\"\n",
     )
     .unwrap();
     let (ok, _, stderr) = wasmeter(&["serve", "--config", path.to_str().unwrap()]);
