@@ -14,6 +14,7 @@ use crate::support::{Feed, Running, chunk_text, get, wait_until};
 const TOPICS: usize = 3;
 const UNREAD: &str = "metrics/records/t0";
 const READ: &str = "metrics/records/t1";
+const TICK: Duration = Duration::from_secs(3600);
 
 fn value(state: &wasmeter_core::field::TopicState) -> Option<f64> {
     match state.get("value") {
@@ -30,7 +31,12 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
             metrics: Vec::new(),
             delta: None,
         },
-        |c| c.tick = Duration::from_secs(1),
+        |c| {
+            // No tick and no checkpoint (which publishes what is held) comes
+            // before the test lets the clock run to the tick.
+            c.tick = TICK;
+            c.checkpoint_interval = 100 * TICK;
+        },
     )
     .await;
     p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
@@ -54,6 +60,7 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
     assert_eq!(get(&p.stats.series_changes_held), 10);
 
     // The next tick publishes the unread series once, with its newest value.
+    tokio::time::sleep(TICK).await;
     wait_until("the tick publishes the held value", || {
         !p.published.changes_of(UNREAD).is_empty()
     })
@@ -81,7 +88,10 @@ async fn a_series_read_again_gets_its_held_value_merged_into_the_next_change() {
             metrics: Vec::new(),
             delta: None,
         },
-        |c| c.tick = Duration::from_secs(3600),
+        |c| {
+            c.tick = TICK;
+            c.checkpoint_interval = 100 * TICK;
+        },
     )
     .await;
     p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
