@@ -16,6 +16,29 @@ const UNREAD: &str = "metrics/records/t0";
 const READ: &str = "metrics/records/t1";
 const TICK: Duration = Duration::from_secs(3600);
 
+/// A pipeline whose broker says nobody reads `UNREAD`, its file announced.
+/// No tick and no checkpoint (which publishes what is held) comes before a
+/// test lets the clock run to the tick.
+async fn start() -> (Running, Feed) {
+    let p = Running::start(
+        PipelinePlugins {
+            collector: Box::new(FakeCollector::new("c", Arc::default())),
+            metrics: Vec::new(),
+            delta: None,
+        },
+        |c| {
+            c.tick = TICK;
+            c.checkpoint_interval = 100 * TICK;
+        },
+    )
+    .await;
+    p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
+    settle().await;
+    let feed = Feed::new(Path::new("/data/feed.csv"));
+    p.send(feed.opened()).await;
+    (p, feed)
+}
+
 /// Lets the pipeline take the first ticks of its intervals, which come at once:
 /// on the paused clock of this single-threaded runtime, a sleep returns only
 /// when every other task waits. Taken later, between chunks, they would publish
@@ -33,24 +56,7 @@ fn value(state: &wasmeter_core::field::TopicState) -> Option<f64> {
 
 #[tokio::test(start_paused = true)]
 async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
-    let p = Running::start(
-        PipelinePlugins {
-            collector: Box::new(FakeCollector::new("c", Arc::default())),
-            metrics: Vec::new(),
-            delta: None,
-        },
-        |c| {
-            // No tick and no checkpoint (which publishes what is held) comes
-            // before the test lets the clock run to the tick.
-            c.tick = TICK;
-            c.checkpoint_interval = 100 * TICK;
-        },
-    )
-    .await;
-    p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
-    settle().await;
-    let mut feed = Feed::new(Path::new("/data/feed.csv"));
-    p.send(feed.opened()).await;
+    let (p, mut feed) = start().await;
 
     // Ten chunks within one tick: the read series gets every value at once; the
     // unread one none yet.
@@ -91,22 +97,7 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
 
 #[tokio::test(start_paused = true)]
 async fn a_series_read_again_gets_its_held_value_merged_into_the_next_change() {
-    let p = Running::start(
-        PipelinePlugins {
-            collector: Box::new(FakeCollector::new("c", Arc::default())),
-            metrics: Vec::new(),
-            delta: None,
-        },
-        |c| {
-            c.tick = TICK;
-            c.checkpoint_interval = 100 * TICK;
-        },
-    )
-    .await;
-    p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
-    settle().await;
-    let mut feed = Feed::new(Path::new("/data/feed.csv"));
-    p.send(feed.opened()).await;
+    let (p, mut feed) = start().await;
     p.send(feed.chunk(&chunk_text(0, TOPICS))).await;
     wait_until("the chunk is processed", || get(&p.stats.chunks) >= 1).await;
     assert!(p.published.changes_of(UNREAD).is_empty());
