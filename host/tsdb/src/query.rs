@@ -120,10 +120,22 @@ pub(crate) fn choose_tier(q: &RangeQuery, tier_min: &[i64; 4]) -> Tier {
     if let TierChoice::Fixed(t) = q.tier {
         return t;
     }
-    let earliest = tier_min.iter().copied().min().unwrap_or(i64::MAX);
-    if earliest == i64::MAX {
+    if tier_min.iter().all(|&m| m == i64::MAX) {
         return Tier::Raw;
     }
+    // The oldest data any tier holds. A downsampled tier's minimum is the start
+    // of its oldest bucket, whose data may begin up to a bucket width later: on
+    // a store younger than an hour, the hour tier's minimum is the hour's start,
+    // before any sample, and would pass for the tier reaching furthest back.
+    let earliest = Tier::ALL
+        .into_iter()
+        .map(|t| match tier_min[t.index()] {
+            i64::MAX => i64::MAX,
+            m if t == Tier::Raw => m,
+            m => m.saturating_add(t.width_ms() - 1),
+        })
+        .min()
+        .unwrap_or(i64::MAX);
     // A tier covers the range if it holds everything any tier holds from the
     // range's start on.
     let need = q.start_ms.max(earliest);
@@ -274,6 +286,21 @@ mod tests {
             choose_tier(&q(1_000_000, 3_600_000, 1000, 1), &raw_gone),
             Tier::Second
         );
+        // A young store (its first sample at 12:59:33; the tiers' oldest
+        // buckets start at 12:59:33, 12:59:00 and 12:00): a range starting
+        // before any data is answered by the tier the step asks for, not by the
+        // hour tier because its bucket starts first.
+        let (h, m, s) = (3_600_000, 60_000, 1000);
+        let young = [
+            12 * h + 59 * m + 33 * s,
+            12 * h + 59 * m + 33 * s,
+            12 * h + 59 * m,
+            12 * h,
+        ];
+        let now = 13 * h;
+        assert_eq!(choose_tier(&q(now - h, now, 1000, 1), &young), Tier::Raw);
+        assert_eq!(choose_tier(&q(now - h, now, m, 1), &young), Tier::Minute);
+        assert_eq!(choose_tier(&q(now - 24 * h, now, h, 1), &young), Tier::Hour);
         // 1 min tier deleted too: fall back to the hour tier.
         let only_hour = [5_000_000, 5_000_000, 5_000_000, 0];
         assert_eq!(
