@@ -13,6 +13,7 @@
 //! those the pipeline published (including the pipeline's own `labels`).
 
 pub mod api;
+mod group;
 mod selector;
 mod writer;
 

@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 use wasmeter_core::sample::{MetricKind, Sample};
 use wasmeter_tsdb::{Labels, Store};
 
+use crate::group::by_series;
+
 /// What the writer did, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct HistoryStats {
@@ -117,26 +119,29 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Work>, stats: &HistoryStats) {
     }
 }
 
-/// Appends one batch, a sample at a time (each series' samples stay in order).
+/// Appends one batch, a series at a time (each series' samples in order): a
+/// series is resolved once per batch, not once per sample.
 fn write(store: &Store, batch: &[Sample], stats: &HistoryStats) {
-    for s in batch {
+    for group in by_series(batch) {
         let labels = match Labels::new(
-            &s.name,
-            s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            group.name,
+            group
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
         ) {
             Ok(labels) => labels,
             Err(error) => {
-                stats.refused.fetch_add(1, Relaxed);
-                tracing::debug!(sample = %s.name, %error, "metric history: sample refused");
+                stats.refused.fetch_add(group.points.len() as u64, Relaxed);
+                tracing::debug!(sample = %group.name, %error, "metric history: samples refused");
                 continue;
             }
         };
-        let kind = match s.kind {
+        let kind = match group.kind {
             MetricKind::Gauge => wasmeter_tsdb::MetricKind::Gauge,
             MetricKind::Counter => wasmeter_tsdb::MetricKind::Counter,
         };
-        let point = wasmeter_tsdb::Sample::new(s.timestamp_ms, s.value);
-        match store.append_series(&labels, kind, &[point]) {
+        match store.append_series(&labels, kind, &group.points) {
             Ok(outcome) => {
                 stats.refused.fetch_add(outcome.refused(), Relaxed);
                 stats.written.fetch_add(outcome.accepted, Relaxed);
