@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::message::Message;
 
+/// How many of the newest messages [`History::first_after`] looks at one by one.
+const NEAR_END: usize = 4;
+
 /// The newest messages of one topic, in order. How many it keeps is decided at
 /// each push (the hub shares a budget among its topics, see
 /// [`HubConfig::history_budget`](crate::HubConfig::history_budget)).
@@ -56,7 +59,7 @@ impl History {
         if after == last {
             return Coverage::From(self.ring.len());
         }
-        let i = self.ring.partition_point(|m| m.seq() <= after);
+        let i = self.first_after(after);
         match self.ring.get(i) {
             // `after` is exactly the position before the first newer message.
             Some(next) if next.prev_seq() == after => Coverage::From(i),
@@ -64,9 +67,26 @@ impl History {
         }
     }
 
-    /// The ring index of the first message newer than `seq`.
+    /// The ring index of the first message newer than `seq`. A live reader is
+    /// usually a message or two behind the newest, so the last few are looked
+    /// at first; a binary search finds the others.
     pub(crate) fn first_after(&self, seq: u64) -> usize {
-        self.ring.partition_point(|m| m.seq() <= seq)
+        let len = self.ring.len();
+        for i in (len.saturating_sub(NEAR_END)..len).rev() {
+            if self.ring[i].seq() <= seq {
+                return i + 1;
+            }
+        }
+        let (mut low, mut high) = (0, len.saturating_sub(NEAR_END));
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.ring[mid].seq() <= seq {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     /// The message at ring index `i` (see [`Coverage::From`]).
@@ -117,6 +137,22 @@ mod tests {
         assert_eq!(h.coverage(4, 1_000_004), Coverage::Gap);
         assert_eq!(h.coverage(1_000_002, 1_000_004), Coverage::Gap);
         assert_eq!(h.coverage(1_000_003, 1_000_004), Coverage::From(4));
+    }
+
+    #[test]
+    fn the_first_message_after_a_seq_is_found_near_the_end_and_far_from_it() {
+        for held in [0, 1, 3, 4, 5, 9, 40] {
+            let mut h = History::default();
+            for seq in 1..=held {
+                h.push(msg(seq), 64);
+            }
+            // A skip in the seqs, as after a restore.
+            h.push(crate::message::tests::msg_after(held, held + 100), 64);
+            for seq in 0..=held + 101 {
+                let expected = h.ring.partition_point(|m| m.seq() <= seq);
+                assert_eq!(h.first_after(seq), expected, "{held} held, after {seq}");
+            }
+        }
     }
 
     #[test]
