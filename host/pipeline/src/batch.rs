@@ -11,31 +11,66 @@ use wasmeter_core::update::TopicUpdate;
 
 use crate::calls::PluginCalls;
 use crate::footprint::{Footprints, Refusal, TopicKind};
-use crate::samples::series_fields;
+use crate::samples::SeriesPoint;
 use crate::stats::PipelineStats;
 
-/// Field values written to one topic, and whether it is a topic or a series.
-pub(crate) type Write = (Arc<str>, TopicKind, Vec<(String, FieldValue)>);
+/// What a batch writes to one topic.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Field values, in order: a field written twice appears twice. Kept as
+    /// written until the topic is committed ([`Coalesced::into_fields`]), so
+    /// that a large batch holds no map per topic: a chunk of 30,000 records
+    /// over 10,000 symbols held 21 MiB of `BTreeMap` nodes at once.
+    Fields(Vec<(String, FieldValue)>),
+    /// A sample series' newest point.
+    Point(SeriesPoint),
+}
 
-/// One topic's new field values, coalesced over a batch.
+impl Written {
+    /// Adds a later write (later values win).
+    fn then(&mut self, later: Written) {
+        match (&mut *self, later) {
+            (Written::Point(p), Written::Point(q)) => *p = q,
+            (Written::Fields(f), Written::Fields(g)) => f.extend(g),
+            (Written::Fields(f), Written::Point(q)) => f.extend(q.fields()),
+            (Written::Point(p), Written::Fields(g)) => {
+                let mut f = p.fields().to_vec();
+                f.extend(g);
+                *self = Written::Fields(f);
+            }
+        }
+    }
+
+    /// The new value of each field (later writes win).
+    pub fn into_fields(self) -> BTreeMap<String, FieldValue> {
+        match self {
+            Written::Point(p) => p.into_map(),
+            Written::Fields(written) => {
+                let mut fields = BTreeMap::new();
+                for (name, value) in written {
+                    fields.insert(name, value);
+                }
+                fields
+            }
+        }
+    }
+}
+
+/// What one item of a batch writes: the topic, whether it is a topic or a
+/// series, and the values.
+pub(crate) type Write = (Arc<str>, TopicKind, Written);
+
+/// One topic's new values, coalesced over a batch.
 pub(crate) struct Coalesced {
     pub topic: Arc<str>,
     pub kind: TopicKind,
-    /// The values written, in order: a field written twice appears twice.
-    /// Kept as written until the topic is committed ([`Coalesced::into_fields`]),
-    /// so that a large batch holds no map per topic: a chunk of 30,000 records
-    /// over 10,000 symbols held 21 MiB of `BTreeMap` nodes at once.
-    pub written: Vec<(String, FieldValue)>,
+    pub written: Written,
 }
 
 impl Coalesced {
     /// The new value of each field (later writes win).
     pub fn into_fields(self) -> BTreeMap<String, FieldValue> {
-        let mut fields = BTreeMap::new();
-        for (name, value) in self.written {
-            fields.insert(name, value);
-        }
-        fields
+        self.written.into_fields()
     }
 }
 
@@ -79,15 +114,15 @@ impl Batch {
     pub fn coalesced(self) -> Vec<Coalesced> {
         let mut order: Vec<Coalesced> = Vec::new();
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-        for (topic, kind, fields) in self.writes {
+        for (topic, kind, written) in self.writes {
             match index.get(&topic) {
-                Some(&at) => order[at].written.extend(fields),
+                Some(&at) => order[at].written.then(written),
                 None => {
                     index.insert(topic.clone(), order.len());
                     order.push(Coalesced {
                         topic,
                         kind,
-                        written: fields,
+                        written,
                     });
                 }
             }
@@ -133,7 +168,11 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     };
     for update in updates {
         match footprints.admit(&name, max_topics, &update.topic, TopicKind::Topic) {
-            Ok(topic) => batch.writes.push((topic, TopicKind::Topic, update.fields)),
+            Ok(topic) => {
+                batch
+                    .writes
+                    .push((topic, TopicKind::Topic, Written::Fields(update.fields)))
+            }
             Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
         }
     }
@@ -155,7 +194,7 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
                 batch.writes.push((
                     topic,
                     TopicKind::Series,
-                    series_fields(&sample).into_iter().collect(),
+                    Written::Point(SeriesPoint::of(&sample)),
                 ));
                 batch.samples.push(sample);
             }
@@ -188,7 +227,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), FieldValue::Number(*v)))
             .collect();
-        (topic.clone(), TopicKind::Topic, fields)
+        (topic.clone(), TopicKind::Topic, Written::Fields(fields))
     }
 
     #[test]
@@ -211,6 +250,37 @@ mod tests {
             BTreeMap::from([
                 ("x".to_string(), FieldValue::Number(2.0)),
                 ("y".to_string(), FieldValue::Number(1.0)),
+            ])
+        );
+    }
+
+    #[test]
+    fn series_points_coalesce_to_the_newest_and_merge_into_fields_written_alongside() {
+        let (s, t): (Arc<str>, Arc<str>) = ("metrics/s".into(), "metrics/t".into());
+        let point = |value: f64, timestamp_ms: i64| SeriesPoint {
+            value,
+            timestamp_ms,
+        };
+        let batch = Batch {
+            writes: vec![
+                (s.clone(), TopicKind::Series, Written::Point(point(1.0, 1))),
+                (t.clone(), TopicKind::Series, Written::Point(point(5.0, 5))),
+                (s.clone(), TopicKind::Series, Written::Point(point(2.0, 2))),
+                // A topic written as a series and with fields (another kind's
+                // write admitted to it) keeps both, later values winning.
+                write(&t, &[("value", 6.0), ("note", 1.0)]),
+            ],
+            ..Batch::default()
+        };
+        let mut coalesced = batch.coalesced().into_iter();
+        let s_fields = coalesced.next().unwrap();
+        assert!(matches!(s_fields.written, Written::Point(p) if p == point(2.0, 2)));
+        assert_eq!(
+            coalesced.next().unwrap().into_fields(),
+            BTreeMap::from([
+                ("note".to_string(), FieldValue::Number(1.0)),
+                ("ts".to_string(), FieldValue::Number(5.0)),
+                ("value".to_string(), FieldValue::Number(6.0)),
             ])
         );
     }

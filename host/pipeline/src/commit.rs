@@ -14,7 +14,7 @@ use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_plugin::{TopicDiff, unix_now_ms};
 
-use crate::batch::{Batch, Coalesced};
+use crate::batch::{Batch, Coalesced, Written};
 use crate::calls::DeltaCalls;
 use crate::footprint::TopicKind;
 use crate::state::{TopicEntry, exact_diff, lock};
@@ -97,14 +97,17 @@ impl Committer<'_> {
 
     /// Commits a sample series' new values if its topic has a subscriber, or
     /// holds them for the next tick (merged with what is held) if not.
+    /// (A topic written with other fields in the same batch is committed at once.)
     fn commit_series(&self, w: Coalesced, unread: &mut UnreadSeries) {
-        if self.topics.broker().is_read(&w.topic) {
-            let topic = w.topic.clone();
-            let fields = unread.merged_with(&topic, w.into_fields());
-            self.commit_exact(&topic, fields);
-        } else {
-            PipelineStats::add(&self.stats.series_changes_held, 1);
-            unread.hold(w.topic, w.written);
+        match w.written {
+            Written::Point(point) if !self.topics.broker().is_read(&w.topic) => {
+                PipelineStats::add(&self.stats.series_changes_held, 1);
+                unread.hold(w.topic, point);
+            }
+            written => {
+                let fields = unread.merged_with(&w.topic, written.into_fields());
+                self.commit_exact(&w.topic, fields);
+            }
         }
     }
 
