@@ -227,7 +227,7 @@ impl Serialize for StateView<'_> {
         match self.fields {
             None => s.collect_map(self.state.iter()),
             Some(f) => {
-                let n = f.names().filter(|n| self.state.contains_key(*n)).count();
+                let n = f.names().filter(|n| self.state.contains_key(n)).count();
                 let mut map = s.serialize_map(Some(n))?;
                 for name in f.names() {
                     if let Some((k, v)) = self.state.get_key_value(name) {

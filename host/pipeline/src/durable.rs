@@ -257,7 +257,7 @@ mod tests {
                 },
                 stale: Vec::new(),
             }],
-            state,
+            state: state.into(),
             stale: Vec::new(),
         }
     }

@@ -81,7 +81,7 @@ impl TopicEntry {
         Delta {
             changed: fields
                 .iter()
-                .filter(|(k, v)| self.state.get(*k) != Some(v))
+                .filter(|(k, v)| self.state.get(k) != Some(v))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             removed: Vec::new(),
@@ -280,12 +280,12 @@ pub fn exact_diff(previous: &TopicState, current: &TopicState) -> Delta {
     Delta {
         changed: current
             .iter()
-            .filter(|(k, v)| previous.get(*k) != Some(v))
+            .filter(|(k, v)| previous.get(k) != Some(v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         removed: previous
             .keys()
-            .filter(|k| !current.contains_key(*k))
+            .filter(|k| !current.contains_key(k))
             .cloned()
             .collect(),
     }
@@ -327,7 +327,10 @@ mod tests {
         let now = Instant::now();
         let change = set(&mut entry, &[("price", 1.0), ("qty", 2.0)], now).unwrap();
         assert_eq!(change.delta.changed.len(), 2);
-        assert_eq!(*change.state, fields(&[("price", 1.0), ("qty", 2.0)]));
+        assert_eq!(
+            *change.state,
+            fields(&[("price", 1.0), ("qty", 2.0)]).into()
+        );
         assert!(set(&mut entry, &[("price", 1.0)], now).is_none());
     }
 
