@@ -272,3 +272,52 @@ async fn errors_have_the_prometheus_shape_and_say_what_is_wrong() {
         );
     }
 }
+
+/// A store started a minute ago: `trade_price{symbol="NEW"}` = i at now - 60 s + i s.
+fn young_store(dir: &std::path::Path) -> (Arc<Store>, i64) {
+    let opts = Options {
+        commit_interval: None,
+        ..Options::default()
+    };
+    let (store, _) = Store::open(dir, opts).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        / 1000
+        * 1000;
+    let first = now - 60_000;
+    let labels = Labels::new("trade_price", [("symbol", "NEW")]).unwrap();
+    let samples: Vec<Sample> = (0..60)
+        .map(|i| Sample::new(first + i * 1000, i as f64))
+        .collect();
+    store
+        .append_series(&labels, MetricKind::Gauge, &samples)
+        .unwrap();
+    (Arc::new(store), now)
+}
+
+#[tokio::test]
+async fn the_last_hour_of_a_store_started_a_minute_ago_is_its_raw_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, now) = young_store(dir.path());
+    // Grafana's "last 1 hour" at a 2-minute step, and at a 15-second one.
+    for step in [120, 15] {
+        let uri = format!(
+            "/api/v1/query_range?query=trade_price&start={}&end={}&step={step}",
+            now / 1000 - 3600,
+            now / 1000
+        );
+        let (status, body) = get(&store, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let result = body["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 1, "step {step}: {body}");
+        let values = result[0]["values"].as_array().unwrap();
+        // The last evaluation time is `now`: the newest sample (59) is 1 s older.
+        assert_eq!(
+            values.last().unwrap(),
+            &json!([(now / 1000) as f64, "59"]),
+            "step {step}"
+        );
+    }
+}

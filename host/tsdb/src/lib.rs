@@ -79,6 +79,7 @@ pub use matcher::{MatchOp, Matcher};
 pub use options::{Options, QueryLimits, TierOptions};
 pub use query::{
     DEFAULT_LOOKBACK_MS, Point, QueryResult, QueryStats, RangeQuery, SeriesPoints, TierChoice,
+    earliest_held,
 };
 pub use recovery::{DropAction, Dropped, Recovery};
 pub use store::{AppendOutcome, Sample, SeriesRef, Store, StoreStats};

@@ -120,22 +120,10 @@ pub(crate) fn choose_tier(q: &RangeQuery, tier_min: &[i64; 4]) -> Tier {
     if let TierChoice::Fixed(t) = q.tier {
         return t;
     }
-    if tier_min.iter().all(|&m| m == i64::MAX) {
+    let earliest = earliest_held(tier_min);
+    if earliest == i64::MAX {
         return Tier::Raw;
     }
-    // The oldest data any tier holds. A downsampled tier's minimum is the start
-    // of its oldest bucket, whose data may begin up to a bucket width later: on
-    // a store younger than an hour, the hour tier's minimum is the hour's start,
-    // before any sample, and would pass for the tier reaching furthest back.
-    let earliest = Tier::ALL
-        .into_iter()
-        .map(|t| match tier_min[t.index()] {
-            i64::MAX => i64::MAX,
-            m if t == Tier::Raw => m,
-            m => m.saturating_add(t.width_ms() - 1),
-        })
-        .min()
-        .unwrap_or(i64::MAX);
     // A tier covers the range if it holds everything any tier holds from the
     // range's start on.
     let need = q.start_ms.max(earliest);
@@ -165,6 +153,24 @@ pub(crate) fn choose_tier(q: &RangeQuery, tier_min: &[i64; 4]) -> Tier {
         .into_iter()
         .min_by_key(|t| tier_min[t.index()])
         .unwrap_or(Tier::Raw)
+}
+
+/// The time from which the store surely holds data, given each tier's oldest
+/// item (`Store::tier_min_ms`); `i64::MAX` if it holds none. A downsampled
+/// tier's oldest item is the start of its oldest bucket, whose data may begin up
+/// to a bucket width later: on a store younger than an hour, the hour tier's
+/// is the hour's start, before any sample, and must not pass for the tier
+/// reaching furthest back.
+pub fn earliest_held(tier_min: &[i64; 4]) -> i64 {
+    Tier::ALL
+        .into_iter()
+        .map(|t| match tier_min[t.index()] {
+            i64::MAX => i64::MAX,
+            m if t == Tier::Raw => m,
+            m => m.saturating_add(t.width_ms() - 1),
+        })
+        .min()
+        .unwrap_or(i64::MAX)
 }
 
 /// Evaluation times of `q`.

@@ -29,7 +29,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
-use wasmeter_tsdb::{DEFAULT_LOOKBACK_MS, Matcher, RangeQuery, Store, Tier, TierChoice};
+use wasmeter_tsdb::{
+    DEFAULT_LOOKBACK_MS, Matcher, RangeQuery, Store, Tier, TierChoice, earliest_held,
+};
 
 use params::{BadParam, Params};
 pub use params::{parse_duration_ms, parse_time_ms};
@@ -185,7 +187,7 @@ const RAW_STEP_MS: i64 = 5 * 60_000;
 fn tier_for(store: &Store, from: i64, step: i64) -> TierChoice {
     let held = store.tier_min_ms();
     // Raw covers the range if it holds all any tier holds from `from` on.
-    let earliest = held.iter().copied().min().unwrap_or(i64::MAX);
+    let earliest = earliest_held(&held);
     if step <= RAW_STEP_MS && held[Tier::Raw.index()] <= from.max(earliest) {
         TierChoice::Fixed(Tier::Raw)
     } else {
