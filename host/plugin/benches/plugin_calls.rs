@@ -42,6 +42,17 @@ fn trade(price: f64, sent: f64) -> TopicState {
     .collect()
 }
 
+/// One `trade_price` sample, the input of the metric-plugin benches.
+fn price_sample() -> [Sample; 1] {
+    [Sample {
+        name: "trade_price".into(),
+        labels: vec![Label::new("symbol", "S1")],
+        value: 100.25,
+        kind: MetricKind::Gauge,
+        timestamp_ms: 1_700_000_000_000,
+    }]
+}
+
 fn trades(n: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n as usize * 32);
     for i in 0..n {
@@ -131,13 +142,7 @@ fn bench(c: &mut Criterion) {
         .block_on(runtime.load::<MetricWorld>(component("ewma")))
         .unwrap();
     let mut ewma = rt.block_on(metric.instantiate("bench", vec![])).unwrap();
-    let sample = [Sample {
-        name: "trade_price".into(),
-        labels: vec![Label::new("symbol", "S1")],
-        value: 100.25,
-        kind: MetricKind::Gauge,
-        timestamp_ms: 1_700_000_000_000,
-    }];
+    let sample = price_sample();
     c.bench_function("metric/on_samples 1 sample", |b| {
         b.iter(|| rt.block_on(ewma.on_samples(&sample)).unwrap());
     });

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Bencher, BenchmarkId, Criterion};
-use wasmeter_core::sample::{Label, MetricKind, Sample};
 use wasmeter_plugin::{CollectorWorld, DeltaWorld, MetricWorld, Runtime, RuntimeConfig};
 
 /// A plugin in each language: (label, component file) for Rust, Python, JavaScript.
@@ -132,13 +131,7 @@ pub fn bench(c: &mut Criterion) {
             rt.block_on(csv.collect("bench", &chunk)).map(drop)
         });
     }
-    let sample = [Sample {
-        name: "trade_price".into(),
-        labels: vec![Label::new("symbol", "S1")],
-        value: 100.25,
-        kind: MetricKind::Gauge,
-        timestamp_ms: 1_700_000_000_000,
-    }];
+    let sample = super::price_sample();
     for (lang, path) in &metrics.files {
         let plugin = rt
             .block_on(runtime.load::<MetricWorld>(path.clone()))
