@@ -117,7 +117,12 @@ impl TradeBook {
 
     /// Counts `trade` and appends its topic update and samples to `out`.
     pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
-        let totals = self.totals.entry(trade.symbol.clone()).or_default();
+        // Look the symbol up before cloning it: it is known for all but its first trade.
+        let totals = match self.totals.contains_key(&trade.symbol) {
+            true => self.totals.get_mut(&trade.symbol),
+            false => Some(self.totals.entry(trade.symbol.clone()).or_default()),
+        }
+        .expect("present or just inserted");
         totals.count += 1;
         totals.volume += trade.qty;
         let Totals { count, volume } = *totals;
@@ -128,7 +133,7 @@ impl TradeBook {
             crate::now_ms()
         };
         if let Some(tape) = &self.tape {
-            let mut event = StreamEvent::new(format!("{tape}/{}", trade.symbol))
+            let mut event = StreamEvent::new(join_topic(tape, &trade.symbol))
                 .field("price", trade.price)
                 .field("qty", trade.qty)
                 .field("ts", field_ts as f64)
@@ -136,7 +141,7 @@ impl TradeBook {
             event.fields.extend(trade.extra.iter().cloned());
             out.events.push(event);
         }
-        let mut update = TopicUpdate::new(format!("{}/{}", self.prefix, trade.symbol))
+        let mut update = TopicUpdate::new(join_topic(&self.prefix, &trade.symbol))
             .field("price", trade.price)
             .field("qty", trade.qty)
             .field("ts", field_ts as f64)
@@ -146,18 +151,28 @@ impl TradeBook {
         out.updates.push(update);
 
         let labels = vec![Label::new("symbol", trade.symbol)];
-        let sample = |name: &str, value: f64, counter: bool| {
-            let s = if counter {
-                Sample::counter(name, value)
-            } else {
-                Sample::gauge(name, value)
-            };
-            s.with_labels(labels.clone()).at(trade.ts)
-        };
-        out.samples.push(sample("trade_price", trade.price, false));
-        out.samples.push(sample("trade_qty", trade.qty, false));
-        out.samples.push(sample("trades_total", count as f64, true));
-        out.samples.push(sample("trade_volume_total", volume, true));
+        let ts = trade.ts;
+        out.samples.push(
+            Sample::gauge("trade_price", trade.price)
+                .with_labels(labels.clone())
+                .at(ts),
+        );
+        out.samples.push(
+            Sample::gauge("trade_qty", trade.qty)
+                .with_labels(labels.clone())
+                .at(ts),
+        );
+        out.samples.push(
+            Sample::counter("trades_total", count as f64)
+                .with_labels(labels.clone())
+                .at(ts),
+        );
+        // The last sample takes the labels themselves.
+        out.samples.push(
+            Sample::counter("trade_volume_total", volume)
+                .with_labels(labels)
+                .at(ts),
+        );
     }
 
     /// Running `(count, volume)` of `symbol`.
@@ -195,6 +210,15 @@ impl TradeBook {
         self.totals = totals;
         Ok(())
     }
+}
+
+/// `prefix/symbol`, without the formatting machinery (one per trade).
+fn join_topic(prefix: &str, symbol: &str) -> String {
+    let mut topic = String::with_capacity(prefix.len() + 1 + symbol.len());
+    topic.push_str(prefix);
+    topic.push('/');
+    topic.push_str(symbol);
+    topic
 }
 
 /// Checks a symbol: non-empty and a valid topic segment (`[A-Za-z0-9_.:-]+`).
