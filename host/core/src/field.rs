@@ -127,9 +127,17 @@ impl std::ops::Index<&str> for TopicState {
 impl FromIterator<(String, FieldValue)> for TopicState {
     /// Later values of a name win, as with a map.
     fn from_iter<I: IntoIterator<Item = (String, FieldValue)>>(iter: I) -> Self {
-        let mut state = TopicState::new();
-        state.extend(iter);
-        state
+        let mut fields: Vec<(String, FieldValue)> = iter.into_iter().collect();
+        // Stable: of equal names the last one stays after the dedup below.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, FieldValue)> = Vec::with_capacity(fields.len());
+        for field in fields {
+            match unique.last_mut() {
+                Some(last) if last.0 == field.0 => *last = field,
+                _ => unique.push(field),
+            }
+        }
+        TopicState { fields: unique }
     }
 }
 
@@ -202,16 +210,7 @@ impl<'de> Deserialize<'de> for TopicState {
                 while let Some(entry) = map.next_entry()? {
                     fields.push(entry);
                 }
-                // Stable: of equal names the last one stays after the dedup below.
-                fields.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut unique: Vec<(String, FieldValue)> = Vec::with_capacity(fields.len());
-                for field in fields {
-                    match unique.last_mut() {
-                        Some(last) if last.0 == field.0 => *last = field,
-                        _ => unique.push(field),
-                    }
-                }
-                Ok(TopicState { fields: unique })
+                Ok(fields.into_iter().collect())
             }
         }
         deserializer.deserialize_map(Fields)

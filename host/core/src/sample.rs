@@ -58,6 +58,15 @@ impl Sample {
     }
 }
 
+/// The sample's labels sorted by name (then value), into `sorted` (a buffer
+/// reused between samples): the series' identity whatever order the labels
+/// came in.
+pub fn sort_labels<'a>(sample: &'a Sample, sorted: &mut Vec<&'a Label>) {
+    sorted.clear();
+    sorted.extend(sample.labels.iter());
+    sorted.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+}
+
 /// The topic prefix of sample series.
 pub const METRICS_PREFIX: &str = "metrics";
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
-use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
 use wasmeter_tsdb::Sample as Point;
 
 /// The samples of one series within a batch, in batch order.
@@ -36,9 +36,7 @@ pub(crate) fn by_series(batch: &[Sample]) -> Vec<SeriesGroup<'_>> {
     let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut sorted: Vec<&Label> = Vec::new();
     for sample in batch {
-        sorted.clear();
-        sorted.extend(sample.labels.iter());
-        sorted.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+        sort_labels(sample, &mut sorted);
         let mut h = hasher.build_hasher();
         sample.name.hash(&mut h);
         sorted.hash(&mut h);

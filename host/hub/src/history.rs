@@ -77,16 +77,7 @@ impl History {
                 return i + 1;
             }
         }
-        let (mut low, mut high) = (0, len.saturating_sub(NEAR_END));
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if self.ring[mid].seq() <= seq {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low
+        self.ring.partition_point(|m| m.seq() <= seq)
     }
 
     /// The message at ring index `i` (see [`Coverage::From`]).

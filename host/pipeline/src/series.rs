@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
 
 /// Series kept by default; the least recently updated ones go first beyond it.
 pub const DEFAULT_MAX_SERIES: u64 = 10_000;
@@ -62,13 +62,6 @@ impl std::fmt::Debug for SeriesStore {
             .field("series", &self.lock().len)
             .finish()
     }
-}
-
-/// The sample's labels sorted by name, into `sorted` (reused between samples).
-fn sort_labels<'a>(sample: &'a Sample, sorted: &mut Vec<&'a Label>) {
-    sorted.clear();
-    sorted.extend(sample.labels.iter());
-    sorted.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
 }
 
 fn hash_of(name: &str, labels: &[&Label]) -> u64 {

@@ -118,11 +118,10 @@ impl TradeBook {
     /// Counts `trade` and appends its topic update and samples to `out`.
     pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
         // Look the symbol up before cloning it: it is known for all but its first trade.
-        let totals = match self.totals.contains_key(&trade.symbol) {
-            true => self.totals.get_mut(&trade.symbol),
-            false => Some(self.totals.entry(trade.symbol.clone()).or_default()),
+        if !self.totals.contains_key(&trade.symbol) {
+            self.totals.insert(trade.symbol.clone(), Totals::default());
         }
-        .expect("present or just inserted");
+        let totals = self.totals.get_mut(&trade.symbol).expect("inserted above");
         totals.count += 1;
         totals.volume += trade.qty;
         let Totals { count, volume } = *totals;
