@@ -2,8 +2,10 @@
 //! series once per batch instead of once per sample: a chunk of 30,000 trades
 //! over 100 symbols is 120,000 samples but only 400 series.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::RandomState;
+use foldhash::{HashMap, HashMapExt};
 
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
 use wasmeter_tsdb::Sample as Point;
@@ -30,7 +32,7 @@ impl SeriesGroup<'_> {
 /// Groups `batch` per series, in the order each series first appears; each
 /// series' samples keep their order, so time order within a series is kept.
 pub(crate) fn by_series(batch: &[Sample]) -> Vec<SeriesGroup<'_>> {
-    let hasher = RandomState::new();
+    let hasher = RandomState::default();
     let mut groups: Vec<SeriesGroup<'_>> = Vec::new();
     // Group indices by the hash of name and sorted labels; collisions share a bucket.
     let mut index: HashMap<u64, Vec<usize>> = HashMap::new();

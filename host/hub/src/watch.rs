@@ -6,7 +6,7 @@
 //! every one of its patterns (1,000 watchlists of 20 names: 20,000 matches per
 //! new topic, under the hub's registry lock).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::pattern::Pattern;

@@ -2,7 +2,7 @@
 //! admitted first (ownership, quotas; see [`footprint`](crate::footprint)), then
 //! the batch is coalesced per topic and published.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmeter_core::field::{Field, FieldValue};
@@ -113,7 +113,7 @@ impl Batch {
     /// The writes coalesced per topic, in the order each topic first appeared.
     pub fn coalesced(self) -> Vec<Coalesced> {
         let mut order: Vec<Coalesced> = Vec::new();
-        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+        let mut index: foldhash::HashMap<Arc<str>, usize> = foldhash::HashMap::default();
         for (topic, kind, written) in self.writes {
             match index.get(&topic) {
                 Some(&at) => order[at].written.then(written),

@@ -3,7 +3,7 @@
 //! pipeline owns, create at most its quota of topics and series, and a pipeline
 //! at most its quota of topics in all. What a plugin created is removed with it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use wasmeter_core::validate::OutputError;

@@ -3,7 +3,7 @@
 //! publishes them. `_wasmeter/` belongs to the host. Shared by every pipeline of a
 //! host, so two pipelines can never write the same topic.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;

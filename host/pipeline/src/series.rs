@@ -6,8 +6,9 @@
 //! per batch. A new series beyond the bound evicts the least recently updated
 //! tenth of the store at once (amortised).
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
@@ -45,6 +46,8 @@ struct Series {
     max: usize,
     /// Series by the hash of name and sorted labels; collisions share a bucket.
     buckets: HashMap<u64, Vec<Entry>>,
+    /// Seeded per store, so that which series collide cannot be chosen from outside.
+    hasher: foldhash::fast::RandomState,
     len: usize,
     /// Increases with every update: the eviction order.
     clock: u64,
@@ -64,8 +67,8 @@ impl std::fmt::Debug for SeriesStore {
     }
 }
 
-fn hash_of(name: &str, labels: &[&Label]) -> u64 {
-    let mut h = DefaultHasher::new();
+fn hash_of(hasher: &foldhash::fast::RandomState, name: &str, labels: &[&Label]) -> u64 {
+    let mut h = hasher.build_hasher();
     name.hash(&mut h);
     for l in labels {
         l.name.hash(&mut h);
@@ -91,6 +94,7 @@ impl SeriesStore {
             inner: Arc::new(Mutex::new(Series {
                 max: max_series.max(1) as usize,
                 buckets: HashMap::new(),
+                hasher: foldhash::fast::RandomState::default(),
                 len: 0,
                 clock: 0,
             })),
@@ -135,7 +139,7 @@ impl Series {
     fn set(&mut self, name: &str, labels: &[&Label], value: SeriesValue) {
         self.clock += 1;
         let touched = self.clock;
-        let hash = hash_of(name, labels);
+        let hash = hash_of(&self.hasher, name, labels);
         if let Some(e) = self
             .buckets
             .get_mut(&hash)

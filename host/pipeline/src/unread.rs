@@ -10,7 +10,9 @@
 //! merged into the next one. The broker says which topics have subscribers
 //! ([`Broker::is_read`](crate::Broker::is_read)); one that cannot tell holds none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use wasmeter_core::field::FieldValue;

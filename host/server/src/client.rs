@@ -12,7 +12,9 @@
 //! conflation. Nothing is ever queued per message, so a slow connection costs no
 //! memory beyond its cursors, and the state it ends with is always right.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
