@@ -70,35 +70,53 @@ pub fn sort_labels<'a>(sample: &'a Sample, sorted: &mut Vec<&'a Label>) {
 /// The topic prefix of sample series.
 pub const METRICS_PREFIX: &str = "metrics";
 
-/// The character a label value's character becomes in a series topic.
-fn topic_char(c: char) -> char {
-    if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
-        c
-    } else {
-        '_'
-    }
+/// Whether a label value's character is kept as is in a series topic.
+fn kept_in_topic(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
 }
 
-fn sorted_labels(sample: &Sample) -> Vec<&Label> {
-    let mut labels: Vec<_> = sample.labels.iter().collect();
-    labels.sort_by(|a, b| a.name.cmp(&b.name));
-    labels
+/// Appends `value` as a series topic segment: every character that may not be
+/// in a topic becomes `_`, one byte each; an empty value becomes `_`.
+fn push_segment(topic: &mut String, value: &str) {
+    if value.is_empty() {
+        topic.push('_');
+    } else if value.bytes().all(|b| kept_in_topic(b as char)) {
+        topic.push_str(value);
+    } else {
+        topic.extend(
+            value
+                .chars()
+                .map(|c| if kept_in_topic(c) { c } else { '_' }),
+        );
+    }
 }
 
 /// The topic a sample's series is published on.
 pub fn series_topic(sample: &Sample) -> String {
     let mut topic = String::with_capacity(series_topic_len(sample));
+    write_series_topic(sample, &mut topic, &mut Vec::new());
+    topic
+}
+
+/// [`series_topic`] into `topic` (cleared first), with `order` as scratch for
+/// the label order: both buffers are reused between samples, so a series topic
+/// costs no allocation on the data path.
+pub fn write_series_topic(sample: &Sample, topic: &mut String, order: &mut Vec<usize>) {
+    topic.clear();
     topic.push_str(METRICS_PREFIX);
     topic.push('/');
-    topic.extend(sample.name.chars().map(|c| if c == ':' { '_' } else { c }));
-    for label in sorted_labels(sample) {
-        topic.push('/');
-        if label.value.is_empty() {
-            topic.push('_');
-        }
-        topic.extend(label.value.chars().map(topic_char));
+    if sample.name.contains(':') {
+        topic.extend(sample.name.chars().map(|c| if c == ':' { '_' } else { c }));
+    } else {
+        topic.push_str(&sample.name);
     }
-    topic
+    order.clear();
+    order.extend(0..sample.labels.len());
+    order.sort_by(|&a, &b| sample.labels[a].name.cmp(&sample.labels[b].name));
+    for &i in order.iter() {
+        topic.push('/');
+        push_segment(topic, &sample.labels[i].value);
+    }
 }
 
 /// The length in bytes of [`series_topic`], without building it: every character
@@ -156,5 +174,24 @@ mod tests {
         ] {
             assert_eq!(series_topic_len(&s), series_topic(&s).len(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn series_topics_written_into_reused_buffers_are_built_afresh() {
+        let (mut topic, mut order) = (String::new(), Vec::new());
+        let wide = sample(
+            "ns:trade_vwap",
+            vec![
+                Label::new("venue", "x y"),
+                Label::new("symbol", "BTC-USD"),
+                Label::new("e", "\u{e9}t\u{e9}"),
+            ],
+        );
+        write_series_topic(&wide, &mut topic, &mut order);
+        assert_eq!(topic, "metrics/ns_trade_vwap/_t_/BTC-USD/x_y");
+        let narrow = sample("trade_price", vec![Label::new("symbol", "ETH")]);
+        write_series_topic(&narrow, &mut topic, &mut order);
+        assert_eq!(topic, "metrics/trade_price/ETH");
+        assert_eq!(topic, series_topic(&narrow));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmeter_core::field::{Field, FieldValue};
-use wasmeter_core::sample::{Label, Sample, series_topic};
+use wasmeter_core::sample::{Label, Sample, write_series_topic};
 use wasmeter_core::update::TopicUpdate;
 
 use crate::calls::PluginCalls;
@@ -182,13 +182,14 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
             Err(refusal) => refuse(format!("stream event `{}`", event.topic), refusal),
         }
     }
+    let (mut topic, mut order) = (String::new(), Vec::new());
     for mut sample in samples {
         for label in labels {
             if sample.label(&label.name).is_none() {
                 sample.labels.push(label.clone());
             }
         }
-        let topic = series_topic(&sample);
+        write_series_topic(&sample, &mut topic, &mut order);
         match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
             Ok(topic) => {
                 batch.writes.push((
