@@ -110,10 +110,30 @@ impl HistoryWriter {
     }
 }
 
+/// How long the writer lets batches gather after the first one wakes it, unless
+/// its queue is already half full. Under load pipelines send hundreds of small
+/// batches a second (one per chunk); written as they come, each woke the thread
+/// and preempted a pipeline on a busy machine. A sample reaches the history at
+/// most this much later.
+const LINGER: Duration = Duration::from_millis(5);
+
 fn run(store: &Store, mut rx: mpsc::Receiver<Work>, stats: &HistoryStats) {
-    while let Some(Work::Batch(batch)) = rx.blocking_recv() {
-        write(store, &batch, stats);
+    while let Some(first) = rx.blocking_recv() {
+        if rx.len() < rx.max_capacity() / 2 {
+            std::thread::sleep(LINGER);
+        }
+        let queued = std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()));
+        for work in queued {
+            match work {
+                Work::Batch(batch) => write(store, &batch, stats),
+                Work::Stop => return commit(store),
+            }
+        }
     }
+    commit(store);
+}
+
+fn commit(store: &Store) {
     if let Err(error) = store.commit() {
         tracing::error!(%error, "metric history: the last samples could not be committed");
     }
