@@ -54,12 +54,12 @@ pub enum SourceError {
         /// The underlying error.
         source: io::Error,
     },
-    /// A blocking task of the source panicked or was cancelled by the runtime.
-    #[error("source {source_name:?}: blocking task failed: {problem}")]
+    /// The source's thread could not start, or panicked.
+    #[error("source {source_name:?}: {problem}")]
     Task {
         /// The source's configured name.
         source_name: String,
-        /// The join error.
+        /// What happened to the thread.
         problem: String,
     },
 }

@@ -1,11 +1,11 @@
-//! [`FileSource`]: the async shell that moves a [`FileSet`] between blocking calls and
-//! hands its events on.
+//! [`FileSource`]: the loop that tails a [`FileSet`] on a thread of its own and hands
+//! its events on.
 //!
-//! The loop: scan (blocking) → read a bounded batch (blocking) → send each event (awaits
-//! while the channel is full: that is the back-pressure) → repeat while reads are queued;
-//! when idle, wait for a watcher hint, the reconcile timer, or cancellation. Path hints
-//! are applied without I/O; anything touching the file system runs in `spawn_blocking`,
-//! one call at a time, always awaited, so the task owns everything it starts.
+//! The loop: scan → read a bounded batch → send each event (awaits while the channel is
+//! full: that is the back-pressure) → repeat while reads are queued; when idle, wait for
+//! a watcher hint, the reconcile timer, or cancellation. It runs on a thread of its own
+//! that does the file I/O inline (no round trip through the blocking pool per read);
+//! [`FileSource::run`] owns that thread and waits for it.
 
 use std::sync::Arc;
 
@@ -65,8 +65,44 @@ impl FileSource {
     }
 
     /// Tails until `cancel` fires or `tx`'s receiver is dropped (both return `Ok`).
-    /// Waits while `tx` is full. Errors only if a blocking task panicked.
+    /// Waits while `tx` is full. Errors only if the source's thread could not start
+    /// or panicked.
+    ///
+    /// The source runs on a thread of its own, which does its file I/O inline:
+    /// a hint from the watcher wakes it, it reads and hands the events on. On the
+    /// runtime's blocking pool each read was a round trip between two threads,
+    /// twice the wake-ups at every append. Dropping this future stops the thread
+    /// (at its next wait) as `cancel` does.
     pub async fn run(
+        self,
+        tx: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), SourceError> {
+        let name = self.config.name.clone();
+        let failed = |problem: String| SourceError::Task {
+            source_name: name.clone(),
+            problem,
+        };
+        let stop = cancel.child_token();
+        let _stop_on_drop = stop.clone().drop_guard();
+        let runtime = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{name}"))
+            .spawn(move || {
+                let _ = done_tx.send(runtime.block_on(self.tail(tx, stop)));
+            })
+            .map_err(|e| failed(format!("cannot start its thread: {e}")))?;
+        let result = done_rx
+            .await
+            .map_err(|_| failed("its thread panicked".to_string()))?;
+        // It has returned: joining only reaps it.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        result
+    }
+
+    /// The source's loop, on its own thread (see [`FileSource::run`]).
+    async fn tail(
         self,
         tx: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
@@ -88,7 +124,7 @@ impl FileSource {
             max_line_bytes: config.max_line_bytes,
         };
         let watch_hints = hints.clone();
-        let (mut set, matches_nothing) = blocking(&name, move || {
+        let (mut set, matches_nothing) = {
             let matches_nothing = globs.expand().0.is_empty();
             let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
             let policy = OpenPolicy {
@@ -99,8 +135,7 @@ impl FileSource {
             };
             let set = FileSet::new(settings, globs, stats, policy, resume, watcher);
             (Box::new(set), matches_nothing)
-        })
-        .await?;
+        };
         if matches_nothing {
             // Not an error (files may come later), but rarely what was meant.
             tracing::warn!(source = %name, include = ?include, "no file matches the source's patterns yet; it waits for one");
@@ -114,25 +149,15 @@ impl FileSource {
             full |= hint.rescan || set.rescan_needed() || set.queue_paths(&hint.paths);
             if full {
                 full = false;
-                let (s, events) = blocking(&name, move || {
-                    let mut out = Vec::new();
-                    set.scan(&mut out);
-                    (set, out)
-                })
-                .await?;
-                set = s;
+                let mut events = Vec::new();
+                set.scan(&mut events);
                 if !send_all(&tx, &cancel, events).await {
                     break;
                 }
             }
             if set.has_queued() {
-                let (s, events) = blocking(&name, move || {
-                    let mut out = Vec::new();
-                    set.read(read_bytes, &mut out);
-                    (set, out)
-                })
-                .await?;
-                set = s;
+                let mut events = Vec::new();
+                set.read(read_bytes, &mut events);
                 if !send_all(&tx, &cancel, events).await {
                     break;
                 }
@@ -154,19 +179,6 @@ impl FileSource {
         drop(set);
         Ok(())
     }
-}
-
-/// Runs `f` on the blocking pool and waits for it.
-async fn blocking<T: Send + 'static>(
-    source: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, SourceError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SourceError::Task {
-            source_name: source.to_owned(),
-            problem: e.to_string(),
-        })
 }
 
 /// Sends events in order; `false` if cancelled or the receiver is gone.

@@ -577,3 +577,21 @@ async fn run_returns_when_the_receiver_is_dropped() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_run_stops_the_source_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("x.log"), "a\n").unwrap();
+    let source = FileSource::new(config(dir.path(), "*.log"), vec![]).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(source.run(tx, CancellationToken::new()));
+    // The source is running: its first record came through.
+    let first = tokio::time::timeout(WAIT, rx.recv()).await.unwrap();
+    assert!(first.is_some());
+    task.abort();
+    // The thread holds the only sender: the channel closes once it has stopped.
+    let closed = async { while rx.recv().await.is_some() {} };
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("the source's thread outlived its `run`");
+}
