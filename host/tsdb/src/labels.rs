@@ -1,6 +1,7 @@
 //! Series identity: a metric name and a sorted set of labels.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -23,9 +24,11 @@ pub struct Label {
 }
 
 /// A series' identity: labels sorted by name, names unique, the metric name
-/// held as label `__name__`. Built only through validating constructors.
+/// held as label `__name__`. Built only through validating constructors;
+/// immutable, so a clone shares them (the catalog keeps a series' labels both
+/// by id and as the key of its lookup).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 /// Whether `s` is a valid label name.
 pub fn is_valid_label_name(s: &str) -> bool {
@@ -125,7 +128,7 @@ impl Labels {
                 reason: format!("{} labels (limit {MAX_LABELS})", v.len()),
             });
         }
-        Ok(Labels(v))
+        Ok(Labels(v.into()))
     }
 
     /// The metric name.
