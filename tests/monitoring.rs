@@ -51,6 +51,41 @@ fn value(
         .map(|(_, _, v)| *v)
 }
 
+/// Every series is a topic: `/metrics` reports as many series as the host holds
+/// topics (`state.max_topics`), not a fixed 10,000 of them.
+#[tokio::test]
+async fn metrics_report_every_series_of_thousands_of_symbols() {
+    const SYMBOLS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Each symbol makes a topic and four series: 15,000 topics in all.
+    let config = csv_config(
+        "max_topics = 20000\n\n[runtime]\nmax_topics_per_plugin = 20000\nmax_series_per_plugin = 20000\n",
+    );
+    let host = Host::start(dir.path(), &config);
+    let feed: String = (0..SYMBOLS)
+        .map(|i| format!("S{i},{}.5,1,{}\n", i + 1, 1_700_000_000_000u64 + i as u64))
+        .collect();
+    host.append("trades.csv", &feed);
+    let last = format!("trades/S{}", SYMBOLS - 1);
+    host.wait_for_topic(&last, |s| s["count"] == 1.0).await;
+
+    let (_, _, body) = http_get_text(&host.addr, "/metrics", &[]).await;
+    let samples = parse(&body);
+    for metric in [
+        "trade_price",
+        "trade_qty",
+        "trades_total",
+        "trade_volume_total",
+    ] {
+        let series = samples.iter().filter(|(n, _, _)| n == metric).count();
+        assert_eq!(series, SYMBOLS, "series of {metric}");
+    }
+    assert_eq!(
+        value(&samples, "trade_price", &[("symbol", "S0")]),
+        Some(1.5)
+    );
+}
+
 #[tokio::test]
 async fn metrics_expose_self_metrics_and_collected_series_in_both_formats() {
     let dir = tempfile::tempdir().unwrap();

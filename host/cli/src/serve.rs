@@ -147,7 +147,8 @@ pub async fn serve(
         false => None,
     };
     let export = Export::start(&config, &data_dir).await?;
-    let series = SeriesStore::default();
+    // Every sample series is also a topic: `/metrics` holds as many as the topics.
+    let series = SeriesStore::new(config.state.max_topics);
     let monitor = Monitor::new(series.clone());
 
     let shared = Shared {
