@@ -4,7 +4,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use foldhash::fast::RandomState;
+pub(crate) use foldhash::fast::RandomState;
 use foldhash::{HashMap, HashMapExt};
 
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
@@ -19,6 +19,8 @@ pub(crate) struct SeriesGroup<'a> {
     pub labels: Vec<&'a Label>,
     /// Kind of the series' first sample in the batch.
     pub kind: MetricKind,
+    /// Hash of name and sorted labels, by the hasher the batch was grouped with.
+    pub hash: u64,
     /// The samples' points, in the order they came.
     pub points: Vec<Point>,
 }
@@ -31,8 +33,8 @@ impl SeriesGroup<'_> {
 
 /// Groups `batch` per series, in the order each series first appears; each
 /// series' samples keep their order, so time order within a series is kept.
-pub(crate) fn by_series(batch: &[Sample]) -> Vec<SeriesGroup<'_>> {
-    let hasher = RandomState::default();
+/// A series' hash is the same in every batch grouped with the same `hasher`.
+pub(crate) fn by_series<'a>(batch: &'a [Sample], hasher: &RandomState) -> Vec<SeriesGroup<'a>> {
     let mut groups: Vec<SeriesGroup<'_>> = Vec::new();
     // Group indices by the hash of name and sorted labels; collisions share a bucket.
     let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -42,7 +44,8 @@ pub(crate) fn by_series(batch: &[Sample]) -> Vec<SeriesGroup<'_>> {
         let mut h = hasher.build_hasher();
         sample.name.hash(&mut h);
         sorted.hash(&mut h);
-        let bucket = index.entry(h.finish()).or_default();
+        let hash = h.finish();
+        let bucket = index.entry(hash).or_default();
         let point = Point::new(sample.timestamp_ms, sample.value);
         match bucket
             .iter()
@@ -55,6 +58,7 @@ pub(crate) fn by_series(batch: &[Sample]) -> Vec<SeriesGroup<'_>> {
                     name: &sample.name,
                     labels: sorted.clone(),
                     kind: sample.kind,
+                    hash,
                     points: vec![point],
                 });
             }
@@ -87,7 +91,7 @@ mod tests {
             sample("p", &[("s", "B"), ("v", "x")], 5),
             sample("p", &[("s", "A"), ("v", "x")], 6),
         ];
-        let groups = by_series(&batch);
+        let groups = by_series(&batch, &RandomState::default());
         let seen: Vec<(&str, Vec<&str>, Vec<i64>)> = groups
             .iter()
             .map(|g| {

@@ -14,6 +14,7 @@
 
 pub mod api;
 mod group;
+mod refs;
 mod selector;
 mod writer;
 

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use wasmeter_core::sample::{MetricKind, Sample};
-use wasmeter_tsdb::{Labels, Store};
+use wasmeter_core::sample::Sample;
+use wasmeter_tsdb::{Sample as Point, SeriesRef, Store};
 
-use crate::group::by_series;
+use crate::group::{RandomState, by_series};
+use crate::refs::{SeriesRefs, Unresolved};
 
 /// What the writer did, for `/metrics`.
 #[derive(Debug, Default)]
@@ -118,6 +119,7 @@ impl HistoryWriter {
 const LINGER: Duration = Duration::from_millis(5);
 
 fn run(store: &Store, mut rx: mpsc::Receiver<Work>, stats: &HistoryStats) {
+    let mut state = WriterState::default();
     while let Some(first) = rx.blocking_recv() {
         if rx.len() < rx.max_capacity() / 2 {
             std::thread::sleep(LINGER);
@@ -125,7 +127,7 @@ fn run(store: &Store, mut rx: mpsc::Receiver<Work>, stats: &HistoryStats) {
         let queued = std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok()));
         for work in queued {
             match work {
-                Work::Batch(batch) => write(store, &batch, stats),
+                Work::Batch(batch) => write(store, &batch, stats, &mut state),
                 Work::Stop => return commit(store),
             }
         }
@@ -139,38 +141,51 @@ fn commit(store: &Store) {
     }
 }
 
-/// Appends one batch, a series at a time (each series' samples in order): a
-/// series is resolved once per batch, not once per sample.
-fn write(store: &Store, batch: &[Sample], stats: &HistoryStats) {
-    for group in by_series(batch) {
-        let labels = match Labels::new(
-            group.name,
-            group
-                .labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str())),
-        ) {
-            Ok(labels) => labels,
-            Err(error) => {
-                stats.refused.fetch_add(group.points.len() as u64, Relaxed);
-                tracing::debug!(sample = %group.name, %error, "metric history: samples refused");
-                continue;
-            }
-        };
-        let kind = match group.kind {
-            MetricKind::Gauge => wasmeter_tsdb::MetricKind::Gauge,
-            MetricKind::Counter => wasmeter_tsdb::MetricKind::Counter,
-        };
-        match store.append_series(&labels, kind, &group.points) {
-            Ok(outcome) => {
-                stats.refused.fetch_add(outcome.refused(), Relaxed);
-                stats.written.fetch_add(outcome.accepted, Relaxed);
-            }
-            Err(error) => {
-                stats.failed_batches.fetch_add(1, Relaxed);
-                tracing::error!(%error, "metric history: a batch of samples could not be written");
-                return;
+/// What the writer thread keeps between batches.
+#[derive(Default)]
+struct WriterState {
+    /// Groups every batch, so that a series hashes the same in every batch.
+    hasher: RandomState,
+    refs: SeriesRefs,
+    /// The batch's points by series reference, reused between batches.
+    points: Vec<(SeriesRef, Point)>,
+}
+
+/// Appends one batch: its samples grouped per series (each series resolved
+/// once, from the references kept across batches), then appended under one
+/// lock of the store.
+fn write(store: &Store, batch: &[Sample], stats: &HistoryStats, state: &mut WriterState) {
+    let groups = by_series(batch, &state.hasher);
+    // A second attempt only if the store dropped a series it had (retention):
+    // its reference is stale, so every series is resolved again.
+    for attempt in 0..2 {
+        state.points.clear();
+        let mut refused = 0;
+        for group in &groups {
+            match state.refs.resolve(store, group) {
+                Ok(r) => state.points.extend(group.points.iter().map(|p| (r, *p))),
+                Err(Unresolved::Refused(error)) => {
+                    refused += group.points.len() as u64;
+                    tracing::debug!(sample = %group.name, %error, "metric history: samples refused");
+                }
+                Err(Unresolved::Failed(error)) => return failed(stats, &error),
             }
         }
+        match store.append_refs(&state.points) {
+            Ok(outcome) => {
+                stats
+                    .refused
+                    .fetch_add(refused + outcome.refused(), Relaxed);
+                stats.written.fetch_add(outcome.accepted, Relaxed);
+                return;
+            }
+            Err(wasmeter_tsdb::Error::UnknownSeries(_)) if attempt == 0 => state.refs.clear(),
+            Err(error) => return failed(stats, &error),
+        }
     }
+}
+
+fn failed(stats: &HistoryStats, error: &wasmeter_tsdb::Error) {
+    stats.failed_batches.fetch_add(1, Relaxed);
+    tracing::error!(%error, "metric history: a batch of samples could not be written");
 }

@@ -1,6 +1,6 @@
 //! The writer over a real store: a batch whose series are interleaved is
-//! stored per series in order, and every sample is counted as written or
-//! refused.
+//! stored per series in order, a later batch finds its series again, and every
+//! sample is counted as written or refused.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,13 +38,6 @@ fn points(store: &Store, t0: i64, symbol: &str) -> Vec<(i64, f64)> {
     let result = store
         .query_range(&matchers, t0, t0 + 10_000, 1000, 1)
         .unwrap();
-    eprintln!("stats {:?}", store.stats());
-    eprintln!(
-        "wide {:?}",
-        store
-            .query_range(&matchers, t0 - 100_000, t0 + 100_000, 1000, 300_000)
-            .map(|r| (r.tier, r.series.len(), r.stats))
-    );
     assert_eq!(result.series.len(), 1, "one series for {symbol}");
     result.series[0]
         .points
@@ -78,17 +71,26 @@ async fn interleaved_series_are_stored_in_order_and_every_sample_is_counted() {
         sample(t0, "price", &[("symbol", "A"), ("venue", "x")], 4, 12.0),
     ];
     writer.sender().send(batch).await;
+    // A later batch finds its series known to the writer.
+    let later = vec![
+        sample(t0, "price", &[("venue", "x"), ("symbol", "B")], 5, 22.0),
+        // Older than A's newest: refused.
+        sample(t0, "price", &[("symbol", "A"), ("venue", "x")], 3, 98.0),
+        sample(t0, "price", &[("symbol", "C"), ("venue", "x")], 5, 30.0),
+    ];
+    writer.sender().send(later).await;
     assert!(
         writer.close(Duration::from_secs(10)).await,
         "writer stopped"
     );
-    assert_eq!(stats.written.load(Relaxed), 5);
+    assert_eq!(stats.written.load(Relaxed), 7);
     assert_eq!(
         stats.refused.load(Relaxed),
-        3,
-        "two bad names, one out of order"
+        4,
+        "two bad names, two out of order"
     );
     assert_eq!(stats.failed_batches.load(Relaxed), 0);
     assert_eq!(points(&store, t0, "A"), [(1, 10.0), (2, 11.0), (4, 12.0)]);
-    assert_eq!(points(&store, t0, "B"), [(1, 20.0), (3, 21.0)]);
+    assert_eq!(points(&store, t0, "B"), [(1, 20.0), (3, 21.0), (5, 22.0)]);
+    assert_eq!(points(&store, t0, "C"), [(5, 30.0)]);
 }
