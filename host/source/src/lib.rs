@@ -62,8 +62,8 @@
 //! - `frame`: pure line framing; a partial line waits, an oversized line is skipped.
 //! - `fingerprint`: [`FileKey`], identity that survives renames and detects reuse.
 //! - `event`: [`SourceEvent`], [`Chunk`], [`FileCheckpoint`].
-//! - `source`: [`FileSource`], the async shell: hints, the reconcile timer, blocking calls,
-//!   back-pressured sends, cancellation.
+//! - `source`: [`FileSource`], the loop on a thread of its own: hints, the reconcile
+//!   timer, file I/O inline, back-pressured sends, cancellation.
 //! - `checkpoint`: [`Checkpoint`], the atomic, versioned, checksummed binary offsets file
 //!   (JSON version 1 still read).
 //! - `system`: [`SystemSource`], `/proc` on an interval.

@@ -21,7 +21,8 @@ use crate::files::{FileSet, Id, open_nonblocking};
 use crate::locate::locate;
 use crate::tail::{Fate, Pending, Start, Tailer};
 
-/// Most read steps in one [`FileSet::read`] call (keeps a blocking call short).
+/// Most read steps in one [`FileSet::read`] call (so that hints and cancellation are
+/// looked at between calls).
 const MAX_STEPS_PER_CALL: usize = 1024;
 
 /// The outcome of trying to open a closed file.
