@@ -148,8 +148,13 @@ pub(crate) struct TopicSlot {
     /// The seq of the last update delivered (or resumed from).
     pub(crate) cursor: u64,
     pub(crate) next: Next,
-    /// Messages of a successful resume, still to send (taken whole from history).
-    pub(crate) replay: VecDeque<Arc<Message>>,
+    /// Messages of a successful resume, still to send (taken whole from history);
+    /// boxed, as most slots never resume and a connection may hold thousands.
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes per slot instead of a 32-byte empty queue; the rare resume pays the extra allocation"
+    )]
+    pub(crate) replay: Option<Box<VecDeque<Arc<Message>>>>,
     /// With a rate limit: the earliest time of the next update.
     pub(crate) due: Option<Instant>,
     pub(crate) deferred: bool,
@@ -405,7 +410,7 @@ impl TopicSlot {
             opts,
             cursor: 0,
             next: Next::Snapshot(None),
-            replay: VecDeque::new(),
+            replay: None,
             due: None,
             deferred: false,
         }
@@ -429,7 +434,7 @@ impl TopicSlot {
     pub(crate) fn lend_cursor(&self, track_positions: bool) {
         let plain = !track_positions
             && self.next == Next::Live
-            && self.replay.is_empty()
+            && self.replay.is_none()
             && self.opts.interval.is_none()
             && self.opts.fields.is_none()
             && !self.deferred

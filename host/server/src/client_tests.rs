@@ -501,3 +501,11 @@ fn max_rate_holds_updates_until_the_interval_has_passed() {
     let f = frames_at(&mut c, t0 + Duration::from_millis(1000));
     assert_eq!(f[0]["delta"], json!({"p":4.0}));
 }
+
+#[test]
+fn a_topic_slot_stays_small() {
+    // A connection holds one per topic it reads: 10,000 for a subscriber of
+    // every symbol. A resume's replay is boxed, as most slots never have one.
+    let size = std::mem::size_of::<crate::client::TopicSlot>();
+    assert!(size <= 56, "a topic slot is {size} bytes");
+}

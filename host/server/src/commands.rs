@@ -156,7 +156,7 @@ impl Client {
                         if !Arc::ptr_eq(&t.opts, &opts) {
                             t.opts = opts;
                             t.next = Next::Snapshot(None);
-                            t.replay = VecDeque::new();
+                            t.replay = None;
                             t.due = None;
                             self.shared_push(&slot);
                         }
@@ -206,7 +206,7 @@ impl Client {
                     match resumed {
                         Some((last, msgs)) => {
                             t.cursor = last;
-                            t.replay = msgs;
+                            t.replay = (!msgs.is_empty()).then(|| Box::new(msgs));
                             t.next = Next::Live;
                             t.due = None;
                         }
@@ -302,7 +302,7 @@ impl Client {
                     if !Arc::ptr_eq(&t.opts, &opts) {
                         t.opts = opts;
                         t.next = Next::Snapshot(None);
-                        t.replay = VecDeque::new();
+                        t.replay = None;
                         t.due = None;
                         let slot = t.slot.clone();
                         self.shared_push(&slot);

@@ -1,7 +1,6 @@
 //! Delivery: turning dirty slots into frames, with conflation, replays, field
 //! subsets and rate limits. Runs inside [`Client::fill`]; pure logic.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -126,7 +125,7 @@ impl Client {
                 out.extend(snapshot(wire, track, t, &slot, recovered, now));
                 break 'serve;
             }
-            if !t.replay.is_empty() {
+            if t.replay.is_some() {
                 if replay(wire, track, t, limited, budget, now, out) {
                     self.shared.push(slot);
                 }
@@ -354,22 +353,24 @@ fn replay(
     now: Instant,
     out: &mut Vec<Out>,
 ) -> bool {
+    let Some(mut queue) = t.replay.take() else {
+        return false;
+    };
     if limited {
-        let all: Vec<Arc<Message>> = t.replay.drain(..).collect();
+        let all: Vec<Arc<Message>> = queue.drain(..).collect();
         composed(wire, track, t, &all, now, out);
         return false;
     }
     for _ in 0..budget {
-        let Some(m) = t.replay.pop_front() else { break };
+        let Some(m) = queue.pop_front() else { break };
         push_update(wire, track, t, &m, out);
     }
-    if t.replay.is_empty() {
-        // Give the memory back: a replay can be as long as the history.
-        t.replay = VecDeque::new();
-        false
-    } else {
-        true
+    // Once sent, the memory goes back: a replay can be as long as the history.
+    let more = !queue.is_empty();
+    if more {
+        t.replay = Some(queue);
     }
+    more
 }
 
 /// Under a rate limit: every message since the last send, merged into one update.
