@@ -4,7 +4,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
-pub(crate) use foldhash::fast::RandomState;
+use foldhash::fast::RandomState;
 use foldhash::{HashMap, HashMapExt};
 
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use tokio::sync::mpsc;
 use wasmeter_core::sample::Sample;
 use wasmeter_tsdb::{Sample as Point, SeriesRef, Store};
 
-use crate::group::{RandomState, by_series};
+use crate::group::by_series;
 use crate::refs::{SeriesRefs, Unresolved};
 
 /// What the writer did, for `/metrics`.

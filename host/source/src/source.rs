@@ -90,23 +90,20 @@ impl FileSource {
         let thread = std::thread::Builder::new()
             .name(format!("source-{name}"))
             .spawn(move || {
-                let _ = done_tx.send(runtime.block_on(self.tail(tx, stop)));
+                runtime.block_on(self.tail(tx, stop));
+                let _ = done_tx.send(());
             })
             .map_err(|e| failed(format!("cannot start its thread: {e}")))?;
-        let result = done_rx
+        done_rx
             .await
             .map_err(|_| failed("its thread panicked".to_string()))?;
         // It has returned: joining only reaps it.
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        result
+        Ok(())
     }
 
     /// The source's loop, on its own thread (see [`FileSource::run`]).
-    async fn tail(
-        self,
-        tx: mpsc::Sender<SourceEvent>,
-        cancel: CancellationToken,
-    ) -> Result<(), SourceError> {
+    async fn tail(self, tx: mpsc::Sender<SourceEvent>, cancel: CancellationToken) {
         let FileSource {
             config,
             globs,
@@ -124,18 +121,15 @@ impl FileSource {
             max_line_bytes: config.max_line_bytes,
         };
         let watch_hints = hints.clone();
-        let (mut set, matches_nothing) = {
-            let matches_nothing = globs.expand().0.is_empty();
-            let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
-            let policy = OpenPolicy {
-                start_at: config.start_at,
-                rotate_wait: config.rotate_wait,
-                idle_close: config.idle_close,
-                budget,
-            };
-            let set = FileSet::new(settings, globs, stats, policy, resume, watcher);
-            (Box::new(set), matches_nothing)
+        let matches_nothing = globs.expand().0.is_empty();
+        let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
+        let policy = OpenPolicy {
+            start_at: config.start_at,
+            rotate_wait: config.rotate_wait,
+            idle_close: config.idle_close,
+            budget,
         };
+        let mut set = FileSet::new(settings, globs, stats, policy, resume, watcher);
         if matches_nothing {
             // Not an error (files may come later), but rarely what was meant.
             tracing::warn!(source = %name, include = ?include, "no file matches the source's patterns yet; it waits for one");
@@ -174,10 +168,6 @@ impl FileSource {
             }
         }
         debug!(source = name, "file source stopped");
-        // Closing the files and dropping the watcher (which stops its thread) is cheap
-        // and non-blocking; `set` goes here.
-        drop(set);
-        Ok(())
     }
 }
 
