@@ -354,7 +354,10 @@ impl Pipeline {
         }
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
+        // Due one interval after the start, like every later one (an interval's
+        // first tick is at once): what is read at the start waits for it too.
+        let every = self.config.checkpoint_interval;
+        let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(FOOTPRINT_RECONCILE);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

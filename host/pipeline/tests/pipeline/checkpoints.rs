@@ -120,3 +120,38 @@ async fn a_failing_export_skips_checkpoints_and_counts_toward_quarantine() {
     assert_eq!(p.checkpoint().unwrap().1["metric:m"], state_before);
     p.finish().await;
 }
+
+/// The first checkpoint is due one interval after the start, like every later
+/// one: what is read at once waits for it (an operator's hour-long interval
+/// means no checkpoint for an hour, also right after a restart).
+#[tokio::test(start_paused = true)]
+async fn the_first_checkpoint_waits_one_interval() {
+    // The input is queued before the pipeline first looks at its input and its
+    // timers; which of them it takes first is random, so several pipelines run.
+    for _ in 0..12 {
+        let p = Running::start(
+            PipelinePlugins {
+                collector: Box::new(FakeCollector::new("c", Arc::default())),
+                metrics: vec![],
+                delta: None,
+            },
+            |config| config.checkpoint_interval = INTERVAL,
+        )
+        .await;
+        let mut feed = Feed::new(Path::new("/data/feed.csv"));
+        p.send(feed.opened()).await;
+        p.send(feed.chunk(&chunk_text(0, 3))).await;
+        wait_until("the chunk is read", || get(&p.stats.chunks) == 1).await;
+        tokio::time::sleep(INTERVAL / 2).await;
+        assert_eq!(
+            get(&p.stats.checkpoints),
+            0,
+            "checkpointed before its interval"
+        );
+        wait_until("the chunk is checkpointed", || {
+            p.checkpointed_offset() == Some(feed.offset())
+        })
+        .await;
+        p.finish().await;
+    }
+}
