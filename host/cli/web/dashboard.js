@@ -187,11 +187,15 @@ function renderTopics() {
     ...shown.map((t) => {
       const li = el('li', selected.has(t.name) ? 'selected' : '');
       li.dataset.topic = t.name;
-      li.title = `${t.name}\n${t.fields} fields, epoch ${t.epoch}, seq ${t.seq}`;
+      // A dormant topic (a sample series nobody subscribes to) is created when
+      // selected: the host then publishes it.
+      li.title = t.dormant
+        ? `${t.name}\nnot subscribed yet: select it to see its values`
+        : `${t.name}\n${t.fields} fields, epoch ${t.epoch}, seq ${t.seq}`;
       const name = el('span', 'name');
       // Ellipsis at the start: long names differ at their end.
       name.append(el('bdi', '', t.name));
-      li.append(name, el('span', 'seq', `#${t.seq}`));
+      li.append(name, el('span', 'seq', t.dormant ? '·' : `#${t.seq}`));
       li.onclick = () => (selected.has(t.name) ? unselect(t.name) : select(t.name));
       return li;
     }),

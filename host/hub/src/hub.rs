@@ -1,6 +1,6 @@
 //! The hub: topics by name, positions, and who is attached to what.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
 use std::ops::Bound;
@@ -90,6 +90,9 @@ pub struct TopicInfo {
     pub subscribers: usize,
     /// A stream topic (events), not a state topic.
     pub stream: bool,
+    /// A sample series' topic not created yet (see [`Hub::set_dormant`]): it has
+    /// no position, state or subscribers.
+    pub dormant: bool,
 }
 
 /// Counters for tests and metrics.
@@ -159,7 +162,11 @@ pub(crate) struct Registry {
     /// (a page costs its own length, not the number of topics).
     pub(crate) order: BTreeMap<Arc<str>, Arc<Topic>>,
     watchers: Watchers,
-    /// Changes whenever a topic is created or removed.
+    /// Topics not created yet that a producer will create once someone watches
+    /// for them (see [`Hub::set_dormant`]), in name order; none is in `topics`.
+    dormant: BTreeSet<Arc<str>>,
+    /// Changes whenever a topic is created or removed, or a dormant one is
+    /// added or dropped.
     generation: u64,
 }
 
@@ -172,6 +179,9 @@ pub struct Hub {
     published: AtomicU64,
     /// State topics held (the history budget is shared among them).
     state_topics: AtomicUsize,
+    /// Changes whenever a subscriber starts watching for topics to be created
+    /// (see [`Hub::watch_generation`]).
+    watch_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -192,6 +202,7 @@ impl Hub {
             registry: RwLock::new(Registry::default()),
             published: AtomicU64::new(0),
             state_topics: AtomicUsize::new(0),
+            watch_generation: AtomicU64::new(0),
         }
     }
 
@@ -309,6 +320,7 @@ impl Hub {
             reg.watchers.wanting(&name, |w| {
                 topic.attach(w);
             });
+            reg.dormant.remove(&name);
             reg.order.insert(name.clone(), topic.clone());
             reg.topics.insert(name, topic.clone());
             reg.generation += 1;
@@ -324,11 +336,46 @@ impl Hub {
         self.published.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether a change of `topic` would reach a subscriber now: false only for
-    /// a topic that exists and has none (a subscriber of a pattern is attached to
-    /// every topic it matches, and a topic that does not exist yet may be watched).
+    /// Whether a change of `topic` would reach a subscriber now: a topic that
+    /// exists has one, or one that does not exist yet is watched for (by name,
+    /// by a pattern, or by a subscriber asked about every new topic).
     pub fn is_read(&self, topic: &str) -> bool {
-        self.topic(topic).is_none_or(|t| t.slot_count() > 0)
+        let reg = self.read();
+        match reg.topics.get(topic) {
+            Some(t) => t.slot_count() > 0,
+            None => {
+                let mut wanted = false;
+                reg.watchers.wanting(topic, |_| wanted = true);
+                wanted
+            }
+        }
+    }
+
+    /// Says that `topic` does not exist but will be created by its producer
+    /// once someone watches for it (`dormant`: a sample series nobody reads, see
+    /// the pipeline's `unread.rs`), or no longer. Listings show it as dormant; a
+    /// topic that exists is never dormant.
+    pub fn set_dormant(&self, topic: &Arc<str>, dormant: bool) {
+        let mut reg = self.write();
+        let changed = match dormant {
+            true => !reg.topics.contains_key(topic) && reg.dormant.insert(topic.clone()),
+            false => reg.dormant.remove(topic),
+        };
+        if changed {
+            reg.generation += 1;
+        }
+    }
+
+    /// Whether `topic` is dormant (see [`Hub::set_dormant`]).
+    pub fn is_dormant(&self, topic: &str) -> bool {
+        self.read().dormant.contains(topic)
+    }
+
+    /// A number that changes whenever a subscriber starts watching for topics
+    /// to be created: a topic nobody watched for at one generation is still
+    /// not watched for while it stays the same.
+    pub fn watch_generation(&self) -> u64 {
+        self.watch_generation.load(Ordering::Acquire)
     }
 
     /// The durable part of `topic` (position, up to `max_messages` newest
@@ -369,6 +416,9 @@ impl Hub {
     pub fn remove_topic(&self, topic: &str) -> bool {
         let removed = {
             let mut reg = self.write();
+            if reg.dormant.remove(topic) {
+                reg.generation += 1;
+            }
             let removed = reg.topics.remove(topic);
             if let Some(t) = &removed {
                 reg.order.remove(topic);
@@ -423,17 +473,43 @@ impl Hub {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
         };
-        let mut page: Vec<Arc<Topic>> = self
-            .read()
+        let reg = self.read();
+        let under = |name: &Arc<str>| name.starts_with(prefix);
+        let mut topics = reg
             .order
             .range::<str, _>((start, Bound::Unbounded))
-            .take_while(|(name, _)| name.starts_with(prefix))
-            .take(limit.saturating_add(1))
-            .map(|(_, t)| t.clone())
-            .collect();
+            .take_while(|(name, _)| under(name))
+            .peekable();
+        let mut dormant = reg
+            .dormant
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|name| under(name))
+            .peekable();
+        // The two name-ordered sets merged (no name is in both).
+        let mut page: Vec<Result<Arc<Topic>, Arc<str>>> = Vec::new();
+        while page.len() <= limit {
+            let next = match (topics.peek(), dormant.peek()) {
+                (Some((t, _)), Some(d)) if d < t => dormant.next().map(|d| Err(d.clone())),
+                (Some(_), _) => topics.next().map(|(_, t)| Ok(t.clone())),
+                (None, Some(_)) => dormant.next().map(|d| Err(d.clone())),
+                (None, None) => None,
+            };
+            match next {
+                Some(item) => page.push(item),
+                None => break,
+            }
+        }
+        drop(reg);
         let more = page.len() > limit;
         page.truncate(limit);
-        (page.iter().map(|t| info(t)).collect(), more)
+        let page = page
+            .into_iter()
+            .map(|item| match item {
+                Ok(t) => info(&t),
+                Err(name) => dormant_info(name),
+            })
+            .collect();
+        (page, more)
     }
 
     /// Attaches `sub` to an existing topic (idempotent: an existing slot of the same
@@ -500,6 +576,7 @@ impl Hub {
     pub fn watch(&self, sub: Arc<dyn Subscriber>) {
         let mut reg = self.write();
         reg.watchers.ask(sub);
+        self.watch_generation.fetch_add(1, Ordering::Release);
     }
 
     /// Attaches `sub` to every topic created from now on that one of `patterns`
@@ -508,7 +585,9 @@ impl Hub {
     /// a lookup per exact name and a match per wildcard pattern, not a question
     /// to every watcher; [`Subscriber::wants`] is not asked.
     pub fn watch_patterns(&self, sub: &Arc<dyn Subscriber>, patterns: &[Pattern]) {
-        self.write().watchers.set_patterns(sub, patterns);
+        let mut reg = self.write();
+        reg.watchers.set_patterns(sub, patterns);
+        self.watch_generation.fetch_add(1, Ordering::Release);
     }
 
     /// Stops telling `sub` about new topics (asked or by its patterns).
@@ -560,5 +639,18 @@ fn info(t: &Topic) -> TopicInfo {
         updated_at_ms: latest.timestamp_ms(),
         subscribers: t.slot_count(),
         stream: t.stream,
+        dormant: false,
+    }
+}
+
+fn dormant_info(name: Arc<str>) -> TopicInfo {
+    TopicInfo {
+        name,
+        position: StreamPosition::default(),
+        fields: 0,
+        updated_at_ms: 0,
+        subscribers: 0,
+        stream: false,
+        dormant: true,
     }
 }

@@ -330,9 +330,9 @@ fn a_replica_takes_positions_as_given_and_drops_its_history_across_a_gap() {
 }
 
 #[test]
-fn a_topic_is_read_while_it_has_subscribers_or_does_not_exist() {
+fn a_topic_is_read_while_it_has_subscribers_or_is_watched_for() {
     let hub = Hub::new(HubConfig::default());
-    assert!(hub.is_read("t/a"), "a topic not created yet may be watched");
+    assert!(!hub.is_read("t/a"), "nobody watches for it");
     hub.publish(change("t/a", 1.0)).unwrap();
     assert!(!hub.is_read("t/a"));
 
@@ -342,12 +342,65 @@ fn a_topic_is_read_while_it_has_subscribers_or_does_not_exist() {
     hub.detach(&slots[0]);
     assert!(!hub.is_read("t/a"));
 
-    // A watcher of a pattern is attached to the topics it creates later.
+    // Watched for before it exists (asked, by pattern, by name); each watch
+    // moves the generation, which says when to ask again.
+    let before = hub.watch_generation();
     let rec = Arc::new(Recorder {
         pattern: Some(Pattern::parse("t/*").unwrap()),
         ..Default::default()
     });
     hub.watch(rec.clone());
+    assert!(hub.is_read("t/b") && !hub.is_read("u/b"));
     hub.publish(change("t/b", 1.0)).unwrap();
-    assert!(hub.is_read("t/b"));
+    assert!(hub.is_read("t/b"), "attached once created");
+    let patterns = [Pattern::parse("u/*").unwrap(), Pattern::parse("v").unwrap()];
+    hub.watch_patterns(&sub, &patterns);
+    assert!(hub.is_read("u/b") && hub.is_read("v") && !hub.is_read("w"));
+    assert_eq!(hub.watch_generation(), before + 2);
+}
+
+#[test]
+fn dormant_topics_are_listed_in_order_until_created() {
+    let hub = Hub::new(HubConfig::default());
+    for t in ["m/b", "x"] {
+        hub.publish(change(t, 1.0)).unwrap();
+    }
+    let g0 = hub.generation();
+    for t in ["m/a", "m/c", "m/d", "x"] {
+        hub.set_dormant(&Arc::from(t), true);
+    }
+    assert!(!hub.is_dormant("x"), "a topic that exists is never dormant");
+    assert_eq!(hub.generation(), g0 + 3);
+    let listed = |prefix: &str, after: Option<&str>, limit: usize| {
+        let (page, more) = hub.topics_page(prefix, after, limit);
+        let names: Vec<String> = page
+            .iter()
+            .map(|t| format!("{}{}", t.name, if t.dormant { "?" } else { "" }))
+            .collect();
+        (names, more)
+    };
+    assert_eq!(
+        listed("m/", None, 10),
+        (
+            vec!["m/a?".into(), "m/b".into(), "m/c?".into(), "m/d?".into()],
+            false
+        )
+    );
+    // Pages across both sets.
+    assert_eq!(
+        listed("", None, 2),
+        (vec!["m/a?".into(), "m/b".into()], true)
+    );
+    assert_eq!(
+        listed("", Some("m/b"), 2),
+        (vec!["m/c?".into(), "m/d?".into()], true)
+    );
+    assert_eq!(listed("", Some("m/d"), 2), (vec!["x".into()], false));
+
+    // Created: a topic like any other; dropped: no longer listed.
+    hub.publish(change("m/c", 1.0)).unwrap();
+    hub.set_dormant(&Arc::from("m/d"), false);
+    assert!(!hub.is_dormant("m/c") && !hub.is_dormant("m/d") && hub.is_dormant("m/a"));
+    assert_eq!(listed("m/", None, 10).0, ["m/a?", "m/b", "m/c"]);
+    assert_eq!(hub.stats().topics, 3);
 }

@@ -1,6 +1,7 @@
 //! Many symbols: what topics, subscriptions and listings cost when a feed has
 //! 1,000, 10,000 or 100,000 symbols (each trade makes a topic `bench/S<n>` and
-//! four sample-series topics `metrics/trade_*/S<n>`).
+//! four sample series `metrics/trade_*/S<n>`, whose topics the host creates
+//! only once someone subscribes to them: nobody here does).
 //!
 //! One run per (server, symbol count), in a fresh directory:
 //! 1. the feed holds one record per symbol plus `rounds` more rounds of them

@@ -1,7 +1,7 @@
 //! Committing a batch to the topic state and publishing the changes: events of
 //! stream topics one by one, in order; sample-series topics (`value`, `ts`) by
 //! the exact difference, or held until the next tick while nobody subscribes to
-//! them (see [`UnreadSeries`]); without a delta plugin, every topic by the exact
+//! them, or not created while nobody watches for them (see [`UnreadSeries`]); without a delta plugin, every topic by the exact
 //! difference; the other topics
 //! through the delta plugin, all of a batch in one call (contract 0.2.0; a 0.1.0
 //! plugin is called per topic), at most [`DIFF_BATCH`] topics a call.
@@ -95,14 +95,23 @@ impl Committer<'_> {
         }
     }
 
-    /// Commits a sample series' new values if its topic has a subscriber, or
-    /// holds them for the next tick (merged with what is held) if not.
+    /// Commits a sample series' new values if its topic has a subscriber (or is
+    /// watched for); else holds them for the next tick (merged with what is
+    /// held) if the topic exists, or keeps them dormant if it does not.
     /// (A topic written with other fields in the same batch is committed at once.)
     fn commit_series(&self, w: Coalesced, unread: &mut UnreadSeries) {
         match w.written {
+            Written::Point(point) if unread.refresh_dormant(&w.topic, point) => {
+                PipelineStats::add(&self.stats.series_changes_held, 1);
+            }
             Written::Point(point) if !self.topics.broker().is_read(&w.topic) => {
                 PipelineStats::add(&self.stats.series_changes_held, 1);
-                unread.hold(w.topic, point);
+                if self.topics.store().contains(&w.topic) {
+                    unread.hold(w.topic, point);
+                } else {
+                    self.topics.broker().set_dormant(&w.topic, true);
+                    unread.keep_dormant(w.topic, point);
+                }
             }
             written => {
                 let fields = unread.merged_with(&w.topic, written.into_fields());
@@ -111,11 +120,22 @@ impl Committer<'_> {
         }
     }
 
-    /// Commits everything held for unread series topics.
-    pub fn commit_held(&self, unread: &mut UnreadSeries) {
+    /// Commits everything held for unread series topics, and creates the
+    /// dormant ones someone watches for now.
+    /// True if it committed anything.
+    pub fn commit_held(&self, unread: &mut UnreadSeries) -> bool {
+        let mut committed = false;
         for (topic, fields) in unread.take_all() {
             self.commit_exact(&topic, fields);
+            committed = true;
         }
+        let broker = self.topics.broker();
+        let watched = unread.take_watched(broker.watch_generation(), |t| broker.is_read(t));
+        for (topic, fields) in watched {
+            self.commit_exact(&topic, fields);
+            committed = true;
+        }
+        committed
     }
 
     /// Diffs a group of topics in one call and commits each.

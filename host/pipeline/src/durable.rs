@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use wasmeter_core::saved::SavedTopic;
 
 use crate::footprint::{Footprints, TopicKind};
+use crate::samples::SeriesPoint;
 use crate::state::lock;
 use crate::topics::{Broker, Topics};
 
@@ -30,6 +31,19 @@ struct Saved {
     /// published after it.
     clean: bool,
     topics: Vec<Entry>,
+    /// Sample series whose topics were not created (nobody watched for them):
+    /// their newest points (see `unread.rs`).
+    #[serde(default)]
+    series: Vec<DormantSeries>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DormantSeries {
+    /// The plugin instance that wrote it.
+    creator: String,
+    topic: String,
+    value: f64,
+    timestamp_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,8 +82,8 @@ impl From<Kind> for TopicKind {
 }
 
 /// The pipeline's topics (those its plugins created, and `own`, its error
-/// summary) encoded for the checkpoint; `None` if the broker keeps no
-/// positions.
+/// summary) and its dormant series' points (`dormant`) encoded for the
+/// checkpoint; `None` if the broker keeps no positions and nothing is dormant.
 ///
 /// Encoded one topic at a time, as `rmp_serde::to_vec_named` encodes [`Saved`]:
 /// a copy of every topic's state held at once would cost as much memory as the
@@ -78,6 +92,7 @@ pub(crate) fn save(
     footprints: &Footprints,
     own: &Arc<str>,
     broker: &dyn Broker,
+    dormant: impl Fn(&str) -> Option<SeriesPoint>,
     (max_messages, max_events): (usize, usize),
     clean: bool,
 ) -> Option<Vec<u8>> {
@@ -89,7 +104,7 @@ pub(crate) fn save(
         broker.save_topic(topic, max)
     };
     let own = std::iter::once((&**own, "", TopicKind::Topic));
-    let mut out = vec![FIXMAP_3];
+    let mut out = vec![FIXMAP_4];
     // The fields of `Saved` in order; the topics are an array whose length is
     // written once it is known.
     let header = encode(&mut out, &"version")
@@ -105,10 +120,20 @@ pub(crate) fn save(
     out.push(ARRAY_32);
     out.extend_from_slice(&[0; 4]);
     let theirs = footprints.topics().map(|(t, c, k)| (&**t, &**c, k));
+    let mut series = Vec::new();
     for (topic, creator, kind) in theirs.chain(own) {
-        let Some(topic) = saved_topic(topic, kind) else {
+        let Some(saved) = saved_topic(topic, kind) else {
+            if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
+                series.push(DormantSeries {
+                    creator: creator.to_string(),
+                    topic: topic.to_string(),
+                    value: point.value,
+                    timestamp_ms: point.timestamp_ms,
+                });
+            }
             continue;
         };
+        let topic = saved;
         let entry = Entry {
             creator: creator.to_string(),
             kind: kind.into(),
@@ -119,15 +144,18 @@ pub(crate) fn save(
         }
         count += 1;
     }
-    if count == 0 {
+    if count == 0 && series.is_empty() {
         return None;
     }
     out[at + 1..at + 5].copy_from_slice(&count.to_be_bytes());
+    if !(encode(&mut out, &"series") && encode(&mut out, &series)) {
+        return None;
+    }
     Some(out)
 }
 
-/// MessagePack's marker of a map of 3 entries.
-const FIXMAP_3: u8 = 0x83;
+/// MessagePack's marker of a map of 4 entries.
+const FIXMAP_4: u8 = 0x84;
 /// MessagePack's marker of an array whose length follows in 4 bytes.
 const ARRAY_32: u8 = 0xdd;
 
@@ -156,6 +184,8 @@ pub(crate) struct Restored {
     pub creators: Vec<Created>,
     /// The save was the final checkpoint of a pipeline that stopped.
     pub clean: bool,
+    /// The dormant series and their newest points (their creators are in `creators`).
+    pub dormant: Vec<(Arc<str>, SeriesPoint)>,
 }
 
 /// Restores the topics of a checkpoint into the state store and the broker.
@@ -165,6 +195,7 @@ pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored
     let afresh = Restored {
         creators: Vec::new(),
         clean: true,
+        dormant: Vec::new(),
     };
     let saved: Saved = match rmp_serde::from_slice(bytes) {
         Ok(s) => s,
@@ -200,10 +231,25 @@ pub(crate) fn restore(pipeline: &str, bytes: &[u8], topics: &Topics) -> Restored
             });
         }
     }
-    tracing::info!(%pipeline, topics = restored, clean = saved.clean, "topics restored from the checkpoint");
+    let mut dormant = Vec::with_capacity(saved.series.len());
+    for s in saved.series {
+        let topic: Arc<str> = s.topic.into();
+        let point = SeriesPoint {
+            value: s.value,
+            timestamp_ms: s.timestamp_ms,
+        };
+        creators.push(Created {
+            topic: topic.clone(),
+            creator: s.creator.into(),
+            kind: TopicKind::Series,
+        });
+        dormant.push((topic, point));
+    }
+    tracing::info!(%pipeline, topics = restored, dormant_series = dormant.len(), clean = saved.clean, "topics restored from the checkpoint");
     Restored {
         creators,
         clean: saved.clean,
+        dormant,
     }
 }
 
@@ -274,9 +320,21 @@ mod tests {
                 kept.restore_topic(saved(topic, i as f64), true);
             }
         }
+        // Series topics never created: one dormant (its point is saved), one
+        // not (nothing to save).
+        let point = SeriesPoint {
+            value: 2.5,
+            timestamp_ms: 7,
+        };
+        for topic in ["metrics/m/x", "metrics/m/y"] {
+            footprints
+                .admit("csv", 100, topic, TopicKind::Series)
+                .unwrap();
+        }
+        let dormant = |topic: &str| (topic == "metrics/m/x").then_some(point);
         let own: Arc<str> = "_wasmeter/errors/p".into();
         kept.restore_topic(saved(&own, 9.0), true);
-        let bytes = save(&footprints, &own, &kept, (16, 16), true).expect("saved");
+        let bytes = save(&footprints, &own, &kept, dormant, (16, 16), true).expect("saved");
 
         let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
         assert!(decoded.clean);
@@ -289,8 +347,18 @@ mod tests {
         let restored = restore("p", &bytes, &topics);
         assert_eq!(
             restored.creators.len(),
-            2,
+            3,
             "the pipeline's own topic has no creator"
+        );
+        let series = restored
+            .creators
+            .iter()
+            .find(|c| &*c.topic == "metrics/m/x");
+        assert!(series.is_some_and(|c| &*c.creator == "csv" && c.kind == TopicKind::Series));
+        assert_eq!(restored.dormant, [(Arc::from("metrics/m/x"), point)]);
+        assert!(
+            !topics.store().contains("metrics/m/x"),
+            "a dormant series is no topic"
         );
         for (topic, value) in [("t/a", 0.0), ("t/b", 1.0), ("_wasmeter/errors/p", 9.0)] {
             assert_eq!(into.save_topic(topic, 1), Some(saved(topic, value)));

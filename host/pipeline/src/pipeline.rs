@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -238,8 +239,15 @@ impl Pipeline {
             TopicOwners::default(),
         );
         // The restored topics belong to the plugins that created them.
-        for c in restored.into_iter().flat_map(|r| r.creators) {
-            footprints.restore(&c.creator, &c.topic, c.kind);
+        let mut unread = UnreadSeries::default();
+        if let Some(r) = restored {
+            for c in r.creators {
+                footprints.restore(&c.creator, &c.topic, c.kind);
+            }
+            for (topic, point) in r.dormant {
+                topics.broker().set_dormant(&topic, true);
+                unread.keep_dormant(topic, point);
+            }
         }
         Ok((
             Self {
@@ -250,7 +258,7 @@ impl Pipeline {
                 stats: Arc::default(),
                 series: None,
                 history: None,
-                unread: UnreadSeries::default(),
+                unread,
                 errors_topic,
                 offsets,
                 dirty: false,
@@ -468,10 +476,17 @@ impl Pipeline {
     /// Forgets topics that no longer exist (expired or evicted), so they stop
     /// counting toward quotas.
     fn reconcile_footprints(&mut self) {
-        let store = self.topics.store();
+        if let Some(idle) = self.topics.store().idle() {
+            for topic in self.unread.expire(idle) {
+                self.topics.broker().set_dormant(&topic, false);
+            }
+        }
+        let (store, unread) = (self.topics.store(), &self.unread);
+        // `contains`, not `get`: looking a topic up would count as using it,
+        // and no topic would ever go idle.
         let gone = self
             .footprints
-            .forget_where(|topic| store.get(topic).is_none());
+            .forget_where(|topic| !store.contains(topic) && !unread.is_dormant(topic));
         if gone > 0 {
             tracing::debug!(pipeline = %self.config.name, topics = gone, "forgot removed topics");
         }
@@ -595,7 +610,9 @@ impl Pipeline {
             return;
         }
         let removed: HashSet<&str> = gone.iter().map(|t| &**t).collect();
-        self.unread.retain(|topic| !removed.contains(topic));
+        for topic in self.unread.retain(|topic| !removed.contains(topic)) {
+            self.topics.broker().set_dormant(&topic, false);
+        }
         for topic in &gone {
             self.topics.remove(topic);
         }
@@ -829,8 +846,7 @@ impl Pipeline {
 
     async fn on_tick(&mut self) {
         let now = unix_now_ms();
-        let held = !self.unread.is_empty();
-        self.commit_held_series();
+        let held = self.commit_held_series();
         let mut batch = Batch::default();
         for m in &mut self.plugins.metrics {
             match m.on_tick(now).await {
@@ -917,17 +933,18 @@ impl Pipeline {
         }
     }
 
-    /// Publishes what is held for unread series topics (each tick, and before a
-    /// checkpoint saves the topics).
-    fn commit_held_series(&mut self) {
-        if self.unread.is_empty() {
-            return;
-        }
-        Committer {
+    /// Publishes what is held for unread series topics and creates the dormant
+    /// ones someone watches for now (each tick, and before a checkpoint saves
+    /// the topics). True if it committed anything.
+    fn commit_held_series(&mut self) -> bool {
+        let committed = Committer {
             topics: &self.topics,
             stats: &self.stats,
         }
         .commit_held(&mut self.unread);
+        let dormant = self.unread.dormant_count() as u64;
+        self.stats.series_dormant.store(dormant, Ordering::Relaxed);
+        committed
     }
 
     /// Writes offsets and plugin states, if anything was processed since the last
@@ -965,6 +982,7 @@ impl Pipeline {
             &self.footprints,
             &self.errors_topic,
             self.topics.broker(),
+            |topic| self.unread.dormant_point(topic),
             (
                 self.config.durable_history,
                 self.config.durable_stream_history,

@@ -253,6 +253,16 @@ impl TopicStore {
         self.cache.invalidate(topic);
     }
 
+    /// Whether `topic` exists (without counting as a use of it).
+    pub fn contains(&self, topic: &str) -> bool {
+        self.cache.contains_key(topic)
+    }
+
+    /// How long a topic may go unchanged before it is removed, if it may.
+    pub fn idle(&self) -> Option<std::time::Duration> {
+        self.cache.policy().time_to_idle()
+    }
+
     /// The current state of `topic`, if it exists.
     pub fn get(&self, topic: &str) -> Option<Arc<TopicState>> {
         self.cache.get(topic).map(|e| lock(&e).state.clone())

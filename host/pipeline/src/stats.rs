@@ -26,6 +26,9 @@ pub struct PipelineStats {
     /// Changes of sample-series topics nobody subscribed to, held and merged
     /// into the next tick's refresh instead of published one by one.
     pub series_changes_held: AtomicU64,
+    /// Sample series whose topics are not created because nobody watches for
+    /// them; their newest points are kept (gauge).
+    pub series_dormant: AtomicU64,
     /// Delta-plugin failures answered with the exact difference instead.
     pub delta_fallbacks: AtomicU64,
     /// Checkpoints written.

@@ -55,14 +55,27 @@ pub trait Broker: Send + Sync + 'static {
     /// Removes a topic (evicted, expired, or its creator went away).
     fn remove_topic(&self, topic: &str);
 
-    /// Whether a change of `topic` would reach a subscriber now: false only when
-    /// the broker holds the topic and nobody subscribes to it. Changes of
-    /// sample-series topics nobody reads are held and published once per tick
-    /// (see `unread.rs`). A broker that cannot tell (its subscribers are on other
-    /// hosts) answers true, and every change is published at once.
+    /// Whether a change of `topic` would reach a subscriber now: the topic has
+    /// one, or, when it does not exist yet, one watches for it (by its name or a
+    /// pattern). Changes of sample-series topics nobody reads are held and
+    /// published once per tick, and a series topic nobody watches for is not
+    /// created (see `unread.rs`). A broker that cannot tell (its subscribers are
+    /// on other hosts) answers true, and every change is published at once.
     fn is_read(&self, _topic: &str) -> bool {
         true
     }
+
+    /// A number that changes whenever a subscriber starts watching for topics
+    /// to be created: a topic [`is_read`](Broker::is_read) said nobody watches
+    /// for is still not watched for while it stays the same.
+    fn watch_generation(&self) -> u64 {
+        0
+    }
+
+    /// Says that the sample series' topic `topic` is not created until someone
+    /// watches for it (`dormant`), or no longer is (created, or gone): a broker
+    /// that lists topics lists it as dormant.
+    fn set_dormant(&self, _topic: &Arc<str>, _dormant: bool) {}
 
     /// Waits until every change handed over so far is accepted. A broker that
     /// publishes at once (the in-memory hub) has nothing to wait for.

@@ -9,6 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use wasmeter_hub::{Hub, Pattern, Slot, Subscriber};
+
 use crate::access::{Access, forbidden};
 use crate::state::ServerState;
 
@@ -74,6 +80,10 @@ pub(crate) async fn list(
         .into_iter()
         .filter(|t| grants.permits_topic(&t.name))
         .map(|t| {
+            if t.dormant {
+                // A sample series' topic, created once someone asks for it.
+                return json!({ "name": &*t.name, "dormant": true });
+            }
             json!({
                 "name": &*t.name,
                 "epoch": t.position.epoch,
@@ -124,6 +134,9 @@ pub(crate) async fn get(
     if !grants.permits_topic(read) {
         return forbidden(&state, &format!("topic `{read}`"), &grants);
     }
+    if hub.is_dormant(&topic) {
+        awaken(hub, &topic).await;
+    }
     match (hub.snapshot(&topic), hub.topic_info(&topic)) {
         (Some((pos, fields)), Some(info)) => Json(json!({
             "topic": topic,
@@ -143,6 +156,40 @@ pub(crate) async fn get(
             ),
         },
     }
+}
+
+/// How long `GET /api/topics/{topic}` of a dormant topic waits for it to be
+/// created (its producer creates it at its next tick once someone watches for it).
+pub const DORMANT_WAIT: Duration = Duration::from_secs(5);
+
+/// Wakes when the topic it watches for is created.
+struct Awaited(Notify);
+
+impl Subscriber for Awaited {
+    fn notify(&self, _: &Arc<Slot>) {
+        self.0.notify_one();
+    }
+
+    fn wants(&self, _: &str) -> bool {
+        false
+    }
+}
+
+/// Watches for the dormant `topic` (which makes its producer create it) until
+/// it is created, for at most [`DORMANT_WAIT`].
+async fn awaken(hub: &Hub, topic: &str) {
+    let Ok(pattern) = Pattern::parse(topic) else {
+        return;
+    };
+    let awaited = Arc::new(Awaited(Notify::new()));
+    let sub: Arc<dyn Subscriber> = awaited.clone();
+    hub.watch_patterns(&sub, std::slice::from_ref(&pattern));
+    if hub.topic_info(topic).is_none() {
+        // A creation between the check and the wait leaves a permit: not lost.
+        let _ = tokio::time::timeout(DORMANT_WAIT, awaited.0.notified()).await;
+    }
+    hub.unwatch(&sub);
+    hub.detach_matching(&pattern, &sub);
 }
 
 /// The changes of `topic` after `since` still held, oldest first, as the

@@ -29,6 +29,14 @@ impl Broker for HubBroker {
         self.0.is_read(topic)
     }
 
+    fn watch_generation(&self) -> u64 {
+        self.0.watch_generation()
+    }
+
+    fn set_dormant(&self, topic: &Arc<str>, dormant: bool) {
+        self.0.set_dormant(topic, dormant);
+    }
+
     fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
         self.0.save_topic(topic, max_messages)
     }

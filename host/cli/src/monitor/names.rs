@@ -150,6 +150,11 @@ pub const PIPELINE_SERIES_CHANGES_HELD: MetricDef = counter(
     "wasmeter_pipeline_series_changes_held",
     "Changes of sample-series topics nobody subscribed to, held and merged into the next tick's publish.",
 );
+/// Series not created as topics.
+pub const PIPELINE_SERIES_DORMANT: MetricDef = gauge(
+    "wasmeter_pipeline_series_dormant",
+    "Sample series whose topics are not created because no subscriber watches for them (their newest values are kept).",
+);
 /// Delta fallbacks.
 pub const PIPELINE_DELTA_FALLBACKS: MetricDef = counter(
     "wasmeter_pipeline_delta_fallbacks",

@@ -139,7 +139,7 @@ fn sources(w: &mut Writer, m: &Monitor) {
 
 fn pipelines(w: &mut Writer, m: &Monitor) {
     type Get = fn(&PipelineStats) -> f64;
-    let families: [(&MetricDef, Get); 17] = [
+    let families: [(&MetricDef, Get); 18] = [
         (&n::PIPELINE_SWAPS, |s| PipelineStats::get(&s.swaps) as f64),
         (&n::PIPELINE_SWAP_PAUSE_MAX_SECONDS, |s| {
             PipelineStats::get(&s.swap_pause_max_nanos) as f64 / 1e9
@@ -167,6 +167,9 @@ fn pipelines(w: &mut Writer, m: &Monitor) {
         }),
         (&n::PIPELINE_SERIES_CHANGES_HELD, |s| {
             PipelineStats::get(&s.series_changes_held) as f64
+        }),
+        (&n::PIPELINE_SERIES_DORMANT, |s| {
+            PipelineStats::get(&s.series_dormant) as f64
         }),
         (&n::PIPELINE_DELTA_FALLBACKS, |s| {
             PipelineStats::get(&s.delta_fallbacks) as f64

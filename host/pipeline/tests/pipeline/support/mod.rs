@@ -32,8 +32,12 @@ pub struct Recorder(Mutex<Vec<TopicChange>>, Mutex<Flushes>);
 /// How the recorder answers flushes (and whether a topic is read).
 #[derive(Default)]
 pub struct Flushes {
-    /// Topics it says nobody subscribes to.
+    /// Topics it says nobody subscribes to (or watches for).
     pub unread: Vec<String>,
+    /// Its watch generation: bumped when someone starts watching for topics.
+    pub watch_generation: u64,
+    /// The topics it was told are dormant (and not told otherwise since).
+    pub dormant: Vec<String>,
     /// The next this many flushes fail as unreachable.
     pub unreachable: usize,
     /// Every flush from now on fails as fenced.
@@ -60,6 +64,18 @@ impl Broker for Recorder {
 
     fn is_read(&self, topic: &str) -> bool {
         !self.1.lock().unwrap().unread.iter().any(|t| t == topic)
+    }
+
+    fn watch_generation(&self) -> u64 {
+        self.1.lock().unwrap().watch_generation
+    }
+
+    fn set_dormant(&self, topic: &Arc<str>, dormant: bool) {
+        let told = &mut self.1.lock().unwrap().dormant;
+        told.retain(|t| **t != **topic);
+        if dormant {
+            told.push(topic.to_string());
+        }
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), FlushError>> {
