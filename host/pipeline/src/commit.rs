@@ -1,10 +1,10 @@
 //! Committing a batch to the topic state and publishing the changes: events of
 //! stream topics one by one, in order; sample-series topics (`value`, `ts`) by
 //! the exact difference, or held until the next tick while nobody subscribes to
-//! them, or not created while nobody watches for them (see [`UnreadSeries`]); without a delta plugin, every topic by the exact
-//! difference; the other topics
-//! through the delta plugin, all of a batch in one call (contract 0.2.0; a 0.1.0
-//! plugin is called per topic), at most [`DIFF_BATCH`] topics a call.
+//! them, or not created while nobody watches for them (see [`UnreadSeries`]);
+//! without a delta plugin, every topic by the exact difference; the other
+//! topics through the delta plugin, all of a batch in one call (contract 0.2.0;
+//! a 0.1.0 plugin is called per topic), at most [`DIFF_BATCH`] topics a call.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -121,8 +121,7 @@ impl Committer<'_> {
     }
 
     /// Commits everything held for unread series topics, and creates the
-    /// dormant ones someone watches for now.
-    /// True if it committed anything.
+    /// dormant ones someone watches for now. True if it committed anything.
     pub fn commit_held(&self, unread: &mut UnreadSeries) -> bool {
         let mut committed = false;
         for (topic, fields) in unread.take_all() {

@@ -244,7 +244,10 @@ impl Pipeline {
             for c in r.creators {
                 footprints.restore(&c.creator, &c.topic, c.kind);
             }
-            for (topic, point) in r.dormant {
+            // One that exists meanwhile (created by another pipeline of this
+            // host, or restored) is updated as a topic instead.
+            let dormant = r.dormant.into_iter();
+            for (topic, point) in dormant.filter(|(t, _)| !topics.store().contains(t)) {
                 topics.broker().set_dormant(&topic, true);
                 unread.keep_dormant(topic, point);
             }

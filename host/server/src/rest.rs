@@ -175,6 +175,21 @@ impl Subscriber for Awaited {
     }
 }
 
+/// A watch for one topic, taken back when dropped (also when the request that
+/// waits on it goes away).
+struct Watch<'a> {
+    hub: &'a Hub,
+    pattern: Pattern,
+    sub: Arc<dyn Subscriber>,
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.hub.unwatch(&self.sub);
+        self.hub.detach_matching(&self.pattern, &self.sub);
+    }
+}
+
 /// Watches for the dormant `topic` (which makes its producer create it) until
 /// it is created, for at most [`DORMANT_WAIT`].
 async fn awaken(hub: &Hub, topic: &str) {
@@ -184,12 +199,11 @@ async fn awaken(hub: &Hub, topic: &str) {
     let awaited = Arc::new(Awaited(Notify::new()));
     let sub: Arc<dyn Subscriber> = awaited.clone();
     hub.watch_patterns(&sub, std::slice::from_ref(&pattern));
+    let _watch = Watch { hub, pattern, sub };
     if hub.topic_info(topic).is_none() {
         // A creation between the check and the wait leaves a permit: not lost.
         let _ = tokio::time::timeout(DORMANT_WAIT, awaited.0.notified()).await;
     }
-    hub.unwatch(&sub);
-    hub.detach_matching(&pattern, &sub);
 }
 
 /// The changes of `topic` after `since` still held, oldest first, as the
@@ -241,4 +255,68 @@ fn history(
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmeter_core::change::TopicChange;
+    use wasmeter_core::delta::Delta;
+    use wasmeter_core::field::{FieldValue, TopicState};
+    use wasmeter_hub::HubConfig;
+
+    use super::*;
+
+    fn created(topic: &str) -> TopicChange {
+        let value = ("value".to_string(), FieldValue::Number(1.0));
+        TopicChange {
+            topic: topic.into(),
+            delta: Delta {
+                changed: vec![value.clone()],
+                removed: vec![],
+            },
+            stale: vec![],
+            state: Arc::new(TopicState::from([value])),
+            timestamp_ms: 0,
+            event: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_of_a_dormant_topic_watches_for_it_until_created_or_given_up() {
+        let hub = Hub::new(HubConfig::default());
+        let (a, b, c): (Arc<str>, Arc<str>, Arc<str>) = (
+            "metrics/p/a".into(),
+            "metrics/p/b".into(),
+            "metrics/p/c".into(),
+        );
+        for t in [&a, &b, &c] {
+            hub.set_dormant(t, true);
+            assert!(!hub.is_read(t));
+        }
+
+        // Created while the read waits: the read returns, and watches no more.
+        let create = async {
+            tokio::task::yield_now().await;
+            assert!(hub.is_read(&a), "watched for while the read waits");
+            hub.publish(created(&a)).unwrap();
+        };
+        let started = tokio::time::Instant::now();
+        tokio::join!(awaken(&hub, &a), create);
+        assert!(started.elapsed() < DORMANT_WAIT);
+        assert_eq!(hub.stats().watchers, 0);
+        assert_eq!(hub.stats().slots, 0);
+
+        // Never created: given up after the wait.
+        awaken(&hub, &b).await;
+        assert_eq!(started.elapsed(), DORMANT_WAIT);
+        assert!(!hub.is_read(&b));
+
+        // A read that goes away (its client hung up) stops watching too.
+        tokio::select! {
+            _ = awaken(&hub, &c) => unreachable!("not created"),
+            _ = tokio::time::sleep(DORMANT_WAIT / 2) => {}
+        }
+        assert!(!hub.is_read(&c));
+        assert_eq!(hub.stats().watchers, 0);
+    }
 }
