@@ -10,7 +10,7 @@ use wasmeter_core::field::FieldValue;
 use wasmeter_pipeline::PipelinePlugins;
 
 use crate::support::fakes::FakeCollector;
-use crate::support::{Feed, Running, chunk_text, get, wait_until};
+use crate::support::{Feed, Recorder, Running, chunk_text, get, wait_until};
 
 const TOPICS: usize = 3;
 const UNREAD: &str = "metrics/records/t0";
@@ -64,8 +64,8 @@ fn value(state: &wasmeter_core::field::TopicState) -> Option<f64> {
     }
 }
 
-fn values(p: &Running, topic: &str) -> Vec<Option<f64>> {
-    p.published
+fn values(published: &Recorder, topic: &str) -> Vec<Option<f64>> {
+    published
         .changes_of(topic)
         .iter()
         .map(|c| value(&c.state))
@@ -83,10 +83,10 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
     }
     wait_until("the chunks are processed", || get(&p.stats.chunks) >= 11).await;
     assert_eq!(
-        values(&p, READ),
+        values(&p.published, READ),
         (0..11).map(|v| Some(v as f64)).collect::<Vec<_>>()
     );
-    assert_eq!(values(&p, UNREAD), [Some(0.0)]);
+    assert_eq!(values(&p.published, UNREAD), [Some(0.0)]);
     assert_eq!(get(&p.stats.series_changes_held), 10);
 
     // The next tick publishes the unread series once, with its newest value.
@@ -96,7 +96,7 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
     })
     .await;
     assert_eq!(
-        values(&p, UNREAD),
+        values(&p.published, UNREAD),
         [Some(0.0), Some(10.0)],
         "one change for ten samples"
     );
@@ -117,19 +117,14 @@ async fn a_series_read_again_gets_its_held_value_merged_into_the_next_change() {
     let (p, mut feed) = start_created().await;
     p.send(feed.chunk(&chunk_text(1, TOPICS))).await;
     wait_until("the chunk is processed", || get(&p.stats.chunks) >= 2).await;
-    assert_eq!(values(&p, UNREAD), [Some(0.0)]);
+    assert_eq!(values(&p.published, UNREAD), [Some(0.0)]);
 
     // Someone subscribes: the next sample is published at once, and nothing
     // held is published after it (it would go back in time).
     p.published.flushes(|f| f.unread.clear());
     p.send(feed.chunk(&chunk_text(2, TOPICS))).await;
     let done = p.finish().await;
-    let values: Vec<Option<f64>> = done
-        .published
-        .changes_of(UNREAD)
-        .iter()
-        .map(|c| value(&c.state))
-        .collect();
+    let values = values(&done.published, UNREAD);
     assert_eq!(values, [Some(0.0), Some(2.0)]);
 }
 
@@ -143,15 +138,15 @@ async fn a_series_nobody_watches_for_is_created_once_someone_does() {
     wait_until("the chunks are processed", || get(&p.stats.chunks) >= 5).await;
     tokio::time::sleep(TICK).await;
     assert_eq!(get(&p.stats.series_dormant), 1, "counted at the tick");
-    assert_eq!(values(&p, READ).len(), 5);
-    assert!(values(&p, UNREAD).is_empty(), "not created");
+    assert_eq!(values(&p.published, READ).len(), 5);
+    assert!(values(&p.published, UNREAD).is_empty(), "not created");
     assert_eq!(p.published.flushes(|f| f.dormant.clone()), [UNREAD]);
 
     // The broker says the topic is read, but its watch generation did not
     // move: nobody started watching, so the pipeline does not ask again.
     p.published.flushes(|f| f.unread.clear());
     tokio::time::sleep(TICK).await;
-    assert!(values(&p, UNREAD).is_empty());
+    assert!(values(&p.published, UNREAD).is_empty());
 
     // Someone watches: the next tick creates it with its newest value.
     p.published.flushes(|f| f.watch_generation += 1);
@@ -160,15 +155,10 @@ async fn a_series_nobody_watches_for_is_created_once_someone_does() {
         !p.published.changes_of(UNREAD).is_empty()
     })
     .await;
-    assert_eq!(values(&p, UNREAD), [Some(4.0)]);
+    assert_eq!(values(&p.published, UNREAD), [Some(4.0)]);
     assert_eq!(get(&p.stats.series_dormant), 0);
     p.send(feed.chunk(&chunk_text(5, TOPICS))).await;
     let done = p.finish().await;
-    let after: Vec<Option<f64>> = done
-        .published
-        .changes_of(UNREAD)
-        .iter()
-        .map(|c| value(&c.state))
-        .collect();
+    let after = values(&done.published, UNREAD);
     assert_eq!(after, [Some(4.0), Some(5.0)], "read from then on");
 }
