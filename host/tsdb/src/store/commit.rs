@@ -13,8 +13,8 @@ use crate::fsutil;
 use crate::tier::Tier;
 
 impl Store {
-    /// Group commit: makes every append so far durable (catalog, chunks,
-    /// write-ahead log, each fsynced), then runs due maintenance (closing
+    /// Group commit: makes every append so far durable (catalog, write-ahead
+    /// log, chunks, each fsynced), then runs due maintenance (closing
     /// partitions, retention, checkpoint). Returns the durable sequence.
     pub fn commit(&self) -> Result<u64> {
         let mut w = self.inner.writer.lock();
@@ -113,8 +113,10 @@ pub(super) fn committer(inner: Arc<Inner>, interval: Duration) {
 }
 
 impl Inner {
-    /// fsyncs the catalog, the partition files written to and the log, in
-    /// that order, without holding any lock readers take.
+    /// fsyncs the catalog, the log and the partition files written to, in
+    /// that order, without holding any lock readers take. The log before the
+    /// chunks: a power loss in between leaves samples the log replays, never
+    /// chunks whose samples the downsampled tiers cannot get back from it.
     pub(super) fn commit_locked(&self, w: &mut Writer) -> Result<()> {
         let r = self.commit_inner(w);
         if let Err(e) = &r {
@@ -129,6 +131,7 @@ impl Inner {
         if let Some((f, path)) = cat {
             f.sync_data().at(&path)?;
         }
+        w.wal.sync()?;
         let (files, new_dirs) = {
             let mut parts = self.parts.write();
             let mut files = Vec::new();
@@ -145,7 +148,6 @@ impl Inner {
                 fsutil::sync_dir(&tier_dir(&self.dir, tier))?;
             }
         }
-        w.wal.sync()?;
         let mut st = self.state.lock();
         st.durable = w.seq;
         self.cv.notify_all();

@@ -207,6 +207,13 @@ impl Inner {
                     }
                 }
                 if !cuts.is_empty() || batch_min < w.min_seen {
+                    if log && !cuts.is_empty() {
+                        // The log records of a chunk's samples reach the file
+                        // before the chunk does: a crash between commits must not
+                        // leave raw samples on disk that replaying the log cannot
+                        // fold into the downsampled tiers.
+                        w.wal.write_out()?;
+                    }
                     let mut parts = self.parts.write();
                     self.write_cuts(&mut parts, &mut cuts)?;
                     if batch_min < w.min_seen {
