@@ -47,9 +47,13 @@
 //! # Durability
 //! Writes go to the write-ahead log's buffer and the head; [`Store::commit`]
 //! (called every `Options::commit_interval` by the store's own thread, or by
-//! the caller) fsyncs catalog, chunk files and log: a crash loses at most what
-//! was appended since the last commit. [`Store::open`] recovers from anything
-//! a crash or a bad disk leaves and says what it dropped in a [`Recovery`].
+//! the caller) fsyncs catalog, log and chunk files: a crash loses at most what
+//! was appended since the last commit. A chunk cut between commits reaches its
+//! file only after the log records of its samples, and opening folds into the
+//! downsampled tiers any raw samples on disk they have not seen (a power
+//! failure may keep a chunk's pages and lose the log's), so raw data and the
+//! tiers agree after any crash. [`Store::open`] recovers from anything a crash
+//! or a bad disk leaves and says what it dropped in a [`Recovery`].
 
 mod bits;
 mod catalog;

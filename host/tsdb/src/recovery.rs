@@ -72,6 +72,9 @@ pub struct Recovery {
     pub wal_samples: u64,
     /// Samples in the log that were already on disk in chunks (not an error).
     pub wal_samples_already_stored: u64,
+    /// Raw samples on disk newer than what a downsampled tier had seen (their
+    /// log records were lost with a power failure), given to the tiers.
+    pub raw_samples_folded: u64,
 }
 
 impl Recovery {
@@ -93,6 +96,13 @@ impl fmt::Display for Recovery {
             "{} series, {} partitions ({} chunks), {} WAL segments ({} samples replayed)",
             self.series, self.partitions, self.chunks, self.wal_segments, self.wal_samples
         )?;
+        if self.raw_samples_folded > 0 {
+            write!(
+                f,
+                "; {} raw samples the tiers had not seen folded into them",
+                self.raw_samples_folded
+            )?;
+        }
         if self.dropped.is_empty() {
             write!(f, "; nothing dropped")
         } else {

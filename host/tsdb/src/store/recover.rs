@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{AppendOutcome, Inner, LOCK_BATCH, Parts, tier_dir};
 use crate::catalog::Catalog;
 use crate::checkpoint;
+use crate::chunk;
 use crate::error::{IoContext, Result};
 use crate::fsutil;
 use crate::head::Head;
@@ -207,6 +208,7 @@ impl Inner {
                 action: DropAction::Skipped,
             });
         }
+        rec.raw_samples_folded = self.fold_raw_into_tiers()?;
         self.maybe_close(&mut w, true)?;
         // Make the recovered state durable and start from a fresh checkpoint.
         self.commit_locked(&mut w)?;
@@ -214,6 +216,63 @@ impl Inner {
             self.checkpoint_locked(&mut w)?;
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Folds into the downsampled tiers the raw samples on disk that they have
+    /// not seen: a chunk reaches its file only after the log records of its
+    /// samples, but after a power failure the kernel may have written the
+    /// chunk's pages back and not the log's. Only samples of the open window
+    /// are folded (older partitions are closed). Returns how many raw samples
+    /// were newer than what some tier had seen.
+    fn fold_raw_into_tiers(&self) -> Result<u64> {
+        let mut head = self.head.write();
+        let mut parts = self.parts.write();
+        let open_from = match head.now {
+            i64::MIN => return Ok(0),
+            now => self.opts.open_from(Tier::Raw, now),
+        };
+        let mut folded = 0;
+        let mut cuts = Vec::new();
+        let mut samples: Vec<(i64, f64)> = Vec::new();
+        for id in 0..head.series.len() {
+            let s = &head.series[id];
+            let seen = s
+                .tiers
+                .iter()
+                .map(|th| th.applied_t)
+                .min()
+                .unwrap_or(i64::MAX);
+            let from = seen.saturating_add(1).max(open_from);
+            if from > s.last_t {
+                continue;
+            }
+            let (id, to) = (id as u32, s.last_t);
+            samples.clear();
+            for p in parts.tiers[Tier::Raw.index()].values() {
+                let file = p.handle();
+                for m in p.chunks(id, from, to) {
+                    // Every frame was checked when the file was opened.
+                    let Ok(bytes) = partition::read_chunk(&file, &m) else {
+                        continue;
+                    };
+                    let Ok((ts, vs)) = chunk::decode_samples(&bytes, m.min_t) else {
+                        continue;
+                    };
+                    samples.extend(ts.into_iter().zip(vs).filter(|(t, _)| *t >= from));
+                }
+            }
+            samples.sort_by_key(|(t, _)| *t);
+            samples.dedup_by_key(|(t, _)| *t);
+            for &(t, v) in &samples {
+                // Raw holds it already; each tier folds it if it has not.
+                head.append(&self.opts, id, t, v, &mut cuts);
+            }
+            folded += samples.len() as u64;
+        }
+        self.write_cuts(&mut parts, &mut cuts)?;
+        Ok(folded)
     }
 }
 

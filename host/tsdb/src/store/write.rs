@@ -232,7 +232,7 @@ impl Inner {
     /// Appends cut chunks to their partition files (creating files as
     /// needed). Called with the head's write lock held, so a chunk is always
     /// visible to readers in exactly one place.
-    fn write_cuts(&self, parts: &mut Parts, cuts: &mut Vec<Cut>) -> Result<()> {
+    pub(super) fn write_cuts(&self, parts: &mut Parts, cuts: &mut Vec<Cut>) -> Result<()> {
         for c in cuts.drain(..) {
             let ti = c.tier.index();
             let p = match parts.tiers[ti].entry(c.part) {
