@@ -215,37 +215,47 @@ fn repeated_kills_on_the_same_store() {
     }
 }
 
-/// Samples in raw chunks on disk whose log records a crash lost would be in
-/// the raw tier but never in the downsampled ones: a chunk is cut only once
-/// the log records of its samples are written out. A crash between commits,
-/// after chunks were cut, leaves the tiers in step with the raw samples.
-#[test]
-fn a_crash_after_chunks_were_cut_leaves_the_tiers_in_step_with_raw() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = || Options {
+/// Small chunks: 100 samples of a series cut three.
+fn cut_options() -> Options {
+    Options {
         chunk_items: 32,
         ..test_options()
-    };
-    let labels = Labels::new("cut", [("k", "0")]).unwrap();
+    }
+}
+
+/// Writes samples 0..100 of one series of `metric` and commits, then 100..200
+/// without a commit (cutting chunks, far less log than is written out on its
+/// own), and abandons the store as a killed process would. Returns the log's
+/// newest segment and its length at the commit.
+fn commit_then_cut_and_crash(dir: &std::path::Path, metric: &str) -> (std::path::PathBuf, u64) {
+    let labels = Labels::new(metric, [("k", "0")]).unwrap();
     let samples = |from: i64, to: i64| -> Vec<Sample> {
         (from..to)
             .map(|i| Sample::new(T0 + i * STEP, value(0, i)))
             .collect()
     };
-    let (store, _) = Store::open(dir.path(), opts()).unwrap();
+    let (store, _) = Store::open(dir, cut_options()).unwrap();
     store
         .append_series(&labels, MetricKind::Gauge, &samples(0, 100))
         .unwrap();
     store.commit().unwrap();
-    // Not committed: cuts three more raw chunks, far less log than is
-    // written out on its own.
+    let mut segments: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    let log = segments.pop().expect("a log segment");
+    let committed_len = std::fs::metadata(&log).unwrap().len();
     store
         .append_series(&labels, MetricKind::Gauge, &samples(100, 200))
         .unwrap();
     store.abandon();
+    (log, committed_len)
+}
 
-    let (store, rec) = Store::open(dir.path(), opts()).unwrap();
-    assert!(rec.is_clean(), "{rec}");
+/// The samples `metric` holds in its raw tier and in its 1 min buckets.
+fn raw_and_minute(store: &Store, metric: &str) -> (u64, u64) {
     let count = |tier: Tier, step_ms: i64| -> u64 {
         let q = RangeQuery {
             start_ms: T0,
@@ -255,30 +265,26 @@ fn a_crash_after_chunks_were_cut_leaves_the_tiers_in_step_with_raw() {
             tier: TierChoice::Fixed(tier),
         };
         let r = store
-            .query_range_with(&[Matcher::metric("cut").unwrap()], &q)
+            .query_range_with(&[Matcher::metric(metric).unwrap()], &q)
             .unwrap();
         r.series[0].points.iter().map(|p| p.count.max(1)).sum()
     };
-    let raw = count(Tier::Raw, STEP);
-    assert!(raw >= 100, "the committed samples: {raw}");
-    assert_eq!(
-        count(Tier::Minute, 60_000),
-        raw,
-        "1 min buckets against raw"
-    );
+    (count(Tier::Raw, STEP), count(Tier::Minute, 60_000))
 }
 
-/// The log's newest segment: (path, length).
-fn newest_log_segment(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
-    let mut segments: Vec<_> = std::fs::read_dir(dir.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    segments.sort();
-    let newest = segments.pop().expect("a log segment");
-    let len = std::fs::metadata(&newest).unwrap().len();
-    (newest, len)
+/// Samples in raw chunks on disk whose log records a crash lost would be in
+/// the raw tier but never in the downsampled ones: a chunk is cut only once
+/// the log records of its samples are written out. A crash between commits,
+/// after chunks were cut, leaves the tiers in step with the raw samples.
+#[test]
+fn a_crash_after_chunks_were_cut_leaves_the_tiers_in_step_with_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    commit_then_cut_and_crash(dir.path(), "cut");
+    let (store, rec) = Store::open(dir.path(), cut_options()).unwrap();
+    assert!(rec.is_clean(), "{rec}");
+    let (raw, minute) = raw_and_minute(&store, "cut");
+    assert!(raw >= 100, "the committed samples: {raw}");
+    assert_eq!(minute, raw, "1 min buckets against raw");
 }
 
 /// After a power failure the kernel may have written a cut chunk's pages and
@@ -287,26 +293,7 @@ fn newest_log_segment(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
 #[test]
 fn raw_chunks_whose_log_records_were_lost_are_folded_into_the_tiers() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = || Options {
-        chunk_items: 32,
-        ..test_options()
-    };
-    let labels = Labels::new("lost", [("k", "0")]).unwrap();
-    let samples = |from: i64, to: i64| -> Vec<Sample> {
-        (from..to)
-            .map(|i| Sample::new(T0 + i * STEP, value(0, i)))
-            .collect()
-    };
-    let (store, _) = Store::open(dir.path(), opts()).unwrap();
-    store
-        .append_series(&labels, MetricKind::Gauge, &samples(0, 100))
-        .unwrap();
-    store.commit().unwrap();
-    let (log, committed_len) = newest_log_segment(dir.path());
-    store
-        .append_series(&labels, MetricKind::Gauge, &samples(100, 200))
-        .unwrap();
-    store.abandon();
+    let (log, committed_len) = commit_then_cut_and_crash(dir.path(), "lost");
     // The log as a power failure could leave it: what was fsynced.
     std::fs::OpenOptions::new()
         .write(true)
@@ -314,27 +301,9 @@ fn raw_chunks_whose_log_records_were_lost_are_folded_into_the_tiers() {
         .unwrap()
         .set_len(committed_len)
         .unwrap();
-
-    let (store, rec) = Store::open(dir.path(), opts()).unwrap();
+    let (store, rec) = Store::open(dir.path(), cut_options()).unwrap();
     assert!(rec.raw_samples_folded > 0, "{rec:?}");
-    let count = |tier: Tier, step_ms: i64| -> u64 {
-        let q = RangeQuery {
-            start_ms: T0,
-            end_ms: T0 + 200 * STEP + 120_000,
-            step_ms,
-            lookback_ms: step_ms,
-            tier: TierChoice::Fixed(tier),
-        };
-        let r = store
-            .query_range_with(&[Matcher::metric("lost").unwrap()], &q)
-            .unwrap();
-        r.series[0].points.iter().map(|p| p.count.max(1)).sum()
-    };
-    let raw = count(Tier::Raw, STEP);
+    let (raw, minute) = raw_and_minute(&store, "lost");
     assert_eq!(raw, 192, "the committed samples and the cut chunks");
-    assert_eq!(
-        count(Tier::Minute, 60_000),
-        raw,
-        "1 min buckets against raw"
-    );
+    assert_eq!(minute, raw, "1 min buckets against raw");
 }
