@@ -343,11 +343,7 @@ impl Hub {
         let reg = self.read();
         match reg.topics.get(topic) {
             Some(t) => t.slot_count() > 0,
-            None => {
-                let mut wanted = false;
-                reg.watchers.wanting(topic, |_| wanted = true);
-                wanted
-            }
+            None => reg.watchers.any_wants(topic),
         }
     }
 

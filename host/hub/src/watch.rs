@@ -98,6 +98,13 @@ impl Watchers {
         }
     }
 
+    /// Whether any watcher wants the new topic `name`.
+    pub(crate) fn any_wants(&self, name: &str) -> bool {
+        self.exact.contains_key(name)
+            || self.wild.iter().any(|(p, _)| p.matches(name))
+            || self.asked.iter().any(|w| w.wants(name))
+    }
+
     /// Watchers, of both kinds.
     pub(crate) fn len(&self) -> usize {
         self.asked.len() + self.patterns.len()

@@ -122,7 +122,7 @@ pub(crate) fn save(
     let theirs = footprints.topics().map(|(t, c, k)| (&**t, &**c, k));
     let mut series = Vec::new();
     for (topic, creator, kind) in theirs.chain(own) {
-        let Some(saved) = saved_topic(topic, kind) else {
+        let Some(saved_topic) = saved_topic(topic, kind) else {
             if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
                 series.push(DormantSeries {
                     creator: creator.to_string(),
@@ -133,11 +133,10 @@ pub(crate) fn save(
             }
             continue;
         };
-        let topic = saved;
         let entry = Entry {
             creator: creator.to_string(),
             kind: kind.into(),
-            topic,
+            topic: saved_topic,
         };
         if !encode(&mut out, &entry) {
             return None;

@@ -940,6 +940,7 @@ impl Pipeline {
     /// ones someone watches for now (each tick, and before a checkpoint saves
     /// the topics). True if it committed anything.
     fn commit_held_series(&mut self) -> bool {
+        self.unread.tick(Instant::now());
         let committed = Committer {
             topics: &self.topics,
             stats: &self.stats,

@@ -40,12 +40,25 @@ struct Dormant {
 /// The newest point of each unread series topic: held until the next refresh,
 /// or dormant until someone watches for the topic. Holds at most one entry per
 /// series topic the pipeline publishes (bounded by its plugins' series quotas).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct UnreadSeries {
     held: HashMap<Arc<str>, SeriesPoint>,
     dormant: HashMap<Arc<str>, Dormant>,
     /// The broker's watch generation when the dormant series were last asked about.
     asked_at: Option<u64>,
+    /// What dormant points are stamped with (see [`UnreadSeries::tick`]).
+    clock: Instant,
+}
+
+impl Default for UnreadSeries {
+    fn default() -> Self {
+        Self {
+            held: HashMap::default(),
+            dormant: HashMap::default(),
+            asked_at: None,
+            clock: Instant::now(),
+        }
+    }
 }
 
 impl UnreadSeries {
@@ -54,21 +67,25 @@ impl UnreadSeries {
         self.held.insert(topic, point);
     }
 
+    /// Sets the time dormant points are stamped with from now on (each tick:
+    /// expiry needs no finer time, and a point then costs no clock read).
+    pub fn tick(&mut self, now: Instant) {
+        self.clock = now;
+    }
+
     /// Keeps `point` as the newest of `topic`, which does not exist and nobody
     /// watches for.
     pub fn keep_dormant(&mut self, topic: Arc<str>, point: SeriesPoint) {
-        let touched = Instant::now();
+        let touched = self.clock;
         self.dormant.insert(topic, Dormant { point, touched });
     }
 
     /// Replaces the point of `topic` if it is dormant; false if it is not.
     pub fn refresh_dormant(&mut self, topic: &str, point: SeriesPoint) -> bool {
+        let touched = self.clock;
         match self.dormant.get_mut(topic) {
             Some(d) => {
-                *d = Dormant {
-                    point,
-                    touched: Instant::now(),
-                };
+                *d = Dormant { point, touched };
                 true
             }
             None => false,
@@ -129,49 +146,31 @@ impl UnreadSeries {
             return Vec::new();
         }
         self.asked_at = Some(generation);
-        let watched: Vec<Arc<str>> = self
-            .dormant
-            .keys()
-            .filter(|topic| is_read(topic))
-            .cloned()
-            .collect();
-        watched
-            .into_iter()
-            .filter_map(|topic| {
-                let d = self.dormant.remove(&topic)?;
-                Some((topic, d.point.into_map()))
-            })
+        self.dormant
+            .extract_if(|topic, _| is_read(topic))
+            .map(|(topic, d)| (topic, d.point.into_map()))
             .collect()
     }
 
-    /// Forgets the dormant series without a new point for `idle`, as topics
-    /// idle that long are removed; returns them.
+    /// Forgets the dormant series without a new point for `idle` (as of the
+    /// last [`tick`](Self::tick)), as topics idle that long are removed;
+    /// returns them.
     pub fn expire(&mut self, idle: Duration) -> Vec<Arc<str>> {
-        let now = Instant::now();
-        let mut gone = Vec::new();
-        self.dormant.retain(|topic, d| {
-            let keep = now.saturating_duration_since(d.touched) < idle;
-            if !keep {
-                gone.push(topic.clone());
-            }
-            keep
-        });
-        gone
+        let now = self.clock;
+        self.dormant
+            .extract_if(|_, d| now.saturating_duration_since(d.touched) >= idle)
+            .map(|(topic, _)| topic)
+            .collect()
     }
 
     /// Drops what is held or dormant for topics that `keep` refuses (their
     /// topics are being removed); returns the dormant ones dropped.
     pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<Arc<str>> {
         self.held.retain(|topic, _| keep(topic));
-        let mut gone = Vec::new();
-        self.dormant.retain(|topic, _| {
-            let kept = keep(topic);
-            if !kept {
-                gone.push(topic.clone());
-            }
-            kept
-        });
-        gone
+        self.dormant
+            .extract_if(|topic, _| !keep(topic))
+            .map(|(topic, _)| topic)
+            .collect()
     }
 }
 
