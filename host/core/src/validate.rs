@@ -150,9 +150,26 @@ fn check_name(
 
 /// Checks one sample.
 pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(), OutputError> {
-    let item = || format!("sample #{index} `{}`", excerpt(&s.name));
+    check_measurement(
+        &|| format!("sample #{index} `{}`", excerpt(&s.name)),
+        s,
+        limits,
+    )
+}
+
+/// Checks a series a collector declared (contract 0.3.0), given as a sample of
+/// it: its name, labels and series topic by the rules of a sample.
+pub fn check_series(number: usize, s: &Sample, limits: &OutputLimits) -> Result<(), OutputError> {
+    check_measurement(
+        &|| format!("series #{number} `{}`", excerpt(&s.name)),
+        s,
+        limits,
+    )
+}
+
+fn check_measurement(item: Item<'_>, s: &Sample, limits: &OutputLimits) -> Result<(), OutputError> {
     check_name(
-        &item,
+        item,
         "metric name",
         &s.name,
         limits.max_name_bytes,
@@ -176,7 +193,7 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
     }
     for label in &s.labels {
         check_name(
-            &item,
+            item,
             "label name",
             &label.name,
             limits.max_name_bytes,

@@ -1,8 +1,8 @@
 //! The sandboxed WebAssembly plugin runtime of wasmeter.
 //!
 //! Collectors, delta algorithms and derived metrics are WebAssembly components
-//! implementing a world of the `wasmeter:plugin@0.1.0` WIT package (`wit/`).
-//! This crate loads them, checks which world they implement, compiles them once
+//! implementing a world of the `wasmeter:plugin` WIT package (`wit/`: 0.3.0,
+//! and the earlier 0.2.0 and 0.1.0). This crate loads them, checks which world they implement, compiles them once
 //! (cached on disk by content hash and engine version, in a directory only this
 //! user can write), and runs each instance under a per-call deadline, a memory
 //! cap and a log quota, with a WASI that grants nothing: no files, network or
@@ -83,7 +83,7 @@ pub use compiled::{Compiled, LoadedPlugin, PluginMeta};
 pub use error::{CallError, LoadError};
 pub use health::{Health, HealthHandle};
 pub use instance::{Instance, MAX_STATE_BYTES};
-pub use kinds::{CollectorWorld, DeltaWorld, Deltas, MetricWorld, TopicDiff};
+pub use kinds::{CollectorWorld, DeltaWorld, Deltas, MAX_DECLARED_SERIES, MetricWorld, TopicDiff};
 pub use lifecycle::World;
 pub use limits::{LOG_FLOOD_FACTOR, PluginLimits, RuntimeConfig};
 pub use log_limit::{MAX_FIELD_BYTES, MAX_LOG_FIELDS, MAX_MESSAGE_BYTES};

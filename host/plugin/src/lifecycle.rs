@@ -64,31 +64,34 @@ pub trait World: sealed::Lifecycle {
     fn wrap(compiled: Compiled<Self>) -> LoadedPlugin;
 }
 
-/// Calls the same life-cycle function on the bindings of either contract version:
-/// `by_version!(bindings, |b| future)`, whose output is the same type for both.
+/// Calls the same life-cycle function on the bindings of any contract version:
+/// `by_version!(bindings, |b| future)`, whose output is the same type for all.
 macro_rules! by_version {
     ($bindings:expr, |$b:ident| $call:expr) => {
         match $bindings {
             $crate::bindings::ByVersion::V1($b) => Box::pin($call),
             $crate::bindings::ByVersion::V2($b) => Box::pin($call),
+            $crate::bindings::ByVersion::V3($b) => Box::pin($call),
         }
     };
 }
 
 pub(crate) use by_version;
 
-/// Implements [`sealed::Lifecycle`] for a world's generated bindings, of both
-/// contract versions.
+/// Implements [`sealed::Lifecycle`] for a world's generated bindings, of every
+/// contract version.
 macro_rules! lifecycle {
     ($world:ident, $kind:ident, $module:ident, $bindings:ident, $pre:ident) => {
         impl $crate::lifecycle::sealed::Lifecycle for $world {
             type Pre = $crate::bindings::ByVersion<
                 $crate::bindings::v1::$module::$pre<$crate::sandbox::StoreData>,
                 $crate::bindings::v2::$module::$pre<$crate::sandbox::StoreData>,
+                $crate::bindings::v3::$module::$pre<$crate::sandbox::StoreData>,
             >;
             type Bindings = $crate::bindings::ByVersion<
                 $crate::bindings::v1::$module::$bindings,
                 $crate::bindings::v2::$module::$bindings,
+                $crate::bindings::v3::$module::$bindings,
             >;
 
             fn pre(
@@ -101,6 +104,9 @@ macro_rules! lifecycle {
                     ),
                     $crate::world::Contract::V0_2 => $crate::bindings::ByVersion::V2(
                         $crate::bindings::v2::$module::$pre::new(pre)?,
+                    ),
+                    $crate::world::Contract::V0_3 => $crate::bindings::ByVersion::V3(
+                        $crate::bindings::v3::$module::$pre::new(pre)?,
                     ),
                 })
             }
@@ -120,6 +126,11 @@ macro_rules! lifecycle {
                             .await
                             .map($crate::bindings::ByVersion::V2)
                     }),
+                    $crate::bindings::ByVersion::V3(pre) => Box::pin(async move {
+                        pre.instantiate_async(store)
+                            .await
+                            .map($crate::bindings::ByVersion::V3)
+                    }),
                 }
             }
 
@@ -134,7 +145,13 @@ macro_rules! lifecycle {
                             .await
                             .map($crate::kinds::info_from_v1)
                     }),
-                    $crate::bindings::ByVersion::V2(b) => {
+                    $crate::bindings::ByVersion::V2(b) => Box::pin(async move {
+                        b.wasmeter_plugin_plugin()
+                            .call_describe(store)
+                            .await
+                            .map($crate::kinds::info_from_v2)
+                    }),
+                    $crate::bindings::ByVersion::V3(b) => {
                         Box::pin(b.wasmeter_plugin_plugin().call_describe(store))
                     }
                 }

@@ -42,6 +42,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| {
+                crate::bindings::v3::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
+                    &mut linker,
+                    |s| s,
+                )
+            })
+            .and_then(|()| {
                 crate::bindings::v2::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
                     &mut linker,
                     |s| s,
@@ -146,8 +152,8 @@ impl Runtime {
             LoadError::WrongInterface {
                 origin: origin.clone(),
                 detail: format!(
-                    "{e}; the component imports {imports}, and this host provides only `{}` and WASI 0.2 (with no files, network or environment)",
-                    crate::world::interface_name("host")
+                    "{e}; the component imports {imports}, and this host provides only `{}/host@{contract}` and WASI 0.2 (with no files, network or environment)",
+                    crate::world::PACKAGE
                 ),
             }
         })?;

@@ -12,6 +12,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::Runtime;
 use crate::bindings::{host, types};
+use crate::kinds::DeclaredSeries;
 use crate::stdio::GuestLog;
 
 /// The configuration handed to a plugin: dotted keys with string values.
@@ -63,6 +64,8 @@ pub struct StoreData {
     pub(crate) deadline: Option<Instant>,
     pub(crate) deadline_hit: bool,
     pub(crate) log: GuestLog,
+    /// The series a 0.3.0 collector declared: they live and die with the instance.
+    pub(crate) series: DeclaredSeries,
 }
 
 impl StoreData {
@@ -95,6 +98,7 @@ impl StoreData {
             deadline: None,
             deadline_hit: false,
             log,
+            series: DeclaredSeries::default(),
         };
         let mut store = Store::new(runtime.engine(), data);
         store.limiter(|data| &mut data.memory);
@@ -134,39 +138,48 @@ impl WasiView for StoreData {
 }
 
 impl types::Host for StoreData {}
+impl crate::bindings::v2::types::Host for StoreData {}
 impl crate::bindings::v1::types::Host for StoreData {}
 
-/// Contract 0.1.0's `host` interface: the same calls as 0.2.0's.
-impl crate::bindings::v1::host::Host for StoreData {
-    fn log(
-        &mut self,
-        level: crate::bindings::v1::host::LogLevel,
-        message: String,
-        fields: Vec<(String, String)>,
-    ) {
-        use crate::bindings::v1::host::LogLevel as V1;
-        let level = match level {
-            V1::Trace => host::LogLevel::Trace,
-            V1::Debug => host::LogLevel::Debug,
-            V1::Info => host::LogLevel::Info,
-            V1::Warn => host::LogLevel::Warn,
-            V1::Error => host::LogLevel::Error,
-        };
-        host::Host::log(self, level, message, fields);
-    }
+/// The `host` interface of an earlier contract version: the same calls as the
+/// current one's.
+macro_rules! earlier_host {
+    ($version:ident) => {
+        impl crate::bindings::$version::host::Host for StoreData {
+            fn log(
+                &mut self,
+                level: crate::bindings::$version::host::LogLevel,
+                message: String,
+                fields: Vec<(String, String)>,
+            ) {
+                use crate::bindings::$version::host::LogLevel as Earlier;
+                let level = match level {
+                    Earlier::Trace => host::LogLevel::Trace,
+                    Earlier::Debug => host::LogLevel::Debug,
+                    Earlier::Info => host::LogLevel::Info,
+                    Earlier::Warn => host::LogLevel::Warn,
+                    Earlier::Error => host::LogLevel::Error,
+                };
+                host::Host::log(self, level, message, fields);
+            }
 
-    fn now_ms(&mut self) -> i64 {
-        host::Host::now_ms(self)
-    }
+            fn now_ms(&mut self) -> i64 {
+                host::Host::now_ms(self)
+            }
 
-    fn monotonic_ns(&mut self) -> u64 {
-        host::Host::monotonic_ns(self)
-    }
+            fn monotonic_ns(&mut self) -> u64 {
+                host::Host::monotonic_ns(self)
+            }
 
-    fn config(&mut self) -> Vec<(String, String)> {
-        host::Host::config(self)
-    }
+            fn config(&mut self) -> Vec<(String, String)> {
+                host::Host::config(self)
+            }
+        }
+    };
 }
+
+earlier_host!(v1);
+earlier_host!(v2);
 
 impl host::Host for StoreData {
     /// Capped and rate limited: see `log_limit.rs`.

@@ -205,9 +205,10 @@ mod tests {
         let out = c.collect("f.csv", chunk).unwrap();
         assert_eq!(out.updates.len(), 2);
         assert_eq!(out.updates[0].topic, "trades/BTC");
-        assert_eq!(out.samples.len(), 8);
-        assert_eq!(out.samples[0].timestamp_ms, 1_700_000_000_000);
-        assert_eq!(out.samples[4].timestamp_ms, 0);
+        let samples = out.all_samples();
+        assert_eq!(samples.len(), 8);
+        assert_eq!(samples[0].timestamp_ms, 1_700_000_000_000);
+        assert_eq!(samples[4].timestamp_ms, 0);
         assert_eq!(out.errors.len(), 2);
         assert_eq!(out.errors[0].line, 4);
         assert_eq!(out.errors[0].message, "price: `abc` is not a number");

@@ -7,7 +7,7 @@
 // is ignored). The one instance created by `init`
 // lives here for the life of the component instance.
 
-import { config as hostConfig } from "wasmeter:plugin/host@0.2.0";
+import { config as hostConfig } from "wasmeter:plugin/host@0.3.0";
 
 let instance = null;
 
@@ -60,7 +60,10 @@ export function exportCollector(Cls) {
     plugin: lifecycle(Cls, "collector"),
     collect: {
       collect(source, chunk) {
-        const out = { samples: [], updates: [], events: [], errors: [] };
+        const out = {
+          samples: [], seriesReset: false, series: [], points: [],
+          updates: [], events: [], errors: [],
+        };
         guard(() => required().collect(source, chunk, out));
         return out;
       },

@@ -345,8 +345,9 @@ mod tests {
         assert_eq!(fields[0], Field::new("price", 64000.10));
         assert!(fields.contains(&Field::new("data.m", true)));
         assert!(fields.contains(&Field::new("stream", "btcusdt@trade")));
-        assert_eq!(out.samples[0].timestamp_ms, 1_700_000_000_000);
-        assert_eq!(out.samples[4].timestamp_ms, 0);
+        let samples = out.all_samples();
+        assert_eq!(samples[0].timestamp_ms, 1_700_000_000_000);
+        assert_eq!(samples[4].timestamp_ms, 0);
         let Mode::Trades { book, .. } = &c.mode else {
             panic!("trades mode by default")
         };
@@ -371,7 +372,7 @@ mod tests {
         assert_eq!(out.updates.len(), 1);
         assert_eq!(out.updates[0].topic, "ticker/BTC");
         assert_eq!(out.updates[0].fields.len(), 2);
-        assert!(out.samples.is_empty() && out.events.is_empty());
+        assert!(out.all_samples().is_empty() && out.events.is_empty());
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.errors[0].message, "key: `symbol` is missing");
         assert_eq!(c.export_state(), None);

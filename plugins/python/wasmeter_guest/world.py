@@ -72,7 +72,10 @@ def export_collector(cls):
 
     class Collect:
         def collect(self, source, chunk):
-            out = CollectOutput(samples=[], updates=[], events=[], errors=[])
+            out = CollectOutput(
+                samples=[], series_reset=False, series=[], points=[],
+                updates=[], events=[], errors=[],
+            )
             plugin = _require()
             _guard(lambda: plugin.collect(source, bytes(chunk), out))
             return out

@@ -2,8 +2,22 @@
 
 use std::cell::RefCell;
 
+use crate::bindings::collector::exports::wasmeter::plugin::collect::CollectOutput as WireOutput;
 use crate::bindings::collector::wasmeter::plugin::types::PluginInfo as RawPluginInfo;
-use crate::{Config, Plugin, PluginKind};
+use crate::output::SeriesNumbers;
+use crate::{CollectOutput, Config, Plugin, PluginKind};
+
+thread_local! {
+    /// The series this instance declared to the host (a component has one instance).
+    static SERIES: RefCell<SeriesNumbers> = RefCell::new(SeriesNumbers::default());
+}
+
+/// `collect`'s output as the host receives it: new series declared, the samples
+/// written with `CollectOutput::sample` sent as points. Only for a call that
+/// returns `ok`: a failed call declares nothing.
+pub fn wire_output(out: CollectOutput) -> WireOutput {
+    SERIES.with(|numbers| numbers.borrow_mut().wire(out))
+}
 
 /// `describe`: the plugin's info plus the world's kind.
 pub fn describe<T: Plugin>(kind: PluginKind) -> RawPluginInfo {

@@ -1,7 +1,7 @@
 //! # wasmeter-sdk: write wasmeter plugins in a few dozen lines of Rust
 //!
 //! A wasmeter plugin is a WebAssembly component (built for `wasm32-wasip2`) that exports
-//! one of the worlds of `wit/` (package `wasmeter:plugin@0.2.0`):
+//! one of the worlds of `wit/` (package `wasmeter:plugin@0.3.0`):
 //!
 //! | world       | trait to implement   | macro                  | what it does                           |
 //! |-------------|----------------------|------------------------|----------------------------------------|
@@ -117,6 +117,7 @@ pub mod state;
 pub mod trades;
 pub mod window;
 
+mod output;
 mod plugin;
 
 pub use config::Config;
@@ -157,11 +158,9 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::PluginKind;
 /// Severity of a log line.
 pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
-/// Everything one `collect` call produced: samples, topic updates, stream events,
-/// record errors.
-pub use wasmeter_sdk_collector::exports::wasmeter::plugin::collect::CollectOutput;
+pub use output::{CollectOutput, MAX_SERIES};
 
-/// One event of a stream topic (contract 0.2.0).
+/// One event of a stream topic (since contract 0.2.0).
 pub use wasmeter_sdk_collector::wasmeter::plugin::types::StreamEvent;
 
 /// A delta between two states of a topic: fields to set and field names to delete.
@@ -189,8 +188,12 @@ macro_rules! export_collector {
                 fn collect(
                     source: ::std::string::String,
                     chunk: ::std::vec::Vec<u8>,
-                ) -> ::core::result::Result<$crate::CollectOutput, ::std::string::String> {
+                ) -> ::core::result::Result<
+                    $crate::bindings::collector::exports::wasmeter::plugin::collect::CollectOutput,
+                    ::std::string::String,
+                > {
                     __with_instance(|p| <$t as $crate::Collector>::collect(p, &source, &chunk))
+                        .map($crate::__private::wire_output)
                 }
             }
 

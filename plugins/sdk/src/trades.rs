@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::series::is_valid_topic;
 use crate::state::{StateReader, StateWriter};
-use crate::{CollectOutput, Config, Field, FieldValue, Label, Sample, StreamEvent, TopicUpdate};
+use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, StreamEvent, TopicUpdate};
 
 /// Field names the trade output uses itself; extra fields may not use them.
 pub const RESERVED_FIELDS: [&str; 5] = ["price", "qty", "ts", "count", "volume"];
@@ -149,28 +149,23 @@ impl TradeBook {
         update.fields.extend(trade.extra);
         out.updates.push(update);
 
-        let labels = vec![Label::new("symbol", trade.symbol)];
+        let labels = [("symbol", trade.symbol.as_str())];
         let ts = trade.ts;
-        out.samples.push(
-            Sample::gauge("trade_price", trade.price)
-                .with_labels(labels.clone())
-                .at(ts),
+        out.sample(MetricKind::Gauge, "trade_price", &labels, trade.price, ts);
+        out.sample(MetricKind::Gauge, "trade_qty", &labels, trade.qty, ts);
+        out.sample(
+            MetricKind::Counter,
+            "trades_total",
+            &labels,
+            count as f64,
+            ts,
         );
-        out.samples.push(
-            Sample::gauge("trade_qty", trade.qty)
-                .with_labels(labels.clone())
-                .at(ts),
-        );
-        out.samples.push(
-            Sample::counter("trades_total", count as f64)
-                .with_labels(labels.clone())
-                .at(ts),
-        );
-        // The last sample takes the labels themselves.
-        out.samples.push(
-            Sample::counter("trade_volume_total", volume)
-                .with_labels(labels)
-                .at(ts),
+        out.sample(
+            MetricKind::Counter,
+            "trade_volume_total",
+            &labels,
+            volume,
+            ts,
         );
     }
 
@@ -301,10 +296,12 @@ mod tests {
         assert_eq!(out.updates[1].topic, "trades/A");
         let count = out.updates[1].fields.iter().find(|f| f.name == "count");
         assert_eq!(count.unwrap().value, FieldValue::Number(2.0));
-        assert_eq!(out.samples.len(), 8);
-        assert_eq!(out.samples[7].name, "trade_volume_total");
-        assert_eq!(out.samples[7].value, 3.5);
-        assert_eq!(out.samples[7].timestamp_ms, 5);
+        let samples = out.all_samples();
+        assert_eq!(samples.len(), 8);
+        assert_eq!(samples[7].name, "trade_volume_total");
+        assert_eq!(samples[7].value, 3.5);
+        assert_eq!(samples[7].timestamp_ms, 5);
+        assert_eq!(samples[7].label("symbol"), Some("A"));
 
         let mut other = TradeBook::new("x").unwrap();
         other.import_state(&book.export_state()).unwrap();

@@ -2,9 +2,9 @@
 //! stream events.
 
 use wasmeter_core::update::CollectOutput;
-use wasmeter_core::validate::check_collect_output;
+use wasmeter_core::validate::{OutputError, check_collect_output};
 
-use super::convert::{v1, v2};
+use super::convert::{v1, v2, v3};
 use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
@@ -25,11 +25,13 @@ lifecycle!(
 impl Instance<CollectorWorld> {
     /// Hands the plugin a chunk of whole records from `source`; returns what it
     /// produced, validated. Bad records come back in `errors`, good ones still count.
+    /// The samples of a 0.3.0 plugin's points follow its whole samples.
     pub async fn collect(
         &mut self,
         source: &str,
         chunk: &[u8],
     ) -> Result<CollectOutput, CallError> {
+        let output_limits = self.limits.output.clone();
         guest_call!(
             self,
             CallKind::Collect,
@@ -39,35 +41,27 @@ impl Instance<CollectorWorld> {
                         .wasmeter_plugin_collect()
                         .call_collect(store, source, chunk)
                         .await?
-                        .map(|out| CollectOutput {
-                            samples: v1::samples_from_wit(out.samples),
-                            updates: out.updates.into_iter().map(v1::update_from_wit).collect(),
-                            events: Vec::new(),
-                            errors: out
-                                .errors
-                                .into_iter()
-                                .map(v1::record_error_from_wit)
-                                .collect(),
-                        }),
+                        .map(|out| Ok((v1::output_from_wit(out), Vec::new()))),
                     ByVersion::V2(b) => b
                         .wasmeter_plugin_collect()
                         .call_collect(store, source, chunk)
                         .await?
-                        .map(|out| CollectOutput {
-                            samples: v2::samples_from_wit(out.samples),
-                            updates: out.updates.into_iter().map(v2::update_from_wit).collect(),
-                            events: out.events.into_iter().map(v2::event_from_wit).collect(),
-                            errors: out
-                                .errors
-                                .into_iter()
-                                .map(v2::record_error_from_wit)
-                                .collect(),
-                        }),
+                        .map(|out| Ok((v2::output_from_wit(out), Vec::new()))),
+                    ByVersion::V3(b) => {
+                        let out = b
+                            .wasmeter_plugin_collect()
+                            .call_collect(&mut *store, source, chunk)
+                            .await?;
+                        let declared = &mut store.data_mut().series;
+                        out.map(|out| v3::output_from_wit(out, declared, &output_limits))
+                    }
                 })
             },
-            |result, limits| {
-                let mut out = result.map_err(CallError::Plugin)?;
+            |result: Result<Result<_, OutputError>, String>, limits| {
+                let (mut out, from_points) = result.map_err(CallError::Plugin)??;
                 check_collect_output(&mut out, &limits.output)?;
+                // The samples of points were checked with their series, when declared.
+                out.samples.extend(from_points);
                 Ok(out)
             }
         )

@@ -1,6 +1,6 @@
 //! Conversions between the generated WIT types of each contract version and
-//! wasmeter's core types. The records they share are the same in 0.1.0 and 0.2.0,
-//! so one macro writes both modules.
+//! wasmeter's core types. The records they share are the same in every version,
+//! so one macro writes the modules.
 
 /// Conversions for the types module `$wit` of one contract version.
 macro_rules! conversions {
@@ -107,24 +107,58 @@ macro_rules! conversions {
     };
 }
 
+/// The self-description of an earlier contract version in the current one's
+/// type (the same record).
+macro_rules! earlier_info {
+    ($name:ident) => {
+        /// A self-description of this version in the current contract's type.
+        pub(crate) fn $name(i: wit::PluginInfo) -> crate::bindings::types::PluginInfo {
+            use crate::bindings::types::PluginKind as K;
+            crate::bindings::types::PluginInfo {
+                name: i.name,
+                version: i.version,
+                kind: match i.kind {
+                    wit::PluginKind::Collector => K::Collector,
+                    wit::PluginKind::Delta => K::Delta,
+                    wit::PluginKind::Metric => K::Metric,
+                },
+                description: i.description,
+                emits: i.emits,
+                stateful: i.stateful,
+            }
+        }
+    };
+}
+
+/// Stream events (since 0.2.0).
+macro_rules! stream_events {
+    () => {
+        /// A stream event as a core topic write.
+        pub(crate) fn event_from_wit(e: wit::StreamEvent) -> TopicUpdate {
+            TopicUpdate {
+                topic: e.topic,
+                fields: e.fields.into_iter().map(field_from_wit).collect(),
+            }
+        }
+    };
+}
+
 /// Contract 0.1.0.
 pub(crate) mod v1 {
     conversions!(crate::bindings::v1::types);
+    earlier_info!(info_from_v1);
 
-    /// A 0.1.0 self-description in the current contract's type (the same record).
-    pub(crate) fn info_from_v1(i: wit::PluginInfo) -> crate::bindings::types::PluginInfo {
-        use crate::bindings::types::PluginKind as K;
-        crate::bindings::types::PluginInfo {
-            name: i.name,
-            version: i.version,
-            kind: match i.kind {
-                wit::PluginKind::Collector => K::Collector,
-                wit::PluginKind::Delta => K::Delta,
-                wit::PluginKind::Metric => K::Metric,
-            },
-            description: i.description,
-            emits: i.emits,
-            stateful: i.stateful,
+    use crate::bindings::v1::collector::exports::wasmeter::plugin::collect as wire;
+
+    /// A collector's output (no stream events in 0.1.0).
+    pub(crate) fn output_from_wit(
+        out: wire::CollectOutput,
+    ) -> wasmeter_core::update::CollectOutput {
+        wasmeter_core::update::CollectOutput {
+            samples: samples_from_wit(out.samples),
+            updates: out.updates.into_iter().map(update_from_wit).collect(),
+            events: Vec::new(),
+            errors: out.errors.into_iter().map(record_error_from_wit).collect(),
         }
     }
 }
@@ -132,12 +166,92 @@ pub(crate) mod v1 {
 /// Contract 0.2.0.
 pub(crate) mod v2 {
     conversions!(crate::bindings::v2::types);
+    earlier_info!(info_from_v2);
+    stream_events!();
 
-    /// A stream event as a core topic write.
-    pub(crate) fn event_from_wit(e: wit::StreamEvent) -> TopicUpdate {
-        TopicUpdate {
-            topic: e.topic,
-            fields: e.fields.into_iter().map(field_from_wit).collect(),
+    use crate::bindings::v2::collector::exports::wasmeter::plugin::collect as wire;
+
+    /// A collector's output.
+    pub(crate) fn output_from_wit(
+        out: wire::CollectOutput,
+    ) -> wasmeter_core::update::CollectOutput {
+        wasmeter_core::update::CollectOutput {
+            samples: samples_from_wit(out.samples),
+            updates: out.updates.into_iter().map(update_from_wit).collect(),
+            events: out.events.into_iter().map(event_from_wit).collect(),
+            errors: out.errors.into_iter().map(record_error_from_wit).collect(),
         }
+    }
+}
+
+/// Contract 0.3.0.
+pub(crate) mod v3 {
+    conversions!(crate::bindings::v3::types);
+    stream_events!();
+
+    use wasmeter_core::update::CollectOutput;
+    use wasmeter_core::validate::{OutputError, OutputLimits};
+
+    use crate::bindings::v3::collector::exports::wasmeter::plugin::collect as wire;
+    use crate::kinds::series::{DeclaredSeries, Point};
+
+    fn series_from_wit(s: wire::Series) -> Sample {
+        sample_from_wit(
+            wit::Sample {
+                name: s.name,
+                labels: s.labels,
+                value: 0.0,
+                kind: s.kind,
+                timestamp_ms: 0,
+            },
+            0,
+        )
+    }
+
+    /// A collector's output: its declarations go into `declared` first (whatever
+    /// follows: the guest counts them as made), then its whole samples are
+    /// converted (the output, still to be checked) and the samples of its points
+    /// (checked here: their series were checked when declared). The count of
+    /// samples and points is checked before either is converted.
+    pub(crate) fn output_from_wit(
+        out: wire::CollectOutput,
+        declared: &mut DeclaredSeries,
+        limits: &OutputLimits,
+    ) -> Result<(CollectOutput, Vec<Sample>), OutputError> {
+        declared.declare(
+            out.series_reset,
+            out.series.into_iter().map(series_from_wit),
+            limits,
+        );
+        let (whole, points) = (out.samples.len(), out.points.len());
+        if whole + points > limits.max_samples {
+            let item = match points {
+                0 => format!("{whole} samples"),
+                _ => format!("{whole} samples and {points} points"),
+            };
+            return Err(OutputError {
+                item,
+                problem: format!("more than the limit of {} per call", limits.max_samples),
+            });
+        }
+        let now = unix_now_ms();
+        let mut from_points = Vec::with_capacity(out.points.len());
+        let points = out.points.into_iter().map(|p| Point {
+            series: p.series,
+            value: p.value,
+            timestamp_ms: p.timestamp_ms,
+        });
+        declared.samples(points, now, &mut from_points)?;
+        let output = CollectOutput {
+            samples: out
+                .samples
+                .into_iter()
+                .map(|s| sample_from_wit(s, now))
+                .collect(),
+            updates: out.updates.into_iter().map(update_from_wit).collect(),
+            events: out.events.into_iter().map(event_from_wit).collect(),
+            errors: out.errors.into_iter().map(record_error_from_wit).collect(),
+        };
+        Ok((output, from_points))
     }
 }

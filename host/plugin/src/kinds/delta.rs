@@ -1,13 +1,13 @@
 //! World `delta`: states of topics -> the changes between them.
 //!
-//! Contract 0.2.0 diffs every topic a chunk changed in one call; a 0.1.0 plugin
+//! Contract 0.2.0 and later diff every topic a chunk changed in one call; a 0.1.0 plugin
 //! is called once per topic, each call supervised on its own.
 
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::validate::check_delta;
 
-use super::convert::{v1, v2};
+use super::convert::{v1, v2, v3};
 use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
@@ -35,6 +35,82 @@ pub struct TopicDiff<'a> {
 /// or why it gave none for that topic.
 pub type Deltas = Vec<Result<Delta, String>>;
 
+/// `diff_batch!(name, version, Variant)`: the one call per batch of topics of
+/// contract 0.2.0 and later, for the bindings of `version`.
+macro_rules! diff_batch {
+    ($name:ident, $version:ident, $variant:ident) => {
+        async fn $name(&mut self, changes: &[TopicDiff<'_>]) -> Result<Deltas, CallError> {
+            use crate::bindings::$version::delta::exports::wasmeter::plugin::diff::TopicChange;
+            let input: Vec<TopicChange> = changes
+                .iter()
+                .map(|c| TopicChange {
+                    topic: c.topic.to_string(),
+                    previous: $version::state_to_wit(c.previous),
+                    current: $version::state_to_wit(c.current),
+                })
+                .collect();
+            let expected = changes.len();
+            guest_call!(
+                self,
+                CallKind::Diff,
+                |b, store| async move {
+                    let ByVersion::$variant(b) = b else {
+                        unreachable!("the contract version decides the bindings")
+                    };
+                    b.wasmeter_plugin_diff().call_diff(store, &input).await
+                },
+                |results: Vec<Result<_, String>>, limits| {
+                    if results.len() != expected {
+                        return Err(CallError::Plugin(format!(
+                            "returned {} deltas for {expected} topic changes",
+                            results.len()
+                        )));
+                    }
+                    results
+                        .into_iter()
+                        .map(|r| match r {
+                            Ok(d) => {
+                                let delta = Delta {
+                                    changed: d
+                                        .changed
+                                        .into_iter()
+                                        .map($version::field_from_wit)
+                                        .collect(),
+                                    removed: d.removed,
+                                };
+                                check_delta(&delta, &limits.output)?;
+                                Ok(Ok(delta))
+                            }
+                            Err(refused) => Ok(Err(refused)),
+                        })
+                        .collect()
+                }
+            )
+        }
+    };
+}
+
+/// `apply_with!(version, bindings, store, previous, delta)`: one `apply` call
+/// with the bindings of `version`.
+macro_rules! apply_with {
+    ($version:ident, $b:ident, $store:ident, $previous:ident, $delta:ident) => {{
+        use crate::bindings::$version::delta::exports::wasmeter::plugin::diff as wit;
+        let previous = $version::state_to_wit($previous);
+        let delta = wit::Delta {
+            changed: $delta
+                .changed
+                .iter()
+                .map(|(k, v)| $version::field_to_wit(k, v))
+                .collect(),
+            removed: $delta.removed.clone(),
+        };
+        $b.wasmeter_plugin_diff()
+            .call_apply($store, &previous, &delta)
+            .await?
+            .map(|fields| fields.into_iter().map($version::field_from_wit).collect())
+    }};
+}
+
 impl Instance<DeltaWorld> {
     /// The deltas of `changes`, one per change, in order. `Err` means the call
     /// failed as a whole (a 0.2.0 plugin trapped, ran out of time, or returned an
@@ -55,6 +131,7 @@ impl Instance<DeltaWorld> {
                 Ok(deltas)
             }
             Contract::V0_2 => self.diff_batch_v2(changes).await,
+            Contract::V0_3 => self.diff_batch_v3(changes).await,
         }
     }
 
@@ -108,50 +185,8 @@ impl Instance<DeltaWorld> {
         )
     }
 
-    async fn diff_batch_v2(&mut self, changes: &[TopicDiff<'_>]) -> Result<Deltas, CallError> {
-        use crate::bindings::v2::delta::exports::wasmeter::plugin::diff::TopicChange;
-        let input: Vec<TopicChange> = changes
-            .iter()
-            .map(|c| TopicChange {
-                topic: c.topic.to_string(),
-                previous: v2::state_to_wit(c.previous),
-                current: v2::state_to_wit(c.current),
-            })
-            .collect();
-        let expected = changes.len();
-        guest_call!(
-            self,
-            CallKind::Diff,
-            |b, store| async move {
-                let ByVersion::V2(b) = b else {
-                    unreachable!("the contract version decides the bindings")
-                };
-                b.wasmeter_plugin_diff().call_diff(store, &input).await
-            },
-            |results: Vec<Result<_, String>>, limits| {
-                if results.len() != expected {
-                    return Err(CallError::Plugin(format!(
-                        "returned {} deltas for {expected} topic changes",
-                        results.len()
-                    )));
-                }
-                results
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(d) => {
-                            let delta = Delta {
-                                changed: d.changed.into_iter().map(v2::field_from_wit).collect(),
-                                removed: d.removed,
-                            };
-                            check_delta(&delta, &limits.output)?;
-                            Ok(Ok(delta))
-                        }
-                        Err(refused) => Ok(Err(refused)),
-                    })
-                    .collect()
-            }
-        )
-    }
+    diff_batch!(diff_batch_v2, v2, V2);
+    diff_batch!(diff_batch_v3, v3, V3);
 
     /// The plugin's own application of `delta` to `previous`, for verification.
     pub async fn apply(
@@ -164,38 +199,9 @@ impl Instance<DeltaWorld> {
             CallKind::Apply,
             |b, store| async move {
                 Ok(match b {
-                    ByVersion::V1(b) => {
-                        use crate::bindings::v1::delta::exports::wasmeter::plugin::diff as wit;
-                        let previous = v1::state_to_wit(previous);
-                        let delta = wit::Delta {
-                            changed: delta
-                                .changed
-                                .iter()
-                                .map(|(k, v)| v1::field_to_wit(k, v))
-                                .collect(),
-                            removed: delta.removed.clone(),
-                        };
-                        b.wasmeter_plugin_diff()
-                            .call_apply(store, &previous, &delta)
-                            .await?
-                            .map(|fields| fields.into_iter().map(v1::field_from_wit).collect())
-                    }
-                    ByVersion::V2(b) => {
-                        use crate::bindings::v2::delta::exports::wasmeter::plugin::diff as wit;
-                        let previous = v2::state_to_wit(previous);
-                        let delta = wit::Delta {
-                            changed: delta
-                                .changed
-                                .iter()
-                                .map(|(k, v)| v2::field_to_wit(k, v))
-                                .collect(),
-                            removed: delta.removed.clone(),
-                        };
-                        b.wasmeter_plugin_diff()
-                            .call_apply(store, &previous, &delta)
-                            .await?
-                            .map(|fields| fields.into_iter().map(v2::field_from_wit).collect())
-                    }
+                    ByVersion::V1(b) => apply_with!(v1, b, store, previous, delta),
+                    ByVersion::V2(b) => apply_with!(v2, b, store, previous, delta),
+                    ByVersion::V3(b) => apply_with!(v3, b, store, previous, delta),
                 })
             },
             |result: Result<Vec<_>, String>, limits| {

@@ -3,7 +3,7 @@
 use wasmeter_core::sample::Sample;
 use wasmeter_core::validate::check_samples;
 
-use super::convert::{v1, v2};
+use super::convert::{v1, v2, v3};
 use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
@@ -46,6 +46,13 @@ impl Instance<MetricWorld> {
                             .await?
                             .map(v2::samples_from_wit)
                     }
+                    ByVersion::V3(b) => {
+                        let input: Vec<_> = samples.iter().map(v3::sample_to_wit).collect();
+                        b.wasmeter_plugin_derive()
+                            .call_on_samples(store, &input)
+                            .await?
+                            .map(v3::samples_from_wit)
+                    }
                 })
             },
             checked
@@ -69,6 +76,11 @@ impl Instance<MetricWorld> {
                         .call_on_tick(store, now_ms)
                         .await?
                         .map(v2::samples_from_wit),
+                    ByVersion::V3(b) => b
+                        .wasmeter_plugin_derive()
+                        .call_on_tick(store, now_ms)
+                        .await?
+                        .map(v3::samples_from_wit),
                 })
             },
             checked

@@ -4,9 +4,13 @@ mod collector;
 mod convert;
 mod delta;
 mod metric;
+mod series;
 
 pub use collector::CollectorWorld;
 pub use delta::{DeltaWorld, Deltas, TopicDiff};
 pub use metric::MetricWorld;
 
-pub(crate) use convert::v1::info_from_v1;
+pub use series::MAX_DECLARED_SERIES;
+
+pub(crate) use convert::{v1::info_from_v1, v2::info_from_v2};
+pub(crate) use series::DeclaredSeries;

@@ -1,5 +1,7 @@
-//! Both contract versions: components built against the frozen 0.1.0 load and
-//! work as before; a 0.2.0 delta plugin diffs a batch of topics in one call.
+//! Every contract version: components built against the frozen 0.1.0 and 0.2.0
+//! load and work as before; a delta plugin of 0.2.0 or later diffs a batch of
+//! topics in one call; a 0.3.0 collector declares a series once and then sends
+//! points of it, numbered across calls for the life of an instance.
 
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::{Label, MetricKind, Sample};
@@ -34,6 +36,82 @@ async fn a_0_1_0_collector_loads_and_collects() {
     assert!(out.events.is_empty());
     assert_eq!(out.errors.len(), 1);
     assert_eq!((out.errors[0].line, out.errors[0].offset), (2, 10));
+}
+
+#[tokio::test]
+async fn a_0_2_0_collector_loads_and_collects() {
+    let plugin = runtime()
+        .load::<CollectorWorld>(component("v2_collector"))
+        .await
+        .unwrap();
+    assert_eq!(plugin.meta().contract, Contract::V0_2);
+    let mut c = plugin.instantiate("v2", config(&[])).await.unwrap();
+
+    let out = c
+        .collect("feed.csv", b"BTC,100.5\nnot a record\nETH,7\n")
+        .await
+        .unwrap();
+
+    let topics: Vec<_> = out.updates.iter().map(|u| u.topic.as_str()).collect();
+    assert_eq!(topics, ["v2/BTC", "v2/ETH"]);
+    let events: Vec<_> = out.events.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(events, ["v2-tape/BTC", "v2-tape/ETH"]);
+    assert_eq!(out.samples.len(), 2);
+    assert_eq!(out.samples[1].name, "v2_price");
+    assert_eq!(out.samples[1].label("symbol"), Some("ETH"));
+    assert_eq!(out.samples[1].value, 7.0);
+    assert!(out.samples[1].timestamp_ms > 0, "stamped by the host");
+    assert_eq!((out.errors[0].line, out.errors[0].offset), (2, 10));
+}
+
+/// `faulty_series{name}` samples of `out` as (name label, value).
+fn series_points(out: &wasmeter_core::update::CollectOutput) -> Vec<(String, f64)> {
+    out.samples
+        .iter()
+        .map(|s| {
+            assert_eq!(s.name, "faulty_series");
+            assert_eq!(s.kind, MetricKind::Gauge);
+            assert!(s.timestamp_ms > 0, "stamped by the host");
+            (s.label("name").unwrap().to_string(), s.value)
+        })
+        .collect()
+}
+
+fn named(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+}
+
+#[tokio::test]
+async fn a_0_3_0_collector_numbers_its_series_across_calls_for_the_life_of_an_instance() {
+    let plugin = runtime()
+        .load::<CollectorWorld>(component("faulty_collector"))
+        .await
+        .unwrap();
+    assert_eq!(plugin.meta().contract, Contract::V0_3);
+    let mut c = plugin.instantiate("faulty", config(&[])).await.unwrap();
+    let mut collect = async |chunk: &str| c.collect("feed", chunk.as_bytes()).await;
+
+    let out = collect("series:a\nseries:b\n").await.unwrap();
+    assert_eq!(series_points(&out), named(&[("a", 1.0), ("b", 2.0)]));
+    // b was declared by the call before; c is new.
+    let out = collect("series:b\nseries:c\n").await.unwrap();
+    assert_eq!(series_points(&out), named(&[("b", 1.0), ("c", 2.0)]));
+
+    // A call whose output the host refuses still declared d: the guest counts it.
+    let refused = collect("series:d\nbadname\n").await.unwrap_err();
+    assert!(refused.to_string().contains("bad name!"), "{refused}");
+    let out = collect("series:d\nseries:a\n").await.unwrap();
+    assert_eq!(series_points(&out), named(&[("d", 1.0), ("a", 2.0)]));
+
+    // A call that returns an error declares nothing.
+    collect("series:e\nerror\n").await.unwrap_err();
+    let out = collect("series:e\nseries:d\n").await.unwrap();
+    assert_eq!(series_points(&out), named(&[("e", 1.0), ("d", 2.0)]));
+
+    // A trap rebuilds the instance: both sides start numbering again.
+    collect("panic\n").await.unwrap_err();
+    let out = collect("series:f\nseries:a\n").await.unwrap();
+    assert_eq!(series_points(&out), named(&[("f", 1.0), ("a", 2.0)]));
 }
 
 #[tokio::test]
@@ -79,12 +157,12 @@ async fn a_0_1_0_delta_plugin_is_called_once_per_topic() {
 }
 
 #[tokio::test]
-async fn a_0_2_0_delta_plugin_diffs_a_batch_in_one_call() {
+async fn a_delta_plugin_of_0_2_0_or_later_diffs_a_batch_in_one_call() {
     let plugin = runtime()
         .load::<DeltaWorld>(component("field_delta"))
         .await
         .unwrap();
-    assert_eq!(plugin.meta().contract, Contract::V0_2);
+    assert_eq!(plugin.meta().contract, Contract::V0_3);
     let mut d = plugin.instantiate("fd", config(&[])).await.unwrap();
     let before = d.health_handle().snapshot().calls;
 

@@ -27,6 +27,7 @@
 //! | `forge`       | adds a topic update to `forge_topic` (a topic another plugin or the host owns) with field `forged` = 1 |
 //! | `long-labels` | adds a gauge `faulty_long_labels` with `label_count` labels `l0`, `l1`, ... of `label_bytes` bytes each (by default 16 x 4000 bytes: a series topic name of ~64 KB) |
 //! | `log-flood`   | writes `log_lines` lines of `log_line_bytes` bytes through the `log` import (level warn) |
+//! | `series:NAME` | adds the gauge `faulty_series{name="NAME"}` = the line's number, with `CollectOutput::sample` (a declared series and a point, contract 0.3.0) |
 //!
 //! ## Config
 //!
@@ -49,7 +50,8 @@ use std::time::Duration;
 
 use wasmeter_sdk::state::{StateReader, StateWriter};
 use wasmeter_sdk::{
-    CollectOutput, Collector, Config, LogLevel, Plugin, PluginInfo, Sample, TopicUpdate, lines, log,
+    CollectOutput, Collector, Config, LogLevel, MetricKind, Plugin, PluginInfo, Sample,
+    TopicUpdate, lines, log,
 };
 
 const STATE_SCHEMA: &str = "faulty-collector";
@@ -220,6 +222,13 @@ impl Collector for FaultyCollector {
                 "escape" => out
                     .errors
                     .extend(escape_attempts().into_iter().map(|m| line.error(m))),
+                text if text.starts_with("series:") => out.sample(
+                    MetricKind::Gauge,
+                    "faulty_series",
+                    &[("name", &text["series:".len()..])],
+                    line.number as f64,
+                    0,
+                ),
                 _ => counted += 1,
             }
         }

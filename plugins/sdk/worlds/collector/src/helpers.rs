@@ -1,7 +1,6 @@
 //! Constructors and accessors for the generated data types (inherent impls must live in
 //! the crate that defines the types, which is this one).
 
-use crate::exports::wasmeter::plugin::collect::CollectOutput;
 use crate::wasmeter::plugin::types::{
     Field, FieldValue, Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate,
 };
@@ -181,39 +180,5 @@ impl RecordError {
             offset,
             message: message.into(),
         }
-    }
-}
-
-impl Default for CollectOutput {
-    fn default() -> Self {
-        CollectOutput::new()
-    }
-}
-
-impl CollectOutput {
-    /// An empty output.
-    pub fn new() -> Self {
-        CollectOutput {
-            samples: Vec::new(),
-            updates: Vec::new(),
-            events: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// True if there are no samples, updates, events or errors.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-            && self.updates.is_empty()
-            && self.events.is_empty()
-            && self.errors.is_empty()
-    }
-
-    /// Appends everything of `other`.
-    pub fn append(&mut self, mut other: CollectOutput) {
-        self.samples.append(&mut other.samples);
-        self.updates.append(&mut other.updates);
-        self.events.append(&mut other.events);
-        self.errors.append(&mut other.errors);
     }
 }

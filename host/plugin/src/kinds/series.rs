@@ -1,0 +1,239 @@
+//! The series a collector instance declared (contract 0.3.0) and the points that
+//! refer to them by number.
+//!
+//! A 0.3.0 collector declares a series (name, labels, kind) once and then sends
+//! points: a number, a value and a timestamp. Numbers continue across the calls of
+//! one instance, so the table lives with the instance's store and goes with it: a
+//! rebuilt instance (after a trap, a recycle, a swap) starts with none, as does
+//! the guest. The host keeps the declarations of every call that returned `ok`,
+//! even when it refuses the rest of its output, so that both sides keep counting
+//! alike; each declaration is checked once, when it is made, and a point of a
+//! series that failed the check fails its call with that series' error.
+
+use wasmeter_core::sample::Sample;
+use wasmeter_core::validate::{OutputError, OutputLimits, check_series};
+
+/// The most series one instance holds at once: a guest resets before declaring
+/// more (`collect-output.series-reset`).
+pub const MAX_DECLARED_SERIES: usize = 65_536;
+
+/// One declared series: a sample of it (value and timestamp 0) to copy for each
+/// point, or why it was refused.
+type Declared = Result<Sample, OutputError>;
+
+/// The series one collector instance declared, by number.
+#[derive(Debug, Default)]
+pub(crate) struct DeclaredSeries {
+    series: Vec<Declared>,
+    /// The guest declared more than [`MAX_DECLARED_SERIES`] without a reset: the
+    /// table was dropped and its numbering is lost until the guest resets.
+    overflowed: bool,
+}
+
+/// A point of a declared series, as the guest sent it.
+pub(crate) struct Point {
+    pub(crate) series: u32,
+    pub(crate) value: f64,
+    pub(crate) timestamp_ms: i64,
+}
+
+impl DeclaredSeries {
+    /// Applies one call's declarations: a reset first if asked, then `declared`
+    /// numbered after those already held. Never fails: a series that breaks the
+    /// output rules is kept as refused (its points fail), and going past
+    /// [`MAX_DECLARED_SERIES`] drops the table until the next reset.
+    pub(crate) fn declare(
+        &mut self,
+        reset: bool,
+        declared: impl ExactSizeIterator<Item = Sample>,
+        limits: &OutputLimits,
+    ) {
+        if reset {
+            self.series.clear();
+            self.overflowed = false;
+        }
+        if self.overflowed {
+            return;
+        }
+        if self.series.len() + declared.len() > MAX_DECLARED_SERIES {
+            self.series = Vec::new();
+            self.overflowed = true;
+            return;
+        }
+        self.series.reserve(declared.len());
+        for template in declared {
+            let number = self.series.len();
+            let checked = check_series(number, &template, limits).map(|()| template);
+            self.series.push(checked);
+        }
+    }
+
+    /// The samples of `points`, each a copy of its series with the point's value
+    /// and timestamp (0 stamped `now_ms`), appended to `samples`. Fails on the
+    /// first point whose series was not declared or was refused, or whose value
+    /// is not finite, naming it.
+    pub(crate) fn samples(
+        &self,
+        points: impl IntoIterator<Item = Point>,
+        now_ms: i64,
+        samples: &mut Vec<Sample>,
+    ) -> Result<(), OutputError> {
+        for (i, point) in points.into_iter().enumerate() {
+            let item = || format!("point #{i} (series #{})", point.series);
+            if self.overflowed {
+                return Err(OutputError {
+                    item: item(),
+                    problem: format!(
+                        "this instance declared more than {MAX_DECLARED_SERIES} series without \
+                         a reset, so its series numbers were dropped; set `series-reset` and \
+                         declare them again"
+                    ),
+                });
+            }
+            let template = match self.series.get(point.series as usize) {
+                Some(Ok(template)) => template,
+                Some(Err(refused)) => return Err(refused.clone()),
+                None => {
+                    return Err(OutputError {
+                        item: item(),
+                        problem: format!(
+                            "no such series: this instance declared {}",
+                            self.series.len()
+                        ),
+                    });
+                }
+            };
+            if !point.value.is_finite() {
+                return Err(OutputError {
+                    item: format!("{} `{}`", item(), template.name),
+                    problem: format!("value {} is not a finite number", point.value),
+                });
+            }
+            let mut sample = template.clone();
+            sample.value = point.value;
+            sample.timestamp_ms = if point.timestamp_ms == 0 {
+                now_ms
+            } else {
+                point.timestamp_ms
+            };
+            samples.push(sample);
+        }
+        Ok(())
+    }
+
+    /// How many series it holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.series.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmeter_core::sample::{Label, MetricKind};
+
+    use super::*;
+
+    fn series(name: &str, symbol: &str) -> Sample {
+        Sample {
+            name: name.into(),
+            labels: vec![Label::new("symbol", symbol)],
+            value: 0.0,
+            kind: MetricKind::Gauge,
+            timestamp_ms: 0,
+        }
+    }
+
+    fn point(series: u32, value: f64, timestamp_ms: i64) -> Point {
+        Point {
+            series,
+            value,
+            timestamp_ms,
+        }
+    }
+
+    fn samples_of(
+        table: &DeclaredSeries,
+        points: Vec<Point>,
+    ) -> Result<Vec<(String, f64, i64)>, OutputError> {
+        let mut out = Vec::new();
+        table.samples(points, 99, &mut out)?;
+        Ok(out
+            .into_iter()
+            .map(|s| {
+                let symbol = s.label("symbol").unwrap_or_default().to_string();
+                (format!("{}/{symbol}", s.name), s.value, s.timestamp_ms)
+            })
+            .collect())
+    }
+
+    fn limits() -> OutputLimits {
+        OutputLimits::default()
+    }
+
+    #[test]
+    fn numbers_continue_across_calls_until_a_reset() {
+        let mut table = DeclaredSeries::default();
+        table.declare(
+            false,
+            [series("p", "A"), series("q", "A")].into_iter(),
+            &limits(),
+        );
+        table.declare(false, [series("p", "B")].into_iter(), &limits());
+        let got = samples_of(&table, vec![point(2, 1.5, 7), point(0, 2.0, 0)]).unwrap();
+        assert_eq!(got, [("p/B".into(), 1.5, 7), ("p/A".into(), 2.0, 99)]);
+
+        table.declare(true, [series("q", "C")].into_iter(), &limits());
+        assert_eq!(table.len(), 1);
+        let got = samples_of(&table, vec![point(0, 3.0, 5)]).unwrap();
+        assert_eq!(got, [("q/C".into(), 3.0, 5)]);
+        let err = samples_of(&table, vec![point(1, 3.0, 5)]).unwrap_err();
+        assert_eq!(err.item, "point #0 (series #1)");
+        assert!(err.problem.contains("declared 1"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_series_keeps_its_number_and_fails_its_points() {
+        let mut table = DeclaredSeries::default();
+        let bad = series("bad name!", "A");
+        table.declare(false, [bad, series("p", "A")].into_iter(), &limits());
+        assert_eq!(table.len(), 2, "the refused series still counts");
+        let got = samples_of(&table, vec![point(1, 1.0, 1)]).unwrap();
+        assert_eq!(got, [("p/A".into(), 1.0, 1)]);
+        let err = samples_of(&table, vec![point(1, 1.0, 1), point(0, 1.0, 1)]).unwrap_err();
+        assert_eq!(err.item, "series #0 `bad name!`");
+        assert!(err.problem.contains("metric name"), "{err}");
+    }
+
+    #[test]
+    fn a_value_that_is_not_finite_is_refused() {
+        let mut table = DeclaredSeries::default();
+        table.declare(false, [series("p", "A")].into_iter(), &limits());
+        let err = samples_of(&table, vec![point(0, f64::NAN, 1)]).unwrap_err();
+        assert_eq!(err.item, "point #0 (series #0) `p`");
+    }
+
+    #[test]
+    fn declaring_past_the_limit_drops_the_numbering_until_a_reset() {
+        let mut table = DeclaredSeries::default();
+        let many = |n: usize| (0..n).map(|i| series("p", &i.to_string()));
+        table.declare(false, many(MAX_DECLARED_SERIES - 1), &limits());
+        assert!(samples_of(&table, vec![point(5, 1.0, 1)]).is_ok());
+        table.declare(false, many(2), &limits());
+        assert_eq!(
+            table.len(),
+            0,
+            "the table is dropped, not kept past its bound"
+        );
+        let err = samples_of(&table, vec![point(5, 1.0, 1)]).unwrap_err();
+        assert!(err.problem.contains("series-reset"), "{err}");
+        table.declare(false, many(1), &limits());
+        assert!(
+            samples_of(&table, vec![point(0, 1.0, 1)]).is_err(),
+            "still lost"
+        );
+
+        table.declare(true, many(1), &limits());
+        assert_eq!(samples_of(&table, vec![point(0, 1.0, 1)]).unwrap().len(), 1);
+    }
+}

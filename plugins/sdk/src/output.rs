@@ -1,0 +1,361 @@
+//! A collector's output, and how it crosses to the host.
+//!
+//! [`CollectOutput`] holds samples, topic updates, stream events and record errors.
+//! Samples can be given whole ([`CollectOutput::samples`], a name and labels each) or
+//! written with [`CollectOutput::sample`], which copies the name and labels into one
+//! buffer instead of allocating strings. When the call returns, the SDK declares each
+//! series it has not declared before to the host once (contract 0.3.0) and sends
+//! every sample of it as a number, a value and a timestamp: a trade's four samples
+//! cross as four points instead of twelve strings. The numbering is per instance
+//! ([`SeriesNumbers`]); a fresh instance starts over, as does the host's.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::bindings::collector::exports::wasmeter::plugin::collect as wire;
+use crate::{Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate};
+
+/// The most series an instance keeps numbered (the host's bound, contract 0.3.0);
+/// past it the SDK starts the numbering over.
+pub const MAX_SERIES: usize = 65_536;
+
+/// Separates the parts of a series key. It never occurs in UTF-8 text.
+const SEPARATOR: u8 = 0xFF;
+
+/// Everything one `collect` call produced: samples, topic updates, stream events,
+/// record errors.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectOutput {
+    /// Samples given whole. The host receives them before those written with
+    /// [`CollectOutput::sample`].
+    pub samples: Vec<Sample>,
+    /// Topic updates, in order.
+    pub updates: Vec<TopicUpdate>,
+    /// Events of stream topics, in order.
+    pub events: Vec<StreamEvent>,
+    /// Per-record problems; the records not listed here were used.
+    pub errors: Vec<RecordError>,
+    /// The series keys of the samples written with [`CollectOutput::sample`].
+    keys: Vec<u8>,
+    /// Those samples, in order.
+    points: Vec<KeyedPoint>,
+}
+
+/// A sample written with [`CollectOutput::sample`]: its series key's place in
+/// `keys`, its value and its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct KeyedPoint {
+    key: (u32, u32),
+    value: f64,
+    timestamp_ms: i64,
+}
+
+impl CollectOutput {
+    /// An empty output.
+    pub fn new() -> Self {
+        CollectOutput::default()
+    }
+
+    /// Appends a sample of the series `name{labels}`. Nothing is allocated for a
+    /// series seen before: the name and labels are copied into a buffer, and the
+    /// host gets the series once per instance and then only its number. A
+    /// timestamp of 0 lets the host stamp the sample.
+    pub fn sample(
+        &mut self,
+        kind: MetricKind,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+        timestamp_ms: i64,
+    ) {
+        let start = self.keys.len();
+        self.keys.push(kind as u8);
+        self.keys.extend_from_slice(name.as_bytes());
+        for (label, label_value) in labels {
+            self.keys.push(SEPARATOR);
+            self.keys.extend_from_slice(label.as_bytes());
+            self.keys.push(SEPARATOR);
+            self.keys.extend_from_slice(label_value.as_bytes());
+        }
+        self.points.push(KeyedPoint {
+            key: (start as u32, self.keys.len() as u32),
+            value,
+            timestamp_ms,
+        });
+    }
+
+    /// True if there are no samples, updates, events or errors.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+            && self.points.is_empty()
+            && self.updates.is_empty()
+            && self.events.is_empty()
+            && self.errors.is_empty()
+    }
+
+    /// Appends everything of `other`.
+    pub fn append(&mut self, mut other: CollectOutput) {
+        let base = self.keys.len() as u32;
+        self.keys.append(&mut other.keys);
+        self.points
+            .extend(other.points.into_iter().map(|p| KeyedPoint {
+                key: (p.key.0 + base, p.key.1 + base),
+                ..p
+            }));
+        self.samples.append(&mut other.samples);
+        self.updates.append(&mut other.updates);
+        self.events.append(&mut other.events);
+        self.errors.append(&mut other.errors);
+    }
+
+    /// Every sample, as the host receives them: those given whole, then those
+    /// written with [`CollectOutput::sample`].
+    pub fn all_samples(&self) -> Vec<Sample> {
+        let mut all = self.samples.clone();
+        all.extend(self.points.iter().map(|p| {
+            let mut sample = series_of(self.key(p));
+            sample.value = p.value;
+            sample.timestamp_ms = p.timestamp_ms;
+            sample
+        }));
+        all
+    }
+
+    fn key(&self, point: &KeyedPoint) -> &[u8] {
+        &self.keys[point.key.0 as usize..point.key.1 as usize]
+    }
+}
+
+/// The series of a key, as a sample with value and timestamp 0.
+fn series_of(key: &[u8]) -> Sample {
+    let kind = if key[0] == MetricKind::Counter as u8 {
+        MetricKind::Counter
+    } else {
+        MetricKind::Gauge
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let mut parts = key[1..].split(|b| *b == SEPARATOR);
+    let name = text(parts.next().unwrap_or_default());
+    let mut labels = Vec::new();
+    while let (Some(label), Some(value)) = (parts.next(), parts.next()) {
+        labels.push(Label::new(text(label), text(value)));
+    }
+    Sample::new(name, kind, 0.0).with_labels(labels)
+}
+
+/// The series an instance has declared to the host, by key.
+#[derive(Debug, Default)]
+pub struct SeriesNumbers {
+    numbers: HashMap<Box<[u8]>, u32>,
+}
+
+impl SeriesNumbers {
+    /// `out` as the host receives it: series not declared before are declared, and
+    /// the samples written with [`CollectOutput::sample`] become points. When the
+    /// call would take the instance past [`MAX_SERIES`], the numbering starts over
+    /// first (`series-reset`); a call with more new series than that sends the
+    /// rest whole.
+    pub fn wire(&mut self, out: CollectOutput) -> wire::CollectOutput {
+        let CollectOutput {
+            mut samples,
+            updates,
+            events,
+            errors,
+            keys,
+            points: keyed,
+        } = out;
+        let key = |p: &KeyedPoint| &keys[p.key.0 as usize..p.key.1 as usize];
+        let mut known: Vec<Option<u32>> = keyed
+            .iter()
+            .map(|p| self.numbers.get(key(p)).copied())
+            .collect();
+        let fresh: HashSet<&[u8]> = keyed
+            .iter()
+            .zip(&known)
+            .filter(|(_, number)| number.is_none())
+            .map(|(p, _)| key(p))
+            .collect();
+        let series_reset =
+            !self.numbers.is_empty() && self.numbers.len() + fresh.len() > MAX_SERIES;
+        if series_reset {
+            self.numbers.clear();
+            known.fill(None);
+        }
+        let mut series = Vec::with_capacity(fresh.len().min(MAX_SERIES));
+        let mut points = Vec::with_capacity(keyed.len());
+        for (p, known) in keyed.iter().zip(known) {
+            let key = key(p);
+            let number = match known.or_else(|| self.numbers.get(key).copied()) {
+                Some(number) => number,
+                None if self.numbers.len() < MAX_SERIES => {
+                    let number = self.numbers.len() as u32;
+                    self.numbers.insert(key.into(), number);
+                    let whole = series_of(key);
+                    series.push(wire::Series {
+                        name: whole.name,
+                        labels: whole.labels,
+                        kind: whole.kind,
+                    });
+                    number
+                }
+                None => {
+                    let mut whole = series_of(key);
+                    whole.value = p.value;
+                    whole.timestamp_ms = p.timestamp_ms;
+                    samples.push(whole);
+                    continue;
+                }
+            };
+            points.push(wire::Point {
+                series: number,
+                value: p.value,
+                timestamp_ms: p.timestamp_ms,
+            });
+        }
+        wire::CollectOutput {
+            samples,
+            series_reset,
+            series,
+            points,
+            updates,
+            events,
+            errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(out: &mut CollectOutput, symbol: &str, price: f64) {
+        out.sample(MetricKind::Gauge, "price", &[("symbol", symbol)], price, 7);
+        out.sample(
+            MetricKind::Counter,
+            "trades_total",
+            &[("symbol", symbol)],
+            1.0,
+            0,
+        );
+    }
+
+    #[test]
+    fn a_series_is_declared_once_per_instance() {
+        let mut numbers = SeriesNumbers::default();
+        let mut out = CollectOutput::new();
+        trade(&mut out, "A", 1.0);
+        trade(&mut out, "B", 2.0);
+        trade(&mut out, "A", 3.0);
+        let first = numbers.wire(out);
+        assert!(!first.series_reset);
+        let declared: Vec<_> = first
+            .series
+            .iter()
+            .map(|s| (s.name.as_str(), s.labels[0].value.as_str(), s.kind))
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                ("price", "A", MetricKind::Gauge),
+                ("trades_total", "A", MetricKind::Counter),
+                ("price", "B", MetricKind::Gauge),
+                ("trades_total", "B", MetricKind::Counter),
+            ]
+        );
+        let sent: Vec<_> = first.points.iter().map(|p| (p.series, p.value)).collect();
+        assert_eq!(
+            sent,
+            [(0, 1.0), (1, 1.0), (2, 2.0), (3, 1.0), (0, 3.0), (1, 1.0)]
+        );
+
+        let mut out = CollectOutput::new();
+        trade(&mut out, "B", 4.0);
+        trade(&mut out, "C", 5.0);
+        let second = numbers.wire(out);
+        assert_eq!(second.series.len(), 2, "only C's series are new");
+        let sent: Vec<_> = second.points.iter().map(|p| (p.series, p.value)).collect();
+        assert_eq!(sent, [(2, 4.0), (3, 1.0), (4, 5.0), (5, 1.0)]);
+    }
+
+    #[test]
+    fn the_numbering_starts_over_before_it_would_pass_the_bound() {
+        let mut numbers = SeriesNumbers::default();
+        let mut out = CollectOutput::new();
+        for i in 0..MAX_SERIES - 1 {
+            out.sample(MetricKind::Gauge, "p", &[("i", &i.to_string())], 1.0, 1);
+        }
+        assert!(!numbers.wire(out).series_reset);
+
+        let mut out = CollectOutput::new();
+        trade(&mut out, "A", 1.0);
+        let next = numbers.wire(out);
+        assert!(next.series_reset);
+        assert_eq!(next.series.len(), 2);
+        let sent: Vec<_> = next.points.iter().map(|p| p.series).collect();
+        assert_eq!(sent, [0, 1]);
+    }
+
+    #[test]
+    fn many_samples_of_known_series_do_not_start_over() {
+        let mut numbers = SeriesNumbers::default();
+        let mut out = CollectOutput::new();
+        for i in 0..MAX_SERIES - 1 {
+            out.sample(MetricKind::Gauge, "p", &[("i", &i.to_string())], 1.0, 1);
+        }
+        numbers.wire(out);
+        let mut out = CollectOutput::new();
+        for _ in 0..10 {
+            for i in 0..100 {
+                out.sample(MetricKind::Gauge, "p", &[("i", &i.to_string())], 2.0, 2);
+            }
+        }
+        let again = numbers.wire(out);
+        assert!(!again.series_reset && again.series.is_empty());
+        assert_eq!(again.points.len(), 1000);
+    }
+
+    #[test]
+    fn a_call_with_more_new_series_than_the_bound_sends_the_rest_whole() {
+        let mut numbers = SeriesNumbers::default();
+        let mut out = CollectOutput::new();
+        for i in 0..MAX_SERIES + 2 {
+            out.sample(
+                MetricKind::Gauge,
+                "p",
+                &[("i", &i.to_string())],
+                i as f64,
+                1,
+            );
+        }
+        let sent = numbers.wire(out);
+        assert_eq!(sent.series.len(), MAX_SERIES);
+        assert_eq!(sent.points.len(), MAX_SERIES);
+        let whole: Vec<_> = sent.samples.iter().map(|s| s.value).collect();
+        assert_eq!(whole, [MAX_SERIES as f64, MAX_SERIES as f64 + 1.0]);
+        assert_eq!(sent.samples[1].label("i"), Some("65537"));
+    }
+
+    #[test]
+    fn all_samples_reads_back_whole_samples_then_points() {
+        let mut out = CollectOutput::new();
+        out.samples.push(Sample::gauge("whole", 1.0));
+        let mut other = CollectOutput::new();
+        other.sample(
+            MetricKind::Counter,
+            "n",
+            &[("a", "x\u{e9}"), ("b", "")],
+            2.0,
+            9,
+        );
+        out.sample(MetricKind::Gauge, "first", &[], 0.5, 3);
+        out.append(other);
+        let all = out.all_samples();
+        assert_eq!(all.len(), 3);
+        assert_eq!((all[0].name.as_str(), all[0].value), ("whole", 1.0));
+        assert_eq!((all[1].name.as_str(), all[1].value), ("first", 0.5));
+        assert!(all[1].labels.is_empty());
+        assert_eq!(all[2].kind, MetricKind::Counter);
+        assert_eq!(all[2].label("a"), Some("x\u{e9}"));
+        assert_eq!(all[2].label("b"), Some(""));
+        assert_eq!(all[2].timestamp_ms, 9);
+    }
+}
