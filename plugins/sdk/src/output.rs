@@ -11,6 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use crate::bindings::collector::exports::wasmeter::plugin::collect as wire;
 use crate::{Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate};
 
@@ -145,7 +147,7 @@ fn series_of(key: &[u8]) -> Sample {
 /// The series an instance has declared to the host, by key.
 #[derive(Debug, Default)]
 pub struct SeriesNumbers {
-    numbers: HashMap<Box<[u8]>, u32>,
+    numbers: HashMap<Box<[u8]>, u32, RandomState>,
 }
 
 impl SeriesNumbers {
@@ -168,7 +170,7 @@ impl SeriesNumbers {
             .iter()
             .map(|p| self.numbers.get(key(p)).copied())
             .collect();
-        let fresh: HashSet<&[u8]> = keyed
+        let fresh: HashSet<&[u8], RandomState> = keyed
             .iter()
             .zip(&known)
             .filter(|(_, number)| number.is_none())
