@@ -166,28 +166,25 @@ impl SeriesNumbers {
             points: keyed,
         } = out;
         let key = |p: &KeyedPoint| &keys[p.key.0 as usize..p.key.1 as usize];
-        let mut known: Vec<Option<u32>> = keyed
-            .iter()
-            .map(|p| self.numbers.get(key(p)).copied())
-            .collect();
-        let fresh: HashSet<&[u8], RandomState> = keyed
-            .iter()
-            .zip(&known)
-            .filter(|(_, number)| number.is_none())
-            .map(|(p, _)| key(p))
-            .collect();
-        let series_reset =
-            !self.numbers.is_empty() && self.numbers.len() + fresh.len() > MAX_SERIES;
+        // Only a call that could take the table past its bound counts its new
+        // series first (a set of keys); the others go straight to numbering.
+        let series_reset = self.numbers.len() + keyed.len() > MAX_SERIES && {
+            let fresh: HashSet<&[u8], RandomState> = keyed
+                .iter()
+                .map(key)
+                .filter(|k| !self.numbers.contains_key(*k))
+                .collect();
+            !self.numbers.is_empty() && self.numbers.len() + fresh.len() > MAX_SERIES
+        };
         if series_reset {
             self.numbers.clear();
-            known.fill(None);
         }
-        let mut series = Vec::with_capacity(fresh.len().min(MAX_SERIES));
+        let mut series = Vec::new();
         let mut points = Vec::with_capacity(keyed.len());
-        for (p, known) in keyed.iter().zip(known) {
+        for p in &keyed {
             let key = key(p);
-            let number = match known.or_else(|| self.numbers.get(key).copied()) {
-                Some(number) => number,
+            let number = match self.numbers.get(key) {
+                Some(&number) => number,
                 None if self.numbers.len() < MAX_SERIES => {
                     let number = self.numbers.len() as u32;
                     self.numbers.insert(key.into(), number);
