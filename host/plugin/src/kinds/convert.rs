@@ -143,24 +143,30 @@ macro_rules! stream_events {
     };
 }
 
+/// A 0.1.0 or 0.2.0 collector's output (only whole samples); `$events` takes
+/// the stream events out of it.
+macro_rules! collector_output {
+    ($version:ident, |$out:ident| $events:expr) => {
+        /// A collector's output.
+        pub(crate) fn output_from_wit(
+            $out: crate::bindings::$version::collector::exports::wasmeter::plugin::collect::CollectOutput,
+        ) -> wasmeter_core::update::CollectOutput {
+            wasmeter_core::update::CollectOutput {
+                samples: samples_from_wit($out.samples),
+                updates: $out.updates.into_iter().map(update_from_wit).collect(),
+                events: $events,
+                errors: $out.errors.into_iter().map(record_error_from_wit).collect(),
+            }
+        }
+    };
+}
+
 /// Contract 0.1.0.
 pub(crate) mod v1 {
     conversions!(crate::bindings::v1::types);
     earlier_info!(info_from_v1);
 
-    use crate::bindings::v1::collector::exports::wasmeter::plugin::collect as wire;
-
-    /// A collector's output (no stream events in 0.1.0).
-    pub(crate) fn output_from_wit(
-        out: wire::CollectOutput,
-    ) -> wasmeter_core::update::CollectOutput {
-        wasmeter_core::update::CollectOutput {
-            samples: samples_from_wit(out.samples),
-            updates: out.updates.into_iter().map(update_from_wit).collect(),
-            events: Vec::new(),
-            errors: out.errors.into_iter().map(record_error_from_wit).collect(),
-        }
-    }
+    collector_output!(v1, |out| Vec::new());
 }
 
 /// Contract 0.2.0.
@@ -169,19 +175,11 @@ pub(crate) mod v2 {
     earlier_info!(info_from_v2);
     stream_events!();
 
-    use crate::bindings::v2::collector::exports::wasmeter::plugin::collect as wire;
-
-    /// A collector's output.
-    pub(crate) fn output_from_wit(
-        out: wire::CollectOutput,
-    ) -> wasmeter_core::update::CollectOutput {
-        wasmeter_core::update::CollectOutput {
-            samples: samples_from_wit(out.samples),
-            updates: out.updates.into_iter().map(update_from_wit).collect(),
-            events: out.events.into_iter().map(event_from_wit).collect(),
-            errors: out.errors.into_iter().map(record_error_from_wit).collect(),
-        }
-    }
+    collector_output!(v2, |out| out
+        .events
+        .into_iter()
+        .map(event_from_wit)
+        .collect());
 }
 
 /// Contract 0.3.0.

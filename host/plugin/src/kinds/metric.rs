@@ -24,6 +24,29 @@ fn checked(
     Ok(samples)
 }
 
+/// `on_samples_with!(version, bindings, store, samples)`: one `on-samples` call
+/// with the bindings of `version`.
+macro_rules! on_samples_with {
+    ($version:ident, $b:ident, $store:ident, $samples:ident) => {{
+        let input: Vec<_> = $samples.iter().map($version::sample_to_wit).collect();
+        $b.wasmeter_plugin_derive()
+            .call_on_samples($store, &input)
+            .await?
+            .map($version::samples_from_wit)
+    }};
+}
+
+/// `on_tick_with!(version, bindings, store, now_ms)`: one `on-tick` call with the
+/// bindings of `version`.
+macro_rules! on_tick_with {
+    ($version:ident, $b:ident, $store:ident, $now_ms:ident) => {
+        $b.wasmeter_plugin_derive()
+            .call_on_tick($store, $now_ms)
+            .await?
+            .map($version::samples_from_wit)
+    };
+}
+
 impl Instance<MetricWorld> {
     /// Feeds a batch of samples; returns the derived samples, validated.
     pub async fn on_samples(&mut self, samples: &[Sample]) -> Result<Vec<Sample>, CallError> {
@@ -32,27 +55,9 @@ impl Instance<MetricWorld> {
             CallKind::OnSamples,
             |b, store| async move {
                 Ok(match b {
-                    ByVersion::V1(b) => {
-                        let input: Vec<_> = samples.iter().map(v1::sample_to_wit).collect();
-                        b.wasmeter_plugin_derive()
-                            .call_on_samples(store, &input)
-                            .await?
-                            .map(v1::samples_from_wit)
-                    }
-                    ByVersion::V2(b) => {
-                        let input: Vec<_> = samples.iter().map(v2::sample_to_wit).collect();
-                        b.wasmeter_plugin_derive()
-                            .call_on_samples(store, &input)
-                            .await?
-                            .map(v2::samples_from_wit)
-                    }
-                    ByVersion::V3(b) => {
-                        let input: Vec<_> = samples.iter().map(v3::sample_to_wit).collect();
-                        b.wasmeter_plugin_derive()
-                            .call_on_samples(store, &input)
-                            .await?
-                            .map(v3::samples_from_wit)
-                    }
+                    ByVersion::V1(b) => on_samples_with!(v1, b, store, samples),
+                    ByVersion::V2(b) => on_samples_with!(v2, b, store, samples),
+                    ByVersion::V3(b) => on_samples_with!(v3, b, store, samples),
                 })
             },
             checked
@@ -66,21 +71,9 @@ impl Instance<MetricWorld> {
             CallKind::OnTick,
             |b, store| async move {
                 Ok(match b {
-                    ByVersion::V1(b) => b
-                        .wasmeter_plugin_derive()
-                        .call_on_tick(store, now_ms)
-                        .await?
-                        .map(v1::samples_from_wit),
-                    ByVersion::V2(b) => b
-                        .wasmeter_plugin_derive()
-                        .call_on_tick(store, now_ms)
-                        .await?
-                        .map(v2::samples_from_wit),
-                    ByVersion::V3(b) => b
-                        .wasmeter_plugin_derive()
-                        .call_on_tick(store, now_ms)
-                        .await?
-                        .map(v3::samples_from_wit),
+                    ByVersion::V1(b) => on_tick_with!(v1, b, store, now_ms),
+                    ByVersion::V2(b) => on_tick_with!(v2, b, store, now_ms),
+                    ByVersion::V3(b) => on_tick_with!(v3, b, store, now_ms),
                 })
             },
             checked

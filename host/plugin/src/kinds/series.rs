@@ -65,9 +65,11 @@ fn text(part: &[u8]) -> String {
 
 /// The sample of a point of the series `key`.
 fn sample_of(key: &[u8], kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
+    let separators = key.iter().filter(|b| **b == SEPARATOR).count();
     let mut parts = key.split(|b| *b == SEPARATOR);
     let name = text(parts.next().unwrap_or_default());
-    let mut labels = Vec::with_capacity(parts.size_hint().0 / 2);
+    // Exactly as many labels as there are: a pushed-to empty vector holds four.
+    let mut labels = Vec::with_capacity(separators / 2);
     while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {
         labels.push(Label {
             name: text(label),
