@@ -5,7 +5,8 @@
 //!
 //! One run per (server, symbol count), in a fresh directory:
 //! 1. the feed holds one record per symbol plus `rounds` more rounds of them
-//!    before the server starts; the host takes them in (its ingest time is
+//!    before the server starts (the host's plugins compiled by a start before,
+//!    as for a host restarted); the host takes them in (its ingest time is
 //!    timed, until the last record's topic shows it over REST);
 //! 2. once the server is idle (checkpoints written), its RSS with the topics
 //!    and no subscriber;
@@ -249,6 +250,9 @@ fn run_one(
         setup::append_rounds(&dir.path().join(FEED), &log, symbols, spec.rounds)?;
     }
     let config = crate::target::bench_config(bins.history, 1, symbols, spec.field_ttl_ms);
+    if target == Kind::Host {
+        crate::target::Target::warm_cache(bins, &config, root)?;
+    }
     let started = Instant::now();
     let server = crate::target::Target::start_with(target, dir.path(), bins, &config)?;
     let addr = server.addr;

@@ -129,11 +129,12 @@ impl Target {
     /// Starts `kind` on the feed of `dir`: the host with `config` (written to
     /// `dir/wasmeter.toml`, the plugin cache shared), or the floor server.
     pub fn start_with(kind: Kind, dir: &Path, bins: &Binaries, config: &str) -> Result<Target> {
+        let data_dir = dir.join("data");
         let cmd = match kind {
             Kind::Host => {
                 let path = dir.join("wasmeter.toml");
                 std::fs::write(&path, config)?;
-                share_cache(&dir.join("data"), bins)?;
+                share_cache(&data_dir, bins)?;
                 let mut c = Command::new(&bins.host);
                 c.args(["--log-level", "warn", "serve", "--config"])
                     .arg(&path)
@@ -146,7 +147,24 @@ impl Target {
                 c
             }
         };
-        spawn(kind, cmd, dir)
+        let target = spawn(kind, cmd, dir)?;
+        if kind == Kind::Host {
+            // The host compiled what the shared cache lacked before it listened.
+            link_new(&data_dir.join("cache"), &bins.plugin_cache)?;
+        }
+        Ok(target)
+    }
+
+    /// Starts the host once on an empty feed with `config` and stops it, so
+    /// that the shared plugin cache holds every plugin `config` loads: a
+    /// measured host then loads compiled code, as every start but a host's
+    /// first does, and neither its start nor its memory counts compilation.
+    pub fn warm_cache(bins: &Binaries, config: &str, root: &Path) -> Result<()> {
+        let dir = tempfile::tempdir_in(root)?;
+        std::fs::create_dir_all(dir.path().join("feed"))?;
+        std::fs::write(dir.path().join(FEED), b"")?;
+        drop(Self::start_with(Kind::Host, dir.path(), bins, config)?);
+        Ok(())
     }
 
     /// Starts `wasmeter serve` without a config: the built-in demo (market feed
@@ -160,7 +178,9 @@ impl Target {
             .arg(rate.to_string())
             .arg("--data-dir")
             .arg(dir);
-        spawn(Kind::Host, c, dir)
+        let target = spawn(Kind::Host, c, dir)?;
+        link_new(&dir.join("cache"), &bins.plugin_cache)?;
+        Ok(target)
     }
 
     /// The process id, for CPU and memory readings.
@@ -169,13 +189,31 @@ impl Target {
     }
 }
 
-/// Points `data_dir/cache` at the shared compiled-plugin cache.
+/// Fills `data_dir/cache` with the shared compiled-plugin cache. The host only
+/// trusts a private directory of its own (a symlink to one is refused, and the
+/// host would compile every plugin at every start), so each artifact is hard
+/// linked in: the same file, no copy.
 fn share_cache(data_dir: &Path, bins: &Binaries) -> Result<()> {
-    std::fs::create_dir_all(data_dir)?;
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::create_dir_all(&bins.plugin_cache)?;
     let cache = data_dir.join("cache");
-    if !cache.exists() {
-        std::os::unix::fs::symlink(&bins.plugin_cache, &cache)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cache)?;
+    link_new(&bins.plugin_cache, &cache)
+}
+
+/// Hard links every file of `from` that `to` lacks.
+fn link_new(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_file() && !target.exists() {
+            std::fs::hard_link(entry.path(), &target).with_context(|| {
+                format!("link {} into {}", entry.path().display(), to.display())
+            })?;
+        }
     }
     Ok(())
 }
