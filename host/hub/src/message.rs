@@ -23,12 +23,17 @@ use wasmeter_core::delta::Delta;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::position::StreamPosition;
 
-use crate::codec::{self, Envelope, FieldSet, FrameHead, Wire};
+use crate::codec::{self, FieldSet, Format, FrameHead, Wire};
 
 /// Distinct filtered encodings kept per message; more are encoded per subscriber.
 const FILTER_CACHE: usize = 4;
 
 /// One update of one topic: its position, the delta, and the state after it.
+///
+/// Kept small: a history holds tens of thousands of these. What most messages
+/// never need lives behind boxes allocated on first use: the stale lists, the
+/// encodings of wires other than JSON with the map envelope (the default), and
+/// the cache of field-filtered encodings.
 #[derive(Debug)]
 pub struct Message {
     topic: Arc<str>,
@@ -38,18 +43,33 @@ pub struct Message {
     prev_seq: u64,
     timestamp_ms: i64,
     delta: Delta,
-    stale: Vec<String>,
-    /// Every field of the topic that is stale after this message (for snapshots).
-    stale_now: Vec<String>,
+    /// `None` when no field is stale, before or after this message.
+    stale: Option<Box<Stale>>,
     /// An event of a stream topic (see [`TopicChange::event`]).
     event: bool,
-    /// The map envelope's frames, by format.
-    update: [OnceLock<Bytes>; 2],
-    /// The compact envelope's frames, by format, once a compact subscriber asked.
-    compact: OnceLock<Box<[OnceLock<Bytes>; 2]>>,
+    /// The JSON map frame: what subscribers ask for by default.
+    json_update: OnceLock<Bytes>,
+    /// Every other wire's frames and the filtered encodings, once asked for.
+    other: OnceLock<Box<OtherEncodings>>,
     /// The state after this message and its snapshot encodings, while this is
     /// the topic's newest message; `None` once retired.
     current: Mutex<Option<Box<Current>>>,
+}
+
+/// Stale fields of a message.
+#[derive(Debug, Default)]
+struct Stale {
+    /// Fields that became stale with this message.
+    marked: Vec<String>,
+    /// Every field of the topic that is stale after this message (for snapshots).
+    now: Vec<String>,
+}
+
+/// The encodings a message makes only when a subscriber asks for them.
+#[derive(Debug, Default)]
+struct OtherEncodings {
+    /// Update frames by [`Wire::index`] (that of the JSON map frame unused).
+    update: [OnceLock<Bytes>; 4],
     filtered: Mutex<Vec<Filtered>>,
 }
 
@@ -95,23 +115,28 @@ impl Message {
             }
         }
         stale_now.sort();
+        let stale = match change.stale.is_empty() && stale_now.is_empty() {
+            true => None,
+            false => Some(Box::new(Stale {
+                marked: change.stale,
+                now: stale_now,
+            })),
+        };
         Self {
-            stale_now,
+            stale,
             topic,
             epoch,
             seq,
             prev_seq,
             timestamp_ms: change.timestamp_ms,
             delta: change.delta,
-            stale: change.stale,
             event: change.event,
-            update: Default::default(),
-            compact: OnceLock::new(),
+            json_update: OnceLock::new(),
+            other: OnceLock::new(),
             current: Mutex::new(Some(Box::new(Current {
                 state: change.state,
                 snapshot: Default::default(),
             }))),
-            filtered: Mutex::new(Vec::new()),
         }
     }
 
@@ -120,7 +145,9 @@ impl Message {
     /// its snapshot functions return `None`.
     pub(crate) fn retire(&self) {
         let current = lock(&self.current).take();
-        lock(&self.filtered).retain(|f| !f.snapshot);
+        if let Some(other) = self.other.get() {
+            lock(&other.filtered).retain(|f| !f.snapshot);
+        }
         drop(current);
     }
 
@@ -158,12 +185,12 @@ impl Message {
 
     /// Fields that became stale with this message.
     pub fn stale(&self) -> &[String] {
-        &self.stale
+        self.stale.as_ref().map_or(&[], |s| &s.marked)
     }
 
     /// Every stale field of the topic after this message.
     pub fn stale_now(&self) -> &[String] {
-        &self.stale_now
+        self.stale.as_ref().map_or(&[], |s| &s.now)
     }
 
     /// The topic's complete state after this message; `None` once a newer
@@ -200,9 +227,9 @@ impl Message {
     /// wire and shared.
     pub fn update_bytes(&self, wire: impl Into<Wire>) -> Bytes {
         let wire = wire.into();
-        let cell = match wire.envelope {
-            Envelope::Map => &self.update[wire.format.index()],
-            Envelope::Compact => &self.compact.get_or_init(Default::default)[wire.format.index()],
+        let cell = match wire == Wire::from(Format::Json) {
+            true => &self.json_update,
+            false => &self.other_encodings().update[wire.index()],
         };
         cell.get_or_init(|| self.encode_update(wire, None).unwrap_or_default())
             .clone()
@@ -214,7 +241,7 @@ impl Message {
                 let opens_epoch = self.prev_seq == 0;
                 codec::encode_event(wire, self.head(), &self.delta.changed, fields, opens_epoch)
             }
-            false => codec::encode_update(wire, self.head(), &self.delta, &self.stale, fields),
+            false => codec::encode_update(wire, self.head(), &self.delta, self.stale(), fields),
         }
     }
 
@@ -236,7 +263,7 @@ impl Message {
             wire,
             self.head(),
             &state,
-            &self.stale_now,
+            self.stale_now(),
             None,
             None,
             self.event,
@@ -269,7 +296,7 @@ impl Message {
                 wire,
                 self.head(),
                 &state,
-                &self.stale_now,
+                self.stale_now(),
                 Some(fields),
                 None,
                 self.event,
@@ -289,7 +316,7 @@ impl Message {
             wire,
             self.head(),
             &state,
-            &self.stale_now,
+            self.stale_now(),
             fields,
             Some(false),
             self.event,
@@ -328,7 +355,11 @@ impl Message {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Filtered>> {
-        lock(&self.filtered)
+        lock(&self.other_encodings().filtered)
+    }
+
+    fn other_encodings(&self) -> &OtherEncodings {
+        self.other.get_or_init(Default::default)
     }
 }
 
@@ -342,7 +373,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::codec::Format;
     use wasmeter_core::field::FieldValue;
 
     pub(crate) fn msg(seq: u64) -> Arc<Message> {
@@ -393,15 +423,26 @@ pub(crate) mod tests {
     fn compact_frames_are_encoded_only_when_asked_for_and_then_shared() {
         let m = msg(3);
         m.update_bytes(Format::Json);
-        m.update_bytes(Format::MsgPack);
         m.snapshot_bytes(Format::Json).unwrap();
         assert!(
-            m.compact.get().is_none(),
+            m.other.get().is_none(),
+            "JSON map subscribers allocate no other encodings"
+        );
+        m.update_bytes(Format::MsgPack);
+        let compact_encoded = |m: &Message| {
+            let other = m.other.get().expect("the MessagePack frame is encoded");
+            [Format::Json, Format::MsgPack]
+                .iter()
+                .any(|&f| other.update[Wire::compact(f).index()].get().is_some())
+        };
+        assert!(
+            !compact_encoded(&m),
             "map subscribers encode no compact frame"
         );
 
         let wire = Wire::compact(Format::Json);
         let a = m.update_bytes(wire);
+        assert!(compact_encoded(&m));
         let b = m.update_bytes(wire);
         assert_eq!(a.as_ptr(), b.as_ptr(), "encoded once, shared");
         assert_eq!(&a[..], br#"[1,"t",3,0,{"n":3.0}]"#);
