@@ -4,25 +4,74 @@
 //! Recorded on the data path for every sample, so a known series costs one hash,
 //! one comparison and a store, without allocating; a pipeline takes the lock once
 //! per batch. A new series beyond the bound evicts the least recently updated
-//! tenth of the store at once (amortised).
+//! tenth of the store at once (amortised). A series costs one allocation: its
+//! name and labels packed into one key.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-
-use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
+use hashbrown::HashTable;
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
 
 /// Series kept by default; the least recently updated ones go first beyond it.
 pub const DEFAULT_MAX_SERIES: u64 = 10_000;
 
-/// A series: metric name and labels, sorted by label name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
+/// Separates the parts of a packed key: a byte UTF-8 never uses.
+const SEP: u8 = 0xFF;
+
+/// A series: metric name and labels, sorted by label name, packed into one
+/// allocation (the name, then each label's name and value, each part after
+/// the first preceded by a byte UTF-8 never uses). Keys order by name first,
+/// so the series of one name are adjacent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey(Arc<[u8]>);
+
+impl SeriesKey {
+    fn pack(name: &str, labels: &[&Label]) -> Self {
+        let len = name.len()
+            + labels
+                .iter()
+                .map(|l| 2 + l.name.len() + l.value.len())
+                .sum::<usize>();
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(name.as_bytes());
+        for l in labels {
+            bytes.push(SEP);
+            bytes.extend_from_slice(l.name.as_bytes());
+            bytes.push(SEP);
+            bytes.extend_from_slice(l.value.as_bytes());
+        }
+        Self(bytes.into())
+    }
+
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        // Every part was a `&str` and the separator never occurs in UTF-8, so
+        // each part is valid UTF-8 again.
+        self.0
+            .split(|&b| b == SEP)
+            .map(|part| std::str::from_utf8(part).unwrap_or_default())
+    }
+
     /// Metric name.
-    pub name: String,
+    pub fn name(&self) -> &str {
+        self.parts().next().unwrap_or_default()
+    }
+
     /// `(name, value)` pairs, sorted by name.
-    pub labels: Vec<(String, String)>,
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.parts().skip(1);
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+    }
+
+    /// Whether this is series `name{labels}`.
+    fn is(&self, name: &str, labels: &[&Label]) -> bool {
+        let mut parts = self.0.split(|&b| b == SEP);
+        parts.next() == Some(name.as_bytes())
+            && labels.iter().all(|l| {
+                parts.next() == Some(l.name.as_bytes()) && parts.next() == Some(l.value.as_bytes())
+            })
+            && parts.next().is_none()
+    }
 }
 
 /// The latest sample of a series.
@@ -44,17 +93,17 @@ pub struct SeriesStore {
 
 struct Series {
     max: usize,
-    /// Series by the hash of name and sorted labels; collisions share a bucket.
-    buckets: HashMap<u64, Vec<Entry>>,
+    entries: HashTable<Entry>,
     /// Seeded per store, so that which series collide cannot be chosen from outside.
     hasher: foldhash::fast::RandomState,
-    len: usize,
     /// Increases with every update: the eviction order.
     clock: u64,
 }
 
 struct Entry {
-    key: Arc<SeriesKey>,
+    /// The hash of name and sorted labels.
+    hash: u64,
+    key: SeriesKey,
     value: SeriesValue,
     touched: u64,
 }
@@ -62,7 +111,7 @@ struct Entry {
 impl std::fmt::Debug for SeriesStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeriesStore")
-            .field("series", &self.lock().len)
+            .field("series", &self.lock().entries.len())
             .finish()
     }
 }
@@ -77,25 +126,14 @@ fn hash_of(hasher: &foldhash::fast::RandomState, name: &str, labels: &[&Label]) 
     h.finish()
 }
 
-fn same(key: &SeriesKey, name: &str, labels: &[&Label]) -> bool {
-    key.name == name
-        && key.labels.len() == labels.len()
-        && key
-            .labels
-            .iter()
-            .zip(labels)
-            .all(|((n, v), l)| *n == l.name && *v == l.value)
-}
-
 impl SeriesStore {
     /// A store of at most `max_series` series.
     pub fn new(max_series: u64) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Series {
                 max: max_series.max(1) as usize,
-                buckets: HashMap::new(),
+                entries: HashTable::new(),
                 hasher: foldhash::fast::RandomState::default(),
-                len: 0,
                 clock: 0,
             })),
         }
@@ -121,12 +159,11 @@ impl SeriesStore {
     }
 
     /// Every series held, sorted by name and labels.
-    pub fn all(&self) -> Vec<(Arc<SeriesKey>, SeriesValue)> {
+    pub fn all(&self) -> Vec<(SeriesKey, SeriesValue)> {
         let series = self.lock();
         let mut all: Vec<_> = series
-            .buckets
-            .values()
-            .flatten()
+            .entries
+            .iter()
             .map(|e| (e.key.clone(), e.value))
             .collect();
         drop(series);
@@ -141,43 +178,32 @@ impl Series {
         let touched = self.clock;
         let hash = hash_of(&self.hasher, name, labels);
         if let Some(e) = self
-            .buckets
-            .get_mut(&hash)
-            .and_then(|b| b.iter_mut().find(|e| same(&e.key, name, labels)))
+            .entries
+            .find_mut(hash, |e| e.hash == hash && e.key.is(name, labels))
         {
             e.value = value;
             e.touched = touched;
             return;
         }
-        if self.len >= self.max {
+        if self.entries.len() >= self.max {
             self.evict_oldest();
         }
-        let key = Arc::new(SeriesKey {
-            name: name.to_string(),
-            labels: labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
-                .collect(),
-        });
-        self.buckets.entry(hash).or_default().push(Entry {
-            key,
+        let entry = Entry {
+            hash,
+            key: SeriesKey::pack(name, labels),
             value,
             touched,
-        });
-        self.len += 1;
+        };
+        self.entries.insert_unique(hash, entry, |e| e.hash);
     }
 
     /// Drops the least recently updated tenth (at least one series).
     fn evict_oldest(&mut self) {
-        let mut stamps: Vec<u64> = self.buckets.values().flatten().map(|e| e.touched).collect();
+        let mut stamps: Vec<u64> = self.entries.iter().map(|e| e.touched).collect();
         let drop = (self.max / 10).max(1).min(stamps.len());
         let (_, cutoff, _) = stamps.select_nth_unstable(drop - 1);
         let cutoff = *cutoff;
-        self.buckets.retain(|_, bucket| {
-            bucket.retain(|e| e.touched > cutoff);
-            !bucket.is_empty()
-        });
-        self.len = self.buckets.values().map(Vec::len).sum();
+        self.entries.retain(|e| e.touched > cutoff);
     }
 }
 
@@ -209,8 +235,9 @@ mod tests {
         store.record(&[sample("p", "BTC", 3.0)]);
         let all = store.all();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].0.labels[0], ("a".to_string(), "1".to_string()));
-        assert_eq!(all[0].0.labels[1].1, "BTC");
+        let labels: Vec<_> = all[0].0.labels().collect();
+        assert_eq!(labels, [("a", "1"), ("symbol", "BTC")]);
+        assert_eq!(all[0].0.name(), "p");
         assert_eq!(all[0].1.value, 3.0);
         assert_eq!(all[1].1.value, 2.0);
     }
@@ -226,8 +253,55 @@ mod tests {
         store.record(&[sample("p", "NEW", 3.0)]);
         let all = store.all();
         assert_eq!(all.len(), 10);
-        let symbols: Vec<&str> = all.iter().map(|(k, _)| k.labels[1].1.as_str()).collect();
+        let symbols: Vec<&str> = all
+            .iter()
+            .map(|(k, _)| k.labels().nth(1).unwrap().1)
+            .collect();
         assert!(symbols.contains(&"S0") && symbols.contains(&"NEW"));
         assert!(!symbols.contains(&"S1"), "{symbols:?}");
+    }
+
+    #[test]
+    fn a_key_gives_back_its_name_and_labels_whole() {
+        let labels = [
+            Label::new("a", ""),
+            Label::new("b", "x\u{00ff}ÿ€"),
+            Label::new("c", "1"),
+        ];
+        let sorted: Vec<&Label> = labels.iter().collect();
+        let key = SeriesKey::pack("p_ÿ", &sorted);
+        assert_eq!(key.name(), "p_ÿ");
+        let back: Vec<_> = key.labels().collect();
+        assert_eq!(back, [("a", ""), ("b", "x\u{00ff}ÿ€"), ("c", "1")]);
+        assert!(key.is("p_ÿ", &sorted));
+        assert!(!key.is("p_ÿ", &sorted[..2]), "a label fewer");
+        assert!(!key.is("p", &sorted));
+        let bare = SeriesKey::pack("p", &[]);
+        assert_eq!(bare.labels().count(), 0);
+        assert!(bare.is("p", &[]));
+        assert!(!bare.is("p", &sorted[..1]));
+    }
+
+    #[test]
+    fn series_of_one_name_sort_together() {
+        let store = SeriesStore::new(100);
+        for (name, symbol) in [("a", "X"), ("ab", "X"), ("a", "Y"), ("b", "X")] {
+            store.record(&[sample(name, symbol, 1.0)]);
+        }
+        let names: Vec<String> = store
+            .all()
+            .iter()
+            .map(|(k, _)| k.name().to_string())
+            .collect();
+        let firsts: Vec<usize> = ["a", "ab", "b"]
+            .iter()
+            .map(|n| names.iter().position(|x| x == n).unwrap())
+            .collect();
+        let lasts: Vec<usize> = ["a", "ab", "b"]
+            .iter()
+            .map(|n| names.iter().rposition(|x| x == n).unwrap())
+            .collect();
+        assert_eq!(lasts[0] - firsts[0], 1, "{names:?}");
+        assert!(firsts.iter().zip(&lasts).all(|(f, l)| f <= l), "{names:?}");
     }
 }

@@ -300,26 +300,26 @@ fn series(w: &mut Writer, m: &Monitor) {
     w.sample(&[], all.len() as f64);
     let mut current: Option<&str> = None;
     for (key, value) in &all {
-        if key.name.starts_with("wasmeter_") {
+        let name = key.name();
+        if name.starts_with("wasmeter_") {
             continue;
         }
-        if current != Some(key.name.as_str()) {
-            current = Some(key.name.as_str());
+        if current != Some(name) {
+            current = Some(name);
             let kind = match value.kind {
                 MetricKind::Gauge => Kind::Gauge,
                 MetricKind::Counter => Kind::Counter,
             };
-            w.family_named(&sanitize_name(&key.name, true), kind, SERIES_HELP);
+            w.family_named(&sanitize_name(name, true), kind, SERIES_HELP);
         }
         let names: Vec<String> = key
-            .labels
-            .iter()
+            .labels()
             .map(|(name, _)| sanitize_name(name, false))
             .collect();
         let labels: Vec<(&str, &str)> = names
             .iter()
-            .zip(&key.labels)
-            .map(|(name, (_, v))| (name.as_str(), v.as_str()))
+            .zip(key.labels())
+            .map(|(name, (_, v))| (name.as_str(), v))
             .collect();
         w.sample(&labels, value.value);
     }
