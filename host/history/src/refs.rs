@@ -4,7 +4,7 @@
 //! ([`Store::append_refs`]). At 10,000 symbols a batch holds thousands of
 //! series; building each one's labels was a seventh of the host's CPU.
 
-use foldhash::{HashMap, HashMapExt};
+use hashbrown::HashTable;
 use wasmeter_core::sample::{Label, MetricKind};
 use wasmeter_tsdb::{Labels, METRIC_NAME, SeriesRef, Store};
 
@@ -19,12 +19,20 @@ pub(crate) enum Unresolved {
     Failed(wasmeter_tsdb::Error),
 }
 
-/// Series references by the hash of name and sorted labels (collisions share a
-/// bucket). Holds at most one entry per series of the store (bounded by its
-/// `max_series`); the labels are shared with the store's catalog.
+/// Series references by the hash of name and sorted labels. Holds at most one
+/// entry per series of the store (bounded by its `max_series`); the labels are
+/// shared with the store's catalog.
 #[derive(Default)]
 pub(crate) struct SeriesRefs {
-    by_hash: HashMap<u64, Vec<(Labels, SeriesRef)>>,
+    by_hash: HashTable<Known>,
+}
+
+/// A series the store knows.
+struct Known {
+    /// The hash of its name and sorted labels (see [`SeriesGroup::hash`]).
+    hash: u64,
+    labels: Labels,
+    series: SeriesRef,
 }
 
 impl SeriesRefs {
@@ -34,12 +42,11 @@ impl SeriesRefs {
         store: &Store,
         group: &SeriesGroup<'_>,
     ) -> Result<SeriesRef, Unresolved> {
-        if let Some(known) = self.by_hash.get(&group.hash).and_then(|bucket| {
-            bucket
-                .iter()
-                .find(|(labels, _)| is_series(labels, group.name, &group.labels))
+        let hash = group.hash;
+        if let Some(known) = self.by_hash.find(hash, |k| {
+            k.hash == hash && is_series(&k.labels, group.name, &group.labels)
         }) {
-            return Ok(known.1);
+            return Ok(known.series);
         }
         let labels = Labels::new(
             group.name,
@@ -57,16 +64,18 @@ impl SeriesRefs {
             e @ wasmeter_tsdb::Error::SeriesLimit { .. } => Unresolved::Refused(e),
             e => Unresolved::Failed(e),
         })?;
-        self.by_hash
-            .entry(group.hash)
-            .or_default()
-            .push((labels, r));
+        let known = Known {
+            hash,
+            labels,
+            series: r,
+        };
+        self.by_hash.insert_unique(hash, known, |k| k.hash);
         Ok(r)
     }
 
     /// Forgets every reference (the store no longer knows one of them).
     pub fn clear(&mut self) {
-        self.by_hash = HashMap::new();
+        self.by_hash = HashTable::new();
     }
 }
 
