@@ -84,6 +84,8 @@ impl From<Kind> for TopicKind {
 /// The pipeline's topics (those its plugins created, and `own`, its error
 /// summary) and its dormant series' points (`dormant`) encoded for the
 /// checkpoint; `None` if the broker keeps no positions and nothing is dormant.
+/// The buffer starts with room for `expected` bytes plus an eighth (the last
+/// checkpoint's size: it grows only when the topics did).
 ///
 /// Encoded one topic at a time, as `rmp_serde::to_vec_named` encodes [`Saved`]:
 /// a copy of every topic's state held at once would cost as much memory as the
@@ -95,6 +97,7 @@ pub(crate) fn save(
     dormant: impl Fn(&str) -> Option<SeriesPoint>,
     (max_messages, max_events): (usize, usize),
     clean: bool,
+    expected: usize,
 ) -> Option<Vec<u8>> {
     let saved_topic = |topic: &str, kind: TopicKind| {
         let max = match kind {
@@ -104,7 +107,8 @@ pub(crate) fn save(
         broker.save_topic(topic, max)
     };
     let own = std::iter::once((&**own, "", TopicKind::Topic));
-    let mut out = vec![FIXMAP_4];
+    let mut out = Vec::with_capacity(expected + expected / 8);
+    out.push(FIXMAP_4);
     // The fields of `Saved` in order; the topics are an array whose length is
     // written once it is known.
     let header = encode(&mut out, &"version")
@@ -333,7 +337,7 @@ mod tests {
         let dormant = |topic: &str| (topic == "metrics/m/x").then_some(point);
         let own: Arc<str> = "_wasmeter/errors/p".into();
         kept.restore_topic(saved(&own, 9.0), true);
-        let bytes = save(&footprints, &own, &kept, dormant, (16, 16), true).expect("saved");
+        let bytes = save(&footprints, &own, &kept, dormant, (16, 16), true, 0).expect("saved");
 
         let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
         assert!(decoded.clean);

@@ -169,6 +169,10 @@ pub struct Pipeline {
     stop: CancellationToken,
     /// The plugin states in the last checkpoint written or restored.
     last_states: BTreeMap<String, Vec<u8>>,
+    /// Size of the topics in the last checkpoint: the next one's buffer starts
+    /// that large (with many topics it is megabytes, built up by doubling
+    /// otherwise: every size on the way copied, the last two held at once).
+    durable_bytes: usize,
     /// How many records a collector call gets.
     sizer: CallSizer,
     /// No checkpoint before this (large checkpoints are written less often). On
@@ -269,6 +273,7 @@ impl Pipeline {
                 held: None,
                 stop: CancellationToken::new(),
                 last_states,
+                durable_bytes: 0,
                 checkpoint_not_before: tokio::time::Instant::now(),
                 restored_unclean,
                 halted: false,
@@ -992,7 +997,9 @@ impl Pipeline {
                 self.config.durable_stream_history,
             ),
             when == When::Final,
+            self.durable_bytes,
         ) {
+            self.durable_bytes = topics.len();
             states.insert(durable::KEY.to_string(), topics);
         }
         let checkpoint = Checkpoint {
