@@ -4,12 +4,51 @@
 //! latencies (bytes/sample, samples/s, open time) are printed as `RESULT` lines.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmeter_tsdb::{Labels, Matcher, MetricKind, Options, Sample, SeriesRef, Store, Tier};
+
+/// The system allocator, counting the bytes held: what the store keeps in
+/// memory (its head above all) per series.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to `System` unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            HELD.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HELD.fetch_add(new_size, Ordering::Relaxed);
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 const T0: i64 = 1_700_000_000_000;
 const SERIES: usize = 1000;
@@ -139,6 +178,7 @@ fn bench_steps(full: i64) -> i64 {
 fn benches(c: &mut Criterion) {
     // 1) 1000 series x 6 h at 1 sample/s: write throughput and bytes/sample.
     let dir = tempfile::tempdir().unwrap();
+    let held_before = HELD.load(Ordering::Relaxed);
     let (store, _) = Store::open(dir.path(), opts()).unwrap();
     let steps = bench_steps(6 * 3600);
     // A commit every 100 steps (100,000 samples): far more often than the
@@ -151,7 +191,15 @@ fn benches(c: &mut Criterion) {
         rate,
         rate / 1e6
     );
+    let held = HELD.load(Ordering::Relaxed).saturating_sub(held_before);
     let live = store.stats();
+    let chunks: u64 = live.chunks.iter().sum();
+    println!(
+        "RESULT memory after the write: {held} bytes held = {:.0} bytes/series; {chunks} chunks on disk indexed in memory ({:.0} per series, {:?} by tier)",
+        held as f64 / SERIES as f64,
+        chunks as f64 / SERIES as f64,
+        live.chunks,
+    );
     println!(
         "RESULT disk while open (after commit): {} bytes = {:.3} bytes/sample (wal {} B, checkpoint {} B, catalog {} B)",
         live.disk_bytes,

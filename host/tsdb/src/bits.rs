@@ -30,6 +30,12 @@ impl BitWriter {
         self.bits
     }
 
+    /// Bytes reserved.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The bytes written so far (the last one zero-padded).
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
@@ -61,6 +67,12 @@ impl BitWriter {
         while n > 0 {
             let used = (self.bits % 8) as u32;
             if used == 0 {
+                if self.buf.len() == self.buf.capacity() {
+                    // Grow by a quarter, not double: an open chunk is cut at a
+                    // few hundred bytes, and doubling would leave up to half of
+                    // every series' chunks unused.
+                    self.buf.reserve_exact((self.buf.len() / 4).max(16));
+                }
                 self.buf.push(0);
             }
             let free = 8 - used;
@@ -252,6 +264,19 @@ pub(crate) fn put_string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_grows_by_a_quarter_not_double() {
+        let mut w = BitWriter::with_capacity(64);
+        for i in 0..30_000u64 {
+            w.write_bits(i, 13);
+            let (len, capacity) = (w.bytes().len(), w.capacity());
+            assert!(
+                capacity <= (len + len / 4 + 16).max(64),
+                "{capacity} bytes for {len}"
+            );
+        }
+    }
 
     #[test]
     fn bits_round_trip() {

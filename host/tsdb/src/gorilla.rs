@@ -15,8 +15,10 @@ use crate::tier::Bucket;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct XorState {
     prev: u64,
-    leading: u32,
-    trailing: u32,
+    /// At most 64 each: bytes keep the state at 16 bytes (an open bucket chunk
+    /// holds four of these per series and tier).
+    leading: u8,
+    trailing: u8,
     has_window: bool,
 }
 
@@ -34,18 +36,20 @@ impl XorState {
         w.write_bit(true);
         let lz = xor.leading_zeros();
         let tz = xor.trailing_zeros();
-        if self.has_window && lz >= self.leading && tz >= self.trailing {
+        let (leading, trailing) = (u32::from(self.leading), u32::from(self.trailing));
+        if self.has_window && lz >= leading && tz >= trailing {
             w.write_bit(false);
-            let sig = 64 - self.leading - self.trailing;
-            w.write_bits(xor >> self.trailing, sig);
+            let sig = 64 - leading - trailing;
+            w.write_bits(xor >> trailing, sig);
         } else {
             w.write_bit(true);
             let sig = 64 - lz - tz;
             w.write_bits(u64::from(lz), 6);
             w.write_bits(u64::from(sig - 1), 6);
             w.write_bits(xor >> tz, sig);
-            self.leading = lz;
-            self.trailing = tz;
+            // Both below 64: `xor` is not zero.
+            self.leading = lz as u8;
+            self.trailing = tz as u8;
             self.has_window = true;
         }
     }
@@ -60,14 +64,16 @@ impl XorState {
                 if lz + sig > 64 {
                     return Err(BitsError);
                 }
-                self.leading = lz;
-                self.trailing = 64 - lz - sig;
+                // Both at most 64: checked above.
+                self.leading = lz as u8;
+                self.trailing = (64 - lz - sig) as u8;
                 self.has_window = true;
             } else if !self.has_window {
                 return Err(BitsError);
             }
-            let sig = 64 - self.leading - self.trailing;
-            let xor = r.read_bits(sig)? << self.trailing;
+            let (leading, trailing) = (u32::from(self.leading), u32::from(self.trailing));
+            let sig = 64 - leading - trailing;
+            let xor = r.read_bits(sig)? << trailing;
             self.prev ^= xor;
         }
         Ok(f64::from_bits(self.prev))

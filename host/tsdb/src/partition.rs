@@ -309,6 +309,11 @@ impl Partition {
         self.len
     }
 
+    /// Chunks in the file, each indexed in memory.
+    pub(crate) fn chunk_count(&self) -> u64 {
+        self.chunks
+    }
+
     /// The file, for reading chunks without holding the partition.
     pub(crate) fn handle(&self) -> Arc<PartFile> {
         self.file.clone()

@@ -108,6 +108,10 @@ impl Store {
                     .values()
                     .map(|p| p.size_bytes())
                     .sum();
+                st.chunks[tier.index()] = parts.tiers[tier.index()]
+                    .values()
+                    .map(|p| p.chunk_count())
+                    .sum();
             }
             st.tier_min_ms = parts.tier_min;
         }
