@@ -71,6 +71,15 @@ async fn trades_become_series_the_prometheus_api_answers_across_a_restart() {
         Some(0.0)
     );
     assert_eq!(host.metric("wasmeter_history_series ", "").await, Some(4.0));
+    // Five samples a series cut no chunk yet: the open ones are in memory.
+    for tier in ["raw", "1s", "1m", "1h"] {
+        let label = format!("tier=\"{tier}\"");
+        assert_eq!(
+            host.metric("wasmeter_history_chunks", &label).await,
+            Some(0.0),
+            "{tier}"
+        );
+    }
     let (_, series) = host.get("/api/v1/series?match[]=trades_total").await;
     assert_eq!(
         series["data"],

@@ -455,3 +455,31 @@ fn readers_run_while_a_writer_writes() {
         .unwrap();
     assert_eq!(r.series[0].points.len(), (n / 10) as usize);
 }
+
+/// The stats count the chunks cut to disk per tier (each is indexed in memory);
+/// what is still open in the head is not among them.
+#[test]
+fn stats_count_the_chunks_cut_per_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Store::open(
+        dir.path(),
+        Options {
+            chunk_items: 16,
+            ..test_options()
+        },
+    )
+    .unwrap();
+    let l = Labels::new("c", [("a", "b")]).unwrap();
+    // 100 samples a second apart: 6 raw chunks of 16 cut, 4 samples open; the
+    // 1 s tier's buckets likewise (its newest bucket still filling).
+    let samples: Vec<Sample> = (0..100)
+        .map(|i| Sample::new(T0 + i * 1000, i as f64))
+        .collect();
+    s.append_series(&l, MetricKind::Gauge, &samples).unwrap();
+    s.commit().unwrap();
+    let chunks = s.stats().chunks;
+    assert_eq!(chunks[Tier::Raw.index()], 6, "{chunks:?}");
+    assert_eq!(chunks[Tier::Second.index()], 6, "{chunks:?}");
+    assert_eq!(chunks[Tier::Minute.index()], 0, "{chunks:?}");
+    s.close().unwrap();
+}

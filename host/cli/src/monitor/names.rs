@@ -366,6 +366,11 @@ pub const HISTORY_DISK_BYTES: MetricDef = gauge(
     "wasmeter_history_disk_bytes",
     "Bytes the metric history uses on disk.",
 );
+/// Chunks indexed, by tier.
+pub const HISTORY_CHUNKS: MetricDef = gauge(
+    "wasmeter_history_chunks",
+    "Chunks of the metric history on disk, by tier; each is indexed in memory (about 32 bytes), so this grows with the data kept until retention or the disk budget deletes partitions.",
+);
 
 // The process, as Prometheus client libraries name it.
 /// CPU time.

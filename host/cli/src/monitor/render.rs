@@ -92,6 +92,10 @@ fn metric_history(w: &mut Writer, h: &HistoryView) {
         w.family(def);
         w.sample(&[], value);
     }
+    w.family(&n::HISTORY_CHUNKS);
+    for tier in wasmeter_tsdb::Tier::ALL {
+        w.sample(&[("tier", tier.name())], store.chunks[tier.index()] as f64);
+    }
 }
 
 /// A family with one sample per item.
