@@ -4,10 +4,11 @@
 //! that sends it; its frames are encoded lazily, on first use, and the resulting
 //! [`Bytes`] are cloned (a reference count) into each subscriber's socket. Field
 //! subsets get their own encodings, cached per (field set, kind, wire) so that
-//! subscribers asking for the same subset share bytes too. The compact envelope's
-//! update frames live behind a box allocated on first use: a host without compact
-//! subscribers encodes nothing for them and pays one empty cell (16 bytes) per
-//! message, plus two empty snapshot slots in each topic's newest message.
+//! subscribers asking for the same subset share bytes too. Only the JSON map
+//! frame (the default wire) has a cell in the message itself; the other wires'
+//! update frames and the filtered encodings live behind a box allocated on first
+//! use, so a host whose subscribers all take the default pays one empty pointer
+//! (8 bytes) for them per message.
 //!
 //! Only a topic's newest message is ever sent as a snapshot, so only it keeps
 //! the topic's state: when a newer message follows, the older one is retired

@@ -204,12 +204,14 @@ fn share_cache(data_dir: &Path, bins: &Binaries) -> Result<()> {
     link_new(&bins.plugin_cache, &cache)
 }
 
-/// Hard links every file of `from` that `to` lacks.
+/// Hard links every compiled plugin (`*.cwasm`) of `from` that `to` lacks
+/// (not a file the host is still writing under another name).
 fn link_new(from: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
-        if entry.file_type()?.is_file() && !target.exists() {
+        let compiled = entry.path().extension().is_some_and(|e| e == "cwasm");
+        if compiled && entry.file_type()?.is_file() && !target.exists() {
             std::fs::hard_link(entry.path(), &target).with_context(|| {
                 format!("link {} into {}", entry.path().display(), to.display())
             })?;

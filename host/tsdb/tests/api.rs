@@ -391,17 +391,19 @@ fn series_refs_are_the_fast_path() {
     assert_eq!(q.tier, Tier::Raw);
 }
 
+/// A store whose chunks are cut at 16 samples (or buckets).
+fn open_with_small_chunks(dir: &std::path::Path) -> Store {
+    let opts = Options {
+        chunk_items: 16,
+        ..test_options()
+    };
+    Store::open(dir, opts).unwrap().0
+}
+
 #[test]
 fn readers_run_while_a_writer_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = Store::open(
-        dir.path(),
-        Options {
-            chunk_items: 16,
-            ..test_options()
-        },
-    )
-    .unwrap();
+    let s = open_with_small_chunks(dir.path());
     let s = Arc::new(s);
     let l = Labels::new("w", [("a", "b")]).unwrap();
     let done = Arc::new(AtomicBool::new(false));
@@ -461,14 +463,7 @@ fn readers_run_while_a_writer_writes() {
 #[test]
 fn stats_count_the_chunks_cut_per_tier() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = Store::open(
-        dir.path(),
-        Options {
-            chunk_items: 16,
-            ..test_options()
-        },
-    )
-    .unwrap();
+    let s = open_with_small_chunks(dir.path());
     let l = Labels::new("c", [("a", "b")]).unwrap();
     // 100 samples a second apart: 6 raw chunks of 16 cut, 4 samples open; the
     // 1 s tier's buckets likewise (its newest bucket still filling).
