@@ -30,6 +30,7 @@ pub mod plugin;
 pub mod position;
 pub mod sample;
 pub mod saved;
+pub mod series_key;
 pub mod time;
 pub mod update;
 pub mod validate;

@@ -12,44 +12,24 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
 use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
+use wasmeter_core::series_key;
 
 /// Series kept by default; the least recently updated ones go first beyond it.
 pub const DEFAULT_MAX_SERIES: u64 = 10_000;
 
-/// Separates the parts of a packed key: a byte UTF-8 never uses.
-const SEP: u8 = 0xFF;
-
 /// A series: metric name and labels, sorted by label name, packed into one
-/// allocation (the name, then each label's name and value, each part after
-/// the first preceded by a byte UTF-8 never uses). Keys order by name first,
-/// so the series of one name are adjacent.
+/// allocation ([`series_key`]). Keys order by name first, so the series of one
+/// name are adjacent.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeriesKey(Arc<[u8]>);
 
 impl SeriesKey {
     fn pack(name: &str, labels: &[&Label]) -> Self {
-        let len = name.len()
-            + labels
-                .iter()
-                .map(|l| 2 + l.name.len() + l.value.len())
-                .sum::<usize>();
-        let mut bytes = Vec::with_capacity(len);
-        bytes.extend_from_slice(name.as_bytes());
-        for l in labels {
-            bytes.push(SEP);
-            bytes.extend_from_slice(l.name.as_bytes());
-            bytes.push(SEP);
-            bytes.extend_from_slice(l.value.as_bytes());
-        }
-        Self(bytes.into())
+        Self(series_key::pack(name, labels.iter().copied()).into())
     }
 
     fn parts(&self) -> impl Iterator<Item = &str> {
-        // Every part was a `&str` and the separator never occurs in UTF-8, so
-        // each part is valid UTF-8 again.
-        self.0
-            .split(|&b| b == SEP)
-            .map(|part| std::str::from_utf8(part).unwrap_or_default())
+        series_key::parts(&self.0)
     }
 
     /// Metric name.
@@ -65,12 +45,7 @@ impl SeriesKey {
 
     /// Whether this is series `name{labels}`.
     fn is(&self, name: &str, labels: &[&Label]) -> bool {
-        let mut parts = self.0.split(|&b| b == SEP);
-        parts.next() == Some(name.as_bytes())
-            && labels.iter().all(|l| {
-                parts.next() == Some(l.name.as_bytes()) && parts.next() == Some(l.value.as_bytes())
-            })
-            && parts.next().is_none()
+        series_key::is(&self.0, name, labels.iter().copied())
     }
 }
 

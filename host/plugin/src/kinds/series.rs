@@ -11,21 +11,18 @@
 //! series that failed the check fails its call with that series' error.
 
 use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::series_key;
 use wasmeter_core::validate::{OutputError, OutputLimits, check_series};
 
 /// The most series one instance holds at once: a guest resets before declaring
 /// more (`collect-output.series-reset`).
 pub const MAX_DECLARED_SERIES: usize = 65_536;
 
-/// Separates the name and the label names and values in a [`Declared`] key: the
-/// byte 0xFF never occurs in UTF-8, so the parts come back exactly.
-const SEPARATOR: u8 = 0xFF;
-
 /// One declared series, kept compact (one allocation: at 40,000 series this
 /// table is a few MiB): its name and labels, or why it was refused.
 #[derive(Debug)]
 enum Declared {
-    /// The name, then a separator before each label name and each label value.
+    /// The name and labels packed by [`series_key::pack`].
     Series {
         key: Box<[u8]>,
         kind: MetricKind,
@@ -35,46 +32,21 @@ enum Declared {
 
 impl Declared {
     fn of(series: &Sample) -> Self {
-        let len = series.name.len()
-            + series
-                .labels
-                .iter()
-                .map(|l| 2 + l.name.len() + l.value.len())
-                .sum::<usize>();
-        let mut key = Vec::with_capacity(len);
-        key.extend_from_slice(series.name.as_bytes());
-        for label in &series.labels {
-            key.push(SEPARATOR);
-            key.extend_from_slice(label.name.as_bytes());
-            key.push(SEPARATOR);
-            key.extend_from_slice(label.value.as_bytes());
-        }
         Declared::Series {
-            key: key.into_boxed_slice(),
+            key: series_key::pack(&series.name, &series.labels).into_boxed_slice(),
             kind: series.kind,
         }
     }
 }
 
-/// A part of a key as a string.
-fn text(part: &[u8]) -> String {
-    // SAFETY: a key is UTF-8 strings joined by SEPARATOR, a byte that is never part
-    // of a UTF-8 encoding; split at it, each part is one of those strings whole.
-    unsafe { String::from_utf8_unchecked(part.to_vec()) }
-}
-
 /// The sample of a point of the series `key`.
 fn sample_of(key: &[u8], kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
-    let separators = key.iter().filter(|b| **b == SEPARATOR).count();
-    let mut parts = key.split(|b| *b == SEPARATOR);
-    let name = text(parts.next().unwrap_or_default());
+    let mut parts = series_key::parts(key);
+    let name = parts.next().unwrap_or_default().to_string();
     // Exactly as many labels as there are: a pushed-to empty vector holds four.
-    let mut labels = Vec::with_capacity(separators / 2);
+    let mut labels = Vec::with_capacity(series_key::label_count(key));
     while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {
-        labels.push(Label {
-            name: text(label),
-            value: text(label_value),
-        });
+        labels.push(Label::new(label, label_value));
     }
     Sample {
         name,
