@@ -36,7 +36,7 @@
 //! - `catalog`: series ids, labels, inverted index; `matcher`: label matchers.
 //! - `frame`: checksummed frames; `wal`: the write-ahead log;
 //!   `checkpoint`: head snapshots; `partition`: chunk files per tier and
-//!   time span; `retention`: what to delete; `recovery`: the report of open.
+//!   time span; `chunk_index`: each file's chunk index, on disk beside it; `retention`: what to delete; `recovery`: the report of open.
 //! - `query`: query types and evaluation; `store`: everything together.
 //!
 //! The Gorilla codecs are written here rather than taken from a crate: the
@@ -59,6 +59,7 @@ mod bits;
 mod catalog;
 mod checkpoint;
 mod chunk;
+mod chunk_index;
 mod error;
 mod frame;
 mod fsutil;

@@ -5,18 +5,21 @@
 //! payload is `series: uvarint | min_t - start: varint | max_t - min_t:
 //! uvarint | chunk` (see [`crate::chunk`]); in the downsampled tiers the two
 //! bounds are counted in bucket widths (always whole buckets), in the raw tier
-//! and in files of the first layout (`WMTSPRT1`, still read) in milliseconds. Files are append-only while their
-//! partition is open and never rewritten; retention deletes them whole. On open
-//! every frame is read and checksummed, which rebuilds the in-memory index
-//! (series -> chunks) and finds torn tails and corrupt frames.
+//! and in files of the first layout (`WMTSPRT1`, still read) in milliseconds.
+//! Files are append-only while their partition is open and never rewritten;
+//! retention deletes them whole, with their chunk index (`<start>.idx`, see
+//! [`crate::chunk_index`]). On open every frame is read and checksummed, which
+//! checks (and where needed rewrites) the chunk index and finds torn tails
+//! and corrupt frames.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::bits::{ByteReader, put_uvarint, put_varint};
+pub(crate) use crate::chunk_index::ChunkMeta;
+use crate::chunk_index::{self, ChunkIndex};
 use crate::error::{Error, IoContext, Result};
 use crate::frame;
 use crate::fsutil;
@@ -34,19 +37,6 @@ pub(crate) const MAX_FRAME: u32 = 1 << 20;
 /// Suffix given to a partition file whose header is unreadable.
 pub(crate) const CORRUPT_SUFFIX: &str = ".corrupt";
 
-/// Where one chunk is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChunkMeta {
-    /// First timestamp (bucket start for tiers).
-    pub min_t: i64,
-    /// Last timestamp (bucket start for tiers).
-    pub max_t: i64,
-    /// Offset of the frame in the file.
-    pub offset: u64,
-    /// Length of the whole frame.
-    pub len: u32,
-}
-
 /// An open partition file, shared with queries that read it.
 #[derive(Debug)]
 pub(crate) struct PartFile {
@@ -57,7 +47,7 @@ pub(crate) struct PartFile {
     pub unit: i64,
 }
 
-/// One partition file and its index.
+/// One partition file and its chunk index.
 #[derive(Debug)]
 pub(crate) struct Partition {
     pub start: i64,
@@ -68,15 +58,19 @@ pub(crate) struct Partition {
     /// No more chunks will be appended.
     pub closed: bool,
     dirty: bool,
-    index: HashMap<u32, Vec<ChunkMeta>>,
+    index: ChunkIndex,
     /// Oldest timestamp in the file (`i64::MAX` when empty).
     pub min_t: i64,
-    chunks: u64,
 }
 
 /// File name of the partition starting at `start`.
 pub(crate) fn file_name(start: i64) -> String {
     format!("{start}.part")
+}
+
+/// Path of the chunk index of the partition file at `path`.
+pub(crate) fn index_path(path: &Path) -> PathBuf {
+    path.with_extension(chunk_index::EXTENSION)
 }
 
 fn header(tier: Tier, start: i64, end: i64) -> [u8; HEADER_LEN as usize] {
@@ -129,6 +123,8 @@ impl Partition {
             .at(&path)?;
         file.write_all_at(&header(tier, start, end), 0).at(&path)?;
         // Made durable (file and directory entry) by the next commit.
+        let mut index = ChunkIndex::open(&index_path(&path), start, bound_unit(tier))?;
+        index.finish()?;
         Ok(Partition {
             start,
             end,
@@ -142,9 +138,8 @@ impl Partition {
             len: HEADER_LEN,
             closed: false,
             dirty: true,
-            index: HashMap::new(),
+            index,
             min_t: i64::MAX,
-            chunks: 0,
         })
     }
 
@@ -172,6 +167,11 @@ impl Partition {
             aside.push(CORRUPT_SUFFIX);
             let aside = PathBuf::from(aside);
             fs::rename(path, &aside).at(path)?;
+            let index = index_path(path);
+            match fs::remove_file(&index) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.at(&index)?,
+            }
             if let Some(dir) = path.parent() {
                 fsutil::sync_dir(dir)?;
             }
@@ -185,6 +185,7 @@ impl Partition {
             });
             return Ok(None);
         };
+        let index = ChunkIndex::open(&index_path(path), start, unit)?;
         let mut p = Partition {
             start,
             end,
@@ -198,11 +199,11 @@ impl Partition {
             len: HEADER_LEN,
             closed: false,
             dirty: false,
-            index: HashMap::new(),
+            index,
             min_t: i64::MAX,
-            chunks: 0,
         };
         let mut bad_bounds = Vec::new();
+        let mut index_error = None;
         let handle = p.file.clone();
         let report = frame::scan(&handle.file, HEADER_LEN, MAX_FRAME, |off, payload| {
             let Some((series, min_t, max_t)) = parse_payload_head(payload, start, unit) else {
@@ -213,18 +214,22 @@ impl Partition {
                 return false;
             }
             let len = (payload.len() + frame::HEADER) as u32;
-            p.add_meta(
-                series,
-                ChunkMeta {
-                    min_t,
-                    max_t,
-                    offset: off,
-                    len,
-                },
-            );
+            let meta = ChunkMeta {
+                min_t,
+                max_t,
+                offset: off,
+                len,
+            };
+            if let Err(e) = p.add_meta(series, meta) {
+                index_error.get_or_insert(e);
+            }
             true
         })
         .at(path)?;
+        if let Some(e) = index_error {
+            return Err(e);
+        }
+        p.index.finish()?;
         for g in &report.gaps {
             rec.dropped.push(Dropped {
                 file: path.to_path_buf(),
@@ -249,22 +254,14 @@ impl Partition {
         }
         p.len = report.valid_end.max(HEADER_LEN);
         rec.partitions += 1;
-        rec.chunks += p.chunks;
+        rec.chunks += p.chunk_count();
         Ok(Some(p))
     }
 
-    fn add_meta(&mut self, series: u32, m: ChunkMeta) {
-        let list = self.index.entry(series).or_default();
-        // Chunks of a series are appended in time order; keep the list sorted
-        // even if a file was assembled otherwise.
-        if list.last().is_some_and(|l| l.min_t > m.min_t) {
-            let pos = list.partition_point(|x| x.min_t <= m.min_t);
-            list.insert(pos, m);
-        } else {
-            list.push(m);
-        }
+    fn add_meta(&mut self, series: u32, m: ChunkMeta) -> Result<()> {
+        self.index.push(series, m)?;
         self.min_t = self.min_t.min(m.min_t);
-        self.chunks += 1;
+        Ok(())
     }
 
     /// Appends a chunk of `series` (written now, durable at the next sync).
@@ -285,33 +282,37 @@ impl Partition {
         buf.extend_from_slice(chunk);
         frame::finish(&mut buf, start);
         self.file.file.write_all_at(&buf, self.len).at(&self.path)?;
-        self.add_meta(
-            series,
-            ChunkMeta {
-                min_t,
-                max_t,
-                offset: self.len,
-                len: buf.len() as u32,
-            },
-        );
+        let meta = ChunkMeta {
+            min_t,
+            max_t,
+            offset: self.len,
+            len: buf.len() as u32,
+        };
         self.len += buf.len() as u64;
         self.dirty = true;
-        Ok(())
+        self.add_meta(series, meta)
     }
 
-    /// The file to fsync if chunks were appended since the last call.
-    pub(crate) fn take_dirty(&mut self) -> Option<Arc<PartFile>> {
-        std::mem::take(&mut self.dirty).then(|| self.file.clone())
+    /// The file to fsync if chunks were appended since the last call; writes
+    /// the chunk index's buffered entries (which need no fsync).
+    pub(crate) fn take_dirty(&mut self) -> Result<Option<Arc<PartFile>>> {
+        self.index.flush()?;
+        Ok(std::mem::take(&mut self.dirty).then(|| self.file.clone()))
     }
 
-    /// Bytes on disk.
+    /// Bytes on disk: the partition file and its chunk index.
     pub(crate) fn size_bytes(&self) -> u64 {
-        self.len
+        self.len + self.index.size_bytes()
     }
 
-    /// Chunks in the file, each indexed in memory.
+    /// Chunks in the file (of series the catalog holds).
     pub(crate) fn chunk_count(&self) -> u64 {
-        self.chunks
+        self.index.count()
+    }
+
+    /// Path of the chunk index file.
+    pub(crate) fn index_path(&self) -> PathBuf {
+        index_path(&self.path)
     }
 
     /// The file, for reading chunks without holding the partition.
@@ -320,47 +321,24 @@ impl Partition {
     }
 
     /// Chunks of `series` overlapping `[from, to]`.
-    pub(crate) fn chunks(
-        &self,
-        series: u32,
-        from: i64,
-        to: i64,
-    ) -> impl Iterator<Item = ChunkMeta> + '_ {
-        self.index
-            .get(&series)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(move |m| m.max_t >= from && m.min_t <= to)
+    /// Chunks of `series` overlapping `[from, to]`, in time order.
+    pub(crate) fn chunks(&self, series: u32, from: i64, to: i64) -> Vec<ChunkMeta> {
+        self.index.chunks(series, from, to)
     }
 
     /// Newest timestamp of `series` in this file.
     pub(crate) fn series_max(&self, series: u32) -> Option<i64> {
-        self.index
-            .get(&series)
-            .and_then(|l| l.iter().map(|m| m.max_t).max())
+        self.index.series_max(series)
     }
 
     /// Series with chunks in this file and their oldest timestamps.
     pub(crate) fn series_min(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
-        self.index
-            .iter()
-            .map(|(&s, l)| (s, l.first().map_or(i64::MAX, |m| m.min_t)))
+        self.index.series_min()
     }
 
-    /// Drops the chunks of series the catalog does not know; returns how many.
+    /// Forgets the chunks of series the catalog does not know; returns them.
     pub(crate) fn drop_unknown(&mut self, known: impl Fn(u32) -> bool) -> Vec<(u32, ChunkMeta)> {
-        let mut out = Vec::new();
-        self.index.retain(|&s, list| {
-            if known(s) {
-                true
-            } else {
-                out.extend(list.iter().map(|m| (s, *m)));
-                false
-            }
-        });
-        self.chunks -= out.len() as u64;
-        out
+        self.index.drop_unknown(known)
     }
 }
 
@@ -408,7 +386,7 @@ mod tests {
         let p = Partition::open(&p.path, tier, start, &mut rec)
             .unwrap()
             .unwrap();
-        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX).collect();
+        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX);
         assert_eq!((m[0].min_t, m[0].max_t), (min_t, max_t));
         assert_eq!(read_chunk(&p.handle(), &m[0]).unwrap(), b"chunk");
         // In seconds, 3 and 119 are one byte each (in ms, 3 bytes each).
@@ -431,7 +409,7 @@ mod tests {
         let p = Partition::open(&path, tier, start, &mut rec)
             .unwrap()
             .unwrap();
-        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX).collect();
+        let m: Vec<ChunkMeta> = p.chunks(7, i64::MIN, i64::MAX);
         assert_eq!((m[0].min_t, m[0].max_t), (min_t, max_t));
         assert_eq!(read_chunk(&p.handle(), &m[0]).unwrap(), b"chunk");
         assert!(rec.is_clean(), "{rec}");

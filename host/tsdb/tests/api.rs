@@ -458,7 +458,7 @@ fn readers_run_while_a_writer_writes() {
     assert_eq!(r.series[0].points.len(), (n / 10) as usize);
 }
 
-/// The stats count the chunks cut to disk per tier (each is indexed in memory);
+/// The stats count the chunks cut to disk per tier;
 /// what is still open in the head is not among them.
 #[test]
 fn stats_count_the_chunks_cut_per_tier() {

@@ -96,10 +96,11 @@ fn truncate(path: &Path, len: u64) {
         .unwrap();
 }
 
+/// The non-empty data files under `sub` (not the chunk indexes).
 fn files_under(dir: &Path, sub: &str) -> Vec<(PathBuf, u64)> {
     dir_files(&dir.join(sub))
         .into_iter()
-        .filter(|(_, len)| *len > 0)
+        .filter(|(p, len)| *len > 0 && p.extension().is_none_or(|e| e != "idx"))
         .collect()
 }
 
@@ -183,6 +184,48 @@ fn truncated_partition_file_keeps_the_prefix() {
         // The file was truncated at a frame boundary: the next open is clean.
         let (_s, rec2) = Store::open(d.path(), opts()).unwrap();
         assert!(rec2.is_clean(), "cut {cut}: {rec2}");
+    }
+}
+
+/// A chunk index is derived from its partition file: damaged, cut short,
+/// lost or left behind by its partition, it is rewritten (or deleted) at
+/// open, with nothing dropped and every sample answered.
+#[test]
+fn damaged_or_missing_chunk_indexes_are_rebuilt() {
+    let base = tempfile::tempdir().unwrap();
+    build(base.path(), true);
+    let indexes: Vec<(PathBuf, u64)> = dir_files(base.path())
+        .into_iter()
+        .filter(|(p, len)| *len > 0 && p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    assert!(indexes.len() >= 3, "{indexes:?}");
+    let orphan = base.path().join("raw").join("12345.idx");
+    for damage in ["flip", "truncate", "delete"] {
+        for (path, len) in &indexes {
+            match damage {
+                "flip" => {
+                    for off in (0..*len).step_by(7) {
+                        flip(path, off);
+                    }
+                }
+                "truncate" => truncate(path, len / 2 + 5),
+                _ => std::fs::remove_file(path).unwrap(),
+            }
+        }
+        std::fs::write(&orphan, [1u8; 48]).unwrap();
+        let (store, rec) = Store::open(base.path(), opts()).unwrap();
+        assert!(rec.dropped.is_empty(), "{damage}: {rec}");
+        assert_eq!(surviving(&store), vec![N as usize; SERIES], "{damage}");
+        for (path, len) in &indexes {
+            assert_eq!(
+                std::fs::metadata(path).unwrap().len(),
+                *len,
+                "{damage}: {}",
+                path.display()
+            );
+        }
+        assert!(!orphan.exists(), "{damage}");
+        store.abandon();
     }
 }
 

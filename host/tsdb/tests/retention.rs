@@ -34,6 +34,7 @@ fn part_files(dir: &std::path::Path, tier: &str) -> Vec<PathBuf> {
     dir_files(&dir.join(tier))
         .into_iter()
         .map(|f| f.0)
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
         .collect()
 }
 

@@ -369,7 +369,7 @@ pub const HISTORY_DISK_BYTES: MetricDef = gauge(
 /// Chunks indexed, by tier.
 pub const HISTORY_CHUNKS: MetricDef = gauge(
     "wasmeter_history_chunks",
-    "Chunks of the metric history on disk, by tier; each is indexed in memory (about 32 bytes), so this grows with the data kept until retention or the disk budget deletes partitions.",
+    "Chunks of the metric history on disk, by tier (each indexed on disk beside its partition file, in about ten bytes).",
 );
 
 // The process, as Prometheus client libraries name it.

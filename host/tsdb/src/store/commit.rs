@@ -135,8 +135,8 @@ impl Inner {
         let (files, new_dirs) = {
             let mut parts = self.parts.write();
             let mut files = Vec::new();
-            for t in &mut parts.tiers {
-                files.extend(t.values_mut().filter_map(|p| p.take_dirty()));
+            for p in parts.tiers.iter_mut().flat_map(|t| t.values_mut()) {
+                files.extend(p.take_dirty()?);
             }
             (files, std::mem::take(&mut parts.new_files))
         };

@@ -99,12 +99,18 @@ impl Inner {
                     let ti = tier.index();
                     parts.tier_min[ti] = parts.tier_min[ti].max(p.end);
                     removed.push((tier, p.path.clone()));
+                    removed.push((tier, p.index_path()));
                 }
             }
         }
         let mut dirs = BTreeSet::new();
+        // The partition file first: an index left by a crash in between is
+        // deleted by the next open.
         for (tier, path) in removed {
-            fs::remove_file(&path).at(&path)?;
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.at(&path)?,
+            }
             dirs.insert(tier);
         }
         for tier in dirs {

@@ -150,8 +150,8 @@ pub struct StoreStats {
     pub partitions: [usize; 4],
     /// Bytes of partition files per tier.
     pub partition_bytes: [u64; 4],
-    /// Chunks in the partition files per tier: each is indexed in memory
-    /// (its series, time bounds and place in the file).
+    /// Chunks in the partition files per tier (each indexed on disk beside
+    /// its file: about ten bytes).
     pub chunks: [u64; 4],
     /// Oldest timestamp held per tier (`i64::MAX` if none).
     pub tier_min_ms: [i64; 4],

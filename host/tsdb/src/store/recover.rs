@@ -36,6 +36,7 @@ pub(super) fn load_partitions(
     for tier in Tier::ALL {
         let tdir = tier_dir(dir, tier);
         let mut files: Vec<(i64, PathBuf)> = Vec::new();
+        let mut indexes: Vec<(i64, PathBuf)> = Vec::new();
         for e in fs::read_dir(&tdir).at(&tdir)? {
             let e = e.at(&tdir)?;
             let name = e.file_name().to_string_lossy().into_owned();
@@ -44,6 +45,11 @@ pub(super) fn load_partitions(
                 .and_then(|s| s.parse::<i64>().ok())
             {
                 files.push((start, e.path()));
+            } else if let Some(start) = name
+                .strip_suffix(".idx")
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                indexes.push((start, e.path()));
             } else if let Some(start) = name
                 .strip_suffix(&format!(".part{}", partition::CORRUPT_SUFFIX))
                 .and_then(|s| s.parse::<i64>().ok())
@@ -54,6 +60,13 @@ pub(super) fn load_partitions(
             }
         }
         files.sort();
+        // Indexes of partition files gone or set aside (a crash between the
+        // two deletions): derived data, deleted.
+        for (start, path) in indexes {
+            if files.binary_search_by_key(&start, |(s, _)| *s).is_err() {
+                fs::remove_file(&path).at(&path)?;
+            }
+        }
         for (start, path) in files {
             let Some(mut p) = Partition::open(&path, tier, start, rec)? else {
                 let mut aside = path.as_os_str().to_owned();
