@@ -8,10 +8,13 @@
 //! checkpoint is lost: the broker then makes those positions unresumable
 //! (`clean` is false), and the records are read and published again.
 
+use std::io;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use wasmeter_core::saved::SavedTopic;
+use wasmeter_source::StreamedValue;
 
 use crate::footprint::{Footprints, TopicKind};
 use crate::samples::SeriesPoint;
@@ -81,24 +84,37 @@ impl From<Kind> for TopicKind {
     }
 }
 
-/// The pipeline's topics (those its plugins created, and `own`, its error
-/// summary) and its dormant series' points (`dormant`) encoded for the
-/// checkpoint; `None` if the broker keeps no positions and nothing is dormant.
-/// The buffer starts with room for `expected` bytes plus an eighth (the last
-/// checkpoint's size: it grows only when the topics did).
-///
-/// Encoded one topic at a time, as `rmp_serde::to_vec_named` encodes [`Saved`]:
-/// a copy of every topic's state held at once would cost as much memory as the
-/// topics themselves (a checkpoint of 50,000 topics held ~32 MiB of copies).
-pub(crate) fn save(
+/// What the pipeline task hands the checkpoint's writer ([`write_pieces`]).
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// The next bytes of the topics.
+    Bytes(Vec<u8>),
+    /// The topics array's length, once known: its marker is at this offset.
+    Count(u64, u32),
+    /// All handed over (nothing at all: nothing to save).
+    End,
+    /// A topic could not be encoded (logged): the topics are not saved.
+    Abort,
+}
+
+/// Bytes of topics encoded before they are handed to the writer.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// Hands the pipeline's topics (those its plugins created, and `own`, its error
+/// summary) and its dormant series' points (`dormant`) to the checkpoint's writer
+/// over `tx`, encoded a piece at a time as `rmp_serde::to_vec_named` encodes
+/// [`Saved`]: neither a copy of every topic's state nor their encoding is ever held
+/// whole (at 50,000 topics, either was tens of MiB). Nothing is handed over if the
+/// broker keeps no positions and nothing is dormant. False if the writer went away.
+pub(crate) async fn send(
     footprints: &Footprints,
     own: &Arc<str>,
     broker: &dyn Broker,
     dormant: impl Fn(&str) -> Option<SeriesPoint>,
     (max_messages, max_events): (usize, usize),
     clean: bool,
-    expected: usize,
-) -> Option<Vec<u8>> {
+    tx: &mpsc::Sender<Piece>,
+) -> bool {
     let saved_topic = |topic: &str, kind: TopicKind| {
         let max = match kind {
             TopicKind::Stream => max_events,
@@ -106,8 +122,7 @@ pub(crate) fn save(
         };
         broker.save_topic(topic, max)
     };
-    let own = std::iter::once((&**own, "", TopicKind::Topic));
-    let mut out = Vec::with_capacity(expected + expected / 8);
+    let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
     out.push(FIXMAP_4);
     // The fields of `Saved` in order; the topics are an array whose length is
     // written once it is known.
@@ -117,17 +132,22 @@ pub(crate) fn save(
         && encode(&mut out, &clean)
         && encode(&mut out, &"topics");
     if !header {
-        return None;
+        return tx.send(Piece::Abort).await.is_ok();
     }
     let mut count: u32 = 0;
-    let at = out.len();
+    let count_at = out.len() as u64;
     out.push(ARRAY_32);
     out.extend_from_slice(&[0; 4]);
-    let theirs = footprints.topics().map(|(t, c, k)| (&**t, &**c, k));
+    let mut sent = false;
+    let own = std::iter::once((own.clone(), Arc::from(""), TopicKind::Topic));
+    let theirs: Vec<_> = footprints
+        .topics()
+        .map(|(t, c, k)| (t.clone(), c.clone(), k))
+        .collect();
     let mut series = Vec::new();
-    for (topic, creator, kind) in theirs.chain(own) {
-        let Some(saved_topic) = saved_topic(topic, kind) else {
-            if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
+    for (topic, creator, kind) in theirs.into_iter().chain(own) {
+        let Some(saved_topic) = saved_topic(&topic, kind) else {
+            if let Some(point) = dormant(&topic).filter(|_| kind == TopicKind::Series) {
                 series.push(DormantSeries {
                     creator: creator.to_string(),
                     topic: topic.to_string(),
@@ -143,18 +163,52 @@ pub(crate) fn save(
             topic: saved_topic,
         };
         if !encode(&mut out, &entry) {
-            return None;
+            return tx.send(Piece::Abort).await.is_ok();
         }
         count += 1;
+        if out.len() >= PIECE_BYTES {
+            let piece =
+                std::mem::replace(&mut out, Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8));
+            if tx.send(Piece::Bytes(piece)).await.is_err() {
+                return false;
+            }
+            sent = true;
+        }
     }
-    if count == 0 && series.is_empty() {
-        return None;
+    if count == 0 && series.is_empty() && !sent {
+        return tx.send(Piece::End).await.is_ok();
     }
-    out[at + 1..at + 5].copy_from_slice(&count.to_be_bytes());
     if !(encode(&mut out, &"series") && encode(&mut out, &series)) {
-        return None;
+        return tx.send(Piece::Abort).await.is_ok();
     }
-    Some(out)
+    for piece in [Piece::Bytes(out), Piece::Count(count_at, count), Piece::End] {
+        if tx.send(piece).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes what [`send`] hands over into the checkpoint's `value`; blocking (the
+/// checkpoint's writer thread). `Ok(false)`: the topics are not saved. An error if
+/// the sender went away before the end (the checkpoint is then not written: its
+/// offsets would claim topics it does not hold).
+pub(crate) fn write_pieces(
+    rx: &mut mpsc::Receiver<Piece>,
+    value: &mut StreamedValue<'_>,
+) -> io::Result<bool> {
+    use std::io::Write;
+    while let Some(piece) = rx.blocking_recv() {
+        match piece {
+            Piece::Bytes(bytes) => value.write_all(&bytes)?,
+            Piece::Count(at, count) => value.patch(at + 1, &count.to_be_bytes()),
+            Piece::End => return Ok(true),
+            Piece::Abort => return Ok(false),
+        }
+    }
+    Err(io::Error::other(
+        "the pipeline stopped before handing over all its topics",
+    ))
 }
 
 /// MessagePack's marker of a map of 4 entries.
@@ -311,8 +365,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn topics_saved_one_at_a_time_restore_as_saved_and_missing_ones_are_skipped() {
+    /// What [`send`] hands over, written into a checkpoint file and read back.
+    async fn saved_through_a_checkpoint(
+        footprints: &Footprints,
+        own: &Arc<str>,
+        broker: &dyn Broker,
+        dormant: impl Fn(&str) -> Option<SeriesPoint>,
+    ) -> Option<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint");
+        let (tx, mut rx) = mpsc::channel(2);
+        let writer_path = path.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            wasmeter_source::Checkpoint::default()
+                .save_streamed(&writer_path, KEY, |v| write_pieces(&mut rx, v))
+                .unwrap()
+        });
+        assert!(send(footprints, own, broker, dormant, (16, 16), true, &tx).await);
+        drop(tx);
+        writer.await.unwrap();
+        let mut cp = wasmeter_source::Checkpoint::load(&path).unwrap().unwrap();
+        cp.extra.remove(KEY)
+    }
+
+    #[tokio::test]
+    async fn topics_saved_one_at_a_time_restore_as_saved_and_missing_ones_are_skipped() {
         let mut footprints = Footprints::new("p", vec!["t".into()], 100, TopicOwners::default());
         let kept = Kept::default();
         for (i, topic) in ["t/a", "t/b", "t/gone"].into_iter().enumerate() {
@@ -337,7 +414,9 @@ mod tests {
         let dormant = |topic: &str| (topic == "metrics/m/x").then_some(point);
         let own: Arc<str> = "_wasmeter/errors/p".into();
         kept.restore_topic(saved(&own, 9.0), true);
-        let bytes = save(&footprints, &own, &kept, dormant, (16, 16), true, 0).expect("saved");
+        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, dormant)
+            .await
+            .expect("saved");
 
         let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
         assert!(decoded.clean);
@@ -368,5 +447,58 @@ mod tests {
             let state = topics.store().get(topic).expect("in the state store");
             assert_eq!(state.get("v"), Some(&FieldValue::Number(value)));
         }
+    }
+
+    /// Thousands of topics go over in several pieces, the array's length
+    /// patched in at the end; with nothing to save, nothing is saved.
+    #[tokio::test]
+    async fn many_topics_go_over_in_pieces_and_none_leave_the_state_out() {
+        let mut footprints = Footprints::new("p", vec!["t".into()], 10_000, TopicOwners::default());
+        let kept = Kept::default();
+        let n = 3_000;
+        for i in 0..n {
+            let topic = format!("t/{i:05}-{}", "x".repeat(100));
+            footprints
+                .admit("csv", 10_000, &topic, TopicKind::Topic)
+                .unwrap();
+            kept.restore_topic(saved(&topic, i as f64), true);
+        }
+        let own: Arc<str> = "_wasmeter/errors/p".into();
+        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, |_| None)
+            .await
+            .expect("saved");
+        assert!(bytes.len() > 2 * PIECE_BYTES, "{} bytes", bytes.len());
+        let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(decoded.topics.len(), n);
+        for e in &decoded.topics {
+            let i: usize = e.topic.topic[2..7].parse().unwrap();
+            assert_eq!(e.topic, saved(&e.topic.topic, i as f64));
+        }
+
+        let none = Kept::default();
+        assert_eq!(
+            saved_through_a_checkpoint(&footprints, &own, &none, |_| None).await,
+            None
+        );
+    }
+
+    /// A sender gone before the end fails the checkpoint instead of saving
+    /// part of the topics.
+    #[tokio::test]
+    async fn topics_cut_short_fail_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint");
+        let (tx, mut rx) = mpsc::channel(2);
+        tx.send(Piece::Bytes(vec![FIXMAP_4])).await.unwrap();
+        drop(tx);
+        let writer_path = path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            wasmeter_source::Checkpoint::default()
+                .save_streamed(&writer_path, KEY, |v| write_pieces(&mut rx, v))
+        })
+        .await
+        .unwrap();
+        assert!(result.is_err());
+        assert!(!path.exists());
     }
 }

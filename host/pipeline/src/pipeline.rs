@@ -169,10 +169,6 @@ pub struct Pipeline {
     stop: CancellationToken,
     /// The plugin states in the last checkpoint written or restored.
     last_states: BTreeMap<String, Vec<u8>>,
-    /// Size of the topics in the last checkpoint: the next one's buffer starts
-    /// that large (with many topics it is megabytes, built up by doubling
-    /// otherwise: every size on the way copied, the last two held at once).
-    durable_bytes: usize,
     /// How many records a collector call gets.
     sizer: CallSizer,
     /// No checkpoint before this (large checkpoints are written less often). On
@@ -273,7 +269,6 @@ impl Pipeline {
                 held: None,
                 stop: CancellationToken::new(),
                 last_states,
-                durable_bytes: 0,
                 checkpoint_not_before: tokio::time::Instant::now(),
                 restored_unclean,
                 halted: false,
@@ -986,22 +981,6 @@ impl Pipeline {
             }
         };
         self.dirty = false;
-        let mut states = states;
-        if let Some(topics) = durable::save(
-            &self.footprints,
-            &self.errors_topic,
-            self.topics.broker(),
-            |topic| self.unread.dormant_point(topic),
-            (
-                self.config.durable_history,
-                self.config.durable_stream_history,
-            ),
-            when == When::Final,
-            self.durable_bytes,
-        ) {
-            self.durable_bytes = topics.len();
-            states.insert(durable::KEY.to_string(), topics);
-        }
         let checkpoint = Checkpoint {
             files: self
                 .offsets
@@ -1017,23 +996,43 @@ impl Pipeline {
         };
         let written = tokio::time::Instant::now();
         let copy = self.topics.broker().keeps_checkpoints();
-        let result = tokio::task::spawn_blocking(move || {
+        // The topics go to the writer in pieces as they are encoded (the task
+        // publishes nothing meanwhile): with tens of thousands of topics their
+        // encoding is tens of MiB, never held whole.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let writer = tokio::task::spawn_blocking(move || {
             // The file's bytes too when the broker keeps a copy for other hosts.
-            let result = checkpoint.save_sized(&path).and_then(|size| match copy {
-                false => Ok((size, Vec::new())),
-                true => std::fs::read(&path)
-                    .map(|bytes| (size, bytes))
-                    .map_err(|source| wasmeter_source::SourceError::Io {
-                        op: "read checkpoint",
-                        path: path.clone(),
-                        source,
-                    }),
-            });
-            let mut states = checkpoint.extra;
-            states.remove(durable::KEY);
-            (result, states)
-        })
+            let result = checkpoint
+                .save_streamed(&path, durable::KEY, |value| {
+                    durable::write_pieces(&mut rx, value)
+                })
+                .and_then(|size| match copy {
+                    false => Ok((size, Vec::new())),
+                    true => std::fs::read(&path)
+                        .map(|bytes| (size, bytes))
+                        .map_err(|source| wasmeter_source::SourceError::Io {
+                            op: "read checkpoint",
+                            path: path.clone(),
+                            source,
+                        }),
+                });
+            (result, checkpoint.extra)
+        });
+        durable::send(
+            &self.footprints,
+            &self.errors_topic,
+            self.topics.broker(),
+            |topic| self.unread.dormant_point(topic),
+            (
+                self.config.durable_history,
+                self.config.durable_stream_history,
+            ),
+            when == When::Final,
+            &tx,
+        )
         .await;
+        drop(tx);
+        let result = writer.await;
         let result = match result {
             Ok((Ok((size, bytes)), states)) => {
                 let kept = match copy {

@@ -92,7 +92,7 @@ mod system;
 mod tail;
 mod watch;
 
-pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint};
+pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, StreamedValue};
 pub use config::{FileSourceConfig, StartAt};
 pub use error::SourceError;
 pub use event::{Chunk, FileCheckpoint, SourceEvent};

@@ -16,9 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::Checkpoint;
@@ -46,12 +48,15 @@ fn body_len(cp: &Checkpoint) -> u64 {
         .iter()
         .map(|f| FILE_FIXED + f.path.as_os_str().len() as u64)
         .sum();
-    let extra: u64 = cp
-        .extra
+    4 + files + 4 + extra_len(cp)
+}
+
+/// Bytes of the extra entries of `cp`.
+fn extra_len(cp: &Checkpoint) -> u64 {
+    cp.extra
         .iter()
         .map(|(k, v)| 4 + k.len() as u64 + 8 + v.len() as u64)
-        .sum();
-    4 + files + 4 + extra
+        .sum()
 }
 
 /// A writer that checksums what passes through it.
@@ -70,11 +75,6 @@ impl<W: Write> Summing<W> {
 /// Writes `cp` to `w`; returns the bytes written. Large values are written straight
 /// from `cp` (no copy).
 pub(crate) fn encode(cp: &Checkpoint, w: impl Write) -> io::Result<u64> {
-    let count = |n: usize, what: &str| {
-        u32::try_from(n).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("too many {what}: {n}"))
-        })
-    };
     let mut s = Summing {
         inner: w,
         crc: Crc32c::default(),
@@ -82,7 +82,25 @@ pub(crate) fn encode(cp: &Checkpoint, w: impl Write) -> io::Result<u64> {
     s.put(MAGIC)?;
     s.put(&VERSION.to_le_bytes())?;
     s.put(&body_len(cp).to_le_bytes())?;
-    s.put(&count(cp.files.len(), "files")?.to_le_bytes())?;
+    put_body(cp, cp.extra.len(), &mut |b| s.put(b))?;
+    let crc = s.crc.finish();
+    s.inner.write_all(&crc.to_le_bytes())?;
+    Ok(encoded_len(cp))
+}
+
+/// `n` as a u32 count, or an error naming `what`.
+fn count(n: usize, what: &str) -> io::Result<u32> {
+    u32::try_from(n)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("too many {what}: {n}")))
+}
+
+/// The body of `cp` (its files, then `extra_count` and its entries) through `put`.
+fn put_body(
+    cp: &Checkpoint,
+    extra_count: usize,
+    put: &mut impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    put(&count(cp.files.len(), "files")?.to_le_bytes())?;
     for f in &cp.files {
         for v in [
             f.file.dev(),
@@ -91,23 +109,134 @@ pub(crate) fn encode(cp: &Checkpoint, w: impl Write) -> io::Result<u64> {
             f.offset,
             f.size,
         ] {
-            s.put(&v.to_le_bytes())?;
+            put(&v.to_le_bytes())?;
         }
         let path = f.path.as_os_str().as_bytes();
-        s.put(&count(path.len(), "path bytes")?.to_le_bytes())?;
-        s.put(path)?;
+        put(&count(path.len(), "path bytes")?.to_le_bytes())?;
+        put(path)?;
     }
-    s.put(&count(cp.extra.len(), "extra entries")?.to_le_bytes())?;
+    put(&count(extra_count, "extra entries")?.to_le_bytes())?;
     for (name, value) in &cp.extra {
-        s.put(&count(name.len(), "name bytes")?.to_le_bytes())?;
-        s.put(name.as_bytes())?;
-        s.put(&(value.len() as u64).to_le_bytes())?;
-        s.put(value)?;
+        put(&count(name.len(), "name bytes")?.to_le_bytes())?;
+        put(name.as_bytes())?;
+        put(&(value.len() as u64).to_le_bytes())?;
+        put(value)?;
     }
-    let crc = s.crc.finish();
-    s.inner.write_all(&crc.to_le_bytes())?;
-    Ok(encoded_len(cp))
+    Ok(())
 }
+
+/// The value of the last entry of a checkpoint being written by
+/// [`encode_streamed`]: written in pieces, its length unknown beforehand.
+pub struct StreamedValue<'a> {
+    w: BufWriter<&'a File>,
+    len: u64,
+    /// Bytes of the value to overwrite once it is complete (offset in the value).
+    patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl StreamedValue<'_> {
+    /// Replaces the bytes at `at` of the value (already written) with `bytes`
+    /// once the value is complete: a count known only at the end.
+    pub fn patch(&mut self, at: u64, bytes: &[u8]) {
+        self.patches.push((at, bytes.to_vec()));
+    }
+
+    /// Bytes of the value written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Nothing written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Write for StreamedValue<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Writes `cp` to `file` followed by one more entry, `name`, whose value `stream`
+/// writes in pieces (so that a large value is never held whole); returns the bytes
+/// written. `stream` returning `false` or writing nothing leaves the entry out. The
+/// lengths are written once known and the checksum is computed by reading the file
+/// back (from the page cache): the bytes are those [`encode`] writes for `cp` with the
+/// entry added.
+pub(crate) fn encode_streamed(
+    cp: &Checkpoint,
+    name: &str,
+    file: &File,
+    stream: impl FnOnce(&mut StreamedValue<'_>) -> io::Result<bool>,
+) -> io::Result<u64> {
+    if cp.extra.contains_key(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("extra {name:?} given twice"),
+        ));
+    }
+    let mut w = BufWriter::with_capacity(STREAM_BUFFER_BYTES, file);
+    w.write_all(MAGIC)?;
+    w.write_all(&VERSION.to_le_bytes())?;
+    w.write_all(&0u64.to_le_bytes())?;
+    put_body(cp, cp.extra.len() + 1, &mut |b| w.write_all(b))?;
+    let entry_at = HEADER_LEN as u64 + body_len(cp);
+    w.write_all(&count(name.len(), "name bytes")?.to_le_bytes())?;
+    w.write_all(name.as_bytes())?;
+    w.write_all(&0u64.to_le_bytes())?;
+    let value_at = entry_at + 4 + name.len() as u64 + 8;
+    let mut value = StreamedValue {
+        w,
+        len: 0,
+        patches: Vec::new(),
+    };
+    let keep = stream(&mut value)? && !value.is_empty();
+    value.w.flush()?;
+    let StreamedValue { len, patches, .. } = value;
+    let end = if keep {
+        for (at, bytes) in patches {
+            if at + bytes.len() as u64 > len {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("patch at {at} past the end of extra {name:?} ({len} bytes)"),
+                ));
+            }
+            file.write_all_at(&bytes, value_at + at)?;
+        }
+        file.write_all_at(&len.to_le_bytes(), value_at - 8)?;
+        value_at + len
+    } else {
+        let extra_count_at = entry_at - extra_len(cp) - 4;
+        file.write_all_at(
+            &count(cp.extra.len(), "extra entries")?.to_le_bytes(),
+            extra_count_at,
+        )?;
+        entry_at
+    };
+    file.set_len(end)?;
+    file.write_all_at(&(end - HEADER_LEN as u64).to_le_bytes(), 8)?;
+    let mut crc = Crc32c::default();
+    let mut buf = vec![0u8; STREAM_BUFFER_BYTES];
+    let mut at = 0;
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    file.write_all_at(&crc.finish().to_le_bytes(), end)?;
+    Ok(end + TRAILER_LEN as u64)
+}
+
+/// Buffer of [`encode_streamed`]'s writes and checksum reads.
+const STREAM_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Parses a whole binary checkpoint (starting with [`MAGIC`]). The error says what is
 /// wrong and where. The largest state value takes over the buffer of `bytes` (moved to

@@ -17,7 +17,9 @@ mod legacy;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
+
+pub use binary::StreamedValue;
 use std::path::{Path, PathBuf};
 
 use crate::error::SourceError;
@@ -96,32 +98,60 @@ impl Checkpoint {
     /// checkpoints by their size (a large plugin state need not be written every
     /// second). Blocking.
     pub fn save_sized(&self, path: &Path) -> Result<u64, SourceError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path.file_name().ok_or_else(|| {
-            SourceError::io("save checkpoint", path, io::ErrorKind::InvalidInput.into())
-        })?;
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = dir.join(tmp_name);
-        let f = File::create(&tmp).map_err(|e| SourceError::io("create", &tmp, e))?;
-        let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, f);
-        let written =
-            binary::encode(self, &mut w).map_err(|e| SourceError::io("write", &tmp, e))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| SourceError::io("write", &tmp, e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| SourceError::io("fsync", &tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| SourceError::io("rename into place", path, e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| SourceError::io("fsync directory", &dir, e))?;
-        Ok(written)
+        replace_atomically(path, |f| {
+            let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, f);
+            let written = binary::encode(self, &mut w)?;
+            w.flush()?;
+            Ok(written)
+        })
     }
+
+    /// [`Checkpoint::save_sized`] with one more state, `name`, whose bytes `stream`
+    /// writes in pieces (a large state is then never held whole); `stream` returning
+    /// `false` or writing nothing leaves it out. The file is the one
+    /// [`Checkpoint::save`] writes with that state in `extra`. Blocking.
+    pub fn save_streamed(
+        &self,
+        path: &Path,
+        name: &str,
+        stream: impl FnOnce(&mut StreamedValue<'_>) -> io::Result<bool>,
+    ) -> Result<u64, SourceError> {
+        replace_atomically(path, |f| binary::encode_streamed(self, name, f, stream))
+    }
+}
+
+/// Replaces the file at `path` with what `write` writes: `path.tmp`, fsync,
+/// rename into place, fsync of the directory.
+fn replace_atomically(
+    path: &Path,
+    write: impl FnOnce(&File) -> io::Result<u64>,
+) -> Result<u64, SourceError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        SourceError::io("save checkpoint", path, io::ErrorKind::InvalidInput.into())
+    })?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| SourceError::io("create", &tmp, e))?;
+    let written = write(&f).map_err(|e| SourceError::io("write", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| SourceError::io("fsync", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| SourceError::io("rename into place", path, e))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SourceError::io("fsync directory", &dir, e))?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -151,6 +181,52 @@ mod tests {
             (bytes.len() as u64, bytes.len() as u64)
         );
         assert_eq!(binary::decode(bytes).unwrap(), cp);
+    }
+
+    /// A state streamed in pieces (with a count patched at the end) makes the
+    /// file `save` writes with that state in `extra`: byte for byte when its
+    /// name sorts last, the same checkpoint read back otherwise; a stream that
+    /// writes nothing or declines leaves the state out.
+    #[test]
+    fn a_streamed_state_is_saved_as_if_it_were_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let value: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let stream = |v: &mut StreamedValue<'_>| -> io::Result<bool> {
+            v.write_all(&[0; 4])?;
+            for piece in value[4..].chunks(65_537) {
+                v.write_all(piece)?;
+            }
+            v.patch(0, &value[..4]);
+            Ok(true)
+        };
+        for name in ["zz:last", "a:first"] {
+            let cp = sample();
+            let path = dir.path().join(format!("{name}.ckpt"));
+            let n = cp.save_streamed(&path, name, stream).unwrap();
+            let mut held = cp.clone();
+            held.extra.insert(name.into(), value.clone());
+            assert_eq!(n, held.encoded_len());
+            assert_eq!(Checkpoint::load(&path).unwrap(), Some(held.clone()));
+            if name == "zz:last" {
+                let mut bytes = Vec::new();
+                binary::encode(&held, &mut bytes).unwrap();
+                assert_eq!(fs::read(&path).unwrap(), bytes);
+            }
+        }
+        for keep in [false, true] {
+            let cp = sample();
+            let path = dir.path().join("none.ckpt");
+            let n = cp
+                .save_streamed(&path, "topics", |v| {
+                    if !keep {
+                        v.write_all(b"discarded")?;
+                    }
+                    Ok(keep)
+                })
+                .unwrap();
+            assert_eq!(n, cp.encoded_len());
+            assert_eq!(Checkpoint::load(&path).unwrap(), Some(cp));
+        }
     }
 
     #[test]
