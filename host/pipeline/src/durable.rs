@@ -49,6 +49,16 @@ struct DormantSeries {
     timestamp_ms: i64,
 }
 
+/// [`DormantSeries`] as it is written: the names borrowed, not copied (tens of
+/// thousands of them at once).
+#[derive(Serialize)]
+struct DormantSeriesRef<'a> {
+    creator: &'a str,
+    topic: &'a str,
+    value: f64,
+    timestamp_ms: i64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Entry {
     /// The plugin instance that created it; empty for the pipeline's own topics.
@@ -148,12 +158,7 @@ pub(crate) async fn send(
     for (topic, creator, kind) in theirs.into_iter().chain(own) {
         let Some(saved_topic) = saved_topic(&topic, kind) else {
             if let Some(point) = dormant(&topic).filter(|_| kind == TopicKind::Series) {
-                series.push(DormantSeries {
-                    creator: creator.to_string(),
-                    topic: topic.to_string(),
-                    value: point.value,
-                    timestamp_ms: point.timestamp_ms,
-                });
+                series.push((creator, topic, point));
             }
             continue;
         };
@@ -178,6 +183,15 @@ pub(crate) async fn send(
     if count == 0 && series.is_empty() && !sent {
         return tx.send(Piece::End).await.is_ok();
     }
+    let series: Vec<DormantSeriesRef<'_>> = series
+        .iter()
+        .map(|(creator, topic, point)| DormantSeriesRef {
+            creator,
+            topic,
+            value: point.value,
+            timestamp_ms: point.timestamp_ms,
+        })
+        .collect();
     if !(encode(&mut out, &"series") && encode(&mut out, &series)) {
         return tx.send(Piece::Abort).await.is_ok();
     }
