@@ -95,7 +95,58 @@ pub(crate) struct ChunkIndex {
     dropped: u64,
     /// While opening: compare entries with the file before writing them.
     verify: bool,
-    series: HashMap<u32, SeriesChunks>,
+    series: SeriesTable,
+}
+
+/// Per series, where its chain starts: a hash map while chunks are appended,
+/// a sorted slice (no room left over) once its partition is closed.
+#[derive(Debug)]
+enum SeriesTable {
+    Growing(HashMap<u32, SeriesChunks>),
+    Sealed(Box<[(u32, SeriesChunks)]>),
+}
+
+impl SeriesTable {
+    fn get(&self, id: u32) -> Option<&SeriesChunks> {
+        match self {
+            SeriesTable::Growing(map) => map.get(&id),
+            SeriesTable::Sealed(sorted) => sorted
+                .binary_search_by_key(&id, |(s, _)| *s)
+                .ok()
+                .map(|i| &sorted[i].1),
+        }
+    }
+
+    /// The map to change (a sealed table grows again: never needed, as
+    /// nothing is appended to a closed partition, but kept correct).
+    fn growing(&mut self) -> &mut HashMap<u32, SeriesChunks> {
+        if let SeriesTable::Sealed(sorted) = self {
+            *self = SeriesTable::Growing(sorted.iter().copied().collect());
+        }
+        match self {
+            SeriesTable::Growing(map) => map,
+            SeriesTable::Sealed(_) => unreachable!("unsealed above"),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &SeriesChunks)> + '_ {
+        let (growing, sealed) = match self {
+            SeriesTable::Growing(map) => (Some(map.iter().map(|(&id, s)| (id, s))), None),
+            SeriesTable::Sealed(sorted) => (None, Some(sorted.iter().map(|(id, s)| (*id, s)))),
+        };
+        growing
+            .into_iter()
+            .flatten()
+            .chain(sealed.into_iter().flatten())
+    }
+
+    fn seal(&mut self) {
+        if let SeriesTable::Growing(map) = self {
+            let mut sorted: Vec<(u32, SeriesChunks)> = map.drain().collect();
+            sorted.sort_unstable_by_key(|(id, _)| *id);
+            *self = SeriesTable::Sealed(sorted.into_boxed_slice());
+        }
+    }
 }
 
 impl ChunkIndex {
@@ -123,7 +174,7 @@ impl ChunkIndex {
             chunks: 0,
             dropped: 0,
             verify: true,
-            series: HashMap::new(),
+            series: SeriesTable::Growing(HashMap::new()),
         })
     }
 
@@ -144,7 +195,7 @@ impl ChunkIndex {
     pub(crate) fn push(&mut self, series: u32, m: ChunkMeta) -> Result<()> {
         let pos = self.written + self.pending.len();
         let (start, unit) = (self.start, self.unit);
-        let prev = self.series.get(&series).copied();
+        let prev = self.series.get(series).copied();
         // Positions are u32 in memory; offsets only grow in file order.
         let entry = (|| {
             u32::try_from(pos).ok()?;
@@ -173,7 +224,7 @@ impl ChunkIndex {
             put_uvarint(&mut self.pending, v);
         }
         put_varint(&mut self.pending, gap);
-        let s = self.series.entry(series).or_insert(SeriesChunks {
+        let s = self.series.growing().entry(series).or_insert(SeriesChunks {
             newest: 0,
             count: 0,
             newest_offset: 0,
@@ -216,6 +267,15 @@ impl ChunkIndex {
         Ok(())
     }
 
+    /// No more chunks will be added (the partition is closed): the per-series
+    /// table is packed and the write buffer released.
+    pub(crate) fn seal(&mut self) {
+        self.series.seal();
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+    }
+
     /// Chunks indexed (of series not forgotten).
     pub(crate) fn count(&self) -> u64 {
         self.chunks - self.dropped
@@ -245,7 +305,7 @@ impl ChunkIndex {
     fn chain(&self, series: u32) -> impl Iterator<Item = ChunkMeta> + '_ {
         let mut next = self
             .series
-            .get(&series)
+            .get(series)
             .map(|s| (s.newest as usize, s.newest_offset, s.newest_max_t));
         std::iter::from_fn(move || {
             let (pos, offset, max_t) = next.take()?;
@@ -269,7 +329,7 @@ impl ChunkIndex {
 
     /// Chunks of `series` overlapping `[from, to]`, in time order.
     pub(crate) fn chunks(&self, series: u32, from: i64, to: i64) -> Vec<ChunkMeta> {
-        let Some(s) = self.series.get(&series) else {
+        let Some(s) = self.series.get(series) else {
             return Vec::new();
         };
         if s.min_t > to || s.ordered && s.newest_max_t < from {
@@ -295,7 +355,7 @@ impl ChunkIndex {
 
     /// Newest timestamp of `series` in this partition.
     pub(crate) fn series_max(&self, series: u32) -> Option<i64> {
-        let s = self.series.get(&series)?;
+        let s = self.series.get(series)?;
         if s.ordered {
             Some(s.newest_max_t)
         } else {
@@ -305,16 +365,21 @@ impl ChunkIndex {
 
     /// Series with chunks here and their oldest timestamps.
     pub(crate) fn series_min(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
-        self.series.iter().map(|(&id, s)| (id, s.min_t))
+        self.series.iter().map(|(id, s)| (id, s.min_t))
     }
 
     /// Forgets the series `known` refuses; returns their chunks.
     pub(crate) fn drop_unknown(&mut self, known: impl Fn(u32) -> bool) -> Vec<(u32, ChunkMeta)> {
-        let unknown: Vec<u32> = self.series.keys().copied().filter(|&s| !known(s)).collect();
+        let unknown: Vec<u32> = self
+            .series
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|&s| !known(s))
+            .collect();
         let mut out = Vec::new();
         for s in unknown {
             out.extend(self.chain(s).map(|m| (s, m)));
-            if let Some(gone) = self.series.remove(&s) {
+            if let Some(gone) = self.series.growing().remove(&s) {
                 self.dropped += u64::from(gone.count);
             }
         }
@@ -416,6 +481,33 @@ mod tests {
             ix.chunks(1, i64::MIN, i64::MAX),
             model(n + more, 1, i64::MIN, i64::MAX)
         );
+        // Sealed (its partition closed), the packed table answers the same.
+        let answers = |ix: &ChunkIndex| -> Vec<_> {
+            (0..4)
+                .map(|s| {
+                    (
+                        ix.chunks(s, START + 5_000, START + 25_000),
+                        ix.series_max(s),
+                    )
+                })
+                .collect()
+        };
+        let mins = |ix: &ChunkIndex| {
+            let mut m: Vec<_> = ix.series_min().collect();
+            m.sort_unstable();
+            m
+        };
+        let (before, mins_before) = (answers(&ix), mins(&ix));
+        ix.seal();
+        assert!(matches!(ix.series, SeriesTable::Sealed(_)));
+        assert_eq!((answers(&ix), mins(&ix)), (before, mins_before));
+        let all = n + more;
+        assert_eq!(ix.drop_unknown(|s| s != 0).len() as u64, all.div_ceil(3));
+        assert!(ix.chunks(0, i64::MIN, i64::MAX).is_empty());
+        assert_eq!(
+            ix.chunks(2, i64::MIN, i64::MAX),
+            model(all, 2, i64::MIN, i64::MAX)
+        );
     }
 
     fn fs_len(path: &Path) -> u64 {
@@ -471,6 +563,32 @@ mod tests {
             ix.chunks(1, i64::MIN, i64::MAX),
             model(n, 1, i64::MIN, i64::MAX)
         );
+    }
+
+    /// Sealed when its partition closes, the packed table answers as the map
+    /// did, for every one of many series.
+    #[test]
+    fn a_sealed_table_answers_as_the_growing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = ChunkIndex::open(&dir.path().join("1.idx"), START, 1).unwrap();
+        ix.finish().unwrap();
+        let ids: Vec<u32> = (0..300u32).map(|i| i * 7_919 % 1_009).collect();
+        for round in 0..3u64 {
+            for (k, &id) in ids.iter().enumerate() {
+                let t = START + (round as i64 * 300 + k as i64) * 1_000;
+                ix.push(id, meta(round * 300 + k as u64, t, t + 500))
+                    .unwrap();
+            }
+        }
+        let answers = |ix: &ChunkIndex| -> Vec<_> {
+            (0..1_009)
+                .map(|id| (ix.chunks(id, START, i64::MAX), ix.series_max(id)))
+                .collect()
+        };
+        let before = answers(&ix);
+        ix.seal();
+        assert_eq!(answers(&ix), before);
+        assert_eq!(before.iter().filter(|(c, _)| c.len() == 3).count(), 300);
     }
 
     /// Forgotten series are reported with their chunks and no longer counted.

@@ -55,7 +55,7 @@ pub(crate) struct Partition {
     pub path: PathBuf,
     file: Arc<PartFile>,
     len: u64,
-    /// No more chunks will be appended.
+    /// No more chunks will be appended ([`Partition::close`]).
     pub closed: bool,
     dirty: bool,
     index: ChunkIndex,
@@ -291,6 +291,12 @@ impl Partition {
         self.len += buf.len() as u64;
         self.dirty = true;
         self.add_meta(series, meta)
+    }
+
+    /// Marks the partition closed: no more chunks will be appended.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        self.index.seal();
     }
 
     /// The file to fsync if chunks were appended since the last call; writes

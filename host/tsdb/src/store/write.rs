@@ -274,7 +274,9 @@ impl Inner {
                 .range_mut(..cutoff)
                 .map(|(_, p)| p)
             {
-                p.closed = true;
+                if !p.closed {
+                    p.close();
+                }
             }
         }
         w.next_close_check = self.opts.partition_start(Tier::Raw, now) + self.opts.raw.partition_ms;
