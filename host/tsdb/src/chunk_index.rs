@@ -13,11 +13,13 @@
 //! bound unit (ms for raw, bucket widths for the tiers). About ten bytes a
 //! chunk.
 //!
-//! Memory holds per series only where its chain starts (position, frame
-//! offset and `max_t` of its newest chunk), how many chunks it has and its
-//! oldest timestamp: it no longer grows with the chunks kept. Entries are
-//! read through a memory map; new entries are buffered and written at the
-//! next commit or every 64 KiB.
+//! While the partition is open, memory holds per series only where its chain
+//! starts (position, frame offset and `max_t` of its newest chunk), how many
+//! chunks it has and its oldest timestamp: it no longer grows with the chunks
+//! kept. When the partition closes, that table is written after the entries,
+//! sorted by series (40-byte records), and memory holds nothing per series.
+//! Entries and the table are read through a memory map; new entries are
+//! buffered and written at the next commit or every 64 KiB.
 //!
 //! The index is derived data. It is never fsynced: opening a partition
 //! checks it byte for byte against the entries of the frames of the
@@ -98,55 +100,46 @@ pub(crate) struct ChunkIndex {
     series: SeriesTable,
 }
 
-/// Per series, where its chain starts: a hash map while chunks are appended,
-/// a sorted slice (no room left over) once its partition is closed.
+/// Per series, where its chain starts: a hash map while chunks are appended;
+/// once the partition is closed, a sorted table written after the entries and
+/// read through the map (nothing held per series).
 #[derive(Debug)]
 enum SeriesTable {
     Growing(HashMap<u32, SeriesChunks>),
-    Sealed(Box<[(u32, SeriesChunks)]>),
+    /// `len` records of [`RECORD`] bytes from `at` in the file.
+    Sealed {
+        at: usize,
+        len: usize,
+    },
 }
 
-impl SeriesTable {
-    fn get(&self, id: u32) -> Option<&SeriesChunks> {
-        match self {
-            SeriesTable::Growing(map) => map.get(&id),
-            SeriesTable::Sealed(sorted) => sorted
-                .binary_search_by_key(&id, |(s, _)| *s)
-                .ok()
-                .map(|i| &sorted[i].1),
-        }
-    }
+/// Bytes of a sealed table's record: `id u32 | newest u32 | count u32 |
+/// ordered u32 | newest_offset u64 | newest_max_t i64 | min_t i64`.
+const RECORD: usize = 40;
 
-    /// The map to change (a sealed table grows again: never needed, as
-    /// nothing is appended to a closed partition, but kept correct).
-    fn growing(&mut self) -> &mut HashMap<u32, SeriesChunks> {
-        if let SeriesTable::Sealed(sorted) = self {
-            *self = SeriesTable::Growing(sorted.iter().copied().collect());
-        }
-        match self {
-            SeriesTable::Growing(map) => map,
-            SeriesTable::Sealed(_) => unreachable!("unsealed above"),
-        }
+fn put_record(out: &mut Vec<u8>, id: u32, s: &SeriesChunks) {
+    for v in [id, s.newest, s.count, u32::from(s.ordered)] {
+        out.extend_from_slice(&v.to_le_bytes());
     }
+    out.extend_from_slice(&s.newest_offset.to_le_bytes());
+    out.extend_from_slice(&s.newest_max_t.to_le_bytes());
+    out.extend_from_slice(&s.min_t.to_le_bytes());
+}
 
-    fn iter(&self) -> impl Iterator<Item = (u32, &SeriesChunks)> + '_ {
-        let (growing, sealed) = match self {
-            SeriesTable::Growing(map) => (Some(map.iter().map(|(&id, s)| (id, s))), None),
-            SeriesTable::Sealed(sorted) => (None, Some(sorted.iter().map(|(id, s)| (*id, s)))),
-        };
-        growing
-            .into_iter()
-            .flatten()
-            .chain(sealed.into_iter().flatten())
-    }
-
-    fn seal(&mut self) {
-        if let SeriesTable::Growing(map) = self {
-            let mut sorted: Vec<(u32, SeriesChunks)> = map.drain().collect();
-            sorted.sort_unstable_by_key(|(id, _)| *id);
-            *self = SeriesTable::Sealed(sorted.into_boxed_slice());
-        }
-    }
+fn read_record(b: &[u8]) -> (u32, SeriesChunks) {
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    (
+        u32_at(0),
+        SeriesChunks {
+            newest: u32_at(4),
+            count: u32_at(8),
+            ordered: u32_at(12) != 0,
+            newest_offset: u64_at(16),
+            newest_max_t: u64_at(24) as i64,
+            min_t: u64_at(32) as i64,
+        },
+    )
 }
 
 impl ChunkIndex {
@@ -195,7 +188,7 @@ impl ChunkIndex {
     pub(crate) fn push(&mut self, series: u32, m: ChunkMeta) -> Result<()> {
         let pos = self.written + self.pending.len();
         let (start, unit) = (self.start, self.unit);
-        let prev = self.series.get(series).copied();
+        let prev = self.series_chunks(series);
         // Positions are u32 in memory; offsets only grow in file order.
         let entry = (|| {
             u32::try_from(pos).ok()?;
@@ -224,7 +217,7 @@ impl ChunkIndex {
             put_uvarint(&mut self.pending, v);
         }
         put_varint(&mut self.pending, gap);
-        let s = self.series.growing().entry(series).or_insert(SeriesChunks {
+        let s = self.growing()?.entry(series).or_insert(SeriesChunks {
             newest: 0,
             count: 0,
             newest_offset: 0,
@@ -267,13 +260,33 @@ impl ChunkIndex {
         Ok(())
     }
 
-    /// No more chunks will be added (the partition is closed): the per-series
-    /// table is packed and the write buffer released.
-    pub(crate) fn seal(&mut self) {
-        self.series.seal();
-        if self.pending.is_empty() {
-            self.pending = Vec::new();
+    /// No more chunks will be added (the partition is closed): the buffered
+    /// entries are written, then the per-series table, sorted, after them;
+    /// memory then holds nothing per series.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.flush()?;
+        let SeriesTable::Growing(series) = &self.series else {
+            return Ok(());
+        };
+        let mut ids: Vec<u32> = series.keys().copied().collect();
+        ids.sort_unstable();
+        let mut table = Vec::with_capacity(ids.len() * RECORD);
+        for id in &ids {
+            put_record(&mut table, *id, &series[id]);
         }
+        self.file
+            .write_all_at(&table, self.written as u64)
+            .at(&self.path)?;
+        let end = self.written + table.len();
+        if self.map.len() < end {
+            self.map = map(&self.file, &self.path, end)?;
+        }
+        self.series = SeriesTable::Sealed {
+            at: self.written,
+            len: ids.len(),
+        };
+        self.pending = Vec::new();
+        Ok(())
     }
 
     /// Chunks indexed (of series not forgotten).
@@ -283,7 +296,11 @@ impl ChunkIndex {
 
     /// Bytes of the index file once its buffered entries are written.
     pub(crate) fn size_bytes(&self) -> u64 {
-        (self.written + self.pending.len()) as u64
+        let table = match self.series {
+            SeriesTable::Sealed { len, .. } => len * RECORD,
+            SeriesTable::Growing(_) => 0,
+        };
+        (self.written + self.pending.len() + table) as u64
     }
 
     /// The entry at `pos`: (`back`, `offset_delta`, `len`, `span`, `gap`).
@@ -304,8 +321,7 @@ impl ChunkIndex {
     /// Every chunk of `series`, newest first.
     fn chain(&self, series: u32) -> impl Iterator<Item = ChunkMeta> + '_ {
         let mut next = self
-            .series
-            .get(series)
+            .series_chunks(series)
             .map(|s| (s.newest as usize, s.newest_offset, s.newest_max_t));
         std::iter::from_fn(move || {
             let (pos, offset, max_t) = next.take()?;
@@ -329,7 +345,7 @@ impl ChunkIndex {
 
     /// Chunks of `series` overlapping `[from, to]`, in time order.
     pub(crate) fn chunks(&self, series: u32, from: i64, to: i64) -> Vec<ChunkMeta> {
-        let Some(s) = self.series.get(series) else {
+        let Some(s) = self.series_chunks(series) else {
             return Vec::new();
         };
         if s.min_t > to || s.ordered && s.newest_max_t < from {
@@ -355,7 +371,7 @@ impl ChunkIndex {
 
     /// Newest timestamp of `series` in this partition.
     pub(crate) fn series_max(&self, series: u32) -> Option<i64> {
-        let s = self.series.get(series)?;
+        let s = self.series_chunks(series)?;
         if s.ordered {
             Some(s.newest_max_t)
         } else {
@@ -365,40 +381,97 @@ impl ChunkIndex {
 
     /// Series with chunks here and their oldest timestamps.
     pub(crate) fn series_min(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
-        self.series.iter().map(|(id, s)| (id, s.min_t))
+        self.series_all().map(|(id, s)| (id, s.min_t))
     }
 
     /// Forgets the series `known` refuses; returns their chunks.
     pub(crate) fn drop_unknown(&mut self, known: impl Fn(u32) -> bool) -> Vec<(u32, ChunkMeta)> {
         let unknown: Vec<u32> = self
-            .series
-            .iter()
+            .series_all()
             .map(|(id, _)| id)
             .filter(|&s| !known(s))
             .collect();
         let mut out = Vec::new();
         for s in unknown {
             out.extend(self.chain(s).map(|m| (s, m)));
-            if let Some(gone) = self.series.growing().remove(&s) {
+            // Only ever at open, before the partition is sealed.
+            if let Ok(map) = self.growing()
+                && let Some(gone) = map.remove(&s)
+            {
                 self.dropped += u64::from(gone.count);
             }
         }
         out
     }
+
+    /// What memory or the sealed table holds of `id`.
+    fn series_chunks(&self, id: u32) -> Option<SeriesChunks> {
+        match self.series {
+            SeriesTable::Growing(ref map) => map.get(&id).copied(),
+            SeriesTable::Sealed { at, len } => {
+                let record =
+                    |i: usize| read_record(&self.map[at + i * RECORD..at + (i + 1) * RECORD]);
+                let (mut lo, mut hi) = (0, len);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    let (mid_id, s) = record(mid);
+                    match mid_id.cmp(&id) {
+                        std::cmp::Ordering::Less => lo = mid + 1,
+                        std::cmp::Ordering::Greater => hi = mid,
+                        std::cmp::Ordering::Equal => return Some(s),
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Every series and what is held of it.
+    fn series_all(&self) -> impl Iterator<Item = (u32, SeriesChunks)> + '_ {
+        let (growing, sealed) =
+            match self.series {
+                SeriesTable::Growing(ref map) => (Some(map.iter().map(|(&id, s)| (id, *s))), None),
+                SeriesTable::Sealed { at, len } => (
+                    None,
+                    Some((0..len).map(move |i| {
+                        read_record(&self.map[at + i * RECORD..at + (i + 1) * RECORD])
+                    })),
+                ),
+            };
+        growing
+            .into_iter()
+            .flatten()
+            .chain(sealed.into_iter().flatten())
+    }
+
+    /// The map to change; a sealed table is read back into one (and cut from
+    /// the file) first: never needed, as nothing is appended to a closed
+    /// partition, but kept correct.
+    fn growing(&mut self) -> Result<&mut HashMap<u32, SeriesChunks>> {
+        if let SeriesTable::Sealed { .. } = self.series {
+            let map: HashMap<u32, SeriesChunks> = self.series_all().collect();
+            self.file.set_len(self.written as u64).at(&self.path)?;
+            self.series = SeriesTable::Growing(map);
+        }
+        match &mut self.series {
+            SeriesTable::Growing(map) => Ok(map),
+            SeriesTable::Sealed { .. } => unreachable!("read back above"),
+        }
+    }
 }
 
 /// Maps twice `written` bytes of `file` (at least [`MIN_MAP`]): the file
-/// grows into the mapping as entries are written, and only written entries
-/// are read.
+/// grows into the mapping as entries are written, and only what was written
+/// is read.
 fn map(file: &File, path: &Path, written: usize) -> Result<Mmap> {
     let len = (written * 2).max(MIN_MAP);
     // SAFETY: the mapping is read-only and only bytes already written to the
-    // file are read through it (`ChunkIndex::entry` stops at `written`),
-    // never bytes past its end. The file belongs to this store, whose
-    // directory lock keeps other stores out; it is written only by
-    // `&mut ChunkIndex` methods (so never while an entry is being read), and
-    // only past the entries read or, while opening, over entries with the
-    // same bytes or not yet read; `finish` truncates it to its entries.
+    // file are read through it (entries below `written`, and a sealed table
+    // written before it is read), never bytes past its end. The file belongs
+    // to this store, whose directory lock keeps other stores out; it is
+    // written and truncated only by `&mut ChunkIndex` methods (so never while
+    // anything is being read), and only past what is read or, while opening,
+    // over entries with the same bytes or not yet read.
     unsafe { MmapOptions::new().len(len).map(file) }.at(path)
 }
 
@@ -498,8 +571,8 @@ mod tests {
             m
         };
         let (before, mins_before) = (answers(&ix), mins(&ix));
-        ix.seal();
-        assert!(matches!(ix.series, SeriesTable::Sealed(_)));
+        ix.seal().unwrap();
+        assert!(matches!(ix.series, SeriesTable::Sealed { .. }));
         assert_eq!((answers(&ix), mins(&ix)), (before, mins_before));
         let all = n + more;
         assert_eq!(ix.drop_unknown(|s| s != 0).len() as u64, all.div_ceil(3));
@@ -586,9 +659,25 @@ mod tests {
                 .collect()
         };
         let before = answers(&ix);
-        ix.seal();
+        let entries = ix.size_bytes();
+        ix.seal().unwrap();
         assert_eq!(answers(&ix), before);
         assert_eq!(before.iter().filter(|(c, _)| c.len() == 3).count(), 300);
+        // The table is on disk, after the entries, and counted.
+        assert_eq!(ix.size_bytes(), entries + 300 * RECORD as u64);
+        assert_eq!(fs_len(&dir.path().join("1.idx")), ix.size_bytes());
+        // A chunk added after all (never done by the store) reads the table
+        // back into memory, cuts it from the file and is indexed.
+        let t = START + 900_000;
+        ix.push(ids[0], meta(900, t, t + 500)).unwrap();
+        ix.flush().unwrap();
+        assert!(matches!(ix.series, SeriesTable::Growing(_)));
+        assert_eq!(fs_len(&dir.path().join("1.idx")), ix.size_bytes());
+        assert_eq!(ix.chunks(ids[0], START, i64::MAX).len(), 4);
+        assert_eq!(
+            ix.chunks(ids[1], START, i64::MAX),
+            before[ids[1] as usize].0
+        );
     }
 
     /// Forgotten series are reported with their chunks and no longer counted.

@@ -293,10 +293,12 @@ impl Partition {
         self.add_meta(series, meta)
     }
 
-    /// Marks the partition closed: no more chunks will be appended.
-    pub(crate) fn close(&mut self) {
+    /// Marks the partition closed: no more chunks will be appended (its
+    /// chunk index then holds nothing in memory).
+    pub(crate) fn close(&mut self) -> Result<()> {
+        self.index.seal()?;
         self.closed = true;
-        self.index.seal();
+        Ok(())
     }
 
     /// The file to fsync if chunks were appended since the last call; writes

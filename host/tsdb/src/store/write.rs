@@ -275,7 +275,7 @@ impl Inner {
                 .map(|(_, p)| p)
             {
                 if !p.closed {
-                    p.close();
+                    p.close()?;
                 }
             }
         }
