@@ -149,15 +149,12 @@ pub(crate) async fn send(
     out.push(ARRAY_32);
     out.extend_from_slice(&[0; 4]);
     let mut sent = false;
-    let own = std::iter::once((own.clone(), Arc::from(""), TopicKind::Topic));
-    let theirs: Vec<_> = footprints
-        .topics()
-        .map(|(t, c, k)| (t.clone(), c.clone(), k))
-        .collect();
+    let no_creator: Arc<str> = Arc::from("");
+    let own = std::iter::once((own, &no_creator, TopicKind::Topic));
     let mut series = Vec::new();
-    for (topic, creator, kind) in theirs.into_iter().chain(own) {
-        let Some(saved_topic) = saved_topic(&topic, kind) else {
-            if let Some(point) = dormant(&topic).filter(|_| kind == TopicKind::Series) {
+    for (topic, creator, kind) in footprints.topics().chain(own) {
+        let Some(saved_topic) = saved_topic(topic, kind) else {
+            if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
                 series.push((creator, topic, point));
             }
             continue;

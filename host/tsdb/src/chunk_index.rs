@@ -404,17 +404,20 @@ impl ChunkIndex {
         out
     }
 
+    /// Record `i` of the sealed table at `at`.
+    fn record(&self, at: usize, i: usize) -> (u32, SeriesChunks) {
+        read_record(&self.map[at + i * RECORD..at + (i + 1) * RECORD])
+    }
+
     /// What memory or the sealed table holds of `id`.
     fn series_chunks(&self, id: u32) -> Option<SeriesChunks> {
         match self.series {
             SeriesTable::Growing(ref map) => map.get(&id).copied(),
             SeriesTable::Sealed { at, len } => {
-                let record =
-                    |i: usize| read_record(&self.map[at + i * RECORD..at + (i + 1) * RECORD]);
                 let (mut lo, mut hi) = (0, len);
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    let (mid_id, s) = record(mid);
+                    let (mid_id, s) = self.record(at, mid);
                     match mid_id.cmp(&id) {
                         std::cmp::Ordering::Less => lo = mid + 1,
                         std::cmp::Ordering::Greater => hi = mid,
@@ -428,16 +431,12 @@ impl ChunkIndex {
 
     /// Every series and what is held of it.
     fn series_all(&self) -> impl Iterator<Item = (u32, SeriesChunks)> + '_ {
-        let (growing, sealed) =
-            match self.series {
-                SeriesTable::Growing(ref map) => (Some(map.iter().map(|(&id, s)| (id, *s))), None),
-                SeriesTable::Sealed { at, len } => (
-                    None,
-                    Some((0..len).map(move |i| {
-                        read_record(&self.map[at + i * RECORD..at + (i + 1) * RECORD])
-                    })),
-                ),
-            };
+        let (growing, sealed) = match self.series {
+            SeriesTable::Growing(ref map) => (Some(map.iter().map(|(&id, s)| (id, *s))), None),
+            SeriesTable::Sealed { at, len } => {
+                (None, Some((0..len).map(move |i| self.record(at, i))))
+            }
+        };
         growing
             .into_iter()
             .flatten()
