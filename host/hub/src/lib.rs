@@ -54,6 +54,7 @@ pub mod message;
 pub mod pattern;
 mod replica;
 pub mod slot;
+mod slot_set;
 pub mod topic;
 mod watch;
 

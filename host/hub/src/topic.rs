@@ -10,17 +10,7 @@ use wasmeter_core::change::TopicChange;
 use crate::history::{Coverage, History};
 use crate::message::Message;
 use crate::slot::{Slot, Subscriber};
-
-/// A topic's slots by subscriber (its address): O(1) to attach and detach, which
-/// a storm of reconnecting subscribers needs; iterated in a dense array when
-/// publishing.
-type Slots = indexmap::IndexMap<usize, Arc<Slot>>;
-
-/// The key of a subscriber's slot: the address of the subscriber, stable while
-/// its slot (which holds it) exists.
-fn key(sub: &Arc<dyn Subscriber>) -> usize {
-    Arc::as_ptr(sub).cast::<()>() as usize
-}
+use crate::slot_set::SlotSet;
 
 /// A topic: one epoch of one named stream.
 #[derive(Debug)]
@@ -30,7 +20,7 @@ pub(crate) struct Topic {
     /// A stream topic (its messages are events), fixed by its first message.
     pub(crate) stream: bool,
     log: RwLock<Log>,
-    slots: Mutex<Slots>,
+    slots: Mutex<SlotSet>,
     removed: AtomicBool,
 }
 
@@ -156,7 +146,7 @@ impl Topic {
                 history,
                 next_min,
             }),
-            slots: Mutex::new(Slots::default()),
+            slots: Mutex::new(SlotSet::default()),
             removed: AtomicBool::new(false),
         }
     }
@@ -254,7 +244,7 @@ impl Topic {
         self.log.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_slots(&self) -> MutexGuard<'_, Slots> {
+    fn lock_slots(&self) -> MutexGuard<'_, SlotSet> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -321,7 +311,7 @@ impl Topic {
 
     /// Wakes every subscriber of the topic (each at most once until it reads).
     pub(crate) fn notify_all(&self) {
-        for slot in self.lock_slots().values() {
+        for slot in self.lock_slots().iter() {
             slot.mark();
         }
     }
@@ -334,7 +324,7 @@ impl Topic {
             self.removed.store(true, Ordering::Release);
         }
         let slots = std::mem::take(&mut *self.lock_slots());
-        for slot in slots.values() {
+        for slot in slots.iter() {
             slot.mark();
         }
         slots.len()
@@ -373,23 +363,17 @@ impl Topic {
         if self.is_removed() {
             return None;
         }
-        let slot = slots
-            .entry(key(sub))
-            .or_insert_with(|| Arc::new(Slot::new(self.clone(), sub.clone())));
+        let slot = slots.attach(sub, || Arc::new(Slot::new(self.clone(), sub.clone())));
         Some(slot.clone())
     }
 
     pub(crate) fn detach(&self, slot: &Arc<Slot>) -> bool {
-        let mut slots = self.lock_slots();
-        let k = key(slot.subscriber());
-        match slots.get(&k) {
-            Some(s) if Arc::ptr_eq(s, slot) => slots.swap_remove(&k).is_some(),
-            _ => false,
-        }
+        self.lock_slots()
+            .remove_if(slot.subscriber(), |s| Arc::ptr_eq(s, slot))
     }
 
     pub(crate) fn detach_subscriber(&self, sub: &Arc<dyn Subscriber>) {
-        self.lock_slots().swap_remove(&key(sub));
+        self.lock_slots().remove_if(sub, |_| true);
     }
 
     pub(crate) fn slot_count(&self) -> usize {

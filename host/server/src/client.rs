@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use crate::auth::{Authenticator, Grants};
 use crate::config::ServerConfig;
 use crate::metrics::{Event, Metrics};
 use crate::protocol::{self, ClientFrame, Rejection, ServerFrame, codes};
+use crate::topic_slots::TopicSlots;
 
 /// The part of a connection the hub talks to.
 #[derive(Debug, Default)]
@@ -206,7 +207,7 @@ pub(crate) struct Client {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) track_positions: bool,
     pub(crate) subs: Vec<Subscription>,
-    pub(crate) topics: HashMap<Arc<str>, TopicSlot>,
+    pub(crate) topics: TopicSlots,
     /// Topics a `since` named that did not exist then: when they appear, their
     /// first frame is a snapshot marked `recovered: false` (bounded by the
     /// subscription limits: at most `max_topics` are kept).
@@ -244,7 +245,7 @@ impl Client {
             metrics,
             track_positions,
             subs: Vec::new(),
-            topics: HashMap::new(),
+            topics: TopicSlots::default(),
             unresumed: HashSet::new(),
             control: VecDeque::new(),
             deferred: Vec::new(),

@@ -167,9 +167,7 @@ impl Client {
                     }
                     // New, or a new lifetime of a topic whose old one ended.
                     _ => {
-                        let old = self
-                            .topics
-                            .insert(slot.topic().clone(), TopicSlot::new(slot.clone(), opts));
+                        let old = self.topics.insert(TopicSlot::new(slot.clone(), opts));
                         if let Some(mut old) = old {
                             old.reclaim_cursor();
                         }
@@ -285,7 +283,7 @@ impl Client {
             self.hub.watch_patterns(&self.me, &patterns);
         }
         self.shared.set_patterns(patterns);
-        let names: Vec<Arc<str>> = self.topics.keys().cloned().collect();
+        let names = self.topics.names();
         for name in names {
             match self.resolve(&name) {
                 None => {

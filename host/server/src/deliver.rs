@@ -233,7 +233,7 @@ impl Client {
             },
             false => TopicSlot::new(slot.clone(), opts),
         };
-        self.topics.insert(slot.topic().clone(), topic);
+        self.topics.insert(topic);
         self.shared.push(slot);
     }
 }

@@ -71,6 +71,7 @@ mod shutdown;
 mod sse;
 mod state;
 mod tls;
+mod topic_slots;
 mod write_watch;
 mod ws;
 mod ws_close;
