@@ -158,6 +158,8 @@ async fn metrics_expose_self_metrics_and_collected_series_in_both_formats() {
             > 0.0
     );
     assert!(value(&samples, "wasmeter_hub_topics", &[]).unwrap() >= 2.0);
+    assert!(value(&samples, "wasmeter_hub_history_messages", &[]).unwrap() >= 2.0);
+    assert!(value(&samples, "wasmeter_hub_history_bytes", &[]).unwrap() > 100.0);
     // The process, as client libraries name it, and the build.
     assert!(value(&samples, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
     assert!(value(&samples, "process_open_fds", &[]).unwrap() >= 3.0);

@@ -126,6 +126,10 @@ pub struct ServerSection {
     /// Updates kept in all (state) topics' histories together: with many topics
     /// each keeps its share, at least 1 (bounds the histories' memory).
     pub history_budget: usize,
+    /// Bytes all (state) topics' histories hold together, each update counted
+    /// with its delta and one encoded frame: with many topics or large updates
+    /// each keeps its share, at least its newest update.
+    pub history_bytes: usize,
     /// Events kept per stream topic: how far behind, or how long away, a
     /// subscriber may be before it is told of a gap.
     pub stream_history: usize,
@@ -154,6 +158,7 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             history_per_topic: 256,
             history_budget: wasmeter_hub::HubConfig::default().history_budget,
+            history_bytes: wasmeter_hub::HubConfig::default().history_bytes,
             stream_history: 4096,
             allowed_origins: Vec::new(),
             limits: wasmeter_server::ServerConfig::default(),

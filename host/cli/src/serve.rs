@@ -115,6 +115,7 @@ pub async fn serve(
     let hub = Arc::new(Hub::new(HubConfig {
         history_per_topic: config.server.history_per_topic,
         history_budget: config.server.history_budget,
+        history_bytes: config.server.history_bytes,
         max_topics: config.state.max_topics as usize,
         stream_history: config.server.stream_history,
     }));

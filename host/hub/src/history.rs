@@ -15,11 +15,34 @@ use crate::message::Message;
 const NEAR_END: usize = 4;
 
 /// The newest messages of one topic, in order. How many it keeps is decided at
-/// each push (the hub shares a budget among its topics, see
-/// [`HubConfig::history_budget`](crate::HubConfig::history_budget)).
+/// each push (the hub shares its budgets among its topics, see
+/// [`HubConfig::history_budget`](crate::HubConfig::history_budget) and
+/// [`HubConfig::history_bytes`](crate::HubConfig::history_bytes)).
 #[derive(Debug, Default)]
 pub(crate) struct History {
     ring: VecDeque<Arc<Message>>,
+    /// The [`Message::footprint`]s of the messages held, summed.
+    bytes: usize,
+}
+
+/// How much a history may keep after a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Capacity {
+    /// Messages at most (0: none, not even the newest).
+    pub(crate) messages: usize,
+    /// Bytes ([`Message::footprint`]) at most, except that the newest message is
+    /// always kept while `messages` is not 0.
+    pub(crate) bytes: usize,
+}
+
+impl Capacity {
+    /// At most `messages`, whatever their size.
+    pub(crate) fn messages(messages: usize) -> Self {
+        Self {
+            messages,
+            bytes: usize::MAX,
+        }
+    }
 }
 
 /// What the history holds after a given sequence number.
@@ -34,21 +57,34 @@ pub(crate) enum Coverage {
 }
 
 impl History {
-    /// Appends the next message, keeping the newest `capacity` (the oldest fall
-    /// out; none is kept with 0). The ring gives memory back when the capacity
-    /// shrank well below what it had grown to.
-    pub(crate) fn push(&mut self, msg: Arc<Message>, capacity: usize) {
+    /// Appends the next message, keeping the newest that fit `capacity` (the
+    /// oldest fall out; none is kept with 0 messages, the newest always
+    /// otherwise). The ring gives memory back when it holds well below what it
+    /// had grown to.
+    pub(crate) fn push(&mut self, msg: Arc<Message>, capacity: Capacity) {
         debug_assert!(self.ring.back().is_none_or(|b| b.seq() == msg.prev_seq()));
-        while self.ring.len() >= capacity.max(1) {
-            self.ring.pop_front();
-        }
-        if capacity == 0 {
+        if capacity.messages == 0 {
+            self.ring.clear();
+            self.bytes = 0;
             return;
         }
+        self.bytes += msg.footprint();
         self.ring.push_back(msg);
-        if self.ring.capacity() > 2 * capacity + 8 {
-            self.ring.shrink_to(capacity);
+        while self.ring.len() > capacity.messages
+            || (self.bytes > capacity.bytes && self.ring.len() > 1)
+        {
+            if let Some(old) = self.ring.pop_front() {
+                self.bytes -= old.footprint();
+            }
         }
+        if self.ring.capacity() > 2 * self.ring.len() + 8 {
+            self.ring.shrink_to(self.ring.len());
+        }
+    }
+
+    /// The [`Message::footprint`]s of the messages held, summed.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Where the messages after `after` start, given that the newest seq is `last`.
@@ -100,7 +136,7 @@ mod tests {
     fn coverage_is_exact_at_the_edges() {
         let mut h = History::default();
         for seq in 1..=5 {
-            h.push(msg(seq), 3);
+            h.push(msg(seq), Capacity::messages(3));
         }
         // Holds 3, 4, 5.
         assert_eq!(h.len(), 3);
@@ -116,12 +152,15 @@ mod tests {
     fn a_skip_in_the_seqs_is_covered_only_from_the_position_before_it() {
         let mut h = History::default();
         for seq in 1..=3 {
-            h.push(msg(seq), 8);
+            h.push(msg(seq), Capacity::messages(8));
         }
         // Restored after a crash: the next message skips to 1,000,003.
         let jump = crate::message::tests::msg_after(3, 1_000_003);
-        h.push(jump, 8);
-        h.push(crate::message::tests::msg_after(1_000_003, 1_000_004), 8);
+        h.push(jump, Capacity::messages(8));
+        h.push(
+            crate::message::tests::msg_after(1_000_003, 1_000_004),
+            Capacity::messages(8),
+        );
         assert_eq!(h.coverage(3, 1_000_004), Coverage::From(3));
         assert_eq!(h.coverage(2, 1_000_004), Coverage::From(2));
         // Positions that only existed before the crash are not covered.
@@ -135,10 +174,13 @@ mod tests {
         for held in [0, 1, 3, 4, 5, 9, 40] {
             let mut h = History::default();
             for seq in 1..=held {
-                h.push(msg(seq), 64);
+                h.push(msg(seq), Capacity::messages(64));
             }
             // A skip in the seqs, as after a restore.
-            h.push(crate::message::tests::msg_after(held, held + 100), 64);
+            h.push(
+                crate::message::tests::msg_after(held, held + 100),
+                Capacity::messages(64),
+            );
             for seq in 0..=held + 101 {
                 let expected = h.ring.partition_point(|m| m.seq() <= seq);
                 assert_eq!(h.first_after(seq), expected, "{held} held, after {seq}");
@@ -149,7 +191,7 @@ mod tests {
     #[test]
     fn zero_capacity_covers_only_the_present() {
         let mut h = History::default();
-        h.push(msg(1), 0);
+        h.push(msg(1), Capacity::messages(0));
         assert_eq!(h.coverage(1, 1), Coverage::From(0));
         assert_eq!(h.coverage(0, 1), Coverage::Gap);
     }
@@ -158,10 +200,10 @@ mod tests {
     fn a_smaller_capacity_drops_the_oldest_and_gives_memory_back() {
         let mut h = History::default();
         for seq in 1..=256 {
-            h.push(msg(seq), 256);
+            h.push(msg(seq), Capacity::messages(256));
         }
         assert_eq!(h.len(), 256);
-        h.push(msg(257), 4);
+        h.push(msg(257), Capacity::messages(4));
         assert_eq!(h.len(), 4);
         assert_eq!(h.get(0).unwrap().seq(), 254, "the newest four remain");
         assert_eq!(h.coverage(253, 257), Coverage::From(0));
@@ -169,7 +211,7 @@ mod tests {
         assert!(h.ring.capacity() < 64, "capacity {}", h.ring.capacity());
         // Growing again keeps everything up to the new capacity.
         for seq in 258..=300 {
-            h.push(msg(seq), 100);
+            h.push(msg(seq), Capacity::messages(100));
         }
         assert_eq!(h.len(), 47);
     }

@@ -14,6 +14,7 @@ use wasmeter_core::position::StreamPosition;
 use wasmeter_core::saved::SavedTopic;
 use wasmeter_core::validate::is_topic_name;
 
+use crate::history::Capacity;
 use crate::message::Message;
 use crate::pattern::Pattern;
 use crate::slot::{Slot, Subscriber};
@@ -31,6 +32,13 @@ pub struct HubConfig {
     /// `history_per_topic`), so that the histories' memory does not grow with
     /// the number of topics. A topic's history shrinks at its next change.
     pub history_budget: usize,
+    /// Bytes the histories of all state topics hold together (each message
+    /// counted by [`Message::footprint`](crate::Message::footprint): itself,
+    /// its delta and one encoded frame): with many topics or large messages
+    /// each topic keeps `history_bytes / topics` worth, but always its newest
+    /// message. Whichever of this and `history_budget` is reached first bounds
+    /// a topic's history.
+    pub history_bytes: usize,
     /// Topics the hub holds at most; publishing to a new topic beyond it fails.
     pub max_topics: usize,
     /// Events kept per stream topic: how far behind a subscriber may fall, or
@@ -43,6 +51,7 @@ impl Default for HubConfig {
         Self {
             history_per_topic: 256,
             history_budget: 65_536,
+            history_bytes: 16 << 20,
             max_topics: 100_000,
             stream_history: 4096,
         }
@@ -108,6 +117,8 @@ pub struct HubStats {
     pub published: u64,
     /// Messages held in the histories of all topics.
     pub history_messages: usize,
+    /// Their footprint ([`Message::footprint`](crate::Message::footprint)), in bytes.
+    pub history_bytes: usize,
 }
 
 /// Makes epochs: unique per topic lifetime and per process start.
@@ -206,18 +217,21 @@ impl Hub {
         }
     }
 
-    /// How many messages a topic's history keeps now: a stream topic its
-    /// `stream_history`; a state topic its share of the budget.
-    pub(crate) fn history_capacity(&self, stream: bool) -> usize {
+    /// What a topic's history keeps now: a stream topic its `stream_history`
+    /// events; a state topic its share of the budgets.
+    pub(crate) fn history_capacity(&self, stream: bool) -> Capacity {
         if stream {
-            return self.config.stream_history;
+            return Capacity::messages(self.config.stream_history);
         }
         let per_topic = self.config.history_per_topic;
         if per_topic == 0 {
-            return 0;
+            return Capacity::messages(0);
         }
         let topics = self.state_topics.load(Ordering::Relaxed).max(1);
-        (self.config.history_budget / topics).clamp(1, per_topic)
+        Capacity {
+            messages: (self.config.history_budget / topics).clamp(1, per_topic),
+            bytes: self.config.history_bytes / topics,
+        }
     }
 
     /// Counts a state topic in or out of the budget's share.
@@ -297,7 +311,7 @@ impl Hub {
     pub(crate) fn insert_new(
         &self,
         change: TopicChange,
-        make: impl FnOnce(usize, TopicChange) -> Topic,
+        make: impl FnOnce(Capacity, TopicChange) -> Topic,
     ) -> Result<Result<Arc<Topic>, TopicChange>, PublishError> {
         if !is_topic_name(&change.topic) {
             return Err(PublishError::InvalidTopic(change.topic.to_string()));
@@ -600,10 +614,16 @@ impl Hub {
     /// Counters for tests and metrics.
     pub fn stats(&self) -> HubStats {
         let reg = self.read();
+        let (history_messages, history_bytes) = reg
+            .topics
+            .values()
+            .map(|t| t.held())
+            .fold((0, 0), |(m, b), (tm, tb)| (m + tm, b + tb));
         HubStats {
             topics: reg.topics.len(),
             slots: reg.topics.values().map(|t| t.slot_count()).sum(),
-            history_messages: reg.topics.values().map(|t| t.held()).sum(),
+            history_messages,
+            history_bytes,
             watchers: reg.watchers.len(),
             published: self.published.load(Ordering::Relaxed),
         }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::delta::Delta;
-use wasmeter_core::field::TopicState;
+use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::position::StreamPosition;
 
 use crate::codec::{self, FieldSet, Format, FrameHead, Wire};
@@ -224,6 +224,52 @@ impl Message {
         }
     }
 
+    /// About the memory this message holds in a topic's history, in bytes: the
+    /// message itself, its delta (and stale lists) and one encoded update frame
+    /// (made when a subscriber first reads it; counted from the start, as an
+    /// estimate: the names and values again, with the envelope). Computed from
+    /// what the message holds, so the same every time it is asked.
+    pub fn footprint(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<(String, FieldValue)>();
+        const NAME: usize = std::mem::size_of::<String>();
+        /// A frame's envelope (type, topic and epoch keys, seq, ts, braces).
+        const ENVELOPE: usize = 64;
+        /// A field's share of a frame besides its name: quotes, separators and
+        /// a number's digits.
+        const PER_FIELD: usize = 24;
+        let value = |v: &FieldValue| match v {
+            FieldValue::Text(t) => t.len(),
+            FieldValue::Number(_) | FieldValue::Flag(_) => 0,
+        };
+        let changed: usize = self
+            .delta
+            .changed
+            .iter()
+            .map(|(n, v)| n.len() + value(v))
+            .sum();
+        let removed: usize = self.delta.removed.iter().map(String::len).sum();
+        let fields = self.delta.changed.len() + self.delta.removed.len();
+        let stale = self.stale.as_ref().map_or(0, |s| {
+            std::mem::size_of::<Stale>()
+                + s.marked
+                    .iter()
+                    .chain(&s.now)
+                    .map(|n| NAME + n.len())
+                    .sum::<usize>()
+        });
+        let frame =
+            ENVELOPE + self.topic.len() + self.epoch.len() + changed + removed + PER_FIELD * fields;
+        // The `Arc`'s two counts, the message, its delta's entries and text.
+        2 * std::mem::size_of::<usize>()
+            + std::mem::size_of::<Self>()
+            + ENTRY * self.delta.changed.len()
+            + NAME * self.delta.removed.len()
+            + changed
+            + removed
+            + stale
+            + frame
+    }
+
     /// The `update` frame (an `event` frame for an event), encoded once per
     /// wire and shared.
     pub fn update_bytes(&self, wire: impl Into<Wire>) -> Bytes {
@@ -375,6 +421,47 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) mod tests {
     use super::*;
     use wasmeter_core::field::FieldValue;
+
+    #[test]
+    fn a_footprint_is_near_what_the_message_holds_with_its_frame() {
+        // A trade-like update: five fields, numbers and a text.
+        let changed: Vec<(String, FieldValue)> = [
+            ("price", FieldValue::Number(64_123.25)),
+            ("qty", FieldValue::Number(0.015)),
+            ("count", FieldValue::Number(1_234.0)),
+            ("side", FieldValue::Text("buy".into())),
+            ("ts_exchange", FieldValue::Number(1_764_950_000_123.0)),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+        let held = 2 * std::mem::size_of::<usize>()
+            + std::mem::size_of::<Message>()
+            + changed.len() * std::mem::size_of::<(String, FieldValue)>()
+            + changed.iter().map(|(n, _)| n.len()).sum::<usize>()
+            + 3;
+        let m = Message::new(
+            "bench/S1234".into(),
+            "m1k2j3h4g5-17".into(),
+            (41, 42),
+            TopicChange {
+                topic: "bench/S1234".into(),
+                delta: Delta {
+                    changed,
+                    removed: vec![],
+                },
+                stale: vec![],
+                state: Arc::new(TopicState::default()),
+                timestamp_ms: 1_764_950_000_456,
+                event: false,
+            },
+            &[],
+        );
+        let actual = held + m.update_bytes(Format::Json).len();
+        let estimate = m.footprint();
+        let ratio = estimate as f64 / actual as f64;
+        assert!((0.8..1.25).contains(&ratio), "{estimate} for {actual}");
+    }
 
     pub(crate) fn msg(seq: u64) -> Arc<Message> {
         msg_after(seq - 1, seq)

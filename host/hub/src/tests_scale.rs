@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
 
 use crate::tests::{Recorder, change, replay_after};
@@ -13,6 +14,7 @@ fn budget_hub(per_topic: usize, budget: usize) -> Hub {
     Hub::new(HubConfig {
         history_per_topic: per_topic,
         history_budget: budget,
+        history_bytes: usize::MAX,
         max_topics: 1_000,
         stream_history: 64,
     })
@@ -193,4 +195,61 @@ fn pattern_watchers_get_the_topics_they_name_created_later() {
     rec.take();
     hub.publish(change("q/c", 2.0)).unwrap();
     assert!(rec.take().is_empty());
+}
+
+/// A change to `topic` whose one text field is `len` bytes long.
+fn text_change(topic: &str, n: u64, len: usize) -> TopicChange {
+    let mut c = change(topic, n as f64);
+    c.delta
+        .changed
+        .push(("text".into(), FieldValue::Text("x".repeat(len))));
+    c
+}
+
+#[test]
+fn histories_share_a_byte_budget_and_keep_at_least_the_newest() {
+    let small_footprint = {
+        let hub = budget_hub(64, 1_000);
+        hub.publish(text_change("probe", 1, 10)).unwrap();
+        hub.stats().history_bytes
+    };
+    let bytes = 40 * small_footprint;
+    let hub = Hub::new(HubConfig {
+        history_per_topic: 64,
+        history_budget: 1_000,
+        history_bytes: bytes,
+        max_topics: 1_000,
+        stream_history: 64,
+    });
+    for n in 1..=30 {
+        hub.publish(text_change("small", n, 10)).unwrap();
+        hub.publish(text_change("large", n, 1_000)).unwrap();
+    }
+    // Two topics: each keeps what fits in half the bytes, whatever the count.
+    let (_, small, _) = hub.history("small", 0, 100).unwrap();
+    let (_, large, _) = hub.history("large", 0, 100).unwrap();
+    // (Footprints from this hub: epochs, part of each message, differ in length
+    // between hubs.)
+    assert_eq!(small.len(), bytes / 2 / small[0].footprint());
+    assert_eq!(large.len(), bytes / 2 / large[0].footprint());
+    assert!((19..=20).contains(&small.len()) && (1..5).contains(&large.len()));
+    let held: usize = small.iter().chain(&large).map(|m| m.footprint()).sum();
+    assert!(held <= bytes, "{held} > {bytes}");
+    assert_eq!(hub.stats().history_bytes, held);
+    let oldest = small[0].seq();
+    assert_eq!(
+        replay_after(&hub, "small", oldest - 1),
+        Some((oldest..=30).collect())
+    );
+    assert_eq!(
+        replay_after(&hub, "small", oldest - 2),
+        None,
+        "no longer held"
+    );
+
+    // An update larger than a topic's share is still kept: it is the newest.
+    hub.publish(text_change("large", 31, 40 * small_footprint))
+        .unwrap();
+    let (_, large, complete) = hub.history("large", 0, 100).unwrap();
+    assert_eq!((large.len(), large[0].seq(), complete), (1, 31, false));
 }

@@ -7,7 +7,7 @@ use wasmeter_core::saved::{SavedMessage, SavedTopic};
 
 use wasmeter_core::change::TopicChange;
 
-use crate::history::{Coverage, History};
+use crate::history::{Capacity, Coverage, History};
 use crate::message::Message;
 use crate::slot::{Slot, Subscriber};
 use crate::slot_set::SlotSet;
@@ -101,7 +101,7 @@ impl Topic {
     pub(crate) fn new(
         name: Arc<str>,
         epoch: Arc<str>,
-        history: usize,
+        history: Capacity,
         change: TopicChange,
     ) -> Self {
         Self::positioned(name, epoch, (0, 1), history, change)
@@ -113,7 +113,7 @@ impl Topic {
         name: Arc<str>,
         epoch: Arc<str>,
         (prev_seq, seq): (u64, u64),
-        history: usize,
+        history: Capacity,
         change: TopicChange,
     ) -> Self {
         let stream = change.event;
@@ -156,7 +156,7 @@ impl Topic {
     /// save), the next seq skips [`RESTORE_SKIP`] past the lowest one it could
     /// have taken, so that each unclean restore of the same save skips further
     /// once the restored topic is saved again. `None` if `saved` holds no message.
-    pub(crate) fn restore(saved: SavedTopic, history: usize, clean: bool) -> Option<Self> {
+    pub(crate) fn restore(saved: SavedTopic, history: Capacity, clean: bool) -> Option<Self> {
         let name: Arc<str> = saved.topic.into();
         let epoch: Arc<str> = saved.epoch.into();
         let state = Arc::new(saved.state);
@@ -248,12 +248,12 @@ impl Topic {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends the next message, keeping at most `capacity` in the history;
+    /// Appends the next message, keeping what fits `capacity` in the history;
     /// gives the change back if the topic was removed.
     pub(crate) fn append(
         &self,
         change: TopicChange,
-        capacity: usize,
+        capacity: Capacity,
     ) -> Result<Arc<Message>, TopicChange> {
         let mut log = self.write_log();
         if self.removed.load(Ordering::Acquire) {
@@ -282,7 +282,7 @@ impl Topic {
         change: TopicChange,
         (prev_seq, seq): (u64, u64),
         continuous: bool,
-        capacity: usize,
+        capacity: Capacity,
     ) -> Result<Arc<Message>, TopicChange> {
         let mut log = self.write_log();
         if self.removed.load(Ordering::Acquire) {
@@ -346,9 +346,10 @@ impl Topic {
         (log.last.clone(), state)
     }
 
-    /// Messages in the history now.
-    pub(crate) fn held(&self) -> usize {
-        self.read_log().history.len()
+    /// Messages in the history now, and their footprint in bytes.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let log = self.read_log();
+        (log.history.len(), log.history.bytes())
     }
 
     pub(crate) fn with_log<R>(&self, f: impl FnOnce(LogView<'_>) -> R) -> R {

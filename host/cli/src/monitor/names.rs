@@ -336,6 +336,16 @@ pub const HUB_PUBLISHED: MetricDef = counter(
     "wasmeter_hub_published_messages",
     "Messages published (each encoded at most once per format).",
 );
+/// Updates held in the hub's histories.
+pub const HUB_HISTORY_MESSAGES: MetricDef = gauge(
+    "wasmeter_hub_history_messages",
+    "Updates held in the topics' histories (for resume and subscribers a little behind).",
+);
+/// Their size.
+pub const HUB_HISTORY_BYTES: MetricDef = gauge(
+    "wasmeter_hub_history_bytes",
+    "Bytes of the updates held in the topics' histories, each counted with its delta and one encoded frame (bounded by history_bytes).",
+);
 /// Sample series held for `/metrics`.
 pub const SERIES: MetricDef = gauge(
     "wasmeter_series",

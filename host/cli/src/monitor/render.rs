@@ -252,7 +252,7 @@ fn plugins(w: &mut Writer, m: &Monitor) {
 fn server_and_hub(w: &mut Writer, server: &ServerState) {
     let s = server.metrics();
     let hub = server.hub().stats();
-    let single: [(&MetricDef, f64); 18] = [
+    let single: [(&MetricDef, f64); 20] = [
         (&n::SERVER_CONNECTIONS, s.connections_active as f64),
         (&n::SERVER_CONNECTIONS_ACCEPTED, s.connections_total as f64),
         (&n::SERVER_CONNECTIONS_REFUSED, s.connections_refused as f64),
@@ -280,6 +280,8 @@ fn server_and_hub(w: &mut Writer, server: &ServerState) {
         (&n::HUB_TOPICS, hub.topics as f64),
         (&n::HUB_SUBSCRIPTIONS, hub.slots as f64),
         (&n::HUB_PUBLISHED, hub.published as f64),
+        (&n::HUB_HISTORY_MESSAGES, hub.history_messages as f64),
+        (&n::HUB_HISTORY_BYTES, hub.history_bytes as f64),
     ];
     for (def, value) in single {
         w.family(def);
