@@ -152,6 +152,17 @@ fn cut_buckets(tier: Tier, series: u32, o: &OpenBuckets) -> Cut {
     }
 }
 
+/// Whether an open chunk of `tier` with `items` items, `bytes` bytes in
+/// memory, is cut before its next item ([`Options::chunk_items`],
+/// [`TierOptions::chunk_bytes`](crate::TierOptions::chunk_bytes)).
+fn full(opts: &Options, tier: Tier, items: u32, bytes: usize) -> bool {
+    items >= opts.chunk_items
+        || opts
+            .tier(tier)
+            .chunk_bytes
+            .is_some_and(|max| bytes >= max as usize)
+}
+
 /// Appends a finished bucket to the tier's open chunk, cutting first if needed.
 fn push_bucket(
     opts: &Options,
@@ -163,7 +174,7 @@ fn push_bucket(
 ) {
     let part = opts.partition_start(tier, b.start_ms);
     if let Some(o) = &th.open
-        && (o.part != part || o.chunk.len() >= opts.chunk_items)
+        && (o.part != part || full(opts, tier, o.chunk.len(), o.chunk.bytes().len()))
     {
         cuts.push(cut_buckets(tier, series, o));
         th.open = None;
@@ -211,7 +222,7 @@ impl Head {
         let status = if t > s.last_t {
             let part = opts.partition_start(Tier::Raw, t);
             if let Some(o) = &s.raw
-                && (o.part != part || o.chunk.len() >= opts.chunk_items)
+                && (o.part != part || full(opts, Tier::Raw, o.chunk.len(), o.chunk.bytes().len()))
             {
                 cuts.push(cut_raw(id, o));
                 s.raw = None;

@@ -18,6 +18,12 @@ pub struct TierOptions {
     /// partition span and of the tier's bucket width, and at most half the
     /// retention (the current and the previous partition are kept open).
     pub partition_ms: i64,
+    /// If set, a chunk of this tier is also cut once its encoding in memory
+    /// reaches this many bytes (besides [`Options::chunk_items`]): it bounds
+    /// what the head holds per series for the tier. Set for the 1 min and 1 h
+    /// tiers, whose 120-bucket chunks span 2 hours and 5 days: ~1.7 KB per
+    /// series each, in their write-side encoding, for a varying series.
+    pub chunk_bytes: Option<u32>,
 }
 
 /// Query limits, checked before any data is read.
@@ -43,7 +49,8 @@ impl Default for QueryLimits {
 
 /// Store configuration. `Options::default()` gives: raw 6 h, 1 s for 14 days,
 /// 1 min for 90 days, 1 h for 2 years, 1 GiB on disk, 100,000 series, chunks of
-/// 120 samples, a commit every second by an internal thread.
+/// 120 samples or buckets (the 1 min and 1 h tiers' cut at 512 bytes in memory
+/// sooner), a commit every second by an internal thread.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Raw samples.
@@ -82,18 +89,22 @@ impl Default for Options {
             raw: TierOptions {
                 retention_ms: 6 * HOUR,
                 partition_ms: HOUR,
+                chunk_bytes: None,
             },
             second: TierOptions {
                 retention_ms: 14 * DAY,
                 partition_ms: DAY,
+                chunk_bytes: None,
             },
             minute: TierOptions {
                 retention_ms: 90 * DAY,
                 partition_ms: 7 * DAY,
+                chunk_bytes: Some(512),
             },
             hour: TierOptions {
                 retention_ms: 730 * DAY,
                 partition_ms: 28 * DAY,
+                chunk_bytes: Some(512),
             },
             max_disk_bytes: 1 << 30,
             max_series: 100_000,
@@ -145,6 +156,12 @@ impl Options {
                     "tier {tier}: retention {} ms is shorter than two partitions ({} ms)",
                     t.retention_ms,
                     2 * t.partition_ms
+                ));
+            }
+            if t.chunk_bytes.is_some_and(|b| !(64..=1 << 20).contains(&b)) {
+                return bad(format!(
+                    "tier {tier}: chunk_bytes {:?} must be in 64..=1048576",
+                    t.chunk_bytes
                 ));
             }
             prev_part = t.partition_ms;

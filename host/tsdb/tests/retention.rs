@@ -106,18 +106,22 @@ fn retention_by_size_keeps_the_store_under_its_cap_oldest_first() {
         raw: wasmeter_tsdb::TierOptions {
             retention_ms: 1000 * HOUR,
             partition_ms: HOUR,
+            chunk_bytes: None,
         },
         second: wasmeter_tsdb::TierOptions {
             retention_ms: 1000 * HOUR,
             partition_ms: 2 * HOUR,
+            chunk_bytes: None,
         },
         minute: wasmeter_tsdb::TierOptions {
             retention_ms: 1000 * HOUR,
             partition_ms: 4 * HOUR,
+            chunk_bytes: None,
         },
         hour: wasmeter_tsdb::TierOptions {
             retention_ms: 1000 * HOUR,
             partition_ms: 4 * HOUR,
+            chunk_bytes: None,
         },
         checkpoint_wal_bytes: 64 * 1024,
         ..short_options()

@@ -6,8 +6,8 @@ mod common;
 
 use common::{DAY, HOUR, Rng, T0, test_options};
 use wasmeter_tsdb::{
-    Labels, Matcher, MetricKind, Options, Point, RangeQuery, Sample, SeriesPoints, Store, Tier,
-    TierChoice,
+    Labels, Matcher, MetricKind, Options, Point, RangeQuery, Sample, SeriesPoints, Store,
+    StoreStats, Tier, TierChoice,
 };
 
 /// The written samples of each series.
@@ -242,12 +242,49 @@ fn queries(store: &Store, data: &Data, end: i64) {
 
 #[test]
 fn three_days_every_tier_exact() {
-    let data = generate(3);
-    let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
+    three_days_exact(Options {
+        chunk_items: 120,
+        ..test_options()
+    });
+}
+
+/// The same with every tier's chunks cut at 64 bytes in memory: many more
+/// chunks, every answer the same.
+#[test]
+fn three_days_every_tier_exact_with_chunks_cut_by_size() {
+    let by_items = three_days_exact(Options {
+        chunk_items: 120,
+        ..test_options()
+    });
+    let mut opts = Options {
         chunk_items: 120,
         ..test_options()
     };
+    for tier in [
+        &mut opts.raw,
+        &mut opts.second,
+        &mut opts.minute,
+        &mut opts.hour,
+    ] {
+        tier.chunk_bytes = Some(64);
+    }
+    let by_size = three_days_exact(opts);
+    for tier in Tier::ALL {
+        let i = tier.index();
+        assert!(
+            by_size.chunks[i] > by_items.chunks[i],
+            "tier {tier}: {} chunks cut by size, {} by count",
+            by_size.chunks[i],
+            by_items.chunks[i]
+        );
+    }
+}
+
+/// Writes three days of data with `opts`, checks every tier's answers before
+/// and after reopening, and gives the reopened store's stats.
+fn three_days_exact(opts: Options) -> StoreStats {
+    let data = generate(3);
+    let dir = tempfile::tempdir().unwrap();
     let end = data
         .samples
         .iter()
@@ -266,6 +303,7 @@ fn three_days_every_tier_exact() {
     assert!(rec.is_clean(), "{rec}");
     assert_eq!(rec.wal_samples, 0);
     queries(&store, &data, end);
+    store.stats()
 }
 
 #[test]

@@ -50,18 +50,22 @@ pub fn short_options() -> Options {
         raw: TierOptions {
             retention_ms: 2 * HOUR,
             partition_ms: HOUR,
+            chunk_bytes: None,
         },
         second: TierOptions {
             retention_ms: 4 * HOUR,
             partition_ms: 2 * HOUR,
+            chunk_bytes: None,
         },
         minute: TierOptions {
             retention_ms: 8 * HOUR,
             partition_ms: 4 * HOUR,
+            chunk_bytes: None,
         },
         hour: TierOptions {
             retention_ms: 16 * HOUR,
             partition_ms: 4 * HOUR,
+            chunk_bytes: None,
         },
         ..test_options()
     }
