@@ -156,7 +156,7 @@ pub(crate) fn encode_buckets(bs: &[Bucket], width: i64, base: i64) -> Vec<u8> {
 /// exactly as [`Bucket::add`] computes them). Checked bit for bit, so decoding
 /// is exact whatever the bucket holds; signed zeros that compare equal but
 /// differ in sign are left to the general form (`min`/`max` may pick either).
-fn short_form(b: &Bucket) -> Option<Option<f64>> {
+pub(crate) fn short_form(b: &Bucket) -> Option<Option<f64>> {
     let same = |x: f64, y: f64| x.to_bits() == y.to_bits();
     match b.count {
         1 => (same(b.min, b.last) && same(b.max, b.last) && same(b.sum, b.last)).then_some(None),
