@@ -83,6 +83,15 @@ pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 impl LogCapture {
     /// Starts capturing; keep the guard alive while the calls of interest run.
     pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        // With a single dispatcher registered, tracing takes a callsite's
+        // interest from the default of whichever thread reaches it first
+        // (tokio-rs/tracing#3611): a test running the same plugin code at the
+        // same time without a capture would turn the callsite off for every
+        // thread, this one included, and the capture would see nothing. A
+        // second dispatcher, kept for the process, makes tracing ask every
+        // registered one instead.
+        static ANCHOR: OnceLock<tracing::Dispatch> = OnceLock::new();
+        ANCHOR.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
         let capture = LogCapture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -90,7 +99,9 @@ impl LogCapture {
             .with_ansi(false)
             .with_max_level(tracing::Level::TRACE)
             .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (capture, guard)
     }
 
     /// Everything captured so far.
