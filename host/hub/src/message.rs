@@ -48,6 +48,8 @@ pub struct Message {
     stale: Option<Box<Stale>>,
     /// An event of a stream topic (see [`TopicChange::event`]).
     event: bool,
+    /// [`Message::footprint`], computed once from what the message holds.
+    footprint: u32,
     /// The JSON map frame: what subscribers ask for by default.
     json_update: OnceLock<Bytes>,
     /// Every other wire's frames and the filtered encodings, once asked for.
@@ -123,7 +125,7 @@ impl Message {
                 now: stale_now,
             })),
         };
-        Self {
+        let mut msg = Self {
             stale,
             topic,
             epoch,
@@ -132,13 +134,16 @@ impl Message {
             timestamp_ms: change.timestamp_ms,
             delta: change.delta,
             event: change.event,
+            footprint: 0,
             json_update: OnceLock::new(),
             other: OnceLock::new(),
             current: Mutex::new(Some(Box::new(Current {
                 state: change.state,
                 snapshot: Default::default(),
             }))),
-        }
+        };
+        msg.footprint = u32::try_from(msg.estimate_footprint()).unwrap_or(u32::MAX);
+        msg
     }
 
     /// Lets go of the state and the snapshot encodings: a newer message of the
@@ -227,9 +232,13 @@ impl Message {
     /// About the memory this message holds in a topic's history, in bytes: the
     /// message itself, its delta (and stale lists) and one encoded update frame
     /// (made when a subscriber first reads it; counted from the start, as an
-    /// estimate: the names and values again, with the envelope). Computed from
-    /// what the message holds, so the same every time it is asked.
+    /// estimate: the names and values again, with the envelope). The same
+    /// every time it is asked (computed when the message is made).
     pub fn footprint(&self) -> usize {
+        self.footprint as usize
+    }
+
+    fn estimate_footprint(&self) -> usize {
         const ENTRY: usize = std::mem::size_of::<(String, FieldValue)>();
         const NAME: usize = std::mem::size_of::<String>();
         /// A frame's envelope (type, topic and epoch keys, seq, ts, braces).

@@ -320,16 +320,20 @@ pub(crate) fn decode_buckets(
         }
         let l = last.read(&mut r)?;
         let start = idx.wrapping_mul(width);
-        let mut b = Bucket::new(start, l);
-        if count == 2 && r.read_bit()? {
-            b = Bucket::new(start, min.read(&mut r)?);
+        let b = if count == 2 && r.read_bit()? {
+            let mut b = Bucket::new(start, min.read(&mut r)?);
             b.add(l);
-        } else if count > 1 {
-            b.count = count as u64;
-            b.min = min.read(&mut r)?;
-            b.max = max.read(&mut r)?;
-            b.sum = sum.read(&mut r)?;
-        }
+            b
+        } else {
+            let mut b = Bucket::new(start, l);
+            if count > 1 {
+                b.count = count as u64;
+                b.min = min.read(&mut r)?;
+                b.max = max.read(&mut r)?;
+                b.sum = sum.read(&mut r)?;
+            }
+            b
+        };
         f(b);
     }
     Ok(())
