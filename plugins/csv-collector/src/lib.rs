@@ -232,8 +232,17 @@ mod tests {
             .collect("s", b"5;ETH;buy;2;10\n6;ETH;sell;3;11\n")
             .unwrap();
         assert!(out.errors.is_empty(), "{:?}", out.errors);
-        assert_eq!(out.updates[1].topic, "x/y/ETH");
-        assert!(out.updates[1].fields.iter().any(|f| f.name == "side"));
+        // Both trades of ETH in one call: one update, the later values.
+        assert_eq!(out.updates.len(), 1);
+        assert_eq!(out.updates[0].topic, "x/y/ETH");
+        let field = |name: &str| {
+            let field = out.updates[0].fields.iter().find(|f| f.name == name);
+            field.map(|f| f.value.clone())
+        };
+        assert_eq!(field("side"), Some("sell".into()));
+        assert_eq!(field("count"), Some(2.0.into()));
+        assert_eq!(field("price"), Some(11.0.into()));
+        assert_eq!(out.all_samples().len(), 8, "every trade's samples");
         let mut d = collector(&[]);
         d.import_state(&c.export_state().unwrap()).unwrap();
         assert_eq!(d.book.totals("ETH"), Some((2, 5.0)));

@@ -339,10 +339,12 @@ mod tests {
             "\n",
         );
         let out = c.collect("feed", chunk.as_bytes()).unwrap();
-        assert_eq!(out.updates.len(), 2, "{:?}", out.errors);
+        // Both trades in one update: the later price, the first one's extras.
+        assert_eq!(out.updates.len(), 1, "{:?}", out.errors);
         assert_eq!(out.updates[0].topic, "trades/BTCUSDT");
         let fields = &out.updates[0].fields;
-        assert_eq!(fields[0], Field::new("price", 64000.10));
+        assert_eq!(fields[0], Field::new("price", 64001.0));
+        assert!(fields.contains(&Field::new("count", 2.0)));
         assert!(fields.contains(&Field::new("data.m", true)));
         assert!(fields.contains(&Field::new("stream", "btcusdt@trade")));
         let samples = out.all_samples();

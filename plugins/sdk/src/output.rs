@@ -40,6 +40,11 @@ pub struct CollectOutput {
     keys: Vec<u8>,
     /// Those samples, in order.
     points: Vec<KeyedPoint>,
+    /// Where the last update of each topic is in `updates`, for
+    /// [`CollectOutput::update`].
+    last_update: HashMap<String, usize, RandomState>,
+    /// How many of `updates` `last_update` has seen.
+    indexed: usize,
 }
 
 /// A sample written with [`CollectOutput::sample`]: its series key's place in
@@ -83,6 +88,43 @@ impl CollectOutput {
             value,
             timestamp_ms,
         });
+    }
+
+    /// This output's update of `topic`, made if it has none yet: set its fields
+    /// with [`TopicUpdate::set`]. The records of a call that update one topic thus
+    /// cross to the host as one update, later values winning, which is what the
+    /// host makes of a call's updates of one topic anyway (a chunk reaches
+    /// subscribers as one change per topic): a busy topic's thousand records in a
+    /// chunk cross as one update instead of a thousand. Events of stream topics
+    /// are never merged.
+    ///
+    /// Updates pushed onto [`CollectOutput::updates`] directly are taken into
+    /// account: this merges into the last update of `topic`, wherever it came from.
+    pub fn update(&mut self, topic: &str) -> &mut TopicUpdate {
+        let stale = self.indexed > self.updates.len()
+            || self
+                .last_update
+                .get(topic)
+                .is_some_and(|&at| self.updates.get(at).is_none_or(|u| u.topic != topic));
+        if stale {
+            self.last_update.clear();
+            self.indexed = 0;
+        }
+        for (at, update) in self.updates.iter().enumerate().skip(self.indexed) {
+            self.last_update.insert(update.topic.clone(), at);
+        }
+        self.indexed = self.updates.len();
+        let at = match self.last_update.get(topic) {
+            Some(&at) => at,
+            None => {
+                self.last_update
+                    .insert(topic.to_string(), self.updates.len());
+                self.updates.push(TopicUpdate::new(topic));
+                self.indexed += 1;
+                self.updates.len() - 1
+            }
+        };
+        &mut self.updates[at]
     }
 
     /// True if there are no samples, updates, events or errors.
@@ -164,6 +206,7 @@ impl SeriesNumbers {
             errors,
             keys,
             points: keyed,
+            ..
         } = out;
         let key = |p: &KeyedPoint| &keys[p.key.0 as usize..p.key.1 as usize];
         // Only a call that could take the table past its bound counts its new
@@ -235,6 +278,57 @@ mod tests {
             1.0,
             0,
         );
+    }
+
+    fn fields(update: &TopicUpdate) -> Vec<(&str, f64)> {
+        update
+            .fields
+            .iter()
+            .map(|f| match f.value {
+                crate::FieldValue::Number(n) => (f.name.as_str(), n),
+                _ => panic!("a number"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn updates_of_one_topic_merge_into_its_last_update() {
+        let mut out = CollectOutput::new();
+        out.update("t/A").set("p", 1.0).set("q", 1.0);
+        out.update("t/B").set("p", 2.0);
+        out.update("t/A").set("p", 3.0).set("r", 3.0);
+        let topics: Vec<_> = out.updates.iter().map(|u| u.topic.as_str()).collect();
+        assert_eq!(topics, ["t/A", "t/B"]);
+        assert_eq!(
+            fields(&out.updates[0]),
+            [("p", 3.0), ("q", 1.0), ("r", 3.0)]
+        );
+
+        // An update pushed directly comes after the merged one: later sets of its
+        // topic go into it, so that it does not override them.
+        out.updates.push(TopicUpdate::new("t/A").field("p", 4.0));
+        out.update("t/A").set("q", 5.0);
+        assert_eq!(out.updates.len(), 3);
+        assert_eq!(fields(&out.updates[2]), [("p", 4.0), ("q", 5.0)]);
+        assert_eq!(
+            fields(&out.updates[0]),
+            [("p", 3.0), ("q", 1.0), ("r", 3.0)]
+        );
+
+        // Updates removed or reordered by hand: the index is rebuilt.
+        out.updates.swap(0, 2);
+        out.updates.truncate(2);
+        out.update("t/A").set("r", 6.0);
+        let topics: Vec<_> = out.updates.iter().map(|u| u.topic.as_str()).collect();
+        assert_eq!(topics, ["t/A", "t/B"]);
+        assert_eq!(
+            fields(&out.updates[0]),
+            [("p", 4.0), ("q", 5.0), ("r", 6.0)]
+        );
+        out.updates.clear();
+        out.update("t/B").set("p", 7.0);
+        assert_eq!(out.updates.len(), 1);
+        assert_eq!(fields(&out.updates[0]), [("p", 7.0)]);
     }
 
     #[test]

@@ -17,11 +17,13 @@
 //! The `parse_*` functions validate raw values with messages that name the column and the
 //! bad value, e.g. ``price: `abc` is not a number``.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 use crate::series::is_valid_topic;
 use crate::state::{StateReader, StateWriter};
-use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, StreamEvent, TopicUpdate};
+use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, StreamEvent};
 
 /// Field names the trade output uses itself; extra fields may not use them.
 pub const RESERVED_FIELDS: [&str; 5] = ["price", "qty", "ts", "count", "volume"];
@@ -63,7 +65,9 @@ struct Totals {
 pub struct TradeBook {
     prefix: String,
     tape: Option<String>,
-    totals: BTreeMap<String, Totals>,
+    totals: HashMap<String, Totals, RandomState>,
+    /// The topic of the trade being recorded (a buffer reused for every trade).
+    topic: String,
 }
 
 fn topic_prefix(key: &str, value: &str) -> Result<String, String> {
@@ -83,7 +87,8 @@ impl TradeBook {
         Ok(TradeBook {
             prefix: self::topic_prefix("topic_prefix", topic_prefix)?,
             tape: None,
-            totals: BTreeMap::new(),
+            totals: HashMap::default(),
+            topic: String::new(),
         })
     }
 
@@ -117,14 +122,22 @@ impl TradeBook {
 
     /// Counts `trade` and appends its topic update and samples to `out`.
     pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
-        // Look the symbol up before cloning it: it is known for all but its first trade.
-        if !self.totals.contains_key(&trade.symbol) {
-            self.totals.insert(trade.symbol.clone(), Totals::default());
-        }
-        let totals = self.totals.get_mut(&trade.symbol).expect("inserted above");
-        totals.count += 1;
-        totals.volume += trade.qty;
-        let Totals { count, volume } = *totals;
+        // One look-up for a known symbol; the symbol is cloned only when new.
+        let Totals { count, volume } = match self.totals.get_mut(&trade.symbol) {
+            Some(totals) => {
+                totals.count += 1;
+                totals.volume += trade.qty;
+                *totals
+            }
+            None => {
+                let totals = Totals {
+                    count: 1,
+                    volume: trade.qty,
+                };
+                self.totals.insert(trade.symbol.clone(), totals);
+                totals
+            }
+        };
 
         let field_ts = if trade.ts > 0 {
             trade.ts
@@ -140,14 +153,22 @@ impl TradeBook {
             event.fields.extend(trade.extra.iter().cloned());
             out.events.push(event);
         }
-        let mut update = TopicUpdate::new(join_topic(&self.prefix, &trade.symbol))
-            .field("price", trade.price)
-            .field("qty", trade.qty)
-            .field("ts", field_ts as f64)
-            .field("count", count as f64)
-            .field("volume", volume);
-        update.fields.extend(trade.extra);
-        out.updates.push(update);
+        // The call's trades of one symbol merge into one update (see
+        // `CollectOutput::update`); the topic is written into a reused buffer.
+        self.topic.clear();
+        self.topic.push_str(&self.prefix);
+        self.topic.push('/');
+        self.topic.push_str(&trade.symbol);
+        let update = out
+            .update(&self.topic)
+            .set("price", trade.price)
+            .set("qty", trade.qty)
+            .set("ts", field_ts as f64)
+            .set("count", count as f64)
+            .set("volume", volume);
+        for extra in trade.extra {
+            update.set(&extra.name, extra.value);
+        }
 
         let labels = [("symbol", trade.symbol.as_str())];
         let ts = trade.ts;
@@ -177,8 +198,11 @@ impl TradeBook {
     /// The running totals, encoded with [`state`](crate::state) (schema `trades`, v1).
     pub fn export_state(&self) -> Vec<u8> {
         let mut w = StateWriter::new(STATE_SCHEMA, STATE_VERSION);
-        w.count(self.totals.len());
-        for (symbol, t) in &self.totals {
+        // In symbol order: the same totals always make the same bytes.
+        let mut totals: Vec<_> = self.totals.iter().collect();
+        totals.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        w.count(totals.len());
+        for (symbol, t) in totals {
             w.str(symbol).u64(t.count).f64(t.volume);
         }
         w.finish()
@@ -193,7 +217,7 @@ impl TradeBook {
                 r.version()
             ));
         }
-        let mut totals = BTreeMap::new();
+        let mut totals = HashMap::default();
         for _ in 0..r.count()? {
             let symbol = r.str()?;
             let count = r.u64()?;
@@ -293,8 +317,10 @@ mod tests {
         book.record(trade("A", 1.5), &mut out);
         book.record(trade("A", 2.0), &mut out);
         assert_eq!(book.totals("A"), Some((2, 3.5)));
-        assert_eq!(out.updates[1].topic, "trades/A");
-        let count = out.updates[1].fields.iter().find(|f| f.name == "count");
+        // One update per topic and call, with the later trade's values.
+        assert_eq!(out.updates.len(), 1);
+        assert_eq!(out.updates[0].topic, "trades/A");
+        let count = out.updates[0].fields.iter().find(|f| f.name == "count");
         assert_eq!(count.unwrap().value, FieldValue::Number(2.0));
         let samples = out.all_samples();
         assert_eq!(samples.len(), 8);
@@ -303,9 +329,23 @@ mod tests {
         assert_eq!(samples[7].timestamp_ms, 5);
         assert_eq!(samples[7].label("symbol"), Some("A"));
 
+        for symbol in ["D", "B", "C"] {
+            book.record(trade(symbol, 1.0), &mut out);
+        }
         let mut other = TradeBook::new("x").unwrap();
         other.import_state(&book.export_state()).unwrap();
         assert_eq!(other.totals("A"), Some((2, 3.5)));
+        // The state's bytes follow the totals alone, in symbol order.
+        assert_eq!(other.export_state(), book.export_state());
+        let state = book.export_state();
+        let mut r = StateReader::new(&state, STATE_SCHEMA).unwrap();
+        let mut symbols = Vec::new();
+        for _ in 0..r.count().unwrap() {
+            symbols.push(r.str().unwrap());
+            r.u64().unwrap();
+            r.f64().unwrap();
+        }
+        assert_eq!(symbols, ["A", "B", "C", "D"]);
         assert!(TradeBook::new("bad topic").is_err());
     }
 

@@ -30,10 +30,11 @@ async fn csv_collector_parses_trades_and_reports_bad_lines() {
         SOL,150\n";
     let out = csv.collect("trades.csv", chunk).await.unwrap();
 
-    // Three good trades come through although two lines in the same chunk are bad.
+    // Three good trades come through although two lines in the same chunk are bad;
+    // the chunk's two BTC trades as one update with the later values.
     let topics: Vec<_> = out.updates.iter().map(|u| u.topic.as_str()).collect();
-    assert_eq!(topics, ["trades/BTC", "trades/ETH", "trades/BTC"]);
-    let last_btc = &out.updates[2].fields;
+    assert_eq!(topics, ["trades/BTC", "trades/ETH"]);
+    let last_btc = &out.updates[0].fields;
     assert_eq!(field(last_btc, "price"), &FieldValue::Number(64010.0));
     assert_eq!(field(last_btc, "count"), &FieldValue::Number(2.0));
     assert_eq!(field(last_btc, "volume"), &FieldValue::Number(1.0));
@@ -100,14 +101,15 @@ async fn jsonl_collector_maps_fields_and_reports_bad_records() {
 {"s":"ETHUSDT","data":{"p":"x","q":1},"T":1700000000300}
 "#;
     let out = jsonl.collect("history.jsonl", chunk).await.unwrap();
-    assert_eq!(out.updates.len(), 2, "{out:#?}");
-    assert_eq!(out.updates[1].topic, "trades/BTCUSDT");
+    // Both BTCUSDT trades as one update, with the later values.
+    assert_eq!(out.updates.len(), 1, "{out:#?}");
+    assert_eq!(out.updates[0].topic, "trades/BTCUSDT");
     assert_eq!(
-        field(&out.updates[1].fields, "price"),
+        field(&out.updates[0].fields, "price"),
         &FieldValue::Number(64001.0)
     );
     assert_eq!(
-        field(&out.updates[1].fields, "side"),
+        field(&out.updates[0].fields, "side"),
         &FieldValue::Text("sell".into())
     );
     assert_eq!(

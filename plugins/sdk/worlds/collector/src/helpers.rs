@@ -154,6 +154,17 @@ impl TopicUpdate {
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<FieldValue>) {
         self.fields.push(Field::new(name, value));
     }
+
+    /// Sets the field `name` to `value`: replaces the value of the field of that
+    /// name, or adds the field. The name is copied only when the field is new.
+    pub fn set(&mut self, name: &str, value: impl Into<FieldValue>) -> &mut Self {
+        let value = value.into();
+        match self.fields.iter_mut().find(|f| f.name == name) {
+            Some(field) => field.value = value,
+            None => self.fields.push(Field::new(name, value)),
+        }
+        self
+    }
 }
 
 impl StreamEvent {
