@@ -102,7 +102,23 @@ impl Layout {
 
     /// Parses one data line into a trade; the error names the column and the value.
     fn parse(&self, text: &str) -> Result<Trade, String> {
-        let cells: Vec<&str> = text.split(self.delimiter).map(str::trim).collect();
+        // The cells of a line of up to `INLINE` columns are kept on the stack.
+        const INLINE: usize = 16;
+        let (mut inline, mut spilled) = ([""; INLINE], Vec::new());
+        let mut count = 0;
+        for cell in text.split(self.delimiter).map(str::trim) {
+            match count {
+                ..INLINE => inline[count] = cell,
+                INLINE => spilled.extend(inline.iter().copied().chain([cell])),
+                _ => spilled.push(cell),
+            }
+            count += 1;
+        }
+        let cells: &[&str] = if count <= INLINE {
+            &inline[..count]
+        } else {
+            &spilled
+        };
         let expected = self.names.len();
         // A trailing `ts` column may be left out entirely.
         let ts_omitted = cells.len() + 1 == expected && self.ts == Some(expected - 1);
@@ -215,6 +231,34 @@ mod tests {
         assert_eq!(
             out.errors[1].message,
             "expected 4 columns (symbol,price,qty,ts), found 5"
+        );
+    }
+
+    #[test]
+    fn lines_of_many_columns() {
+        let names: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        let mut columns = names.clone();
+        columns[0] = "symbol".into();
+        columns[17] = "price".into();
+        columns[19] = "qty".into();
+        let mut c = collector(&[("columns", &columns.join(","))]);
+        let mut line: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        line[0] = "AB".into();
+        let out = c.collect("s", format!("{}\n", line.join(",")).as_bytes());
+        let out = out.unwrap();
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let field = |name: &str| {
+            let field = out.updates[0].fields.iter().find(|f| f.name == name);
+            field.map(|f| f.value.clone())
+        };
+        assert_eq!(field("price"), Some(17.0.into()));
+        assert_eq!(field("qty"), Some(19.0.into()));
+        assert_eq!(field("c16"), Some(16.0.into()));
+        assert_eq!(field("c18"), Some(18.0.into()));
+        let out = c.collect("s", b"AB,1,2\n").unwrap();
+        assert_eq!(
+            out.errors[0].message,
+            format!("expected 20 columns ({}), found 3", columns.join(","))
         );
     }
 

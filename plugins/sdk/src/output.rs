@@ -10,8 +10,10 @@
 //! ([`SeriesNumbers`]); a fresh instance starts over, as does the host's.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::bindings::collector::exports::wasmeter::plugin::collect as wire;
 use crate::{Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate};
@@ -189,7 +191,66 @@ fn series_of(key: &[u8]) -> Sample {
 /// The series an instance has declared to the host, by key.
 #[derive(Debug, Default)]
 pub struct SeriesNumbers {
-    numbers: HashMap<Box<[u8]>, u32, RandomState>,
+    numbers: KeyTable,
+}
+
+/// Series keys and their numbers. Every sample written with
+/// [`CollectOutput::sample`] is looked up here when its call returns; keys are
+/// compared a word at a time, where a `HashMap` of byte strings would call the
+/// guest's `memcmp`, which compares a byte at a time (a trade's four keys are
+/// ~30 bytes each).
+#[derive(Debug, Default)]
+struct KeyTable {
+    table: HashTable<(Box<[u8]>, u32)>,
+    hasher: RandomState,
+}
+
+impl KeyTable {
+    fn get(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |(held, _)| same_bytes(held, key))
+            .map(|&(_, number)| number)
+    }
+
+    fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Numbers `key`, which is not held yet.
+    fn insert(&mut self, key: &[u8], number: u32) {
+        let hash = self.hasher.hash_one(key);
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, (key.into(), number), |(held, _)| {
+                hasher.hash_one(held)
+            });
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
+/// `a == b`, eight bytes at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let ((a_words, a_rest), (b_words, b_rest)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    a_words
+        .iter()
+        .zip(b_words)
+        .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_rest.iter().zip(b_rest).all(|(x, y)| x == y)
 }
 
 impl SeriesNumbers {
@@ -215,7 +276,7 @@ impl SeriesNumbers {
             let fresh: HashSet<&[u8], RandomState> = keyed
                 .iter()
                 .map(key)
-                .filter(|k| !self.numbers.contains_key(*k))
+                .filter(|k| !self.numbers.contains_key(k))
                 .collect();
             !self.numbers.is_empty() && self.numbers.len() + fresh.len() > MAX_SERIES
         };
@@ -227,10 +288,10 @@ impl SeriesNumbers {
         for p in &keyed {
             let key = key(p);
             let number = match self.numbers.get(key) {
-                Some(&number) => number,
+                Some(number) => number,
                 None if self.numbers.len() < MAX_SERIES => {
                     let number = self.numbers.len() as u32;
-                    self.numbers.insert(key.into(), number);
+                    self.numbers.insert(key, number);
                     let whole = series_of(key);
                     series.push(wire::Series {
                         name: whole.name,
@@ -329,6 +390,20 @@ mod tests {
         out.update("t/B").set("p", 7.0);
         assert_eq!(out.updates.len(), 1);
         assert_eq!(fields(&out.updates[0]), [("p", 7.0)]);
+    }
+
+    #[test]
+    fn keys_are_equal_exactly_when_every_byte_is() {
+        let a: Vec<u8> = (0..40).collect();
+        for len in 0..a.len() {
+            assert!(same_bytes(&a[..len], &a[..len]));
+            assert!(!same_bytes(&a[..len], &a[..len + 1]));
+            for at in 0..len {
+                let mut b = a[..len].to_vec();
+                b[at] ^= 0x40;
+                assert!(!same_bytes(&a[..len], &b), "differs at {at} of {len}");
+            }
+        }
     }
 
     #[test]

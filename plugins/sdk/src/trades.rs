@@ -159,13 +159,23 @@ impl TradeBook {
         self.topic.push_str(&self.prefix);
         self.topic.push('/');
         self.topic.push_str(&trade.symbol);
-        let update = out
-            .update(&self.topic)
-            .set("price", trade.price)
-            .set("qty", trade.qty)
-            .set("ts", field_ts as f64)
-            .set("count", count as f64)
-            .set("volume", volume);
+        let update = out.update(&self.topic);
+        let values = [
+            ("price", trade.price),
+            ("qty", trade.qty),
+            ("ts", field_ts as f64),
+            ("count", count as f64),
+            ("volume", volume),
+        ];
+        // A merged update has these fields first, in this order: one comparison each.
+        for (at, (name, value)) in values.into_iter().enumerate() {
+            match update.fields.get_mut(at) {
+                Some(field) if field.name == name => field.value = FieldValue::Number(value),
+                _ => {
+                    update.set(name, value);
+                }
+            }
+        }
         for extra in trade.extra {
             update.set(&extra.name, extra.value);
         }
