@@ -22,7 +22,8 @@
 //! ## Output (per good line; see `wasmeter_sdk::trades`)
 //!
 //! * topic update `<prefix>/<symbol>`: `price`, `qty`, `ts`, `count` (running number of
-//!   trades of the symbol), `volume` (running sum of qty), then the extra columns;
+//!   trades of the symbol), `volume` (running sum of qty), then the extra columns; a
+//!   chunk's trades of one symbol make one update with the latest values;
 //! * samples labelled `symbol`, stamped with `ts`: `trade_price` and `trade_qty` (gauges),
 //!   `trades_total` and `trade_volume_total` (counters, the running totals).
 //!

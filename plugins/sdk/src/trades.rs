@@ -3,8 +3,10 @@
 //!
 //! For each trade of `symbol`, [`TradeBook::record`] emits:
 //!
-//! * a topic update `<prefix>/<symbol>` with fields `price`, `qty`, `ts`, `count` (running
-//!   number of trades of the symbol), `volume` (running sum of `qty`) and any extra fields;
+//! * the fields of topic `<prefix>/<symbol>`: `price`, `qty`, `ts`, `count` (running
+//!   number of trades of the symbol), `volume` (running sum of `qty`) and any extra
+//!   fields, set in the output's update of that topic ([`CollectOutput::update`]: a
+//!   call's trades of one symbol make one update, the latest trade's values);
 //! * samples labelled `symbol="<symbol>"`, stamped with the trade's `ts` (0 = host time):
 //!   `trade_price` (gauge), `trade_qty` (gauge), `trades_total` (counter, the running
 //!   count) and `trade_volume_total` (counter, the running volume);
@@ -120,7 +122,7 @@ impl TradeBook {
         emits
     }
 
-    /// Counts `trade` and appends its topic update and samples to `out`.
+    /// Counts `trade`, sets its topic's fields in `out` and appends its samples.
     pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
         // One look-up for a known symbol; the symbol is cloned only when new.
         let Totals { count, volume } = match self.totals.get_mut(&trade.symbol) {
