@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The string type of sample names and labels: up to 24 bytes held inline, so
+/// that a sample of a trade feed allocates its label vector only.
+pub use compact_str::CompactString;
+
 /// How a sample's value behaves over time (Prometheus semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,14 +22,14 @@ pub enum MetricKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Label {
     /// Label name.
-    pub name: String,
+    pub name: CompactString,
     /// Label value.
-    pub value: String,
+    pub value: CompactString,
 }
 
 impl Label {
     /// Builds a label from anything string-like.
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
         Self {
             name: name.into(),
             value: value.into(),
@@ -37,7 +41,7 @@ impl Label {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
-    pub name: String,
+    pub name: CompactString,
     /// Labels identifying the series within the metric.
     pub labels: Vec<Label>,
     /// The value; always finite once validated.

@@ -52,10 +52,10 @@ impl SeriesLabels {
     /// The labels of `sample` with `extra` filled in.
     pub fn of(sample: &Sample, extra: &[(String, String)]) -> Self {
         let mut pairs = Vec::with_capacity(sample.labels.len() + extra.len() + 1);
-        pairs.push((NAME_LABEL.to_string(), sample.name.clone()));
+        pairs.push((NAME_LABEL.to_string(), sample.name.to_string()));
         for l in &sample.labels {
             if !l.value.is_empty() && l.name != NAME_LABEL {
-                pairs.push((l.name.clone(), l.value.clone()));
+                pairs.push((l.name.to_string(), l.value.to_string()));
             }
         }
         for (name, value) in extra {

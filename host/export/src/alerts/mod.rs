@@ -218,7 +218,7 @@ fn alert_labels(s: &Sample) -> (LabelSet, String) {
         .filter(|l| {
             !matches!(l.name.as_str(), "alert" | "alertname" | NAME_LABEL) && !l.value.is_empty()
         })
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     labels.insert("alertname".into(), name.clone());
     (labels, name)

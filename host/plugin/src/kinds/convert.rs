@@ -14,13 +14,13 @@ macro_rules! conversions {
 
         pub(crate) fn sample_from_wit(s: wit::Sample, now_ms: i64) -> Sample {
             Sample {
-                name: s.name,
+                name: s.name.into(),
                 labels: s
                     .labels
                     .into_iter()
                     .map(|l| Label {
-                        name: l.name,
-                        value: l.value,
+                        name: l.name.into(),
+                        value: l.value.into(),
                     })
                     .collect(),
                 value: s.value,
@@ -47,13 +47,13 @@ macro_rules! conversions {
 
         pub(crate) fn sample_to_wit(s: &Sample) -> wit::Sample {
             wit::Sample {
-                name: s.name.clone(),
+                name: s.name.to_string(),
                 labels: s
                     .labels
                     .iter()
                     .map(|l| wit::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name.to_string(),
+                        value: l.value.to_string(),
                     })
                     .collect(),
                 value: s.value,

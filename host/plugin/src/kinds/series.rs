@@ -42,7 +42,7 @@ impl Declared {
 /// The sample of a point of the series `key`.
 fn sample_of(key: &[u8], kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
     let mut parts = series_key::parts(key);
-    let name = parts.next().unwrap_or_default().to_string();
+    let name = parts.next().unwrap_or_default().into();
     // Exactly as many labels as there are: a pushed-to empty vector holds four.
     let mut labels = Vec::with_capacity(series_key::label_count(key));
     while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {

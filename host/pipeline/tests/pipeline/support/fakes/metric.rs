@@ -157,7 +157,7 @@ impl MetricCalls for FakeMetric {
                     name: "ticks".into(),
                     labels: vec![Label {
                         name: "plugin".into(),
-                        value: name,
+                        value: name.into(),
                     }],
                     value: ticks as f64,
                     kind: MetricKind::Counter,
