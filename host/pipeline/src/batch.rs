@@ -151,6 +151,11 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         updates,
         events,
     } = output;
+    // Room for everything at once: a backlog's chunk brings ~100,000 samples, and
+    // growing by doubling copied each vector's contents again and again.
+    batch.writes.reserve(updates.len() + samples.len());
+    batch.samples.reserve(samples.len());
+    batch.events.reserve(events.len());
     let limits = plugin.limits();
     let (max_topics, max_series) = (limits.max_topics, limits.max_series);
     let name = plugin.name().to_string();

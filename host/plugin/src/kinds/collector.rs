@@ -61,7 +61,11 @@ impl Instance<CollectorWorld> {
                 let (mut out, from_points) = result.map_err(CallError::Plugin)??;
                 check_collect_output(&mut out, &limits.output)?;
                 // The samples of points were checked with their series, when declared.
-                out.samples.extend(from_points);
+                if out.samples.is_empty() {
+                    out.samples = from_points;
+                } else {
+                    out.samples.extend(from_points);
+                }
                 Ok(out)
             }
         )
