@@ -158,7 +158,7 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::PluginKind;
 /// Severity of a log line.
 pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
-pub use output::{CollectOutput, MAX_SERIES};
+pub use output::{CollectOutput, MAX_SERIES, SeriesId};
 
 /// One event of a stream topic (since contract 0.2.0).
 pub use wasmeter_sdk_collector::wasmeter::plugin::types::StreamEvent;

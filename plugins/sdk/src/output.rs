@@ -9,6 +9,7 @@
 //! cross as four points instead of twelve strings. The numbering is per instance
 //! ([`SeriesNumbers`]); a fresh instance starts over, as does the host's.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
@@ -49,13 +50,73 @@ pub struct CollectOutput {
     indexed: usize,
 }
 
-/// A sample written with [`CollectOutput::sample`]: its series key's place in
-/// `keys`, its value and its timestamp.
+/// A sample written with [`CollectOutput::sample`] or [`CollectOutput::point`]:
+/// its series, its value and its timestamp.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct KeyedPoint {
-    key: (u32, u32),
+    series: PointSeries,
     value: f64,
     timestamp_ms: i64,
+}
+
+/// Where a point's series key is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PointSeries {
+    /// In the output's `keys`, from..to.
+    Key(u32, u32),
+    /// In the instance's registry.
+    Registered(SeriesId),
+}
+
+/// A series registered with [`CollectOutput::series`]; its samples are written
+/// with [`CollectOutput::point`], which neither copies nor looks up its name and
+/// labels. Valid for the life of the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesId(u32);
+
+/// The series registered in this instance, by id. Registering a series again
+/// gives the same id, so the registry holds each series once.
+#[derive(Debug, Default)]
+struct Registry {
+    keys: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    ids: KeyTable,
+}
+
+impl Registry {
+    fn register(&mut self, key: &[u8]) -> SeriesId {
+        if let Some(id) = self.ids.get(key) {
+            return SeriesId(id);
+        }
+        let id = self.spans.len() as u32;
+        let start = self.keys.len() as u32;
+        self.keys.extend_from_slice(key);
+        self.spans.push((start, self.keys.len() as u32));
+        self.ids.insert(key, id);
+        SeriesId(id)
+    }
+
+    fn key(&self, id: SeriesId) -> &[u8] {
+        let (from, to) = self.spans[id.0 as usize];
+        &self.keys[from as usize..to as usize]
+    }
+}
+
+thread_local! {
+    /// The registry of this instance (a component has one instance).
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+/// Appends the key of series `name{labels}` of `kind` to `keys`.
+fn push_key(keys: &mut Vec<u8>, kind: MetricKind, name: &str, labels: &[(&str, &str)]) {
+    keys.push(kind as u8);
+    keys.extend_from_slice(name.as_bytes());
+    for (label, label_value) in labels {
+        keys.push(SEPARATOR);
+        keys.extend_from_slice(label.as_bytes());
+        keys.push(SEPARATOR);
+        keys.extend_from_slice(label_value.as_bytes());
+    }
 }
 
 impl CollectOutput {
@@ -76,17 +137,32 @@ impl CollectOutput {
         value: f64,
         timestamp_ms: i64,
     ) {
-        let start = self.keys.len();
-        self.keys.push(kind as u8);
-        self.keys.extend_from_slice(name.as_bytes());
-        for (label, label_value) in labels {
-            self.keys.push(SEPARATOR);
-            self.keys.extend_from_slice(label.as_bytes());
-            self.keys.push(SEPARATOR);
-            self.keys.extend_from_slice(label_value.as_bytes());
-        }
+        let start = self.keys.len() as u32;
+        push_key(&mut self.keys, kind, name, labels);
         self.points.push(KeyedPoint {
-            key: (start as u32, self.keys.len() as u32),
+            series: PointSeries::Key(start, self.keys.len() as u32),
+            value,
+            timestamp_ms,
+        });
+    }
+
+    /// Registers the series `name{labels}` of `kind` with this instance, for
+    /// [`CollectOutput::point`]: for the series a collector writes again and
+    /// again (a symbol's), kept with what it keeps per symbol. The same series
+    /// always gets the same id; the registry holds every series registered for
+    /// the life of the instance, so one-off series are better written with
+    /// [`CollectOutput::sample`].
+    pub fn series(kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> SeriesId {
+        let mut key = Vec::new();
+        push_key(&mut key, kind, name, labels);
+        REGISTRY.with(|registry| registry.borrow_mut().register(&key))
+    }
+
+    /// Appends a sample of a registered series, as [`CollectOutput::sample`] does
+    /// with the same name and labels, without copying or looking them up.
+    pub fn point(&mut self, series: SeriesId, value: f64, timestamp_ms: i64) {
+        self.points.push(KeyedPoint {
+            series: PointSeries::Registered(series),
             value,
             timestamp_ms,
         });
@@ -143,9 +219,12 @@ impl CollectOutput {
         let base = self.keys.len() as u32;
         self.keys.append(&mut other.keys);
         self.points
-            .extend(other.points.into_iter().map(|p| KeyedPoint {
-                key: (p.key.0 + base, p.key.1 + base),
-                ..p
+            .extend(other.points.into_iter().map(|p| match p.series {
+                PointSeries::Key(from, to) => KeyedPoint {
+                    series: PointSeries::Key(from + base, to + base),
+                    ..p
+                },
+                PointSeries::Registered(_) => p,
             }));
         self.samples.append(&mut other.samples);
         self.updates.append(&mut other.updates);
@@ -157,17 +236,24 @@ impl CollectOutput {
     /// written with [`CollectOutput::sample`].
     pub fn all_samples(&self) -> Vec<Sample> {
         let mut all = self.samples.clone();
-        all.extend(self.points.iter().map(|p| {
-            let mut sample = series_of(self.key(p));
-            sample.value = p.value;
-            sample.timestamp_ms = p.timestamp_ms;
-            sample
-        }));
+        REGISTRY.with(|registry| {
+            let registry = registry.borrow();
+            all.extend(self.points.iter().map(|p| {
+                let mut sample = series_of(key_of(&self.keys, &registry, p));
+                sample.value = p.value;
+                sample.timestamp_ms = p.timestamp_ms;
+                sample
+            }));
+        });
         all
     }
+}
 
-    fn key(&self, point: &KeyedPoint) -> &[u8] {
-        &self.keys[point.key.0 as usize..point.key.1 as usize]
+/// The series key of `point`, from the output's `keys` or the registry.
+fn key_of<'a>(keys: &'a [u8], registry: &'a Registry, point: &KeyedPoint) -> &'a [u8] {
+    match point.series {
+        PointSeries::Key(from, to) => &keys[from as usize..to as usize],
+        PointSeries::Registered(id) => registry.key(id),
     }
 }
 
@@ -192,7 +278,13 @@ fn series_of(key: &[u8]) -> Sample {
 #[derive(Debug, Default)]
 pub struct SeriesNumbers {
     numbers: KeyTable,
+    /// The number of each registered series declared since the last reset, by
+    /// id ([`NOT_DECLARED`] if none).
+    by_id: Vec<u32>,
 }
+
+/// A registered series not declared since the last reset.
+const NOT_DECLARED: u32 = u32::MAX;
 
 /// Series keys and their numbers. Every sample written with
 /// [`CollectOutput::sample`] is looked up here when its call returns; keys are
@@ -260,6 +352,10 @@ impl SeriesNumbers {
     /// first (`series-reset`); a call with more new series than that sends the
     /// rest whole.
     pub fn wire(&mut self, out: CollectOutput) -> wire::CollectOutput {
+        REGISTRY.with(|registry| self.wire_with(out, &registry.borrow()))
+    }
+
+    fn wire_with(&mut self, out: CollectOutput, registry: &Registry) -> wire::CollectOutput {
         let CollectOutput {
             mut samples,
             updates,
@@ -269,7 +365,7 @@ impl SeriesNumbers {
             points: keyed,
             ..
         } = out;
-        let key = |p: &KeyedPoint| &keys[p.key.0 as usize..p.key.1 as usize];
+        let key = |p: &KeyedPoint| key_of(&keys, registry, p);
         // Only a call that could take the table past its bound counts its new
         // series first (a set of keys); the others go straight to numbering.
         let series_reset = self.numbers.len() + keyed.len() > MAX_SERIES && {
@@ -282,10 +378,25 @@ impl SeriesNumbers {
         };
         if series_reset {
             self.numbers.clear();
+            self.by_id.clear();
         }
         let mut series = Vec::new();
         let mut points = Vec::with_capacity(keyed.len());
         for p in &keyed {
+            // A registered series declared before: its number, without its key.
+            let id = match p.series {
+                PointSeries::Registered(SeriesId(id)) => Some(id as usize),
+                PointSeries::Key(..) => None,
+            };
+            let known = id.and_then(|id| self.by_id.get(id).copied());
+            if let Some(number) = known.filter(|&n| n != NOT_DECLARED) {
+                points.push(wire::Point {
+                    series: number,
+                    value: p.value,
+                    timestamp_ms: p.timestamp_ms,
+                });
+                continue;
+            }
             let key = key(p);
             let number = match self.numbers.get(key) {
                 Some(number) => number,
@@ -308,6 +419,12 @@ impl SeriesNumbers {
                     continue;
                 }
             };
+            if let Some(id) = id {
+                if self.by_id.len() <= id {
+                    self.by_id.resize(id + 1, NOT_DECLARED);
+                }
+                self.by_id[id] = number;
+            }
             points.push(wire::Point {
                 series: number,
                 value: p.value,
@@ -404,6 +521,79 @@ mod tests {
                 assert!(!same_bytes(&a[..len], &b), "differs at {at} of {len}");
             }
         }
+    }
+
+    fn sent(out: &wire::CollectOutput) -> Vec<(u32, f64)> {
+        out.points.iter().map(|p| (p.series, p.value)).collect()
+    }
+
+    #[test]
+    fn registered_series_are_declared_once_and_numbered_with_written_ones() {
+        let mut numbers = SeriesNumbers::default();
+        let labels = [("symbol", "A")];
+        let price = CollectOutput::series(MetricKind::Gauge, "price", &labels);
+        assert_eq!(
+            price,
+            CollectOutput::series(MetricKind::Gauge, "price", &labels)
+        );
+        let trades = CollectOutput::series(MetricKind::Counter, "trades_total", &labels);
+        assert_ne!(price, trades);
+
+        let mut out = CollectOutput::new();
+        out.sample(MetricKind::Gauge, "price", &labels, 1.0, 7);
+        out.point(price, 2.0, 8);
+        out.point(trades, 3.0, 9);
+        let all = out.all_samples();
+        let read: Vec<_> = all
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind, s.value, s.timestamp_ms))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("price", MetricKind::Gauge, 1.0, 7),
+                ("price", MetricKind::Gauge, 2.0, 8),
+                ("trades_total", MetricKind::Counter, 3.0, 9),
+            ]
+        );
+        assert!(all.iter().all(|s| s.label("symbol") == Some("A")));
+        let first = numbers.wire(out);
+        let declared: Vec<_> = first.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(declared, ["price", "trades_total"]);
+        assert_eq!(sent(&first), [(0, 1.0), (0, 2.0), (1, 3.0)]);
+
+        let mut out = CollectOutput::new();
+        out.point(trades, 4.0, 10);
+        out.point(price, 5.0, 11);
+        let second = numbers.wire(out);
+        assert!(second.series.is_empty());
+        assert_eq!(sent(&second), [(1, 4.0), (0, 5.0)]);
+    }
+
+    #[test]
+    fn a_registered_series_is_declared_again_after_the_numbering_starts_over() {
+        let mut numbers = SeriesNumbers::default();
+        let late = CollectOutput::series(MetricKind::Gauge, "late", &[]);
+        let mut out = CollectOutput::new();
+        out.point(late, 1.0, 1);
+        for i in 0..MAX_SERIES - 2 {
+            out.sample(MetricKind::Gauge, "p", &[("i", &i.to_string())], 1.0, 1);
+        }
+        numbers.wire(out);
+        let mut out = CollectOutput::new();
+        out.sample(MetricKind::Gauge, "new", &[], 2.0, 2);
+        out.sample(MetricKind::Gauge, "newer", &[], 3.0, 3);
+        out.point(late, 4.0, 4);
+        let next = numbers.wire(out);
+        assert!(next.series_reset);
+        let declared: Vec<_> = next.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(declared, ["new", "newer", "late"]);
+        assert_eq!(sent(&next), [(0, 2.0), (1, 3.0), (2, 4.0)]);
+        let mut out = CollectOutput::new();
+        out.point(late, 5.0, 5);
+        let after = numbers.wire(out);
+        assert!(after.series.is_empty());
+        assert_eq!(sent(&after), [(2, 5.0)]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use foldhash::fast::RandomState;
 
 use crate::series::is_valid_topic;
 use crate::state::{StateReader, StateWriter};
-use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, StreamEvent};
+use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, SeriesId, StreamEvent};
 
 /// Field names the trade output uses itself; extra fields may not use them.
 pub const RESERVED_FIELDS: [&str; 5] = ["price", "qty", "ts", "count", "volume"];
@@ -56,10 +56,29 @@ pub struct Trade {
     pub extra: Vec<Field>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Totals {
     count: u64,
     volume: f64,
+    /// The symbol's series, in the order of [`METRICS`].
+    series: [SeriesId; 4],
+}
+
+impl Totals {
+    fn new(symbol: &str, count: u64, volume: f64) -> Self {
+        let labels = [("symbol", symbol)];
+        let kinds = [
+            MetricKind::Gauge,
+            MetricKind::Gauge,
+            MetricKind::Counter,
+            MetricKind::Counter,
+        ];
+        Totals {
+            count,
+            volume,
+            series: std::array::from_fn(|i| CollectOutput::series(kinds[i], METRICS[i], &labels)),
+        }
+    }
 }
 
 /// Running per-symbol totals and the standard trade output; see the [module docs](self).
@@ -125,17 +144,18 @@ impl TradeBook {
     /// Counts `trade`, sets its topic's fields in `out` and appends its samples.
     pub fn record(&mut self, trade: Trade, out: &mut CollectOutput) {
         // One look-up for a known symbol; the symbol is cloned only when new.
-        let Totals { count, volume } = match self.totals.get_mut(&trade.symbol) {
+        let Totals {
+            count,
+            volume,
+            series,
+        } = match self.totals.get_mut(&trade.symbol) {
             Some(totals) => {
                 totals.count += 1;
                 totals.volume += trade.qty;
                 *totals
             }
             None => {
-                let totals = Totals {
-                    count: 1,
-                    volume: trade.qty,
-                };
+                let totals = Totals::new(&trade.symbol, 1, trade.qty);
                 self.totals.insert(trade.symbol.clone(), totals);
                 totals
             }
@@ -182,24 +202,11 @@ impl TradeBook {
             update.set(&extra.name, extra.value);
         }
 
-        let labels = [("symbol", trade.symbol.as_str())];
-        let ts = trade.ts;
-        out.sample(MetricKind::Gauge, "trade_price", &labels, trade.price, ts);
-        out.sample(MetricKind::Gauge, "trade_qty", &labels, trade.qty, ts);
-        out.sample(
-            MetricKind::Counter,
-            "trades_total",
-            &labels,
-            count as f64,
-            ts,
-        );
-        out.sample(
-            MetricKind::Counter,
-            "trade_volume_total",
-            &labels,
-            volume,
-            ts,
-        );
+        // The symbol's registered series: no name or label copied or looked up.
+        let values = [trade.price, trade.qty, count as f64, volume];
+        for (series, value) in series.into_iter().zip(values) {
+            out.point(series, value, trade.ts);
+        }
     }
 
     /// Running `(count, volume)` of `symbol`.
@@ -234,7 +241,7 @@ impl TradeBook {
             let symbol = r.str()?;
             let count = r.u64()?;
             let volume = r.f64()?;
-            totals.insert(symbol, Totals { count, volume });
+            totals.insert(symbol.clone(), Totals::new(&symbol, count, volume));
         }
         r.finish()?;
         self.totals = totals;
