@@ -3,7 +3,10 @@
 //! [`CollectOutput`] holds samples, topic updates, stream events and record errors.
 //! Samples can be given whole ([`CollectOutput::samples`], a name and labels each) or
 //! written with [`CollectOutput::sample`], which copies the name and labels into one
-//! buffer instead of allocating strings. When the call returns, the SDK declares each
+//! buffer instead of allocating strings, or, for a series registered once with
+//! [`CollectOutput::series`], with [`CollectOutput::point`], which copies nothing.
+//! Topic updates made with [`CollectOutput::update`] merge per topic and call. When
+//! the call returns, the SDK declares each
 //! series it has not declared before to the host once (contract 0.3.0) and sends
 //! every sample of it as a number, a value and a timestamp: a trade's four samples
 //! cross as four points instead of twelve strings. The numbering is per instance
