@@ -38,6 +38,14 @@ pub const METRICS: [&str; 4] = [
     "trade_volume_total",
 ];
 
+/// The kind of each of [`METRICS`].
+const METRIC_KINDS: [MetricKind; 4] = [
+    MetricKind::Gauge,
+    MetricKind::Gauge,
+    MetricKind::Counter,
+    MetricKind::Counter,
+];
+
 const STATE_SCHEMA: &str = "trades";
 const STATE_VERSION: u32 = 1;
 
@@ -67,16 +75,12 @@ struct Totals {
 impl Totals {
     fn new(symbol: &str, count: u64, volume: f64) -> Self {
         let labels = [("symbol", symbol)];
-        let kinds = [
-            MetricKind::Gauge,
-            MetricKind::Gauge,
-            MetricKind::Counter,
-            MetricKind::Counter,
-        ];
         Totals {
             count,
             volume,
-            series: std::array::from_fn(|i| CollectOutput::series(kinds[i], METRICS[i], &labels)),
+            series: std::array::from_fn(|i| {
+                CollectOutput::series(METRIC_KINDS[i], METRICS[i], &labels)
+            }),
         }
     }
 }
@@ -178,9 +182,7 @@ impl TradeBook {
         // The call's trades of one symbol merge into one update (see
         // `CollectOutput::update`); the topic is written into a reused buffer.
         self.topic.clear();
-        self.topic.push_str(&self.prefix);
-        self.topic.push('/');
-        self.topic.push_str(&trade.symbol);
+        push_topic(&mut self.topic, &self.prefix, &trade.symbol);
         let update = out.update(&self.topic);
         let values = [
             ("price", trade.price),
@@ -252,10 +254,15 @@ impl TradeBook {
 /// `prefix/symbol`, without the formatting machinery (one per trade).
 fn join_topic(prefix: &str, symbol: &str) -> String {
     let mut topic = String::with_capacity(prefix.len() + 1 + symbol.len());
+    push_topic(&mut topic, prefix, symbol);
+    topic
+}
+
+/// Appends `prefix/symbol` to `topic`.
+fn push_topic(topic: &mut String, prefix: &str, symbol: &str) {
     topic.push_str(prefix);
     topic.push('/');
     topic.push_str(symbol);
-    topic
 }
 
 /// Checks a symbol: non-empty and a valid topic segment (`[A-Za-z0-9_.:-]+`).
