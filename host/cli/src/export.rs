@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_export::{AlertStats, Alerts, Output, OutputSender, OutputStats};
 use wasmeter_history::HistorySender;
 use wasmeter_pipeline::SampleSink;
@@ -135,17 +135,20 @@ struct FanOut {
 }
 
 impl SampleSink for FanOut {
-    fn record(&self, samples: Vec<Sample>) -> BoxFuture<'_, ()> {
+    fn record(&self, samples: SampleBatch) -> BoxFuture<'_, ()> {
         async move {
             if samples.is_empty() {
                 return;
             }
-            let batch = Arc::new(samples);
-            for o in &self.outputs {
-                o.send(batch.clone()).await;
+            if !self.outputs.is_empty() {
+                // The outputs and alerts take whole samples, made once for all.
+                let whole = Arc::new(samples.to_samples());
+                for o in &self.outputs {
+                    o.send(whole.clone()).await;
+                }
             }
             if let Some(h) = &self.history {
-                h.send(batch).await;
+                h.send(samples).await;
             }
         }
         .boxed()

@@ -10,7 +10,7 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_history::{HistorySender, HistoryStats, HistoryWriter};
 use wasmeter_pipeline::SampleSink;
 use wasmeter_tsdb::{Options, Store};
@@ -163,7 +163,7 @@ impl History {
 struct Sink(HistorySender);
 
 impl SampleSink for Sink {
-    fn record(&self, samples: Vec<Sample>) -> BoxFuture<'_, ()> {
+    fn record(&self, samples: SampleBatch) -> BoxFuture<'_, ()> {
         self.0.send(samples).boxed()
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`sample`]: one measurement (`name{labels} value`), as Prometheus would see it.
+//! - [`sample_batch`]: samples held as points of the series they belong to.
 //! - [`field`]: the values of a topic's fields and a topic's complete state.
 //! - [`update`]: what a collector produces from a chunk: topic updates and record errors.
 //! - [`delta`]: the change between two states of a topic (merge-patch semantics).
@@ -29,6 +30,7 @@ pub mod field;
 pub mod plugin;
 pub mod position;
 pub mod sample;
+pub mod sample_batch;
 pub mod saved;
 pub mod series_key;
 pub mod time;

@@ -106,20 +106,27 @@ pub fn series_topic(sample: &Sample) -> String {
 /// the label order: both buffers are reused between samples, so a series topic
 /// costs no allocation on the data path.
 pub fn write_series_topic(sample: &Sample, topic: &mut String, order: &mut Vec<usize>) {
-    topic.clear();
-    topic.push_str(METRICS_PREFIX);
-    topic.push('/');
-    if sample.name.contains(':') {
-        topic.extend(sample.name.chars().map(|c| if c == ':' { '_' } else { c }));
-    } else {
-        topic.push_str(&sample.name);
-    }
     order.clear();
     order.extend(0..sample.labels.len());
     order.sort_by(|&a, &b| sample.labels[a].name.cmp(&sample.labels[b].name));
-    for &i in order.iter() {
+    let values = order.iter().map(|&i| sample.labels[i].value.as_str());
+    write_topic_of(&sample.name, values, topic);
+}
+
+/// The series topic of metric `name` whose label values, in label-name order,
+/// are `values`, into `topic` (cleared first).
+pub fn write_topic_of<'a>(name: &str, values: impl Iterator<Item = &'a str>, topic: &mut String) {
+    topic.clear();
+    topic.push_str(METRICS_PREFIX);
+    topic.push('/');
+    if name.contains(':') {
+        topic.extend(name.chars().map(|c| if c == ':' { '_' } else { c }));
+    } else {
+        topic.push_str(name);
+    }
+    for value in values {
         topic.push('/');
-        push_segment(topic, &sample.labels[i].value);
+        push_segment(topic, value);
     }
 }
 

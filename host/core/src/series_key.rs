@@ -3,8 +3,13 @@
 //! never occurs in UTF-8, so every part comes back exactly. Tables of many
 //! series (a collector instance's declarations, `/metrics`' latest values) keep
 //! one such key per series: one allocation instead of one per string.
+//!
+//! [`SeriesKey`] is the shared form with the labels sorted: a series' identity,
+//! made once and then cloned by every table that keeps the series.
 
-use crate::sample::Label;
+use std::sync::Arc;
+
+use crate::sample::{Label, MetricKind, Sample, write_topic_of};
 
 /// Separates the parts of a key.
 const SEPARATOR: u8 = 0xFF;
@@ -18,6 +23,12 @@ pub fn pack<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label> + Clone)
             .map(|l| 2 + l.name.len() + l.value.len())
             .sum::<usize>();
     let mut key = Vec::with_capacity(len);
+    pack_into(name, labels, &mut key);
+    key
+}
+
+/// [`pack`] appended to `key` (a buffer reused between series).
+pub fn pack_into<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label>, key: &mut Vec<u8>) {
     key.extend_from_slice(name.as_bytes());
     for label in labels {
         key.push(SEPARATOR);
@@ -25,7 +36,6 @@ pub fn pack<'a>(name: &str, labels: impl IntoIterator<Item = &'a Label> + Clone)
         key.push(SEPARATOR);
         key.extend_from_slice(label.value.as_bytes());
     }
-    key
 }
 
 /// The parts of a key made by [`pack`]: the name, then each label's name and
@@ -53,6 +63,98 @@ pub fn is<'a>(key: &[u8], name: &str, labels: impl IntoIterator<Item = &'a Label
         && parts.next().is_none()
 }
 
+/// A series' identity: its name and its labels sorted by name (then value),
+/// packed by [`pack`] into one shared allocation. Cheap to clone; keys order by
+/// name first, so the series of one name are adjacent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey(Arc<[u8]>);
+
+impl SeriesKey {
+    /// The key of series `name{labels}`, whatever order the labels are in.
+    pub fn new(name: &str, labels: &[Label]) -> Self {
+        let mut sorted: Vec<&Label> = labels.iter().collect();
+        sort(&mut sorted);
+        Self::of_sorted(name, &sorted)
+    }
+
+    /// The key of a sample's series.
+    pub fn of(sample: &Sample) -> Self {
+        Self::new(&sample.name, &sample.labels)
+    }
+
+    /// The key of series `name{labels}`, its labels already sorted by [`sort`].
+    pub fn of_sorted(name: &str, sorted: &[&Label]) -> Self {
+        Self(pack(name, sorted.iter().copied()).into())
+    }
+
+    /// The key from its packed bytes (made by [`pack`] of sorted labels).
+    pub fn from_packed(packed: &[u8]) -> Self {
+        Self(packed.into())
+    }
+
+    /// The packed bytes: equal exactly when the series are.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Metric name.
+    pub fn name(&self) -> &str {
+        parts(&self.0).next().unwrap_or_default()
+    }
+
+    /// `(name, value)` pairs, sorted by name.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = parts(&self.0).skip(1);
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+    }
+
+    /// Whether this is series `name{sorted}` (labels sorted by [`sort`]).
+    pub fn is(&self, name: &str, sorted: &[&Label]) -> bool {
+        is(&self.0, name, sorted.iter().copied())
+    }
+
+    /// This series with the labels of `extra` it lacks (by name) added; `None`
+    /// if it has them all.
+    pub fn with_labels(&self, extra: &[Label]) -> Option<SeriesKey> {
+        let has = |name: &str| self.labels().any(|(n, _)| n == name);
+        if extra.iter().all(|l| has(&l.name)) {
+            return None;
+        }
+        let mut labels: Vec<Label> = self.labels().map(|(n, v)| Label::new(n, v)).collect();
+        labels.extend(extra.iter().filter(|l| !has(&l.name)).cloned());
+        Some(Self::new(self.name(), &labels))
+    }
+
+    /// A sample of this series.
+    pub fn sample(&self, kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
+        let mut parts = parts(&self.0);
+        let name = parts.next().unwrap_or_default().into();
+        // Exactly as many labels as there are: a pushed-to empty vector holds four.
+        let mut labels = Vec::with_capacity(label_count(&self.0));
+        while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {
+            labels.push(Label::new(label, label_value));
+        }
+        Sample {
+            name,
+            labels,
+            value,
+            kind,
+            timestamp_ms,
+        }
+    }
+
+    /// The topic this series is published on ([`crate::sample::series_topic`]),
+    /// into `topic` (cleared first).
+    pub fn write_topic(&self, topic: &mut String) {
+        write_topic_of(self.name(), self.labels().map(|(_, v)| v), topic);
+    }
+}
+
+/// Sorts labels into a series' order: by name, then value.
+pub fn sort(labels: &mut [&Label]) {
+    labels.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +178,59 @@ mod tests {
         assert_eq!(label_count(&bare), 0);
         assert!(is(&bare, "p", &[]));
         assert!(!is(&bare, "p", &labels[..1]));
+    }
+
+    fn sample(name: &str, labels: &[(&str, &str)]) -> Sample {
+        Sample {
+            name: name.into(),
+            labels: labels.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+            value: 1.0,
+            kind: MetricKind::Gauge,
+            timestamp_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_series_key_is_the_same_whatever_the_label_order() {
+        let a = SeriesKey::of(&sample("p", &[("s", "A"), ("v", "x"), ("b", "")]));
+        let b = SeriesKey::of(&sample("p", &[("b", ""), ("v", "x"), ("s", "A")]));
+        assert_eq!(a, b);
+        assert_eq!(a.name(), "p");
+        assert_eq!(
+            a.labels().collect::<Vec<_>>(),
+            [("b", ""), ("s", "A"), ("v", "x")]
+        );
+        assert_ne!(a, SeriesKey::of(&sample("p", &[("s", "A"), ("v", "x")])));
+        let back = a.sample(MetricKind::Counter, 2.0, 3);
+        assert_eq!(SeriesKey::of(&back), a);
+        assert_eq!(
+            (back.kind, back.value, back.timestamp_ms),
+            (MetricKind::Counter, 2.0, 3)
+        );
+    }
+
+    #[test]
+    fn a_series_key_adds_only_the_labels_it_lacks() {
+        let key = SeriesKey::of(&sample("p", &[("symbol", "A")]));
+        let extra = [Label::new("symbol", "Z"), Label::new("host", "h1")];
+        let with = key.with_labels(&extra).expect("host is added");
+        assert_eq!(
+            with.labels().collect::<Vec<_>>(),
+            [("host", "h1"), ("symbol", "A")],
+            "the series' own symbol wins"
+        );
+        assert_eq!(with.with_labels(&extra), None, "nothing left to add");
+        assert_eq!(key.with_labels(&[]), None);
+    }
+
+    #[test]
+    fn a_series_key_writes_the_topic_of_its_samples() {
+        let s = sample(
+            "ns:v",
+            &[("venue", "x y"), ("symbol", "BTC/USD"), ("e", "")],
+        );
+        let mut topic = String::from("stale");
+        SeriesKey::of(&s).write_topic(&mut topic);
+        assert_eq!(topic, crate::sample::series_topic(&s));
     }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::field::Field;
 use crate::sample::Sample;
+use crate::sample_batch::SampleBatch;
 
 /// New values for some fields of a topic; fields not named keep their value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,4 +38,16 @@ pub struct CollectOutput {
     pub events: Vec<TopicUpdate>,
     /// Per-record problems; records not listed were used.
     pub errors: Vec<RecordError>,
+    /// Samples of the series the plugin declared (contract 0.3.0), in order;
+    /// they follow `samples`. Checked with their series, when declared.
+    pub points: SampleBatch,
+}
+
+impl CollectOutput {
+    /// Every sample made whole: `samples`, then the samples of `points`.
+    pub fn all_samples(&self) -> Vec<Sample> {
+        let mut all = self.samples.clone();
+        all.extend(self.points.samples_from(0));
+        all
+    }
 }

@@ -13,7 +13,6 @@
 //! those the pipeline published (including the pipeline's own `labels`).
 
 pub mod api;
-mod group;
 mod refs;
 mod selector;
 mod writer;

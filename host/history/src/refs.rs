@@ -4,13 +4,15 @@
 //! ([`Store::append_refs`]). At 10,000 symbols a batch holds thousands of
 //! series; building each one's labels was a seventh of the host's CPU.
 
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use wasmeter_core::sample::{Label, MetricKind};
-use wasmeter_tsdb::{Labels, METRIC_NAME, SeriesRef, Store};
+use wasmeter_core::sample::MetricKind;
+use wasmeter_core::series_key::SeriesKey;
+use wasmeter_tsdb::{Labels, SeriesRef, Store};
 
-use crate::group::SeriesGroup;
-
-/// Why a group's samples cannot be written.
+/// Why a series' samples cannot be written.
 pub(crate) enum Unresolved {
     /// The series is refused (an invalid name or label, the store's series
     /// limit): its samples are counted as refused.
@@ -19,44 +21,38 @@ pub(crate) enum Unresolved {
     Failed(wasmeter_tsdb::Error),
 }
 
-/// Series references by the hash of name and sorted labels. Holds at most one
-/// entry per series of the store (bounded by its `max_series`); the labels are
-/// shared with the store's catalog.
+/// Series references by series key. Holds at most one entry per series of the
+/// store (bounded by its `max_series`); the keys are shared with the batches
+/// (and the collectors' declarations) they came from.
 #[derive(Default)]
 pub(crate) struct SeriesRefs {
-    by_hash: HashTable<Known>,
+    by_key: HashTable<Known>,
+    /// Seeded per writer, so that which series collide cannot be chosen from outside.
+    hasher: RandomState,
 }
 
 /// A series the store knows.
 struct Known {
-    /// The hash of its name and sorted labels (see [`SeriesGroup::hash`]).
+    /// The hash of its key's bytes.
     hash: u64,
-    labels: Labels,
+    key: SeriesKey,
     series: SeriesRef,
 }
 
 impl SeriesRefs {
-    /// The store's reference for `group`'s series, created in the store if new.
+    /// The store's reference for series `key`, created in the store if new.
     pub fn resolve(
         &mut self,
         store: &Store,
-        group: &SeriesGroup<'_>,
+        key: &SeriesKey,
+        kind: MetricKind,
     ) -> Result<SeriesRef, Unresolved> {
-        let hash = group.hash;
-        if let Some(known) = self.by_hash.find(hash, |k| {
-            k.hash == hash && is_series(&k.labels, group.name, &group.labels)
-        }) {
+        let hash = self.hasher.hash_one(key.bytes());
+        if let Some(known) = self.by_key.find(hash, |k| k.hash == hash && k.key == *key) {
             return Ok(known.series);
         }
-        let labels = Labels::new(
-            group.name,
-            group
-                .labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str())),
-        )
-        .map_err(Unresolved::Refused)?;
-        let kind = match group.kind {
+        let labels = Labels::new(key.name(), key.labels()).map_err(Unresolved::Refused)?;
+        let kind = match kind {
             MetricKind::Gauge => wasmeter_tsdb::MetricKind::Gauge,
             MetricKind::Counter => wasmeter_tsdb::MetricKind::Counter,
         };
@@ -66,60 +62,56 @@ impl SeriesRefs {
         })?;
         let known = Known {
             hash,
-            labels,
+            key: key.clone(),
             series: r,
         };
-        self.by_hash.insert_unique(hash, known, |k| k.hash);
+        self.by_key.insert_unique(hash, known, |k| k.hash);
         Ok(r)
     }
 
     /// Forgets every reference (the store no longer knows one of them).
     pub fn clear(&mut self) {
-        self.by_hash = HashTable::new();
+        self.by_key = HashTable::new();
     }
-}
-
-/// Whether the store's `labels` are series `name{sorted}`: the store holds the
-/// name as label `__name__` and drops labels with empty values.
-fn is_series(labels: &Labels, name: &str, sorted: &[&Label]) -> bool {
-    let mut theirs = labels.iter().filter(|l| l.name != METRIC_NAME);
-    let mut ours = sorted.iter().filter(|l| !l.value.is_empty());
-    labels.metric_name() == name
-        && loop {
-            match (theirs.next(), ours.next()) {
-                (None, None) => break true,
-                (Some(a), Some(b)) if a.name == b.name && a.value == b.value => {}
-                _ => break false,
-            }
-        }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmeter_core::sample::Label;
 
     #[test]
-    fn a_series_is_recognised_by_name_and_non_empty_labels() {
-        let labels = Labels::new("price", [("symbol", "A"), ("Venue", "x")]).unwrap();
-        let (symbol, venue, empty) = (
+    fn a_series_is_resolved_once_and_known_by_its_labels_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Default::default()).unwrap();
+        let mut refs = SeriesRefs::default();
+        let a = [Label::new("symbol", "A"), Label::new("Venue", "x")];
+        let b = [Label::new("Venue", "x"), Label::new("symbol", "A")];
+        let first = refs
+            .resolve(&store, &SeriesKey::new("price", &a), MetricKind::Gauge)
+            .ok()
+            .unwrap();
+        let again = refs
+            .resolve(&store, &SeriesKey::new("price", &b), MetricKind::Gauge)
+            .ok()
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.stats().series, 1);
+        let other = refs
+            .resolve(&store, &SeriesKey::new("volume", &a), MetricKind::Gauge)
+            .ok()
+            .unwrap();
+        assert_ne!(first, other);
+        // An empty label is no label to the store: the same series.
+        let empty = [
             Label::new("symbol", "A"),
             Label::new("Venue", "x"),
             Label::new("e", ""),
-        );
-        // Sorted by name as a group sorts them: `Venue` before `e` before `symbol`.
-        assert!(is_series(&labels, "price", &[&venue, &empty, &symbol]));
-        assert!(is_series(&labels, "price", &[&venue, &symbol]));
-        assert!(!is_series(&labels, "volume", &[&venue, &symbol]));
-        assert!(!is_series(&labels, "price", &[&symbol]));
-        assert!(!is_series(
-            &labels,
-            "price",
-            &[&venue, &symbol, &Label::new("z", "1")]
-        ));
-        assert!(!is_series(
-            &labels,
-            "price",
-            &[&Label::new("Venue", "y"), &symbol]
-        ));
+        ];
+        let same = refs
+            .resolve(&store, &SeriesKey::new("price", &empty), MetricKind::Gauge)
+            .ok()
+            .unwrap();
+        assert_eq!(same, first);
     }
 }

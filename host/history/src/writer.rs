@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
 use tokio::sync::mpsc;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_tsdb::{Sample as Point, SeriesRef, Store};
 
-use crate::group::by_series;
 use crate::refs::{SeriesRefs, Unresolved};
 
 /// What the writer did, for `/metrics`.
@@ -30,8 +28,8 @@ pub struct HistoryStats {
 
 /// What the writer thread receives.
 enum Work {
-    /// Samples to append (shared with the outputs, when there are any).
-    Batch(Arc<Vec<Sample>>),
+    /// Samples to append.
+    Batch(SampleBatch),
     /// Everything before has been sent: commit and stop.
     Stop,
 }
@@ -50,10 +48,8 @@ pub struct HistorySender(mpsc::Sender<Work>);
 
 impl HistorySender {
     /// Queues a batch; waits while the writer is `queue` batches behind. A batch
-    /// sent after the writer stopped is dropped (only during shutdown). A shared
-    /// batch (`Arc`) is not copied.
-    pub async fn send(&self, samples: impl Into<Arc<Vec<Sample>>>) {
-        let samples = samples.into();
+    /// sent after the writer stopped is dropped (only during shutdown).
+    pub async fn send(&self, samples: SampleBatch) {
         if samples.is_empty() {
             return;
         }
@@ -145,31 +141,36 @@ fn commit(store: &Store) {
 /// What the writer thread keeps between batches.
 #[derive(Default)]
 struct WriterState {
-    /// Groups every batch, so that a series hashes the same in every batch.
-    hasher: RandomState,
     refs: SeriesRefs,
+    /// The batch's series' references (`None`: refused), reused between batches.
+    series: Vec<Option<SeriesRef>>,
     /// The batch's points by series reference, reused between batches.
     points: Vec<(SeriesRef, Point)>,
 }
 
-/// Appends one batch: its samples grouped per series (each series resolved
-/// once, from the references kept across batches), then appended under one
-/// lock of the store.
-fn write(store: &Store, batch: &[Sample], stats: &HistoryStats, state: &mut WriterState) {
-    let groups = by_series(batch, &state.hasher);
+/// Appends one batch: each of its series resolved once (from the references
+/// kept across batches), then its points appended under one lock of the store.
+fn write(store: &Store, batch: &SampleBatch, stats: &HistoryStats, state: &mut WriterState) {
     // A second attempt only if the store dropped a series it had (retention):
     // its reference is stale, so every series is resolved again.
     for attempt in 0..2 {
-        state.points.clear();
-        let mut refused = 0;
-        for group in &groups {
-            match state.refs.resolve(store, group) {
-                Ok(r) => state.points.extend(group.points.iter().map(|p| (r, *p))),
+        state.series.clear();
+        for series in batch.series() {
+            match state.refs.resolve(store, &series.key, series.kind) {
+                Ok(r) => state.series.push(Some(r)),
                 Err(Unresolved::Refused(error)) => {
-                    refused += group.points.len() as u64;
-                    tracing::debug!(sample = %group.name, %error, "metric history: samples refused");
+                    state.series.push(None);
+                    tracing::debug!(sample = %series.key.name(), %error, "metric history: samples refused");
                 }
                 Err(Unresolved::Failed(error)) => return failed(stats, &error),
+            }
+        }
+        state.points.clear();
+        let mut refused = 0;
+        for p in batch.points() {
+            match state.series[p.series as usize] {
+                Some(r) => state.points.push((r, Point::new(p.timestamp_ms, p.value))),
+                None => refused += 1,
             }
         }
         match store.append_refs(&state.points) {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_history::HistoryWriter;
 use wasmeter_tsdb::{Matcher, Options, Store};
 
@@ -58,7 +59,7 @@ async fn interleaved_series_are_stored_in_order_and_every_sample_is_counted() {
     let writer = HistoryWriter::start(Arc::new(store), 4).unwrap();
     let (stats, store) = (writer.stats(), writer.store().clone());
     let t0 = t0();
-    let batch = vec![
+    let batch = [
         sample(t0, "price", &[("symbol", "A"), ("venue", "x")], 1, 10.0),
         sample(t0, "price", &[("symbol", "B"), ("venue", "x")], 1, 20.0),
         // The same series as the first, its labels in another order.
@@ -70,15 +71,15 @@ async fn interleaved_series_are_stored_in_order_and_every_sample_is_counted() {
         sample(t0, "bad-name", &[("symbol", "B")], 3, 1.0),
         sample(t0, "price", &[("symbol", "A"), ("venue", "x")], 4, 12.0),
     ];
-    writer.sender().send(batch).await;
+    writer.sender().send(SampleBatch::from(&batch[..])).await;
     // A later batch finds its series known to the writer.
-    let later = vec![
+    let later = [
         sample(t0, "price", &[("venue", "x"), ("symbol", "B")], 5, 22.0),
         // Older than A's newest: refused.
         sample(t0, "price", &[("symbol", "A"), ("venue", "x")], 3, 98.0),
         sample(t0, "price", &[("symbol", "C"), ("venue", "x")], 5, 30.0),
     ];
-    writer.sender().send(later).await;
+    writer.sender().send(SampleBatch::from(&later[..])).await;
     assert!(
         writer.close(Duration::from_secs(10)).await,
         "writer stopped"

@@ -15,6 +15,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::fleet::{Fleet, FleetSpec};
+use crate::http_get;
 use crate::procstat;
 use crate::run::{Format, prepare, ws_path};
 use crate::stamp;
@@ -40,6 +41,31 @@ pub struct BacklogResult {
     pub coverage: f64,
     /// Server CPU over the catch-up, percent of one core.
     pub server_cpu_pct: f64,
+    /// With the host's metric history on: from the append to the history
+    /// holding every sample of the backlog, seconds (`None`: no history, or
+    /// not all within the bound).
+    pub history_secs: Option<f64>,
+    /// Samples the history stored during the run / the backlog's samples.
+    pub history_coverage: Option<f64>,
+}
+
+/// Samples the bench collector makes of each record (`trade_price`,
+/// `trade_qty`, `trades_total`, `trade_volume_total`).
+const SAMPLES_PER_RECORD: u64 = 4;
+
+/// The host's counters of samples its history stored and refused (none
+/// should be: see the records' timestamps).
+const HISTORY_TAKEN: [&str; 2] = [
+    "wasmeter_history_samples_written_total",
+    "wasmeter_history_samples_refused_total",
+];
+
+/// Samples the host's history took: `[stored, refused]`.
+fn history_taken(addr: std::net::SocketAddr) -> Result<[f64; 2]> {
+    Ok([
+        http_get::metric(addr, HISTORY_TAKEN[0])?,
+        http_get::metric(addr, HISTORY_TAKEN[1])?,
+    ])
 }
 
 /// Appends `records` records over `topics` topics at once and times the catch-up.
@@ -71,12 +97,23 @@ pub fn measure(
     let end = first + records;
     let mut backlog = Vec::with_capacity(records as usize * 40);
     let sent = stamp::now_us();
+    // A backlog spans time: each series' records are a millisecond apart,
+    // after the seed's (a series' samples must be newer than its last), so
+    // that the history stores every sample rather than refusing all but one
+    // per series as duplicates of one millisecond.
+    let now_ms = sent / 1000 + 1;
     for n in first..end {
-        stamp::record(&mut backlog, topics, n, sent);
+        let ts_ms = now_ms + (n - first) / topics as u64;
+        stamp::record_at(&mut backlog, topics, n, ts_ms);
     }
     fleet.window.open(first);
     fleet.window.close(end);
     log.wrote(first, end, sent);
+    let history = target == Kind::Host && bins.history;
+    let taken0 = match history {
+        true => history_taken(server.addr)?,
+        false => [0.0; 2],
+    };
     let server0 = procstat::read(Some(server.pid()))?;
     let started = Instant::now();
     std::fs::OpenOptions::new()
@@ -85,6 +122,15 @@ pub fn measure(
         .write_all(&backlog)?;
     let last = fleet.drain(BOUND);
     let secs = last.duration_since(started).as_secs_f64();
+    // Delivered is not done: the history must hold every sample too.
+    let (history_secs, history_coverage) = match history {
+        true => {
+            let want = (records * SAMPLES_PER_RECORD) as f64;
+            let (secs, stored) = history_catch_up(server.addr, taken0, want, started)?;
+            (secs, Some(stored / want))
+        }
+        false => (None, None),
+    };
     let server1 = procstat::read(Some(server.pid()))?;
     let timings = fleet.finish()?;
     drop(server);
@@ -96,5 +142,29 @@ pub fn measure(
         records_per_sec: timings.represented as f64 / secs,
         coverage: timings.represented as f64 / records as f64,
         server_cpu_pct: procstat::cpu_percent(&server0, &server1),
+        history_secs,
+        history_coverage,
     })
+}
+
+/// Polls the host until its history took (stored or refused) `want` samples
+/// more than `before` (or [`BOUND`] after `started`): when, counted from
+/// `started` (`None`: not within the bound), and how many it stored.
+fn history_catch_up(
+    addr: std::net::SocketAddr,
+    before: [f64; 2],
+    want: f64,
+    started: Instant,
+) -> Result<(Option<f64>, f64)> {
+    loop {
+        let [stored, refused] = history_taken(addr)?;
+        let stored = stored - before[0];
+        if stored + refused - before[1] >= want {
+            return Ok((Some(started.elapsed().as_secs_f64()), stored));
+        }
+        if started.elapsed() > BOUND {
+            return Ok((None, stored));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -220,7 +220,7 @@ fn host_run(
     let started = Instant::now();
     std::fs::write(dir.path().join("feed/export.csv"), &feed)?;
     loop {
-        if metric(host.addr, counter)? >= want {
+        if crate::http_get::metric(host.addr, counter)? >= want {
             break;
         }
         if started.elapsed() > BOUND {
@@ -236,16 +236,6 @@ fn host_run(
     };
     drop(host);
     Ok((secs, host1.cpu_secs - host0.cpu_secs, db_cpu))
-}
-
-/// The sum of `/metrics` samples of `name`.
-fn metric(addr: SocketAddr, name: &str) -> Result<f64> {
-    let a = crate::http_get::get(addr, "/metrics")?;
-    Ok(String::from_utf8_lossy(&a.body)
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
 }
 
 /// A VictoriaMetrics process, killed when dropped.

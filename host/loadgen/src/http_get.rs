@@ -37,6 +37,16 @@ pub fn get(addr: SocketAddr, path: &str) -> Result<Answer> {
     parse(&raw).with_context(|| format!("GET {path}"))
 }
 
+/// The sum of the host's `/metrics` samples of metric `name` (every series).
+pub fn metric(addr: SocketAddr, name: &str) -> Result<f64> {
+    let a = get(addr, "/metrics")?;
+    Ok(String::from_utf8_lossy(&a.body)
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
 /// `GET path`, which must answer 200; its body as JSON.
 pub fn get_json(addr: SocketAddr, path: &str) -> Result<(serde_json::Value, usize)> {
     let a = get(addr, path)?;

@@ -190,14 +190,14 @@ pub fn markdown(res: &Results) -> String {
     if !res.backlog.is_empty() {
         out.push_str(
             "### Backlog catch-up (records appended at once -> last record of every topic received)\n\n\
-             | server | records | topics | seconds | records/s | / goal 1M/s | / floor | coverage | server CPU % |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+             | server | records | topics | seconds | records/s | / goal 1M/s | / floor | coverage | server CPU % | history complete, s | history samples |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         let floor = res.backlog.iter().find(|b| b.target == Kind::Floor);
         for b in &res.backlog {
             let _ = writeln!(
                 out,
-                "| {:?} | {} | {} | {:.2} | {:.0} | {} | {} | {:.2}% | {:.0} |",
+                "| {:?} | {} | {} | {:.2} | {:.0} | {} | {} | {:.2}% | {:.0} | {} | {} |",
                 b.target,
                 b.records,
                 b.topics,
@@ -209,6 +209,9 @@ pub fn markdown(res: &Results) -> String {
                     .and_then(|f| ratio(b.records_per_sec, f.records_per_sec))),
                 b.coverage * 100.0,
                 b.server_cpu_pct,
+                b.history_secs.map_or("-".into(), |s| format!("{s:.2}")),
+                b.history_coverage
+                    .map_or("-".into(), |c| format!("{:.2}%", c * 100.0)),
             );
         }
         out.push('\n');

@@ -23,10 +23,15 @@ pub const COLUMNS: &str = "symbol,price,qty,ts,recno";
 /// Appends bench record number `n` (`symbol,price,qty,ts,recno`, topic
 /// `S<n % topics>`) written at `sent_us` to `out`.
 pub fn record(out: &mut Vec<u8>, topics: usize, n: u64, sent_us: u64) {
+    record_at(out, topics, n, sent_us / 1000);
+}
+
+/// Appends bench record number `n` with `ts_ms` as its trade time.
+pub fn record_at(out: &mut Vec<u8>, topics: usize, n: u64, ts_ms: u64) {
     use std::io::Write;
     let symbol = n % topics as u64;
     let price = 100.0 + (n % 997) as f64 * 0.25;
-    let _ = writeln!(out, "S{symbol},{price},1,{},{n}", sent_us / 1000);
+    let _ = writeln!(out, "S{symbol},{price},1,{ts_ms},{n}");
 }
 
 /// Whether a frame is a live update (not a snapshot, reply or heartbeat). Works

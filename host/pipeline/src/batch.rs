@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmeter_core::field::{Field, FieldValue};
-use wasmeter_core::sample::{Label, Sample, write_series_topic};
+use wasmeter_core::sample::{Label, Sample};
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_core::update::TopicUpdate;
 
 use crate::calls::PluginCalls;
@@ -76,7 +77,10 @@ impl Coalesced {
 
 /// One plugin call's output, before it is admitted.
 pub(crate) struct Output {
+    /// Whole samples.
     pub samples: Vec<Sample>,
+    /// Samples of declared series; they follow `samples`.
+    pub points: SampleBatch,
     pub updates: Vec<TopicUpdate>,
     /// Events of stream topics.
     pub events: Vec<TopicUpdate>,
@@ -87,6 +91,7 @@ impl Output {
     pub fn samples(samples: Vec<Sample>) -> Self {
         Self {
             samples,
+            points: SampleBatch::new(),
             updates: Vec::new(),
             events: Vec::new(),
         }
@@ -96,8 +101,9 @@ impl Output {
 /// Admitted output of one chunk or tick, in the order it was produced.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
-    /// Every admitted sample: what metric plugins see next, and the series store.
-    pub samples: Vec<Sample>,
+    /// Every admitted sample: what metric plugins see next, the series store
+    /// and the history.
+    pub samples: SampleBatch,
     /// Field writes per topic, in order (later values win when coalesced).
     pub writes: Vec<Write>,
     /// Events per stream topic, in order; never coalesced.
@@ -148,21 +154,30 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
 ) {
     let Output {
         samples,
+        points,
         updates,
         events,
     } = output;
+    // The call's samples as points of its series: each series is admitted once.
+    let call = if samples.is_empty() {
+        points
+    } else {
+        let mut call = SampleBatch::from(&samples[..]);
+        call.extend(&points);
+        call
+    };
     // Room for everything at once: a backlog's chunk brings ~100,000 samples, and
     // growing by doubling copied each vector's contents again and again.
-    batch.writes.reserve(updates.len() + samples.len());
-    batch.samples.reserve(samples.len());
+    batch.writes.reserve(updates.len() + call.series().len());
+    batch.samples.reserve(call.len());
     batch.events.reserve(events.len());
     let limits = plugin.limits();
     let (max_topics, max_series) = (limits.max_topics, limits.max_series);
     let name = plugin.name().to_string();
     let mut refused: Option<(String, Refusal)> = None;
     let mut count = 0u64;
-    let mut refuse = |item: String, refusal: Refusal| {
-        count += 1;
+    let mut refuse = |item: String, refusal: Refusal, items: u64| {
+        count += items;
         // Keep the first refusal, unless a later one quarantines.
         if refused
             .as_ref()
@@ -178,36 +193,49 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
                     .writes
                     .push((topic, TopicKind::Topic, Written::Fields(update.fields)))
             }
-            Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal),
+            Err(refusal) => refuse(format!("topic update `{}`", update.topic), refusal, 1),
         }
     }
     for event in events {
         match footprints.admit(&name, max_topics, &event.topic, TopicKind::Stream) {
             Ok(topic) => batch.events.push((topic, event.fields)),
-            Err(refusal) => refuse(format!("stream event `{}`", event.topic), refusal),
+            Err(refusal) => refuse(format!("stream event `{}`", event.topic), refusal, 1),
         }
     }
-    let (mut topic, mut order) = (String::new(), Vec::new());
-    for mut sample in samples {
-        for label in labels {
-            if sample.label(&label.name).is_none() {
-                sample.labels.push(label.clone());
-            }
-        }
-        write_series_topic(&sample, &mut topic, &mut order);
+    // Each series of the call is admitted once, and its topic written once with
+    // its newest point; its samples join the batch's as samples of its number
+    // there (`None`: refused).
+    let mut numbers: Vec<Option<u32>> = vec![None; call.series().len()];
+    // Points per series of the call, counted if a series is refused.
+    let mut points_of: Option<Vec<u64>> = None;
+    let mut topic = String::new();
+    for newest in call.last_points() {
+        let series = call.series_of(&newest);
+        let with_labels = series.key.with_labels(labels);
+        let key = with_labels.as_ref().unwrap_or(&series.key);
+        key.write_topic(&mut topic);
         match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
             Ok(topic) => {
-                batch.writes.push((
-                    topic,
-                    TopicKind::Series,
-                    Written::Point(SeriesPoint::of(&sample)),
-                ));
-                batch.samples.push(sample);
+                numbers[newest.series as usize] =
+                    Some(batch.samples.series_number(key, series.kind));
+                let point = SeriesPoint {
+                    value: newest.value,
+                    timestamp_ms: newest.timestamp_ms,
+                };
+                batch
+                    .writes
+                    .push((topic, TopicKind::Series, Written::Point(point)));
             }
-            Err(refusal) => refuse(
-                format!("sample `{}` (series `{topic}`)", sample.name),
-                refusal,
-            ),
+            Err(refusal) => {
+                let points_of = points_of.get_or_insert_with(|| call.points_per_series());
+                let item = format!("sample `{}` (series `{topic}`)", key.name());
+                refuse(item, refusal, points_of[newest.series as usize]);
+            }
+        }
+    }
+    for p in call.points() {
+        if let Some(number) = numbers[p.series as usize] {
+            batch.samples.push(number, p.value, p.timestamp_ms);
         }
     }
     let Some((item, refusal)) = refused else {

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::{Label, Sample};
+use wasmeter_core::sample::Label;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
@@ -39,7 +40,7 @@ use crate::unread::UnreadSeries;
 /// the host). `record` may wait (a full queue): the pipeline's input then waits.
 pub trait SampleSink: Send + Sync + 'static {
     /// Takes a batch of admitted samples, in the order they were produced.
-    fn record(&self, samples: Vec<Sample>) -> futures_util::future::BoxFuture<'_, ()>;
+    fn record(&self, samples: SampleBatch) -> futures_util::future::BoxFuture<'_, ()>;
 }
 
 /// How a pipeline runs.
@@ -740,7 +741,8 @@ impl Pipeline {
             Ok(out) => {
                 let took = started.elapsed();
                 let writes = out.updates.len().max(out.events.len());
-                self.sizer.observe(records, out.samples.len(), writes, took);
+                let samples = out.samples.len() + out.points.len();
+                self.sizer.observe(records, samples, writes, took);
                 (out, data.len())
             }
             Err(error) => {
@@ -753,6 +755,7 @@ impl Pipeline {
         self.report_record_errors(source, file, &out.errors);
         self.apply(Output {
             samples: out.samples,
+            points: out.points,
             updates: out.updates,
             events: out.events,
         })
@@ -786,6 +789,7 @@ impl Pipeline {
             match self.plugins.collector.collect(source, record).await {
                 Ok(one) => {
                     out.samples.extend(one.samples);
+                    out.points.extend(&one.points);
                     out.updates.extend(one.updates);
                     out.events.extend(one.events);
                     out.errors.extend(one.errors.into_iter().map(|mut e| {
@@ -886,9 +890,13 @@ impl Pipeline {
             output,
             &mut batch,
         );
-        if !batch.samples.is_empty() {
+        if !batch.samples.is_empty() && !self.plugins.metrics.is_empty() {
+            // Metric plugins take whole samples: made once, then those each
+            // plugin adds.
+            let mut whole = batch.samples.to_samples();
             for m in &mut self.plugins.metrics {
-                match m.on_samples(&batch.samples).await {
+                whole.extend(batch.samples.samples_from(whole.len()));
+                match m.on_samples(&whole).await {
                     Ok(derived) => admit(
                         &mut self.footprints,
                         &self.stats,

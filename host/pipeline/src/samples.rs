@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::sample::Sample;
 
 pub use wasmeter_core::sample::{METRICS_PREFIX, series_topic};
 
@@ -19,14 +18,6 @@ pub(crate) struct SeriesPoint {
 }
 
 impl SeriesPoint {
-    /// The point a sample sets.
-    pub fn of(sample: &Sample) -> Self {
-        Self {
-            value: sample.value,
-            timestamp_ms: sample.timestamp_ms,
-        }
-    }
-
     /// The fields it sets, in field order.
     pub fn fields(self) -> [(String, FieldValue); 2] {
         [

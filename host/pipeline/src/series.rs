@@ -7,47 +7,17 @@
 //! tenth of the store at once (amortised). A series costs one allocation: its
 //! name and labels packed into one key.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
-use wasmeter_core::sample::{Label, MetricKind, Sample, sort_labels};
-use wasmeter_core::series_key;
+use wasmeter_core::sample::MetricKind;
+use wasmeter_core::sample_batch::SampleBatch;
+
+pub use wasmeter_core::series_key::SeriesKey;
 
 /// Series kept by default; the least recently updated ones go first beyond it.
 pub const DEFAULT_MAX_SERIES: u64 = 10_000;
-
-/// A series: metric name and labels, sorted by label name, packed into one
-/// allocation ([`series_key`]). Keys order by name first, so the series of one
-/// name are adjacent.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SeriesKey(Arc<[u8]>);
-
-impl SeriesKey {
-    fn pack(name: &str, labels: &[&Label]) -> Self {
-        Self(series_key::pack(name, labels.iter().copied()).into())
-    }
-
-    fn parts(&self) -> impl Iterator<Item = &str> {
-        series_key::parts(&self.0)
-    }
-
-    /// Metric name.
-    pub fn name(&self) -> &str {
-        self.parts().next().unwrap_or_default()
-    }
-
-    /// `(name, value)` pairs, sorted by name.
-    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut parts = self.parts().skip(1);
-        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
-    }
-
-    /// Whether this is series `name{labels}`.
-    fn is(&self, name: &str, labels: &[&Label]) -> bool {
-        series_key::is(&self.0, name, labels.iter().copied())
-    }
-}
 
 /// The latest sample of a series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,7 +46,7 @@ struct Series {
 }
 
 struct Entry {
-    /// The hash of name and sorted labels.
+    /// The hash of the key's bytes.
     hash: u64,
     key: SeriesKey,
     value: SeriesValue,
@@ -89,16 +59,6 @@ impl std::fmt::Debug for SeriesStore {
             .field("series", &self.lock().entries.len())
             .finish()
     }
-}
-
-fn hash_of(hasher: &foldhash::fast::RandomState, name: &str, labels: &[&Label]) -> u64 {
-    let mut h = hasher.build_hasher();
-    name.hash(&mut h);
-    for l in labels {
-        l.name.hash(&mut h);
-        l.value.hash(&mut h);
-    }
-    h.finish()
 }
 
 impl SeriesStore {
@@ -118,18 +78,18 @@ impl SeriesStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the latest value of each sample's series.
-    pub fn record(&self, samples: &[Sample]) {
-        let mut sorted = Vec::new();
+    /// Records the latest value of each series of a batch.
+    pub fn record(&self, batch: &SampleBatch) {
+        let last = batch.last_points();
         let mut series = self.lock();
-        for s in samples {
-            sort_labels(s, &mut sorted);
+        for p in last {
+            let s = batch.series_of(&p);
             let value = SeriesValue {
                 kind: s.kind,
-                value: s.value,
-                timestamp_ms: s.timestamp_ms,
+                value: p.value,
+                timestamp_ms: p.timestamp_ms,
             };
-            series.set(&s.name, &sorted, value);
+            series.set(&s.key, value);
         }
     }
 
@@ -148,13 +108,13 @@ impl SeriesStore {
 }
 
 impl Series {
-    fn set(&mut self, name: &str, labels: &[&Label], value: SeriesValue) {
+    fn set(&mut self, key: &SeriesKey, value: SeriesValue) {
         self.clock += 1;
         let touched = self.clock;
-        let hash = hash_of(&self.hasher, name, labels);
+        let hash = self.hasher.hash_one(key.bytes());
         if let Some(e) = self
             .entries
-            .find_mut(hash, |e| e.hash == hash && e.key.is(name, labels))
+            .find_mut(hash, |e| e.hash == hash && e.key == *key)
         {
             e.value = value;
             e.touched = touched;
@@ -165,7 +125,7 @@ impl Series {
         }
         let entry = Entry {
             hash,
-            key: SeriesKey::pack(name, labels),
+            key: key.clone(),
             value,
             touched,
         };
@@ -191,7 +151,7 @@ impl Default for SeriesStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmeter_core::sample::Label;
+    use wasmeter_core::sample::{Label, Sample};
 
     fn sample(name: &str, symbol: &str, value: f64) -> Sample {
         Sample {
@@ -206,8 +166,10 @@ mod tests {
     #[test]
     fn keeps_the_latest_value_per_series() {
         let store = SeriesStore::new(100);
-        store.record(&[sample("p", "BTC", 1.0), sample("p", "ETH", 2.0)]);
-        store.record(&[sample("p", "BTC", 3.0)]);
+        store.record(&SampleBatch::from(
+            &[sample("p", "BTC", 1.0), sample("p", "ETH", 2.0)][..],
+        ));
+        store.record(&SampleBatch::from(&[sample("p", "BTC", 3.0)][..]));
         let all = store.all();
         assert_eq!(all.len(), 2);
         let labels: Vec<_> = all[0].0.labels().collect();
@@ -221,11 +183,13 @@ mod tests {
     fn beyond_the_bound_the_least_recently_updated_go() {
         let store = SeriesStore::new(10);
         for i in 0..10 {
-            store.record(&[sample("p", &format!("S{i}"), 1.0)]);
+            store.record(&SampleBatch::from(
+                &[sample("p", &format!("S{i}"), 1.0)][..],
+            ));
         }
         // S0 is updated again: S1 is now the oldest.
-        store.record(&[sample("p", "S0", 2.0)]);
-        store.record(&[sample("p", "NEW", 3.0)]);
+        store.record(&SampleBatch::from(&[sample("p", "S0", 2.0)][..]));
+        store.record(&SampleBatch::from(&[sample("p", "NEW", 3.0)][..]));
         let all = store.all();
         assert_eq!(all.len(), 10);
         let symbols: Vec<&str> = all
@@ -237,31 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn a_key_gives_back_its_name_and_labels_whole() {
-        let labels = [
-            Label::new("a", ""),
-            Label::new("b", "x\u{00ff}ÿ€"),
-            Label::new("c", "1"),
-        ];
-        let sorted: Vec<&Label> = labels.iter().collect();
-        let key = SeriesKey::pack("p_ÿ", &sorted);
-        assert_eq!(key.name(), "p_ÿ");
-        let back: Vec<_> = key.labels().collect();
-        assert_eq!(back, [("a", ""), ("b", "x\u{00ff}ÿ€"), ("c", "1")]);
-        assert!(key.is("p_ÿ", &sorted));
-        assert!(!key.is("p_ÿ", &sorted[..2]), "a label fewer");
-        assert!(!key.is("p", &sorted));
-        let bare = SeriesKey::pack("p", &[]);
-        assert_eq!(bare.labels().count(), 0);
-        assert!(bare.is("p", &[]));
-        assert!(!bare.is("p", &sorted[..1]));
-    }
-
-    #[test]
     fn series_of_one_name_sort_together() {
         let store = SeriesStore::new(100);
         for (name, symbol) in [("a", "X"), ("ab", "X"), ("a", "Y"), ("b", "X")] {
-            store.record(&[sample(name, symbol, 1.0)]);
+            store.record(&SampleBatch::from(&[sample(name, symbol, 1.0)][..]));
         }
         let names: Vec<String> = store
             .all()

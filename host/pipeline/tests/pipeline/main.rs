@@ -5,6 +5,7 @@ mod broker;
 mod checkpoints;
 mod data_path;
 mod quarantine;
+mod samples;
 mod sizing;
 mod support;
 mod swaps;

@@ -25,7 +25,7 @@ lifecycle!(
 impl Instance<CollectorWorld> {
     /// Hands the plugin a chunk of whole records from `source`; returns what it
     /// produced, validated. Bad records come back in `errors`, good ones still count.
-    /// The samples of a 0.3.0 plugin's points follow its whole samples.
+    /// A 0.3.0 plugin's points come as `points`, samples of the series it declared.
     pub async fn collect(
         &mut self,
         source: &str,
@@ -41,12 +41,12 @@ impl Instance<CollectorWorld> {
                         .wasmeter_plugin_collect()
                         .call_collect(store, source, chunk)
                         .await?
-                        .map(|out| Ok((v1::output_from_wit(out), Vec::new()))),
+                        .map(|out| Ok(v1::output_from_wit(out))),
                     ByVersion::V2(b) => b
                         .wasmeter_plugin_collect()
                         .call_collect(store, source, chunk)
                         .await?
-                        .map(|out| Ok((v2::output_from_wit(out), Vec::new()))),
+                        .map(|out| Ok(v2::output_from_wit(out))),
                     ByVersion::V3(b) => {
                         let out = b
                             .wasmeter_plugin_collect()
@@ -58,14 +58,9 @@ impl Instance<CollectorWorld> {
                 })
             },
             |result: Result<Result<_, OutputError>, String>, limits| {
-                let (mut out, from_points) = result.map_err(CallError::Plugin)??;
+                let mut out = result.map_err(CallError::Plugin)??;
+                // The points were checked with their series, when declared.
                 check_collect_output(&mut out, &limits.output)?;
-                // The samples of points were checked with their series, when declared.
-                if out.samples.is_empty() {
-                    out.samples = from_points;
-                } else {
-                    out.samples.extend(from_points);
-                }
                 Ok(out)
             }
         )

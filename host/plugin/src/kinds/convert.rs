@@ -156,6 +156,7 @@ macro_rules! collector_output {
                 updates: $out.updates.into_iter().map(update_from_wit).collect(),
                 events: $events,
                 errors: $out.errors.into_iter().map(record_error_from_wit).collect(),
+                points: Default::default(),
             }
         }
     };
@@ -187,6 +188,7 @@ pub(crate) mod v3 {
     conversions!(crate::bindings::v3::types);
     stream_events!();
 
+    use wasmeter_core::sample_batch::SampleBatch;
     use wasmeter_core::update::CollectOutput;
     use wasmeter_core::validate::{OutputError, OutputLimits};
 
@@ -215,7 +217,7 @@ pub(crate) mod v3 {
         out: wire::CollectOutput,
         declared: &mut DeclaredSeries,
         limits: &OutputLimits,
-    ) -> Result<(CollectOutput, Vec<Sample>), OutputError> {
+    ) -> Result<CollectOutput, OutputError> {
         declared.declare(
             out.series_reset,
             out.series.into_iter().map(series_from_wit),
@@ -233,14 +235,15 @@ pub(crate) mod v3 {
             });
         }
         let now = unix_now_ms();
-        let mut from_points = Vec::with_capacity(out.points.len());
+        let mut from_points = SampleBatch::new();
+        from_points.reserve(out.points.len());
         let points = out.points.into_iter().map(|p| Point {
             series: p.series,
             value: p.value,
             timestamp_ms: p.timestamp_ms,
         });
-        declared.samples(points, now, &mut from_points)?;
-        let output = CollectOutput {
+        declared.points_into(points, now, &mut from_points)?;
+        Ok(CollectOutput {
             samples: out
                 .samples
                 .into_iter()
@@ -249,7 +252,7 @@ pub(crate) mod v3 {
             updates: out.updates.into_iter().map(update_from_wit).collect(),
             events: out.events.into_iter().map(event_from_wit).collect(),
             errors: out.errors.into_iter().map(record_error_from_wit).collect(),
-        };
-        Ok((output, from_points))
+            points: from_points,
+        })
     }
 }

@@ -10,50 +10,40 @@
 //! alike; each declaration is checked once, when it is made, and a point of a
 //! series that failed the check fails its call with that series' error.
 
-use wasmeter_core::sample::{Label, MetricKind, Sample};
-use wasmeter_core::series_key;
+use wasmeter_core::sample::{MetricKind, Sample};
+use wasmeter_core::sample_batch::SampleBatch;
+use wasmeter_core::series_key::SeriesKey;
 use wasmeter_core::validate::{OutputError, OutputLimits, check_series};
 
 /// The most series one instance holds at once: a guest resets before declaring
 /// more (`collect-output.series-reset`).
 pub const MAX_DECLARED_SERIES: usize = 65_536;
 
-/// One declared series, kept compact (one allocation: at 40,000 series this
-/// table is a few MiB): its name and labels, or why it was refused.
+/// One declared series, kept compact (one allocation, shared with the batches
+/// its points go into: at 40,000 series this table is a few MiB), or why it was
+/// refused.
 #[derive(Debug)]
 enum Declared {
-    /// The name and labels packed by [`series_key::pack`].
     Series {
-        key: Box<[u8]>,
+        key: SeriesKey,
         kind: MetricKind,
+        /// The call that last used it and its number in that call's batch.
+        used: Used,
     },
     Refused(Box<OutputError>),
 }
 
+/// When a declared series was last used: `(call, number in that call's batch)`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Used(u64, u32);
+
 impl Declared {
     fn of(series: &Sample) -> Self {
         Declared::Series {
-            key: series_key::pack(&series.name, &series.labels).into_boxed_slice(),
+            key: SeriesKey::of(series),
             kind: series.kind,
+            used: Used::default(),
         }
-    }
-}
-
-/// The sample of a point of the series `key`.
-fn sample_of(key: &[u8], kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
-    let mut parts = series_key::parts(key);
-    let name = parts.next().unwrap_or_default().into();
-    // Exactly as many labels as there are: a pushed-to empty vector holds four.
-    let mut labels = Vec::with_capacity(series_key::label_count(key));
-    while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {
-        labels.push(Label::new(label, label_value));
-    }
-    Sample {
-        name,
-        labels,
-        value,
-        kind,
-        timestamp_ms,
     }
 }
 
@@ -64,6 +54,8 @@ pub(crate) struct DeclaredSeries {
     /// The guest declared more than [`MAX_DECLARED_SERIES`] without a reset: the
     /// table was dropped and its numbering is lost until the guest resets.
     overflowed: bool,
+    /// Counts the calls whose points were taken (never 0 once one was).
+    calls: u64,
 }
 
 /// A point of a declared series, as the guest sent it.
@@ -113,15 +105,18 @@ impl DeclaredSeries {
         }
     }
 
-    /// The samples of `points` (a timestamp of 0 stamped `now_ms`), appended to
-    /// `samples`. Fails on the first point whose series was not declared or was
-    /// refused, or whose value is not finite, naming it.
-    pub(crate) fn samples(
-        &self,
+    /// One call's `points` (a timestamp of 0 stamped `now_ms`) as samples of
+    /// `batch`: each series used is looked up in the batch once per call. Fails
+    /// on the first point whose series was not declared or was refused, or whose
+    /// value is not finite, naming it.
+    pub(crate) fn points_into(
+        &mut self,
         points: impl IntoIterator<Item = Point>,
         now_ms: i64,
-        samples: &mut Vec<Sample>,
+        batch: &mut SampleBatch,
     ) -> Result<(), OutputError> {
+        self.calls += 1;
+        let call = self.calls;
         for (i, point) in points.into_iter().enumerate() {
             let item = || format!("point #{i} (series #{})", point.series);
             if self.overflowed {
@@ -134,31 +129,31 @@ impl DeclaredSeries {
                     ),
                 });
             }
-            let (key, kind) = match self.series.get(point.series as usize) {
-                Some(Declared::Series { key, kind }) => (key, *kind),
+            let declared = self.series.len();
+            let (key, kind, used) = match self.series.get_mut(point.series as usize) {
+                Some(Declared::Series { key, kind, used }) => (key, *kind, used),
                 Some(Declared::Refused(refused)) => return Err(refused.as_ref().clone()),
                 None => {
                     return Err(OutputError {
                         item: item(),
-                        problem: format!(
-                            "no such series: this instance declared {}",
-                            self.series.len()
-                        ),
+                        problem: format!("no such series: this instance declared {declared}"),
                     });
                 }
             };
             if !point.value.is_finite() {
-                let sample = sample_of(key, kind, point.value, 0);
                 return Err(OutputError {
-                    item: format!("{} `{}`", item(), sample.name),
+                    item: format!("{} `{}`", item(), key.name()),
                     problem: format!("value {} is not a finite number", point.value),
                 });
+            }
+            if used.0 != call {
+                *used = Used(call, batch.series_number(key, kind));
             }
             let timestamp_ms = match point.timestamp_ms {
                 0 => now_ms,
                 t => t,
             };
-            samples.push(sample_of(key, kind, point.value, timestamp_ms));
+            batch.push(used.1, point.value, timestamp_ms);
         }
         Ok(())
     }
@@ -173,6 +168,8 @@ impl DeclaredSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmeter_core::sample::Label;
+    use wasmeter_core::sample_batch::sorted_labels;
 
     fn series(name: &str, symbol: &str) -> Sample {
         Sample {
@@ -193,12 +190,13 @@ mod tests {
     }
 
     fn samples_of(
-        table: &DeclaredSeries,
+        table: &mut DeclaredSeries,
         points: Vec<Point>,
     ) -> Result<Vec<(String, f64, i64)>, OutputError> {
-        let mut out = Vec::new();
-        table.samples(points, 99, &mut out)?;
+        let mut out = SampleBatch::new();
+        table.points_into(points, 99, &mut out)?;
         Ok(out
+            .to_samples()
             .into_iter()
             .map(|s| {
                 let symbol = s.label("symbol").unwrap_or_default().to_string();
@@ -220,14 +218,14 @@ mod tests {
             &limits(),
         );
         table.declare(false, [series("p", "B")].into_iter(), &limits());
-        let got = samples_of(&table, vec![point(2, 1.5, 7), point(0, 2.0, 0)]).unwrap();
+        let got = samples_of(&mut table, vec![point(2, 1.5, 7), point(0, 2.0, 0)]).unwrap();
         assert_eq!(got, [("p/B".into(), 1.5, 7), ("p/A".into(), 2.0, 99)]);
 
         table.declare(true, [series("q", "C")].into_iter(), &limits());
         assert_eq!(table.len(), 1);
-        let got = samples_of(&table, vec![point(0, 3.0, 5)]).unwrap();
+        let got = samples_of(&mut table, vec![point(0, 3.0, 5)]).unwrap();
         assert_eq!(got, [("q/C".into(), 3.0, 5)]);
-        let err = samples_of(&table, vec![point(1, 3.0, 5)]).unwrap_err();
+        let err = samples_of(&mut table, vec![point(1, 3.0, 5)]).unwrap_err();
         assert_eq!(err.item, "point #0 (series #1)");
         assert!(err.problem.contains("declared 1"), "{err}");
     }
@@ -238,9 +236,9 @@ mod tests {
         let bad = series("bad name!", "A");
         table.declare(false, [bad, series("p", "A")].into_iter(), &limits());
         assert_eq!(table.len(), 2, "the refused series still counts");
-        let got = samples_of(&table, vec![point(1, 1.0, 1)]).unwrap();
+        let got = samples_of(&mut table, vec![point(1, 1.0, 1)]).unwrap();
         assert_eq!(got, [("p/A".into(), 1.0, 1)]);
-        let err = samples_of(&table, vec![point(1, 1.0, 1), point(0, 1.0, 1)]).unwrap_err();
+        let err = samples_of(&mut table, vec![point(1, 1.0, 1), point(0, 1.0, 1)]).unwrap_err();
         assert_eq!(err.item, "series #0 `bad name!`");
         assert!(err.problem.contains("metric name"), "{err}");
     }
@@ -256,23 +254,49 @@ mod tests {
             ..series("q", "")
         };
         table.declare(false, [odd.clone(), bare.clone()].into_iter(), &limits());
-        let mut out = Vec::new();
+        let mut out = SampleBatch::new();
         table
-            .samples([point(0, 2.0, 3), point(1, 4.0, 5)], 0, &mut out)
+            .points_into([point(0, 2.0, 3), point(1, 4.0, 5)], 0, &mut out)
             .unwrap();
+        let out = out.to_samples();
+        // Labels come back sorted by name: the series' identity.
         let expect = |s: Sample, value, timestamp_ms| Sample {
             value,
             timestamp_ms,
+            labels: sorted_labels(&s),
             ..s
         };
         assert_eq!(out, [expect(odd, 2.0, 3), expect(bare, 4.0, 5)]);
     }
 
     #[test]
+    fn a_series_is_one_series_of_each_call_s_batch() {
+        let mut table = DeclaredSeries::default();
+        table.declare(
+            false,
+            [series("p", "A"), series("q", "A")].into_iter(),
+            &limits(),
+        );
+        let mut first = SampleBatch::new();
+        let points = vec![point(1, 1.0, 1), point(0, 2.0, 2), point(1, 3.0, 3)];
+        table.points_into(points, 0, &mut first).unwrap();
+        assert_eq!(first.series().len(), 2);
+        let numbers: Vec<u32> = first.points().iter().map(|p| p.series).collect();
+        assert_eq!(numbers, [0, 1, 0]);
+        // The next call's batch is new: its series are looked up in it afresh.
+        let mut second = SampleBatch::new();
+        table
+            .points_into(vec![point(0, 4.0, 4)], 0, &mut second)
+            .unwrap();
+        assert_eq!(second.series().len(), 1);
+        assert_eq!(second.to_samples()[0].name, "p");
+    }
+
+    #[test]
     fn a_value_that_is_not_finite_is_refused() {
         let mut table = DeclaredSeries::default();
         table.declare(false, [series("p", "A")].into_iter(), &limits());
-        let err = samples_of(&table, vec![point(0, f64::NAN, 1)]).unwrap_err();
+        let err = samples_of(&mut table, vec![point(0, f64::NAN, 1)]).unwrap_err();
         assert_eq!(err.item, "point #0 (series #0) `p`");
     }
 
@@ -281,22 +305,27 @@ mod tests {
         let mut table = DeclaredSeries::default();
         let many = |n: usize| (0..n).map(|i| series("p", &i.to_string()));
         table.declare(false, many(MAX_DECLARED_SERIES - 1), &limits());
-        assert!(samples_of(&table, vec![point(5, 1.0, 1)]).is_ok());
+        assert!(samples_of(&mut table, vec![point(5, 1.0, 1)]).is_ok());
         table.declare(false, many(2), &limits());
         assert_eq!(
             table.len(),
             0,
             "the table is dropped, not kept past its bound"
         );
-        let err = samples_of(&table, vec![point(5, 1.0, 1)]).unwrap_err();
+        let err = samples_of(&mut table, vec![point(5, 1.0, 1)]).unwrap_err();
         assert!(err.problem.contains("series-reset"), "{err}");
         table.declare(false, many(1), &limits());
         assert!(
-            samples_of(&table, vec![point(0, 1.0, 1)]).is_err(),
+            samples_of(&mut table, vec![point(0, 1.0, 1)]).is_err(),
             "still lost"
         );
 
         table.declare(true, many(1), &limits());
-        assert_eq!(samples_of(&table, vec![point(0, 1.0, 1)]).unwrap().len(), 1);
+        assert_eq!(
+            samples_of(&mut table, vec![point(0, 1.0, 1)])
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

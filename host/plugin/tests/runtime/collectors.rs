@@ -39,15 +39,15 @@ async fn csv_collector_parses_trades_and_reports_bad_lines() {
     assert_eq!(field(last_btc, "count"), &FieldValue::Number(2.0));
     assert_eq!(field(last_btc, "volume"), &FieldValue::Number(1.0));
     assert_eq!(
-        value_of(&out.samples, "trades_total", &[("symbol", "BTC")]),
+        value_of(&out.all_samples(), "trades_total", &[("symbol", "BTC")]),
         2.0
     );
     assert_eq!(
-        value_of(&out.samples, "trade_price", &[("symbol", "ETH")]),
+        value_of(&out.all_samples(), "trade_price", &[("symbol", "ETH")]),
         3000.0
     );
     let ts = out
-        .samples
+        .all_samples()
         .iter()
         .find(|s| s.name == "trade_price")
         .unwrap()
@@ -70,7 +70,7 @@ async fn csv_collector_parses_trades_and_reports_bad_lines() {
         .await
         .unwrap();
     assert_eq!(
-        value_of(&out.samples, "trades_total", &[("symbol", "BTC")]),
+        value_of(&out.all_samples(), "trades_total", &[("symbol", "BTC")]),
         3.0
     );
 }
@@ -113,7 +113,11 @@ async fn jsonl_collector_maps_fields_and_reports_bad_records() {
         &FieldValue::Text("sell".into())
     );
     assert_eq!(
-        value_of(&out.samples, "trade_volume_total", &[("symbol", "BTCUSDT")]),
+        value_of(
+            &out.all_samples(),
+            "trade_volume_total",
+            &[("symbol", "BTCUSDT")]
+        ),
         2.0
     );
 
@@ -147,7 +151,7 @@ async fn system_collector_computes_cpu_memory_and_load() {
     let first = sys.collect("/proc/stat", STAT_1.as_bytes()).await.unwrap();
     assert!(
         first
-            .samples
+            .all_samples()
             .iter()
             .all(|s| s.name != "system_cpu_usage_percent"),
         "no CPU % before two readings"
@@ -156,7 +160,7 @@ async fn system_collector_computes_cpu_memory_and_load() {
     // total: busy +150 of +200 ticks = 75 %; cpu0: +100 of +100 = 100 %; cpu1: +50 of +100 = 50 %.
     assert_eq!(
         value_of(
-            &second.samples,
+            &second.all_samples(),
             "system_cpu_usage_percent",
             &[("cpu", "total")]
         ),
@@ -164,7 +168,7 @@ async fn system_collector_computes_cpu_memory_and_load() {
     );
     assert_eq!(
         value_of(
-            &second.samples,
+            &second.all_samples(),
             "system_cpu_usage_percent",
             &[("cpu", "cpu0")]
         ),
@@ -172,7 +176,7 @@ async fn system_collector_computes_cpu_memory_and_load() {
     );
     assert_eq!(
         value_of(
-            &second.samples,
+            &second.all_samples(),
             "system_cpu_usage_percent",
             &[("cpu", "cpu1")]
         ),
@@ -186,15 +190,15 @@ async fn system_collector_computes_cpu_memory_and_load() {
         .await
         .unwrap();
     assert_eq!(
-        value_of(&mem.samples, "system_memory_total_bytes", &[]),
+        value_of(&mem.all_samples(), "system_memory_total_bytes", &[]),
         16_000_000.0 * 1024.0
     );
     assert_eq!(
-        value_of(&mem.samples, "system_memory_available_bytes", &[]),
+        value_of(&mem.all_samples(), "system_memory_available_bytes", &[]),
         4_000_000.0 * 1024.0
     );
     assert_eq!(
-        value_of(&mem.samples, "system_memory_used_percent", &[]),
+        value_of(&mem.all_samples(), "system_memory_used_percent", &[]),
         75.0
     );
     assert_eq!(
@@ -209,8 +213,8 @@ async fn system_collector_computes_cpu_memory_and_load() {
         .collect("/proc/loadavg", b"0.52 0.58 0.59 2/1183 123456\n")
         .await
         .unwrap();
-    assert_eq!(value_of(&load.samples, "system_load1", &[]), 0.52);
-    assert_eq!(value_of(&load.samples, "system_load15", &[]), 0.59);
+    assert_eq!(value_of(&load.all_samples(), "system_load1", &[]), 0.52);
+    assert_eq!(value_of(&load.all_samples(), "system_load15", &[]), 0.59);
 
     let err = sys
         .collect("/etc/passwd", b"root:x:0:0\n")
@@ -235,5 +239,5 @@ async fn system_collector_reads_this_machines_proc() {
     }
     let text = std::fs::read("/proc/meminfo").unwrap();
     let out = sys.collect("/proc/meminfo", &text).await.unwrap();
-    assert!(value_of(&out.samples, "system_memory_total_bytes", &[]) > 0.0);
+    assert!(value_of(&out.all_samples(), "system_memory_total_bytes", &[]) > 0.0);
 }

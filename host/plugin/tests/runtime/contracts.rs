@@ -30,9 +30,9 @@ async fn a_0_1_0_collector_loads_and_collects() {
         out.updates[0].fields,
         [("price".to_string(), FieldValue::Number(100.5))]
     );
-    assert_eq!(out.samples.len(), 2);
-    assert_eq!(out.samples[1].label("symbol"), Some("ETH"));
-    assert!(out.samples[1].timestamp_ms > 0, "stamped by the host");
+    assert_eq!(out.all_samples().len(), 2);
+    assert_eq!(out.all_samples()[1].label("symbol"), Some("ETH"));
+    assert!(out.all_samples()[1].timestamp_ms > 0, "stamped by the host");
     assert!(out.events.is_empty());
     assert_eq!(out.errors.len(), 1);
     assert_eq!((out.errors[0].line, out.errors[0].offset), (2, 10));
@@ -56,17 +56,17 @@ async fn a_0_2_0_collector_loads_and_collects() {
     assert_eq!(topics, ["v2/BTC", "v2/ETH"]);
     let events: Vec<_> = out.events.iter().map(|e| e.topic.as_str()).collect();
     assert_eq!(events, ["v2-tape/BTC", "v2-tape/ETH"]);
-    assert_eq!(out.samples.len(), 2);
-    assert_eq!(out.samples[1].name, "v2_price");
-    assert_eq!(out.samples[1].label("symbol"), Some("ETH"));
-    assert_eq!(out.samples[1].value, 7.0);
-    assert!(out.samples[1].timestamp_ms > 0, "stamped by the host");
+    assert_eq!(out.all_samples().len(), 2);
+    assert_eq!(out.all_samples()[1].name, "v2_price");
+    assert_eq!(out.all_samples()[1].label("symbol"), Some("ETH"));
+    assert_eq!(out.all_samples()[1].value, 7.0);
+    assert!(out.all_samples()[1].timestamp_ms > 0, "stamped by the host");
     assert_eq!((out.errors[0].line, out.errors[0].offset), (2, 10));
 }
 
 /// `faulty_series{name}` samples of `out` as (name label, value).
 fn series_points(out: &wasmeter_core::update::CollectOutput) -> Vec<(String, f64)> {
-    out.samples
+    out.all_samples()
         .iter()
         .map(|s| {
             assert_eq!(s.name, "faulty_series");

@@ -31,7 +31,7 @@ fn limits() -> PluginLimits {
 /// After a failure the plugin serves normal input again, from a fresh instance.
 async fn still_serves(f: &mut Instance<CollectorWorld>) {
     let out = f.collect("src", b"fine\n").await.unwrap();
-    assert_eq!(out.samples[0].name, "faulty_lines_total");
+    assert_eq!(out.all_samples()[0].name, "faulty_lines_total");
 }
 
 #[tokio::test]

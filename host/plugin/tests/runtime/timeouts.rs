@@ -117,7 +117,11 @@ async fn a_sleeping_collect_is_abandoned() {
         .unwrap_err();
     assert_eq!(err, DEADLINE);
     let out = f.collect("src", b"fine\n").await.unwrap();
-    assert_eq!(out.samples[0].value, 1.0, "a fresh instance counts from 1");
+    assert_eq!(
+        out.all_samples()[0].value,
+        1.0,
+        "a fresh instance counts from 1"
+    );
     assert_eq!(f.health().rebuilds, 1);
 }
 

@@ -240,6 +240,16 @@ pub fn config(dir: &Path) -> PipelineConfig {
 impl Running {
     /// Starts a pipeline with `plugins`; `adjust` changes its configuration.
     pub async fn start(plugins: PipelinePlugins, adjust: impl FnOnce(&mut PipelineConfig)) -> Self {
+        Self::start_with(plugins, adjust, |p| p).await
+    }
+
+    /// [`Running::start`], with `attach` adding to the pipeline before it runs
+    /// (a series store, a sample sink).
+    pub async fn start_with(
+        plugins: PipelinePlugins,
+        adjust: impl FnOnce(&mut PipelineConfig),
+        attach: impl FnOnce(Pipeline) -> Pipeline,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dir.path());
         adjust(&mut config);
@@ -248,6 +258,7 @@ impl Running {
         let topics = Topics::new(&StateConfig::default(), published.clone());
         let (pipeline, resume) = Pipeline::restore(config, plugins, topics).await.unwrap();
         assert!(resume.is_empty());
+        let pipeline = attach(pipeline);
         let stats = pipeline.stats();
         let refs = pipeline.plugin_refs();
         let (files, files_rx) = mpsc::channel(2);

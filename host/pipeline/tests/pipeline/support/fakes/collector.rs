@@ -10,6 +10,7 @@ use futures_util::future::{BoxFuture, ready};
 use wasmeter_core::field::FieldValue;
 use wasmeter_core::plugin::{PluginInfo, PluginKind};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::series_key::SeriesKey;
 use wasmeter_core::update::{CollectOutput, RecordError, TopicUpdate};
 use wasmeter_core::validate::OutputError;
 use wasmeter_pipeline::{CollectorCalls, PluginCalls};
@@ -40,6 +41,8 @@ pub struct FakeCollector {
     control: Arc<CollectorControl>,
     poison: Option<String>,
     state: Option<Vec<u8>>,
+    /// Sends its samples as points of their series, as a 0.3.0 collector does.
+    as_points: bool,
 }
 
 impl FakeCollector {
@@ -54,7 +57,21 @@ impl FakeCollector {
             control: Arc::default(),
             poison: None,
             state: None,
+            as_points: false,
         }
+    }
+
+    /// Sends its samples as points of their series (`CollectOutput::points`),
+    /// as a 0.3.0 collector does, instead of whole samples.
+    pub fn sending_points(mut self) -> Self {
+        self.as_points = true;
+        self
+    }
+
+    /// May write at most `n` sample series (a quota: going past it quarantines).
+    pub fn series_quota(mut self, n: usize) -> Self {
+        self.limits.max_series = n;
+        self
     }
 
     /// Quarantined after `n` consecutive failures.
@@ -142,17 +159,24 @@ impl FakeCollector {
             }
             offset += line.len() as u32;
         }
+        if self.as_points {
+            for sample in std::mem::take(&mut out.samples) {
+                let key = SeriesKey::of(&sample);
+                let series = out.points.series_number(&key, sample.kind);
+                out.points.push(series, sample.value, sample.timestamp_ms);
+            }
+        }
         self.control
             .most_records
             .fetch_max(records.len() as u64, Relaxed);
         self.ledger.count(&records);
-        if out.samples.len() > self.limits.output.max_samples {
+        let samples = out.samples.len() + out.points.len();
+        if samples > self.limits.output.max_samples {
             self.control.refused.fetch_add(1, Relaxed);
             return Err(CallError::InvalidOutput(OutputError {
                 item: "samples".into(),
                 problem: format!(
-                    "{} samples, more than the limit of {}",
-                    out.samples.len(),
+                    "{samples} samples, more than the limit of {}",
                     self.limits.output.max_samples
                 ),
             }));
