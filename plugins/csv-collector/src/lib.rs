@@ -107,14 +107,14 @@ impl Layout {
         const INLINE: usize = 16;
         let (mut inline, mut spilled) = ([""; INLINE], Vec::new());
         let mut count = 0;
-        for cell in text.split(self.delimiter).map(str::trim) {
+        split_cells(text, self.delimiter, |cell| {
             match count {
                 ..INLINE => inline[count] = cell,
                 INLINE => spilled.extend(inline.iter().copied().chain([cell])),
                 _ => spilled.push(cell),
             }
             count += 1;
-        }
+        });
         let cells: &[&str] = if count <= INLINE {
             &inline[..count]
         } else {
@@ -150,6 +150,25 @@ impl Layout {
             extra,
         })
     }
+}
+
+/// Hands `each` the cells of `text` split at `delimiter`, trimmed. An ASCII
+/// delimiter (the usual case) is found byte by byte, without decoding the line.
+fn split_cells<'a>(text: &'a str, delimiter: char, mut each: impl FnMut(&'a str)) {
+    if !delimiter.is_ascii() {
+        return text
+            .split(delimiter)
+            .for_each(|cell| each(lines::trim(cell)));
+    }
+    let delimiter = delimiter as u8;
+    let mut start = 0;
+    for (at, &b) in text.as_bytes().iter().enumerate() {
+        if b == delimiter {
+            each(lines::trim(&text[start..at]));
+            start = at + 1;
+        }
+    }
+    each(lines::trim(&text[start..]));
 }
 
 /// The collector: a column layout and the running per-symbol totals.
@@ -193,7 +212,7 @@ impl Collector for CsvCollector {
     fn collect(&mut self, _source: &str, chunk: &[u8]) -> Result<CollectOutput, String> {
         let mut out = CollectOutput::new();
         lines::for_each(chunk, &mut out, |line, out| {
-            let text = line.text.trim();
+            let text = lines::trim(line.text);
             if text.is_empty() || text.starts_with('#') {
                 return Ok(());
             }
@@ -213,6 +232,24 @@ mod tests {
 
     fn collector(pairs: &[(&str, &str)]) -> CsvCollector {
         CsvCollector::init(&Config::from_pairs(pairs)).unwrap()
+    }
+
+    #[test]
+    fn cells_split_as_str_split_and_trim_split_them() {
+        for (text, delimiter) in [
+            ("A, 1 ,2,,3 ", ','),
+            (",", ','),
+            ("", ','),
+            ("\u{a0}é\u{a0};x", ';'),
+            ("A\t1\t 2", '\t'),
+            ("A¦ 1 ¦2¦", '¦'),
+            ("Aé1é2", 'é'),
+        ] {
+            let mut cells = Vec::new();
+            split_cells(text, delimiter, |cell| cells.push(cell));
+            let expected: Vec<&str> = text.split(delimiter).map(str::trim).collect();
+            assert_eq!(cells, expected, "{text:?} split at {delimiter:?}");
+        }
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub mod window;
 
 mod output;
 mod plugin;
+mod str_map;
 
 pub use config::Config;
 pub use plugin::{Collector, DeltaAlgorithm, Metric, Plugin, PluginInfo};

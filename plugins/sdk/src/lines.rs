@@ -44,6 +44,19 @@ impl Line<'_> {
     }
 }
 
+/// `text.trim()`, without decoding a character when `text` starts and ends with a
+/// visible ASCII character (there is no whitespace to remove): a field of a
+/// record usually does.
+pub fn trim(text: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| (0x21..0x80).contains(&b));
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
+}
+
 /// Iterator over the lines of a chunk; see [`iter`].
 #[derive(Debug, Clone)]
 pub struct Lines<'a> {
@@ -122,6 +135,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_removes_what_str_trim_removes() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta b\r",
+            "\u{a0}x",
+            "x\u{2003}",
+            "é",
+            " é ",
+            "\u{1c}x\u{7f}",
+            "price",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
 
     #[test]
     fn numbers_offsets_and_utf8() {

@@ -19,12 +19,9 @@
 //! The `parse_*` functions validate raw values with messages that name the column and the
 //! bad value, e.g. ``price: `abc` is not a number``.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
-
 use crate::series::is_valid_topic;
 use crate::state::{StateReader, StateWriter};
+use crate::str_map::{StrMap, same_bytes};
 use crate::{CollectOutput, Config, Field, FieldValue, MetricKind, SeriesId, StreamEvent};
 
 /// Field names the trade output uses itself; extra fields may not use them.
@@ -90,7 +87,7 @@ impl Totals {
 pub struct TradeBook {
     prefix: String,
     tape: Option<String>,
-    totals: HashMap<String, Totals, RandomState>,
+    totals: StrMap<Totals>,
     /// The topic of the trade being recorded (a buffer reused for every trade).
     topic: String,
 }
@@ -112,7 +109,7 @@ impl TradeBook {
         Ok(TradeBook {
             prefix: self::topic_prefix("topic_prefix", topic_prefix)?,
             tape: None,
-            totals: HashMap::default(),
+            totals: StrMap::default(),
             topic: String::new(),
         })
     }
@@ -194,14 +191,24 @@ impl TradeBook {
         // A merged update has these fields first, in this order: one comparison each.
         for (at, (name, value)) in values.into_iter().enumerate() {
             match update.fields.get_mut(at) {
-                Some(field) if field.name == name => field.value = FieldValue::Number(value),
+                Some(field) if same_bytes(field.name.as_bytes(), name.as_bytes()) => {
+                    field.value = FieldValue::Number(value)
+                }
                 _ => {
                     update.set(name, value);
                 }
             }
         }
         for extra in trade.extra {
-            update.set(&extra.name, extra.value);
+            let name = extra.name.as_bytes();
+            match update
+                .fields
+                .iter_mut()
+                .find(|f| same_bytes(f.name.as_bytes(), name))
+            {
+                Some(field) => field.value = extra.value,
+                None => update.fields.push(extra),
+            }
         }
 
         // The symbol's registered series: no name or label copied or looked up.
@@ -238,7 +245,7 @@ impl TradeBook {
                 r.version()
             ));
         }
-        let mut totals = HashMap::default();
+        let mut totals = StrMap::default();
         for _ in 0..r.count()? {
             let symbol = r.str()?;
             let count = r.u64()?;
@@ -267,7 +274,7 @@ fn push_topic(topic: &mut String, prefix: &str, symbol: &str) {
 
 /// Checks a symbol: non-empty and a valid topic segment (`[A-Za-z0-9_.:-]+`).
 pub fn parse_symbol(what: &str, text: &str) -> Result<String, String> {
-    let symbol = text.trim();
+    let symbol = crate::lines::trim(text);
     if symbol.is_empty() {
         return Err(format!("{what}: empty (a symbol is required)"));
     }
@@ -281,7 +288,7 @@ pub fn parse_symbol(what: &str, text: &str) -> Result<String, String> {
 
 /// Parses a finite number: ``price: `abc` is not a number``.
 pub fn parse_number(what: &str, text: &str) -> Result<f64, String> {
-    let t = text.trim();
+    let t = crate::lines::trim(text);
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(format!("{what}: `{t}` is not a finite number")),
@@ -293,7 +300,10 @@ pub fn parse_number(what: &str, text: &str) -> Result<f64, String> {
 pub fn parse_qty(what: &str, text: &str) -> Result<f64, String> {
     let qty = parse_number(what, text)?;
     if qty < 0.0 {
-        Err(format!("{what}: `{}` is negative", text.trim()))
+        Err(format!(
+            "{what}: `{}` is negative",
+            crate::lines::trim(text)
+        ))
     } else {
         Ok(qty)
     }
@@ -301,7 +311,7 @@ pub fn parse_qty(what: &str, text: &str) -> Result<f64, String> {
 
 /// Parses a timestamp in Unix ms; empty means 0 (stamped by the host).
 pub fn parse_ts(what: &str, text: &str) -> Result<i64, String> {
-    let t = text.trim();
+    let t = crate::lines::trim(text);
     if t.is_empty() {
         return Ok(0);
     }
@@ -314,7 +324,7 @@ pub fn parse_ts(what: &str, text: &str) -> Result<i64, String> {
 
 /// An extra field: a number if `text` parses as a finite number, else text.
 pub fn extra_field(name: &str, text: &str) -> Field {
-    let t = text.trim();
+    let t = crate::lines::trim(text);
     let value = match t.parse::<f64>() {
         Ok(v) if v.is_finite() => FieldValue::Number(v),
         _ => FieldValue::Text(t.to_string()),
