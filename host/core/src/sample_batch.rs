@@ -185,14 +185,16 @@ impl SampleBatch {
         counts
     }
 
-    /// The newest point of each series that has one, by series number: the
-    /// last one produced.
+    /// The newest point of each series that has one, in the order they were
+    /// produced: a series whose newest point came later is listed later.
     pub fn last_points(&self) -> Vec<BatchPoint> {
         let mut last = vec![None; self.series.len()];
-        for p in &self.points {
-            last[p.series as usize] = Some(*p);
+        for (at, p) in self.points.iter().enumerate() {
+            last[p.series as usize] = Some(at);
         }
-        last.into_iter().flatten().collect()
+        let mut at: Vec<usize> = last.into_iter().flatten().collect();
+        at.sort_unstable();
+        at.into_iter().map(|at| self.points[at]).collect()
     }
 }
 
@@ -247,8 +249,9 @@ mod tests {
             assert_eq!((&b.name, b.value), (&s.name, s.value));
             assert_eq!(b.labels, sorted_labels(s));
         }
+        // In the order the newest points came: B's (2), q's (3), A's (4).
         let last: Vec<f64> = batch.last_points().iter().map(|p| p.value).collect();
-        assert_eq!(last, [4.0, 2.0, 3.0]);
+        assert_eq!(last, [2.0, 3.0, 4.0]);
         assert_eq!(batch.points_per_series(), [2, 1, 1]);
     }
 

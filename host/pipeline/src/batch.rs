@@ -203,8 +203,9 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         }
     }
     // Each series of the call is admitted once, and its topic written once with
-    // its newest point; its samples join the batch's as samples of its number
-    // there (`None`: refused).
+    // its newest point, in the order those came (two series that the pipeline's
+    // labels make one: the later point wins); its samples join the batch's as
+    // samples of its number there (`None`: refused).
     let mut numbers: Vec<Option<u32>> = vec![None; call.series().len()];
     // Points per series of the call, counted if a series is refused.
     let mut points_of: Option<Vec<u64>> = None;
