@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, ready};
+use wasmeter_core::field::FieldValue;
 use wasmeter_core::sample::{Label, Sample};
 use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_pipeline::{PipelinePlugins, SampleSink, SeriesStore};
@@ -154,4 +155,27 @@ async fn a_series_over_the_quota_is_refused_with_each_of_its_points() {
     ]
     .into();
     assert_eq!(history.records(), admitted, "the first two series whole");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_series_the_pipeline_s_labels_make_one_publish_the_later_point() {
+    // `records{topic="t0"}` (seqs 0 and 2) and `records{host="h1",topic="t0"}`
+    // (seq 1) in one call: with the pipeline's `host="h1"` they are one series.
+    let collector = FakeCollector::new("c", Arc::new(Ledger::default()))
+        .sending_points()
+        .labelling_odd_seqs("host", "h1");
+    let (history, series) = (Arc::new(History::default()), SeriesStore::new(100));
+    let p = start(plugins(collector, FakeMetric::new("m")), &history, &series).await;
+
+    let mut feed = Feed::new(Path::new("/data/feed.csv"));
+    p.send(feed.opened()).await;
+    p.send(feed.chunk("feed/t0,0\nfeed/t0,1\nfeed/t0,2\n"))
+        .await;
+    let done = p.finish().await;
+
+    let changes = done.published.changes_of("metrics/records/h1/t0");
+    let last = &changes.last().expect("the series topic is published").state;
+    assert_eq!(last.get("value"), Some(&FieldValue::Number(2.0)));
+    let expected = BTreeMap::from([("t0".to_string(), vec![0.0, 1.0, 2.0])]);
+    assert_eq!(history.records(), expected, "every point, in order");
 }

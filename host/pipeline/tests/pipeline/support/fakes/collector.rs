@@ -43,6 +43,8 @@ pub struct FakeCollector {
     state: Option<Vec<u8>>,
     /// Sends its samples as points of their series, as a 0.3.0 collector does.
     as_points: bool,
+    /// A label its samples of odd `seq`s carry besides `topic`.
+    odd_label: Option<Label>,
 }
 
 impl FakeCollector {
@@ -58,7 +60,14 @@ impl FakeCollector {
             poison: None,
             state: None,
             as_points: false,
+            odd_label: None,
         }
+    }
+
+    /// Gives its samples of odd `seq`s the label `name=value` as well.
+    pub fn labelling_odd_seqs(mut self, name: &str, value: &str) -> Self {
+        self.odd_label = Some(Label::new(name, value));
+        self
     }
 
     /// Sends its samples as points of their series (`CollectOutput::points`),
@@ -139,12 +148,16 @@ impl FakeCollector {
                         topic: topic.to_string(),
                         fields: vec![("seq".into(), FieldValue::Number(seq))],
                     });
+                    let mut labels = vec![Label {
+                        name: "topic".into(),
+                        value: topic.rsplit('/').next().unwrap_or(topic).into(),
+                    }];
+                    if seq % 2.0 == 1.0 {
+                        labels.extend(self.odd_label.clone());
+                    }
                     out.samples.push(Sample {
                         name: "records".into(),
-                        labels: vec![Label {
-                            name: "topic".into(),
-                            value: topic.rsplit('/').next().unwrap_or(topic).into(),
-                        }],
+                        labels,
                         value: seq,
                         kind: MetricKind::Gauge,
                         timestamp_ms: 1,
