@@ -62,15 +62,6 @@ impl Sample {
     }
 }
 
-/// The sample's labels sorted by name (then value), into `sorted` (a buffer
-/// reused between samples): the series' identity whatever order the labels
-/// came in.
-pub fn sort_labels<'a>(sample: &'a Sample, sorted: &mut Vec<&'a Label>) {
-    sorted.clear();
-    sorted.extend(sample.labels.iter());
-    sorted.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
-}
-
 /// The topic prefix of sample series.
 pub const METRICS_PREFIX: &str = "metrics";
 
@@ -103,8 +94,8 @@ pub fn series_topic(sample: &Sample) -> String {
 }
 
 /// [`series_topic`] into `topic` (cleared first), with `order` as scratch for
-/// the label order: both buffers are reused between samples, so a series topic
-/// costs no allocation on the data path.
+/// the label order (both buffers can be reused). The data path writes a
+/// series' topic from its key ([`crate::series_key::SeriesKey::write_topic`]).
 pub fn write_series_topic(sample: &Sample, topic: &mut String, order: &mut Vec<usize>) {
     order.clear();
     order.extend(0..sample.labels.len());

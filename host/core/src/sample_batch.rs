@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use crate::sample::{Label, MetricKind, Sample};
+use crate::sample::{MetricKind, Sample};
 use crate::series_key::{self, SeriesKey};
 
 /// A series of a batch.
@@ -130,9 +130,7 @@ impl SampleBatch {
         sorted.clear();
         sorted.extend(0..sample.labels.len());
         let labels = &sample.labels;
-        sorted.sort_by(|&a, &b| {
-            (&labels[a].name, &labels[a].value).cmp(&(&labels[b].name, &labels[b].value))
-        });
+        sorted.sort_by(|&a, &b| series_key::label_order(&labels[a], &labels[b]));
         packed.clear();
         series_key::pack_into(
             &sample.name,
@@ -209,17 +207,10 @@ impl From<&[Sample]> for SampleBatch {
     }
 }
 
-/// Labels of a whole sample, as a batch keeps them (for tests and callers that
-/// compare): sorted by name, then value.
-pub fn sorted_labels(sample: &Sample) -> Vec<Label> {
-    let mut sorted: Vec<&Label> = sample.labels.iter().collect();
-    series_key::sort(&mut sorted);
-    sorted.into_iter().cloned().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Label;
 
     fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> Sample {
         Sample {
@@ -247,7 +238,7 @@ mod tests {
         let back = batch.to_samples();
         for (s, b) in samples.iter().zip(&back) {
             assert_eq!((&b.name, b.value), (&s.name, s.value));
-            assert_eq!(b.labels, sorted_labels(s));
+            assert_eq!(b.labels, SeriesKey::of(s).sample(s.kind, 0.0, 0).labels);
         }
         // In the order the newest points came: B's (2), q's (3), A's (4).
         let last: Vec<f64> = batch.last_points().iter().map(|p| p.value).collect();

@@ -53,18 +53,8 @@ pub fn label_count(key: &[u8]) -> usize {
     key.iter().filter(|&&b| b == SEPARATOR).count() / 2
 }
 
-/// Whether `key` is series `name{labels}` (labels in the order given).
-pub fn is<'a>(key: &[u8], name: &str, labels: impl IntoIterator<Item = &'a Label>) -> bool {
-    let mut parts = key.split(|&b| b == SEPARATOR);
-    parts.next() == Some(name.as_bytes())
-        && labels.into_iter().all(|l| {
-            parts.next() == Some(l.name.as_bytes()) && parts.next() == Some(l.value.as_bytes())
-        })
-        && parts.next().is_none()
-}
-
 /// A series' identity: its name and its labels sorted by name (then value),
-/// packed by [`pack`] into one shared allocation. Cheap to clone; keys order by
+/// packed by [`pack`] into one shared allocation (in [`label_order`]). Cheap to clone; keys order by
 /// name first, so the series of one name are adjacent.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey(Arc<[u8]>);
@@ -73,18 +63,13 @@ impl SeriesKey {
     /// The key of series `name{labels}`, whatever order the labels are in.
     pub fn new(name: &str, labels: &[Label]) -> Self {
         let mut sorted: Vec<&Label> = labels.iter().collect();
-        sort(&mut sorted);
-        Self::of_sorted(name, &sorted)
+        sorted.sort_by(|a, b| label_order(a, b));
+        Self(pack(name, sorted).into())
     }
 
     /// The key of a sample's series.
     pub fn of(sample: &Sample) -> Self {
         Self::new(&sample.name, &sample.labels)
-    }
-
-    /// The key of series `name{labels}`, its labels already sorted by [`sort`].
-    pub fn of_sorted(name: &str, sorted: &[&Label]) -> Self {
-        Self(pack(name, sorted.iter().copied()).into())
     }
 
     /// The key from its packed bytes (made by [`pack`] of sorted labels).
@@ -106,11 +91,6 @@ impl SeriesKey {
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut parts = parts(&self.0).skip(1);
         std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
-    }
-
-    /// Whether this is series `name{sorted}` (labels sorted by [`sort`]).
-    pub fn is(&self, name: &str, sorted: &[&Label]) -> bool {
-        is(&self.0, name, sorted.iter().copied())
     }
 
     /// This series with the labels of `extra` it lacks (by name) added; `None`
@@ -150,9 +130,9 @@ impl SeriesKey {
     }
 }
 
-/// Sorts labels into a series' order: by name, then value.
-pub fn sort(labels: &mut [&Label]) {
-    labels.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+/// The order of a series' labels in its key: by name, then value.
+pub fn label_order(a: &Label, b: &Label) -> std::cmp::Ordering {
+    (&a.name, &a.value).cmp(&(&b.name, &b.value))
 }
 
 #[cfg(test)]
@@ -170,14 +150,9 @@ mod tests {
         let back: Vec<&str> = parts(&key).collect();
         assert_eq!(back, ["p_ÿ", "a", "", "b", "x\u{00ff}ÿ€", "c", "1"]);
         assert_eq!(label_count(&key), 3);
-        assert!(is(&key, "p_ÿ", &labels));
-        assert!(!is(&key, "p_ÿ", &labels[..2]), "a label fewer");
-        assert!(!is(&key, "p", &labels));
         let bare = pack("p", &[]);
         assert_eq!(parts(&bare).collect::<Vec<_>>(), ["p"]);
         assert_eq!(label_count(&bare), 0);
-        assert!(is(&bare, "p", &[]));
-        assert!(!is(&bare, "p", &labels[..1]));
     }
 
     fn sample(name: &str, labels: &[(&str, &str)]) -> Sample {

@@ -169,7 +169,6 @@ impl DeclaredSeries {
 mod tests {
     use super::*;
     use wasmeter_core::sample::Label;
-    use wasmeter_core::sample_batch::sorted_labels;
 
     fn series(name: &str, symbol: &str) -> Sample {
         Sample {
@@ -263,7 +262,7 @@ mod tests {
         let expect = |s: Sample, value, timestamp_ms| Sample {
             value,
             timestamp_ms,
-            labels: sorted_labels(&s),
+            labels: SeriesKey::of(&s).sample(s.kind, 0.0, 0).labels,
             ..s
         };
         assert_eq!(out, [expect(odd, 2.0, 3), expect(bare, 4.0, 5)]);
