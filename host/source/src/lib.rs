@@ -2,8 +2,9 @@
 //!
 //! [`FileSource`] tails the files matching glob patterns. It learns about changes from
 //! `notify` watches on their directories and, because inotify is only a hint, from a
-//! periodic reconcile scan. New bytes are read through a guarded memory map (a file
-//! truncated under the map can never SIGBUS the host) or `pread`, framed into whole
+//! periodic reconcile scan. New bytes are read with `pread` when they are few (a live
+//! append's records) and through a guarded memory map when they are many (a file
+//! truncated under the map can never SIGBUS the host), framed into whole
 //! `'\n'`-terminated records, and handed on as [`SourceEvent::Chunk`]s over a bounded
 //! channel. Rotation (rename + create) and truncation are detected and reported; the
 //! pipeline commits each chunk's `end` once processed and saves the offsets with

@@ -25,6 +25,12 @@ use crate::stats::SourceStats;
 /// How far back [`Start::End`] looks for the last line end.
 const END_SCAN_BYTES: u64 = 64 * 1024;
 
+/// Reads of fewer bytes are copied with `pread`, larger ones through a guarded
+/// memory map. A map costs an `mmap` and a `munmap` (whose TLB shootdown
+/// interrupts every core running the host's threads) whatever its size: for the
+/// few records a live append brings, more than copying them.
+const MAP_AT_LEAST: usize = 64 * 1024;
+
 /// Reader settings shared by the tailers of one source.
 #[derive(Debug, Clone)]
 pub(crate) struct TailSettings {
@@ -272,7 +278,7 @@ impl Tailer {
         let sizeless = self.sizeless;
         let mut faulted = false;
         let read = self.framer.fill(n, |dst| -> Result<usize, ReadFail> {
-            let got = if sizeless {
+            let got = if sizeless || dst.len() < MAP_AT_LEAST {
                 read_full_at(file, dst, pos)?
             } else {
                 match read_mapped(file, pos, dst) {
