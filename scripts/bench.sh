@@ -3,7 +3,7 @@
 # runs every end-to-end scenario against the real `wasmeter` binary and the bare
 # floor server in the same run, then the criterion benches (plugin calls, swap pause).
 #
-#   scripts/bench.sh                 everything (about 15 minutes on 2 cores)
+#   scripts/bench.sh                 everything (about 20 minutes on 2 cores)
 #   scripts/bench.sh latency ...     one scenario; arguments go to wasmeter-loadgen
 #   BENCH_SKIP_CRITERION=1 scripts/bench.sh
 #
@@ -26,6 +26,20 @@ OUT="$TARGET_DIR/bench"
 # Debian's redis-server; about 3 minutes).
 if [ $# -eq 0 ]; then
     "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" cluster
+fi
+# The throughput goals of BENCHMARKS.md, a pipeline of two shards, the floor in
+# the same run (about 3 minutes): 30,000 records/s one per write over 10 files;
+# 100,000 records/s over 10,000 symbols; the backlog catch-up.
+if [ $# -eq 0 ]; then
+    goal() {
+        local name=$1
+        shift
+        "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" \
+            --out "$OUT/goal-$name" --shards 2 "$@"
+    }
+    goal live-30k latency --rates 30000 --subscribers 10 --files 10 --one-per-write
+    goal live-100k latency --rates 100000 --subscribers 10 --topics 10000 --all-topics
+    goal backlog backlog
 fi
 
 if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then

@@ -16,7 +16,7 @@ use crate::cluster::{Phase, PhaseKind};
 use crate::cluster_redis::{CommandStat, RedisServer};
 use crate::fleet::{Fleet, FleetSpec, Timings};
 use crate::procstat;
-use crate::producer::Producer;
+use crate::producer::{Feed, Producer};
 use crate::sendlog::SendLog;
 use crate::stats::{Percentiles, ratio};
 use crate::target::Target;
@@ -179,7 +179,12 @@ pub fn measure(
     eprintln!("  connected and subscribed in {connect_secs:.2} s");
     // Snapshots of the subscribe are delivered before measuring.
     std::thread::sleep(Duration::from_millis(300));
-    let producer = Producer::start(&spec.feed, spec.rate, spec.topics, spec.log.clone())?;
+    let producer = Producer::start(
+        &Feed::single(spec.feed.clone()),
+        spec.rate,
+        spec.topics,
+        spec.log.clone(),
+    )?;
     std::thread::sleep(Duration::from_secs(1));
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();

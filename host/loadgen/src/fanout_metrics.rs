@@ -109,6 +109,7 @@ pub fn measure(
                     target: kind,
                     format,
                     rate: (crate::FANOUT_OFFERED / subs as u64).clamp(1000, 50_000),
+                    feed: crate::producer::FeedShape::ONE_FILE,
                     topics: crate::FANOUT_TOPICS,
                     subscribers: subs,
                     timing: 2.min(subs),

@@ -1,7 +1,8 @@
 //! The floor: the least a server can do and still be "read appended bytes and
-//! broadcast them". It watches the feed file with `notify` (inotify), reads the new
-//! bytes, wraps each line once into a frame shaped and sized like the host's
-//! update of that record (JSON, or real MessagePack), and broadcasts the
+//! broadcast them". It watches the feed files with `notify` (inotify), reads the
+//! new bytes (one thread for all of them), wraps each line once into a frame
+//! shaped and sized like the host's update of that record (JSON, or real
+//! MessagePack), and broadcasts the
 //! pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
 //! broadcast channel per topic, and a pattern subscriber reads the channel of
 //! every topic it matches, as the host's are. Frames go out in batches with one
@@ -44,16 +45,16 @@ struct Item {
 }
 
 /// Runs the floor server on `listen` until killed, broadcasting the lines
-/// appended to `file`. Prints `floor: listening on http://ADDR` first.
-pub async fn serve(file: PathBuf, listen: SocketAddr) -> Result<()> {
+/// appended to `files`. Prints `floor: listening on http://ADDR` first.
+pub async fn serve(files: Vec<PathBuf>, listen: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("floor: listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let channels = Arc::new(Channels::default());
     let tail_channels = channels.clone();
     std::thread::spawn(move || {
-        if let Err(e) = tail(&file, &tail_channels) {
-            eprintln!("floor: tail {}: {e:#}", file.display());
+        if let Err(e) = tail(&files, &tail_channels) {
+            eprintln!("floor: tail {files:?}: {e:#}");
         }
     });
     loop {
@@ -116,43 +117,50 @@ impl Channels {
     }
 }
 
-/// Follows `file` from its start: on every change notification (and every
-/// 100 ms, as a reconcile), reads what was appended and broadcasts each line.
-fn tail(file: &Path, channels: &Channels) -> Result<()> {
+/// Follows `files` (in one directory) from their start on one thread: on every
+/// change notification (and every 100 ms, as a reconcile), reads what was
+/// appended to each and broadcasts each line.
+fn tail(files: &[PathBuf], channels: &Channels) -> Result<()> {
     let (events_tx, events) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |e| {
         let _ = events_tx.send(e);
     })?;
-    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = files
+        .first()
+        .and_then(|f| f.parent())
+        .unwrap_or(Path::new("."));
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
-    let f = std::fs::File::open(file)?;
-    let mut offset = 0u64;
+    let mut tails = files
+        .iter()
+        .map(|path| Ok((std::fs::File::open(path)?, 0u64, Vec::new())))
+        .collect::<Result<Vec<(std::fs::File, u64, Vec<u8>)>>>()?;
     let mut seq = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
     loop {
         let _ = events.recv_timeout(Duration::from_millis(100));
-        loop {
-            let n = f.read_at(&mut buf, offset)?;
-            if n == 0 {
-                break;
-            }
-            offset += n as u64;
-            carry.extend_from_slice(&buf[..n]);
-            let complete = match carry.iter().rposition(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                None => continue,
-            };
-            for line in carry[..complete].split(|&b| b == b'\n') {
-                if line.is_empty() {
-                    continue;
+        for (file, offset, carry) in &mut tails {
+            loop {
+                let n = file.read_at(&mut buf, *offset)?;
+                if n == 0 {
+                    break;
                 }
-                seq += 1;
-                if let Some(item) = encode(line, seq) {
-                    channels.send(item);
+                *offset += n as u64;
+                carry.extend_from_slice(&buf[..n]);
+                let complete = match carry.iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    None => continue,
+                };
+                for line in carry[..complete].split(|&b| b == b'\n') {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    seq += 1;
+                    if let Some(item) = encode(line, seq) {
+                        channels.send(item);
+                    }
                 }
+                carry.drain(..complete);
             }
-            carry.drain(..complete);
         }
     }
 }

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use producer::FeedShape;
 use report::Results;
 use run::{Format, StreamSpec};
 use target::{Binaries, Kind};
@@ -89,6 +90,13 @@ enum Command {
         /// Every subscriber takes every topic (`bench/*`) instead of one each.
         #[arg(long)]
         all_topics: bool,
+        /// Files the topics are spread over (topic `t` goes to file `t % files`).
+        #[arg(long, default_value_t = 1)]
+        files: usize,
+        /// Each record in a `write(2)` of its own, rather than the records due in
+        /// the same millisecond in one write per file.
+        #[arg(long)]
+        one_per_write: bool,
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
@@ -148,11 +156,11 @@ enum Command {
     /// with the memory broker, same feed and rate: delivered, latency, CPU, and
     /// Redis's time per publish.
     Cluster(cluster::ClusterArgs),
-    /// (internal) The bare floor server on a feed file.
+    /// (internal) The bare floor server on the feed files.
     FloorServer {
-        /// The file to follow.
-        #[arg(long)]
-        file: PathBuf,
+        /// The files to follow (one directory's).
+        #[arg(long, required = true)]
+        file: Vec<PathBuf>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
@@ -229,10 +237,16 @@ fn main() -> Result<()> {
             subscribers,
             topics,
             all_topics,
+            files,
+            one_per_write,
         } => {
             let shape = Shape {
                 topics: *topics,
                 all_topics: *all_topics,
+                feed: FeedShape {
+                    files: (*files).max(1),
+                    one_per_write: *one_per_write,
+                },
             };
             latency(
                 &mut res,
@@ -383,11 +397,14 @@ struct Shape {
     topics: usize,
     /// Every subscriber takes every topic.
     all_topics: bool,
+    /// How the records are appended.
+    feed: FeedShape,
 }
 
 const DEFAULT_SHAPE: Shape = Shape {
     topics: LATENCY_TOPICS,
     all_topics: false,
+    feed: FeedShape::ONE_FILE,
 };
 
 fn latency(
@@ -406,6 +423,7 @@ fn latency(
                     target,
                     format: Format::Json,
                     rate,
+                    feed: shape.feed,
                     topics: shape.topics,
                     subscribers: subs,
                     timing: subs.min(4),
@@ -434,6 +452,7 @@ fn fanout(
                     target,
                     format,
                     rate: (FANOUT_OFFERED / subs as u64).clamp(1000, 50_000),
+                    feed: FeedShape::ONE_FILE,
                     topics: FANOUT_TOPICS,
                     subscribers: subs,
                     timing: 2.min(subs),

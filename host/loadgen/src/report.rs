@@ -55,6 +55,7 @@ fn floor_of<'a>(runs: &'a [StreamResult], r: &StreamResult) -> Option<&'a Stream
         f.spec.target == Kind::Floor
             && f.spec.format == r.spec.format
             && f.spec.rate == r.spec.rate
+            && f.spec.feed == r.spec.feed
             && f.spec.subscribers == r.spec.subscribers
     })
 }
@@ -71,9 +72,9 @@ fn coverage(r: &StreamResult) -> String {
 
 fn latency_table(out: &mut String, runs: &[StreamResult]) {
     out.push_str(
-        "| records/s | subscribers | server | p50 ms | p99 ms | p99.9 ms | max ms | records timed | \
+        "| records/s | feed | subscribers | server | p50 ms | p99 ms | p99.9 ms | max ms | records timed | \
          coverage | frames/record | p50 / floor | p99 / floor | delivered msgs/s | server CPU % | server RSS MiB | generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let l = &r.latency;
@@ -83,8 +84,9 @@ fn latency_table(out: &mut String, runs: &[StreamResult]) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {:.0} | {:.1} | {:.0} |",
             r.spec.rate,
+            r.spec.feed.describe(),
             r.spec.subscribers,
             r.spec.target,
             ms(l.p50_us),

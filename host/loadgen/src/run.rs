@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::fleet::{Fleet, FleetSpec};
 use crate::procstat;
-use crate::producer::{self, Producer};
+use crate::producer::{self, Feed, FeedShape, Producer};
 use crate::sendlog::SendLog;
 use crate::stats::{Percentiles, ratio};
-use crate::target::{Binaries, FEED, Kind, Target};
+use crate::target::{Binaries, Kind, Target};
 
 /// Wire format of the subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -35,6 +35,8 @@ pub struct StreamSpec {
     pub format: Format,
     /// Records appended per second.
     pub rate: u64,
+    /// How they are appended: files, records per write.
+    pub feed: FeedShape,
     /// Topics the records are spread over (round robin).
     pub topics: usize,
     /// Subscriber connections in all (timing ones included).
@@ -97,11 +99,21 @@ fn subscribe(topics: &[String]) -> String {
     serde_json::json!({"type": "subscribe", "topics": topics}).to_string()
 }
 
-/// A fresh run directory with an empty feed, seeded with one record per topic;
-/// returns the producer's log.
+/// A fresh run directory with an empty feed of one file, seeded with one
+/// record per topic; returns the producer's log.
 pub fn prepare(dir: &Path, topics: usize) -> Result<Arc<SendLog>> {
-    std::fs::create_dir_all(dir.join("feed"))?;
-    producer::seed(&dir.join(FEED), topics)
+    prepare_feed(&FeedShape::ONE_FILE.at(dir), topics)
+}
+
+/// Seeds `feed` (its files new) with one record per topic; returns the
+/// producer's log.
+pub fn prepare_feed(feed: &Feed, topics: usize) -> Result<Arc<SendLog>> {
+    for path in &feed.paths {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    producer::seed(feed, topics)
 }
 
 /// The request path for a format.
@@ -115,7 +127,8 @@ pub fn ws_path(format: Format) -> String {
 /// Runs one streaming measurement in a new directory under `root`.
 pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamResult> {
     let dir = tempfile::tempdir_in(root)?;
-    let log = prepare(dir.path(), spec.topics)?;
+    let feed = spec.feed.at(dir.path());
+    let log = prepare_feed(&feed, spec.topics)?;
     let target = Target::start(spec.target, dir.path(), bins)?;
     // Let the server take in the seed records (topics exist before subscribers).
     std::thread::sleep(Duration::from_millis(500));
@@ -144,7 +157,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
     let connect_secs = connecting.elapsed().as_secs_f64();
     // Snapshots of the subscribe are delivered before measuring.
     std::thread::sleep(Duration::from_millis(300));
-    let producer = Producer::start(&dir.path().join(FEED), spec.rate, spec.topics, log.clone())?;
+    let producer = Producer::start(&feed, spec.rate, spec.topics, log.clone())?;
     std::thread::sleep(Duration::from_secs(1));
 
     let (server0, gen0) = (procstat::read(Some(target.pid()))?, procstat::read(None)?);

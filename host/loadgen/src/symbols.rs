@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::fleet::Fleet;
 use crate::http_get;
 use crate::procstat;
-use crate::producer::Producer;
+use crate::producer::{Feed, Producer};
 use crate::stats::{Percentiles, ratio};
 use crate::symbols_setup as setup;
 use crate::symbols_subs::{self as subs, Mix, SnapshotTiming};
@@ -311,7 +311,12 @@ fn run_one(
     std::thread::sleep(SETTLE);
     r.rss_subscribed_mib = mib(&procstat::read(Some(server.pid()))?);
 
-    let producer = Producer::start(&dir.path().join(FEED), spec.rate, symbols, log.clone())?;
+    let producer = Producer::start(
+        &Feed::single(dir.path().join(FEED)),
+        spec.rate,
+        symbols,
+        log.clone(),
+    )?;
     std::thread::sleep(Duration::from_secs(1));
     let s0 = procstat::read(Some(server.pid()))?;
     let (frames0, _) = fleet.received();

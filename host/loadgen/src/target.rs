@@ -143,7 +143,10 @@ impl Target {
             }
             Kind::Floor => {
                 let mut c = Command::new(std::env::current_exe()?);
-                c.arg("floor-server").arg("--file").arg(dir.join(FEED));
+                c.arg("floor-server");
+                for file in feed_files(dir)? {
+                    c.arg("--file").arg(file);
+                }
                 c
             }
         };
@@ -187,6 +190,20 @@ impl Target {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// The feed files of the run directory `dir` (`dir/feed/*.csv`, seeded before
+/// a server starts), in name order; at least `dir/feed/bench.csv`.
+fn feed_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("feed"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        files.push(dir.join(FEED));
+    }
+    Ok(files)
 }
 
 /// Fills `data_dir/cache` with the shared compiled-plugin cache. The host only
