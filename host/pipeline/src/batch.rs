@@ -116,6 +116,22 @@ impl Batch {
         self.writes.is_empty() && self.events.is_empty()
     }
 
+    /// True if nothing is to be published and no sample recorded.
+    pub fn is_void(&self) -> bool {
+        self.is_empty() && self.samples.is_empty()
+    }
+
+    /// Appends a later batch: its writes, events and samples after these.
+    pub fn append(&mut self, later: Batch) {
+        if self.is_void() {
+            *self = later;
+            return;
+        }
+        self.samples.extend(&later.samples);
+        self.writes.extend(later.writes);
+        self.events.extend(later.events);
+    }
+
     /// The writes coalesced per topic, in the order each topic first appeared.
     pub fn coalesced(self) -> Vec<Coalesced> {
         let mut order: Vec<Coalesced> = Vec::new();

@@ -33,6 +33,7 @@ mod commit;
 pub mod control;
 mod durable;
 pub mod footprint;
+mod gather;
 pub mod owners;
 pub mod pipeline;
 pub mod plugins;

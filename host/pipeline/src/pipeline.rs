@@ -3,14 +3,14 @@
 //! instances; it ends when every source has stopped and their chunks are drained,
 //! after a final checkpoint.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,7 @@ use crate::commit::Committer;
 use crate::control::{self, Command, Replacement, Retired, SwapError, Swapped};
 use crate::durable;
 use crate::footprint::{Footprints, TopicKind, emits_match};
+use crate::gather;
 use crate::owners::TopicOwners;
 use crate::plugins::{PipelinePlugins, PluginRefs};
 use crate::series::SeriesStore;
@@ -143,6 +144,9 @@ pub enum Input {
     System(SystemReading),
 }
 
+/// Every input of a running pipeline, merged.
+type Inputs = SelectAll<BoxStream<'static, Input>>;
+
 /// A pipeline ready to run.
 pub struct Pipeline {
     config: PipelineConfig,
@@ -163,9 +167,16 @@ pub struct Pipeline {
     dirty: bool,
     /// What each plugin created; ownership and quotas.
     footprints: Footprints,
-    /// The part of a chunk not processed because the collector was quarantined:
-    /// processed first once it is released or replaced.
-    held: Option<Chunk>,
+    /// The part of a chunk not processed because the collector was quarantined,
+    /// and the chunks taken with it: processed first, in order, once it is
+    /// released or replaced.
+    held: VecDeque<Chunk>,
+    /// An input taken while gathering chunks that was not one (`Some(None)`:
+    /// the inputs ended): handled next.
+    deferred: Option<Option<Input>>,
+    /// Admitted output of the chunks being processed, published once for them
+    /// all (see `gather.rs`).
+    pending: Batch,
     /// Ends the pipeline early while its input is paused (shutdown, reload).
     stop: CancellationToken,
     /// The plugin states in the last checkpoint written or restored.
@@ -267,7 +278,9 @@ impl Pipeline {
                 offsets,
                 dirty: false,
                 footprints,
-                held: None,
+                held: VecDeque::new(),
+                deferred: None,
+                pending: Batch::default(),
                 stop: CancellationToken::new(),
                 last_states,
                 checkpoint_not_before: tokio::time::Instant::now(),
@@ -357,7 +370,7 @@ impl Pipeline {
         system: Option<mpsc::Receiver<SystemReading>>,
         mut commands: mpsc::Receiver<Command>,
     ) {
-        let mut inputs: SelectAll<BoxStream<'static, Input>> = SelectAll::new();
+        let mut inputs: Inputs = SelectAll::new();
         for rx in files {
             inputs.push(ReceiverStream::new(rx).map(Input::File).boxed());
         }
@@ -385,18 +398,20 @@ impl Pipeline {
                 self.note_pause(paused);
                 was_paused = paused;
             }
-            if !paused && let Some(chunk) = self.held.take() {
-                self.on_chunk_event(chunk).await;
+            if !paused && let Some(chunk) = self.held.pop_front() {
+                self.on_chunks(vec![chunk]).await;
+                continue;
+            }
+            if !paused && let Some(deferred) = self.deferred.take() {
+                match deferred {
+                    Some(input) => self.on_input(input, &mut inputs).await,
+                    None => break,
+                }
                 continue;
             }
             tokio::select! {
                 input = inputs.next(), if !paused => match input {
-                    Some(Input::File(event)) => self.on_file_event(event).await,
-                    Some(Input::System(reading)) => {
-                        let source = reading.source.clone();
-                        self.on_chunk(&source, &reading.data, None).await;
-                        self.flush().await;
-                    }
+                    Some(input) => self.on_input(input, &mut inputs).await,
                     None => break,
                 },
                 _ = self.stop.cancelled(), if paused => break,
@@ -496,9 +511,54 @@ impl Pipeline {
         }
     }
 
+    /// Handles one input; a chunk together with those already queued behind it.
+    async fn on_input(&mut self, input: Input, inputs: &mut Inputs) {
+        match input {
+            Input::File(SourceEvent::Chunk(chunk)) => {
+                let group = self.gather(chunk, inputs);
+                self.on_chunks(group).await;
+            }
+            Input::File(event) => self.on_file_event(event).await,
+            Input::System(reading) => {
+                PipelineStats::add(&self.stats.chunks, 1);
+                let source = reading.source.clone();
+                self.on_chunk(&source, &reading.data, None).await;
+                self.publish_pending().await;
+                self.flush().await;
+            }
+        }
+    }
+
+    /// `first` and the chunks queued behind it, up to the group's bounds; the
+    /// first other input is kept for next (see `gather.rs`).
+    fn gather(&mut self, first: Chunk, inputs: &mut Inputs) -> Vec<Chunk> {
+        let mut bytes = first.data.len();
+        let mut taken = 1;
+        let mut group = vec![first];
+        while taken < gather::MAX_CHUNKS && bytes < gather::MAX_BYTES {
+            match inputs.next().now_or_never() {
+                Some(Some(Input::File(SourceEvent::Chunk(chunk)))) => {
+                    bytes += chunk.data.len();
+                    taken += 1;
+                    gather::push(&mut group, chunk);
+                }
+                Some(other) => {
+                    self.deferred = Some(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        PipelineStats::add(&self.stats.chunks, taken as u64);
+        group
+    }
+
     async fn on_file_event(&mut self, event: SourceEvent) {
         match event {
-            SourceEvent::Chunk(chunk) => self.on_chunk_event(chunk).await,
+            SourceEvent::Chunk(chunk) => {
+                PipelineStats::add(&self.stats.chunks, 1);
+                self.on_chunks(vec![chunk]).await;
+            }
             SourceEvent::Opened { file, path, offset } => {
                 let size = self.offsets.get(&file).map_or(offset, |e| e.2.max(offset));
                 self.offsets
@@ -519,9 +579,57 @@ impl Pipeline {
         }
     }
 
-    /// Processes a file chunk and commits its offset, or the offset of the part
-    /// processed before the collector was quarantined (the rest is held).
-    async fn on_chunk_event(&mut self, chunk: Chunk) {
+    /// Processes file chunks in order, publishes their output once and commits
+    /// their offsets. If the collector is quarantined, the unprocessed rest of
+    /// a chunk and the chunks after it are held.
+    async fn on_chunks(&mut self, group: Vec<Chunk>) {
+        let mut processed = Vec::with_capacity(group.len());
+        let mut unprocessed = Vec::new();
+        let mut rest = group.into_iter();
+        for chunk in rest.by_ref() {
+            if self.input_paused() {
+                unprocessed.push(chunk);
+                break;
+            }
+            let done = self.process_chunk(&chunk).await;
+            let whole = done >= chunk.data.len();
+            processed.push((chunk, done));
+            if !whole {
+                break;
+            }
+        }
+        unprocessed.extend(rest);
+        self.publish_pending().await;
+        if !self.flush().await {
+            // Not accepted by the broker: the offsets stay where they were.
+            return;
+        }
+        let mut cut = Vec::new();
+        for (chunk, done) in processed {
+            let (committed, rest) = split_at_processed(chunk, done);
+            self.offsets.insert(
+                committed.file,
+                (
+                    committed.path.to_path_buf(),
+                    committed.end,
+                    committed.file_size,
+                ),
+            );
+            self.mark_dirty(committed.end.saturating_sub(committed.start));
+            if let Some(rest) = rest {
+                tracing::warn!(pipeline = %self.config.name, path = %rest.path.display(), from = rest.start, bytes = rest.data.len(), "collector quarantined mid-chunk; the rest of the chunk waits");
+                cut.push(rest);
+            }
+        }
+        // In order: what was cut short, what was not started, then what was
+        // held already (chunks that came after these).
+        let later = std::mem::take(&mut self.held);
+        self.held = cut.into_iter().chain(unprocessed).chain(later).collect();
+    }
+
+    /// Collects one file chunk (the shard's records of it); returns the bytes of
+    /// its data processed.
+    async fn process_chunk(&mut self, chunk: &Chunk) -> usize {
         let source = chunk.path.to_string_lossy().into_owned();
         let selected = self.config.shard.as_ref().map(|s| s.select(&chunk.data));
         let data = selected.as_ref().map_or(&chunk.data[..], |s| &s.data[..]);
@@ -532,25 +640,7 @@ impl Pipeline {
                 Some((chunk.path.as_ref(), chunk.start, selected.as_ref())),
             )
             .await;
-        let done = selected.map_or(done, |s| s.chunk_end(done));
-        if !self.flush().await {
-            // Not accepted by the broker: the offset stays where it was.
-            return;
-        }
-        let (committed, held) = split_at_processed(chunk, done);
-        self.offsets.insert(
-            committed.file,
-            (
-                committed.path.to_path_buf(),
-                committed.end,
-                committed.file_size,
-            ),
-        );
-        self.mark_dirty(committed.end.saturating_sub(committed.start));
-        if let Some(held) = held {
-            tracing::warn!(pipeline = %self.config.name, path = %held.path.display(), from = held.start, bytes = held.data.len(), "collector quarantined mid-chunk; the rest of the chunk waits");
-            self.held = Some(held);
-        }
+        selected.map_or(done, |s| s.chunk_end(done))
     }
 
     /// Applies a swap or removal, then refreshes the live plugin handles.
@@ -701,7 +791,6 @@ impl Pipeline {
         data: &[u8],
         file: Option<(&Path, u64, Option<&Selected>)>,
     ) -> usize {
-        PipelineStats::add(&self.stats.chunks, 1);
         let Some((path, chunk_start, selected)) = file else {
             let records = usize::from(!data.is_empty());
             return self.collect_call(source, data, records, None).await;
@@ -878,8 +967,9 @@ impl Pipeline {
         }
     }
 
-    /// Admits the collector's output, feeds its samples through the metric plugins
-    /// (each sees the admitted samples of those before it), then publishes everything.
+    /// Admits the collector's output and feeds its samples through the metric
+    /// plugins (each sees the admitted samples of those before it); all of it is
+    /// published with the rest of the chunks being processed (`publish_pending`).
     async fn apply(&mut self, output: Output) {
         let mut batch = Batch::default();
         admit(
@@ -909,7 +999,15 @@ impl Pipeline {
                 }
             }
         }
-        self.publish_batch(batch).await;
+        self.pending.append(batch);
+    }
+
+    /// Publishes what the chunks processed since the last call admitted.
+    async fn publish_pending(&mut self) {
+        if !self.pending.is_void() {
+            let batch = std::mem::take(&mut self.pending);
+            self.publish_batch(batch).await;
+        }
     }
 
     /// Commits and publishes one change per topic of the batch (coalesced in

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters of one pipeline.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
-    /// Chunks (file chunks and system readings) processed.
+    /// Chunks (file chunks as their sources sent them, and system readings)
+    /// taken for processing.
     pub chunks: AtomicU64,
     /// Chunks whose collector call failed even record by record.
     pub chunks_failed: AtomicU64,

@@ -43,6 +43,7 @@ async fn an_unreachable_broker_holds_the_input_and_the_checkpoint_until_it_retur
 
     p.published.flushes(|f| f.unreachable = 5);
     p.send(feed.chunk(&chunk_text(1, 2))).await;
+    wait_until("a flush failed", || get(&p.stats.flush_failures) >= 1).await;
     // Sent while the pipeline waits: it stays in the input.
     p.send(feed.chunk(&chunk_text(2, 2))).await;
     wait_until("two flushes failed", || get(&p.stats.flush_failures) >= 2).await;

@@ -79,7 +79,7 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
     // Ten chunks within one tick: the read series gets every value at once; the
     // unread one none yet.
     for c in 1..11 {
-        p.send(feed.chunk(&chunk_text(c, TOPICS))).await;
+        p.send_alone(feed.chunk(&chunk_text(c, TOPICS))).await;
     }
     wait_until("the chunks are processed", || get(&p.stats.chunks) >= 11).await;
     assert_eq!(
@@ -103,7 +103,7 @@ async fn unread_series_are_published_once_a_tick_and_before_the_checkpoint() {
 
     // Held values are published before the final checkpoint saves the topics.
     for c in 11..14 {
-        p.send(feed.chunk(&chunk_text(c, TOPICS))).await;
+        p.send_alone(feed.chunk(&chunk_text(c, TOPICS))).await;
     }
     let done = p.finish().await;
     let unread = done.published.changes_of(UNREAD);
@@ -133,7 +133,7 @@ async fn a_series_nobody_watches_for_is_created_once_someone_does() {
     let (p, mut feed) = start().await;
     p.published.flushes(|f| f.unread = vec![UNREAD.into()]);
     for c in 0..5 {
-        p.send(feed.chunk(&chunk_text(c, TOPICS))).await;
+        p.send_alone(feed.chunk(&chunk_text(c, TOPICS))).await;
     }
     wait_until("the chunks are processed", || get(&p.stats.chunks) >= 5).await;
     tokio::time::sleep(TICK).await;

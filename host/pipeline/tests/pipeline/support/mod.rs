@@ -159,6 +159,32 @@ pub fn expected_feed(chunks: u64, topics: usize) -> BTreeMap<String, Vec<u64>> {
         .collect()
 }
 
+/// Checks what each topic published against every value it was written, in
+/// order (`expected`, e.g. [`expected_feed`]): the chunks the pipeline took
+/// together publish a topic once, with its later value, so a topic publishes
+/// a part of its values, never one twice or out of order, and always the last.
+pub fn assert_published_in_order(
+    published: &BTreeMap<String, Vec<u64>>,
+    expected: &BTreeMap<String, Vec<u64>>,
+) {
+    assert_eq!(
+        published.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the topics published"
+    );
+    for (topic, values) in published {
+        let all = &expected[topic];
+        assert_eq!(values.last(), all.last(), "{topic}: the last value");
+        let mut rest = all.iter();
+        for v in values {
+            assert!(
+                rest.any(|e| e == v),
+                "{topic}: {values:?} is not a part of {all:?} in order"
+            );
+        }
+    }
+}
+
 /// One file, read chunk by chunk: builds its events with offsets that add up.
 pub struct Feed {
     key: FileKey,
@@ -169,10 +195,17 @@ pub struct Feed {
 impl Feed {
     /// A file at `path`, read from its start.
     pub fn new(path: &Path) -> Self {
+        Self::with_inode(path, 42)
+    }
+
+    /// A file at `path` with inode number `ino` (files told apart by it).
+    pub fn with_inode(path: &Path, ino: u64) -> Self {
         // File keys come from the file source, or from a checkpoint.
         let stored = tempfile::NamedTempFile::new().unwrap();
-        let version_1 = r#"{"version": 1, "files": [{"file": {"dev": 1, "ino": 42,
-            "fingerprint": "00000000000000ab"}, "path": "/data/feed.csv", "offset": 0}]}"#;
+        let version_1 = format!(
+            r#"{{"version": 1, "files": [{{"file": {{"dev": 1, "ino": {ino},
+            "fingerprint": "00000000000000ab"}}, "path": "/data/feed.csv", "offset": 0}}]}}"#
+        );
         std::fs::write(stored.path(), version_1).unwrap();
         let key = Checkpoint::load(stored.path()).unwrap().unwrap().files[0].file;
         Self {
@@ -284,6 +317,14 @@ impl Running {
             .send(event)
             .await
             .expect("pipeline running");
+    }
+
+    /// Sends a chunk and waits until the pipeline took it: chunks sent this way
+    /// are each processed on their own, not together with the next.
+    pub async fn send_alone(&self, chunk: SourceEvent) {
+        let taken = get(&self.stats.chunks);
+        self.send(chunk).await;
+        wait_until("the chunk is taken", || get(&self.stats.chunks) > taken).await;
     }
 
     /// Takes the input, to hand it to a producer task.
