@@ -121,6 +121,11 @@ impl Batch {
         self.is_empty() && self.samples.is_empty()
     }
 
+    /// Its topic writes, events and samples.
+    pub fn items(&self) -> usize {
+        self.writes.len() + self.events.len() + self.samples.len()
+    }
+
     /// Appends a later batch: its writes, events and samples after these.
     pub fn append(&mut self, later: Batch) {
         if self.is_void() {

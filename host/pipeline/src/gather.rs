@@ -4,7 +4,8 @@
 //! one at a time, each paid for a collector call, a delta call, a publish and a
 //! broker flush of its own. The pipeline takes every chunk already waiting (up
 //! to [`MAX_CHUNKS`] and [`MAX_BYTES`]), merges those that continue one
-//! another in a file, and publishes and flushes the group once. A chunk that
+//! another in a file, and publishes and flushes the group once (its output
+//! is published sooner when it grows past [`PUBLISH_AT_ITEMS`]). A chunk that
 //! waits for nothing is not held back: the group is what was already queued.
 
 use bytes::BytesMut;
@@ -15,6 +16,12 @@ pub(crate) const MAX_CHUNKS: usize = 256;
 
 /// Most bytes of records taken into one group.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
+
+/// Admitted items (topic writes, events, samples) past which a group's output
+/// is published before the group ends: a backlog's large calls publish one by
+/// one as before, so the output held at a time is about one call's, while a
+/// live feed's small chunks publish once per group.
+pub(crate) const PUBLISH_AT_ITEMS: usize = 65_536;
 
 /// Adds `chunk` to `group`: merged into the group's last chunk of the same
 /// file when it continues it, else as a chunk of its own. The records of one

@@ -969,7 +969,8 @@ impl Pipeline {
 
     /// Admits the collector's output and feeds its samples through the metric
     /// plugins (each sees the admitted samples of those before it); all of it is
-    /// published with the rest of the chunks being processed (`publish_pending`).
+    /// published with the rest of the chunks being processed (`publish_pending`),
+    /// or at once if what waits has grown large.
     async fn apply(&mut self, output: Output) {
         let mut batch = Batch::default();
         admit(
@@ -1000,6 +1001,9 @@ impl Pipeline {
             }
         }
         self.pending.append(batch);
+        if self.pending.items() >= gather::PUBLISH_AT_ITEMS {
+            self.publish_pending().await;
+        }
     }
 
     /// Publishes what the chunks processed since the last call admitted.
