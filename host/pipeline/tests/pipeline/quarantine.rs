@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
+use wasmeter_plugin::HealthHandle;
 
 use crate::support::fakes::{FakeCollector, FakeMetric, Ledger};
 use crate::support::{
@@ -110,14 +111,14 @@ async fn a_collector_that_starts_failing_pauses_the_input_until_released() {
     assert_published_in_order(&done.published.feed(), &expected);
 }
 
-#[tokio::test(start_paused = true)]
-async fn swapping_a_quarantined_collector_resumes_the_held_input() {
-    let ledger = Arc::new(Ledger::default());
+/// A pipeline whose collector is quarantined by the first `poison` record;
+/// the collector's health.
+async fn start_poisonable(ledger: &Arc<Ledger>) -> (Running, HealthHandle) {
     let broken = FakeCollector::new("c", ledger.clone())
         .poison("poison")
         .quarantine_after(1);
     let health = broken.health();
-    let mut p = Running::start(
+    let p = Running::start(
         PipelinePlugins {
             collector: Box::new(broken),
             metrics: Vec::new(),
@@ -126,6 +127,13 @@ async fn swapping_a_quarantined_collector_resumes_the_held_input() {
         |_| {},
     )
     .await;
+    (p, health)
+}
+
+#[tokio::test(start_paused = true)]
+async fn swapping_a_quarantined_collector_resumes_the_held_input() {
+    let ledger = Arc::new(Ledger::default());
+    let (mut p, health) = start_poisonable(&ledger).await;
     let chunks: Vec<String> = (0..CHUNKS)
         .map(|c| match c {
             30 => format!("{}poison\n{}", chunk_text(c, 2), chunk_text(c + 1000, 2)),
@@ -166,19 +174,7 @@ async fn swapping_a_quarantined_collector_resumes_the_held_input() {
 #[tokio::test(start_paused = true)]
 async fn a_quarantine_among_chunks_taken_together_holds_the_rest_in_order() {
     let ledger = Arc::new(Ledger::default());
-    let broken = FakeCollector::new("c", ledger.clone())
-        .poison("poison")
-        .quarantine_after(1);
-    let health = broken.health();
-    let mut p = Running::start(
-        PipelinePlugins {
-            collector: Box::new(broken),
-            metrics: Vec::new(),
-            delta: None,
-        },
-        |_| {},
-    )
-    .await;
+    let (mut p, health) = start_poisonable(&ledger).await;
     // Two files, chunks alternating, sent as fast as the pipeline takes them:
     // it finds several queued at a time and takes them together; those of one
     // file merge, those of the other stay chunks of their own. File `a` writes
