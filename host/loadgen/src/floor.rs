@@ -2,8 +2,7 @@
 //! broadcast them". It watches the feed files with `notify` (inotify), reads the
 //! new bytes (one thread for all of them), wraps each line once into a frame
 //! shaped and sized like the host's update of that record (JSON, or real
-//! MessagePack), and broadcasts the
-//! pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
+//! MessagePack), and broadcasts the pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
 //! broadcast channel per topic, and a pattern subscriber reads the channel of
 //! every topic it matches, as the host's are. Frames go out in batches with one
 //! flush, like the host's. No plugins, no state, no deltas, no history. A
@@ -132,35 +131,58 @@ fn tail(files: &[PathBuf], channels: &Channels) -> Result<()> {
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
     let mut tails = files
         .iter()
-        .map(|path| Ok((std::fs::File::open(path)?, 0u64, Vec::new())))
-        .collect::<Result<Vec<(std::fs::File, u64, Vec<u8>)>>>()?;
+        .map(|path| Ok(Tail::new(std::fs::File::open(path)?)))
+        .collect::<Result<Vec<Tail>>>()?;
     let mut seq = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let _ = events.recv_timeout(Duration::from_millis(100));
-        for (file, offset, carry) in &mut tails {
-            loop {
-                let n = file.read_at(&mut buf, *offset)?;
-                if n == 0 {
-                    break;
+        for tail in &mut tails {
+            tail.read_lines(&mut buf, |line| {
+                seq += 1;
+                if let Some(item) = encode(line, seq) {
+                    channels.send(item);
                 }
-                *offset += n as u64;
-                carry.extend_from_slice(&buf[..n]);
-                let complete = match carry.iter().rposition(|&b| b == b'\n') {
-                    Some(i) => i + 1,
-                    None => continue,
-                };
-                for line in carry[..complete].split(|&b| b == b'\n') {
-                    if line.is_empty() {
-                        continue;
-                    }
-                    seq += 1;
-                    if let Some(item) = encode(line, seq) {
-                        channels.send(item);
-                    }
-                }
-                carry.drain(..complete);
+            })?;
+        }
+    }
+}
+
+/// One followed file: where its next read starts, and its partial last line.
+struct Tail {
+    file: std::fs::File,
+    offset: u64,
+    carry: Vec<u8>,
+}
+
+impl Tail {
+    fn new(file: std::fs::File) -> Self {
+        Tail {
+            file,
+            offset: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Reads what was appended (through `buf`) and hands on each whole,
+    /// non-empty line.
+    fn read_lines(&mut self, buf: &mut [u8], mut line: impl FnMut(&[u8])) -> Result<()> {
+        loop {
+            let n = self.file.read_at(buf, self.offset)?;
+            if n == 0 {
+                return Ok(());
             }
+            self.offset += n as u64;
+            self.carry.extend_from_slice(&buf[..n]);
+            let Some(end) = self.carry.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            for one in self.carry[..=end].split(|&b| b == b'\n') {
+                if !one.is_empty() {
+                    line(one);
+                }
+            }
+            self.carry.drain(..=end);
         }
     }
 }

@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::fleet::Fleet;
 use crate::http_get;
 use crate::procstat;
-use crate::producer::{Feed, Producer};
+use crate::producer::{FeedShape, Producer};
 use crate::stats::{Percentiles, ratio};
 use crate::symbols_setup as setup;
 use crate::symbols_subs::{self as subs, Mix, SnapshotTiming};
@@ -312,7 +312,7 @@ fn run_one(
     r.rss_subscribed_mib = mib(&procstat::read(Some(server.pid()))?);
 
     let producer = Producer::start(
-        &Feed::single(dir.path().join(FEED)),
+        &FeedShape::ONE_FILE.at(dir.path()),
         spec.rate,
         symbols,
         log.clone(),

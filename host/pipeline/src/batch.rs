@@ -116,11 +116,6 @@ impl Batch {
         self.writes.is_empty() && self.events.is_empty()
     }
 
-    /// True if nothing is to be published and no sample recorded.
-    pub fn is_void(&self) -> bool {
-        self.is_empty() && self.samples.is_empty()
-    }
-
     /// Its topic writes, events and samples.
     pub fn items(&self) -> usize {
         self.writes.len() + self.events.len() + self.samples.len()
@@ -128,7 +123,7 @@ impl Batch {
 
     /// Appends a later batch: its writes, events and samples after these.
     pub fn append(&mut self, later: Batch) {
-        if self.is_void() {
+        if self.items() == 0 {
             *self = later;
             return;
         }

@@ -514,11 +514,7 @@ impl Pipeline {
     /// Handles one input; a chunk together with those already queued behind it.
     async fn on_input(&mut self, input: Input, inputs: &mut Inputs) {
         match input {
-            Input::File(SourceEvent::Chunk(chunk)) => {
-                let group = self.gather(chunk, inputs);
-                self.on_chunks(group).await;
-            }
-            Input::File(event) => self.on_file_event(event).await,
+            Input::File(event) => self.on_file_event(event, inputs).await,
             Input::System(reading) => {
                 PipelineStats::add(&self.stats.chunks, 1);
                 let source = reading.source.clone();
@@ -553,11 +549,11 @@ impl Pipeline {
         group
     }
 
-    async fn on_file_event(&mut self, event: SourceEvent) {
+    async fn on_file_event(&mut self, event: SourceEvent, inputs: &mut Inputs) {
         match event {
             SourceEvent::Chunk(chunk) => {
-                PipelineStats::add(&self.stats.chunks, 1);
-                self.on_chunks(vec![chunk]).await;
+                let group = self.gather(chunk, inputs);
+                self.on_chunks(group).await;
             }
             SourceEvent::Opened { file, path, offset } => {
                 let size = self.offsets.get(&file).map_or(offset, |e| e.2.max(offset));
@@ -1008,7 +1004,7 @@ impl Pipeline {
 
     /// Publishes what the chunks processed since the last call admitted.
     async fn publish_pending(&mut self) {
-        if !self.pending.is_void() {
+        if self.pending.items() > 0 {
             let batch = std::mem::take(&mut self.pending);
             self.publish_batch(batch).await;
         }
