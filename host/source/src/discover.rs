@@ -14,7 +14,7 @@ const OPTIONS: MatchOptions = MatchOptions {
 };
 
 /// A directory to watch for one include pattern.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct WatchRoot {
     /// The longest directory prefix of the pattern without glob characters.
     pub dir: PathBuf,

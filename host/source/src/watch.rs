@@ -3,12 +3,18 @@
 //! everything") plus a wake-up. Many events between two passes of the source coalesce
 //! into one pass; nothing here decides what happened, the scan does (inotify is a hint,
 //! not the truth: queues overflow, watches vanish with their directory).
+//!
+//! Sources that watch the same directories (the shards of a pipeline, two pipelines
+//! over one feed) share one watcher: one inotify instance and one thread, whose
+//! events are folded into every such source's hints. Inotify instances are a
+//! per-user budget (`fs.inotify.max_user_instances`, 128 by default), and each
+//! watcher reads and wakes on every append: N shards paid for N of each.
 
 use std::collections::{HashMap, HashSet};
 use std::mem;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -29,6 +35,42 @@ pub(crate) struct HintState {
     pub paths: HashSet<PathBuf>,
 }
 
+/// What one watcher event tells the sources.
+#[derive(Debug, PartialEq)]
+enum Hint<'a> {
+    /// Nothing to do (the sources' own opens and reads, attribute changes).
+    Nothing,
+    /// The content of these files changed.
+    Changed(&'a [PathBuf]),
+    /// The set of files may differ, or events were lost: rescan.
+    Rescan,
+}
+
+impl<'a> Hint<'a> {
+    /// What `event` tells the sources.
+    fn of(event: &'a notify::Result<Event>) -> Self {
+        match event {
+            Err(e) => {
+                debug!(error = %e, "watcher error; rescanning");
+                Hint::Rescan
+            }
+            Ok(event) if event.need_rescan() => Hint::Rescan,
+            Ok(event) => match event.kind {
+                // Our own opens and reads, attribute changes: nothing to do.
+                EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
+                | EventKind::Access(AccessKind::Close(AccessMode::Read))
+                | EventKind::Modify(ModifyKind::Metadata(_)) => Hint::Nothing,
+                EventKind::Modify(ModifyKind::Data(_))
+                | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    Hint::Changed(&event.paths)
+                }
+                // Create, remove, rename, anything unknown: the set of files may differ.
+                _ => Hint::Rescan,
+            },
+        }
+    }
+}
+
 /// Hints shared between the watcher thread and the source task.
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
@@ -38,31 +80,25 @@ pub(crate) struct Hints {
 
 impl Hints {
     /// Folds one watcher event in (called on the watcher's thread).
-    pub(crate) fn on_event(&self, event: notify::Result<Event>) {
+    #[cfg(test)]
+    fn on_event(&self, event: notify::Result<Event>) {
+        self.fold(&Hint::of(&event));
+    }
+
+    /// Folds one hint in and wakes the source (unless there is nothing to do).
+    fn fold(&self, hint: &Hint<'_>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match event {
-            Err(e) => {
-                debug!(error = %e, "watcher error; rescanning");
-                state.rescan = true;
-            }
-            Ok(event) if event.need_rescan() => state.rescan = true,
-            Ok(event) => match event.kind {
-                // Our own opens and reads, attribute changes: nothing to do.
-                EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
-                | EventKind::Access(AccessKind::Close(AccessMode::Read))
-                | EventKind::Modify(ModifyKind::Metadata(_)) => return,
-                EventKind::Modify(ModifyKind::Data(_))
-                | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                    if state.paths.len() + event.paths.len() > MAX_HINT_PATHS {
-                        state.paths.clear();
-                        state.rescan = true;
-                    } else if !state.rescan {
-                        state.paths.extend(event.paths);
-                    }
+        match hint {
+            Hint::Nothing => return,
+            Hint::Rescan => state.rescan = true,
+            Hint::Changed(paths) => {
+                if state.paths.len() + paths.len() > MAX_HINT_PATHS {
+                    state.paths.clear();
+                    state.rescan = true;
+                } else if !state.rescan {
+                    state.paths.extend(paths.iter().cloned());
                 }
-                // Create, remove, rename, anything unknown: the set of files may differ.
-                _ => state.rescan = true,
-            },
+            }
         }
         drop(state);
         self.wake.notify_one();
@@ -79,9 +115,25 @@ impl Hints {
     }
 }
 
-/// The `notify` watcher over the patterns' directories; dropping it stops watching.
-pub(crate) struct DirWatcher {
-    source: String,
+/// The hints of the sources one watcher feeds.
+type Subscribers = RwLock<Vec<Arc<Hints>>>;
+
+/// The shared watchers by the roots they watch; an entry lives while a source
+/// holds its watcher.
+static WATCHERS: LazyLock<Mutex<HashMap<Vec<WatchRoot>, Weak<SharedWatcher>>>> =
+    LazyLock::new(Mutex::default);
+
+/// One `notify` watcher over a set of roots, feeding the hints of every source
+/// that watches exactly those roots.
+struct SharedWatcher {
+    subscribers: Arc<Subscribers>,
+    /// The watcher and what it watches. Never locked on the watcher's thread: a
+    /// watch or an unwatch waits for that thread.
+    state: Mutex<WatchState>,
+}
+
+/// A shared watcher's watches.
+struct WatchState {
     inner: Option<RecommendedWatcher>,
     roots: Vec<WatchRoot>,
     /// Watched directories and their `(dev, ino)`: a directory deleted and re-created
@@ -91,31 +143,52 @@ pub(crate) struct DirWatcher {
     failed: HashSet<PathBuf>,
 }
 
-impl DirWatcher {
-    /// Starts a watcher feeding `hints`. Without one (inotify unavailable, limits hit)
-    /// the source still works from its reconcile scans, only with more latency.
-    pub(crate) fn new(source: &str, roots: Vec<WatchRoot>, hints: Arc<Hints>) -> DirWatcher {
-        let inner = match notify::recommended_watcher(move |ev| hints.on_event(ev)) {
+impl SharedWatcher {
+    /// The watcher over `roots`: the one a source already holds, or a new one.
+    /// Without a watcher (inotify unavailable, limits hit) the sources still work
+    /// from their reconcile scans, only with more latency.
+    fn over(source: &str, roots: Vec<WatchRoot>) -> Arc<SharedWatcher> {
+        let mut all = WATCHERS.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|_, w| w.strong_count() > 0);
+        if let Some(shared) = all.get(&roots).and_then(Weak::upgrade) {
+            return shared;
+        }
+        let subscribers = Arc::new(Subscribers::default());
+        let feed = subscribers.clone();
+        let inner = notify::recommended_watcher(move |event| {
+            let hint = Hint::of(&event);
+            if hint == Hint::Nothing {
+                return;
+            }
+            for hints in feed.read().unwrap_or_else(PoisonError::into_inner).iter() {
+                hints.fold(&hint);
+            }
+        });
+        let inner = match inner {
             Ok(w) => Some(w),
             Err(e) => {
                 warn!(source, error = %e, "cannot start file watcher; relying on reconcile scans");
                 None
             }
         };
-        let mut w = DirWatcher {
-            source: source.to_owned(),
-            inner,
-            roots,
-            watched: HashMap::new(),
-            failed: HashSet::new(),
-        };
-        w.refresh();
-        w
+        let shared = Arc::new(SharedWatcher {
+            subscribers,
+            state: Mutex::new(WatchState {
+                inner,
+                roots: roots.clone(),
+                watched: HashMap::new(),
+                failed: HashSet::new(),
+            }),
+        });
+        all.insert(roots, Arc::downgrade(&shared));
+        shared
     }
+}
 
+impl WatchState {
     /// (Re-)watches every root that exists and is not watched as the same directory.
     /// Blocking (stats, `inotify_add_watch`, a directory walk for recursive roots).
-    pub(crate) fn refresh(&mut self) {
+    fn refresh(&mut self, source: &str) {
         let Some(inner) = self.inner.as_mut() else {
             return;
         };
@@ -142,13 +215,13 @@ impl DirWatcher {
             };
             match inner.watch(&root.dir, mode) {
                 Ok(()) => {
-                    debug!(source = self.source, dir = %root.dir.display(), "watching");
+                    debug!(source, dir = %root.dir.display(), "watching");
                     self.failed.remove(&root.dir);
                     self.watched.insert(root.dir.clone(), id);
                 }
                 Err(e) => {
                     if self.failed.insert(root.dir.clone()) {
-                        warn!(source = self.source, dir = %root.dir.display(), error = %e,
+                        warn!(source, dir = %root.dir.display(), error = %e,
                             "cannot watch directory; relying on reconcile scans");
                     }
                 }
@@ -157,8 +230,61 @@ impl DirWatcher {
     }
 }
 
+/// A source's watch over the directories of its patterns: the shared watcher of
+/// those directories feeds its hints. Dropping it stops its hints, and the
+/// watcher when no other source holds it.
+pub(crate) struct DirWatcher {
+    source: String,
+    shared: Arc<SharedWatcher>,
+    hints: Arc<Hints>,
+}
+
+impl DirWatcher {
+    /// Watches `roots` for a source, feeding `hints`: through the watcher another
+    /// source already holds over the same roots, or a new one.
+    pub(crate) fn new(source: &str, mut roots: Vec<WatchRoot>, hints: Arc<Hints>) -> DirWatcher {
+        roots.sort();
+        roots.dedup();
+        let shared = SharedWatcher::over(source, roots);
+        shared
+            .subscribers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(hints.clone());
+        let mut w = DirWatcher {
+            source: source.to_owned(),
+            shared,
+            hints,
+        };
+        w.refresh();
+        w
+    }
+
+    /// (Re-)watches every root that exists and is not watched as the same directory.
+    /// Blocking (stats, `inotify_add_watch`, a directory walk for recursive roots).
+    pub(crate) fn refresh(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refresh(&self.source);
+    }
+}
+
+impl Drop for DirWatcher {
+    fn drop(&mut self) {
+        self.shared
+            .subscribers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|h| !Arc::ptr_eq(h, &self.hints));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use notify::event::{CreateKind, DataChange, Flag};
 
@@ -183,5 +309,67 @@ mod tests {
         h.on_event(Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
         assert!(h.take().rescan, "queue overflow means rescan");
         assert!(!h.take().rescan, "take leaves nothing");
+    }
+
+    /// Waits (bounded) until `hints` name `path` as changed.
+    async fn hinted(hints: &Hints, path: &std::path::Path) -> bool {
+        let wait = async {
+            loop {
+                if hints.take().paths.contains(path) {
+                    return;
+                }
+                hints.changed().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_ok()
+    }
+
+    fn root(dir: &std::path::Path) -> WatchRoot {
+        WatchRoot {
+            dir: dir.to_path_buf(),
+            recursive: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn sources_over_the_same_directories_share_one_watcher_that_feeds_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let file = dir.path().join("feed.csv");
+        std::fs::write(&file, "a\n").unwrap();
+        let (first, second) = (Arc::new(Hints::default()), Arc::new(Hints::default()));
+        let a = DirWatcher::new("a#0", vec![root(dir.path())], first.clone());
+        let b = DirWatcher::new("a#1", vec![root(dir.path())], second.clone());
+        let c = DirWatcher::new("c", vec![root(other.path())], Arc::default());
+        assert!(Arc::ptr_eq(&a.shared, &b.shared), "one watcher for both");
+        assert!(
+            !Arc::ptr_eq(&a.shared, &c.shared),
+            "other roots, other watcher"
+        );
+
+        append(&file, "b\n");
+        assert!(hinted(&first, &file).await, "the first source is told");
+        assert!(hinted(&second, &file).await, "and so is the second");
+
+        // One source gone: the other still hears, the gone one no longer does.
+        drop(a);
+        first.take();
+        append(&file, "c\n");
+        assert!(hinted(&second, &file).await);
+        assert!(first.take().paths.is_empty());
+
+        // The last source over the roots gone: the watcher is gone with it.
+        let weak = Arc::downgrade(&b.shared);
+        drop(b);
+        assert!(weak.upgrade().is_none());
+        drop(c);
+    }
+
+    fn append(path: &std::path::Path, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
     }
 }
