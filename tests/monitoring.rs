@@ -1,5 +1,6 @@
 //! Watching the host: `/metrics` parsed with a real exposition-format parser,
-//! `/api/plugins`, and `wasmeter tail` as a child process across a host restart.
+//! `/api/plugins`, `wasmeter tail` as a child process across a host restart, and
+//! the allocator's options.
 
 mod support;
 
@@ -345,5 +346,39 @@ async fn the_exposition_passes_promtools_lint() {
         out.status.success() && said.trim().is_empty(),
         "promtool check metrics:\n{said}"
     );
+    host.stop();
+}
+
+/// The names of a process's threads.
+#[cfg(target_os = "linux")]
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// The allocator's options are compiled into the binary: jemalloc returns freed
+/// pages from a background thread of its own (see `host/cli/src/main.rs`), so
+/// that thread runs in every host.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_allocator_returns_freed_memory_from_a_thread_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &csv_config(""));
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut names = thread_names(host.pid());
+    while !names.iter().any(|n| n.starts_with("jemalloc_bg")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no jemalloc background thread among the host's threads: {names:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        names = thread_names(host.pid());
+    }
     host.stop();
 }

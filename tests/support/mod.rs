@@ -172,6 +172,12 @@ impl Host {
         }
     }
 
+    /// The host's process id.
+    #[allow(dead_code, reason = "not every test binary looks at the process")]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// The admin token the host wrote to its data directory.
     pub fn token(&self) -> String {
         let file = self.token_file.as_ref().expect("a generated admin token");
