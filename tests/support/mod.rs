@@ -173,7 +173,6 @@ impl Host {
     }
 
     /// The host's process id.
-    #[allow(dead_code, reason = "not every test binary looks at the process")]
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
