@@ -6,12 +6,18 @@
 //! record's change of the last chunk was published, so every record's work is
 //! inside it: collect, admit, metrics, coalesce, state, delta, publish.
 //!
+//! Before each case's timing it also counts the heap allocations per trade over
+//! a few hundred chunks (every thread of the process, so the runtime's own are
+//! in it): a figure that the machine's load does not move, for changes too small
+//! for the timings to tell apart.
+//!
 //! Run with: `scripts/build-plugins.sh && cargo bench -p wasmeter-pipeline --bench pipeline_path`
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,6 +34,43 @@ use support::{Plugins, instance, setup};
 
 /// Trades per chunk.
 const TRADES: u64 = 100;
+
+/// Chunks sent to count allocations per trade.
+const COUNTED_CHUNKS: u64 = 300;
+
+/// The system allocator, counting allocations (reallocations included).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed to the system allocator as it came.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Counts the changes of the topic that ends each chunk.
 #[derive(Default)]
@@ -139,6 +182,34 @@ fn bench(c: &mut Criterion) {
             (chunks, commands, task)
         });
         let mut sent = 0u64;
+        // Allocations per trade, over chunks sent after the pipeline has seen
+        // every symbol once (the counts of a steady state, not of a start).
+        let per_trade = rt.block_on(async {
+            let mut send_all = |chunks_to_send: u64| {
+                let from = sent;
+                sent += chunks_to_send;
+                let chunks = chunks.clone();
+                let ends = ends.clone();
+                async move {
+                    for n in from..from + chunks_to_send {
+                        let reading = SystemReading {
+                            source: "bench".into(),
+                            data: chunk(n, symbols),
+                        };
+                        chunks.send(reading).await.unwrap();
+                    }
+                    while ends.seen.load(Ordering::Relaxed) < from + chunks_to_send {
+                        ends.wake.notified().await;
+                    }
+                }
+            };
+            send_all(symbols.div_ceil(TRADES)).await;
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            send_all(COUNTED_CHUNKS).await;
+            let counted = ALLOCATIONS.load(Ordering::Relaxed) - before;
+            counted as f64 / (COUNTED_CHUNKS * TRADES) as f64
+        });
+        println!("{label}: {per_trade:.1} allocations per trade");
         group.bench_function(&label, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
