@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::{Field, TopicState};
+use crate::field::{Field, FieldValue, TopicState};
 
 /// Fields to set and fields to delete.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,6 +19,30 @@ impl Delta {
         self.changed.is_empty() && self.removed.is_empty()
     }
 
+    /// Whether [`Delta::apply_to`] would make `state` of `previous`, found without
+    /// copying either: then a state built beforehand stands for the result.
+    /// Numbers compare bit for bit (`-0.0` is not `0.0`), so it is exactly what
+    /// applying the delta gives.
+    pub fn turns_into(&self, previous: &TopicState, state: &TopicState) -> bool {
+        let removed = |name: &str| self.removed.iter().any(|r| r == name);
+        // `apply_to` removes, then sets in order: the last value set wins.
+        let set = |name: &str| self.changed.iter().rev().find(|(n, _)| n == name);
+        let expected = |name: &str| match set(name) {
+            Some((_, value)) => Some(value),
+            None if removed(name) => None,
+            None => previous.get(name),
+        };
+        let as_expected = state
+            .iter()
+            .all(|(name, value)| expected(name).is_some_and(|e| same(e, value)));
+        // Nothing the result would hold is missing from `state`.
+        as_expected
+            && self.changed.iter().all(|(n, _)| state.contains_key(n))
+            && previous
+                .keys()
+                .all(|k| removed(k) && set(k).is_none() || state.contains_key(k))
+    }
+
     /// Applies the delta to `state` in place: the state subscribers end up with.
     pub fn apply_to(&self, state: &mut TopicState) {
         for name in &self.removed {
@@ -30,10 +54,17 @@ impl Delta {
     }
 }
 
+/// Equal values, numbers bit for bit.
+fn same(a: &FieldValue, b: &FieldValue) -> bool {
+    match (a, b) {
+        (FieldValue::Number(x), FieldValue::Number(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::FieldValue;
 
     #[test]
     fn apply_sets_and_removes() {
@@ -50,5 +81,72 @@ mod tests {
             state,
             TopicState::from([("a".to_string(), FieldValue::Number(2.0))])
         );
+    }
+
+    /// States equal field by field, numbers bit for bit (`Debug` writes `-0.0`).
+    fn identical(a: &TopicState, b: &TopicState) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    /// `turns_into` agrees with applying the delta, over states and deltas drawn
+    /// from a few names and values (`-0.0` among them), with the candidate either
+    /// the true result or the true result disturbed.
+    #[test]
+    fn turns_into_says_whether_applying_gives_the_state() {
+        let names = ["a", "b", "c", "d"];
+        let values = [
+            FieldValue::Number(1.0),
+            FieldValue::Number(0.0),
+            FieldValue::Number(-0.0),
+            FieldValue::Flag(true),
+            FieldValue::Text("x".into()),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut agreed, mut held) = (0, 0);
+        for _ in 0..20_000 {
+            let mut previous = TopicState::new();
+            for name in names {
+                if next(2) == 0 {
+                    previous.insert(name.into(), values[next(values.len())].clone());
+                }
+            }
+            let mut delta = Delta::default();
+            for _ in 0..next(4) {
+                let field = (names[next(4)].into(), values[next(values.len())].clone());
+                delta.changed.push(field);
+            }
+            for _ in 0..next(3) {
+                delta.removed.push(names[next(4)].into());
+            }
+            let mut result = previous.clone();
+            delta.apply_to(&mut result);
+            let mut candidate = result.clone();
+            match next(4) {
+                0 => {}
+                1 => {
+                    candidate.insert(names[next(4)].into(), values[next(values.len())].clone());
+                }
+                2 => {
+                    candidate.remove(names[next(4)]);
+                }
+                _ => candidate = previous.clone(),
+            }
+            let expected = identical(&result, &candidate);
+            assert_eq!(
+                delta.turns_into(&previous, &candidate),
+                expected,
+                "previous {previous:?}, delta {delta:?}, candidate {candidate:?}"
+            );
+            agreed += 1;
+            held += usize::from(expected);
+        }
+        // Both answers came up often.
+        assert!(held > 2_000 && agreed - held > 2_000, "{held} of {agreed}");
     }
 }

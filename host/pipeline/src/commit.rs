@@ -195,7 +195,8 @@ impl Committer<'_> {
             } else {
                 e.exact_delta(&p.fields)
             };
-            let change = e.commit(&p.topic, delta, p.fields, Instant::now(), unix_now_ms());
+            let at = (Instant::now(), unix_now_ms());
+            let change = e.commit_expecting(&p.topic, delta, p.fields, p.current, at);
             drop(e);
             if let Some(change) = change {
                 self.publish(change);

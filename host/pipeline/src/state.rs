@@ -94,10 +94,36 @@ impl TopicEntry {
     pub fn commit(
         &mut self,
         topic: &Arc<str>,
-        mut delta: Delta,
+        delta: Delta,
         fields: BTreeMap<String, FieldValue>,
         now: Instant,
         timestamp_ms: i64,
+    ) -> Option<TopicChange> {
+        self.commit_to(topic, delta, fields, None, (now, timestamp_ms))
+    }
+
+    /// [`TopicEntry::commit`] when the caller has built the state the delta
+    /// should lead to (the merged state a delta plugin was given): it becomes the
+    /// new state as it is if applying the delta gives exactly it, saving a copy of
+    /// the state; otherwise the delta is applied as usual.
+    pub fn commit_expecting(
+        &mut self,
+        topic: &Arc<str>,
+        delta: Delta,
+        fields: BTreeMap<String, FieldValue>,
+        expected: TopicState,
+        (now, timestamp_ms): (Instant, i64),
+    ) -> Option<TopicChange> {
+        self.commit_to(topic, delta, fields, Some(expected), (now, timestamp_ms))
+    }
+
+    fn commit_to(
+        &mut self,
+        topic: &Arc<str>,
+        mut delta: Delta,
+        fields: BTreeMap<String, FieldValue>,
+        expected: Option<TopicState>,
+        (now, timestamp_ms): (Instant, i64),
     ) -> Option<TopicChange> {
         for (name, value) in fields {
             if let Some(i) = self.stale.iter().position(|s| *s == name) {
@@ -117,8 +143,14 @@ impl TopicEntry {
         if delta.is_empty() {
             return None;
         }
-        let mut state = (*self.state).clone();
-        delta.apply_to(&mut state);
+        let state = match expected {
+            Some(state) if delta.turns_into(&self.state, &state) => state,
+            _ => {
+                let mut state = (*self.state).clone();
+                delta.apply_to(&mut state);
+                state
+            }
+        };
         self.state = Arc::new(state);
         Some(TopicChange {
             topic: topic.clone(),
