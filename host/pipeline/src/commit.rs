@@ -17,6 +17,7 @@ use wasmeter_plugin::{TopicDiff, unix_now_ms};
 use crate::batch::{Batch, Coalesced, Written};
 use crate::calls::DeltaCalls;
 use crate::footprint::TopicKind;
+use crate::samples::SeriesPoint;
 use crate::state::{TopicEntry, exact_diff, lock};
 use crate::stats::PipelineStats;
 use crate::topics::Topics;
@@ -95,6 +96,15 @@ impl Committer<'_> {
         }
     }
 
+    /// Commits a sample series' point by the exact difference.
+    fn commit_point(&self, topic: &Arc<str>, point: SeriesPoint) {
+        if self.topics.set_point(topic, point) {
+            PipelineStats::add(&self.stats.changes, 1);
+        } else {
+            self.count_refusal();
+        }
+    }
+
     /// Commits a sample series' new values if its topic has a subscriber (or is
     /// watched for); else holds them for the next tick (merged with what is
     /// held) if the topic exists, or keeps them dormant if it does not.
@@ -112,6 +122,12 @@ impl Committer<'_> {
                     self.topics.broker().set_dormant(&w.topic, true);
                     unread.keep_dormant(w.topic, point);
                 }
+            }
+            // A point sets both of a series topic's fields: whatever was held for
+            // the topic is superseded.
+            Written::Point(point) => {
+                unread.forget(&w.topic);
+                self.commit_point(&w.topic, point);
             }
             written => {
                 let fields = unread.merged_with(&w.topic, written.into_fields());

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::samples::SeriesPoint;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use wasmeter_core::change::TopicChange;
@@ -99,6 +100,7 @@ impl TopicEntry {
         now: Instant,
         timestamp_ms: i64,
     ) -> Option<TopicChange> {
+        let fields = fields.iter().map(|(k, v)| (k.as_str(), v));
         self.commit_to(topic, delta, fields, None, (now, timestamp_ms))
     }
 
@@ -114,14 +116,41 @@ impl TopicEntry {
         expected: TopicState,
         (now, timestamp_ms): (Instant, i64),
     ) -> Option<TopicChange> {
+        let fields = fields.iter().map(|(k, v)| (k.as_str(), v));
         self.commit_to(topic, delta, fields, Some(expected), (now, timestamp_ms))
     }
 
-    fn commit_to(
+    /// Commits a sample series' point (its fields `ts` and `value`) by the exact
+    /// difference, as [`TopicEntry::commit`] of those two fields would, without
+    /// making them a map of named fields first.
+    pub(crate) fn commit_point(
+        &mut self,
+        topic: &Arc<str>,
+        point: SeriesPoint,
+        now: Instant,
+        timestamp_ms: i64,
+    ) -> Option<TopicChange> {
+        let fields = [
+            ("ts", FieldValue::Number(point.timestamp_ms as f64)),
+            ("value", FieldValue::Number(point.value)),
+        ];
+        let delta = Delta {
+            changed: fields
+                .iter()
+                .filter(|(k, v)| self.state.get(k) != Some(v))
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            removed: Vec::new(),
+        };
+        let fields = fields.iter().map(|(k, v)| (*k, v));
+        self.commit_to(topic, delta, fields, None, (now, timestamp_ms))
+    }
+
+    fn commit_to<'f>(
         &mut self,
         topic: &Arc<str>,
         mut delta: Delta,
-        fields: BTreeMap<String, FieldValue>,
+        fields: impl Iterator<Item = (&'f str, &'f FieldValue)>,
         expected: Option<TopicState>,
         (now, timestamp_ms): (Instant, i64),
     ) -> Option<TopicChange> {
@@ -131,7 +160,7 @@ impl TopicEntry {
                 // through the delta, so send it even if its value did not change.
                 self.stale.swap_remove(i);
                 if !delta.changed.iter().any(|(n, _)| *n == name) {
-                    delta.changed.push((name.clone(), value));
+                    delta.changed.push((name.to_string(), value.clone()));
                 }
             }
             self.touch(name, now);
@@ -163,13 +192,13 @@ impl TopicEntry {
     }
 
     /// Records that field `name` was set at `now`.
-    fn touch(&mut self, name: String, now: Instant) {
+    fn touch(&mut self, name: &str, now: Instant) {
         if !self.tracked {
             return;
         }
         match self.updated.iter_mut().find(|(n, _)| **n == *name) {
             Some((_, at)) => *at = now,
-            None => self.updated.push((name.into_boxed_str(), now)),
+            None => self.updated.push((name.into(), now)),
         }
     }
 
@@ -432,5 +461,38 @@ mod tests {
         }
         assert_eq!(store.entries().len(), 1);
         assert_eq!(removed.lock().unwrap().len(), 2);
+    }
+
+    /// A point commits as its two fields set through a map would: the same
+    /// changes (a field set again after going stale included) and states.
+    #[test]
+    fn a_point_commits_as_its_fields_would() {
+        let t0 = Instant::now();
+        let (mut by_map, mut by_point) = (TopicEntry::new(true), TopicEntry::new(true));
+        let points = [
+            (1.0, 10),
+            (1.0, 11),
+            (2.0, 11),
+            (2.0, 11),
+            (-0.0, 12),
+            (0.0, 13),
+        ];
+        for (i, (value, timestamp_ms)) in points.into_iter().enumerate() {
+            let at = secs(t0, 10 * i as u64);
+            if i == 3 {
+                // Both fields go stale; set again unchanged, they are sent.
+                assert_eq!(expire(&mut by_map, 5, at), expire(&mut by_point, 5, at));
+            }
+            let point = SeriesPoint {
+                value,
+                timestamp_ms,
+            };
+            let fields = point.into_map();
+            let delta = by_map.exact_delta(&fields);
+            let expected = by_map.commit(&Arc::from(T), delta, fields, at, 0);
+            let got = by_point.commit_point(&Arc::from(T), point, at, 0);
+            assert_eq!(got, expected, "point #{i}");
+            assert_eq!(by_point.state(), by_map.state());
+        }
     }
 }

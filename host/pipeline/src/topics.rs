@@ -22,6 +22,7 @@ use wasmeter_core::field::FieldValue;
 use wasmeter_core::saved::SavedTopic;
 use wasmeter_plugin::unix_now_ms;
 
+use crate::samples::SeriesPoint;
 use crate::state::{StateConfig, TopicStore, lock};
 
 /// A change the broker will never take (retrying cannot help).
@@ -191,6 +192,17 @@ impl Topics {
         let mut e = lock(&entry);
         let delta = e.exact_delta(&fields);
         let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
+        drop(e);
+        change.is_some_and(|change| self.publish(change))
+    }
+
+    /// Commits a sample series' point on its topic by the exact difference
+    /// (see [`TopicEntry::commit_point`](crate::state::TopicEntry::commit_point)) and
+    /// publishes the change; false if the broker refused it.
+    pub(crate) fn set_point(&self, topic: &Arc<str>, point: SeriesPoint) -> bool {
+        let entry = self.store.entry(topic);
+        let mut e = lock(&entry);
+        let change = e.commit_point(topic, point, Instant::now(), unix_now_ms());
         drop(e);
         change.is_some_and(|change| self.publish(change))
     }

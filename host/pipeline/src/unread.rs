@@ -107,6 +107,13 @@ impl UnreadSeries {
         self.dormant.get(topic).map(|d| d.point)
     }
 
+    /// Forgets what is held or kept dormant for `topic` (a point that sets all
+    /// its fields is being committed).
+    pub fn forget(&mut self, topic: &str) {
+        self.held.remove(topic);
+        self.dormant.remove(topic);
+    }
+
     /// `fields` with what is held or dormant for `topic` merged under them (those
     /// values are older); the topic is neither held nor dormant any more.
     pub fn merged_with(
