@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::samples::SeriesPoint;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::{FieldValue, TopicState};
+
+use crate::samples::SeriesPoint;
 
 /// Bounds and timing of the topic state.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,11 +80,15 @@ impl TopicEntry {
     /// is new or changed (setting fields never removes one). Same as
     /// `exact_diff(state, merged(fields))`, without copying the state.
     pub fn exact_delta(&self, fields: &BTreeMap<String, FieldValue>) -> Delta {
+        self.exact_delta_of(fields.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// [`TopicEntry::exact_delta`] of fields given by reference, in name order.
+    fn exact_delta_of<'f>(&self, fields: impl Iterator<Item = (&'f str, &'f FieldValue)>) -> Delta {
         Delta {
             changed: fields
-                .iter()
-                .filter(|(k, v)| self.state.get(k) != Some(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .filter(|(k, v)| self.state.get(k) != Some(*v))
+                .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
             removed: Vec::new(),
         }
@@ -134,16 +139,9 @@ impl TopicEntry {
             ("ts", FieldValue::Number(point.timestamp_ms as f64)),
             ("value", FieldValue::Number(point.value)),
         ];
-        let delta = Delta {
-            changed: fields
-                .iter()
-                .filter(|(k, v)| self.state.get(k) != Some(v))
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            removed: Vec::new(),
-        };
-        let fields = fields.iter().map(|(k, v)| (*k, v));
-        self.commit_to(topic, delta, fields, None, (now, timestamp_ms))
+        let by_ref = || fields.iter().map(|(k, v)| (*k, v));
+        let delta = self.exact_delta_of(by_ref());
+        self.commit_to(topic, delta, by_ref(), None, (now, timestamp_ms))
     }
 
     fn commit_to<'f>(
