@@ -31,7 +31,7 @@ const SOURCES: u8 = 8;
 /// Connections opened at once.
 const CONNECT_CONCURRENCY: usize = 64;
 /// How long [`Fleet::drain`] waits without a record arriving.
-const STALL: Duration = Duration::from_secs(2);
+pub const STALL: Duration = Duration::from_secs(2);
 
 /// What to open.
 #[derive(Debug, Clone)]
@@ -106,6 +106,46 @@ impl Window {
             to.saturating_sub(from)
         }
     }
+
+    /// Waits until `connections` timing connections have received every record
+    /// of the closed window, at most `bound`, and at most `stall` without
+    /// progress. What had arrived when it stopped waiting: a record that arrives
+    /// later counts as not delivered, so a stall cannot shorten the time a run
+    /// is measured over while its records still count.
+    fn wait(&self, connections: usize, bound: Duration, stall: Duration) -> Drained {
+        let deadline = std::time::Instant::now() + bound;
+        let mut progress = (
+            self.progress.load(Ordering::Relaxed),
+            std::time::Instant::now(),
+        );
+        loop {
+            let complete = self.drained.load(Ordering::Relaxed) >= connections;
+            if complete || std::time::Instant::now() >= deadline || progress.1.elapsed() >= stall {
+                return Drained {
+                    at: progress.1,
+                    represented: progress.0,
+                    complete,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            let now = self.progress.load(Ordering::Relaxed);
+            if now != progress.0 {
+                progress = (now, std::time::Instant::now());
+            }
+        }
+    }
+}
+
+/// How a wait for the window's records ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained {
+    /// When the last of them arrived (to within the 10 ms poll).
+    pub at: std::time::Instant,
+    /// Records of the window represented by then, over all timing connections.
+    pub represented: u64,
+    /// Every timing connection had every record (not stopped by a stall or the
+    /// bound).
+    pub complete: bool,
 }
 
 /// Frames and bytes received by every connection together.
@@ -300,25 +340,10 @@ impl Fleet {
 
     /// Waits until every timing connection has received every record of the
     /// closed window, at most `bound`, and at most [`STALL`] without progress;
-    /// whatever has not arrived by then counts as not delivered. Returns when the
-    /// last record arrived (to within the 10 ms poll).
-    pub fn drain(&self, bound: Duration) -> std::time::Instant {
-        let deadline = std::time::Instant::now() + bound;
-        let mut progress = (
-            self.window.progress.load(Ordering::Relaxed),
-            std::time::Instant::now(),
-        );
-        while self.window.drained.load(Ordering::Relaxed) < self.timing_connections
-            && std::time::Instant::now() < deadline
-            && progress.1.elapsed() < STALL
-        {
-            std::thread::sleep(Duration::from_millis(10));
-            let now = self.window.progress.load(Ordering::Relaxed);
-            if now != progress.0 {
-                progress = (now, std::time::Instant::now());
-            }
-        }
-        progress.1
+    /// whatever has not arrived by then counts as not delivered (see
+    /// [`Drained`]).
+    pub fn drain(&self, bound: Duration) -> Drained {
+        self.window.wait(self.timing_connections, bound, STALL)
     }
 
     /// Stops reading, closes every connection, returns the timings.
@@ -475,5 +500,30 @@ impl Timed {
             self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
         Ok(account.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait that stops at a stall reports what had arrived by then, not what
+    /// arrives later; one that sees every connection drained reports complete.
+    #[test]
+    fn a_wait_reports_what_had_arrived_when_it_stopped() {
+        let window = Window::default();
+        window.open(0);
+        window.close(100);
+        window.progress.fetch_add(40, Ordering::Relaxed);
+        let stalled = window.wait(1, Duration::from_secs(60), Duration::from_millis(50));
+        assert!(!stalled.complete);
+        assert_eq!(stalled.represented, 40);
+        // The rest arrives after the wait gave up: the stalled result stands.
+        window.progress.fetch_add(60, Ordering::Relaxed);
+        window.drained.fetch_add(1, Ordering::Relaxed);
+        assert!(stalled.at < std::time::Instant::now());
+        let done = window.wait(1, Duration::from_secs(60), Duration::from_secs(60));
+        assert!(done.complete);
+        assert_eq!(done.represented, 100);
     }
 }
