@@ -2,12 +2,12 @@
 //! broadcast them". It watches the feed files with `notify` (inotify), reads the
 //! new bytes (one thread for all of them), wraps each line once into a frame
 //! shaped and sized like the host's update of that record (JSON, or real
-//! MessagePack), and broadcasts the pre-encoded bytes to every WebSocket that subscribed to the line's topic: a
-//! broadcast channel per topic, and a pattern subscriber reads the channel of
-//! every topic it matches, as the host's are. Frames go out in batches with one
-//! flush, like the host's. No plugins, no state, no deltas, no history. A
-//! subscriber that falls more than a channel's capacity behind loses frames; the
-//! load generator's coverage counts them.
+//! MessagePack), and broadcasts the pre-encoded bytes to every WebSocket that
+//! subscribed to the line's topic: a broadcast channel per topic, and a pattern
+//! subscriber reads the channel of every topic it matches, as the host's are.
+//! Frames go out in batches with one flush, like the host's. No plugins, no
+//! state, no deltas, no history. A subscriber that falls more than a channel's
+//! capacity behind loses frames; the load generator's coverage counts them.
 //!
 //! Connections use the same tungstenite buffer sizes as the host's defaults, so
 //! memory per idle connection compares like with like.

@@ -110,6 +110,29 @@ fn chunk(n: u64, symbols: u64) -> Bytes {
     Bytes::from(lines)
 }
 
+/// Sends chunks `from..from + count` and waits until the last one's change was
+/// published; returns the number of the next chunk.
+async fn send_chunks(
+    chunks: &mpsc::Sender<SystemReading>,
+    ends: &Ends,
+    from: u64,
+    count: u64,
+    symbols: u64,
+) -> u64 {
+    let to = from + count;
+    for n in from..to {
+        let reading = SystemReading {
+            source: "bench".into(),
+            data: chunk(n, symbols),
+        };
+        chunks.send(reading).await.unwrap();
+    }
+    while ends.seen.load(Ordering::Relaxed) < to {
+        ends.wake.notified().await;
+    }
+    to
+}
+
 /// How the pipeline's topics are diffed.
 #[derive(Clone, Copy)]
 enum Delta {
@@ -139,7 +162,7 @@ fn bench(c: &mut Criterion) {
     // Last, for reference: a delta plugin of contract 0.1.0 (one call per topic),
     // and no delta plugin (the host's exact difference).
     let cases = [
-        (false, Delta::Batch, 8),
+        (false, Delta::Batch, 8u64),
         (true, Delta::Batch, 8),
         (false, Delta::Batch, 1_000),
         (true, Delta::Batch, 1_000),
@@ -185,27 +208,9 @@ fn bench(c: &mut Criterion) {
         // Allocations per trade, over chunks sent after the pipeline has seen
         // every symbol once (the counts of a steady state, not of a start).
         let per_trade = rt.block_on(async {
-            let mut send_all = |chunks_to_send: u64| {
-                let from = sent;
-                sent += chunks_to_send;
-                let chunks = chunks.clone();
-                let ends = ends.clone();
-                async move {
-                    for n in from..from + chunks_to_send {
-                        let reading = SystemReading {
-                            source: "bench".into(),
-                            data: chunk(n, symbols),
-                        };
-                        chunks.send(reading).await.unwrap();
-                    }
-                    while ends.seen.load(Ordering::Relaxed) < from + chunks_to_send {
-                        ends.wake.notified().await;
-                    }
-                }
-            };
-            send_all(symbols.div_ceil(TRADES)).await;
+            sent = send_chunks(&chunks, &ends, sent, symbols.div_ceil(TRADES), symbols).await;
             let before = ALLOCATIONS.load(Ordering::Relaxed);
-            send_all(COUNTED_CHUNKS).await;
+            sent = send_chunks(&chunks, &ends, sent, COUNTED_CHUNKS, symbols).await;
             let counted = ALLOCATIONS.load(Ordering::Relaxed) - before;
             counted as f64 / (COUNTED_CHUNKS * TRADES) as f64
         });
@@ -214,17 +219,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let started = std::time::Instant::now();
-                    for _ in 0..iters {
-                        let reading = SystemReading {
-                            source: "bench".into(),
-                            data: chunk(sent, symbols),
-                        };
-                        sent += 1;
-                        chunks.send(reading).await.unwrap();
-                    }
-                    while ends.seen.load(Ordering::Relaxed) < sent {
-                        ends.wake.notified().await;
-                    }
+                    sent = send_chunks(&chunks, &ends, sent, iters, symbols).await;
                     started.elapsed()
                 })
             })

@@ -89,19 +89,19 @@ impl Committer<'_> {
 
     /// Commits new field values of one topic by their exact difference.
     pub fn commit_exact(&self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) {
-        if self.topics.set_fields(topic, fields) {
-            PipelineStats::add(&self.stats.changes, 1);
-        } else {
-            self.count_refusal();
-        }
+        self.count(self.topics.set_fields(topic, fields));
     }
 
     /// Commits a sample series' point by the exact difference.
     fn commit_point(&self, topic: &Arc<str>, point: SeriesPoint) {
-        if self.topics.set_point(topic, point) {
-            PipelineStats::add(&self.stats.changes, 1);
-        } else {
-            self.count_refusal();
+        self.count(self.topics.set_point(topic, point));
+    }
+
+    /// Counts a change as published, or else as refused.
+    fn count(&self, published: bool) {
+        match published {
+            true => PipelineStats::add(&self.stats.changes, 1),
+            false => self.count_refusal(),
         }
     }
 
@@ -212,7 +212,7 @@ impl Committer<'_> {
                 e.exact_delta(&p.fields)
             };
             let at = (Instant::now(), unix_now_ms());
-            let change = e.commit_expecting(&p.topic, delta, p.fields, p.current, at);
+            let change = e.commit(&p.topic, delta, p.fields, Some(p.current), at);
             drop(e);
             if let Some(change) = change {
                 self.publish(change);
@@ -222,10 +222,7 @@ impl Committer<'_> {
 
     /// Publishes a committed change and counts it, or counts its refusal.
     fn publish(&self, change: TopicChange) {
-        match self.topics.publish(change) {
-            true => PipelineStats::add(&self.stats.changes, 1),
-            false => self.count_refusal(),
-        }
+        self.count(self.topics.publish(change));
     }
 
     fn count_refusal(&self) {

@@ -97,32 +97,19 @@ impl TopicEntry {
     /// Applies a delta (computed for the new `fields`) and returns the change to
     /// publish, or `None` if nothing changed for subscribers. A field that was
     /// stale and is set again is always sent, so subscribers see it is fresh.
+    /// `expected`: the state the caller built for the delta to lead to (the
+    /// merged state a delta plugin was given); it becomes the new state as it is
+    /// if applying the delta gives exactly it, saving a copy of the state.
     pub fn commit(
         &mut self,
         topic: &Arc<str>,
         delta: Delta,
         fields: BTreeMap<String, FieldValue>,
-        now: Instant,
-        timestamp_ms: i64,
+        expected: Option<TopicState>,
+        at: (Instant, i64),
     ) -> Option<TopicChange> {
         let fields = fields.iter().map(|(k, v)| (k.as_str(), v));
-        self.commit_to(topic, delta, fields, None, (now, timestamp_ms))
-    }
-
-    /// [`TopicEntry::commit`] when the caller has built the state the delta
-    /// should lead to (the merged state a delta plugin was given): it becomes the
-    /// new state as it is if applying the delta gives exactly it, saving a copy of
-    /// the state; otherwise the delta is applied as usual.
-    pub fn commit_expecting(
-        &mut self,
-        topic: &Arc<str>,
-        delta: Delta,
-        fields: BTreeMap<String, FieldValue>,
-        expected: TopicState,
-        (now, timestamp_ms): (Instant, i64),
-    ) -> Option<TopicChange> {
-        let fields = fields.iter().map(|(k, v)| (k.as_str(), v));
-        self.commit_to(topic, delta, fields, Some(expected), (now, timestamp_ms))
+        self.commit_to(topic, delta, fields, expected, at)
     }
 
     /// Commits a sample series' point (its fields `ts` and `value`) by the exact
@@ -379,7 +366,7 @@ mod tests {
         let delta = entry.exact_delta(&update);
         // The shortcut is the exact difference against the merged state.
         assert_eq!(delta, exact_diff(entry.state(), &entry.merged(&update)));
-        entry.commit(&Arc::from(T), delta, update, at, 0)
+        entry.commit(&Arc::from(T), delta, update, None, (at, 0))
     }
 
     fn expire(entry: &mut TopicEntry, ttl_s: u64, at: Instant) -> Option<TopicChange> {
@@ -487,7 +474,7 @@ mod tests {
             };
             let fields = point.into_map();
             let delta = by_map.exact_delta(&fields);
-            let expected = by_map.commit(&Arc::from(T), delta, fields, at, 0);
+            let expected = by_map.commit(&Arc::from(T), delta, fields, None, (at, 0));
             let got = by_point.commit_point(&Arc::from(T), point, at, 0);
             assert_eq!(got, expected, "point #{i}");
             assert_eq!(by_point.state(), by_map.state());

@@ -23,7 +23,7 @@ use wasmeter_core::saved::SavedTopic;
 use wasmeter_plugin::unix_now_ms;
 
 use crate::samples::SeriesPoint;
-use crate::state::{StateConfig, TopicStore, lock};
+use crate::state::{StateConfig, TopicEntry, TopicStore, lock};
 
 /// A change the broker will never take (retrying cannot help).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -188,22 +188,28 @@ impl Topics {
     /// summaries): commits them to the state and publishes the exact
     /// difference, if any. Returns whether something was published.
     pub fn set_fields(&self, topic: &Arc<str>, fields: BTreeMap<String, FieldValue>) -> bool {
-        let entry = self.store.entry(topic);
-        let mut e = lock(&entry);
-        let delta = e.exact_delta(&fields);
-        let change = e.commit(topic, delta, fields, Instant::now(), unix_now_ms());
-        drop(e);
-        change.is_some_and(|change| self.publish(change))
+        self.commit_on(topic, |e, at| {
+            let delta = e.exact_delta(&fields);
+            e.commit(topic, delta, fields, None, at)
+        })
     }
 
     /// Commits a sample series' point on its topic by the exact difference
-    /// (see [`TopicEntry::commit_point`](crate::state::TopicEntry::commit_point)) and
-    /// publishes the change; false if the broker refused it.
+    /// (see [`TopicEntry::commit_point`]) and publishes the change; false if
+    /// nothing was published.
     pub(crate) fn set_point(&self, topic: &Arc<str>, point: SeriesPoint) -> bool {
+        self.commit_on(topic, |e, (now, ms)| e.commit_point(topic, point, now, ms))
+    }
+
+    /// Commits to `topic`'s entry under its lock, now, and publishes the change
+    /// after the lock is released. Whether something was published.
+    fn commit_on(
+        &self,
+        topic: &Arc<str>,
+        commit: impl FnOnce(&mut TopicEntry, (Instant, i64)) -> Option<TopicChange>,
+    ) -> bool {
         let entry = self.store.entry(topic);
-        let mut e = lock(&entry);
-        let change = e.commit_point(topic, point, Instant::now(), unix_now_ms());
-        drop(e);
+        let change = commit(&mut lock(&entry), (Instant::now(), unix_now_ms()));
         change.is_some_and(|change| self.publish(change))
     }
 
