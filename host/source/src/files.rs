@@ -21,6 +21,7 @@ use crate::budget::Budget;
 use crate::config::StartAt;
 use crate::discover::Globs;
 use crate::event::{FileCheckpoint, SourceEvent};
+use crate::fingerprint::FileKey;
 use crate::locate::locate;
 use crate::queue::FairQueue;
 use crate::stats::SourceStats;
@@ -68,6 +69,8 @@ pub(crate) struct FileSet {
     /// Several entries may share an inode (a stale one next to the current generation):
     /// the one whose fingerprint matches wins.
     resume: HashMap<Id, Vec<FileCheckpoint>>,
+    /// Per resumed file: offsets its reads end at (see [`FileSet::with_cuts`]).
+    pub(crate) cuts: HashMap<FileKey, Vec<u64>>,
     first_scan_done: bool,
     /// A rotated file was closed: its path's new file can be tracked now.
     pub(crate) rescan_needed: bool,
@@ -100,10 +103,18 @@ impl FileSet {
                     .push(c);
                 m
             }),
+            cuts: HashMap::new(),
             first_scan_done: false,
             rescan_needed: false,
             watcher,
         }
+    }
+
+    /// Makes the reads of each resumed file end at these offsets (ascending), so
+    /// that no chunk spans one: where the readers of a shared source resume.
+    pub(crate) fn with_cuts(mut self, cuts: HashMap<FileKey, Vec<u64>>) -> FileSet {
+        self.cuts = cuts;
+        self
     }
 
     /// Whether files are ready to be served.

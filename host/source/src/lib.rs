@@ -66,6 +66,9 @@
 //! - `event`: [`SourceEvent`], [`Chunk`], [`FileCheckpoint`].
 //! - `source`: [`FileSource`], the loop on a thread of its own: hints, the reconcile
 //!   timer, file I/O inline, back-pressured sends, cancellation.
+//! - `readers`: where the events go: one [`Reader`], or the shards of a pipeline reading
+//!   one source, each from its own checkpoint (reads cut at their offsets; a slow one
+//!   detached to a source of its own).
 //! - `checkpoint`: [`Checkpoint`], the atomic, versioned, checksummed binary offsets file
 //!   (JSON version 1 still read).
 //! - `system`: [`SystemSource`], `/proc` on an interval.
@@ -87,6 +90,7 @@ mod locate;
 mod mmap;
 mod progress;
 mod queue;
+mod readers;
 mod service;
 mod source;
 mod stats;
@@ -103,6 +107,7 @@ pub use limits::{
     NofileLimit, OPEN_FILES_DIVISOR, default_open_files, nofile_limit, open_files_for,
     raise_nofile_limit,
 };
+pub use readers::Reader;
 pub use source::FileSource;
 pub use stats::{SourceStats, StatsSnapshot};
 pub use system::{SystemReading, SystemSource};

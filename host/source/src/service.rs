@@ -256,11 +256,13 @@ impl FileSet {
             }
         }
         if let Some(cp) = matched {
-            if cp.offset <= size {
+            let cuts = self.cuts.remove(&cp.file).unwrap_or_default();
+            if cuts.last().map_or(cp.offset, |c| (*c).max(cp.offset)) <= size {
                 start = Start::Resume {
                     key: cp.file,
                     offset: cp.offset,
                 };
+                t.cut_at(cuts);
             } else {
                 // Same first bytes, but shorter than the offset: truncated while down.
                 self.stats

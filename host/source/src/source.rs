@@ -21,6 +21,7 @@ use crate::error::SourceError;
 use crate::event::{FileCheckpoint, SourceEvent};
 use crate::files::{FileSet, OpenPolicy};
 use crate::limits::default_open_files;
+use crate::readers::{Detach, Reader, Readers, Resumes};
 use crate::stats::SourceStats;
 use crate::tail::TailSettings;
 use crate::watch::{DirWatcher, Hints};
@@ -29,11 +30,13 @@ use crate::watch::{DirWatcher, Hints};
 /// [`SourceEvent`]s.
 ///
 /// Create it with [`FileSource::new`] (validates the config, compiles the patterns),
-/// keep [`FileSource::stats`] for metrics, and spawn [`FileSource::run`].
+/// keep [`FileSource::stats`] for metrics, and spawn [`FileSource::run`]. The
+/// shards of a pipeline can read one source together: [`FileSource::shared`] and
+/// [`FileSource::run_readers`].
 pub struct FileSource {
     config: FileSourceConfig,
     globs: Globs,
-    resume: Vec<FileCheckpoint>,
+    resume: Resumes,
     stats: Arc<SourceStats>,
     budget: Budget,
 }
@@ -44,6 +47,26 @@ impl FileSource {
     /// fingerprint) matches continues at its offset; entries matching no file are
     /// reported as [`SourceEvent::Closed`] after the first scan.
     pub fn new(config: FileSourceConfig, resume: Vec<FileCheckpoint>) -> Result<Self, SourceError> {
+        Self::with_resumes(config, Resumes::single(resume))
+    }
+
+    /// One source for several readers (the shards of a pipeline), each resuming
+    /// from its own checkpoint's positions (`resumes`, in the order of the readers
+    /// given to [`FileSource::run_readers`]): every file is read once, from the
+    /// lowest of their offsets, and each reader is sent only what lies past its
+    /// own. `Ok(None)` if the checkpoints do not name the same files (each reader
+    /// should then have a source of its own).
+    pub fn shared(
+        config: FileSourceConfig,
+        resumes: &[Vec<FileCheckpoint>],
+    ) -> Result<Option<Self>, SourceError> {
+        match Resumes::merge(resumes) {
+            Some(resume) => Self::with_resumes(config, resume).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn with_resumes(config: FileSourceConfig, resume: Resumes) -> Result<Self, SourceError> {
         config.validate()?;
         let cwd = std::env::current_dir()
             .map_err(|e| SourceError::io("read current directory", ".", e))?;
@@ -57,6 +80,17 @@ impl FileSource {
             budget: Budget::new(cap, stats.clone()),
             stats,
         })
+    }
+
+    /// Counts into `stats` instead of counters of its own.
+    pub(crate) fn with_stats(mut self, stats: Arc<SourceStats>) -> Self {
+        let cap = self
+            .config
+            .max_open_files
+            .unwrap_or_else(default_open_files);
+        self.budget = Budget::new(cap, stats.clone());
+        self.stats = stats;
+        self
     }
 
     /// The source's counters (shared; they keep counting while `run` runs).
@@ -78,6 +112,19 @@ impl FileSource {
         tx: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
+        let stop = cancel.clone();
+        self.run_readers(vec![Reader { tx, stop }], cancel).await
+    }
+
+    /// [`FileSource::run`] for several readers (in the order of the checkpoints
+    /// given to [`FileSource::shared`]): each gets every event, as far as it had
+    /// not processed it, until its `stop` fires; the source stops when no reader
+    /// is left or `cancel` fires.
+    pub async fn run_readers(
+        self,
+        readers: Vec<Reader>,
+        cancel: CancellationToken,
+    ) -> Result<(), SourceError> {
         let name = self.config.name.clone();
         let failed = |problem: String| SourceError::Task {
             source_name: name.clone(),
@@ -90,7 +137,7 @@ impl FileSource {
         let thread = std::thread::Builder::new()
             .name(format!("source-{name}"))
             .spawn(move || {
-                runtime.block_on(self.tail(tx, stop));
+                runtime.block_on(self.tail(readers, stop));
                 let _ = done_tx.send(());
             })
             .map_err(|e| failed(format!("cannot start its thread: {e}")))?;
@@ -103,7 +150,7 @@ impl FileSource {
     }
 
     /// The source's loop, on its own thread (see [`FileSource::run`]).
-    async fn tail(self, tx: mpsc::Sender<SourceEvent>, cancel: CancellationToken) {
+    async fn tail(self, readers: Vec<Reader>, cancel: CancellationToken) {
         let FileSource {
             config,
             globs,
@@ -111,6 +158,11 @@ impl FileSource {
             stats,
             budget,
         } = self;
+        let detach = Detach {
+            config: config.clone(),
+            stats: stats.clone(),
+        };
+        let mut readers = Readers::new(readers, &resume, detach);
         let name = config.name.clone();
         let include = config.include.clone();
         let read_bytes = config.max_chunk_bytes as u64;
@@ -129,7 +181,8 @@ impl FileSource {
             idle_close: config.idle_close,
             budget,
         };
-        let mut set = FileSet::new(settings, globs, stats, policy, resume, watcher);
+        let mut set = FileSet::new(settings, globs, stats, policy, resume.merged, watcher)
+            .with_cuts(resume.cuts);
         if matches_nothing {
             // Not an error (files may come later), but rarely what was meant.
             tracing::warn!(source = %name, include = ?include, "no file matches the source's patterns yet; it waits for one");
@@ -145,14 +198,14 @@ impl FileSource {
                 full = false;
                 let mut events = Vec::new();
                 set.scan(&mut events);
-                if !send_all(&tx, &cancel, events).await {
+                if !readers.send_all(&cancel, events).await {
                     break;
                 }
             }
             if set.has_queued() {
                 let mut events = Vec::new();
                 set.read(read_bytes, &mut events);
-                if !send_all(&tx, &cancel, events).await {
+                if !readers.send_all(&cancel, events).await {
                     break;
                 }
                 continue; // look at new hints before reading on
@@ -165,26 +218,16 @@ impl FileSource {
                 _ = cancel.cancelled() => break,
                 _ = hints.changed() => {}
                 _ = ticker.tick() => full = true,
+                _ = readers.some_stopped() => {
+                    readers.drop_stopped();
+                    if readers.is_empty() {
+                        break;
+                    }
+                }
             }
         }
+        drop(set);
+        readers.finish().await;
         debug!(source = name, "file source stopped");
     }
-}
-
-/// Sends events in order; `false` if cancelled or the receiver is gone.
-async fn send_all(
-    tx: &mpsc::Sender<SourceEvent>,
-    cancel: &CancellationToken,
-    events: Vec<SourceEvent>,
-) -> bool {
-    for event in events {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            sent = tx.send(event) => if sent.is_err() {
-                return false;
-            },
-        }
-    }
-    true
 }

@@ -103,6 +103,8 @@ pub(crate) struct Tailer {
     mtime: (i64, i64),
     /// Catch-up logging for large backlogs.
     progress: Progress,
+    /// Offsets ahead that a read must not cross (ascending; see [`Tailer::cut_at`]).
+    cuts: Vec<u64>,
 }
 
 /// Why a read was thrown away.
@@ -136,7 +138,21 @@ impl Tailer {
             sizeless: false,
             mtime: (0, 0),
             progress: Progress::default(),
+            cuts: Vec::new(),
         }
+    }
+
+    /// Makes reads end at each of `offsets` (ascending, past the start), so that no
+    /// chunk spans one: the shards reading one source resume there.
+    pub(crate) fn cut_at(&mut self, offsets: Vec<u64>) {
+        self.cuts = offsets;
+    }
+
+    /// The first cut past `pos`, forgetting those behind.
+    fn next_cut(&mut self, pos: u64) -> Option<u64> {
+        let behind = self.cuts.partition_point(|c| *c <= pos);
+        self.cuts.drain(..behind);
+        self.cuts.first().copied()
     }
 
     /// The open file, if it holds a descriptor.
@@ -267,11 +283,14 @@ impl Tailer {
         }
         self.mtime = mtime;
         let window = self.framer.read_window();
-        let n = if self.sizeless {
+        let mut n = if self.sizeless {
             window
         } else {
             window.min(usize::try_from(size - pos).unwrap_or(usize::MAX))
         };
+        if let Some(cut) = self.next_cut(pos) {
+            n = n.min(usize::try_from(cut - pos).unwrap_or(usize::MAX));
+        }
         let Some(file) = self.file.as_ref().map(|f| &f.file) else {
             return false;
         };

@@ -114,7 +114,14 @@ impl Delivered {
         match ev {
             SourceEvent::Opened { file, path, offset } => {
                 if let Some(&i) = self.index.get(file) {
-                    assert!(self.gens[i].ended, "opened twice while open: {file}");
+                    if !self.gens[i].ended {
+                        // Only a source that takes over from another (a shard's own
+                        // source after a shared one) opens an open file again: where
+                        // the last chunk ended.
+                        let at = self.committed.get(file).map(|(_, at)| *at);
+                        assert_eq!(at, Some(*offset), "opened again elsewhere: {file}");
+                        return;
+                    }
                     self.gens[i].ended = false;
                 } else {
                     self.index.insert(*file, self.gens.len());

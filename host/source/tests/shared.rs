@@ -1,0 +1,203 @@
+//! One source read by several readers (the shards of a pipeline), each from its own
+//! checkpoint.
+
+mod util;
+
+use std::io::Write;
+use std::path::Path;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use util::{Delivered, Running, WAIT, config};
+use wasmeter_source::{FileCheckpoint, FileSource, Reader, SourceEvent};
+
+/// `n` records `line-<i>` from `from`, each 9 bytes with its newline.
+fn lines(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("line-{i:03}\n")).collect()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// One reader's end: its channel, its stop and what it received.
+struct Shard {
+    rx: mpsc::Receiver<SourceEvent>,
+    stop: CancellationToken,
+    delivered: Delivered,
+}
+
+impl Shard {
+    fn new() -> (Shard, Reader) {
+        let (tx, rx) = mpsc::channel(4);
+        let stop = CancellationToken::new();
+        let reader = Reader {
+            tx,
+            stop: stop.clone(),
+        };
+        let shard = Shard {
+            rx,
+            stop,
+            delivered: Delivered::default(),
+        };
+        (shard, reader)
+    }
+
+    /// Receives until `bytes` record bytes have arrived.
+    async fn until(&mut self, bytes: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.delivered.data_len() < bytes {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(event)) => self.delivered.apply(&event),
+                Ok(None) => panic!("channel closed; delivered: {:#?}", self.delivered),
+                Err(_) => panic!("timed out; delivered: {:#?}", self.delivered),
+            }
+        }
+    }
+
+    /// Receives until the source closes the channel.
+    async fn until_closed(&mut self) {
+        loop {
+            match tokio::time::timeout(WAIT, self.rx.recv()).await {
+                Ok(Some(event)) => self.delivered.apply(&event),
+                Ok(None) => return,
+                Err(_) => panic!("the channel stays open; delivered: {:#?}", self.delivered),
+            }
+        }
+    }
+}
+
+/// A checkpoint of `a.log` at each of `offsets` (its key from reading it once).
+async fn checkpoint_at(dir: &Path, offsets: &[u64]) -> Vec<Vec<FileCheckpoint>> {
+    let mut first = Running::start(config(dir, "*.log"), vec![], 16);
+    let size = std::fs::metadata(dir.join("a.log")).unwrap().len() as usize;
+    first.until("the file", |d| d.data_len() == size).await;
+    let delivered = first.stop().await;
+    let first_gen = &delivered.gens[0];
+    offsets
+        .iter()
+        .map(|offset| {
+            vec![FileCheckpoint {
+                file: first_gen.key,
+                path: first_gen.path.clone(),
+                offset: *offset,
+                size: size as u64,
+            }]
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_one_source_each_resume_from_their_own_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    append(&file, &lines(0, 50));
+    let offsets = [90, 360, 0];
+    let resumes = checkpoint_at(dir.path(), &offsets).await;
+    append(&file, &lines(50, 10));
+
+    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
+        .unwrap()
+        .expect("the checkpoints name the same files");
+    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..3).map(|_| Shard::new()).unzip();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+
+    let written = std::fs::read(&file).unwrap();
+    for (shard, offset) in shards.iter_mut().zip(offsets) {
+        shard.until(written.len() - offset as usize).await;
+        // `Delivered` checks that every chunk starts where the last ended, from
+        // the offset `Opened` gave: nothing repeated, nothing skipped.
+        assert_eq!(shard.delivered.gens.len(), 1);
+        assert_eq!(shard.delivered.gens[0].opened_at, offset);
+        assert_eq!(shard.delivered.all_data(), &written[offset as usize..]);
+    }
+
+    // One reader stops: its channel closes, the others go on.
+    shards[1].stop.cancel();
+    shards[1].until_closed().await;
+    append(&file, &lines(60, 5));
+    let written = std::fs::read(&file).unwrap();
+    for i in [0, 2] {
+        let offset = offsets[i] as usize;
+        shards[i].until(written.len() - offset).await;
+        assert_eq!(shards[i].delivered.all_data(), &written[offset..]);
+    }
+    assert_eq!(
+        shards[1].delivered.all_data(),
+        &written[360..60 * 9],
+        "a stopped reader gets nothing more"
+    );
+
+    // The last readers stop: so does the source.
+    shards[0].stop.cancel();
+    shards[2].stop.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the source stops with its last reader")
+        .unwrap()
+        .unwrap();
+    assert!(!cancel.is_cancelled());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_whose_checkpoints_name_other_files_are_not_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), &lines(0, 5));
+    let resumes = checkpoint_at(dir.path(), &[18]).await;
+    let config = config(dir.path(), "*.log");
+    let differ = [resumes[0].clone(), vec![]];
+    assert!(
+        FileSource::shared(config.clone(), &differ)
+            .unwrap()
+            .is_none()
+    );
+    let same = [resumes[0].clone(), resumes[0].clone()];
+    assert!(FileSource::shared(config, &same).unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_takes_nothing_is_detached_and_reads_on_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    append(&file, &lines(0, 20));
+    let offsets = [45, 90];
+    let resumes = checkpoint_at(dir.path(), &offsets).await;
+    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
+        .unwrap()
+        .expect("the checkpoints name the same files");
+    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..2).map(|_| Shard::new()).unzip();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+
+    // Shard 1 takes nothing while appends fill its channel (4 events): shard 0
+    // still gets every one of them.
+    for round in 0..12 {
+        append(&file, &lines(20 + round * 3, 3));
+        let written = std::fs::metadata(&file).unwrap().len() as usize;
+        shards[0].until(written - 45).await;
+    }
+    // Then it takes what it was sent and reads on through a source of its own:
+    // every record past its offset once, in order.
+    let written = std::fs::read(&file).unwrap();
+    shards[1].until(written.len() - 90).await;
+    assert_eq!(shards[1].delivered.all_data(), &written[90..]);
+    append(&file, &lines(56, 4));
+    let written = std::fs::read(&file).unwrap();
+    for (shard, offset) in shards.iter_mut().zip(offsets) {
+        shard.until(written.len() - offset as usize).await;
+        assert_eq!(shard.delivered.all_data(), &written[offset as usize..]);
+    }
+
+    cancel.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the source and the detached one stop")
+        .unwrap()
+        .unwrap();
+}
