@@ -3,7 +3,9 @@
 //! one event of its tape topic, and the collector's running `count` of each
 //! symbol equals the trades written: a record processed twice, or a symbol split
 //! between shards, breaks one or the other), each topic's updates arrive in
-//! record order, every shard takes part, and the counts hold across a restart.
+//! record order, every shard takes part, the shards read the files through one
+//! source, and the counts hold across a restart (whose shards resume that source
+//! from offsets of their own).
 //! A config reload to another number of shards is refused, and the shards run on. A host started with another number of shards than its
 //! checkpoints were written with refuses to start and names them.
 
@@ -185,6 +187,27 @@ async fn a_sharded_pipeline_processes_every_record_once_in_key_order() {
             "shard {shard} published no samples: {chunks:?}"
         );
     }
+    // Started together, the shards read the feed through one source: every
+    // byte once, where each shard used to read all of it.
+    let feed: u64 = (0..FILES)
+        .map(|i| {
+            std::fs::metadata(dir.path().join(format!("feed/f{i}.csv")))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(
+        host.metric("wasmeter_source_read_bytes", "source=\"trades\"")
+            .await,
+        Some(feed as f64),
+        "the shared source read each byte once"
+    );
+    assert_eq!(
+        host.metric("wasmeter_source_read_bytes", "source=\"trades#0\"")
+            .await,
+        None,
+        "no shard reads the files itself"
+    );
     drop(client);
     host.stop();
     for shard in 0..3 {

@@ -85,6 +85,17 @@ impl Monitor {
         }
     }
 
+    /// Forgets a file source that no pipeline owns alone (one read by a
+    /// pipeline's shards together).
+    pub fn remove_source(&self, name: &str) {
+        let mut all = self
+            .inner
+            .sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        all.remove(name);
+    }
+
     /// The file sources' counters, by source name.
     pub fn sources(&self) -> Vec<(String, Arc<SourceStats>)> {
         read(&self.inner.sources).into_iter().collect()

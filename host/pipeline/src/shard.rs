@@ -1,8 +1,9 @@
 //! Sharding one pipeline by a key in each record.
 //!
 //! A sharded pipeline runs as `count` pipelines (`shards`), each with its own
-//! plugin instances, sources, offsets and checkpoint. Every shard reads all of the
-//! pipeline's files and keeps the records whose key hashes to it; the others'
+//! plugin instances, offsets and checkpoint. Every shard is sent all of the
+//! pipeline's records (by one file source that its shards read together, or by a
+//! source of its own) and keeps those whose key hashes to it; the others'
 //! records are skipped (and committed with the chunk: they are another shard's
 //! work). So each record is processed by exactly one shard, all records of a key by
 //! the same shard in file order, and per-topic order is kept as long as a topic's

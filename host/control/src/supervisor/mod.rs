@@ -20,11 +20,13 @@
 //!   a new spec; `apply`: what they share (read, compile, prepare, swap in or
 //!   undo); `ask`: commands to a pipeline and late answers; `outcome`: reports,
 //!   notices; `health_watch`: announcing automatic quarantines; `read` and
-//!   `view`: what readers see; `running`: one pipeline.
+//!   `view`: what readers see; `running`: one pipeline; `group_source`: the
+//!   file sources a sharded pipeline's shards read together.
 
 mod apply;
 mod ask;
 mod changes;
+mod group_source;
 mod health_watch;
 mod membership;
 mod outcome;
@@ -169,21 +171,31 @@ impl Supervisor {
     ) -> anyhow::Result<Self> {
         let stop_timeout = timeouts.stop;
         let mut pipelines = BTreeMap::new();
-        let starting = spec.pipelines.iter().filter(|_| !standby);
-        for (name, def) in starting {
-            let running = RunningPipeline::start(&shared, &spec, &plugins, name, def).await;
+        let mut batch = Vec::new();
+        for (name, def) in spec.pipelines.iter().filter(|_| !standby) {
+            let instances =
+                crate::load::instantiate_pipeline(&plugins, &spec.origin, name, def).await?;
+            batch.push((name.clone(), instances));
+        }
+        let mut failed = None;
+        for (name, running) in RunningPipeline::launch_batch(&shared, &spec, batch).await {
             match running {
                 Ok(running) => {
-                    pipelines.insert(name.clone(), running);
+                    pipelines.insert(name, running);
                 }
                 Err(error) => {
-                    let deadline = tokio::time::Instant::now() + stop_timeout;
-                    for (name, p) in std::mem::take(&mut pipelines) {
-                        p.stop(&shared, &name, deadline).await;
-                    }
-                    return Err(error);
+                    failed.get_or_insert(error);
                 }
             }
+        }
+        if let Some(error) = failed {
+            let deadline = tokio::time::Instant::now() + stop_timeout;
+            let stops = std::mem::take(&mut pipelines).into_iter().map(|(name, p)| {
+                let shared = &shared;
+                async move { p.stop(shared, &name, deadline).await }
+            });
+            futures_util::future::join_all(stops).await;
+            return Err(error);
         }
         let view = View::default();
         view.set_plugins(&plugins);

@@ -137,12 +137,13 @@ impl Supervisor {
             }
         }
         let previous = std::mem::replace(&mut inner.plugins, prepared.plugins);
-        for (name, instances) in prepared.pipelines {
-            if inner.standby && !was_running.contains(&name) {
-                continue;
-            }
-            let def = &new.pipelines[&name];
-            match RunningPipeline::launch(&self.shared, &new, &name, def, instances).await {
+        let batch = prepared
+            .pipelines
+            .into_iter()
+            .filter(|(name, _)| !inner.standby || was_running.contains(name))
+            .collect();
+        for (name, running) in RunningPipeline::launch_batch(&self.shared, &new, batch).await {
+            match running {
                 Ok(p) => {
                     inner.pipelines.insert(name.clone(), p);
                 }

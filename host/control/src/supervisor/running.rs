@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PipelinePlugins, PluginRefs};
-use wasmeter_source::{FileSource, FileSourceConfig, SystemSource};
+use wasmeter_source::{FileCheckpoint, FileSource, FileSourceConfig, SystemSource};
 
 use super::Shared;
+use super::group_source::{GroupSources, SharedSource, Starting};
 use crate::monitor::PipelineView;
 use crate::registry::PluginEntry;
 use crate::spec::{HostSpec, PipelineDef, SourceDef};
@@ -39,8 +41,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct RunningPipeline {
     /// Unique for the host's lifetime (a restarted pipeline gets a new one).
     pub id: u64,
-    /// Its sources (to unregister their counters when it stops).
+    /// Its own sources (to unregister their counters when it stops).
     pub sources: Vec<String>,
+    /// The sources it reads with the other shards of its pipeline.
+    shared_sources: Vec<Arc<SharedSource>>,
     /// Where swap commands go.
     pub commands: mpsc::Sender<Command>,
     /// Its plugin instances, live.
@@ -73,6 +77,100 @@ impl RunningPipeline {
         def: &PipelineDef,
         instances: PipelinePlugins,
     ) -> anyhow::Result<Self> {
+        let prepared = Prepared::restore(shared, spec, name, def, instances).await?;
+        prepared.spawn(shared, spec, &mut GroupSources::default())
+    }
+
+    /// [`RunningPipeline::launch`] for pipelines that start together: the shards
+    /// of a sharded pipeline that are all among them read each of its file sources
+    /// together (`group_source`). The results are in `batch`'s order.
+    pub async fn launch_batch(
+        shared: &Shared,
+        spec: &HostSpec,
+        batch: Vec<(String, PipelinePlugins)>,
+    ) -> Vec<(String, anyhow::Result<Self>)> {
+        let mut restored = Vec::with_capacity(batch.len());
+        for (name, instances) in batch {
+            let def = &spec.pipelines[&name];
+            let prepared = Prepared::restore(shared, spec, &name, def, instances).await;
+            restored.push((name, prepared));
+        }
+        let starting: Vec<Starting<'_>> = restored
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .map(Prepared::starting)
+            .collect();
+        let mut groups = GroupSources::start(shared, spec, SOURCE_QUEUE, &starting);
+        drop(starting);
+        restored
+            .into_iter()
+            .map(|(name, prepared)| {
+                let running = prepared.and_then(|p| p.spawn(shared, spec, &mut groups));
+                (name, running)
+            })
+            .collect()
+    }
+
+    /// Whether the pipeline uses the plugin named `plugin` now.
+    pub fn uses(&self, plugin: &str) -> bool {
+        self.refs.get().iter().any(|r| r.name == plugin)
+    }
+
+    /// Stops its sources at a record boundary and waits until `deadline` for the
+    /// pipeline to drain and write its final checkpoint. A pipeline still running
+    /// then (a plugin call that does not end) is aborted: its last checkpoint
+    /// stays, and a restart resumes from there. Returns whether it drained.
+    pub async fn stop(self, shared: &Shared, name: &str, deadline: Instant) -> bool {
+        self.stop.cancel();
+        let drained = tokio::time::timeout_at(deadline, self.tasks.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::error!(
+                pipeline = %name,
+                "pipeline did not drain in time (a plugin call may be stuck); aborted: its last checkpoint stays"
+            );
+            for task in &self.aborts {
+                task.abort();
+            }
+            if tokio::time::timeout(ABORT_GRACE, self.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(pipeline = %name, "pipeline still running after its abort; left behind");
+            }
+        }
+        shared.monitor.remove_pipeline(name, &self.sources);
+        for source in self.shared_sources {
+            // The last of its shards to stop waits for it.
+            if let Some(source) = Arc::into_inner(source) {
+                source.stop(shared, deadline).await;
+            }
+        }
+        tracing::info!(pipeline = %name, drained, "pipeline stopped");
+        drained
+    }
+}
+
+/// A pipeline restored from its checkpoint, its tasks not started yet.
+struct Prepared {
+    name: String,
+    def: PipelineDef,
+    pipeline: Pipeline,
+    resume: Vec<FileCheckpoint>,
+    stop: CancellationToken,
+}
+
+impl Prepared {
+    /// Claims the pipeline's topic prefixes and restores its checkpoint into
+    /// `instances`.
+    async fn restore(
+        shared: &Shared,
+        spec: &HostSpec,
+        name: &str,
+        def: &PipelineDef,
+        instances: PipelinePlugins,
+    ) -> anyhow::Result<Prepared> {
         let origin = &spec.origin;
         let owner = def.settings.owner();
         shared
@@ -101,14 +199,63 @@ impl RunningPipeline {
             Some(history) => pipeline.with_history(history.clone()),
             None => pipeline,
         };
+        Ok(Prepared {
+            name: name.to_string(),
+            def: def.clone(),
+            pipeline,
+            resume,
+            stop,
+        })
+    }
+
+    /// What sharing its sources needs to know.
+    fn starting(&self) -> Starting<'_> {
+        Starting {
+            sources: &self.def.sources,
+            shard: self
+                .def
+                .settings
+                .shard
+                .as_ref()
+                .map(|s| (s.group.as_str(), s.index, s.count)),
+            resume: &self.resume,
+            stop: &self.stop,
+        }
+    }
+
+    /// Starts the pipeline and its sources: a shard's input from a source
+    /// `groups` holds for its group, any other source of its own.
+    fn spawn(
+        self,
+        shared: &Shared,
+        spec: &HostSpec,
+        groups: &mut GroupSources,
+    ) -> anyhow::Result<RunningPipeline> {
+        let Prepared {
+            name,
+            def,
+            pipeline,
+            resume,
+            stop,
+        } = self;
+        let origin = &spec.origin;
         let refs = pipeline.plugin_refs();
         let tasks = TaskTracker::new();
         let mut files = Vec::new();
         let mut system = None;
         let mut sources = Vec::new();
+        let mut shared_sources = Vec::new();
         let mut aborts = Vec::new();
         for defined in &def.sources {
-            // Each shard reads the files itself: its own source, counted apart.
+            if let Some(shard) = &def.settings.shard
+                && let Some(input) = groups.take(&shard.group, shard.index, defined)
+            {
+                files.push(input.rx);
+                shared_sources.push(input.source);
+                continue;
+            }
+            // A shard started alone reads the files itself: its own source,
+            // counted apart.
             let source_name = match &def.settings.shard {
                 Some(shard) => format!("{defined}#{}", shard.index),
                 None => defined.clone(),
@@ -147,7 +294,7 @@ impl RunningPipeline {
             }
         }
         shared.monitor.add_pipeline(PipelineView {
-            name: name.to_string(),
+            name: name.clone(),
             stats: pipeline.stats(),
             plugins: refs.clone(),
         });
@@ -158,50 +305,17 @@ impl RunningPipeline {
                 .abort_handle(),
         );
         tasks.close();
-        tracing::info!(pipeline = %name, "pipeline started");
-        Ok(Self {
+        tracing::info!(pipeline = %name, shared_sources = shared_sources.len(), "pipeline started");
+        Ok(RunningPipeline {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sources,
+            shared_sources,
             commands,
             refs,
             stop,
             tasks,
             aborts,
         })
-    }
-
-    /// Whether the pipeline uses the plugin named `plugin` now.
-    pub fn uses(&self, plugin: &str) -> bool {
-        self.refs.get().iter().any(|r| r.name == plugin)
-    }
-
-    /// Stops its sources at a record boundary and waits until `deadline` for the
-    /// pipeline to drain and write its final checkpoint. A pipeline still running
-    /// then (a plugin call that does not end) is aborted: its last checkpoint
-    /// stays, and a restart resumes from there. Returns whether it drained.
-    pub async fn stop(self, shared: &Shared, name: &str, deadline: Instant) -> bool {
-        self.stop.cancel();
-        let drained = tokio::time::timeout_at(deadline, self.tasks.wait())
-            .await
-            .is_ok();
-        if !drained {
-            tracing::error!(
-                pipeline = %name,
-                "pipeline did not drain in time (a plugin call may be stuck); aborted: its last checkpoint stays"
-            );
-            for task in &self.aborts {
-                task.abort();
-            }
-            if tokio::time::timeout(ABORT_GRACE, self.tasks.wait())
-                .await
-                .is_err()
-            {
-                tracing::error!(pipeline = %name, "pipeline still running after its abort; left behind");
-            }
-        }
-        shared.monitor.remove_pipeline(name, &self.sources);
-        tracing::info!(pipeline = %name, drained, "pipeline stopped");
-        drained
     }
 }
 
