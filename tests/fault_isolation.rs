@@ -666,3 +666,68 @@ async fn the_demo_pipelines_never_write_each_others_topics() {
     }
     host.stop();
 }
+
+/// A quarantined shard of a sharded pipeline does not hold up the other shard,
+/// though both read one file source: the quarantined one, which takes nothing,
+/// is detached from it and reads on through a source of its own once released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_shard_does_not_hold_up_the_others_sharing_its_source() {
+    use wasmeter_pipeline::{Shard, ShardKey};
+    let shard = |line: &str| {
+        let shard = Shard {
+            group: "faulty".into(),
+            index: 0,
+            count: 2,
+            key: ShardKey::CsvColumn {
+                index: 0,
+                delimiter: b',',
+            },
+        };
+        shard.shard_of(line.as_bytes())
+    };
+    // Lines of the shard that does not get `error`, and of the one that does.
+    let failing = shard("error");
+    let healthy: Vec<String> = (0..)
+        .map(|i| format!("h{i}"))
+        .filter(|l| shard(l) != failing)
+        .take(40)
+        .collect();
+    let other = (0..)
+        .map(|i| format!("q{i}"))
+        .find(|l| shard(l) == failing)
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_faulty_collector(200).replace(
+        "checkpoint_interval_ms = 200\n",
+        "checkpoint_interval_ms = 200\nshards = 2\nshard_key = { csv_column = 0 }\n",
+    );
+    let host = Host::start(dir.path(), &config);
+    std::fs::create_dir_all(dir.path().join("faulty")).unwrap();
+    let write = |text: &str| support::append(dir.path(), "../faulty/f.log", text);
+    write("error\nerror\nerror\nerror\nerror\nerror\n");
+    host.wait_for_topic("_wasmeter/plugins/faulty", |s| s["event"] == "quarantined")
+        .await;
+
+    // Each append is a chunk for both shards: the quarantined one's channel
+    // (16 chunks) fills long before the last. Only the healthy shard counts
+    // lines now; it must see each append.
+    for (n, line) in healthy.iter().enumerate() {
+        write(&format!("{line}\n"));
+        host.wait_for_topic("faulty/lines", |s| s["count"] == (n + 1) as f64)
+            .await;
+    }
+
+    // Released, the quarantined shard reads on from where it stopped: the
+    // sixth `error` is retried (reported and skipped), then its line counts.
+    write(&format!("{other}\n"));
+    let (status, body) = host.admin("POST", "/v1/plugins/faulty/release", None).await;
+    assert_eq!(status, 200, "{body}");
+    host.wait_for_topic("faulty/lines", |s| s["count"] == 1.0)
+        .await;
+    let log = host.stop();
+    assert!(
+        log.contains("reads the files through a source of its own"),
+        "the quarantined shard was detached: {log}"
+    );
+}

@@ -75,13 +75,9 @@ impl Monitor {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         pipelines.remove(name);
-        let mut all = self
-            .inner
-            .sources
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        drop(pipelines);
         for s in sources {
-            all.remove(s);
+            self.remove_source(s);
         }
     }
 
