@@ -188,7 +188,9 @@ async fn a_sharded_pipeline_processes_every_record_once_in_key_order() {
         );
     }
     // Started together, the shards read the feed through one source: every
-    // byte once, where each shard used to read all of it.
+    // byte once, where each shard used to read all of it (three times in all).
+    // A shard that takes nothing for a second (a slow test machine) reads on by
+    // itself from where it was, counted in the same source: a part again.
     let feed: u64 = (0..FILES)
         .map(|i| {
             std::fs::metadata(dir.path().join(format!("feed/f{i}.csv")))
@@ -196,11 +198,13 @@ async fn a_sharded_pipeline_processes_every_record_once_in_key_order() {
                 .len()
         })
         .sum();
-    assert_eq!(
-        host.metric("wasmeter_source_read_bytes", "source=\"trades\"")
-            .await,
-        Some(feed as f64),
-        "the shared source read each byte once"
+    let read = host
+        .metric("wasmeter_source_read_bytes", "source=\"trades\"")
+        .await
+        .expect("the shared source's counters");
+    assert!(
+        read >= feed as f64 && read < 2.0 * feed as f64,
+        "the shared source read {read} bytes of a {feed}-byte feed"
     );
     assert_eq!(
         host.metric("wasmeter_source_read_bytes", "source=\"trades#0\"")
