@@ -71,6 +71,9 @@ pub(crate) struct FileSet {
     resume: HashMap<Id, Vec<FileCheckpoint>>,
     /// Per resumed file: offsets its reads end at (see [`FileSet::with_cuts`]).
     pub(crate) cuts: HashMap<FileKey, Vec<u64>>,
+    /// Resumed files shorter than some of those offsets, with their size (see
+    /// [`FileSet::take_shorter`]).
+    pub(crate) shorter: Vec<(FileKey, u64)>,
     first_scan_done: bool,
     /// A rotated file was closed: its path's new file can be tracked now.
     pub(crate) rescan_needed: bool,
@@ -104,6 +107,7 @@ impl FileSet {
                 m
             }),
             cuts: HashMap::new(),
+            shorter: Vec::new(),
             first_scan_done: false,
             rescan_needed: false,
             watcher,
@@ -115,6 +119,13 @@ impl FileSet {
     pub(crate) fn with_cuts(mut self, cuts: HashMap<FileKey, Vec<u64>>) -> FileSet {
         self.cuts = cuts;
         self
+    }
+
+    /// The resumed files found shorter than one of their cuts since the last
+    /// call, with their size: a reader resuming past that size would have taken
+    /// the file as truncated while it was down, so it must read on by itself.
+    pub(crate) fn take_shorter(&mut self) -> Vec<(FileKey, u64)> {
+        std::mem::take(&mut self.shorter)
     }
 
     /// Whether files are ready to be served.

@@ -14,7 +14,9 @@
 //! reader holds the others back, but not for long: one that takes nothing for
 //! [`DETACH_AFTER`] (its pipeline paused by a quarantine, or far behind) is
 //! detached and reads on through a source of its own, from just past the last
-//! event it was sent.
+//! event it was sent. So is one whose offset in a file lies past the file's end
+//! at the start (truncated while the shards were down, as far as that one can
+//! tell): its own source takes the file as truncated, while the others read on.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::{Future, poll_fn};
@@ -321,7 +323,7 @@ impl Readers {
             }
             for i in slow.into_iter().rev() {
                 let live = self.live.remove(i);
-                self.detach_reader(live, cancel);
+                self.detach_reader(live, cancel, "a shard took nothing for a second");
             }
             if gone {
                 self.drop_stopped();
@@ -333,14 +335,33 @@ impl Readers {
         !cancel.is_cancelled()
     }
 
-    /// Hands a slow reader a source of its own, resuming where it was sent to.
-    fn detach_reader(&mut self, live: Live, cancel: &CancellationToken) {
+    /// Detaches the readers whose offset in one of these files is past its size
+    /// (the file was truncated while they were down, as far as they can tell):
+    /// their own source takes the file as truncated, as it would have without
+    /// the others.
+    pub fn detach_past(&mut self, shorter: Vec<(FileKey, u64)>, cancel: &CancellationToken) {
+        for (file, size) in shorter {
+            let mut i = 0;
+            while i < self.live.len() {
+                if self.live[i].floors.get(&file).is_some_and(|f| *f > size) {
+                    let live = self.live.remove(i);
+                    self.detach_reader(live, cancel, "a file is shorter than a shard's offset");
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Hands a reader a source of its own, resuming where it was sent to; `why`
+    /// for the log.
+    fn detach_reader(&mut self, live: Live, cancel: &CancellationToken, why: &str) {
         let Some(detach) = &self.detach else {
             return;
         };
         let resume: Vec<FileCheckpoint> = live.positions.into_values().collect();
         let name = detach.config.name.clone();
-        tracing::warn!(source = %name, files = resume.len(), "a shard took nothing for {DETACH_AFTER:?}: it reads the files through a source of its own now");
+        tracing::warn!(source = %name, files = resume.len(), "{why}: it reads the files through a source of its own now");
         let source = match FileSource::new(detach.config.clone(), resume) {
             Ok(source) => source.with_stats(detach.stats.clone()),
             Err(error) => {

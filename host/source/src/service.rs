@@ -256,12 +256,18 @@ impl FileSet {
             }
         }
         if let Some(cp) = matched {
-            let cuts = self.cuts.remove(&cp.file).unwrap_or_default();
-            if cuts.last().map_or(cp.offset, |c| (*c).max(cp.offset)) <= size {
+            let mut cuts = self.cuts.remove(&cp.file).unwrap_or_default();
+            if cp.offset <= size {
                 start = Start::Resume {
                     key: cp.file,
                     offset: cp.offset,
                 };
+                if cuts.last().is_some_and(|c| *c > size) {
+                    // Readers further on than the file is long take it as truncated,
+                    // each through a source of its own.
+                    cuts.retain(|c| *c <= size);
+                    self.shorter.push((cp.file, size));
+                }
                 t.cut_at(cuts);
             } else {
                 // Same first bytes, but shorter than the offset: truncated while down.

@@ -198,6 +198,7 @@ impl FileSource {
                 full = false;
                 let mut events = Vec::new();
                 set.scan(&mut events);
+                readers.detach_past(set.take_shorter(), &cancel);
                 if !readers.send_all(&cancel, events).await {
                     break;
                 }
@@ -205,6 +206,7 @@ impl FileSource {
             if set.has_queued() {
                 let mut events = Vec::new();
                 set.read(read_bytes, &mut events);
+                readers.detach_past(set.take_shorter(), &cancel);
                 if !readers.send_all(&cancel, events).await {
                     break;
                 }

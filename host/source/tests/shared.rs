@@ -201,3 +201,59 @@ async fn a_reader_that_takes_nothing_is_detached_and_reads_on_by_itself() {
         .unwrap()
         .unwrap();
 }
+
+/// What a reader was sent, less the chunks' boundaries (which depend on when
+/// reads happen): its records and its other events.
+fn seen(delivered: &Delivered) -> (Vec<u8>, Vec<String>) {
+    let events = delivered
+        .events
+        .iter()
+        .filter(|e| !e.starts_with("Chunk"))
+        .cloned()
+        .collect();
+    (delivered.all_data(), events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_shorter_than_one_readers_offset_is_truncated_for_that_reader_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    append(&file, &lines(0, 50));
+    let offsets = [90, 360];
+    let resumes = checkpoint_at(dir.path(), &offsets).await;
+    // While they were down, the file lost its tail: 270 bytes are left, the
+    // same first bytes (so the same file as far as its key goes). The reader at
+    // 90 reads on; the one at 360 takes it as truncated and reads it again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(270)
+        .unwrap();
+    let expected = [270 - 90, 270];
+
+    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
+        .unwrap()
+        .expect("the checkpoints name the same files");
+    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..2).map(|_| Shard::new()).unzip();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+    for (shard, bytes) in shards.iter_mut().zip(expected) {
+        shard.until(bytes).await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Each saw what a source of its own would have sent it.
+    for ((shard, resume), bytes) in shards.iter().zip(&resumes).zip(expected) {
+        let mut own = Running::start(config(dir.path(), "*.log"), resume.clone(), 16);
+        own.until("its own source's records", |d| d.data_len() == bytes)
+            .await;
+        let own = own.stop().await;
+        assert_eq!(seen(&shard.delivered), seen(&own), "{:#?}", shard.delivered);
+    }
+}
