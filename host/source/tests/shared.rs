@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use util::{Delivered, Running, WAIT, config};
+use util::{Delivered, Running, WAIT, XorShift, config};
 use wasmeter_source::{FileCheckpoint, FileSource, Reader, SourceEvent};
 
 /// `n` records `line-<i>` from `from`, each 9 bytes with its newline.
@@ -255,5 +255,96 @@ async fn a_file_shorter_than_one_readers_offset_is_truncated_for_that_reader_onl
             .await;
         let own = own.stop().await;
         assert_eq!(seen(&shard.delivered), seen(&own), "{:#?}", shard.delivered);
+    }
+}
+
+/// Records of varied length, `r<i>` first, each ending with a newline; and the
+/// offset just past each.
+fn varied(rng: &mut XorShift, from: usize, n: usize) -> (String, Vec<usize>) {
+    let mut text = String::new();
+    let mut ends = Vec::new();
+    for i in from..from + n {
+        text.push_str(&format!("r{i}-{}\n", "x".repeat(rng.below(40) as usize)));
+        ends.push(text.len());
+    }
+    (text, ends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reader_of_a_shared_source_sees_what_a_source_of_its_own_would() {
+    let mut rng = XorShift(0x05ee_d0f5_a4ed);
+    for case in 0..48 {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.log");
+        let n = 20 + rng.below(40) as usize;
+        let (text, ends) = varied(&mut rng, 0, n);
+        append(&file, &text);
+        // Two or three readers, each at a record's end (or at 0), some equal.
+        let readers = 2 + rng.below(2) as usize;
+        let offsets: Vec<u64> = (0..readers)
+            .map(|_| match rng.below(ends.len() as u64 + 1) as usize {
+                0 => 0,
+                i => ends[i - 1] as u64,
+            })
+            .collect();
+        let resumes = checkpoint_at(dir.path(), &offsets).await;
+        // While down: more records, the tail cut at a record's end (its first
+        // bytes kept, or not even those), or nothing.
+        match rng.below(3) {
+            0 => {
+                let n = 1 + rng.below(20) as usize;
+                append(&file, &varied(&mut rng, 1000, n).0);
+            }
+            1 => {
+                // Mostly past the first 256 bytes, so that it is the same file.
+                let kept: Vec<usize> = match rng.below(3) {
+                    0 => ends.clone(),
+                    _ => ends.iter().copied().filter(|e| *e >= 256).collect(),
+                };
+                let at = kept[rng.below(kept.len() as u64) as usize] as u64;
+                let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+                f.set_len(at).unwrap();
+            }
+            _ => {}
+        }
+        let size = std::fs::metadata(&file).unwrap().len();
+        // What a reader at `offset` gets: the rest of the same file, or all of
+        // it again when it is shorter than its offset or no longer the same file
+        // (its first 256 bytes changed).
+        let expected = |offset: u64| match size >= 256 && offset <= size {
+            true => (size - offset) as usize,
+            false => size as usize,
+        };
+
+        let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
+            .unwrap()
+            .expect("the checkpoints name the same files");
+        let (mut shards, readers): (Vec<Shard>, Vec<Reader>) =
+            (0..readers).map(|_| Shard::new()).unzip();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+        for (shard, offset) in shards.iter_mut().zip(&offsets) {
+            shard.until(expected(*offset)).await;
+        }
+        cancel.cancel();
+        tokio::time::timeout(WAIT, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+
+        for ((shard, resume), offset) in shards.iter().zip(&resumes).zip(&offsets) {
+            let mut own = Running::start(config(dir.path(), "*.log"), resume.clone(), 16);
+            let bytes = expected(*offset);
+            own.until("its own source's records", |d| d.data_len() == bytes)
+                .await;
+            let own = own.stop().await;
+            assert_eq!(
+                seen(&shard.delivered),
+                seen(&own),
+                "case {case}: offsets {offsets:?}, size {size}: {:#?}",
+                shard.delivered
+            );
+        }
     }
 }
