@@ -37,7 +37,7 @@ if [ $# -eq 0 ]; then
         "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" \
             --out "$OUT/goal-$name" --shards 2 "$@"
     }
-    goal live-30k latency --rates 30000 --subscribers 10 --files 10 --one-per-write
+    goal live-30k latency --rates 30000 --subscribers 10 --files 10 --one-per-write --rounds 3
     goal live-100k latency --rates 100000 --subscribers 10 --topics 10000 --all-topics
     goal backlog backlog
 fi

@@ -97,6 +97,11 @@ enum Command {
         /// the same millisecond in one write per file.
         #[arg(long)]
         one_per_write: bool,
+        /// Runs each case this many times, the targets alternated (floor, host,
+        /// floor, host, ...): each host run is compared with the floor run just
+        /// before it, and the report adds the spread of those ratios.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
@@ -207,7 +212,7 @@ fn main() -> Result<()> {
                 common,
                 &[1000, 10_000],
                 &[1, 100, 1000, 10_000],
-                DEFAULT_SHAPE,
+                (DEFAULT_SHAPE, 1),
                 root.path(),
                 &bins,
             )?;
@@ -239,6 +244,7 @@ fn main() -> Result<()> {
             all_topics,
             files,
             one_per_write,
+            rounds,
         } => {
             let shape = Shape {
                 topics: *topics,
@@ -253,7 +259,7 @@ fn main() -> Result<()> {
                 common,
                 rates,
                 subscribers,
-                shape,
+                (shape, (*rounds).max(1)),
                 root.path(),
                 &bins,
             )?;
@@ -407,18 +413,20 @@ const DEFAULT_SHAPE: Shape = Shape {
     feed: FeedShape::ONE_FILE,
 };
 
+/// Runs the latency cases: each (rate, subscribers) `rounds` times, the targets
+/// alternated within each round.
 fn latency(
     res: &mut Results,
     c: &Common,
     rates: &[u64],
     subscribers: &[usize],
-    shape: Shape,
+    (shape, rounds): (Shape, usize),
     root: &Path,
     bins: &Binaries,
 ) -> Result<()> {
     for &rate in rates {
         for &subs in subscribers {
-            for &target in &c.targets {
+            for &target in (0..rounds).flat_map(|_| &c.targets) {
                 let spec = StreamSpec {
                     target,
                     format: Format::Json,

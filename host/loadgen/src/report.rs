@@ -49,15 +49,62 @@ fn x(r: Option<f64>) -> String {
     r.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into())
 }
 
-/// The floor run that matches `r` (same spec, floor server).
+/// The floor run that matches `r` (same spec, floor server): the last one
+/// before it (the same round when runs alternate), else the first.
 fn floor_of<'a>(runs: &'a [StreamResult], r: &StreamResult) -> Option<&'a StreamResult> {
-    runs.iter().find(|f| {
+    let matches = |f: &&StreamResult| {
         f.spec.target == Kind::Floor
             && f.spec.format == r.spec.format
             && f.spec.rate == r.spec.rate
             && f.spec.feed == r.spec.feed
             && f.spec.subscribers == r.spec.subscribers
-    })
+    };
+    let at = runs.iter().position(|x| std::ptr::eq(x, r));
+    let before = at.and_then(|at| runs[..at].iter().rev().find(matches));
+    before.or_else(|| runs.iter().find(matches))
+}
+
+/// For each case run in several rounds: the host's p99 over its round's floor
+/// p99, lowest, median and highest.
+fn latency_rounds(out: &mut String, runs: &[StreamResult]) {
+    let mut cases: Vec<(&StreamResult, Vec<f64>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.spec.target == Kind::Host) {
+        let Some(ratio) =
+            floor_of(runs, r).and_then(|f| ratio(r.latency.p99_us as f64, f.latency.p99_us as f64))
+        else {
+            continue;
+        };
+        let same = |c: &&mut (&StreamResult, Vec<f64>)| {
+            c.0.spec.rate == r.spec.rate
+                && c.0.spec.feed == r.spec.feed
+                && c.0.spec.subscribers == r.spec.subscribers
+                && c.0.spec.format == r.spec.format
+        };
+        match cases.iter_mut().find(same) {
+            Some(case) => case.1.push(ratio),
+            None => cases.push((r, vec![ratio])),
+        }
+    }
+    for (r, mut ratios) in cases.into_iter().filter(|(_, v)| v.len() > 1) {
+        ratios.sort_by(f64::total_cmp);
+        let n = ratios.len();
+        let median = match n % 2 {
+            1 => ratios[n / 2],
+            _ => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
+        let _ = writeln!(
+            out,
+            "\n{} records/s, {}, {} subscribers: host p99 / its round's floor p99 over {} rounds: \
+             lowest {:.2}x, median {:.2}x, highest {:.2}x",
+            r.spec.rate,
+            r.spec.feed.describe(),
+            r.spec.subscribers,
+            n,
+            ratios[0],
+            median,
+            ratios[n - 1],
+        );
+    }
 }
 
 /// Coverage as a percentage, with the repeats (there should be none) if any.
@@ -181,6 +228,7 @@ pub fn markdown(res: &Results) -> String {
     if !res.latency.is_empty() {
         out.push_str("### End-to-end latency (append -> timing subscriber)\n\n");
         latency_table(&mut out, &res.latency);
+        latency_rounds(&mut out, &res.latency);
         out.push('\n');
     }
     if !res.fanout.is_empty() {
@@ -247,4 +295,69 @@ pub fn markdown(res: &Results) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::FeedShape;
+    use crate::run::{Format, StreamSpec};
+
+    fn run(target: Kind, p99_us: u64) -> StreamResult {
+        StreamResult {
+            spec: StreamSpec {
+                target,
+                format: Format::Json,
+                rate: 30_000,
+                feed: FeedShape {
+                    files: 10,
+                    one_per_write: true,
+                },
+                topics: 100,
+                subscribers: 10,
+                timing: 4,
+                bulk_all_topics: false,
+                secs: 5.0,
+            },
+            latency: Percentiles {
+                count: 1,
+                p99_us,
+                ..Percentiles::default()
+            },
+            coverage: 1.0,
+            frames_per_record: 1.0,
+            timing_snapshots: 0,
+            repeated: 0,
+            delivered_per_sec: 0.0,
+            bytes_per_frame: 0.0,
+            produced_per_sec: 0.0,
+            server_cpu_pct: 0.0,
+            server_rss_mib: 0.0,
+            gen_cpu_pct: 0.0,
+            connect_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_host_run_is_compared_with_the_floor_run_of_its_round() {
+        let runs = [
+            run(Kind::Floor, 1000),
+            run(Kind::Host, 3000),
+            run(Kind::Floor, 4000),
+            run(Kind::Host, 4000),
+            run(Kind::Floor, 500),
+            run(Kind::Host, 2500),
+        ];
+        let floors: Vec<u64> = [1, 3, 5]
+            .iter()
+            .map(|&i| floor_of(&runs, &runs[i]).unwrap().latency.p99_us)
+            .collect();
+        assert_eq!(floors, [1000, 4000, 500]);
+        let mut out = String::new();
+        latency_rounds(&mut out, &runs);
+        assert!(
+            out.contains("over 3 rounds: lowest 1.00x, median 3.00x, highest 5.00x"),
+            "{out}"
+        );
+    }
 }
