@@ -92,6 +92,43 @@ async fn checkpoint_at(dir: &Path, offsets: &[u64]) -> Vec<Vec<FileCheckpoint>> 
         .collect()
 }
 
+/// A shared source over `dir` running for one reader per checkpoint.
+struct SharedRun {
+    shards: Vec<Shard>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), wasmeter_source::SourceError>>,
+}
+
+impl SharedRun {
+    fn start(dir: &Path, resumes: &[Vec<FileCheckpoint>]) -> SharedRun {
+        let source = FileSource::shared(config(dir, "*.log"), resumes)
+            .unwrap()
+            .expect("the checkpoints name the same files");
+        let (shards, readers): (Vec<Shard>, Vec<Reader>) =
+            resumes.iter().map(|_| Shard::new()).unzip();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+        SharedRun {
+            shards,
+            cancel,
+            task,
+        }
+    }
+
+    /// Waits (bounded) for the source to end, cancelled first if `cancel`.
+    async fn end(self, cancel: bool) -> Vec<Shard> {
+        if cancel {
+            self.cancel.cancel();
+        }
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the source ends")
+            .unwrap()
+            .unwrap();
+        self.shards
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_of_one_source_each_resume_from_their_own_offset() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,12 +138,8 @@ async fn readers_of_one_source_each_resume_from_their_own_offset() {
     let resumes = checkpoint_at(dir.path(), &offsets).await;
     append(&file, &lines(50, 10));
 
-    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
-        .unwrap()
-        .expect("the checkpoints name the same files");
-    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..3).map(|_| Shard::new()).unzip();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+    let mut run = SharedRun::start(dir.path(), &resumes);
+    let shards = &mut run.shards;
 
     let written = std::fs::read(&file).unwrap();
     for (shard, offset) in shards.iter_mut().zip(offsets) {
@@ -134,15 +167,10 @@ async fn readers_of_one_source_each_resume_from_their_own_offset() {
         "a stopped reader gets nothing more"
     );
 
-    // The last readers stop: so does the source.
+    // The last readers stop: so does the source (not cancelled).
     shards[0].stop.cancel();
     shards[2].stop.cancel();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("the source stops with its last reader")
-        .unwrap()
-        .unwrap();
-    assert!(!cancel.is_cancelled());
+    run.end(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,12 +196,8 @@ async fn a_reader_that_takes_nothing_is_detached_and_reads_on_by_itself() {
     append(&file, &lines(0, 20));
     let offsets = [45, 90];
     let resumes = checkpoint_at(dir.path(), &offsets).await;
-    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
-        .unwrap()
-        .expect("the checkpoints name the same files");
-    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..2).map(|_| Shard::new()).unzip();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
+    let mut run = SharedRun::start(dir.path(), &resumes);
+    let shards = &mut run.shards;
 
     // Shard 1 takes nothing while appends fill its channel (4 events): shard 0
     // still gets every one of them.
@@ -194,12 +218,7 @@ async fn a_reader_that_takes_nothing_is_detached_and_reads_on_by_itself() {
         assert_eq!(shard.delivered.all_data(), &written[offset as usize..]);
     }
 
-    cancel.cancel();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("the source and the detached one stop")
-        .unwrap()
-        .unwrap();
+    run.end(true).await;
 }
 
 /// What a reader was sent, less the chunks' boundaries (which depend on when
@@ -232,21 +251,11 @@ async fn a_file_shorter_than_one_readers_offset_is_truncated_for_that_reader_onl
         .unwrap();
     let expected = [270 - 90, 270];
 
-    let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
-        .unwrap()
-        .expect("the checkpoints name the same files");
-    let (mut shards, readers): (Vec<Shard>, Vec<Reader>) = (0..2).map(|_| Shard::new()).unzip();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
-    for (shard, bytes) in shards.iter_mut().zip(expected) {
+    let mut run = SharedRun::start(dir.path(), &resumes);
+    for (shard, bytes) in run.shards.iter_mut().zip(expected) {
         shard.until(bytes).await;
     }
-    cancel.cancel();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let shards = run.end(true).await;
 
     // Each saw what a source of its own would have sent it.
     for ((shard, resume), bytes) in shards.iter().zip(&resumes).zip(expected) {
@@ -316,22 +325,11 @@ async fn each_reader_of_a_shared_source_sees_what_a_source_of_its_own_would() {
             false => size as usize,
         };
 
-        let source = FileSource::shared(config(dir.path(), "*.log"), &resumes)
-            .unwrap()
-            .expect("the checkpoints name the same files");
-        let (mut shards, readers): (Vec<Shard>, Vec<Reader>) =
-            (0..readers).map(|_| Shard::new()).unzip();
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(source.run_readers(readers, cancel.clone()));
-        for (shard, offset) in shards.iter_mut().zip(&offsets) {
+        let mut run = SharedRun::start(dir.path(), &resumes);
+        for (shard, offset) in run.shards.iter_mut().zip(&offsets) {
             shard.until(expected(*offset)).await;
         }
-        cancel.cancel();
-        tokio::time::timeout(WAIT, task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let shards = run.end(true).await;
 
         for ((shard, resume), offset) in shards.iter().zip(&resumes).zip(&offsets) {
             let mut own = Running::start(config(dir.path(), "*.log"), resume.clone(), 16);
