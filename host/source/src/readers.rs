@@ -393,23 +393,26 @@ impl Readers {
         self.live.retain(|l| !l.reader.stop.is_cancelled());
     }
 
-    /// Resolves when some reader's `stop` fires (never if there is none).
-    pub fn some_stopped(&self) -> impl Future<Output = ()> + '_ {
+    /// Resolves when some reader's `stop` fires (never if there is none). The
+    /// source waits on it at every idle turn: with one reader (every source but a
+    /// shared one) it allocates nothing.
+    pub async fn some_stopped(&self) {
+        if let [only] = self.live.as_slice() {
+            return only.reader.stop.cancelled().await;
+        }
         let mut waits: Vec<_> = self
             .live
             .iter()
             .map(|l| Box::pin(l.reader.stop.cancelled()))
             .collect();
-        async move {
-            poll_fn(|cx| {
-                for wait in &mut waits {
-                    if wait.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(());
-                    }
+        poll_fn(|cx| {
+            for wait in &mut waits {
+                if wait.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
                 }
-                Poll::Pending
-            })
-            .await
-        }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
