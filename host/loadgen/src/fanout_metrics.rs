@@ -20,39 +20,84 @@ use crate::target::{self, Binaries, Kind};
 /// The goal: messages/s of the host with metrics over the floor's.
 const GOAL_VS_FLOOR: f64 = 0.9;
 
-/// The derived-metric plugins of the demo config (`host/cli/src/defaults.rs`), on
-/// the bench's trades. The demo's `threshold-alert` watches CPU in another
-/// pipeline; here it watches `trade_price` (above any bench price, so it is
-/// evaluated for every price and never fires: no alert events are added to the load).
-const METRICS: &str = r#"metrics = ["rate", "vwap", "ewma", "minmax", "alert"]
+/// A derived-metric plugin of the demo config (`host/cli/src/defaults.rs`), on the
+/// bench's trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// `counter-rate` of the trade and volume totals.
+    Rate,
+    /// `vwap` over 60 s: price and volume paired per symbol.
+    Vwap,
+    /// `ewma` of the price.
+    Ewma,
+    /// `rolling-minmax` of the price over 60 s.
+    Minmax,
+    /// `threshold-alert` on the price.
+    Alert,
+}
 
-[plugins.rate]
-builtin = "counter-rate"
-config = { metrics = "trades_total,trade_volume_total" }
+impl Metric {
+    /// Every one, in the order of the demo's pipeline.
+    pub const ALL: [Metric; 5] = [
+        Metric::Rate,
+        Metric::Vwap,
+        Metric::Ewma,
+        Metric::Minmax,
+        Metric::Alert,
+    ];
 
-[plugins.vwap]
-builtin = "vwap"
-config = { window_ms = 60000 }
+    /// The plugin's name in the pipeline's `metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rate => "rate",
+            Metric::Vwap => "vwap",
+            Metric::Ewma => "ewma",
+            Metric::Minmax => "minmax",
+            Metric::Alert => "alert",
+        }
+    }
 
-[plugins.ewma]
-builtin = "ewma"
-config = { metrics = "trade_price", alpha = 0.1 }
+    /// The plugin's table. The demo's `threshold-alert` watches CPU in another
+    /// pipeline; here it watches `trade_price` (above any bench price, so it is
+    /// evaluated for every price and never fires: no alert events are added to
+    /// the load).
+    fn table(self) -> &'static str {
+        match self {
+            Metric::Rate => {
+                "[plugins.rate]\nbuiltin = \"counter-rate\"\nconfig = { metrics = \"trades_total,trade_volume_total\" }\n"
+            }
+            Metric::Vwap => "[plugins.vwap]\nbuiltin = \"vwap\"\nconfig = { window_ms = 60000 }\n",
+            Metric::Ewma => {
+                "[plugins.ewma]\nbuiltin = \"ewma\"\nconfig = { metrics = \"trade_price\", alpha = 0.1 }\n"
+            }
+            Metric::Minmax => {
+                "[plugins.minmax]\nbuiltin = \"rolling-minmax\"\nconfig = { metrics = \"trade_price\", window_ms = 60000 }\n"
+            }
+            Metric::Alert => {
+                "[plugins.alert]\nbuiltin = \"threshold-alert\"\nconfig = { metric = \"trade_price\", op = \">\", threshold = 1000000000, for_samples = 3, name = \"price_high\" }\n"
+            }
+        }
+    }
+}
 
-[plugins.minmax]
-builtin = "rolling-minmax"
-config = { metrics = "trade_price", window_ms = 60000 }
-
-[plugins.alert]
-builtin = "threshold-alert"
-config = { metric = "trade_price", op = ">", threshold = 1000000000, for_samples = 3, name = "price_high" }
-"#;
-
-/// The bench host's config (see [`target::host_config`]) with the derived metrics in
-/// its pipeline: the pipeline's table comes last there, so the `metrics` key lands in it.
-pub fn host_config(history: bool, shards: u32) -> String {
+/// The bench host's config (see [`target::host_config`]) with `metrics` in its
+/// pipeline: the pipeline's table comes last there, so the `metrics` key lands in it.
+pub fn host_config(history: bool, shards: u32, metrics: &[Metric]) -> String {
     let mut config = target::host_config(history, shards);
+    if metrics.is_empty() {
+        return config;
+    }
     debug_assert!(config.lines().rfind(|l| l.starts_with('[')) == Some("[pipelines.feed]"));
-    config.push_str(METRICS);
+    let names: Vec<String> = metrics
+        .iter()
+        .map(|m| format!("\"{}\"", m.name()))
+        .collect();
+    let _ = writeln!(config, "metrics = [{}]", names.join(", "));
+    for m in metrics {
+        config.push('\n');
+        config.push_str(m.table());
+    }
     config
 }
 
@@ -87,7 +132,7 @@ pub fn measure(
     bins: &Binaries,
 ) -> Result<()> {
     let with_metrics = Binaries {
-        derived_metrics: true,
+        metrics: Metric::ALL.to_vec(),
         ..bins.clone()
     };
     let mut round = 0;
@@ -183,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_metrics_land_in_the_bench_pipeline() {
-        let config = host_config(true, 1);
+        let config = host_config(true, 1, &Metric::ALL);
         // The last table before the metrics key is the bench pipeline.
         let (before, after) = config.split_once("metrics = [").unwrap();
         let last_table = before.lines().rfind(|l| l.starts_with('[')).unwrap();
@@ -191,5 +236,14 @@ mod tests {
         for name in ["rate", "vwap", "ewma", "minmax", "alert"] {
             assert!(after.contains(&format!("[plugins.{name}]")), "{name}");
         }
+    }
+
+    #[test]
+    fn one_metric_adds_only_its_plugin() {
+        let config = host_config(true, 1, &[Metric::Vwap]);
+        assert!(config.contains("metrics = [\"vwap\"]\n"));
+        assert_eq!(config.matches("builtin = ").count(), 3, "{config}");
+        assert!(config.contains("builtin = \"vwap\""));
+        assert!(!host_config(true, 1, &[]).contains("metrics ="));
     }
 }

@@ -102,6 +102,10 @@ enum Command {
         /// before it, and the report adds the spread of those ratios.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// Derived-metric plugins of the demo to add to the host's pipeline
+        /// (after the collector; the delta plugin is always there).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<fanout_metrics::Metric>,
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
@@ -195,7 +199,7 @@ fn main() -> Result<()> {
         plugin_cache: common.out.join("plugin-cache"),
         history: common.history,
         shards: common.shards,
-        derived_metrics: false,
+        metrics: Vec::new(),
     };
     std::fs::create_dir_all(&common.out)?;
     let root = tempfile::tempdir()?;
@@ -245,7 +249,13 @@ fn main() -> Result<()> {
             files,
             one_per_write,
             rounds,
+            metrics,
         } => {
+            res.latency_metrics = metrics.clone();
+            let bins = Binaries {
+                metrics: metrics.clone(),
+                ..bins.clone()
+            };
             let shape = Shape {
                 topics: *topics,
                 all_topics: *all_topics,

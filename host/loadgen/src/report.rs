@@ -24,6 +24,8 @@ pub struct Results {
     pub idle: Vec<IdleResult>,
     /// End-to-end latency runs.
     pub latency: Vec<StreamResult>,
+    /// Derived metrics in the host's pipeline in the latency runs.
+    pub latency_metrics: Vec<crate::fanout_metrics::Metric>,
     /// Fan-out runs.
     pub fanout: Vec<StreamResult>,
     /// Backlog catch-up runs.
@@ -227,6 +229,14 @@ pub fn markdown(res: &Results) -> String {
     }
     if !res.latency.is_empty() {
         out.push_str("### End-to-end latency (append -> timing subscriber)\n\n");
+        if !res.latency_metrics.is_empty() {
+            let names: Vec<&str> = res.latency_metrics.iter().map(|m| m.name()).collect();
+            let _ = writeln!(
+                out,
+                "The host's pipeline: collector, derived metrics {}, field delta.\n",
+                names.join(", ")
+            );
+        }
         latency_table(&mut out, &res.latency);
         latency_rounds(&mut out, &res.latency);
         out.push('\n');

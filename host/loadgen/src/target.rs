@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::fanout_metrics::Metric;
 use crate::stamp;
 
 /// Which server a run measures.
@@ -43,9 +44,9 @@ pub struct Binaries {
     pub history: bool,
     /// Shards of the host's pipeline (1: not sharded), keyed by symbol.
     pub shards: u32,
-    /// The host runs the demo's derived metrics on the feed
+    /// Derived-metric plugins of the demo in the host's pipeline
     /// ([`crate::fanout_metrics::host_config`]).
-    pub derived_metrics: bool,
+    pub metrics: Vec<Metric>,
 }
 
 /// Symbols the bench host's quotas make room for unless a scenario says otherwise.
@@ -118,11 +119,7 @@ max_topics = {quota}
 impl Target {
     /// Starts `kind` on the feed of `dir` (which must exist).
     pub fn start(kind: Kind, dir: &Path, bins: &Binaries) -> Result<Target> {
-        let config = if bins.derived_metrics {
-            crate::fanout_metrics::host_config(bins.history, bins.shards)
-        } else {
-            host_config(bins.history, bins.shards)
-        };
+        let config = crate::fanout_metrics::host_config(bins.history, bins.shards, &bins.metrics);
         Self::start_with(kind, dir, bins, &config)
     }
 
