@@ -208,7 +208,7 @@ async fn a_swap_to_a_broken_plugin_is_refused_and_the_old_version_keeps_serving(
         (
             write("wrong_version.wasm", &built("wrong_version.wasm")),
             vec![],
-            "0.3.0",
+            "0.4.0",
         ),
         (
             write("faulty.wasm", &built("faulty_collector.wasm")),

@@ -77,7 +77,7 @@ fn check_plugin_describes_good_components_and_explains_bad_ones() {
     assert!(!ok, "one plugin is refused");
     assert!(stdout.contains("csv.wasm: ok: csv-collector"), "{stdout}");
     assert!(
-        stdout.contains("(collector plugin, stateful, contract 0.3.0)"),
+        stdout.contains("(collector plugin, stateful, contract 0.4.0)"),
         "{stdout}"
     );
     assert!(

@@ -172,7 +172,7 @@ async fn metrics_expose_self_metrics_and_collected_series_in_both_formats() {
             "wasmeter_build_info",
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
-                ("contract", "0.3.0")
+                ("contract", "0.4.0")
             ]
         ),
         Some(1.0)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::plugin::PluginKind;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_pipeline::{PipelinePlugins, Replacement};
 use wasmeter_plugin::{CallError, DeltaWorld, LoadError, LoadedPlugin, Runtime, World};
 
@@ -133,7 +133,7 @@ pub async fn prepare(entry: &PluginEntry) -> Result<Replacement, String> {
         }
         LoadedPlugin::Metric(_) => {
             let mut i = instance(entry).await?;
-            i.on_samples(&Vec::<Sample>::new()).await.map_err(smoke)?;
+            i.on_samples(&SampleBatch::new()).await.map_err(smoke)?;
             Replacement::metric(i)
         }
         LoadedPlugin::Delta(_) => {

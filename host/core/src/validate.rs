@@ -157,7 +157,7 @@ pub fn check_sample(index: usize, s: &Sample, limits: &OutputLimits) -> Result<(
     )
 }
 
-/// Checks a series a collector declared (contract 0.3.0), given as a sample of
+/// Checks a series a plugin declared (contract 0.3.0 and later), given as a sample of
 /// it: its name, labels and series topic by the rules of a sample.
 pub fn check_series(number: usize, s: &Sample, limits: &OutputLimits) -> Result<(), OutputError> {
     check_measurement(

@@ -88,10 +88,10 @@ pub(crate) struct Output {
 
 impl Output {
     /// A metric plugin's output: samples only.
-    pub fn samples(samples: Vec<Sample>) -> Self {
+    pub fn points(points: SampleBatch) -> Self {
         Self {
-            samples,
-            points: SampleBatch::new(),
+            samples: Vec::new(),
+            points,
             updates: Vec::new(),
             events: Vec::new(),
         }

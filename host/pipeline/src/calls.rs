@@ -15,7 +15,7 @@
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use wasmeter_core::plugin::PluginInfo;
-use wasmeter_core::sample::Sample;
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_core::update::CollectOutput;
 use wasmeter_plugin::{
     CallError, CollectorWorld, DeltaWorld, Deltas, HealthHandle, Instance, MetricWorld,
@@ -64,11 +64,11 @@ pub trait MetricCalls: PluginCalls {
     /// Feeds a batch of samples; returns the derived samples.
     fn on_samples<'a>(
         &'a mut self,
-        samples: &'a [Sample],
-    ) -> BoxFuture<'a, Result<Vec<Sample>, CallError>>;
+        samples: &'a SampleBatch,
+    ) -> BoxFuture<'a, Result<SampleBatch, CallError>>;
 
     /// A periodic tick at `now_ms` (Unix ms); returns time-based output.
-    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<Vec<Sample>, CallError>>;
+    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<SampleBatch, CallError>>;
 }
 
 /// A delta plugin: states of topics -> the changes between them.
@@ -128,12 +128,12 @@ impl CollectorCalls for Instance<CollectorWorld> {
 impl MetricCalls for Instance<MetricWorld> {
     fn on_samples<'a>(
         &'a mut self,
-        samples: &'a [Sample],
-    ) -> BoxFuture<'a, Result<Vec<Sample>, CallError>> {
+        samples: &'a SampleBatch,
+    ) -> BoxFuture<'a, Result<SampleBatch, CallError>> {
         Instance::on_samples(self, samples).boxed()
     }
 
-    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<Vec<Sample>, CallError>> {
+    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<SampleBatch, CallError>> {
         Instance::on_tick(self, now_ms).boxed()
     }
 }

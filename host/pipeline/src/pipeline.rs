@@ -947,7 +947,7 @@ impl Pipeline {
                     &self.stats,
                     &self.config.labels,
                     m.as_mut(),
-                    Output::samples(samples),
+                    Output::points(samples),
                     &mut batch,
                 ),
                 Err(error) => tracing::debug!(plugin = m.name(), %error, "on-tick failed"),
@@ -977,19 +977,17 @@ impl Pipeline {
             output,
             &mut batch,
         );
-        if !batch.samples.is_empty() && !self.plugins.metrics.is_empty() {
-            // Metric plugins take whole samples: made once, then those each
-            // plugin adds.
-            let mut whole = batch.samples.to_samples();
+        if !batch.samples.is_empty() {
+            // Each metric plugin takes the batch's samples so far: the
+            // collector's and those the plugins before it derived.
             for m in &mut self.plugins.metrics {
-                whole.extend(batch.samples.samples_from(whole.len()));
-                match m.on_samples(&whole).await {
+                match m.on_samples(&batch.samples).await {
                     Ok(derived) => admit(
                         &mut self.footprints,
                         &self.stats,
                         &self.config.labels,
                         m.as_mut(),
-                        Output::samples(derived),
+                        Output::points(derived),
                         &mut batch,
                     ),
                     Err(error) => tracing::debug!(plugin = m.name(), %error, "on-samples failed"),

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wasmeter_core::field::{FieldValue, TopicState};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_plugin::{
-    CollectorWorld, DeltaWorld, MetricWorld, PluginLimits, Runtime, RuntimeConfig,
+    CollectorWorld, DeltaWorld, MetricWorld, PluginLimits, Runtime, RuntimeConfig, TopicDiff,
 };
 use wasmtime::component::Component;
 
@@ -161,20 +162,46 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    // What the pipeline sends: the topics a chunk changed, in one call (100
+    // trade topics of six fields, three of them changed).
+    let states: Vec<(String, TopicState, TopicState)> = (0..100)
+        .map(|i| {
+            let price = 100.0 + i as f64;
+            (
+                format!("trades/S{i}"),
+                trade(price, 1.0),
+                trade(price + 0.25, 2.0),
+            )
+        })
+        .collect();
+    let batch: Vec<TopicDiff<'_>> = states
+        .iter()
+        .map(|(topic, previous, current)| TopicDiff {
+            topic,
+            previous,
+            current,
+        })
+        .collect();
+    let mut group = c.benchmark_group("delta/diff 100 topics");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("field_delta", |b| {
+        b.iter(|| rt.block_on(field_delta.diff_many(&batch)).unwrap());
+    });
+    group.finish();
     let metric = rt
         .block_on(runtime.load::<MetricWorld>(component("ewma")))
         .unwrap();
     let mut ewma = rt.block_on(metric.instantiate("bench", vec![])).unwrap();
     let sample = price_sample();
     c.bench_function("metric/on_samples 1 sample", |b| {
-        b.iter(|| rt.block_on(ewma.on_samples(&sample)).unwrap());
+        b.iter(|| rt.block_on(ewma.on_sample_list(&sample)).unwrap());
     });
     // A derived metric's cost per trade: the four samples the CSV collector
     // makes of each trade (100 trades over 100 symbols, as at 10,000 symbols),
     // for each of the demo's metric plugins; and the same samples under a name
     // none of them reads (the cost of passing them in and back).
-    let batch = trade_samples(100, "");
-    let ignored = trade_samples(100, "other_");
+    let batch = SampleBatch::from(&trade_samples(100, "")[..]);
+    let ignored = SampleBatch::from(&trade_samples(100, "other_")[..]);
     let mut group = c.benchmark_group("metric/on_samples 100 trades");
     group.throughput(Throughput::Elements(100));
     for (name, config) in [

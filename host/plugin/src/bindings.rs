@@ -1,6 +1,7 @@
-//! Host-side bindings generated from `wit/`: the current contract (`v3`,
-//! `wasmeter:plugin@0.3.0`, `wit/`) and the ones before it (`v2`, `0.2.0`,
-//! `wit/v0.2.0/`; `v1`, `0.1.0`, `wit/v0.1.0/`), whose components still load.
+//! Host-side bindings generated from `wit/`: the current contract (`v4`,
+//! `wasmeter:plugin@0.4.0`, `wit/`) and the ones before it (`v3`, `0.3.0`,
+//! `wit/v0.3.0/`; `v2`, `0.2.0`, `wit/v0.2.0/`; `v1`, `0.1.0`, `wit/v0.1.0/`),
+//! whose components still load.
 //! One module per world.
 //!
 //! Within a version the three worlds share the `types` and `host` interfaces;
@@ -60,23 +61,30 @@ pub mod v2 {
     worlds!("../../wit/v0.2.0", v2);
 }
 
-/// Contract 0.3.0, the current one: collectors may declare series once and
-/// send points.
+/// Contract 0.3.0: collectors may declare series once and send points.
 pub mod v3 {
-    worlds!("../../wit", v3);
+    worlds!("../../wit/v0.3.0", v3);
 }
 
-pub use v3::{host, types};
+/// Contract 0.4.0, the current one: derived metrics take and give points of
+/// series declared once.
+pub mod v4 {
+    worlds!("../../wit", v4);
+}
+
+pub use v4::{host, types};
 
 /// A value of one of the contract versions the host speaks: a pre-instantiated
 /// component or its instance's bindings.
 #[doc(hidden)]
 #[derive(Clone)]
-pub enum ByVersion<V1, V2, V3> {
+pub enum ByVersion<V1, V2, V3, V4> {
     /// Built against `wasmeter:plugin@0.1.0`.
     V1(V1),
     /// Built against `wasmeter:plugin@0.2.0`.
     V2(V2),
     /// Built against `wasmeter:plugin@0.3.0`.
     V3(V3),
+    /// Built against `wasmeter:plugin@0.4.0`.
+    V4(V4),
 }

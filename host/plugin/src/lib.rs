@@ -1,8 +1,8 @@
 //! The sandboxed WebAssembly plugin runtime of wasmeter.
 //!
 //! Collectors, delta algorithms and derived metrics are WebAssembly components
-//! implementing a world of the `wasmeter:plugin` WIT package (`wit/`: 0.3.0,
-//! and the earlier 0.2.0 and 0.1.0). This crate loads them, checks which world they implement, compiles them once
+//! implementing a world of the `wasmeter:plugin` WIT package (`wit/`: 0.4.0,
+//! and the earlier 0.3.0, 0.2.0 and 0.1.0). This crate loads them, checks which world they implement, compiles them once
 //! (cached on disk by content hash and engine version, in a directory only this
 //! user can write), and runs each instance under a per-call deadline, a memory
 //! cap and a log quota, with a WASI that grants nothing: no files, network or

@@ -72,6 +72,7 @@ macro_rules! by_version {
             $crate::bindings::ByVersion::V1($b) => Box::pin($call),
             $crate::bindings::ByVersion::V2($b) => Box::pin($call),
             $crate::bindings::ByVersion::V3($b) => Box::pin($call),
+            $crate::bindings::ByVersion::V4($b) => Box::pin($call),
         }
     };
 }
@@ -87,11 +88,13 @@ macro_rules! lifecycle {
                 $crate::bindings::v1::$module::$pre<$crate::sandbox::StoreData>,
                 $crate::bindings::v2::$module::$pre<$crate::sandbox::StoreData>,
                 $crate::bindings::v3::$module::$pre<$crate::sandbox::StoreData>,
+                $crate::bindings::v4::$module::$pre<$crate::sandbox::StoreData>,
             >;
             type Bindings = $crate::bindings::ByVersion<
                 $crate::bindings::v1::$module::$bindings,
                 $crate::bindings::v2::$module::$bindings,
                 $crate::bindings::v3::$module::$bindings,
+                $crate::bindings::v4::$module::$bindings,
             >;
 
             fn pre(
@@ -107,6 +110,9 @@ macro_rules! lifecycle {
                     ),
                     $crate::world::Contract::V0_3 => $crate::bindings::ByVersion::V3(
                         $crate::bindings::v3::$module::$pre::new(pre)?,
+                    ),
+                    $crate::world::Contract::V0_4 => $crate::bindings::ByVersion::V4(
+                        $crate::bindings::v4::$module::$pre::new(pre)?,
                     ),
                 })
             }
@@ -131,6 +137,11 @@ macro_rules! lifecycle {
                             .await
                             .map($crate::bindings::ByVersion::V3)
                     }),
+                    $crate::bindings::ByVersion::V4(pre) => Box::pin(async move {
+                        pre.instantiate_async(store)
+                            .await
+                            .map($crate::bindings::ByVersion::V4)
+                    }),
                 }
             }
 
@@ -151,7 +162,13 @@ macro_rules! lifecycle {
                             .await
                             .map($crate::kinds::info_from_v2)
                     }),
-                    $crate::bindings::ByVersion::V3(b) => {
+                    $crate::bindings::ByVersion::V3(b) => Box::pin(async move {
+                        b.wasmeter_plugin_plugin()
+                            .call_describe(store)
+                            .await
+                            .map($crate::kinds::info_from_v3)
+                    }),
+                    $crate::bindings::ByVersion::V4(b) => {
                         Box::pin(b.wasmeter_plugin_plugin().call_describe(store))
                     }
                 }

@@ -42,6 +42,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| {
+                crate::bindings::v4::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
+                    &mut linker,
+                    |s| s,
+                )
+            })
+            .and_then(|()| {
                 crate::bindings::v3::host::add_to_linker::<StoreData, HasSelf<StoreData>>(
                     &mut linker,
                     |s| s,

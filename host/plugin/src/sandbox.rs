@@ -12,7 +12,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::Runtime;
 use crate::bindings::{host, types};
-use crate::kinds::DeclaredSeries;
+use crate::kinds::{DeclaredSeries, GivenSeries};
 use crate::stdio::GuestLog;
 
 /// The configuration handed to a plugin: dotted keys with string values.
@@ -64,8 +64,11 @@ pub struct StoreData {
     pub(crate) deadline: Option<Instant>,
     pub(crate) deadline_hit: bool,
     pub(crate) log: GuestLog,
-    /// The series a 0.3.0 collector declared: they live and die with the instance.
+    /// The series a collector (since 0.3.0) or a metric (since 0.4.0) instance
+    /// declared: they live and die with the instance.
     pub(crate) series: DeclaredSeries,
+    /// The series the host declared to a metric instance (since 0.4.0).
+    pub(crate) given: GivenSeries,
 }
 
 impl StoreData {
@@ -99,6 +102,7 @@ impl StoreData {
             deadline_hit: false,
             log,
             series: DeclaredSeries::default(),
+            given: GivenSeries::default(),
         };
         let mut store = Store::new(runtime.engine(), data);
         store.limiter(|data| &mut data.memory);
@@ -138,6 +142,7 @@ impl WasiView for StoreData {
 }
 
 impl types::Host for StoreData {}
+impl crate::bindings::v3::types::Host for StoreData {}
 impl crate::bindings::v2::types::Host for StoreData {}
 impl crate::bindings::v1::types::Host for StoreData {}
 
@@ -180,6 +185,7 @@ macro_rules! earlier_host {
 
 earlier_host!(v1);
 earlier_host!(v2);
+earlier_host!(v3);
 
 impl host::Host for StoreData {
     /// Capped and rate limited: see `log_limit.rs`.

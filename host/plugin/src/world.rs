@@ -1,5 +1,5 @@
 //! Which world a component implements, checked against the contract versions
-//! this host speaks (`wasmeter:plugin@0.3.0`, and `@0.2.0` and `@0.1.0` whose
+//! this host speaks (`wasmeter:plugin@0.4.0`, and `@0.3.0`, `@0.2.0` and `@0.1.0` whose
 //! components still load), with errors that name both sides.
 
 use wasmeter_core::plugin::PluginKind;
@@ -20,20 +20,29 @@ pub enum Contract {
     V0_2,
     /// `wasmeter:plugin@0.3.0`: collectors may declare series once and send points.
     V0_3,
+    /// `wasmeter:plugin@0.4.0`: derived metrics take and give points of series
+    /// declared once.
+    V0_4,
 }
 
 impl Contract {
     /// The version new plugins are built against.
-    pub const CURRENT: Contract = Contract::V0_3;
+    pub const CURRENT: Contract = Contract::V0_4;
     /// Every version this host loads, newest first.
-    pub const ALL: [Contract; 3] = [Contract::V0_3, Contract::V0_2, Contract::V0_1];
+    pub const ALL: [Contract; 4] = [
+        Contract::V0_4,
+        Contract::V0_3,
+        Contract::V0_2,
+        Contract::V0_1,
+    ];
 
-    /// The version as written in the WIT package (`0.3.0`).
+    /// The version as written in the WIT package (`0.4.0`).
     pub const fn version(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
             Contract::V0_3 => "0.3.0",
+            Contract::V0_4 => "0.4.0",
         }
     }
 }
@@ -173,7 +182,7 @@ mod tests {
     fn wrong_world_names_both_sides() {
         let exports = names(&["wasmeter:plugin/plugin@0.1.0", "wasmeter:plugin/diff@0.1.0"]);
         let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
-        assert!(err.contains("expected a collector plugin (world `wasmeter:plugin/collector@0.3.0`, exporting `wasmeter:plugin/collect@0.3.0`)"), "{err}");
+        assert!(err.contains("expected a collector plugin (world `wasmeter:plugin/collector@0.4.0`, exporting `wasmeter:plugin/collect@0.4.0`)"), "{err}");
         assert!(err.contains("is a delta plugin"), "{err}");
     }
 
@@ -185,6 +194,6 @@ mod tests {
         ]);
         let err = detect_kind(&exports, Some(PluginKind::Collector)).unwrap_err();
         assert!(err.contains("`wasmeter:plugin/collect@0.9.0`"), "{err}");
-        assert!(err.contains("another version of the contract; this host speaks wasmeter:plugin@0.3.0, wasmeter:plugin@0.2.0, wasmeter:plugin@0.1.0"), "{err}");
+        assert!(err.contains("another version of the contract; this host speaks wasmeter:plugin@0.4.0, wasmeter:plugin@0.3.0, wasmeter:plugin@0.2.0, wasmeter:plugin@0.1.0"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 // Records use jco's JavaScript mapping of the WIT: camelCase fields, `s64` as
 // BigInt, enums as strings, variants as `{ tag, val }`.
 
-import { nowMs as hostNowMs } from "wasmeter:plugin/host@0.3.0";
+import { nowMs as hostNowMs } from "wasmeter:plugin/host@0.4.0";
 
 const SEGMENT = /^[A-Za-z0-9_.:-]+$/;
 const METRIC = /^[A-Za-z_:][A-Za-z0-9_:]*$/;

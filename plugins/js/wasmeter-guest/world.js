@@ -7,7 +7,7 @@
 // is ignored). The one instance created by `init`
 // lives here for the life of the component instance.
 
-import { config as hostConfig } from "wasmeter:plugin/host@0.3.0";
+import { config as hostConfig } from "wasmeter:plugin/host@0.4.0";
 
 let instance = null;
 
@@ -71,17 +71,62 @@ export function exportCollector(Cls) {
   };
 }
 
+/** The most series either side holds numbered (contract 0.4.0). */
+const MAX_SERIES = 65536;
+/** The series the host declared to this instance, by number. */
+let given = [];
+/** The series this instance declared to the host: key -> number. */
+let derived = new Map();
+
+/** The host's batch (points of series declared once) as whole samples. Its
+ * declarations are kept whatever follows, as the host keeps them. */
+function samplesIn(batch) {
+  if (batch.seriesReset) given = [];
+  for (const s of batch.series) given.push(s);
+  return batch.points.map((p, i) => {
+    const s = given[p.series];
+    if (s === undefined) {
+      throw `input point #${i}: no series #${p.series} (the host declared ${given.length})`;
+    }
+    return { name: s.name, labels: s.labels, value: p.value, kind: s.kind, timestampMs: p.timestampMs };
+  });
+}
+
+/** The plugin's samples as points of series declared once (only for a call
+ * that succeeds: a failed call declares nothing). */
+function batchOut(samples) {
+  const keyOf = (s) => JSON.stringify([s.kind, s.name, s.labels.map((l) => [l.name, l.value])]);
+  const keys = samples.map(keyOf);
+  if (new Set(keys).size > MAX_SERIES) {
+    throw `more than ${MAX_SERIES} series in one call: the host takes at most that many at once`;
+  }
+  const fresh = new Set(keys.filter((k) => !derived.has(k))).size;
+  const seriesReset = derived.size + fresh > MAX_SERIES;
+  if (seriesReset) derived = new Map();
+  const series = [];
+  const points = samples.map((s, i) => {
+    let number = derived.get(keys[i]);
+    if (number === undefined) {
+      number = derived.size;
+      derived.set(keys[i], number);
+      series.push({ name: s.name, labels: s.labels, kind: s.kind });
+    }
+    return { series: number, value: s.value, timestampMs: BigInt(s.timestampMs) };
+  });
+  return { seriesReset, series, points };
+}
+
 /** `export const { plugin, derive } = exportMetric(MyMetric);` */
 export function exportMetric(Cls) {
   return {
     plugin: lifecycle(Cls, "metric"),
     derive: {
-      onSamples(samples) {
-        return guard(() => required().onSamples(samples));
+      onSamples(batch) {
+        return guard(() => batchOut(required().onSamples(samplesIn(batch))));
       },
       onTick(now) {
         const p = required();
-        return p.onTick ? guard(() => p.onTick(now)) : [];
+        return guard(() => batchOut(p.onTick ? p.onTick(now) : []));
       },
     },
   };
@@ -97,11 +142,19 @@ export function exportDelta(Cls) {
   return {
     plugin: lifecycle(Cls, "delta"),
     diff: {
-      diff(changes) {
+      diff(names, changes) {
         const p = required();
+        // Contract 0.4.0 names each field once per call; fields give its index.
+        const named = (fields) =>
+          fields.map((f) => {
+            if (f.name >= names.length) {
+              throw `field name #${f.name} of ${names.length} given in the call`;
+            }
+            return { name: names[f.name], value: f.value };
+          });
         return changes.map((c) => {
           try {
-            const { changed, removed } = p.diff(c.topic, c.previous, c.current);
+            const { changed, removed } = p.diff(c.topic, named(c.previous), named(c.current));
             return { tag: "ok", val: { changed, removed } };
           } catch (e) {
             return { tag: "err", val: message(e) };

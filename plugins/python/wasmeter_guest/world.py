@@ -7,7 +7,15 @@ module level, for the life of the component instance.
 
 from componentize_py_types import Err
 from wit_world.imports import host
-from wit_world.imports.types import PluginInfo, PluginKind
+from wit_world.imports.types import (
+    Field,
+    PluginInfo,
+    PluginKind,
+    Point,
+    Sample,
+    SampleBatch,
+    Series,
+)
 
 _instance = None
 
@@ -83,18 +91,70 @@ def export_collector(cls):
     return _lifecycle(cls, PluginKind.COLLECTOR), Collect
 
 
+# The most series either side holds numbered (contract 0.4.0).
+_MAX_SERIES = 65536
+# The series the host declared to this instance, by number.
+_given = []
+# The series this instance declared to the host: key -> number.
+_derived = {}
+
+
+def _samples_in(batch):
+    """The host's batch (points of series declared once) as whole samples. Its
+    declarations are kept whatever follows, as the host keeps them."""
+    if batch.series_reset:
+        _given.clear()
+    _given.extend(batch.series)
+    samples = []
+    for i, p in enumerate(batch.points):
+        if p.series >= len(_given):
+            raise ValueError(
+                f"input point #{i}: no series #{p.series} (the host declared {len(_given)})"
+            )
+        s = _given[p.series]
+        samples.append(Sample(s.name, s.labels, p.value, s.kind, p.timestamp_ms))
+    return samples
+
+
+def _batch_out(samples):
+    """The plugin's samples as points of series declared once (only for a call
+    that succeeds: a failed call declares nothing)."""
+    global _derived
+    samples = list(samples)
+    keys = [(s.kind, s.name, tuple((lb.name, lb.value) for lb in s.labels)) for s in samples]
+    if len(set(keys)) > _MAX_SERIES:
+        raise ValueError(
+            f"more than {_MAX_SERIES} series in one call: the host takes at most that many at once"
+        )
+    fresh = len({k for k in keys if k not in _derived})
+    reset = len(_derived) + fresh > _MAX_SERIES
+    if reset:
+        _derived = {}
+    series, points = [], []
+    for s, key in zip(samples, keys):
+        number = _derived.get(key)
+        if number is None:
+            number = len(_derived)
+            _derived[key] = number
+            series.append(Series(s.name, s.labels, s.kind))
+        points.append(Point(number, s.value, s.timestamp_ms))
+    return SampleBatch(reset, series, points)
+
+
 def export_metric(cls):
-    """``Plugin, Derive = export_metric(MyMetric)`` in the app module."""
+    """``Plugin, Derive = export_metric(MyMetric)`` in the app module. The class
+    takes and gives whole samples; the glue turns the host's points into samples
+    and the plugin's samples into points (contract 0.4.0)."""
 
     class Derive:
-        def on_samples(self, samples):
+        def on_samples(self, batch):
             plugin = _require()
-            return _guard(lambda: list(plugin.on_samples(samples)))
+            return _guard(lambda: _batch_out(plugin.on_samples(_samples_in(batch))))
 
         def on_tick(self, now_ms):
             plugin = _require()
             tick = getattr(plugin, "on_tick", None)
-            return [] if tick is None else _guard(lambda: list(tick(now_ms)))
+            return _guard(lambda: _batch_out([] if tick is None else tick(now_ms)))
 
     return _lifecycle(cls, PluginKind.METRIC), Derive
 
@@ -107,13 +167,24 @@ def export_delta(cls):
     from componentize_py_types import Ok
     from wit_world.exports.diff import Delta
 
+    def named(names, fields):
+        # Contract 0.4.0 names each field once per call; fields give its index.
+        out = []
+        for f in fields:
+            if f.name >= len(names):
+                raise ValueError(f"field name #{f.name} of {len(names)} given in the call")
+            out.append(Field(names[f.name], f.value))
+        return out
+
     class Diff:
-        def diff(self, changes):
+        def diff(self, names, changes):
             plugin = _require()
             results = []
             for change in changes:
                 try:
-                    changed, removed = plugin.diff(change.topic, change.previous, change.current)
+                    previous = named(names, change.previous)
+                    current = named(names, change.current)
+                    changed, removed = plugin.diff(change.topic, previous, current)
                     results.append(Ok(Delta(list(changed), list(removed))))
                 except ValueError as e:
                     results.append(Err(str(e)))

@@ -1,7 +1,7 @@
 //! # wasmeter-sdk: write wasmeter plugins in a few dozen lines of Rust
 //!
 //! A wasmeter plugin is a WebAssembly component (built for `wasm32-wasip2`) that exports
-//! one of the worlds of `wit/` (package `wasmeter:plugin@0.3.0`):
+//! one of the worlds of `wit/` (package `wasmeter:plugin@0.4.0`):
 //!
 //! | world       | trait to implement   | macro                  | what it does                           |
 //! |-------------|----------------------|------------------------|----------------------------------------|
@@ -117,6 +117,7 @@ pub mod state;
 pub mod trades;
 pub mod window;
 
+mod derive;
 mod output;
 mod plugin;
 mod str_map;
@@ -160,6 +161,11 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::PluginKind;
 pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
 pub use output::{CollectOutput, MAX_SERIES, SeriesId};
+
+/// Samples as points of series declared once: what a derive call takes and
+/// gives (contract 0.4.0). The SDK converts it; plugins see whole samples.
+#[doc(hidden)]
+pub use wasmeter_sdk_collector::wasmeter::plugin::types::SampleBatch;
 
 /// One event of a stream topic (since contract 0.2.0).
 pub use wasmeter_sdk_collector::wasmeter::plugin::types::StreamEvent;
@@ -216,6 +222,7 @@ macro_rules! export_delta {
 
             impl $crate::bindings::delta::exports::wasmeter::plugin::diff::Guest for __WasmeterExport {
                 fn diff(
+                    names: ::std::vec::Vec<::std::string::String>,
                     changes: ::std::vec::Vec<
                         $crate::bindings::delta::exports::wasmeter::plugin::diff::TopicChange,
                     >,
@@ -226,7 +233,8 @@ macro_rules! export_delta {
                         Ok(changes
                             .into_iter()
                             .map(|c| {
-                                <$t as $crate::DeltaAlgorithm>::diff(p, &c.topic, c.previous, c.current)
+                                let (previous, current) = $crate::__private::named_fields(&names, c.previous, c.current)?;
+                                <$t as $crate::DeltaAlgorithm>::diff(p, &c.topic, previous, current)
                             })
                             .collect::<::std::vec::Vec<_>>())
                     });
@@ -263,17 +271,18 @@ macro_rules! export_metric {
                 for __WasmeterExport
             {
                 fn on_samples(
-                    samples: ::std::vec::Vec<$crate::Sample>,
-                ) -> ::core::result::Result<::std::vec::Vec<$crate::Sample>, ::std::string::String>
-                {
+                    samples: $crate::SampleBatch,
+                ) -> ::core::result::Result<$crate::SampleBatch, ::std::string::String> {
+                    let samples = $crate::__private::samples_in(samples)?;
                     __with_instance(|p| <$t as $crate::Metric>::on_samples(p, samples))
+                        .and_then($crate::__private::batch_out)
                 }
 
                 fn on_tick(
                     now_ms: i64,
-                ) -> ::core::result::Result<::std::vec::Vec<$crate::Sample>, ::std::string::String>
-                {
+                ) -> ::core::result::Result<$crate::SampleBatch, ::std::string::String> {
                     __with_instance(|p| <$t as $crate::Metric>::on_tick(p, now_ms))
+                        .and_then($crate::__private::batch_out)
                 }
             }
 

@@ -7,7 +7,7 @@
 //! [`CollectOutput::series`], with [`CollectOutput::point`], which copies nothing.
 //! Topic updates made with [`CollectOutput::update`] merge per topic and call. When
 //! the call returns, the SDK declares each
-//! series it has not declared before to the host once (contract 0.3.0) and sends
+//! series it has not declared before to the host once (contract 0.3.0 and later) and sends
 //! every sample of it as a number, a value and a timestamp: a trade's four samples
 //! cross as four points instead of twelve strings. The numbering is per instance
 //! ([`SeriesNumbers`]); a fresh instance starts over, as does the host's.
@@ -23,7 +23,7 @@ use crate::bindings::collector::exports::wasmeter::plugin::collect as wire;
 use crate::str_map::{StrMap, same_bytes};
 use crate::{Label, MetricKind, RecordError, Sample, StreamEvent, TopicUpdate};
 
-/// The most series an instance keeps numbered (the host's bound, contract 0.3.0);
+/// The most series an instance keeps numbered (the host's bound, since contract 0.3.0);
 /// past it the SDK starts the numbering over.
 pub const MAX_SERIES: usize = 65_536;
 

@@ -140,7 +140,7 @@ pub fn bench(c: &mut Criterion) {
         let id = BenchmarkId::new("on_samples 1 sample", lang);
         group.bench_function(id, |b| {
             on_instances(b, fresh, |ewma| {
-                rt.block_on(ewma.on_samples(&sample)).unwrap()
+                rt.block_on(ewma.on_sample_list(&sample)).unwrap()
             });
         });
     }

@@ -4,7 +4,7 @@
 use wasmeter_core::update::CollectOutput;
 use wasmeter_core::validate::{OutputError, check_collect_output};
 
-use super::convert::{v1, v2, v3};
+use super::convert::{v1, v2, v3, v4};
 use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
@@ -25,7 +25,8 @@ lifecycle!(
 impl Instance<CollectorWorld> {
     /// Hands the plugin a chunk of whole records from `source`; returns what it
     /// produced, validated. Bad records come back in `errors`, good ones still count.
-    /// A 0.3.0 plugin's points come as `points`, samples of the series it declared.
+    /// The points of a plugin of 0.3.0 or later come as `points`, samples of the
+    /// series it declared.
     pub async fn collect(
         &mut self,
         source: &str,
@@ -54,6 +55,14 @@ impl Instance<CollectorWorld> {
                             .await?;
                         let declared = &mut store.data_mut().series;
                         out.map(|out| v3::output_from_wit(out, declared, &output_limits))
+                    }
+                    ByVersion::V4(b) => {
+                        let out = b
+                            .wasmeter_plugin_collect()
+                            .call_collect(&mut *store, source, chunk)
+                            .await?;
+                        let declared = &mut store.data_mut().series;
+                        out.map(|out| v4::output_from_wit(out, declared, &output_limits))
                     }
                 })
             },

@@ -1,13 +1,14 @@
 //! World `delta`: states of topics -> the changes between them.
 //!
 //! Contract 0.2.0 and later diff every topic a chunk changed in one call; a 0.1.0 plugin
-//! is called once per topic, each call supervised on its own.
+//! is called once per topic, each call supervised on its own. Since 0.4.0 a call
+//! names each field once (`names`) and the topics' fields refer to it by index.
 
 use wasmeter_core::delta::Delta;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::validate::check_delta;
 
-use super::convert::{v1, v2, v3};
+use super::convert::{v1, v2, v3, v4};
 use crate::bindings::ByVersion;
 use crate::call::{CallKind, guest_call};
 use crate::error::CallError;
@@ -35,8 +36,42 @@ pub struct TopicDiff<'a> {
 /// or why it gave none for that topic.
 pub type Deltas = Vec<Result<Delta, String>>;
 
+/// `deltas_of!(version, expected)`: the check of a batched `diff` call's
+/// results: one per change, each delta valid.
+macro_rules! deltas_of {
+    ($version:ident, $expected:ident) => {
+        |results: Vec<Result<_, String>>, limits: &crate::PluginLimits| {
+            if results.len() != $expected {
+                return Err(CallError::Plugin(format!(
+                    "returned {} deltas for {} topic changes",
+                    results.len(),
+                    $expected
+                )));
+            }
+            results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(d) => {
+                        let delta = Delta {
+                            changed: d
+                                .changed
+                                .into_iter()
+                                .map($version::field_from_wit)
+                                .collect(),
+                            removed: d.removed,
+                        };
+                        check_delta(&delta, &limits.output)?;
+                        Ok(Ok(delta))
+                    }
+                    Err(refused) => Ok(Err(refused)),
+                })
+                .collect()
+        }
+    };
+}
+
 /// `diff_batch!(name, version, Variant)`: the one call per batch of topics of
-/// contract 0.2.0 and later, for the bindings of `version`.
+/// contracts 0.2.0 and 0.3.0 (whole fields), for the bindings of `version`.
 macro_rules! diff_batch {
     ($name:ident, $version:ident, $variant:ident) => {
         async fn $name(&mut self, changes: &[TopicDiff<'_>]) -> Result<Deltas, CallError> {
@@ -59,32 +94,7 @@ macro_rules! diff_batch {
                     };
                     b.wasmeter_plugin_diff().call_diff(store, &input).await
                 },
-                |results: Vec<Result<_, String>>, limits| {
-                    if results.len() != expected {
-                        return Err(CallError::Plugin(format!(
-                            "returned {} deltas for {expected} topic changes",
-                            results.len()
-                        )));
-                    }
-                    results
-                        .into_iter()
-                        .map(|r| match r {
-                            Ok(d) => {
-                                let delta = Delta {
-                                    changed: d
-                                        .changed
-                                        .into_iter()
-                                        .map($version::field_from_wit)
-                                        .collect(),
-                                    removed: d.removed,
-                                };
-                                check_delta(&delta, &limits.output)?;
-                                Ok(Ok(delta))
-                            }
-                            Err(refused) => Ok(Err(refused)),
-                        })
-                        .collect()
-                }
+                deltas_of!($version, expected)
             )
         }
     };
@@ -132,6 +142,7 @@ impl Instance<DeltaWorld> {
             }
             Contract::V0_2 => self.diff_batch_v2(changes).await,
             Contract::V0_3 => self.diff_batch_v3(changes).await,
+            Contract::V0_4 => self.diff_batch_v4(changes).await,
         }
     }
 
@@ -188,6 +199,25 @@ impl Instance<DeltaWorld> {
     diff_batch!(diff_batch_v2, v2, V2);
     diff_batch!(diff_batch_v3, v3, V3);
 
+    /// The one call per batch of contract 0.4.0: every field name once per call.
+    async fn diff_batch_v4(&mut self, changes: &[TopicDiff<'_>]) -> Result<Deltas, CallError> {
+        let (names, input) = v4::changes_to_wit(changes);
+        let expected = changes.len();
+        guest_call!(
+            self,
+            CallKind::Diff,
+            |b, store| async move {
+                let ByVersion::V4(b) = b else {
+                    unreachable!("the contract version decides the bindings")
+                };
+                b.wasmeter_plugin_diff()
+                    .call_diff(store, &names, &input)
+                    .await
+            },
+            deltas_of!(v4, expected)
+        )
+    }
+
     /// The plugin's own application of `delta` to `previous`, for verification.
     pub async fn apply(
         &mut self,
@@ -202,6 +232,7 @@ impl Instance<DeltaWorld> {
                     ByVersion::V1(b) => apply_with!(v1, b, store, previous, delta),
                     ByVersion::V2(b) => apply_with!(v2, b, store, previous, delta),
                     ByVersion::V3(b) => apply_with!(v3, b, store, previous, delta),
+                    ByVersion::V4(b) => apply_with!(v4, b, store, previous, delta),
                 })
             },
             |result: Result<Vec<_>, String>, limits| {

@@ -3,6 +3,7 @@
 mod collector;
 mod convert;
 mod delta;
+mod given;
 mod metric;
 mod series;
 
@@ -12,5 +13,6 @@ pub use metric::MetricWorld;
 
 pub use series::MAX_DECLARED_SERIES;
 
-pub(crate) use convert::{v1::info_from_v1, v2::info_from_v2};
+pub(crate) use convert::{v1::info_from_v1, v2::info_from_v2, v3::info_from_v3};
+pub(crate) use given::GivenSeries;
 pub(crate) use series::DeclaredSeries;

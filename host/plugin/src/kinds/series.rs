@@ -1,7 +1,7 @@
-//! The series a collector instance declared (contract 0.3.0) and the points that
-//! refer to them by number.
+//! The series a collector (contract 0.3.0) or metric (0.4.0) instance declared
+//! and the points that refer to them by number.
 //!
-//! A 0.3.0 collector declares a series (name, labels, kind) once and then sends
+//! Such a plugin declares a series (name, labels, kind) once and then sends
 //! points: a number, a value and a timestamp. Numbers continue across the calls of
 //! one instance, so the table lives with the instance's store and goes with it: a
 //! rebuilt instance (after a trap, a recycle, a swap) starts with none, as does

@@ -52,8 +52,8 @@ async fn series_flood_creates_new_series_on_every_call() {
         .unwrap();
     let mut series = BTreeSet::new();
     for out in [
-        m.on_tick(1).await.unwrap(),
-        m.on_samples(&[]).await.unwrap(),
+        m.on_tick(1).await.unwrap().to_samples(),
+        m.on_sample_list(&[]).await.unwrap(),
     ] {
         let flood: Vec<_> = out.iter().filter(|s| s.name == "faulty_series").collect();
         assert_eq!(flood.len(), 50);

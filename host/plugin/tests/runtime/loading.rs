@@ -20,11 +20,11 @@ async fn wrong_world_is_refused_naming_both_interfaces() {
     let msg = err.to_string();
     assert!(msg.contains("field_delta.wasm"), "names the file: {msg}");
     assert!(
-        msg.contains("`wasmeter:plugin/collect@0.3.0`"),
+        msg.contains("`wasmeter:plugin/collect@0.4.0`"),
         "names the expected interface: {msg}"
     );
     assert!(
-        msg.contains("`wasmeter:plugin/diff@0.3.0`"),
+        msg.contains("`wasmeter:plugin/diff@0.4.0`"),
         "names the found interface: {msg}"
     );
 }
@@ -37,7 +37,7 @@ async fn other_contract_version_is_refused() {
         .err()
         .unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("`wasmeter:plugin/collect@0.3.0`"), "{msg}");
+    assert!(msg.contains("`wasmeter:plugin/collect@0.4.0`"), "{msg}");
     assert!(msg.contains("`wasmeter:plugin/collect@0.9.0`"), "{msg}");
     assert!(msg.contains("another version of the contract"), "{msg}");
 }

@@ -101,7 +101,7 @@ async fn stdout_shares_the_quota_and_the_caps() {
         .await
         .unwrap();
     let (capture, _guard) = LogCapture::start();
-    m.on_tick(1).await.unwrap();
+    m.on_tick(1).await.unwrap().to_samples();
     let health = m.health();
     assert!(health.log_lines_suppressed >= 70, "{health:?}");
     check_capped_and_limited(
@@ -110,7 +110,7 @@ async fn stdout_shares_the_quota_and_the_caps() {
         health.log_bytes_suppressed,
     );
     // The quota is the instance's: the next call finds the bucket still empty.
-    m.on_tick(2).await.unwrap();
+    m.on_tick(2).await.unwrap().to_samples();
     assert!(m.health().log_lines_suppressed >= health.log_lines_suppressed + 90);
 }
 

@@ -29,8 +29,13 @@ async fn counter_rate_per_second_with_reset_and_state_carry_over() {
     let mut rate = plugin.instantiate("rate", vec![]).await.unwrap();
 
     let c = |v, ts| sample("trades_total", "BTC", v, MetricKind::Counter, ts);
-    assert!(rate.on_samples(&[c(10.0, 1_000)]).await.unwrap().is_empty());
-    let out = rate.on_samples(&[c(30.0, 3_000)]).await.unwrap();
+    assert!(
+        rate.on_sample_list(&[c(10.0, 1_000)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let out = rate.on_sample_list(&[c(30.0, 3_000)]).await.unwrap();
     assert_eq!(
         value_of(&out, "trades_total_per_second", &[("symbol", "BTC")]),
         10.0
@@ -46,7 +51,7 @@ async fn counter_rate_per_second_with_reset_and_state_carry_over() {
     next.import_state(&state).await.unwrap();
     // Counter reset: 30 -> 4 means 4 new events; over the window (from the
     // first sample, 1 s, carried across the swap): 20 + 4 in 4 s.
-    let out = next.on_samples(&[c(4.0, 5_000)]).await.unwrap();
+    let out = next.on_sample_list(&[c(4.0, 5_000)]).await.unwrap();
     assert_eq!(
         value_of(&out, "trades_total_per_second", &[("symbol", "BTC")]),
         6.0
@@ -54,7 +59,7 @@ async fn counter_rate_per_second_with_reset_and_state_carry_over() {
 
     // Gauges are not rated by default.
     assert!(
-        next.on_samples(&[gauge("trade_price", 1.0, 6_000)])
+        next.on_sample_list(&[gauge("trade_price", 1.0, 6_000)])
             .await
             .unwrap()
             .is_empty()
@@ -74,11 +79,11 @@ async fn ewma_smooths_each_series() {
         )
         .await
         .unwrap();
-    ewma.on_samples(&[gauge("trade_price", 100.0, 1)])
+    ewma.on_sample_list(&[gauge("trade_price", 100.0, 1)])
         .await
         .unwrap();
     let out = ewma
-        .on_samples(&[gauge("trade_price", 200.0, 2)])
+        .on_sample_list(&[gauge("trade_price", 200.0, 2)])
         .await
         .unwrap();
     assert_eq!(
@@ -86,7 +91,7 @@ async fn ewma_smooths_each_series() {
         150.0
     );
     let out = ewma
-        .on_samples(&[gauge("trade_qty", 5.0, 3)])
+        .on_sample_list(&[gauge("trade_qty", 5.0, 3)])
         .await
         .unwrap();
     assert!(out.is_empty(), "only configured metrics: {out:?}");
@@ -109,20 +114,20 @@ async fn rolling_min_max_expires_old_samples() {
         .instantiate("minmax", config(&[("window_ms", "1000")]))
         .await
         .unwrap();
-    mm.on_samples(&[
+    mm.on_sample_list(&[
         gauge("trade_price", 5.0, 1_000),
         gauge("trade_price", 9.0, 1_200),
     ])
     .await
     .unwrap();
     let out = mm
-        .on_samples(&[gauge("trade_price", 7.0, 1_500)])
+        .on_sample_list(&[gauge("trade_price", 7.0, 1_500)])
         .await
         .unwrap();
     assert_eq!(value_of(&out, "trade_price_min", &[("symbol", "BTC")]), 5.0);
     assert_eq!(value_of(&out, "trade_price_max", &[("symbol", "BTC")]), 9.0);
     // At 2.3 s the samples of 1.0 s and 1.2 s have left the window.
-    let out = mm.on_tick(2_300).await.unwrap();
+    let out = mm.on_tick(2_300).await.unwrap().to_samples();
     assert_eq!(value_of(&out, "trade_price_min", &[("symbol", "BTC")]), 7.0);
     assert_eq!(value_of(&out, "trade_price_max", &[("symbol", "BTC")]), 7.0);
 }
@@ -138,12 +143,17 @@ async fn vwap_over_a_window() {
         .await
         .unwrap();
     let trade = |p, q, ts| [gauge("trade_price", p, ts), gauge("trade_qty", q, ts)];
-    vwap.on_samples(&trade(100.0, 1.0, 1_000)).await.unwrap();
-    let out = vwap.on_samples(&trade(110.0, 3.0, 2_000)).await.unwrap();
+    vwap.on_sample_list(&trade(100.0, 1.0, 1_000))
+        .await
+        .unwrap();
+    let out = vwap
+        .on_sample_list(&trade(110.0, 3.0, 2_000))
+        .await
+        .unwrap();
     // (100*1 + 110*3) / 4 = 107.5
     assert_eq!(value_of(&out, "trade_vwap", &[("symbol", "BTC")]), 107.5);
     // The first trade leaves the window at 11.0 s.
-    let out = vwap.on_tick(11_500).await.unwrap();
+    let out = vwap.on_tick(11_500).await.unwrap().to_samples();
     assert_eq!(value_of(&out, "trade_vwap", &[("symbol", "BTC")]), 110.0);
 }
 
@@ -169,7 +179,7 @@ async fn threshold_alert_fires_after_n_samples_and_clears() {
     let cpu = |v, ts| gauge("cpu", v, ts);
     let mut fired_at = None;
     for (i, v) in [95.0, 96.0, 97.0, 98.0].into_iter().enumerate() {
-        let out = alert.on_samples(&[cpu(v, i as i64 + 1)]).await.unwrap();
+        let out = alert.on_sample_list(&[cpu(v, i as i64 + 1)]).await.unwrap();
         if out
             .iter()
             .any(|s| s.name == "alert_state" && s.value == 1.0)
@@ -178,7 +188,7 @@ async fn threshold_alert_fires_after_n_samples_and_clears() {
         }
     }
     assert_eq!(fired_at, Some(3), "fires on the third consecutive sample");
-    let out = alert.on_samples(&[cpu(10.0, 10)]).await.unwrap();
+    let out = alert.on_sample_list(&[cpu(10.0, 10)]).await.unwrap();
     assert_eq!(
         value_of(
             &out,
@@ -187,7 +197,7 @@ async fn threshold_alert_fires_after_n_samples_and_clears() {
         ),
         0.0
     );
-    let out = alert.on_tick(20).await.unwrap();
+    let out = alert.on_tick(20).await.unwrap().to_samples();
     assert_eq!(value_of(&out, "alert_state", &[("alert", "cpu_hot")]), 0.0);
 
     let err = plugin

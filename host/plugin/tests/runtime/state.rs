@@ -55,7 +55,7 @@ async fn exports_over_the_quota_fail_and_quarantine_between_successful_ticks() {
         assert_eq!(m.health().quarantined, round == 3, "round {round}");
         if round < 3 {
             // The checkpoint's export fails; the data path's calls succeed.
-            m.on_tick(1).await.unwrap();
+            m.on_tick(1).await.unwrap().to_samples();
         }
     }
     let health = m.health();
@@ -80,7 +80,7 @@ async fn a_trapping_export_fails_rebuilds_and_quarantines() {
             "{message}"
         );
         if round < 3 {
-            m.on_tick(1).await.unwrap();
+            m.on_tick(1).await.unwrap().to_samples();
         }
     }
     let health = m.health();
@@ -103,9 +103,9 @@ async fn a_state_over_the_quota_is_refused_before_the_import() {
     assert_eq!(health.failures, 0, "not this instance's failure");
     // A state within the quota is imported.
     let mut other = faulty_metric(&[], limits(1 << 20)).await;
-    other.on_tick(1).await.unwrap();
+    other.on_tick(1).await.unwrap().to_samples();
     let state = other.export_state().await.unwrap().unwrap();
     m.import_state(&state).await.unwrap();
-    let out = m.on_tick(2).await.unwrap();
+    let out = m.on_tick(2).await.unwrap().to_samples();
     assert_eq!(out[0].value, 2.0, "carried over the count of 1");
 }

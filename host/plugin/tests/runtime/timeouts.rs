@@ -51,7 +51,7 @@ fn calls_total(samples: &[Sample]) -> f64 {
 /// Runs the call named `call` (as in the plugin's `sleep_in`).
 async fn invoke(m: &mut Instance<MetricWorld>, call: &str, state: &[u8]) -> Result<(), CallError> {
     match call {
-        "on-samples" => m.on_samples(&[]).await.map(drop),
+        "on-samples" => m.on_sample_list(&[]).await.map(drop),
         "on-tick" => m.on_tick(1).await.map(drop),
         "export-state" => m.export_state().await.map(drop),
         "import-state" => m.import_state(state).await,
@@ -91,9 +91,9 @@ async fn a_sleeping_call_of_any_kind_is_abandoned_and_the_next_call_runs_on_a_fr
 
         // The next call works, on a fresh instance: its count starts again.
         let out = if call == "on-samples" {
-            m.on_tick(1).await.unwrap()
+            m.on_tick(1).await.unwrap().to_samples()
         } else {
-            m.on_samples(&[]).await.unwrap()
+            m.on_sample_list(&[]).await.unwrap()
         };
         assert_eq!(calls_total(&out), 1.0, "{call}: a fresh instance");
         let health = m.health();
@@ -142,13 +142,13 @@ async fn repeated_sleeps_quarantine_even_between_successful_calls_of_another_kin
         if round < 3 {
             // on-samples succeeds in between: the overall streak restarts, the
             // streak of on-tick does not.
-            m.on_samples(&[]).await.unwrap();
+            m.on_sample_list(&[]).await.unwrap();
         }
     }
     let health = m.health();
     assert_eq!(health.failures, 3);
     assert_eq!(health.quarantines, 1);
-    let err = m.on_samples(&[]).await.unwrap_err();
+    let err = m.on_sample_list(&[]).await.unwrap_err();
     assert!(
         matches!(err, CallError::Quarantined { failures: 3, .. }),
         "{err}"

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, ready};
 use wasmeter_core::plugin::{PluginInfo, PluginKind};
 use wasmeter_core::sample::{Label, MetricKind, Sample};
+use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_pipeline::{MetricCalls, PluginCalls};
 use wasmeter_plugin::{CallError, HealthHandle, PluginLimits};
 
@@ -131,14 +132,13 @@ impl PluginCalls for FakeMetric {
 impl MetricCalls for FakeMetric {
     fn on_samples<'a>(
         &'a mut self,
-        samples: &'a [Sample],
-    ) -> BoxFuture<'a, Result<Vec<Sample>, CallError>> {
-        let result =
-            self.health.count_call(
-                "on-samples",
-                self.limits.quarantine_after,
-                || Ok(Vec::new()),
-            );
+        samples: &'a SampleBatch,
+    ) -> BoxFuture<'a, Result<SampleBatch, CallError>> {
+        let result = self
+            .health
+            .count_call("on-samples", self.limits.quarantine_after, || {
+                Ok(SampleBatch::new())
+            });
         if result.is_ok() {
             self.count += samples.len() as u64;
             self.control.seen.fetch_add(samples.len() as u64, Relaxed);
@@ -146,23 +146,25 @@ impl MetricCalls for FakeMetric {
         ready(result).boxed()
     }
 
-    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<Vec<Sample>, CallError>> {
+    fn on_tick(&mut self, now_ms: i64) -> BoxFuture<'_, Result<SampleBatch, CallError>> {
         let control = &self.control;
         let name = self.name.clone();
         let result = self
             .health
             .count_call("on-tick", self.limits.quarantine_after, || {
                 let ticks = control.ticks.fetch_add(1, Relaxed) + 1;
-                Ok(vec![Sample {
-                    name: "ticks".into(),
-                    labels: vec![Label {
-                        name: "plugin".into(),
-                        value: name.into(),
-                    }],
-                    value: ticks as f64,
-                    kind: MetricKind::Counter,
-                    timestamp_ms: now_ms,
-                }])
+                Ok(SampleBatch::from(
+                    &[Sample {
+                        name: "ticks".into(),
+                        labels: vec![Label {
+                            name: "plugin".into(),
+                            value: name.into(),
+                        }],
+                        value: ticks as f64,
+                        kind: MetricKind::Counter,
+                        timestamp_ms: now_ms,
+                    }][..],
+                ))
             });
         ready(result).boxed()
     }
