@@ -188,6 +188,10 @@ impl Plugin for CounterRate {
 }
 
 impl Metric for CounterRate {
+    fn reads(&self, name: &str, kind: MetricKind) -> bool {
+        self.selection.reads(name, kind)
+    }
+
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
         let mut out = Vec::new();
         for sample in samples {

@@ -25,9 +25,12 @@ export class Selection {
     this.defaultKind = defaultKind;
     this.skip = skipSuffixes;
   }
+  /** Whether samples named `name` of `kind` are selected, whatever their value. */
+  reads(name, kind) {
+    if (this.names) return this.names.has(name);
+    return kind === this.defaultKind && !this.skip.some((s) => name.endsWith(s));
+  }
   matches(sample) {
-    if (!Number.isFinite(sample.value)) return false;
-    if (this.names) return this.names.has(sample.name);
-    return sample.kind === this.defaultKind && !this.skip.some((s) => sample.name.endsWith(s));
+    return Number.isFinite(sample.value) && this.reads(sample.name, sample.kind);
   }
 }

@@ -73,23 +73,36 @@ export function exportCollector(Cls) {
 
 /** The most series either side holds numbered (contract 0.4.0). */
 const MAX_SERIES = 65536;
-/** The series the host declared to this instance, by number. */
+/** The series the host declared to this instance, by number, and whether the
+ * plugin reads each (asked on its first point). */
 let given = [];
 /** The series this instance declared to the host: key -> number. */
 let derived = new Map();
 
-/** The host's batch (points of series declared once) as whole samples. Its
- * declarations are kept whatever follows, as the host keeps them. */
-function samplesIn(batch) {
+/** Takes the host's declarations of `batch` (whatever follows: the host counts
+ * them as made) and returns its points. */
+function takeGiven(batch) {
   if (batch.seriesReset) given = [];
-  for (const s of batch.series) given.push(s);
-  return batch.points.map((p, i) => {
-    const s = given[p.series];
-    if (s === undefined) {
+  for (const series of batch.series) given.push({ series, read: undefined });
+  return batch.points;
+}
+
+/** The points' samples, whole, of the series `reads(name, kind)` (asked once per
+ * series; without `reads`: every series). */
+function samplesRead(points, reads) {
+  const samples = [];
+  points.forEach((p, i) => {
+    const g = given[p.series];
+    if (g === undefined) {
       throw `input point #${i}: no series #${p.series} (the host declared ${given.length})`;
     }
-    return { name: s.name, labels: s.labels, value: p.value, kind: s.kind, timestampMs: p.timestampMs };
+    if (g.read === undefined) g.read = reads ? Boolean(reads(g.series.name, g.series.kind)) : true;
+    if (g.read) {
+      const s = g.series;
+      samples.push({ name: s.name, labels: s.labels, value: p.value, kind: s.kind, timestampMs: p.timestampMs });
+    }
   });
+  return samples;
 }
 
 /** The plugin's samples as points of series declared once (only for a call
@@ -116,13 +129,18 @@ function batchOut(samples) {
   return { seriesReset, series, points };
 }
 
-/** `export const { plugin, derive } = exportMetric(MyMetric);` */
+/** `export const { plugin, derive } = exportMetric(MyMetric);` An optional
+ * `reads(name, kind)` limits the samples it is given to the series it reads
+ * (asked once per series). */
 export function exportMetric(Cls) {
   return {
     plugin: lifecycle(Cls, "metric"),
     derive: {
       onSamples(batch) {
-        return guard(() => batchOut(required().onSamples(samplesIn(batch))));
+        const points = takeGiven(batch);
+        const p = required();
+        const reads = p.reads ? (name, kind) => p.reads(name, kind) : null;
+        return guard(() => batchOut(p.onSamples(samplesRead(points, reads))));
       },
       onTick(now) {
         const p = required();

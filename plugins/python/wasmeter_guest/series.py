@@ -32,10 +32,14 @@ class Selection:
         self.default_kind = default_kind
         self.skip = tuple(skip_suffixes)
 
+    def reads(self, name, kind):
+        """Whether samples named `name` of `kind` are selected, whatever their value."""
+        if self.names is not None:
+            return name in self.names
+        return kind == self.default_kind and not name.endswith(self.skip or ("\0",))
+
     def matches(self, sample):
         v = sample.value
         if v != v or v in (float("inf"), float("-inf")):
             return False
-        if self.names is not None:
-            return sample.name in self.names
-        return sample.kind == self.default_kind and not sample.name.endswith(self.skip or ("\0",))
+        return self.reads(sample.name, sample.kind)

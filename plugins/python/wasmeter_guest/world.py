@@ -93,26 +93,36 @@ def export_collector(cls):
 
 # The most series either side holds numbered (contract 0.4.0).
 _MAX_SERIES = 65536
-# The series the host declared to this instance, by number.
+# The series the host declared to this instance, by number: [series, read?].
 _given = []
 # The series this instance declared to the host: key -> number.
 _derived = {}
 
 
-def _samples_in(batch):
-    """The host's batch (points of series declared once) as whole samples. Its
-    declarations are kept whatever follows, as the host keeps them."""
+def _take_given(batch):
+    """Takes the host's declarations of ``batch`` (whatever follows: the host
+    counts them as made) and returns its points."""
     if batch.series_reset:
         _given.clear()
-    _given.extend(batch.series)
+    _given.extend([s, None] for s in batch.series)
+    return batch.points
+
+
+def _samples_read(points, reads):
+    """The points' samples, whole, of the series ``reads(name, kind)`` (asked
+    once per series; ``None``: every series)."""
     samples = []
-    for i, p in enumerate(batch.points):
+    for i, p in enumerate(points):
         if p.series >= len(_given):
             raise ValueError(
                 f"input point #{i}: no series #{p.series} (the host declared {len(_given)})"
             )
-        s = _given[p.series]
-        samples.append(Sample(s.name, s.labels, p.value, s.kind, p.timestamp_ms))
+        given = _given[p.series]
+        s, read = given
+        if read is None:
+            read = given[1] = reads is None or bool(reads(s.name, s.kind))
+        if read:
+            samples.append(Sample(s.name, s.labels, p.value, s.kind, p.timestamp_ms))
     return samples
 
 
@@ -144,12 +154,16 @@ def _batch_out(samples):
 def export_metric(cls):
     """``Plugin, Derive = export_metric(MyMetric)`` in the app module. The class
     takes and gives whole samples; the glue turns the host's points into samples
-    and the plugin's samples into points (contract 0.4.0)."""
+    and the plugin's samples into points (contract 0.4.0). An optional
+    ``reads(name, kind) -> bool`` limits the samples it is given to the series it
+    reads (asked once per series)."""
 
     class Derive:
         def on_samples(self, batch):
+            points = _take_given(batch)
             plugin = _require()
-            return _guard(lambda: _batch_out(plugin.on_samples(_samples_in(batch))))
+            reads = getattr(plugin, "reads", None)
+            return _guard(lambda: _batch_out(plugin.on_samples(_samples_read(points, reads))))
 
         def on_tick(self, now_ms):
             plugin = _require()

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use crate::bindings::collector::exports::wasmeter::plugin::collect::CollectOutput as WireOutput;
 use crate::bindings::collector::wasmeter::plugin::types::PluginInfo as RawPluginInfo;
 use crate::bindings::delta::exports::wasmeter::plugin::diff::IndexedField;
-pub use crate::derive::{batch_out, samples_in};
+pub use crate::derive::{batch_out, given_points, samples_read};
 use crate::output::SeriesNumbers;
 use crate::{CollectOutput, Config, Field, Plugin, PluginKind};
 

@@ -1,55 +1,82 @@
 //! A derived metric's samples as they cross to and from the host (contract
 //! 0.4.0): points of series declared once, each way. The plugin still takes and
 //! gives whole [`Sample`]s; this module turns the host's points into samples of
-//! the series it declared, and the plugin's samples into points of series this
-//! instance declares, numbered like a collector's ([`SeriesNumbers`]).
+//! the series it declared (only of those the plugin reads: see
+//! [`crate::Metric::reads`]), and the plugin's samples into points of series
+//! this instance declares, numbered like a collector's ([`SeriesNumbers`]).
 
 use std::cell::RefCell;
 
+use crate::bindings::collector::wasmeter::plugin::types::Point;
 use crate::output::SeriesNumbers;
-use crate::{CollectOutput, Sample, SampleBatch};
+use crate::{CollectOutput, MetricKind, Sample, SampleBatch};
 
 thread_local! {
-    /// The series the host declared to this instance, by number, as samples
-    /// with value and timestamp 0 (a component has one instance).
-    static GIVEN: RefCell<Vec<Sample>> = const { RefCell::new(Vec::new()) };
+    /// The series the host declared to this instance, by number (a component
+    /// has one instance).
+    static GIVEN: RefCell<Vec<Given>> = const { RefCell::new(Vec::new()) };
     /// The series this instance declared to the host.
     static DERIVED: RefCell<SeriesNumbers> = RefCell::new(SeriesNumbers::default());
 }
 
-/// The host's batch as whole samples. Its declarations are taken first,
-/// whatever follows (the host counts them as made); a point of a series the
-/// host did not declare fails the call.
-pub fn samples_in(batch: SampleBatch) -> Result<Vec<Sample>, String> {
+/// A series the host declared: as a sample with value and timestamp 0, and
+/// whether the plugin reads it (asked on its first point).
+struct Given {
+    series: Sample,
+    read: Option<bool>,
+}
+
+/// Takes the host's declarations of `batch` (whatever follows: the host counts
+/// them as made) and returns its points.
+pub fn given_points(batch: SampleBatch) -> Vec<Point> {
     GIVEN.with(|given| {
         let mut given = given.borrow_mut();
         if batch.series_reset {
             given.clear();
         }
-        given.extend(batch.series.into_iter().map(|s| Sample {
-            name: s.name,
-            labels: s.labels,
-            value: 0.0,
-            kind: s.kind,
-            timestamp_ms: 0,
+        given.extend(batch.series.into_iter().map(|s| Given {
+            series: Sample {
+                name: s.name,
+                labels: s.labels,
+                value: 0.0,
+                kind: s.kind,
+                timestamp_ms: 0,
+            },
+            read: None,
         }));
-        batch
-            .points
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| match given.get(p.series as usize) {
-                Some(series) => Ok(Sample {
+        batch.points
+    })
+}
+
+/// The samples of the `points` whose series `reads` (asked once per series),
+/// whole. A point of a series the host did not declare fails the call.
+pub fn samples_read(
+    points: Vec<Point>,
+    reads: impl Fn(&str, MetricKind) -> bool,
+) -> Result<Vec<Sample>, String> {
+    GIVEN.with(|given| {
+        let mut given = given.borrow_mut();
+        let declared = given.len();
+        let mut samples = Vec::new();
+        for (i, p) in points.into_iter().enumerate() {
+            let Some(g) = given.get_mut(p.series as usize) else {
+                return Err(format!(
+                    "input point #{i}: no series #{} (the host declared {declared})",
+                    p.series
+                ));
+            };
+            let read = *g
+                .read
+                .get_or_insert_with(|| reads(&g.series.name, g.series.kind));
+            if read {
+                samples.push(Sample {
                     value: p.value,
                     timestamp_ms: p.timestamp_ms,
-                    ..series.clone()
-                }),
-                None => Err(format!(
-                    "input point #{i}: no series #{} (the host declared {})",
-                    p.series,
-                    given.len()
-                )),
-            })
-            .collect()
+                    ..g.series.clone()
+                });
+            }
+        }
+        Ok(samples)
     })
 }
 
@@ -81,7 +108,11 @@ pub fn batch_out(samples: Vec<Sample>) -> Result<SampleBatch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::collector::wasmeter::plugin::types::{Point, Series};
+    use crate::bindings::collector::wasmeter::plugin::types::Series;
+
+    fn samples_in(batch: SampleBatch) -> Result<Vec<Sample>, String> {
+        samples_read(given_points(batch), |_, _| true)
+    }
     use crate::{Label, MetricKind};
 
     fn series(name: &str, symbol: &str) -> Series {
@@ -135,6 +166,33 @@ mod tests {
             "r",
             "the reset's declaration was kept"
         );
+    }
+
+    #[test]
+    fn only_the_series_the_plugin_reads_are_made_whole_asked_once_each() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let reads = |name: &str, _| {
+            asked.borrow_mut().push(name.to_string());
+            name == "q"
+        };
+        let batch = SampleBatch {
+            series_reset: true,
+            series: vec![series("p", "A"), series("q", "A")],
+            points: vec![point(0, 1.0), point(1, 2.0), point(0, 3.0), point(1, 4.0)],
+        };
+        let got = samples_read(given_points(batch), reads).unwrap();
+        let values: Vec<f64> = got.iter().map(|s| s.value).collect();
+        assert_eq!(values, [2.0, 4.0]);
+        let again = SampleBatch {
+            series_reset: false,
+            series: vec![],
+            points: vec![point(1, 5.0), point(0, 6.0)],
+        };
+        assert_eq!(
+            samples_read(given_points(again), reads).unwrap()[0].value,
+            5.0
+        );
+        assert_eq!(*asked.borrow(), ["p", "q"], "once per series");
     }
 
     #[test]

@@ -273,9 +273,15 @@ macro_rules! export_metric {
                 fn on_samples(
                     samples: $crate::SampleBatch,
                 ) -> ::core::result::Result<$crate::SampleBatch, ::std::string::String> {
-                    let samples = $crate::__private::samples_in(samples)?;
-                    __with_instance(|p| <$t as $crate::Metric>::on_samples(p, samples))
-                        .and_then($crate::__private::batch_out)
+                    // The host's declarations are taken first, whatever follows.
+                    let points = $crate::__private::given_points(samples);
+                    __with_instance(|p| {
+                        let samples = $crate::__private::samples_read(points, |name, kind| {
+                            <$t as $crate::Metric>::reads(p, name, kind)
+                        })?;
+                        <$t as $crate::Metric>::on_samples(p, samples)
+                    })
+                    .and_then($crate::__private::batch_out)
                 }
 
                 fn on_tick(

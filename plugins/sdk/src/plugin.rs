@@ -1,6 +1,6 @@
 //! The traits a plugin implements.
 
-use crate::{CollectOutput, Config, Delta, Field, Sample};
+use crate::{CollectOutput, Config, Delta, Field, MetricKind, Sample};
 
 /// A plugin's description of itself (the `plugin-info` record without `kind`, which the
 /// `export_*!` macro fills in).
@@ -106,8 +106,19 @@ pub trait DeltaAlgorithm: Plugin {
 
 /// A derived metric: turns samples into more samples; may keep state.
 pub trait Metric: Plugin {
-    /// Called with each batch of samples the pipeline produced, in order.
+    /// Called with each batch of samples the pipeline produced, in order: those
+    /// of the series [`Metric::reads`].
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String>;
+
+    /// Whether the plugin reads samples named `name` of `kind`. The SDK asks once
+    /// per series the host declares to the instance and hands `on_samples` only
+    /// the samples of the series read, so the others cost no copies. The answer
+    /// must not change for the life of the instance. The default reads every
+    /// sample.
+    fn reads(&self, name: &str, kind: MetricKind) -> bool {
+        let _ = (name, kind);
+        true
+    }
 
     /// Called periodically with the host's wall-clock time (Unix ms). The default emits
     /// nothing.

@@ -140,21 +140,24 @@ impl Selection {
         self.names.is_some()
     }
 
-    /// True if `sample` is selected (non-finite values never are).
-    pub fn matches(&self, sample: &Sample) -> bool {
-        if !sample.value.is_finite() {
-            return false;
-        }
+    /// True if samples named `name` of `kind` are selected (whatever their
+    /// value): what a plugin's [`crate::Metric::reads`] answers.
+    pub fn reads(&self, name: &str, kind: MetricKind) -> bool {
         match &self.names {
-            Some(names) => names.contains(&sample.name),
+            Some(names) => names.contains(name),
             None => {
-                sample.kind == self.default_kind
+                kind == self.default_kind
                     && !self
                         .skip_suffixes
                         .iter()
-                        .any(|s| sample.name.ends_with(s.as_str()))
+                        .any(|s| name.ends_with(s.as_str()))
             }
         }
+    }
+
+    /// True if `sample` is selected (non-finite values never are).
+    pub fn matches(&self, sample: &Sample) -> bool {
+        sample.value.is_finite() && self.reads(&sample.name, sample.kind)
     }
 }
 

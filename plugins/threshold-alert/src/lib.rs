@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use wasmeter_sdk::series::{self, is_valid_metric_name};
 use wasmeter_sdk::state::{StateReader, StateWriter};
-use wasmeter_sdk::{Config, Label, Metric, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
 
 const STATE_SCHEMA: &str = "threshold-alert";
 
@@ -177,6 +177,10 @@ impl Plugin for ThresholdAlert {
 }
 
 impl Metric for ThresholdAlert {
+    fn reads(&self, name: &str, _kind: MetricKind) -> bool {
+        name == self.metric
+    }
+
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
         let mut out = Vec::new();
         for sample in samples {

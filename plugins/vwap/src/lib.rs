@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use wasmeter_sdk::series::{self, is_valid_metric_name};
 use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
-use wasmeter_sdk::{Config, Label, Metric, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
 
 /// What a bucket keeps of its trades: the sums of `price * volume` and of `volume`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,6 +156,10 @@ impl Plugin for Vwap {
 }
 
 impl Metric for Vwap {
+    fn reads(&self, name: &str, _kind: MetricKind) -> bool {
+        name == self.price || name == self.volume
+    }
+
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
         // Pair prices and volumes by (labels, timestamp), in order.
         let mut pending: BTreeMap<(String, i64), Pending> = BTreeMap::new();

@@ -49,6 +49,10 @@ class Ewma {
     this.series = series;
   }
 
+  reads(name, kind) {
+    return this.selection.reads(name, kind);
+  }
+
   onSamples(samples) {
     const out = [];
     for (const s of samples) {

@@ -46,6 +46,9 @@ class Ewma:
         r.finish()
         self.series = series
 
+    def reads(self, name, kind):
+        return self.selection.reads(name, kind)
+
     def on_samples(self, samples):
         out = []
         for s in samples:
