@@ -27,7 +27,22 @@ pub fn key(name: &str, labels: &[Label]) -> String {
     let mut out = String::with_capacity(name.len() + 2 + labels.len() * 16);
     out.push_str(name);
     out.push('{');
-    for (i, l) in sorted_labels(labels).iter().enumerate() {
+    // Sorted by reference, and only when there is something to sort: the labels
+    // themselves are never copied.
+    if labels.len() <= 1 {
+        push_labels(&mut out, labels.iter());
+    } else {
+        let mut sorted: Vec<&Label> = labels.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.value.cmp(&b.value)));
+        push_labels(&mut out, sorted.into_iter());
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `a="x",b="y"` to a key, escaping `\`, `"` and newlines in values.
+fn push_labels<'a>(out: &mut String, labels: impl Iterator<Item = &'a Label>) {
+    for (i, l) in labels.enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -43,8 +58,6 @@ pub fn key(name: &str, labels: &[Label]) -> String {
         }
         out.push('"');
     }
-    out.push('}');
-    out
 }
 
 /// The series key of a sample; see [`key`].
@@ -172,6 +185,8 @@ mod tests {
         assert_eq!(key("m", &a), key("m", &b));
         assert_eq!(key("m", &a), "m{a=\"1\\\"\",b=\"2\"}");
         assert_eq!(key("m", &[]), "m{}");
+        let one = [Label::new("s", "x\ny\\")];
+        assert_eq!(key("m", &one), "m{s=\"x\\ny\\\\\"}");
     }
 
     #[test]

@@ -43,7 +43,7 @@
 
 mod state;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use wasmeter_sdk::series::{self, is_valid_metric_name};
 use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
@@ -86,7 +86,7 @@ pub struct Vwap {
     volume: String,
     output: String,
     spec: BucketSpec,
-    series: BTreeMap<String, Series>,
+    series: HashMap<String, Series>,
 }
 
 /// Price and volume samples of one (labels, timestamp) waiting for their partner.
@@ -141,7 +141,7 @@ impl Plugin for Vwap {
             volume,
             output: name("output", "trade_vwap")?,
             spec,
-            series: BTreeMap::new(),
+            series: HashMap::new(),
         })
     }
 
@@ -161,18 +161,50 @@ impl Metric for Vwap {
     }
 
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        // Pair prices and volumes by (labels, timestamp), in order.
-        let mut pending: BTreeMap<(String, i64), Pending> = BTreeMap::new();
+        // Pair prices and volumes by (labels, timestamp), in order. A pair that
+        // comes adjacent (a collector writes a trade's samples together) while
+        // nothing of its series and time waits is paired at once: the same pair
+        // the queues below would make, without them.
+        let mut pending: HashMap<String, Vec<(i64, Pending)>> = HashMap::new();
         let mut trades: Vec<(String, Vec<Label>, i64, f64, f64)> = Vec::new();
-        for sample in samples {
+        let mut samples = samples
+            .into_iter()
+            .filter(|s| (s.name == self.price || s.name == self.volume) && s.value.is_finite());
+        let mut next = samples.next();
+        while let Some(sample) = next.take() {
             let is_price = sample.name == self.price;
-            if !(is_price || sample.name == self.volume) || !sample.value.is_finite() {
+            let key = series::key("", &sample.labels);
+            next = samples.next();
+            let waiting = pending
+                .get(&key)
+                .is_some_and(|at| at.iter().any(|(ts, _)| *ts == sample.timestamp_ms));
+            if !waiting
+                && let Some(partner) = next.take_if(|n| {
+                    (n.name == self.price) != is_price
+                        && n.timestamp_ms == sample.timestamp_ms
+                        && n.labels == sample.labels
+                })
+            {
+                let (price, volume) = if is_price {
+                    (sample.value, partner.value)
+                } else {
+                    (partner.value, sample.value)
+                };
+                trades.push((key, sample.labels, sample.timestamp_ms, price, volume));
+                next = samples.next();
                 continue;
             }
-            let key = series::key("", &sample.labels);
-            let p = pending
-                .entry((key.clone(), sample.timestamp_ms))
-                .or_default();
+            let at = match pending.get_mut(&key) {
+                Some(at) => at,
+                None => pending.entry(key.clone()).or_default(),
+            };
+            let p = match at.iter().position(|(ts, _)| *ts == sample.timestamp_ms) {
+                Some(i) => &mut at[i].1,
+                None => {
+                    at.push((sample.timestamp_ms, Pending::default()));
+                    &mut at.last_mut().expect("just pushed").1
+                }
+            };
             let (mine, theirs) = if is_price {
                 (&mut p.prices, &mut p.volumes)
             } else {
@@ -191,8 +223,9 @@ impl Metric for Vwap {
             }
         }
 
-        // Add the trades to their windows; emit each touched series once.
-        let mut touched: BTreeMap<String, i64> = BTreeMap::new();
+        // Add the trades to their windows; emit each touched series once, in key
+        // order, stamped with its newest trade's timestamp.
+        let mut touched: Vec<(String, i64)> = Vec::with_capacity(trades.len());
         let now = if trades.iter().any(|t| t.2 <= 0) {
             wasmeter_sdk::now_ms()
         } else {
@@ -203,20 +236,30 @@ impl Metric for Vwap {
                 continue;
             }
             let at = if ts > 0 { ts } else { now };
-            let series = self.series.entry(key.clone()).or_insert_with(|| Series {
-                labels,
-                window: BucketWindow::new(),
-            });
             let sums = Sums {
                 notional: price * volume,
                 volume,
             };
-            series.window.add(&self.spec, at, sums);
-            touched.insert(key, ts);
+            match self.series.get_mut(&key) {
+                Some(series) => {
+                    series.window.add(&self.spec, at, sums);
+                }
+                None => {
+                    let mut window = BucketWindow::new();
+                    window.add(&self.spec, at, sums);
+                    self.series.insert(key.clone(), Series { labels, window });
+                }
+            }
+            touched.push((key, ts));
         }
+        // Stable: of a series' entries the last (its newest trade) comes last.
+        touched.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::new();
-        for (key, ts) in touched {
-            self.emit(&self.series[&key], ts, &mut out);
+        for (i, (key, ts)) in touched.iter().enumerate() {
+            if touched.get(i + 1).is_some_and(|(next, _)| next == key) {
+                continue;
+            }
+            self.emit(&self.series[key], *ts, &mut out);
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! The exported state: version 2 (buckets) is written; versions 1 (the per-trade window
 //! of earlier releases) and 2 are read.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use wasmeter_sdk::series;
 use wasmeter_sdk::state::{StateReader, StateWriter};
@@ -15,10 +15,13 @@ const SCHEMA: &str = "vwap";
 const VERSION: u32 = 2;
 
 /// Encodes every series' buckets.
-pub(crate) fn export(spec: &BucketSpec, all: &BTreeMap<String, Series>) -> Vec<u8> {
+pub(crate) fn export(spec: &BucketSpec, all: &HashMap<String, Series>) -> Vec<u8> {
     let mut w = StateWriter::new(SCHEMA, VERSION);
     w.i64(spec.width_ms()).count(all.len());
-    for s in all.values() {
+    // In key order, so that the same series give the same state.
+    let mut keys: Vec<&String> = all.keys().collect();
+    keys.sort();
+    for s in keys.into_iter().map(|k| &all[k]) {
         w.labels(&s.labels);
         s.window.write(&mut w, |w, sums| {
             w.f64(sums.notional).f64(sums.volume);
@@ -28,9 +31,9 @@ pub(crate) fn export(spec: &BucketSpec, all: &BTreeMap<String, Series>) -> Vec<u
 }
 
 /// Decodes a state of version 1 or 2 into windows of `spec`.
-pub(crate) fn import(spec: &BucketSpec, bytes: &[u8]) -> Result<BTreeMap<String, Series>, String> {
+pub(crate) fn import(spec: &BucketSpec, bytes: &[u8]) -> Result<HashMap<String, Series>, String> {
     let mut r = StateReader::new(bytes, SCHEMA)?;
-    let mut all = BTreeMap::new();
+    let mut all = HashMap::new();
     let version = r.version();
     let width_ms = match version {
         1 => None,

@@ -249,3 +249,34 @@ fn config_errors_name_the_key() {
     let p = Vwap::init(&Config::default()).unwrap();
     assert_eq!((p.spec.window_ms(), p.spec.width_ms()), (300_000, 5_000));
 }
+
+#[test]
+fn prices_and_volumes_pair_in_order_adjacent_or_not() {
+    let price = |v: f64, ts| {
+        Sample::gauge("trade_price", v)
+            .with_label("symbol", "A")
+            .at(ts)
+    };
+    let qty = |v: f64, ts| {
+        Sample::gauge("trade_qty", v)
+            .with_label("symbol", "A")
+            .at(ts)
+    };
+    let mut p = plugin();
+    // Two trades of one millisecond, their prices first: paired in order.
+    let out = p
+        .on_samples(vec![
+            price(10.0, 1000),
+            price(20.0, 1000),
+            qty(1.0, 1000),
+            qty(3.0, 1000),
+        ])
+        .unwrap();
+    assert_eq!(vwaps(&out), vec![("A".into(), 70.0 / 4.0, 1000)]);
+    // A price waits; the adjacent pair after it pairs its volume with the
+    // waiting price, not with its neighbour (which is left unpaired).
+    let out = p
+        .on_samples(vec![price(30.0, 2000), price(40.0, 2000), qty(2.0, 2000)])
+        .unwrap();
+    assert_eq!(vwaps(&out), vec![("A".into(), 130.0 / 6.0, 2000)]);
+}
