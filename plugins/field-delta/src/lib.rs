@@ -50,6 +50,39 @@ fn differs(previous: &FieldValue, current: &FieldValue, epsilon: f64) -> bool {
 /// Computes the delta from `previous` to `current` (inputs in any order; last duplicate
 /// wins).
 pub fn diff(previous: Vec<Field>, current: Vec<Field>, epsilon: f64) -> Delta {
+    if sorted_by_name(&previous) && sorted_by_name(&current) {
+        diff_sorted(previous, current, epsilon)
+    } else {
+        diff_any_order(previous, current, epsilon)
+    }
+}
+
+/// True if the names strictly increase: what the host sends (the states are
+/// sorted by name, each name once).
+fn sorted_by_name(fields: &[Field]) -> bool {
+    fields.windows(2).all(|w| w[0].name < w[1].name)
+}
+
+/// [`diff`] of two lists sorted by name, walked side by side: no maps, and the
+/// fields move into the delta without copies.
+fn diff_sorted(previous: Vec<Field>, current: Vec<Field>, epsilon: f64) -> Delta {
+    let mut previous = previous.into_iter().peekable();
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
+    for field in current {
+        while let Some(gone) = previous.next_if(|p| p.name < field.name) {
+            removed.push(gone.name);
+        }
+        match previous.next_if(|p| p.name == field.name) {
+            Some(old) if !differs(&old.value, &field.value, epsilon) => {}
+            _ => changed.push(field),
+        }
+    }
+    removed.extend(previous.map(|p| p.name));
+    Delta { changed, removed }
+}
+
+/// [`diff`] of lists in any order.
+fn diff_any_order(previous: Vec<Field>, current: Vec<Field>, epsilon: f64) -> Delta {
     let previous: BTreeMap<String, FieldValue> =
         previous.into_iter().map(|f| (f.name, f.value)).collect();
     let current: BTreeMap<String, FieldValue> =
@@ -172,5 +205,45 @@ mod tests {
         assert_eq!(apply(previous, exact).unwrap(), current);
         assert!(FieldDelta::init(&Config::from_pairs(&[("epsilon", "-1")])).is_err());
         assert!(FieldDelta::init(&Config::from_pairs(&[("epsilon", "x")])).is_err());
+    }
+
+    #[test]
+    fn sorted_lists_give_what_maps_give() {
+        use FieldValue::*;
+        // Every pattern of five names each present or not in either state, with
+        // values equal, within epsilon, changed or of another type.
+        let names = ["a", "b", "c", "d", "e"];
+        let value = |n: usize, v: u32| match v % 4 {
+            0 => Number(n as f64),
+            1 => Number(n as f64 + 0.05),
+            2 => Number(n as f64 + 1.0),
+            _ => Text(n.to_string()),
+        };
+        let mut cases = 0;
+        for mask in 0u32..1024 {
+            let pick = |side: u32| -> Vec<Field> {
+                names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask >> (2 * i + side as usize) & 1 == 1)
+                    .map(|(i, n)| Field::new(*n, value(i, side * mask.count_ones() + i as u32)))
+                    .collect()
+            };
+            let (previous, current) = (pick(0), pick(1));
+            assert!(sorted_by_name(&previous) && sorted_by_name(&current));
+            let sorted = diff_sorted(previous.clone(), current.clone(), 0.1);
+            let maps = diff_any_order(previous, current, 0.1);
+            assert_eq!(sorted, maps, "mask {mask:#b}");
+            cases += 1;
+        }
+        assert_eq!(cases, 1024);
+        // Out of order or with a name twice: the maps decide.
+        let unsorted = fields(&[("b", Number(1.0)), ("a", Number(1.0)), ("a", Number(2.0))]);
+        assert!(!sorted_by_name(&unsorted));
+        let delta = diff(fields(&[("a", Number(1.0))]), unsorted, 0.0);
+        assert_eq!(
+            delta.changed,
+            fields(&[("a", Number(2.0)), ("b", Number(1.0))])
+        );
     }
 }
