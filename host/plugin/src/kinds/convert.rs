@@ -36,6 +36,16 @@ macro_rules! conversions {
             }
         }
 
+        /// A series key's labels, sorted by name.
+        pub(crate) fn labels_to_wit(key: &wasmeter_core::series_key::SeriesKey) -> Vec<wit::Label> {
+            key.labels()
+                .map(|(name, value)| wit::Label {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                })
+                .collect()
+        }
+
         pub(crate) fn kind_to_wit(kind: MetricKind) -> wit::MetricKind {
             match kind {
                 MetricKind::Gauge => wit::MetricKind::Gauge,
@@ -112,14 +122,7 @@ macro_rules! whole_samples {
                     let series = batch.series_of(p);
                     wit::Sample {
                         name: series.key.name().to_string(),
-                        labels: series
-                            .key
-                            .labels()
-                            .map(|(name, value)| wit::Label {
-                                name: name.to_string(),
-                                value: value.to_string(),
-                            })
-                            .collect(),
+                        labels: labels_to_wit(&series.key),
                         value: p.value,
                         kind: kind_to_wit(series.kind),
                         timestamp_ms: p.timestamp_ms,
@@ -343,8 +346,17 @@ pub(crate) mod v4 {
             .collect()
     }
 
+    /// A point of a derive call's input.
+    pub(crate) fn point_to_wit(series: u32, value: f64, timestamp_ms: i64) -> wit::Point {
+        wit::Point {
+            series,
+            value,
+            timestamp_ms,
+        }
+    }
+
     /// A derive call's input in the instance's numbering.
-    pub(crate) fn batch_to_wit(given: GivenBatch<'_>) -> wit::SampleBatch {
+    pub(crate) fn batch_to_wit(given: GivenBatch<'_, wit::Point>) -> wit::SampleBatch {
         wit::SampleBatch {
             series_reset: given.reset,
             series: given
@@ -352,25 +364,11 @@ pub(crate) mod v4 {
                 .into_iter()
                 .map(|(key, kind)| wit::Series {
                     name: key.name().to_string(),
-                    labels: key
-                        .labels()
-                        .map(|(name, value)| wit::Label {
-                            name: name.to_string(),
-                            value: value.to_string(),
-                        })
-                        .collect(),
+                    labels: labels_to_wit(key),
                     kind: kind_to_wit(kind),
                 })
                 .collect(),
-            points: given
-                .points
-                .into_iter()
-                .map(|(series, value, timestamp_ms)| wit::Point {
-                    series,
-                    value,
-                    timestamp_ms,
-                })
-                .collect(),
+            points: given.points,
         }
     }
 

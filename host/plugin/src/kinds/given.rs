@@ -24,21 +24,26 @@ pub(crate) struct GivenSeries {
     declared: usize,
 }
 
-/// One call's input in the host's numbering.
-pub(crate) struct GivenBatch<'a> {
+/// One call's input in the host's numbering, its points made by the caller.
+pub(crate) struct GivenBatch<'a, P> {
     /// The instance must forget what was declared before.
     pub(crate) reset: bool,
     /// Series declared by this call, in number order.
     pub(crate) series: Vec<(&'a SeriesKey, MetricKind)>,
-    /// Each point: its series' number for the instance, value and time.
-    pub(crate) points: Vec<(u32, f64, i64)>,
+    /// Each point, made of its series' number for the instance, value and time.
+    pub(crate) points: Vec<P>,
 }
 
 impl GivenSeries {
     /// `batch` in the instance's numbering: the series it has not been given
     /// yet are declared (all of them again after a reset, when the new ones
-    /// would take it past [`MAX_DECLARED_SERIES`]).
-    pub(crate) fn give<'a>(&mut self, batch: &'a SampleBatch) -> GivenBatch<'a> {
+    /// would take it past [`MAX_DECLARED_SERIES`]). `point` makes each point of
+    /// its number, value and time.
+    pub(crate) fn give<'a, P>(
+        &mut self,
+        batch: &'a SampleBatch,
+        point: impl Fn(u32, f64, i64) -> P,
+    ) -> GivenBatch<'a, P> {
         let known = |numbers: &HashMap<_, (u32, MetricKind), _>, key, kind| {
             numbers
                 .get(key)
@@ -72,7 +77,7 @@ impl GivenSeries {
         let points = batch
             .points()
             .iter()
-            .map(|p| (numbers[p.series as usize], p.value, p.timestamp_ms))
+            .map(|p| point(numbers[p.series as usize], p.value, p.timestamp_ms))
             .collect();
         GivenBatch {
             reset,
@@ -101,7 +106,14 @@ mod tests {
         SampleBatch::from(samples)
     }
 
-    fn names(given: &GivenBatch<'_>) -> Vec<String> {
+    fn give<'a>(
+        table: &mut GivenSeries,
+        batch: &'a SampleBatch,
+    ) -> GivenBatch<'a, (u32, f64, i64)> {
+        table.give(batch, |series, value, ts| (series, value, ts))
+    }
+
+    fn names(given: &GivenBatch<'_, (u32, f64, i64)>) -> Vec<String> {
         given
             .series
             .iter()
@@ -120,13 +132,13 @@ mod tests {
             sample("q", "A", 2.0),
             sample("p", "A", 3.0),
         ]);
-        let given = table.give(&first);
+        let given = give(&mut table, &first);
         assert!(!given.reset);
         assert_eq!(names(&given), ["p/A", "q/A"]);
         assert_eq!(given.points, [(0, 1.0, 7), (1, 2.0, 7), (0, 3.0, 7)]);
 
         let second = batch(&[sample("q", "A", 4.0), sample("p", "B", 5.0)]);
-        let given = table.give(&second);
+        let given = give(&mut table, &second);
         assert_eq!(names(&given), ["p/B"], "only the new series is declared");
         assert_eq!(given.points, [(1, 4.0, 7), (2, 5.0, 7)]);
     }
@@ -134,11 +146,11 @@ mod tests {
     #[test]
     fn a_series_whose_kind_changed_is_declared_again() {
         let mut table = GivenSeries::default();
-        table.give(&batch(&[sample("p", "A", 1.0)]));
+        give(&mut table, &batch(&[sample("p", "A", 1.0)]));
         let mut counter = sample("p", "A", 2.0);
         counter.kind = MetricKind::Counter;
         let changed = batch(&[counter]);
-        let given = table.give(&changed);
+        let given = give(&mut table, &changed);
         assert_eq!(given.series.len(), 1);
         assert_eq!(given.series[0].1, MetricKind::Counter);
         assert_eq!(given.points, [(1, 2.0, 7)]);
@@ -151,18 +163,18 @@ mod tests {
             .map(|i| sample("p", &i.to_string(), 1.0))
             .collect();
         let many = batch(&many);
-        let given = table.give(&many);
+        let given = give(&mut table, &many);
         assert!(!given.reset);
         assert_eq!(given.series.len(), MAX_DECLARED_SERIES);
         // A known series and a new one: the new one would pass the bound.
         let next = batch(&[sample("p", "5", 2.0), sample("p", "new", 3.0)]);
-        let given = table.give(&next);
+        let given = give(&mut table, &next);
         assert!(given.reset);
         assert_eq!(names(&given), ["p/5", "p/new"]);
         assert_eq!(given.points, [(0, 2.0, 7), (1, 3.0, 7)]);
         // And from there on, numbering continues from the reset.
         let again = batch(&[sample("p", "new", 4.0)]);
-        let given = table.give(&again);
+        let given = give(&mut table, &again);
         assert!(!given.reset && given.series.is_empty());
         assert_eq!(given.points, [(1, 4.0, 7)]);
     }

@@ -75,7 +75,8 @@ impl Instance<MetricWorld> {
                     ByVersion::V2(b) => on_samples_with!(v2, b, store, samples, limits),
                     ByVersion::V3(b) => on_samples_with!(v3, b, store, samples, limits),
                     ByVersion::V4(b) => {
-                        let input = v4::batch_to_wit(store.data_mut().given.give(samples));
+                        let given = store.data_mut().given.give(samples, v4::point_to_wit);
+                        let input = v4::batch_to_wit(given);
                         let out = b
                             .wasmeter_plugin_derive()
                             .call_on_samples(&mut *store, &input)
