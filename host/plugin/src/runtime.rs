@@ -250,6 +250,10 @@ fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For profiling plugins: `perf` reads the functions' names from the map.
+    if std::env::var_os("WASMETER_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&cfg)
 }
 
