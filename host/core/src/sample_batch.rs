@@ -44,6 +44,17 @@ pub struct SampleBatch {
     /// Scratch for the keys of whole samples.
     packed: Vec<u8>,
     sorted: Vec<usize>,
+    /// Where its series were declared, while every one of them was declared by
+    /// the same table (see [`SampleBatch::declared_series_number`]).
+    declared: Option<Declared>,
+}
+
+/// The numbers a batch's series have in the table that declared them.
+#[derive(Debug, Clone)]
+struct Declared {
+    table: u64,
+    /// By the series' number in the batch.
+    numbers: Vec<u32>,
 }
 
 impl PartialEq for SampleBatch {
@@ -89,6 +100,44 @@ impl SampleBatch {
         self.number_of(key.bytes(), kind, || key.clone())
     }
 
+    /// [`Self::series_number`] of a series that `table` (a plugin instance's
+    /// numbering of the series it declared, unique for the life of the process)
+    /// holds as `number`. While every series of the batch comes from one table,
+    /// [`Self::declared_number`] tells each one's number there, so that a
+    /// consumer can remember what it did with a series by that number.
+    pub fn declared_series_number(
+        &mut self,
+        key: &SeriesKey,
+        kind: MetricKind,
+        table: u64,
+        number: u32,
+    ) -> u32 {
+        let before = self.series.len();
+        let declared = self.declared.take();
+        let n = self.series_number(key, kind);
+        self.declared = match declared {
+            _ if self.series.len() == before => declared,
+            None if before == 0 => Some(Declared {
+                table,
+                numbers: vec![number],
+            }),
+            Some(mut d) if d.table == table => {
+                d.numbers.push(number);
+                Some(d)
+            }
+            _ => None,
+        };
+        n
+    }
+
+    /// The table and number series `series` of this batch was declared with (see
+    /// [`Self::declared_series_number`]); `None` once the batch holds a series
+    /// declared elsewhere or not at all.
+    pub fn declared_number(&self, series: u32) -> Option<(u64, u32)> {
+        let d = self.declared.as_ref()?;
+        Some((d.table, *d.numbers.get(series as usize)?))
+    }
+
     fn number_of(
         &mut self,
         packed: &[u8],
@@ -104,6 +153,8 @@ impl SampleBatch {
             return n;
         }
         let n = u32::try_from(self.series.len()).expect("fewer than 2^32 series in a batch");
+        // A series added by any other way than `declared_series_number`.
+        self.declared = None;
         self.series.push(BatchSeries { key: key(), kind });
         let (series, hasher) = (&self.series, &self.hasher);
         self.index.insert_unique(hash, n, |&m| {
@@ -244,6 +295,33 @@ mod tests {
         let last: Vec<f64> = batch.last_points().iter().map(|p| p.value).collect();
         assert_eq!(last, [2.0, 3.0, 4.0]);
         assert_eq!(batch.points_per_series(), [2, 1, 1]);
+    }
+
+    #[test]
+    fn declared_numbers_hold_while_one_table_declared_every_series() {
+        let key = |symbol: &str| SeriesKey::of(&sample("p", &[("s", symbol)], 0.0));
+        let mut b = SampleBatch::new();
+        let a = b.declared_series_number(&key("A"), MetricKind::Gauge, 7, 40);
+        let c = b.declared_series_number(&key("C"), MetricKind::Gauge, 7, 2);
+        // Seen again under another number: the batch keeps the first.
+        assert_eq!(
+            b.declared_series_number(&key("A"), MetricKind::Gauge, 7, 41),
+            a
+        );
+        assert_eq!(b.declared_number(a), Some((7, 40)));
+        assert_eq!(b.declared_number(c), Some((7, 2)));
+        assert_eq!(b.declared_number(2), None, "no such series");
+        // A series of another table, or of none: no numbers any more.
+        let mut mixed = b.clone();
+        mixed.declared_series_number(&key("D"), MetricKind::Gauge, 8, 0);
+        assert_eq!(mixed.declared_number(a), None);
+        b.push_sample(&sample("q", &[], 1.0));
+        assert_eq!(b.declared_number(a), None);
+        b.declared_series_number(&key("E"), MetricKind::Gauge, 7, 3);
+        assert_eq!(b.declared_number(a), None);
+        // Whole samples never have any.
+        let whole = SampleBatch::from(&[sample("p", &[("s", "A")], 1.0)][..]);
+        assert_eq!(whole.declared_number(0), None);
     }
 
     #[test]

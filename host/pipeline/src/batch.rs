@@ -230,8 +230,18 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         let series = call.series_of(&newest);
         let with_labels = series.key.with_labels(labels);
         let key = with_labels.as_ref().unwrap_or(&series.key);
-        key.write_topic(&mut topic);
-        match footprints.admit(&name, max_series, &topic, TopicKind::Series) {
+        // A series admitted before by its declared number costs no topic name.
+        let admitted = match call.declared_number(newest.series) {
+            Some(declared) => footprints.admit_declared(&name, max_series, declared, || {
+                key.write_topic(&mut topic);
+                topic.clone()
+            }),
+            None => {
+                key.write_topic(&mut topic);
+                footprints.admit(&name, max_series, &topic, TopicKind::Series)
+            }
+        };
+        match admitted {
             Ok(topic) => {
                 numbers[newest.series as usize] =
                     Some(batch.samples.series_number(key, series.kind));
@@ -245,6 +255,7 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
             }
             Err(refusal) => {
                 let points_of = points_of.get_or_insert_with(|| call.points_per_series());
+                // Refused: the slow path ran and wrote the topic's name.
                 let item = format!("sample `{}` (series `{topic}`)", key.name());
                 refuse(item, refusal, points_of[newest.series as usize]);
             }

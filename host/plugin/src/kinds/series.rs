@@ -10,6 +10,8 @@
 //! alike; each declaration is checked once, when it is made, and a point of a
 //! series that failed the check fails its call with that series' error.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wasmeter_core::sample::{MetricKind, Sample};
 use wasmeter_core::sample_batch::SampleBatch;
 use wasmeter_core::series_key::SeriesKey;
@@ -48,8 +50,12 @@ impl Declared {
 }
 
 /// The series one collector instance declared, by number.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct DeclaredSeries {
+    /// This numbering's id, unique in the process: a new one after each reset,
+    /// so that a number means one series for as long as the id lasts (see
+    /// `SampleBatch::declared_series_number`).
+    id: u64,
     series: Vec<Declared>,
     /// The guest declared more than [`MAX_DECLARED_SERIES`] without a reset: the
     /// table was dropped and its numbering is lost until the guest resets.
@@ -63,6 +69,23 @@ pub(crate) struct Point {
     pub(crate) series: u32,
     pub(crate) value: f64,
     pub(crate) timestamp_ms: i64,
+}
+
+impl Default for DeclaredSeries {
+    fn default() -> Self {
+        Self {
+            id: next_table_id(),
+            series: Vec::new(),
+            overflowed: false,
+            calls: 0,
+        }
+    }
+}
+
+/// A numbering's id (never 0).
+fn next_table_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl DeclaredSeries {
@@ -80,6 +103,7 @@ impl DeclaredSeries {
         if reset {
             self.series.clear();
             self.overflowed = false;
+            self.id = next_table_id();
         }
         if self.overflowed {
             return;
@@ -147,7 +171,8 @@ impl DeclaredSeries {
                 });
             }
             if used.0 != call {
-                *used = Used(call, batch.series_number(key, kind));
+                let number = batch.declared_series_number(key, kind, self.id, point.series);
+                *used = Used(call, number);
             }
             let timestamp_ms = match point.timestamp_ms {
                 0 => now_ms,
@@ -220,8 +245,24 @@ mod tests {
         let got = samples_of(&mut table, vec![point(2, 1.5, 7), point(0, 2.0, 0)]).unwrap();
         assert_eq!(got, [("p/B".into(), 1.5, 7), ("p/A".into(), 2.0, 99)]);
 
+        // The batch tells each series' number in this numbering.
+        let mut batch = SampleBatch::new();
+        table
+            .points_into([point(2, 1.0, 1)], 0, &mut batch)
+            .unwrap();
+        let (before, number) = batch.declared_number(0).unwrap();
+        assert_eq!(number, 2);
+
         table.declare(true, [series("q", "C")].into_iter(), &limits());
         assert_eq!(table.len(), 1);
+        // After a reset the numbers are another numbering's.
+        let mut batch = SampleBatch::new();
+        table
+            .points_into([point(0, 1.0, 1)], 0, &mut batch)
+            .unwrap();
+        let (after, number) = batch.declared_number(0).unwrap();
+        assert_eq!(number, 0);
+        assert_ne!(before, after);
         let got = samples_of(&mut table, vec![point(0, 3.0, 5)]).unwrap();
         assert_eq!(got, [("q/C".into(), 3.0, 5)]);
         let err = samples_of(&mut table, vec![point(1, 3.0, 5)]).unwrap_err();
