@@ -8,6 +8,7 @@ use std::sync::Arc;
 use wasmeter_core::field::{Field, FieldValue};
 use wasmeter_core::sample::{Label, Sample};
 use wasmeter_core::sample_batch::SampleBatch;
+use wasmeter_core::series_key::SeriesKey;
 use wasmeter_core::update::TopicUpdate;
 
 use crate::calls::PluginCalls;
@@ -185,7 +186,6 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     // Room for everything at once: a backlog's chunk brings ~100,000 samples, and
     // growing by doubling copied each vector's contents again and again.
     batch.writes.reserve(updates.len() + call.series().len());
-    batch.samples.reserve(call.len());
     batch.events.reserve(events.len());
     let limits = plugin.limits();
     let (max_topics, max_series) = (limits.max_topics, limits.max_series);
@@ -222,7 +222,9 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
     // its newest point, in the order those came (two series that the pipeline's
     // labels make one: the later point wins); its samples join the batch's as
     // samples of its number there (`None`: refused).
-    let mut numbers: Vec<Option<u32>> = vec![None; call.series().len()];
+    // Per series of the call: `None` if refused, else the key the pipeline's
+    // labels made of it (`Some(None)`: its own).
+    let mut kept: Vec<Option<Option<SeriesKey>>> = vec![None; call.series().len()];
     // Points per series of the call, counted if a series is refused.
     let mut points_of: Option<Vec<u64>> = None;
     let mut topic = String::new();
@@ -243,8 +245,6 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         };
         match admitted {
             Ok(topic) => {
-                numbers[newest.series as usize] =
-                    Some(batch.samples.series_number(key, series.kind));
                 let point = SeriesPoint {
                     value: newest.value,
                     timestamp_ms: newest.timestamp_ms,
@@ -252,6 +252,7 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
                 batch
                     .writes
                     .push((topic, TopicKind::Series, Written::Point(point)));
+                kept[newest.series as usize] = Some(with_labels);
             }
             Err(refusal) => {
                 let points_of = points_of.get_or_insert_with(|| call.points_per_series());
@@ -261,9 +262,24 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
             }
         }
     }
-    for p in call.points() {
-        if let Some(number) = numbers[p.series as usize] {
-            batch.samples.push(number, p.value, p.timestamp_ms);
+    if batch.samples.is_empty() && kept.iter().all(|k| matches!(k, Some(None))) {
+        // Every series admitted as it came (a collector's output, the first of
+        // a batch): the call's samples are the batch's, series and all.
+        batch.samples = call;
+    } else {
+        batch.samples.reserve(call.len());
+        let numbers: Vec<Option<u32>> = kept
+            .into_iter()
+            .zip(call.series())
+            .map(|(kept, series)| {
+                let key = kept?.unwrap_or_else(|| series.key.clone());
+                Some(batch.samples.series_number(&key, series.kind))
+            })
+            .collect();
+        for p in call.points() {
+            if let Some(number) = numbers[p.series as usize] {
+                batch.samples.push(number, p.value, p.timestamp_ms);
+            }
         }
     }
     let Some((item, refusal)) = refused else {

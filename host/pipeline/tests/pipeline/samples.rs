@@ -36,6 +36,11 @@ impl History {
     /// The values of the collector's `records` samples per `topic` label, in
     /// the order they came, checking each carries the pipeline's label.
     fn records(&self) -> BTreeMap<String, Vec<f64>> {
+        self.records_labelled(Some("h1"))
+    }
+
+    /// [`Self::records`], checking each carries `host` label `host`.
+    fn records_labelled(&self, host: Option<&str>) -> BTreeMap<String, Vec<f64>> {
         let mut per_topic: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for s in self
             .0
@@ -44,7 +49,7 @@ impl History {
             .iter()
             .filter(|s| s.name == "records")
         {
-            assert_eq!(s.label("host"), Some("h1"), "{s:?}");
+            assert_eq!(s.label("host"), host, "{s:?}");
             let topic = s.label("topic").expect("a topic label").to_string();
             per_topic.entry(topic).or_default().push(s.value);
         }
@@ -125,6 +130,17 @@ async fn points_reach_every_reader_once_in_order_with_the_pipeline_s_labels() {
 
 #[tokio::test(start_paused = true)]
 async fn a_series_over_the_quota_is_refused_with_each_of_its_points() {
+    series_over_the_quota(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_series_over_the_quota_is_refused_with_each_of_its_points_without_labels() {
+    // The samples of a call whose series keep their keys go to the batch as
+    // they are, unless one was refused.
+    series_over_the_quota(false).await;
+}
+
+async fn series_over_the_quota(with_labels: bool) {
     // Two series allowed; a chunk brings three, each with several points.
     const POINTS: u64 = 5;
     let collector = FakeCollector::new("c", Arc::new(Ledger::default()))
@@ -132,7 +148,18 @@ async fn a_series_over_the_quota_is_refused_with_each_of_its_points() {
         .series_quota(2);
     let health = collector.health();
     let (history, series) = (Arc::new(History::default()), SeriesStore::new(100));
-    let p = start(plugins(collector, FakeMetric::new("m")), &history, &series).await;
+    let p = match with_labels {
+        true => start(plugins(collector, FakeMetric::new("m")), &history, &series).await,
+        false => {
+            let (h, s) = (history.clone(), series.clone());
+            Running::start_with(
+                plugins(collector, FakeMetric::new("m")),
+                |_| {},
+                move |p| p.with_series(s).with_history(h),
+            )
+            .await
+        }
+    };
 
     let mut feed = Feed::new(Path::new("/data/feed.csv"));
     p.send(feed.opened()).await;
@@ -154,7 +181,12 @@ async fn a_series_over_the_quota_is_refused_with_each_of_its_points() {
         ("t1".to_string(), every_point),
     ]
     .into();
-    assert_eq!(history.records(), admitted, "the first two series whole");
+    let host = with_labels.then_some("h1");
+    assert_eq!(
+        history.records_labelled(host),
+        admitted,
+        "the first two series whole"
+    );
 }
 
 #[tokio::test(start_paused = true)]
