@@ -80,6 +80,25 @@ impl TopicState {
         self.find(name).is_ok()
     }
 
+    /// This state with `fields` set: `fields` come in name order, each name
+    /// once (a `BTreeMap`'s). One pass over both, each name copied once.
+    pub fn with_fields<'f>(
+        &self,
+        fields: impl ExactSizeIterator<Item = (&'f String, &'f FieldValue)>,
+    ) -> TopicState {
+        let mut merged = Vec::with_capacity(self.fields.len() + fields.len());
+        let mut old = self.fields.iter().peekable();
+        for (name, value) in fields {
+            while let Some((n, v)) = old.next_if(|(n, _)| n < name) {
+                merged.push((n.clone(), v.clone()));
+            }
+            old.next_if(|(n, _)| n == name);
+            merged.push((name.clone(), value.clone()));
+        }
+        merged.extend(old.cloned());
+        TopicState { fields: merged }
+    }
+
     /// Sets field `name`; returns its previous value.
     pub fn insert(&mut self, name: String, value: FieldValue) -> Option<FieldValue> {
         match self.find(&name) {
@@ -254,6 +273,32 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(collected, TopicState::from(map));
+    }
+
+    #[test]
+    fn with_fields_is_the_state_with_each_field_inserted() {
+        // Every pattern of five names present or not in the state and in the
+        // fields set on it.
+        let names = ["a", "b", "c", "d", "e"];
+        for in_state in 0..32u32 {
+            for in_fields in 0..32u32 {
+                let pick = |mask: u32, base: f64| -> BTreeMap<String, FieldValue> {
+                    (0..5)
+                        .filter(|i| mask & (1 << i) != 0)
+                        .map(|i| (names[i].to_string(), n(base + i as f64)))
+                        .collect()
+                };
+                let state = TopicState::from(pick(in_state, 0.0));
+                let fields = pick(in_fields, 10.0);
+                let mut expected = state.clone();
+                expected.extend(fields.clone());
+                assert_eq!(
+                    state.with_fields(fields.iter()),
+                    expected,
+                    "{in_state:05b} with {in_fields:05b}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -71,9 +71,7 @@ impl TopicEntry {
 
     /// The state with `fields` merged in: what the delta is computed against.
     pub fn merged(&self, fields: &BTreeMap<String, FieldValue>) -> TopicState {
-        let mut next = (*self.state).clone();
-        next.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-        next
+        self.state.with_fields(fields.iter())
     }
 
     /// The exact difference that setting `fields` makes: the fields whose value
