@@ -126,7 +126,7 @@ mod str_map;
 pub use config::Config;
 
 /// The plugin's allocator (see [`heap`]): a single-threaded plugin's small
-/// blocks come from free lists per size class.
+/// blocks are kept per size class for reuse.
 #[cfg(all(
     feature = "fast-alloc",
     target_arch = "wasm32",
