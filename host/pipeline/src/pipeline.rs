@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use wasmeter_core::field::FieldValue;
@@ -186,6 +187,11 @@ pub struct Pipeline {
     /// No checkpoint before this (large checkpoints are written less often). On
     /// tokio's clock, like the checkpoint interval.
     checkpoint_not_before: tokio::time::Instant,
+    /// The last checkpoint, while its file is written (see [`Writing`]).
+    writing: Option<Writing>,
+    /// When the pipeline first processed something after the checkpoint being
+    /// written was taken (Unix ms): the lag it leaves once written.
+    dirty_after_capture: Option<u64>,
     /// Restored from a checkpoint that was not final: checkpoint again before
     /// publishing anything (see `durable.rs`).
     restored_unclean: bool,
@@ -284,6 +290,8 @@ impl Pipeline {
                 stop: CancellationToken::new(),
                 last_states,
                 checkpoint_not_before: tokio::time::Instant::now(),
+                writing: None,
+                dirty_after_capture: None,
                 restored_unclean,
                 halted: false,
                 sizer: CallSizer::default(),
@@ -353,6 +361,9 @@ impl Pipeline {
     /// Notes that something processed is not yet in a checkpoint.
     fn mark_dirty(&mut self, bytes: u64) {
         self.dirty = true;
+        if self.writing.is_some() && self.dirty_after_capture.is_none() {
+            self.dirty_after_capture = Some(unix_now_ms().max(1) as u64);
+        }
         PipelineStats::add(&self.stats.uncheckpointed_bytes, bytes);
         let _ = self.stats.dirty_since_ms.compare_exchange(
             0,
@@ -393,6 +404,9 @@ impl Pipeline {
         }
         let mut was_paused = false;
         while !self.halted {
+            if self.writing.as_ref().is_some_and(Writing::is_done) {
+                self.finish_checkpoint().await;
+            }
             let paused = self.input_paused();
             if paused != was_paused {
                 self.note_pause(paused);
@@ -422,6 +436,7 @@ impl Pipeline {
                 _ = reconcile.tick() => self.reconcile_footprints(),
             }
         }
+        self.finish_checkpoint().await;
         if !self.halted {
             self.dirty = true;
             self.checkpoint(When::Final).await;
@@ -1059,6 +1074,17 @@ impl Pipeline {
     /// one and the last checkpoint's size allows another; now or at the end
     /// regardless (see [`When`]).
     async fn checkpoint(&mut self, when: When) {
+        // One at a time: a due checkpoint waits until the last one is written;
+        // any other first finishes it.
+        if let Some(writing) = &self.writing {
+            if when == When::Due && !writing.is_done() {
+                return;
+            }
+            self.finish_checkpoint().await;
+            if self.halted {
+                return;
+            }
+        }
         let force = when != When::Due;
         let Some(path) = self.config.checkpoint.clone() else {
             return;
@@ -1136,6 +1162,36 @@ impl Pipeline {
         )
         .await;
         drop(tx);
+        // Taken: the pipeline goes on while the file is written and synced (tens
+        // of milliseconds for a few MiB, which it spent waiting before). Only the
+        // first and the last checkpoint wait for it.
+        self.writing = Some(Writing {
+            writer,
+            copy,
+            pending_bytes,
+            written,
+        });
+        self.dirty_after_capture = None;
+        if force {
+            self.finish_checkpoint().await;
+        }
+    }
+
+    /// Waits until the checkpoint being written is, and records the outcome:
+    /// the states it holds, the pacing of the next one, what is left
+    /// uncheckpointed; a failed one leaves the pipeline dirty, so that the next
+    /// one is written.
+    async fn finish_checkpoint(&mut self) {
+        let Some(Writing {
+            writer,
+            copy,
+            pending_bytes,
+            written,
+        }) = self.writing.take()
+        else {
+            return;
+        };
+        let after_capture = self.dirty_after_capture.take();
         let result = writer.await;
         let result = match result {
             Ok((Ok((size, bytes)), states)) => {
@@ -1165,14 +1221,15 @@ impl Pipeline {
             Ok((Ok(_), states)) => {
                 self.last_states = states;
                 PipelineStats::add(&self.stats.checkpoints, 1);
-                // The task processes nothing while it checkpoints: all that was
-                // pending is in this checkpoint.
+                // What was processed up to the checkpoint is in it; what came
+                // after is left.
                 self.stats
                     .uncheckpointed_bytes
                     .fetch_sub(pending_bytes, std::sync::atomic::Ordering::Relaxed);
-                self.stats
-                    .dirty_since_ms
-                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                self.stats.dirty_since_ms.store(
+                    after_capture.unwrap_or(0),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             Ok((Err(error), _)) => {
                 PipelineStats::add(&self.stats.checkpoint_errors, 1);
@@ -1184,6 +1241,30 @@ impl Pipeline {
                 tracing::error!(pipeline = %self.config.name, %error, "checkpoint task failed");
             }
         }
+    }
+}
+
+/// A checkpoint taken and being written: its file (and, when the broker keeps a
+/// copy for other hosts, the copy) is made on a blocking thread while the
+/// pipeline goes on. The next checkpoint waits for it.
+struct Writing {
+    /// Writes the file; gives its size and bytes (the bytes only for a copy),
+    /// and the plugin states it holds.
+    writer: JoinHandle<(Written, BTreeMap<String, Vec<u8>>)>,
+    /// The broker keeps a copy of the file.
+    copy: bool,
+    /// Bytes processed up to the checkpoint.
+    pending_bytes: u64,
+    /// When it was taken (on tokio's clock): paces the next one.
+    written: tokio::time::Instant,
+}
+
+/// A checkpoint file's size and, when the broker keeps a copy, its bytes.
+type Written = Result<(u64, Vec<u8>), wasmeter_source::SourceError>;
+
+impl Writing {
+    fn is_done(&self) -> bool {
+        self.writer.is_finished()
     }
 }
 
