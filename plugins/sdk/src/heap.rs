@@ -1,4 +1,4 @@
-//! The plugin's memory allocator: free lists per size class in front of the
+//! The plugin's memory allocator: free blocks kept per size class in front of the
 //! system allocator (wasi-libc's dlmalloc).
 //!
 //! A plugin call allocates and frees many small blocks: each output string and
