@@ -234,10 +234,13 @@ pub(crate) fn admit<P: PluginCalls + ?Sized>(
         let key = with_labels.as_ref().unwrap_or(&series.key);
         // A series admitted before by its declared number costs no topic name.
         let admitted = match call.declared_number(newest.series) {
-            Some(declared) => footprints.admit_declared(&name, max_series, declared, || {
-                key.write_topic(&mut topic);
-                topic.clone()
-            }),
+            Some(declared) => {
+                let topic = &mut topic;
+                footprints.admit_declared(&name, max_series, declared, move || {
+                    key.write_topic(topic);
+                    topic.as_str()
+                })
+            }
             None => {
                 key.write_topic(&mut topic);
                 footprints.admit(&name, max_series, &topic, TopicKind::Series)

@@ -251,15 +251,15 @@ impl Footprints {
     }
 
     /// [`Self::admit`] of a series that `plugin`'s numbering `table` declared as
-    /// `number` (see `SampleBatch::declared_series_number`), whose topic `topic`
-    /// writes: once admitted, the same series is admitted again from memory
-    /// until a topic of the pipeline is removed.
-    pub fn admit_declared(
+    /// `number` (see `SampleBatch::declared_series_number`), whose topic name
+    /// `topic` gives: once admitted, the same series is admitted again from
+    /// memory, its name not asked for, until a topic of the pipeline is removed.
+    pub fn admit_declared<'t>(
         &mut self,
         plugin: &str,
         plugin_limit: usize,
         (table, number): (u64, u32),
-        topic: impl FnOnce() -> String,
+        topic: impl FnOnce() -> &'t str,
     ) -> Result<Arc<str>, Refusal> {
         let generation = self.generation;
         if let Some(memo) = self.declared.get(plugin)
@@ -269,7 +269,7 @@ impl Footprints {
         {
             return Ok(topic.clone());
         }
-        let admitted = self.admit(plugin, plugin_limit, &topic(), TopicKind::Series)?;
+        let admitted = self.admit(plugin, plugin_limit, topic(), TopicKind::Series)?;
         let memo = match self.declared.get_mut(plugin) {
             Some(memo) => memo,
             None => self.declared.entry(plugin.into()).or_default(),
@@ -456,7 +456,7 @@ mod tests {
         let owners = TopicOwners::default();
         let mut f = Footprints::new("trades", vec!["trades".into()], 10, owners.clone());
         let mut other = Footprints::new("other", vec!["other".into()], 10, owners);
-        let named = |topic: &'static str| move || topic.to_string();
+        let named = |topic: &'static str| move || topic;
         let admit =
             |f: &mut Footprints, declared, topic| f.admit_declared("m", 5, declared, named(topic));
         assert_eq!(
@@ -464,7 +464,7 @@ mod tests {
             "metrics/x/A"
         );
         // Known by its number: its name is not asked for.
-        let unnamed = || -> String { panic!("admitted again by name") };
+        let unnamed = || -> &str { panic!("admitted again by name") };
         assert_eq!(
             &*f.admit_declared("m", 5, (1, 0), unnamed).unwrap(),
             "metrics/x/A"

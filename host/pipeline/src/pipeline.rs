@@ -404,7 +404,11 @@ impl Pipeline {
         }
         let mut was_paused = false;
         while !self.halted {
-            if self.writing.as_ref().is_some_and(Writing::is_done) {
+            if self
+                .writing
+                .as_ref()
+                .is_some_and(|w| w.writer.is_finished())
+            {
                 self.finish_checkpoint().await;
             }
             let paused = self.input_paused();
@@ -1077,7 +1081,7 @@ impl Pipeline {
         // One at a time: a due checkpoint waits until the last one is written;
         // any other first finishes it.
         if let Some(writing) = &self.writing {
-            if when == When::Due && !writing.is_done() {
+            if when == When::Due && !writing.writer.is_finished() {
                 return;
             }
             self.finish_checkpoint().await;
@@ -1171,7 +1175,6 @@ impl Pipeline {
             pending_bytes,
             written,
         });
-        self.dirty_after_capture = None;
         if force {
             self.finish_checkpoint().await;
         }
@@ -1261,12 +1264,6 @@ struct Writing {
 
 /// A checkpoint file's size and, when the broker keeps a copy, its bytes.
 type Written = Result<(u64, Vec<u8>), wasmeter_source::SourceError>;
-
-impl Writing {
-    fn is_done(&self) -> bool {
-        self.writer.is_finished()
-    }
-}
 
 /// When a checkpoint is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

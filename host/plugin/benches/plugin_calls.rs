@@ -77,29 +77,13 @@ fn trade_samples(n: u64, prefix: &str) -> Vec<Sample> {
         .collect()
 }
 
-fn trades(n: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n as usize * 32);
-    for i in 0..n {
-        out.extend_from_slice(
-            format!(
-                "SYM{},{}.25,{},{}\n",
-                i % 8,
-                100 + i % 50,
-                1 + i % 3,
-                1_700_000_000_000 + i
-            )
-            .as_bytes(),
-        );
-    }
-    out
-}
-
-/// Trades `first..first + n`, trade `i` of symbol `SYM<i>`.
-fn symbol_trades(first: u64, n: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n as usize * 40);
-    for i in first..first + n {
+/// Trades numbered `numbers`, trade `i` of symbol `SYM<i % symbols>`.
+fn trades(numbers: std::ops::Range<u64>, symbols: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity((numbers.end - numbers.start) as usize * 40);
+    for i in numbers {
         let line = format!(
-            "SYM{i},{}.25,{},{}\n",
+            "SYM{},{}.25,{},{}\n",
+            i % symbols,
             100 + i % 50,
             1 + i % 3,
             1_700_000_000_000 + i
@@ -135,7 +119,8 @@ fn bench(c: &mut Criterion) {
         .block_on(plugin.instantiate_with_limits("bench", vec![], limits))
         .unwrap();
     assert!(
-        rt.block_on(csv.collect("bench", &trades(40_000))).is_err(),
+        rt.block_on(csv.collect("bench", &trades(0..40_000, 8)))
+            .is_err(),
         "40,000 trades (160,000 samples) should exceed the sample cap"
     );
 
@@ -153,7 +138,7 @@ fn bench(c: &mut Criterion) {
     // Throughput in trades (elements): the per-record cost of a call.
     for n in [1u64, 100, 1_000, 20_000] {
         group.throughput(Throughput::Elements(n));
-        let lines = trades(n);
+        let lines = trades(0..n, 8);
         group.bench_with_input(BenchmarkId::new("trades", n), &lines, |b, chunk| {
             b.iter(|| rt.block_on(csv.collect("bench", chunk)).unwrap());
         });
@@ -161,7 +146,9 @@ fn bench(c: &mut Criterion) {
     // The goal's feed: calls of 100 trades (1 ms at 100,000 records/s), each of
     // another symbol among 10,000, so that every symbol's totals and series are
     // looked up among 10,000 (40,000 series) as in the pipeline.
-    let calls: Vec<Vec<u8>> = (0..100).map(|c| symbol_trades(c * 100, 100)).collect();
+    let calls: Vec<Vec<u8>> = (0..100)
+        .map(|c| trades(c * 100..(c + 1) * 100, 10_000))
+        .collect();
     for chunk in &calls {
         rt.block_on(csv.collect("bench", chunk)).unwrap();
     }

@@ -118,7 +118,7 @@ pub fn bench(c: &mut Criterion) {
             .unwrap();
         let fresh = || rt.block_on(plugin.instantiate("bench", vec![])).unwrap();
         for n in [1u64, 100] {
-            let chunk = super::trades(n);
+            let chunk = super::trades(0..n, 8);
             let id = BenchmarkId::new(format!("collect {n} trades"), lang);
             group.bench_with_input(id, &chunk, |b, chunk| {
                 on_instances(b, fresh, |csv| {
@@ -126,7 +126,7 @@ pub fn bench(c: &mut Criterion) {
                 });
             });
         }
-        let (mut csv, chunk) = (fresh(), super::trades(100));
+        let (mut csv, chunk) = (fresh(), super::trades(0..100, 8));
         calls_until_the_cap(&format!("{lang} collect 100 trades"), 3000, || {
             rt.block_on(csv.collect("bench", &chunk)).map(drop)
         });
