@@ -156,7 +156,11 @@ fn decode_series(p: &[u8]) -> Option<Restored> {
         for (t, v) in ts.into_iter().zip(vs) {
             c.append(t, v);
         }
-        s.raw = Some(Box::new(OpenRaw { part, chunk: c }));
+        s.raw = Some(Box::new(OpenRaw {
+            part,
+            chunk: c,
+            cut_at: u32::MAX,
+        }));
     }
     for (i, tier) in Tier::DOWNSAMPLED.into_iter().enumerate() {
         if flags & (1 << (1 + 2 * i)) != 0 {
@@ -188,6 +192,7 @@ fn decode_series(p: &[u8]) -> Option<Restored> {
                 part,
                 chunk: c,
                 max_start,
+                cut_at: u32::MAX,
             }));
         }
     }

@@ -30,6 +30,9 @@ pub(crate) struct Cut {
 pub(crate) struct OpenRaw {
     pub part: i64,
     pub chunk: SampleChunk,
+    /// Items at which it is cut ([`chunk_items`]; never more than
+    /// [`Options::chunk_items`]: a chunk restored from a checkpoint has `u32::MAX`).
+    pub cut_at: u32,
 }
 
 /// The open bucket chunk of a series in one tier.
@@ -38,6 +41,9 @@ pub(crate) struct OpenBuckets {
     pub part: i64,
     pub chunk: BucketChunk,
     pub max_start: i64,
+    /// Items at which it is cut ([`chunk_items`]; never more than
+    /// [`Options::chunk_items`]: a chunk restored from a checkpoint has `u32::MAX`).
+    pub cut_at: u32,
 }
 
 /// Head state of one downsampled tier of one series.
@@ -153,14 +159,32 @@ fn cut_buckets(tier: Tier, series: u32, o: &OpenBuckets) -> Cut {
 }
 
 /// Whether an open chunk of `tier` with `items` items, `bytes` bytes in
-/// memory, is cut before its next item ([`Options::chunk_items`],
+/// memory, is cut before its next item (at `cut_at` items, or
 /// [`TierOptions::chunk_bytes`](crate::TierOptions::chunk_bytes)).
-fn full(opts: &Options, tier: Tier, items: u32, bytes: usize) -> bool {
-    items >= opts.chunk_items
+fn full(opts: &Options, tier: Tier, (items, cut_at): (u32, u32), bytes: usize) -> bool {
+    items >= cut_at.min(opts.chunk_items)
         || opts
             .tier(tier)
             .chunk_bytes
             .is_some_and(|max| bytes >= max as usize)
+}
+
+/// Items at which series `series`' next chunk is cut: [`Options::chunk_items`],
+/// except for its first chunk in a partition (`first`), cut somewhere between
+/// half of that and all of it by the series' id. The series of a steady feed
+/// fill their chunks at one pace: cut at one size, every chunk was cut and
+/// written at once, a pause of the writer every `chunk_items` samples. A first
+/// chunk of another size for each series spreads the cuts over that period, and
+/// the full-sized chunks after it keep them apart.
+pub(crate) fn chunk_items(opts: &Options, series: u32, first: bool) -> u32 {
+    let n = opts.chunk_items;
+    let spread = n / 2;
+    if !first || spread == 0 {
+        return n;
+    }
+    // Fibonacci hashing: consecutive ids land far apart.
+    let h = (u64::from(series).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+    n - h % spread
 }
 
 /// Appends a finished bucket to the tier's open chunk, cutting first if needed.
@@ -173,9 +197,11 @@ fn push_bucket(
     cuts: &mut Vec<Cut>,
 ) {
     let part = opts.partition_start(tier, b.start_ms);
+    let mut first = true;
     if let Some(o) = &th.open
-        && (o.part != part || full(opts, tier, o.chunk.len(), o.chunk.bytes().len()))
+        && (o.part != part || full(opts, tier, (o.chunk.len(), o.cut_at), o.chunk.bytes().len()))
     {
+        first = o.part != part;
         cuts.push(cut_buckets(tier, series, o));
         th.open = None;
     }
@@ -184,6 +210,7 @@ fn push_bucket(
             part,
             chunk: BucketChunk::new(),
             max_start: b.start_ms,
+            cut_at: chunk_items(opts, series, first),
         })
     });
     o.chunk.append(tier.width_ms(), &b);
@@ -221,9 +248,17 @@ impl Head {
         let s = &mut self.series[id as usize];
         let status = if t > s.last_t {
             let part = opts.partition_start(Tier::Raw, t);
+            let mut first = true;
             if let Some(o) = &s.raw
-                && (o.part != part || full(opts, Tier::Raw, o.chunk.len(), o.chunk.bytes().len()))
+                && (o.part != part
+                    || full(
+                        opts,
+                        Tier::Raw,
+                        (o.chunk.len(), o.cut_at),
+                        o.chunk.bytes().len(),
+                    ))
             {
+                first = o.part != part;
                 cuts.push(cut_raw(id, o));
                 s.raw = None;
             }
@@ -232,6 +267,7 @@ impl Head {
                     Box::new(OpenRaw {
                         part,
                         chunk: SampleChunk::new(),
+                        cut_at: chunk_items(opts, id, first),
                     })
                 })
                 .chunk
@@ -323,5 +359,45 @@ mod tests {
         }
         let (len, capacity) = (head.series.len(), head.series.capacity());
         assert!(capacity <= len + len / 4 + 1, "{capacity} for {len}");
+    }
+
+    /// Series fed at one pace cut their chunks at different moments: each
+    /// series' first chunk has a size of its own between half and all of
+    /// `chunk_items`, the chunks after it have all of it.
+    #[test]
+    fn series_fed_at_one_pace_cut_their_chunks_apart() {
+        let opts = Options::default();
+        let n = opts.chunk_items;
+        let series = 400u32;
+        let mut head = Head::default();
+        head.ensure(series as usize);
+        let t0 = opts.partition_start(Tier::Raw, 1_700_000_000_000);
+        let mut most_at_once = 0;
+        let mut sizes: Vec<Vec<u32>> = vec![Vec::new(); series as usize];
+        for step in 0..i64::from(3 * n) {
+            let mut cuts = Vec::new();
+            for id in 0..series {
+                head.append(&opts, id, t0 + step, 1.0, &mut cuts);
+            }
+            let raw: Vec<&Cut> = cuts.iter().filter(|c| c.tier == Tier::Raw).collect();
+            most_at_once = most_at_once.max(raw.len());
+            for c in raw {
+                sizes[c.series as usize].push((c.max_t - c.min_t + 1) as u32);
+            }
+        }
+        let firsts: std::collections::BTreeSet<u32> = sizes.iter().map(|s| s[0]).collect();
+        assert!(firsts.iter().all(|&k| k > n / 2 && k <= n), "{firsts:?}");
+        assert!(
+            firsts.len() >= (n / 2 - 5) as usize,
+            "{} first sizes",
+            firsts.len()
+        );
+        for s in &sizes {
+            assert!(s[1..].iter().all(|&k| k == n), "{s:?}");
+        }
+        assert!(
+            most_at_once <= 20,
+            "{most_at_once} of {series} series cut at once"
+        );
     }
 }

@@ -67,7 +67,8 @@ pub struct Options {
     /// Most series; new series beyond it are refused (and counted).
     pub max_series: usize,
     /// Samples (or buckets) per chunk before it is cut and written to its
-    /// partition file.
+    /// partition file (a series' first chunk in a partition is cut sooner, at
+    /// a point between half of this and all of it that depends on the series).
     pub chunk_items: u32,
     /// If set, the store owns a thread that commits (fsyncs) at this interval;
     /// it is stopped and joined by [`crate::Store::close`] or on drop. If `None`,

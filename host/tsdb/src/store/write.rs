@@ -230,26 +230,34 @@ impl Inner {
     }
 
     /// Appends cut chunks to their partition files (creating files as
-    /// needed). Called with the head's write lock held, so a chunk is always
-    /// visible to readers in exactly one place.
+    /// needed), one write per file. Called with the head's write lock held, so
+    /// a chunk is always visible to readers in exactly one place.
     pub(super) fn write_cuts(&self, parts: &mut Parts, cuts: &mut Vec<Cut>) -> Result<()> {
-        for c in cuts.drain(..) {
-            let ti = c.tier.index();
-            let p = match parts.tiers[ti].entry(c.part) {
+        // Stable: a series' chunks keep their order within a file.
+        cuts.sort_by_key(|c| (c.tier.index(), c.part));
+        for run in cuts.chunk_by(|a, b| (a.tier, a.part) == (b.tier, b.part)) {
+            let (tier, part) = (run[0].tier, run[0].part);
+            let ti = tier.index();
+            let p = match parts.tiers[ti].entry(part) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     parts.new_files[ti] = true;
                     e.insert(Partition::create(
-                        &tier_dir(&self.dir, c.tier),
-                        c.tier,
-                        c.part,
-                        c.part + self.opts.tier(c.tier).partition_ms,
+                        &tier_dir(&self.dir, tier),
+                        tier,
+                        part,
+                        part + self.opts.tier(tier).partition_ms,
                     )?)
                 }
             };
-            p.append(c.series, c.min_t, c.max_t, &c.bytes)?;
-            parts.tier_min[ti] = parts.tier_min[ti].min(c.min_t);
+            p.append_all(
+                run.iter()
+                    .map(|c| (c.series, c.min_t, c.max_t, &c.bytes[..])),
+            )?;
+            let min_t = run.iter().map(|c| c.min_t).min().unwrap_or(i64::MAX);
+            parts.tier_min[ti] = parts.tier_min[ti].min(min_t);
         }
+        cuts.clear();
         Ok(())
     }
 
