@@ -42,3 +42,19 @@ pub struct SavedMessage {
     /// Fields it marked stale.
     pub stale: Vec<String>,
 }
+
+/// A topic taken for a checkpoint: its durable part as of that moment, made
+/// whole later by the checkpoint's writer. The publishing task waits while a
+/// checkpoint is taken, so taking a topic only holds on to what it will need
+/// (copying and encoding a topic's newest messages at once was the pause).
+pub trait TakenTopic: Send {
+    /// The topic as it was when taken.
+    fn saved(self: Box<Self>) -> SavedTopic;
+}
+
+/// A topic already copied whole when taken.
+impl TakenTopic for SavedTopic {
+    fn saved(self: Box<Self>) -> SavedTopic {
+        *self
+    }
+}

@@ -11,7 +11,7 @@ use thiserror::Error;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::TopicState;
 use wasmeter_core::position::StreamPosition;
-use wasmeter_core::saved::SavedTopic;
+use wasmeter_core::saved::{SavedTopic, TakenTopic};
 use wasmeter_core::validate::is_topic_name;
 
 use crate::history::Capacity;
@@ -391,7 +391,15 @@ impl Hub {
     /// The durable part of `topic` (position, up to `max_messages` newest
     /// messages, state), to save with a checkpoint. `None` if there is no such topic.
     pub fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
-        self.topic(topic).map(|t| t.save(max_messages))
+        self.take_topic(topic, max_messages).map(|t| t.saved())
+    }
+
+    /// [`Hub::save_topic`] taken for a checkpoint: what it will save as of now,
+    /// made whole later ([`TakenTopic::saved`]) while the hub goes on. Taking it
+    /// copies nothing.
+    pub fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
+        self.topic(topic)
+            .map(|t| Box::new(t.take(max_messages)) as Box<dyn TakenTopic>)
     }
 
     /// Brings back a topic saved by [`Hub::save_topic`], with its epoch and seqs,

@@ -269,6 +269,50 @@ fn a_saved_topic_comes_back_with_its_epoch_seqs_and_history() {
     assert_eq!(again.publish(change("a", 6.0)).unwrap().seq, 6 + (2 << 32));
 }
 
+/// A topic taken for a checkpoint is saved as it was then, whatever is
+/// published before it is made whole: the messages up to its newest then, that
+/// one's state and the next seq; fewer if the history dropped older ones since,
+/// the newest then alone if it dropped that one too.
+#[test]
+fn a_taken_topic_is_saved_as_it_was_when_taken() {
+    let hub = hub(8);
+    for n in 1..=5 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    let as_saved_then = hub.save_topic("a", 3).unwrap();
+    let taken = hub.take_topic("a", 3).unwrap();
+    let dropping = hub.take_topic("a", 8).unwrap();
+    let gone = hub.take_topic("a", 8).unwrap();
+    for n in 6..=7 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    assert_eq!(taken.saved(), as_saved_then, "6 and 7 came after");
+    // After three more the history (8 messages) holds 3-10: of those up to 5,
+    // 3-5 are left.
+    for n in 8..=10 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    let saved = dropping.saved();
+    assert_eq!(
+        saved.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        (saved.next_seq, saved.state["n"].clone()),
+        (6, FieldValue::Number(5.0))
+    );
+    // After eight more (11-18) none of them is held but the newest then.
+    for n in 11..=18 {
+        hub.publish(change("a", n as f64)).unwrap();
+    }
+    let saved = gone.saved();
+    assert_eq!(
+        saved.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [5]
+    );
+    assert_eq!(saved.state["n"], FieldValue::Number(5.0));
+}
+
 /// Two hubs fed the same positioned changes, one of them missing some.
 #[test]
 fn a_replica_takes_positions_as_given_and_drops_its_history_across_a_gap() {

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use wasmeter_core::saved::{SavedMessage, SavedTopic};
+use wasmeter_core::field::TopicState;
+use wasmeter_core::saved::{SavedMessage, SavedTopic, TakenTopic};
 
 use wasmeter_core::change::TopicChange;
 
@@ -199,37 +200,18 @@ impl Topic {
         Some(Self::from_log(name, epoch, saved.stream, h, last, next_min))
     }
 
-    /// The topic's durable part: its position, up to `max_messages` of its newest
-    /// messages (at least the newest) and its state.
-    pub(crate) fn save(&self, max_messages: usize) -> SavedTopic {
+    /// The topic taken for a checkpoint: its newest message, state and position
+    /// now; the messages before the newest are taken from the history when
+    /// [`TakenTopic::saved`] makes it whole, so taking it copies nothing.
+    pub(crate) fn take(self: &Arc<Self>, max_messages: usize) -> Taken {
         let log = self.read_log();
-        let held = log.history.len();
-        let keep = max_messages.max(1).min(held.max(1));
-        let newest: Vec<&Arc<Message>> = if held == 0 {
-            vec![&log.last]
-        } else {
-            (held - keep.min(held)..held)
-                .filter_map(|i| log.history.get(i))
-                .collect()
-        };
-        SavedTopic {
-            topic: self.name.to_string(),
-            epoch: self.epoch.to_string(),
-            stream: self.stream,
-            next_seq: log.next_min.max(log.last.seq() + 1),
-            messages: newest
-                .into_iter()
-                .map(|m| SavedMessage {
-                    seq: m.seq(),
-                    prev_seq: m.prev_seq(),
-                    timestamp_ms: m.timestamp_ms(),
-                    delta: m.delta().clone(),
-                    stale: m.stale().to_vec(),
-                })
-                .collect(),
+        Taken {
+            topic: self.clone(),
             // The newest message is never retired while the log is locked.
-            state: log.last.state().map(|s| (*s).clone()).unwrap_or_default(),
-            stale: log.last.stale_now().to_vec(),
+            state: log.last.state(),
+            last: log.last.clone(),
+            next_seq: log.next_min.max(log.last.seq() + 1),
+            max_messages,
         }
     }
 
@@ -379,5 +361,61 @@ impl Topic {
 
     pub(crate) fn slot_count(&self) -> usize {
         self.lock_slots().len()
+    }
+}
+
+/// A topic as a checkpoint took it ([`Topic::take`]).
+pub(crate) struct Taken {
+    topic: Arc<Topic>,
+    /// The newest message then.
+    last: Arc<Message>,
+    /// The state after it.
+    state: Option<Arc<TopicState>>,
+    next_seq: u64,
+    max_messages: usize,
+}
+
+impl TakenTopic for Taken {
+    /// Up to `max_messages` of the topic's messages up to the newest when it was
+    /// taken (at least that one), oldest first, with the state and position of
+    /// then. Messages published since are left out; if the history has since
+    /// dropped some of the older ones, fewer are saved.
+    fn saved(self: Box<Self>) -> SavedTopic {
+        let messages = {
+            let log = self.topic.read_log();
+            let end = log.history.first_after(self.last.seq());
+            let held = end > 0
+                && log
+                    .history
+                    .get(end - 1)
+                    .is_some_and(|m| Arc::ptr_eq(m, &self.last));
+            let keep = self.max_messages.max(1);
+            match held {
+                true => (end.saturating_sub(keep)..end)
+                    .filter_map(|i| log.history.get(i))
+                    .map(|m| saved_message(m))
+                    .collect(),
+                false => vec![saved_message(&self.last)],
+            }
+        };
+        SavedTopic {
+            topic: self.topic.name.to_string(),
+            epoch: self.topic.epoch.to_string(),
+            stream: self.topic.stream,
+            next_seq: self.next_seq,
+            messages,
+            state: self.state.map(|s| (*s).clone()).unwrap_or_default(),
+            stale: self.last.stale_now().to_vec(),
+        }
+    }
+}
+
+fn saved_message(m: &Message) -> SavedMessage {
+    SavedMessage {
+        seq: m.seq(),
+        prev_seq: m.prev_seq(),
+        timestamp_ms: m.timestamp_ms(),
+        delta: m.delta().clone(),
+        stale: m.stale().to_vec(),
     }
 }

@@ -1,8 +1,8 @@
 //! Topics kept across restarts: each checkpoint also saves the pipeline's topics
 //! (position, newest messages, state; see [`SavedTopic`]) and who created them,
-//! consistently with its offsets (the task publishes nothing while it writes
-//! one). At start they are restored into the topic state and the broker before
-//! anything is read, so that a subscriber resumes with `since` after a restart:
+//! consistently with its offsets (the task publishes nothing while it takes
+//! them; the checkpoint's writer makes them whole and encodes them). At start
+//! they are restored into the topic state and the broker before anything is read, so that a subscriber resumes with `since` after a restart:
 //! every change after its position replayed when the saved history reaches back
 //! to it, and the same epoch. After a crash, what was published after the last
 //! checkpoint is lost: the broker then makes those positions unresumable
@@ -12,8 +12,7 @@ use std::io;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use wasmeter_core::saved::SavedTopic;
+use wasmeter_core::saved::{SavedTopic, TakenTopic};
 use wasmeter_source::StreamedValue;
 
 use crate::footprint::{Footprints, TopicKind};
@@ -94,132 +93,115 @@ impl From<Kind> for TopicKind {
     }
 }
 
-/// What the pipeline task hands the checkpoint's writer ([`write_pieces`]).
-#[derive(Debug)]
-pub(crate) enum Piece {
-    /// The next bytes of the topics.
-    Bytes(Vec<u8>),
-    /// The topics array's length, once known: its marker is at this offset.
-    Count(u64, u32),
-    /// All handed over (nothing at all: nothing to save).
-    End,
-    /// A topic could not be encoded (logged): the topics are not saved.
-    Abort,
-}
-
-/// Bytes of topics encoded before they are handed to the writer.
+/// Bytes of topics encoded before they are written to the checkpoint's file.
 const PIECE_BYTES: usize = 256 * 1024;
 
-/// Hands the pipeline's topics (those its plugins created, and `own`, its error
-/// summary) and its dormant series' points (`dormant`) to the checkpoint's writer
-/// over `tx`, encoded a piece at a time as `rmp_serde::to_vec_named` encodes
-/// [`Saved`]: neither a copy of every topic's state nor their encoding is ever held
-/// whole (at 50,000 topics, either was tens of MiB). Nothing is handed over if the
-/// broker keeps no positions and nothing is dormant. False if the writer went away.
-pub(crate) async fn send(
+/// The topics a checkpoint saves, taken while the pipeline waits ([`take`])
+/// and encoded and written by the checkpoint's writer ([`Taken::write`]).
+pub(crate) struct Taken {
+    clean: bool,
+    /// Each topic, its creator (empty for the pipeline's own) and kind.
+    topics: Vec<(Arc<str>, Kind, Box<dyn TakenTopic>)>,
+    /// Dormant series: creator, topic, newest point.
+    series: Vec<(Arc<str>, Arc<str>, SeriesPoint)>,
+}
+
+/// Takes the pipeline's topics (those its plugins created, and `own`, its error
+/// summary) as the broker holds them now, and its dormant series' points
+/// (`dormant`), for a checkpoint. The pipeline publishes nothing while it
+/// takes them; the broker copies nothing until the writer makes each whole. None
+/// is taken if the broker keeps no positions and nothing is dormant.
+pub(crate) fn take(
     footprints: &Footprints,
     own: &Arc<str>,
     broker: &dyn Broker,
     dormant: impl Fn(&str) -> Option<SeriesPoint>,
     (max_messages, max_events): (usize, usize),
     clean: bool,
-    tx: &mpsc::Sender<Piece>,
-) -> bool {
-    let saved_topic = |topic: &str, kind: TopicKind| {
+) -> Taken {
+    let no_creator: Arc<str> = Arc::from("");
+    let own = std::iter::once((own, &no_creator, TopicKind::Topic));
+    let mut taken = Taken {
+        clean,
+        topics: Vec::new(),
+        series: Vec::new(),
+    };
+    for (topic, creator, kind) in footprints.topics().chain(own) {
         let max = match kind {
             TopicKind::Stream => max_events,
             _ => max_messages,
         };
-        broker.save_topic(topic, max)
-    };
-    let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
-    out.push(FIXMAP_4);
-    // The fields of `Saved` in order; the topics are an array whose length is
-    // written once it is known.
-    let header = encode(&mut out, &"version")
-        && encode(&mut out, &VERSION)
-        && encode(&mut out, &"clean")
-        && encode(&mut out, &clean)
-        && encode(&mut out, &"topics");
-    if !header {
-        return tx.send(Piece::Abort).await.is_ok();
-    }
-    let mut count: u32 = 0;
-    let count_at = out.len() as u64;
-    out.push(ARRAY_32);
-    out.extend_from_slice(&[0; 4]);
-    let mut sent = false;
-    let no_creator: Arc<str> = Arc::from("");
-    let own = std::iter::once((own, &no_creator, TopicKind::Topic));
-    let mut series = Vec::new();
-    for (topic, creator, kind) in footprints.topics().chain(own) {
-        let Some(saved_topic) = saved_topic(topic, kind) else {
-            if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
-                series.push((creator, topic, point));
+        match broker.take_topic(topic, max) {
+            Some(t) => taken.topics.push((creator.clone(), kind.into(), t)),
+            None => {
+                if let Some(point) = dormant(topic).filter(|_| kind == TopicKind::Series) {
+                    taken.series.push((creator.clone(), topic.clone(), point));
+                }
             }
-            continue;
-        };
-        let entry = Entry {
-            creator: creator.to_string(),
-            kind: kind.into(),
-            topic: saved_topic,
-        };
-        if !encode(&mut out, &entry) {
-            return tx.send(Piece::Abort).await.is_ok();
-        }
-        count += 1;
-        if out.len() >= PIECE_BYTES {
-            let piece =
-                std::mem::replace(&mut out, Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8));
-            if tx.send(Piece::Bytes(piece)).await.is_err() {
-                return false;
-            }
-            sent = true;
         }
     }
-    if count == 0 && series.is_empty() && !sent {
-        return tx.send(Piece::End).await.is_ok();
-    }
-    let series: Vec<DormantSeriesRef<'_>> = series
-        .iter()
-        .map(|(creator, topic, point)| DormantSeriesRef {
-            creator,
-            topic,
-            value: point.value,
-            timestamp_ms: point.timestamp_ms,
-        })
-        .collect();
-    if !(encode(&mut out, &"series") && encode(&mut out, &series)) {
-        return tx.send(Piece::Abort).await.is_ok();
-    }
-    for piece in [Piece::Bytes(out), Piece::Count(count_at, count), Piece::End] {
-        if tx.send(piece).await.is_err() {
-            return false;
-        }
-    }
-    true
+    taken
 }
 
-/// Writes what [`send`] hands over into the checkpoint's `value`; blocking (the
-/// checkpoint's writer thread). `Ok(false)`: the topics are not saved. An error if
-/// the sender went away before the end (the checkpoint is then not written: its
-/// offsets would claim topics it does not hold).
-pub(crate) fn write_pieces(
-    rx: &mut mpsc::Receiver<Piece>,
-    value: &mut StreamedValue<'_>,
-) -> io::Result<bool> {
-    use std::io::Write;
-    while let Some(piece) = rx.blocking_recv() {
-        match piece {
-            Piece::Bytes(bytes) => value.write_all(&bytes)?,
-            Piece::Count(at, count) => value.patch(at + 1, &count.to_be_bytes()),
-            Piece::End => return Ok(true),
-            Piece::Abort => return Ok(false),
+impl Taken {
+    /// Writes the topics into the checkpoint's `value` as
+    /// `rmp_serde::to_vec_named` encodes [`Saved`], a piece at a time: neither
+    /// every topic made whole nor their encoding is ever held at once (at 50,000
+    /// topics, either was tens of MiB). Writes nothing when nothing was taken;
+    /// `Ok(false)` (the topics are not saved) if one cannot be encoded (logged).
+    /// Blocking: the checkpoint's writer thread.
+    pub(crate) fn write(self, value: &mut StreamedValue<'_>) -> io::Result<bool> {
+        use std::io::Write;
+        if self.topics.is_empty() && self.series.is_empty() {
+            return Ok(true);
         }
+        let Ok(count) = u32::try_from(self.topics.len()) else {
+            tracing::error!(topics = self.topics.len(), "too many topics to save");
+            return Ok(false);
+        };
+        let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8);
+        out.push(FIXMAP_4);
+        // The fields of `Saved` in order; the topics are an array of `count`.
+        let header = encode(&mut out, &"version")
+            && encode(&mut out, &VERSION)
+            && encode(&mut out, &"clean")
+            && encode(&mut out, &self.clean)
+            && encode(&mut out, &"topics");
+        if !header {
+            return Ok(false);
+        }
+        out.push(ARRAY_32);
+        out.extend_from_slice(&count.to_be_bytes());
+        for (creator, kind, topic) in self.topics {
+            let entry = Entry {
+                creator: creator.to_string(),
+                kind,
+                topic: topic.saved(),
+            };
+            if !encode(&mut out, &entry) {
+                return Ok(false);
+            }
+            if out.len() >= PIECE_BYTES {
+                value.write_all(&out)?;
+                out.clear();
+            }
+        }
+        let series: Vec<DormantSeriesRef<'_>> = self
+            .series
+            .iter()
+            .map(|(creator, topic, point)| DormantSeriesRef {
+                creator,
+                topic,
+                value: point.value,
+                timestamp_ms: point.timestamp_ms,
+            })
+            .collect();
+        if !(encode(&mut out, &"series") && encode(&mut out, &series)) {
+            return Ok(false);
+        }
+        value.write_all(&out)?;
+        Ok(true)
     }
-    Err(io::Error::other(
-        "the pipeline stopped before handing over all its topics",
-    ))
 }
 
 /// MessagePack's marker of a map of 4 entries.
@@ -376,8 +358,8 @@ mod tests {
         }
     }
 
-    /// What [`send`] hands over, written into a checkpoint file and read back.
-    async fn saved_through_a_checkpoint(
+    /// What [`take`] takes, written into a checkpoint file and read back.
+    fn saved_through_a_checkpoint(
         footprints: &Footprints,
         own: &Arc<str>,
         broker: &dyn Broker,
@@ -385,16 +367,10 @@ mod tests {
     ) -> Option<Vec<u8>> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("checkpoint");
-        let (tx, mut rx) = mpsc::channel(2);
-        let writer_path = path.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            wasmeter_source::Checkpoint::default()
-                .save_streamed(&writer_path, KEY, |v| write_pieces(&mut rx, v))
-                .unwrap()
-        });
-        assert!(send(footprints, own, broker, dormant, (16, 16), true, &tx).await);
-        drop(tx);
-        writer.await.unwrap();
+        let taken = take(footprints, own, broker, dormant, (16, 16), true);
+        wasmeter_source::Checkpoint::default()
+            .save_streamed(&path, KEY, |v| taken.write(v))
+            .unwrap();
         let mut cp = wasmeter_source::Checkpoint::load(&path).unwrap().unwrap();
         cp.extra.remove(KEY)
     }
@@ -425,9 +401,7 @@ mod tests {
         let dormant = |topic: &str| (topic == "metrics/m/x").then_some(point);
         let own: Arc<str> = "_wasmeter/errors/p".into();
         kept.restore_topic(saved(&own, 9.0), true);
-        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, dormant)
-            .await
-            .expect("saved");
+        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, dormant).expect("saved");
 
         let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
         assert!(decoded.clean);
@@ -460,8 +434,8 @@ mod tests {
         }
     }
 
-    /// Thousands of topics go over in several pieces, the array's length
-    /// patched in at the end; with nothing to save, nothing is saved.
+    /// Thousands of topics are written in several pieces; with nothing to save,
+    /// nothing is saved.
     #[tokio::test]
     async fn many_topics_go_over_in_pieces_and_none_leave_the_state_out() {
         let mut footprints = Footprints::new("p", vec!["t".into()], 10_000, TopicOwners::default());
@@ -475,9 +449,7 @@ mod tests {
             kept.restore_topic(saved(&topic, i as f64), true);
         }
         let own: Arc<str> = "_wasmeter/errors/p".into();
-        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, |_| None)
-            .await
-            .expect("saved");
+        let bytes = saved_through_a_checkpoint(&footprints, &own, &kept, |_| None).expect("saved");
         assert!(bytes.len() > 2 * PIECE_BYTES, "{} bytes", bytes.len());
         let decoded: Saved = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(decoded.topics.len(), n);
@@ -488,28 +460,8 @@ mod tests {
 
         let none = Kept::default();
         assert_eq!(
-            saved_through_a_checkpoint(&footprints, &own, &none, |_| None).await,
+            saved_through_a_checkpoint(&footprints, &own, &none, |_| None),
             None
         );
-    }
-
-    /// A sender gone before the end fails the checkpoint instead of saving
-    /// part of the topics.
-    #[tokio::test]
-    async fn topics_cut_short_fail_the_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("checkpoint");
-        let (tx, mut rx) = mpsc::channel(2);
-        tx.send(Piece::Bytes(vec![FIXMAP_4])).await.unwrap();
-        drop(tx);
-        let writer_path = path.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            wasmeter_source::Checkpoint::default()
-                .save_streamed(&writer_path, KEY, |v| write_pieces(&mut rx, v))
-        })
-        .await
-        .unwrap();
-        assert!(result.is_err());
-        assert!(!path.exists());
     }
 }

@@ -1130,16 +1130,24 @@ impl Pipeline {
         };
         let written = tokio::time::Instant::now();
         let copy = self.topics.broker().keeps_checkpoints();
-        // The topics go to the writer in pieces as they are encoded (the task
-        // publishes nothing meanwhile): with tens of thousands of topics their
-        // encoding is tens of MiB, never held whole.
-        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        // Taken as they are now: made whole and encoded by the writer, piece by
+        // piece (with tens of thousands of topics that is tens of MiB, never
+        // held whole, and tens of milliseconds the pipeline no longer waits).
+        let taken = durable::take(
+            &self.footprints,
+            &self.errors_topic,
+            self.topics.broker(),
+            |topic| self.unread.dormant_point(topic),
+            (
+                self.config.durable_history,
+                self.config.durable_stream_history,
+            ),
+            when == When::Final,
+        );
         let writer = tokio::task::spawn_blocking(move || {
             // The file's bytes too when the broker keeps a copy for other hosts.
             let result = checkpoint
-                .save_streamed(&path, durable::KEY, |value| {
-                    durable::write_pieces(&mut rx, value)
-                })
+                .save_streamed(&path, durable::KEY, |value| taken.write(value))
                 .and_then(|size| match copy {
                     false => Ok((size, Vec::new())),
                     true => std::fs::read(&path)
@@ -1152,20 +1160,6 @@ impl Pipeline {
                 });
             (result, checkpoint.extra)
         });
-        durable::send(
-            &self.footprints,
-            &self.errors_topic,
-            self.topics.broker(),
-            |topic| self.unread.dormant_point(topic),
-            (
-                self.config.durable_history,
-                self.config.durable_stream_history,
-            ),
-            when == When::Final,
-            &tx,
-        )
-        .await;
-        drop(tx);
         // Taken: the pipeline goes on while the file is written and synced (tens
         // of milliseconds for a few MiB, which it spent waiting before). Only the
         // first and the last checkpoint wait for it.

@@ -19,7 +19,7 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::field::FieldValue;
-use wasmeter_core::saved::SavedTopic;
+use wasmeter_core::saved::{SavedTopic, TakenTopic};
 use wasmeter_plugin::unix_now_ms;
 
 use crate::samples::SeriesPoint;
@@ -108,6 +108,15 @@ pub trait Broker: Send + Sync + 'static {
     /// its positions itself (or has no such topic).
     fn save_topic(&self, _topic: &str, _max_messages: usize) -> Option<SavedTopic> {
         None
+    }
+
+    /// [`Broker::save_topic`] taken for a checkpoint while the pipeline waits:
+    /// a broker that can should hold on to what it will save and copy it in
+    /// [`TakenTopic::saved`], which the checkpoint's writer calls on its own
+    /// thread. By default the topic is saved at once.
+    fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
+        self.save_topic(topic, max_messages)
+            .map(|saved| Box::new(saved) as Box<dyn TakenTopic>)
     }
 
     /// Brings back a saved topic before anything is published to it (`clean`:

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wasmeter_core::change::TopicChange;
-use wasmeter_core::saved::SavedTopic;
+use wasmeter_core::saved::{SavedTopic, TakenTopic};
 use wasmeter_hub::Hub;
 use wasmeter_pipeline::{Broker, Refused};
 
@@ -39,6 +39,10 @@ impl Broker for HubBroker {
 
     fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
         self.0.save_topic(topic, max_messages)
+    }
+
+    fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
+        self.0.take_topic(topic, max_messages)
     }
 
     fn restore_topic(&self, saved: SavedTopic, clean: bool) -> bool {

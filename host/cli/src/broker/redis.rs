@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmeter_core::change::TopicChange;
-use wasmeter_core::saved::SavedTopic;
+use wasmeter_core::saved::{SavedTopic, TakenTopic};
 use wasmeter_hub::Hub;
 use wasmeter_pipeline::{Broker, FlushError, Refused, TopicOwners};
 use wasmeter_redis::{BrokerError, Fence, RedisBroker};
@@ -414,6 +414,10 @@ impl Broker for PipelineHandle {
     fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
         self.outbox.hub.save_topic(topic, max_messages)
     }
+
+    fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
+        self.outbox.hub.take_topic(topic, max_messages)
+    }
 }
 
 impl Broker for RedisTopics {
@@ -440,5 +444,9 @@ impl Broker for RedisTopics {
 
     fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
         self.outbox.hub.save_topic(topic, max_messages)
+    }
+
+    fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
+        self.outbox.hub.take_topic(topic, max_messages)
     }
 }
