@@ -43,18 +43,114 @@ pub struct SavedMessage {
     pub stale: Vec<String>,
 }
 
-/// A topic taken for a checkpoint: its durable part as of that moment, made
-/// whole later by the checkpoint's writer. The publishing task waits while a
+/// A [`SavedTopic`] lent rather than copied: encoded as a `SavedTopic` is (field
+/// for field), so a checkpoint writes a topic's newest changes without a copy of
+/// each.
+#[derive(Debug, Serialize)]
+pub struct SavedTopicRef<'a> {
+    /// See [`SavedTopic::topic`].
+    pub topic: &'a str,
+    /// See [`SavedTopic::epoch`].
+    pub epoch: &'a str,
+    /// See [`SavedTopic::stream`].
+    pub stream: bool,
+    /// See [`SavedTopic::next_seq`].
+    pub next_seq: u64,
+    /// See [`SavedTopic::messages`].
+    pub messages: Vec<SavedMessageRef<'a>>,
+    /// See [`SavedTopic::state`].
+    pub state: &'a TopicState,
+    /// See [`SavedTopic::stale`].
+    pub stale: &'a [String],
+}
+
+/// A [`SavedMessage`] lent rather than copied (see [`SavedTopicRef`]).
+#[derive(Debug, Serialize)]
+pub struct SavedMessageRef<'a> {
+    /// See [`SavedMessage::seq`].
+    pub seq: u64,
+    /// See [`SavedMessage::prev_seq`].
+    pub prev_seq: u64,
+    /// See [`SavedMessage::timestamp_ms`].
+    pub timestamp_ms: i64,
+    /// See [`SavedMessage::delta`].
+    pub delta: &'a Delta,
+    /// See [`SavedMessage::stale`].
+    pub stale: &'a [String],
+}
+
+impl SavedTopicRef<'_> {
+    /// The saved topic, copied.
+    pub fn to_owned(&self) -> SavedTopic {
+        SavedTopic {
+            topic: self.topic.to_string(),
+            epoch: self.epoch.to_string(),
+            stream: self.stream,
+            next_seq: self.next_seq,
+            messages: self
+                .messages
+                .iter()
+                .map(|m| SavedMessage {
+                    seq: m.seq,
+                    prev_seq: m.prev_seq,
+                    timestamp_ms: m.timestamp_ms,
+                    delta: m.delta.clone(),
+                    stale: m.stale.to_vec(),
+                })
+                .collect(),
+            state: self.state.clone(),
+            stale: self.stale.to_vec(),
+        }
+    }
+}
+
+impl SavedTopic {
+    /// This topic lent.
+    pub fn as_ref(&self) -> SavedTopicRef<'_> {
+        SavedTopicRef {
+            topic: &self.topic,
+            epoch: &self.epoch,
+            stream: self.stream,
+            next_seq: self.next_seq,
+            messages: self
+                .messages
+                .iter()
+                .map(|m| SavedMessageRef {
+                    seq: m.seq,
+                    prev_seq: m.prev_seq,
+                    timestamp_ms: m.timestamp_ms,
+                    delta: &m.delta,
+                    stale: &m.stale,
+                })
+                .collect(),
+            state: &self.state,
+            stale: &self.stale,
+        }
+    }
+}
+
+/// A topic taken for a checkpoint: its durable part as of that moment, lent to
+/// the checkpoint's writer when it encodes it. The publishing task waits while a
 /// checkpoint is taken, so taking a topic only holds on to what it will need
-/// (copying and encoding a topic's newest messages at once was the pause).
+/// (copying and encoding a topic's newest changes at once was the pause).
 pub trait TakenTopic: Send {
-    /// The topic as it was when taken.
-    fn saved(self: Box<Self>) -> SavedTopic;
+    /// Calls `f` with the topic as it was when taken; returns what `f` returns.
+    fn with_saved(&self, f: &mut dyn FnMut(&SavedTopicRef<'_>) -> bool) -> bool;
+
+    /// The topic as it was when taken, copied.
+    fn saved(&self) -> Option<SavedTopic> {
+        let mut saved = None;
+        self.with_saved(&mut |topic| {
+            saved = Some(topic.to_owned());
+            true
+        });
+        saved
+    }
 }
 
 /// A topic already copied whole when taken.
 impl TakenTopic for SavedTopic {
-    fn saved(self: Box<Self>) -> SavedTopic {
-        *self
+    fn with_saved(&self, f: &mut dyn FnMut(&SavedTopicRef<'_>) -> bool) -> bool {
+        f(&self.as_ref())
     }
 }

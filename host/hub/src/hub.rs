@@ -391,7 +391,7 @@ impl Hub {
     /// The durable part of `topic` (position, up to `max_messages` newest
     /// messages, state), to save with a checkpoint. `None` if there is no such topic.
     pub fn save_topic(&self, topic: &str, max_messages: usize) -> Option<SavedTopic> {
-        self.take_topic(topic, max_messages).map(|t| t.saved())
+        self.take_topic(topic, max_messages).and_then(|t| t.saved())
     }
 
     /// [`Hub::save_topic`] taken for a checkpoint: what it will save as of now,

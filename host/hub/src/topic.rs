@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use wasmeter_core::field::TopicState;
-use wasmeter_core::saved::{SavedMessage, SavedTopic, TakenTopic};
+use wasmeter_core::saved::{SavedMessageRef, SavedTopic, SavedTopicRef, TakenTopic};
 
 use wasmeter_core::change::TopicChange;
 
@@ -380,8 +380,9 @@ impl TakenTopic for Taken {
     /// taken (at least that one), oldest first, with the state and position of
     /// then. Messages published since are left out; if the history has since
     /// dropped some of the older ones, fewer are saved.
-    fn saved(self: Box<Self>) -> SavedTopic {
-        let messages = {
+    fn with_saved(&self, f: &mut dyn FnMut(&SavedTopicRef<'_>) -> bool) -> bool {
+        // Held by `Arc` (the log's lock released) while they are encoded.
+        let messages: Vec<Arc<Message>> = {
             let log = self.topic.read_log();
             let end = log.history.first_after(self.last.seq());
             let held = end > 0
@@ -392,30 +393,29 @@ impl TakenTopic for Taken {
             let keep = self.max_messages.max(1);
             match held {
                 true => (end.saturating_sub(keep)..end)
-                    .filter_map(|i| log.history.get(i))
-                    .map(|m| saved_message(m))
+                    .filter_map(|i| log.history.get(i).cloned())
                     .collect(),
-                false => vec![saved_message(&self.last)],
+                false => vec![self.last.clone()],
             }
         };
-        SavedTopic {
-            topic: self.topic.name.to_string(),
-            epoch: self.topic.epoch.to_string(),
+        let empty = TopicState::default();
+        f(&SavedTopicRef {
+            topic: &self.topic.name,
+            epoch: &self.topic.epoch,
             stream: self.topic.stream,
             next_seq: self.next_seq,
-            messages,
-            state: self.state.map(|s| (*s).clone()).unwrap_or_default(),
-            stale: self.last.stale_now().to_vec(),
-        }
-    }
-}
-
-fn saved_message(m: &Message) -> SavedMessage {
-    SavedMessage {
-        seq: m.seq(),
-        prev_seq: m.prev_seq(),
-        timestamp_ms: m.timestamp_ms(),
-        delta: m.delta().clone(),
-        stale: m.stale().to_vec(),
+            messages: messages
+                .iter()
+                .map(|m| SavedMessageRef {
+                    seq: m.seq(),
+                    prev_seq: m.prev_seq(),
+                    timestamp_ms: m.timestamp_ms(),
+                    delta: m.delta(),
+                    stale: m.stale(),
+                })
+                .collect(),
+            state: self.state.as_deref().unwrap_or(&empty),
+            stale: self.last.stale_now(),
+        })
     }
 }
