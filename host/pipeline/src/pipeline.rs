@@ -1137,7 +1137,9 @@ impl Pipeline {
             &self.footprints,
             &self.errors_topic,
             self.topics.broker(),
-            |topic| self.unread.dormant_point(topic),
+            (self.unread.dormant_count(), |topic| {
+                self.unread.dormant_point(topic)
+            }),
             (
                 self.config.durable_history,
                 self.config.durable_stream_history,
