@@ -38,16 +38,36 @@ pub fn read(pid: Pid) -> anyhow::Result<Reading> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let status = std::fs::read_to_string(path(pid, "status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0);
     Ok(Reading {
         cpu_secs: ticks as f64 / hz,
-        rss_bytes: rss_kb * 1024,
+        rss_bytes: status_kib(&status, "VmRSS:") * 1024,
         at: Instant::now(),
     })
+}
+
+/// A `/proc/<pid>/status` field in kB (0 if absent).
+fn status_kib(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// Starts the peak resident set size of `pid` over from its RSS now (writes
+/// `5` to `/proc/<pid>/clear_refs`), so that [`peak_rss_bytes`] reports the
+/// peak since this call.
+pub fn reset_peak_rss(pid: Pid) -> anyhow::Result<()> {
+    std::fs::write(path(pid, "clear_refs"), "5")?;
+    Ok(())
+}
+
+/// The peak resident set size of `pid` (`VmHWM`) since it started or since
+/// [`reset_peak_rss`], bytes: every page resident at once, however briefly,
+/// which a reading of the RSS now can miss.
+pub fn peak_rss_bytes(pid: Pid) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(path(pid, "status"))?;
+    Ok(status_kib(&status, "VmHWM:") * 1024)
 }
 
 /// CPU used between two readings, in percent of one core.

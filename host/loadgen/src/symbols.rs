@@ -18,7 +18,8 @@
 //!    them encoded);
 //! 5. the subscribers (see [`crate::symbols_subs`]), server RSS once they are
 //!    settled, then a live window at `rate` records/s over every symbol with
-//!    per-record accounting at the timing connections, RSS at its end;
+//!    per-record accounting at the timing connections, RSS at its end and its
+//!    peak over the window (checkpoints and snapshots come in bursts);
 //! 6. server CPU over an idle window (no records): the background work that
 //!    grows with topics (the TTL sweep, checkpoints).
 //!
@@ -89,6 +90,9 @@ pub struct SymbolsResult {
     pub rss_subscribed_mib: f64,
     /// Server RSS at the end of the live window, MiB.
     pub rss_live_mib: f64,
+    /// Server peak RSS over the live window (`VmHWM` from its start), MiB: the
+    /// bursts (checkpoints, snapshots) that a reading at its end can miss.
+    pub rss_live_peak_mib: f64,
     /// Topic subscriptions over all subscribers (slots).
     pub slots: u64,
     /// Time to open and subscribe every subscriber, seconds.
@@ -223,8 +227,13 @@ pub fn measure(
             let r = run_one(spec, target, symbols, root, bins)
                 .with_context(|| format!("symbols {target:?} {symbols}"))?;
             eprintln!(
-                "  topics {}, RSS {:.0} / {:.0} / {:.0} MiB (topics / subscribed / live), ingest {:.1} s",
-                r.topics, r.rss_topics_mib, r.rss_subscribed_mib, r.rss_live_mib, r.ingest_secs
+                "  topics {}, RSS {:.0} / {:.0} / {:.0} MiB (topics / subscribed / live), live peak {:.0} MiB, ingest {:.1} s",
+                r.topics,
+                r.rss_topics_mib,
+                r.rss_subscribed_mib,
+                r.rss_live_mib,
+                r.rss_live_peak_mib,
+                r.ingest_secs
             );
             out.push(r);
         }
@@ -311,6 +320,7 @@ fn run_one(
     std::thread::sleep(SETTLE);
     r.rss_subscribed_mib = mib(&procstat::read(Some(server.pid()))?);
 
+    procstat::reset_peak_rss(Some(server.pid()))?;
     let producer = Producer::start(
         &FeedShape::ONE_FILE.at(dir.path()),
         spec.rate,
@@ -330,6 +340,7 @@ fn run_one(
     let _ = fleet.drain(Duration::from_secs(5));
     r.produced_per_sec = producer.stop()?;
     r.rss_live_mib = mib(&procstat::read(Some(server.pid()))?);
+    r.rss_live_peak_mib = procstat::peak_rss_bytes(Some(server.pid()))? as f64 / (1 << 20) as f64;
     r.live_cpu_pct = procstat::cpu_percent(&s0, &s1);
     let window = s1.at.duration_since(s0.at).as_secs_f64();
     r.delivered_per_sec = (frames1 - frames0) as f64 / window;

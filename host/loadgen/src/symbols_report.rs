@@ -56,15 +56,15 @@ pub fn markdown(spec: &SymbolsSpec, runs: &[SymbolsResult], load: (&str, &str)) 
     );
     out.push_str(
         "| server | symbols | topics | records | ingest s | RSS topics MiB | RSS subscribed MiB | \
-         RSS live MiB | live / goal 200 MB | live / floor | slots | subscribe s | live p50 / p99 ms | \
+         RSS live MiB | live / goal 200 MB | live / floor | RSS live peak MiB | peak / goal | slots | subscribe s | live p50 / p99 ms | \
          coverage | delivered frames/s | live CPU % | idle CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let floor = floor_of(runs, r).filter(|_| r.target == Some(Kind::Host));
         let _ = writeln!(
             out,
-            "| {:?} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.2} / {:.2} | {:.2}% | {:.0} | {:.0} | {:.1} |",
+            "| {:?} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} | {:.2} / {:.2} | {:.2}% | {:.0} | {:.0} | {:.1} |",
             r.target.unwrap_or(Kind::Host),
             r.symbols,
             r.topics,
@@ -75,6 +75,8 @@ pub fn markdown(spec: &SymbolsSpec, runs: &[SymbolsResult], load: (&str, &str)) 
             r.rss_live_mib,
             x(ratio(r.rss_live_mib, RSS_GOAL_MIB)),
             x(floor.and_then(|f| ratio(r.rss_live_mib, f.rss_live_mib))),
+            r.rss_live_peak_mib,
+            x(ratio(r.rss_live_peak_mib, RSS_GOAL_MIB)),
             r.slots,
             r.subscribe_secs,
             r.latency.p50_us as f64 / 1e3,
