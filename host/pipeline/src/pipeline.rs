@@ -392,8 +392,17 @@ impl Pipeline {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Due one interval after the start, like every later one (an interval's
         // first tick is at once): what is read at the start waits for it too.
+        // The shards of a pipeline take theirs in turn, spread over the
+        // interval: each pauses its shard while it takes its topics, and
+        // shards that paused together paused every topic of the pipeline at once.
         let every = self.config.checkpoint_interval;
-        let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let turn = self
+            .config
+            .shard
+            .as_ref()
+            .map_or(Duration::ZERO, |s| every * s.index / s.count.max(1));
+        let mut checkpoint =
+            tokio::time::interval_at(tokio::time::Instant::now() + every + turn, every);
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(FOOTPRINT_RECONCILE);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

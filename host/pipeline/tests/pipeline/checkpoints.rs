@@ -155,3 +155,54 @@ async fn the_first_checkpoint_waits_one_interval() {
         p.finish().await;
     }
 }
+
+/// Time from the start to the first checkpoint of a pipeline that is shard
+/// `index` of `count` (`None`: not sharded).
+async fn first_checkpoint_after(shard: Option<(u32, u32)>) -> Duration {
+    let started = Instant::now();
+    let p = Running::start(
+        PipelinePlugins {
+            collector: Box::new(FakeCollector::new("c", Arc::default())),
+            metrics: Vec::new(),
+            delta: None,
+        },
+        |config| {
+            config.checkpoint_interval = INTERVAL;
+            // Wakes the pipeline soon after its writer is done, so that it
+            // counts the checkpoint written.
+            config.tick = Duration::from_millis(10);
+            config.shard = shard.map(|(index, count)| wasmeter_pipeline::Shard {
+                group: "p".into(),
+                index,
+                count,
+                key: wasmeter_pipeline::ShardKey::CsvColumn {
+                    index: 0,
+                    delimiter: b',',
+                },
+            });
+        },
+    )
+    .await;
+    let mut feed = Feed::new(Path::new("/data/feed.csv"));
+    p.send(feed.opened()).await;
+    p.send(feed.chunk(&chunk_text(0, 3))).await;
+    let what = format!("a first checkpoint of {shard:?}");
+    wait_until(&what, || get(&p.stats.checkpoints) >= 1).await;
+    let elapsed = started.elapsed();
+    p.finish().await;
+    elapsed
+}
+
+/// The shards of a pipeline take their checkpoints in turn over the interval
+/// (each pauses its shard while it takes its topics), not all at once.
+#[tokio::test(start_paused = true)]
+async fn the_shards_of_a_pipeline_checkpoint_in_turn() {
+    let slack = Duration::from_millis(50);
+    let alone = first_checkpoint_after(None).await;
+    assert!(alone >= INTERVAL && alone < INTERVAL + slack, "{alone:?}");
+    for index in 0..4 {
+        let at = first_checkpoint_after(Some((index, 4))).await;
+        let turn = INTERVAL + INTERVAL * index / 4;
+        assert!(at >= turn && at < turn + slack, "shard {index}: {at:?}");
+    }
+}
