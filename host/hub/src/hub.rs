@@ -395,7 +395,7 @@ impl Hub {
     }
 
     /// [`Hub::save_topic`] taken for a checkpoint: what it will save as of now,
-    /// made whole later ([`TakenTopic::saved`]) while the hub goes on. Taking it
+    /// lent later ([`TakenTopic::with_saved`]) while the hub goes on. Taking it
     /// copies nothing.
     pub fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
         self.topic(topic)

@@ -201,8 +201,8 @@ impl Topic {
     }
 
     /// The topic taken for a checkpoint: its newest message, state and position
-    /// now; the messages before the newest are taken from the history when
-    /// [`TakenTopic::saved`] makes it whole, so taking it copies nothing.
+    /// now; the messages before the newest are read from the history when
+    /// [`TakenTopic::with_saved`] lends it, so taking it copies nothing.
     pub(crate) fn take(self: &Arc<Self>, max_messages: usize) -> Taken {
         let log = self.read_log();
         Taken {

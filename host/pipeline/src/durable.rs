@@ -117,8 +117,8 @@ pub(crate) struct Taken {
 /// Takes the pipeline's topics (those its plugins created, and `own`, its error
 /// summary) as the broker holds them now, and the points of its dormant series
 /// (`dormant`: how many there are, and the point of one), for a checkpoint. The
-/// pipeline publishes nothing while it takes them; the broker copies nothing
-/// until the writer makes each whole. None is taken if the broker keeps no
+/// pipeline publishes nothing while it takes them; the broker copies nothing,
+/// and the writer encodes each from what the broker lends. None is taken if the broker keeps no
 /// positions and nothing is dormant.
 pub(crate) fn take(
     footprints: &Footprints,

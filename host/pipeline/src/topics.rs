@@ -111,9 +111,9 @@ pub trait Broker: Send + Sync + 'static {
     }
 
     /// [`Broker::save_topic`] taken for a checkpoint while the pipeline waits:
-    /// a broker that can should hold on to what it will save and copy it in
-    /// [`TakenTopic::saved`], which the checkpoint's writer calls on its own
-    /// thread. By default the topic is saved at once.
+    /// a broker that can should hold on to what it will save and lend it in
+    /// [`TakenTopic::with_saved`], which the checkpoint's writer calls on its
+    /// own thread. By default the topic is saved at once.
     fn take_topic(&self, topic: &str, max_messages: usize) -> Option<Box<dyn TakenTopic>> {
         self.save_topic(topic, max_messages)
             .map(|saved| Box::new(saved) as Box<dyn TakenTopic>)
