@@ -25,9 +25,11 @@ impl Inner {
         p + aside + w.wal.size_bytes() + w.checkpoint_bytes + self.catalog.read().size_bytes()
     }
 
-    /// Closing partitions, retention by age and size, dropping series whose
-    /// data is all gone, and a checkpoint when the log has grown enough.
-    pub(super) fn maintain(&self, w: &mut Writer) -> Result<()> {
+    /// Closing partitions, retention by age and size, and dropping series
+    /// whose data is all gone. Returns whether the log has grown enough for a
+    /// checkpoint ([`Inner::checkpoint`], taken by the caller once it has let
+    /// go of the writer's lock).
+    pub(super) fn maintain(&self, w: &mut Writer) -> Result<bool> {
         self.maybe_close(w, false)?;
         let now = self.head.read().now;
         if now != i64::MIN {
@@ -81,10 +83,7 @@ impl Inner {
                 self.drop_dead_series(w)?;
             }
         }
-        if w.wal.since_checkpoint() >= self.opts.checkpoint_wal_bytes {
-            self.checkpoint_locked(w)?;
-        }
-        Ok(())
+        Ok(w.wal.since_checkpoint() >= self.opts.checkpoint_wal_bytes)
     }
 
     fn delete_partitions(&self, doomed: &[(Tier, i64)]) -> Result<()> {

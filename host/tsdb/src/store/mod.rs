@@ -15,7 +15,8 @@
 //!
 //! # Concurrency
 //! `Store` is `Send + Sync`. Writes (`append_*`, `commit`, `close`) are
-//! serialised by one writer mutex; queries take short read locks on the
+//! serialised by one writer mutex (a checkpoint holds it only to roll the log
+//! and copy the head, not while its file is written); queries take short read locks on the
 //! catalog, the head and the partition index, copy what they need (open
 //! chunks, chunk locations) and decode without holding any lock. Locks are
 //! always taken in the order catalog -> head -> partitions, and no fsync is
@@ -215,6 +216,9 @@ struct Inner {
     head: RwLock<Head>,
     parts: RwLock<Parts>,
     writer: Mutex<Writer>,
+    /// Held by a checkpoint from the log's roll to the deletion of what it
+    /// replaces (taken before `writer`).
+    checkpointing: Mutex<()>,
     state: Mutex<CommitState>,
     cv: Condvar,
     closed: AtomicBool,

@@ -91,6 +91,7 @@ impl Store {
                 deleted_by_size: 0,
                 series_dropped: 0,
             }),
+            checkpointing: Mutex::new(()),
             state: Mutex::new(CommitState::default()),
             cv: Condvar::new(),
             closed: AtomicBool::new(false),
