@@ -115,26 +115,33 @@ fn put_series(out: &mut Vec<u8>, id: u32, s: &SeriesHead) {
     }
 }
 
+/// Most bytes a series takes besides its streams: its fields (id 5, last
+/// sample 18, oldest timestamp 10, flags 1), the raw chunk's partition, count
+/// and length (30), per tier a filled bucket (52) and an open chunk's three
+/// numbers (30), and its frame's header (8).
+const SERIES_BYTES_MAX: usize = 34 + 30 + 3 * (52 + 30) + frame::HEADER;
+
+/// The live series of `head` and the bytes [`encode`] writes for it at most:
+/// its buffer is made this large at once (grown by doubling, tens of MiB at
+/// 50,000 series would be copied and held twice).
+fn encoded_bound(head: &Head) -> (usize, usize) {
+    let mut live = 0;
+    let mut bytes = 64;
+    for s in head.series.iter().filter(|s| s.last_t != i64::MIN) {
+        live += 1;
+        bytes += SERIES_BYTES_MAX + s.raw.as_ref().map_or(0, |o| o.chunk.bytes().len());
+        for o in s.tiers.iter().filter_map(|th| th.open.as_ref()) {
+            bytes += o.chunk.bytes().len();
+        }
+    }
+    (live, bytes)
+}
+
 /// Encodes the checkpoint of `head` taken at log segment `seq` (written with
 /// `fsutil::write_atomic` to [`path`]).
 pub(crate) fn encode(seq: u64, head: &Head) -> Vec<u8> {
-    let live = head.series.iter().filter(|s| s.last_t != i64::MIN).count();
-    let bytes: usize = head
-        .series
-        .iter()
-        .map(|s| {
-            let raw = s.raw.as_ref().map_or(0, |o| o.chunk.bytes().len());
-            let tiers: usize = s
-                .tiers
-                .iter()
-                .filter_map(|th| th.open.as_ref())
-                .map(|o| o.chunk.bytes().len())
-                .sum();
-            raw + tiers
-        })
-        .sum();
-    // Each series' fields and framing take well under 200 bytes besides its streams.
-    let mut out = Vec::with_capacity(bytes + live * 200 + 64);
+    let (live, bound) = encoded_bound(head);
+    let mut out = Vec::with_capacity(bound);
     let mut h = MAGIC.to_vec();
     h.extend_from_slice(&seq.to_le_bytes());
     h.extend_from_slice(&head.now.to_le_bytes());
@@ -479,10 +486,9 @@ mod tests {
                 .iter()
                 .all(|th| th.acc.is_some() && th.open.is_some())
         );
-        for (bytes, name) in [
-            (encode(7, &head), "streams"),
-            (encode_v1(7, &head), "columns"),
-        ] {
+        let streams = encode(7, &head);
+        assert!(streams.len() <= encoded_bound(&head).1);
+        for (bytes, name) in [(streams, "streams"), (encode_v1(7, &head), "columns")] {
             let loaded = load_bytes(&bytes);
             assert_eq!((loaded.seq, loaded.now), (7, head.now), "{name}");
             assert_eq!(loaded.series.len(), head.series.len(), "{name}");
