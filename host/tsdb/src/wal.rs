@@ -161,23 +161,19 @@ impl Wal {
         Ok(self.seq)
     }
 
-    /// Deletes the segments before segment `before` (the current one, or an
-    /// older one if the log was rolled since the checkpoint that replaces them).
-    pub(crate) fn remove_before(&mut self, before: u64) -> Result<()> {
+    /// Deletes the segments older than the current one.
+    pub(crate) fn remove_older(&mut self) -> Result<()> {
         let mut removed = false;
-        let mut kept = 0;
         for (seq, path) in segments(&self.dir)? {
-            if seq < before {
+            if seq < self.seq {
                 fs::remove_file(&path).at(&path)?;
                 removed = true;
-            } else if seq < self.seq {
-                kept += fsutil::file_len(&path);
             }
         }
         if removed {
             fsutil::sync_dir(&self.dir)?;
         }
-        self.older_bytes = kept;
+        self.older_bytes = 0;
         Ok(())
     }
 }

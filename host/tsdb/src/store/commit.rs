@@ -204,14 +204,15 @@ impl Inner {
     }
 
     /// Deletes the checkpoints and log segments older than the checkpoint of
-    /// segment `seq`, now on disk.
+    /// segment `seq`, now on disk. Segment `seq` is still the log's current
+    /// one: only a checkpoint rolls the log, one at a time.
     fn remove_replaced(&self, w: &mut Writer, seq: u64, bytes: u64) -> Result<()> {
         for (s, p) in checkpoint::list(&self.dir)? {
             if s < seq {
                 fs::remove_file(&p).at(&p)?;
             }
         }
-        w.wal.remove_before(seq)?;
+        w.wal.remove_older()?;
         w.checkpoint_bytes = bytes;
         Ok(())
     }
