@@ -273,8 +273,10 @@ impl Tailer {
             if size == pos {
                 let touched = mtime != self.mtime;
                 self.mtime = mtime;
-                let rewritten = self.file().is_some_and(|f| !key.matches(f).unwrap_or(true));
-                if touched && pos > 0 && rewritten {
+                // Read back only when touched: most such steps follow a hint for
+                // bytes an earlier step already read.
+                let rewritten = || self.file().is_some_and(|f| !key.matches(f).unwrap_or(true));
+                if touched && pos > 0 && rewritten() {
                     self.restart(size, t, stats, out);
                     return true;
                 }
