@@ -91,6 +91,7 @@ pub fn measure(
         topics,
         log: log.clone(),
         frames_merge: target == Kind::Host,
+        timeline: false,
     })?;
     std::thread::sleep(Duration::from_millis(300));
 

@@ -172,6 +172,7 @@ pub fn measure(
             topics: spec.topics,
             log: spec.log.clone(),
             frames_merge,
+            timeline: false,
         })?;
         fleets.push((server, n, fleet));
     }

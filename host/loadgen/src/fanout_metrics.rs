@@ -160,6 +160,7 @@ pub fn measure(
                     timing: 2.min(subs),
                     bulk_all_topics: true,
                     secs,
+                    timeline: None,
                 };
                 eprintln!("fan-out with metrics: {server:?} {format:?}, {subs} subscribers");
                 let run = run::stream(&spec, root, bins).with_context(|| format!("{spec:?}"))?;

@@ -54,6 +54,8 @@ pub struct FleetSpec {
     /// merged into it (the host); otherwise (the floor: one raw line per frame) a
     /// record without its own frame was lost.
     pub frames_merge: bool,
+    /// Keep each timed record's send time ([`Timings::sent_us`]).
+    pub timeline: bool,
 }
 
 /// The measured window, as a range of record numbers: set by the run, read by
@@ -163,6 +165,9 @@ pub struct Timings {
     /// Append-to-receive latency of every record of the window that a received
     /// frame represents (merged ones at the frame that carried them), µs.
     pub latencies_us: Vec<u64>,
+    /// The send time of each record of `latencies_us`, in the same order (µs
+    /// since the Unix epoch), when [`FleetSpec::timeline`] asked for it.
+    pub sent_us: Vec<u64>,
     /// Records of the window represented by received frames, over all timing
     /// connections.
     pub represented: u64,
@@ -296,6 +301,7 @@ impl Fleet {
                                 log: spec.log.clone(),
                                 topics: spec.topics,
                                 frames_merge: spec.frames_merge,
+                                timeline: spec.timeline,
                             };
                             tokio::spawn(async move { timed.read(s, left).await })
                         })
@@ -304,6 +310,7 @@ impl Fleet {
                     for t in tasks {
                         let t = t.await??;
                         all.latencies_us.extend(t.latencies_us);
+                        all.sent_us.extend(t.sent_us);
                         all.represented += t.represented;
                         all.update_frames += t.update_frames;
                         all.snapshots += t.snapshots;
@@ -406,6 +413,7 @@ struct Timed {
     log: Arc<SendLog>,
     topics: usize,
     frames_merge: bool,
+    timeline: bool,
 }
 
 /// One timing connection's account of the records it was sent.
@@ -445,6 +453,9 @@ impl Account<'_> {
                 in_window += 1;
                 let sent = self.timed.log.sent_us(k).unwrap_or(now);
                 self.out.latencies_us.push(now.saturating_sub(sent));
+                if self.timed.timeline {
+                    self.out.sent_us.push(sent);
+                }
             }
         }
         if in_window > 0 {

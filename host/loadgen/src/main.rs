@@ -106,6 +106,10 @@ enum Command {
         /// (after the collector; the delta plugin is always there).
         #[arg(long, value_delimiter = ',')]
         metrics: Vec<fanout_metrics::Metric>,
+        /// Writes every timed record's send time and latency of each run to a
+        /// file in this directory (`<target>-<rate>-<start>.tsv`).
+        #[arg(long)]
+        timeline: Option<PathBuf>,
     },
     /// Most messages/s delivered against subscriber count, JSON and MessagePack.
     Fanout {
@@ -216,7 +220,7 @@ fn main() -> Result<()> {
                 common,
                 &[1000, 10_000],
                 &[1, 100, 1000, 10_000],
-                (DEFAULT_SHAPE, 1),
+                (DEFAULT_SHAPE, 1, None),
                 root.path(),
                 &bins,
             )?;
@@ -250,6 +254,7 @@ fn main() -> Result<()> {
             one_per_write,
             rounds,
             metrics,
+            timeline,
         } => {
             res.latency_metrics = metrics.clone();
             let bins = Binaries {
@@ -269,7 +274,7 @@ fn main() -> Result<()> {
                 common,
                 rates,
                 subscribers,
-                (shape, (*rounds).max(1)),
+                (shape, (*rounds).max(1), timeline.as_deref()),
                 root.path(),
                 &bins,
             )?;
@@ -430,7 +435,7 @@ fn latency(
     c: &Common,
     rates: &[u64],
     subscribers: &[usize],
-    (shape, rounds): (Shape, usize),
+    (shape, rounds, timeline): (Shape, usize, Option<&Path>),
     root: &Path,
     bins: &Binaries,
 ) -> Result<()> {
@@ -447,6 +452,7 @@ fn latency(
                     timing: subs.min(4),
                     bulk_all_topics: shape.all_topics,
                     secs: c.secs,
+                    timeline: timeline.map(Path::to_path_buf),
                 };
                 stream(&mut res.latency, spec, root, bins)?;
             }
@@ -476,6 +482,7 @@ fn fanout(
                     timing: 2.min(subs),
                     bulk_all_topics: true,
                     secs: c.secs,
+                    timeline: None,
                 };
                 stream(&mut res.fanout, spec, root, bins)?;
             }

@@ -328,6 +328,7 @@ mod tests {
                 timing: 4,
                 bulk_all_topics: false,
                 secs: 5.0,
+                timeline: None,
             },
             latency: Percentiles {
                 count: 1,

@@ -2,17 +2,19 @@
 //! the subscribers, the producer at a fixed rate, and readings of the server's
 //! and the generator's CPU and memory over the measurement window.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::fleet::{Fleet, FleetSpec};
+use crate::fleet::{Fleet, FleetSpec, Timings};
 use crate::procstat;
 use crate::producer::{self, Feed, FeedShape, Producer};
 use crate::sendlog::SendLog;
+use crate::stamp;
 use crate::stats::{Percentiles, ratio};
 use crate::target::{Binaries, Kind, Target};
 
@@ -47,6 +49,10 @@ pub struct StreamSpec {
     pub bulk_all_topics: bool,
     /// Length of the measurement window, seconds (after a 1 s warm-up).
     pub secs: f64,
+    /// Where to write every timed record's send time and latency (see
+    /// [`write_timeline`]), if anywhere.
+    #[serde(skip)]
+    pub timeline: Option<PathBuf>,
 }
 
 /// What one streaming run measured.
@@ -153,6 +159,7 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
         topics: spec.topics,
         log: log.clone(),
         frames_merge: spec.target == Kind::Host,
+        timeline: spec.timeline.is_some(),
     })?;
     let connect_secs = connecting.elapsed().as_secs_f64();
     // Snapshots of the subscribe are delivered before measuring.
@@ -176,6 +183,9 @@ pub fn stream(spec: &StreamSpec, root: &Path, bins: &Binaries) -> Result<StreamR
     let _ = fleet.drain(DRAIN);
     let produced_per_sec = producer.stop()?;
     let mut timings = fleet.finish()?;
+    if let Some(dir) = &spec.timeline {
+        write_timeline(dir, spec, &timings)?;
+    }
     let expected = (to - from) * timings.connections;
     drop(target);
     let window = server1.at.duration_since(server0.at).as_secs_f64();
@@ -236,6 +246,7 @@ pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> R
         topics: TOPICS,
         log: log.clone(),
         frames_merge: target == Kind::Host,
+        timeline: false,
     };
     let settle = || std::thread::sleep(Duration::from_secs(2));
     // Warm-up: lazily allocated runtime and allocator structures.
@@ -256,4 +267,69 @@ pub fn idle(target: Kind, connections: usize, root: &Path, bins: &Binaries) -> R
         bytes_per_connection: (after.rss_bytes as f64 - before.rss_bytes as f64)
             / connections as f64,
     })
+}
+
+/// Writes every timed record of a run to `dir/<target>-<rate>-<start>.tsv`
+/// (`sent_us`, `latency_us`; ordered by send time, one line per record and
+/// timing connection): enough to see whether a tail is spread over the window
+/// or made of stalls, and when they came.
+fn write_timeline(dir: &Path, spec: &StreamSpec, timings: &Timings) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut rows: Vec<(u64, u64)> = timings
+        .sent_us
+        .iter()
+        .copied()
+        .zip(timings.latencies_us.iter().copied())
+        .collect();
+    rows.sort_unstable();
+    let start = rows.first().map_or_else(stamp::now_us, |r| r.0) / 1_000_000;
+    let target = format!("{:?}", spec.target).to_lowercase();
+    let path = dir.join(format!("{target}-{}-{start}.tsv", spec.rate));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    writeln!(out, "sent_us\tlatency_us")?;
+    for (sent, latency) in rows {
+        writeln!(out, "{sent}\t{latency}")?;
+    }
+    out.flush()?;
+    eprintln!("  timeline: {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_lists_every_timed_record_by_send_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = StreamSpec {
+            target: Kind::Host,
+            format: Format::Json,
+            rate: 30_000,
+            feed: FeedShape::ONE_FILE,
+            topics: 10,
+            subscribers: 2,
+            timing: 2,
+            bulk_all_topics: false,
+            secs: 1.0,
+            timeline: Some(dir.path().to_path_buf()),
+        };
+        // Two connections' records, each in the order it received them.
+        let timings = Timings {
+            latencies_us: vec![300, 250, 900, 410],
+            sent_us: vec![2_000_000_100, 2_000_000_050, 2_000_000_000, 2_000_000_100],
+            ..Timings::default()
+        };
+        write_timeline(dir.path(), &spec, &timings).unwrap();
+        let file = dir.path().join("host-30000-2000.tsv");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            text,
+            "sent_us\tlatency_us\n\
+             2000000000\t900\n\
+             2000000050\t250\n\
+             2000000100\t300\n\
+             2000000100\t410\n"
+        );
+    }
 }

@@ -70,6 +70,7 @@ pub fn fleet_spec(
         topics: symbols,
         log,
         frames_merge: target == Kind::Host,
+        timeline: false,
     }
 }
 
