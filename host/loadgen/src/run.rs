@@ -283,7 +283,9 @@ fn write_timeline(dir: &Path, spec: &StreamSpec, timings: &Timings) -> Result<()
         .collect();
     rows.sort_unstable();
     let start = rows.first().map_or_else(stamp::now_us, |r| r.0) / 1_000_000;
-    let target = format!("{:?}", spec.target).to_lowercase();
+    // The target's name on the command line (`--targets host`).
+    let target = clap::ValueEnum::to_possible_value(&spec.target)
+        .map_or_else(|| format!("{:?}", spec.target), |v| v.get_name().to_owned());
     let path = dir.join(format!("{target}-{}-{start}.tsv", spec.rate));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
     writeln!(out, "sent_us\tlatency_us")?;
