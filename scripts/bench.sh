@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The benchmarks (BENCHMARKS.md): builds the release host and the load generator,
-# runs every end-to-end scenario against the real `wasmeter` binary and the bare
-# floor server in the same run, then the criterion benches (plugin calls, swap pause).
+# The benchmarks (BENCHMARKS.md): builds the host as it is shipped (`--profile
+# production`, Cargo.toml) and the load generator, runs every end-to-end scenario
+# against the real `wasmeter` binary and the bare floor server in the same run, then
+# the criterion benches (plugin calls, swap pause).
 #
 #   scripts/bench.sh                 everything (about 20 minutes on 2 cores)
 #   scripts/bench.sh latency ...     one scenario; arguments go to wasmeter-loadgen
@@ -19,13 +20,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "bench.sh: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
      "$(free -g | awk '/Mem:/ {print $2}') GiB, open files $(ulimit -n), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-cargo build --release --workspace --bin wasmeter --bin wasmeter-loadgen
+cargo build --profile production --workspace --bin wasmeter --bin wasmeter-loadgen
 OUT="$TARGET_DIR/bench"
-"$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" "${@:-all}"
+"$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" --out "$OUT" "${@:-all}"
 # Several hosts through Redis against one host with the memory broker (needs
 # Debian's redis-server; about 3 minutes).
 if [ $# -eq 0 ]; then
-    "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" --out "$OUT" cluster
+    "$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" --out "$OUT" cluster
 fi
 # The throughput goals of BENCHMARKS.md, a pipeline of two shards, the floor in
 # the same run (about 4 minutes): 30,000 records/s one per write over 10 files;
@@ -35,7 +36,7 @@ if [ $# -eq 0 ]; then
     goal() {
         local name=$1
         shift
-        "$TARGET_DIR/release/wasmeter-loadgen" --host-bin "$TARGET_DIR/release/wasmeter" \
+        "$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" \
             --out "$OUT/goal-$name" --shards 2 "$@"
     }
     goal live-30k latency --rates 30000 --subscribers 10 --files 10 --one-per-write --rounds 3

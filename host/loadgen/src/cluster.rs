@@ -6,7 +6,7 @@
 //! 1. the bare floor server with `hosts x subscribers` subscribers (optional);
 //! 2. one host with the memory broker (the default) for each count of
 //!    `--single` subscribers;
-//! 3. `hosts` release hosts with `[broker] type = "redis"` on one shared feed,
+//! 3. `hosts` hosts with `[broker] type = "redis"` on one shared feed,
 //!    through a fresh `redis-server` (free loopback port, own directory, no
 //!    persistence): the first started takes the pipeline's lease (checked on
 //!    its `/metrics`) and so reads the feed and publishes; the others serve

@@ -49,8 +49,8 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Common {
-    /// The `wasmeter` binary (default: `$CARGO_TARGET_DIR/release/wasmeter`, else
-    /// `target/release/wasmeter`).
+    /// The `wasmeter` binary (default: `$CARGO_TARGET_DIR/production/wasmeter`,
+    /// else `target/production/wasmeter`: the build that is shipped).
     #[arg(long, global = true)]
     host_bin: Option<PathBuf>,
     /// Where results (JSON and markdown) are written.
@@ -349,11 +349,11 @@ fn host_bin(common: &Common) -> Result<PathBuf> {
         None => std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target"))
-            .join("release/wasmeter"),
+            .join("production/wasmeter"),
     };
     anyhow::ensure!(
         bin.is_file(),
-        "no wasmeter binary at {} (build it: cargo build --release, or pass --host-bin)",
+        "no wasmeter binary at {} (build it: cargo build --profile production, or pass --host-bin)",
         bin.display()
     );
     Ok(bin)

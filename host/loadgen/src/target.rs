@@ -36,7 +36,7 @@ pub struct Target {
 /// Paths a run needs.
 #[derive(Debug, Clone)]
 pub struct Binaries {
-    /// The `wasmeter` release binary.
+    /// The `wasmeter` binary (the shipped build).
     pub host: PathBuf,
     /// Compiled-plugin cache shared by every host start (compiling is not measured).
     pub plugin_cache: PathBuf,
