@@ -273,10 +273,12 @@ impl Tailer {
             if size == pos {
                 let touched = mtime != self.mtime;
                 self.mtime = mtime;
-                // Read back only when touched: most such steps follow a hint for
-                // bytes an earlier step already read.
-                let rewritten = || self.file().is_some_and(|f| !key.matches(f).unwrap_or(true));
-                if touched && pos > 0 && rewritten() {
+                // The file's first bytes are read back only when it was touched:
+                // most such steps follow a hint for bytes an earlier step read.
+                if touched
+                    && pos > 0
+                    && self.file().is_some_and(|f| !key.matches(f).unwrap_or(true))
+                {
                     self.restart(size, t, stats, out);
                     return true;
                 }
