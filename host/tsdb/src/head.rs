@@ -220,6 +220,33 @@ fn push_bucket(
     o.max_start = b.start_ms;
 }
 
+/// Hints the CPU to load the cache lines of `len` bytes at `ptr`; never
+/// faults, whatever the address.
+#[inline]
+fn prefetch_bytes(ptr: *const u8, len: usize) {
+    let mut offset = 0;
+    while offset < len {
+        prefetch_line(ptr.wrapping_add(offset));
+        offset += 64;
+    }
+    // The last line, when `ptr` does not start one.
+    prefetch_line(ptr.wrapping_add(len.saturating_sub(1)));
+}
+
+/// Hints the CPU to load the cache line holding `ptr`.
+#[inline]
+fn prefetch_line(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of every x86_64 CPU, and a prefetch is a hint that
+    // reads nothing the program sees and never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 impl Head {
     /// Makes room for series ids below `n`.
     pub(crate) fn ensure(&mut self, n: usize) {
@@ -232,6 +259,44 @@ impl Head {
             }
             self.series.resize_with(n, SeriesHead::default);
         }
+    }
+
+    /// Starts loading series `id`'s head state into the CPU's cache, for an
+    /// [`append`](Self::append) a few samples later. A feed over many series
+    /// touches a different head for nearly every sample, and each would
+    /// otherwise wait for memory.
+    #[inline]
+    pub(crate) fn prefetch_series(&self, id: u32) {
+        if let Some(s) = self.series.get(id as usize) {
+            prefetch_bytes(std::ptr::from_ref(s).cast(), size_of::<SeriesHead>());
+        }
+    }
+
+    /// Starts loading series `id`'s open raw chunk, whose address is in its
+    /// head state: call it after [`prefetch_series`](Self::prefetch_series)
+    /// had time to bring that in.
+    #[inline]
+    pub(crate) fn prefetch_open_chunk(&self, id: u32) {
+        if let Some(raw) = self.open_raw(id) {
+            prefetch_bytes(std::ptr::from_ref(raw).cast(), size_of::<OpenRaw>());
+        }
+    }
+
+    /// Starts loading the last byte of series `id`'s open raw chunk, which
+    /// the next sample completes: call it after
+    /// [`prefetch_open_chunk`](Self::prefetch_open_chunk) had time to bring in
+    /// its address.
+    #[inline]
+    pub(crate) fn prefetch_chunk_end(&self, id: u32) {
+        if let Some(bytes) = self.open_raw(id).map(|raw| raw.chunk.bytes())
+            && let Some(last) = bytes.last()
+        {
+            prefetch_line(std::ptr::from_ref(last));
+        }
+    }
+
+    fn open_raw(&self, id: u32) -> Option<&OpenRaw> {
+        self.series.get(id as usize).and_then(|s| s.raw.as_deref())
     }
 
     /// Appends a sample (already validated and inside the open window) to

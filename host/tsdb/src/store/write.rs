@@ -14,6 +14,14 @@ use crate::labels::{Labels, MetricKind};
 use crate::partition::Partition;
 use crate::tier::Tier;
 
+/// How many samples ahead the write path asks for a series' head state, for
+/// its open chunk and for that chunk's last byte (each found through the one
+/// before, so each needs the previous in the cache): far enough for memory to
+/// answer, near enough to stay in the cache.
+const PREFETCH_HEADS: usize = 24;
+const PREFETCH_CHUNKS: usize = 14;
+const PREFETCH_CHUNK_ENDS: usize = 6;
+
 impl Store {
     /// The reference of series `labels`, creating it if needed. Fails with
     /// [`Error::SeriesLimit`] when the store already holds `max_series` series.
@@ -175,7 +183,19 @@ impl Inner {
                 let mut window_for = i64::MIN;
                 let mut open_from = i64::MIN;
                 let mut batch_min = i64::MAX;
-                for &(id, t, v) in batch {
+                for (i, &(id, t, v)) in batch.iter().enumerate() {
+                    // Three stages ahead: a head's state, then (once that
+                    // is in) the open chunk it points to, then that chunk's
+                    // last byte.
+                    if let Some(&(ahead, ..)) = batch.get(i + PREFETCH_HEADS) {
+                        head.prefetch_series(ahead);
+                    }
+                    if let Some(&(ahead, ..)) = batch.get(i + PREFETCH_CHUNKS) {
+                        head.prefetch_open_chunk(ahead);
+                    }
+                    if let Some(&(ahead, ..)) = batch.get(i + PREFETCH_CHUNK_ENDS) {
+                        head.prefetch_chunk_end(ahead);
+                    }
                     if !v.is_finite() {
                         out.non_finite += 1;
                         continue;
