@@ -127,7 +127,11 @@ const SERIES_BYTES_MAX: usize = 34 + 30 + 3 * (52 + 30) + frame::HEADER;
 fn encoded_bound(head: &Head) -> (usize, usize) {
     let mut live = 0;
     let mut bytes = 64;
-    for s in head.series.iter().filter(|s| s.last_t != i64::MIN) {
+    for (index, s) in head.series.iter().enumerate() {
+        head.prefetch_open_chunks(index + PREFETCH_CHUNKS);
+        if s.last_t == i64::MIN {
+            continue;
+        }
         live += 1;
         bytes += SERIES_BYTES_MAX + s.raw.as_ref().map_or(0, |o| o.chunk.bytes().len());
         for o in s.tiers.iter().filter_map(|th| th.open.as_ref()) {
@@ -136,6 +140,11 @@ fn encoded_bound(head: &Head) -> (usize, usize) {
     }
     (live, bytes)
 }
+
+/// How many series ahead [`encode`] asks for a series' open chunks, and for
+/// their bytes (found through the chunks).
+const PREFETCH_CHUNKS: usize = 8;
+const PREFETCH_STREAMS: usize = 4;
 
 /// Encodes the checkpoint of `head` taken at log segment `seq` (written with
 /// `fsutil::write_atomic` to [`path`]).
@@ -148,6 +157,11 @@ pub(crate) fn encode(seq: u64, head: &Head) -> Vec<u8> {
     h.extend_from_slice(&(live as u64).to_le_bytes());
     frame::put(&mut out, &h);
     for (id, s) in head.series.iter().enumerate() {
+        // The open chunks of the series a few ahead, then their bytes: each
+        // is a separate allocation, and the walk would otherwise wait for
+        // memory at every one of them.
+        head.prefetch_open_chunks(id + PREFETCH_CHUNKS);
+        head.prefetch_open_streams(id + PREFETCH_STREAMS);
         if s.last_t != i64::MIN {
             let start = frame::begin(&mut out);
             put_series(&mut out, id as u32, s);

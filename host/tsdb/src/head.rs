@@ -295,6 +295,38 @@ impl Head {
         }
     }
 
+    /// Starts loading every open chunk of series number `index` (raw and
+    /// each tier's), for a walk over all series: their addresses are in the
+    /// head state, which a walk in order finds in the cache.
+    #[inline]
+    pub(crate) fn prefetch_open_chunks(&self, index: usize) {
+        let Some(s) = self.series.get(index) else {
+            return;
+        };
+        if let Some(raw) = s.raw.as_deref() {
+            prefetch_bytes(std::ptr::from_ref(raw).cast(), size_of::<OpenRaw>());
+        }
+        for o in s.tiers.iter().filter_map(|th| th.open.as_deref()) {
+            prefetch_bytes(std::ptr::from_ref(o).cast(), size_of::<OpenBuckets>());
+        }
+    }
+
+    /// Starts loading the bytes of every open chunk of series number `index`:
+    /// call it after [`prefetch_open_chunks`](Self::prefetch_open_chunks) had
+    /// time to bring in their addresses.
+    #[inline]
+    pub(crate) fn prefetch_open_streams(&self, index: usize) {
+        let Some(s) = self.series.get(index) else {
+            return;
+        };
+        if let Some(bytes) = s.raw.as_deref().map(|raw| raw.chunk.bytes()) {
+            prefetch_bytes(bytes.as_ptr(), bytes.len());
+        }
+        for o in s.tiers.iter().filter_map(|th| th.open.as_deref()) {
+            prefetch_bytes(o.chunk.bytes().as_ptr(), o.chunk.bytes().len());
+        }
+    }
+
     fn open_raw(&self, id: u32) -> Option<&OpenRaw> {
         self.series.get(id as usize).and_then(|s| s.raw.as_deref())
     }
