@@ -50,8 +50,12 @@ impl Shared {
         self.ready().push_back(slot);
     }
 
-    pub(crate) fn pop(&self) -> Option<Arc<Slot>> {
-        self.ready().pop_front()
+    /// Moves up to `max` slots, the oldest first, to `into`: one lock for a
+    /// batch (the hub's side pushes under the same lock, from another thread).
+    pub(crate) fn take(&self, max: usize, into: &mut VecDeque<Arc<Slot>>) {
+        let mut ready = self.ready();
+        let n = ready.len().min(max);
+        into.extend(ready.drain(..n));
     }
 
     pub(crate) fn set_patterns(&self, patterns: Vec<Pattern>) {
@@ -60,9 +64,22 @@ impl Shared {
 }
 
 impl Subscriber for Shared {
+    /// Queues the slot; wakes the connection only when the queue was empty.
+    /// A connection waits for the wake only after finding the queue empty
+    /// (`has_work`), and it alone takes from the queue: after that, the first
+    /// slot queued is the one that wakes it, and the notification is kept if
+    /// it is not waiting yet. A wake for every slot of a busy feed cost an
+    /// atomic operation on a line the connection's thread also writes.
     fn notify(&self, slot: &Arc<Slot>) {
-        self.push(slot.clone());
-        self.wake.notify_one();
+        let was_empty = {
+            let mut ready = self.ready();
+            let was_empty = ready.is_empty();
+            ready.push_back(slot.clone());
+            was_empty
+        };
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 
     fn wants(&self, topic: &str) -> bool {
@@ -214,6 +231,9 @@ pub(crate) struct Client {
     pub(crate) unresumed: HashSet<Arc<str>>,
     pub(crate) control: VecDeque<Out>,
     pub(crate) deferred: Vec<Arc<Slot>>,
+    /// Dirty slots taken from [`Shared`]'s queue a batch at a time, not yet
+    /// served (at most a write batch's frames).
+    pub(crate) taken: VecDeque<Arc<Slot>>,
     pub(crate) scratch: Vec<Arc<Message>>,
     pub(crate) watching: bool,
     pub(crate) topic_limit_reported: bool,
@@ -249,6 +269,7 @@ impl Client {
             unresumed: HashSet::new(),
             control: VecDeque::new(),
             deferred: Vec::new(),
+            taken: VecDeque::new(),
             scratch: Vec::new(),
             watching: false,
             topic_limit_reported: false,
@@ -300,6 +321,7 @@ impl Client {
     /// True when [`fill`](Self::fill) has something to do now.
     pub(crate) fn has_work(&self, now: Instant) -> bool {
         !self.control.is_empty()
+            || !self.taken.is_empty()
             || !self.shared.ready().is_empty()
             || self.next_due().is_some_and(|d| d <= now)
     }

@@ -59,7 +59,10 @@ impl Client {
         }
         self.release_due(now);
         while !full(out, bytes) {
-            let Some(slot) = self.shared.pop() else {
+            if self.taken.is_empty() {
+                self.shared.take(max_frames, &mut self.taken);
+            }
+            let Some(slot) = self.taken.pop_front() else {
                 break;
             };
             let before = out.len();
