@@ -2,7 +2,8 @@
 # The benchmarks (BENCHMARKS.md): builds the host as it is shipped (`--profile
 # production`, Cargo.toml) and the load generator, runs every end-to-end scenario
 # against the real `wasmeter` binary and the bare floor server in the same run, then
-# the criterion benches (plugin calls, swap pause).
+# the criterion benches (plugin calls, the pipeline's path, swap pause, the metric
+# store).
 #
 #   scripts/bench.sh                 everything (about 20 minutes on 2 cores)
 #   scripts/bench.sh latency ...     one scenario; arguments go to wasmeter-loadgen
@@ -54,5 +55,8 @@ if [ $# -eq 0 ] && [ -z "${BENCH_SKIP_CRITERION:-}" ]; then
     # while a plugin is swapped, per kind.
     cargo bench -p wasmeter-pipeline --bench pipeline_path
     cargo bench -p wasmeter-pipeline --bench swap_pause
+    # The metric store: writes (1,000 series; 50,000 from all over them, as the
+    # 10,000-symbol feed), bytes per sample, queries, closing (a checkpoint).
+    cargo bench -p wasmeter-tsdb --bench tsdb
 fi
 echo "bench.sh: results in $OUT" >&2
