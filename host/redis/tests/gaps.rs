@@ -96,6 +96,14 @@ async fn gap_revealed_by_the_next_message(
         .await
         .unwrap();
     wait_in_step(&broker, &replica, &producer).await;
+    // The follower counts a message in its status just after applying it to
+    // the replica (a repair, after applying all it read): the replica can be
+    // in step before the gap is counted.
+    eventually("the gap counted", Duration::from_secs(10), || {
+        let s = follower.status();
+        s.gaps_repaired + s.gaps_reset > 0
+    })
+    .await;
     let status = follower.status();
     stop.cancel();
     follower.stopped().await;
@@ -167,6 +175,11 @@ async fn the_periodic_check_repairs_a_lost_last_message_and_an_expired_topic() {
         "no notice reached the follower"
     );
     wait_in_step(&broker, &replica, &producer).await;
+    // Counted just after the repair applied it (see above).
+    eventually("the repair counted", Duration::from_secs(10), || {
+        follower.status().gaps_repaired >= 1
+    })
+    .await;
     let s = follower.status();
     assert!(s.checks >= 1 && s.gaps_repaired >= 1, "{s:?}");
     assert_eq!(
