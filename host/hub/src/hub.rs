@@ -299,10 +299,15 @@ impl Hub {
         &self,
         change: TopicChange,
     ) -> Result<Result<StreamPosition, TopicChange>, PublishError> {
+        // The first message's position, read before the topic is registered:
+        // once it is, another publisher may append to it before this returns.
+        let mut first = None;
         let made = self.insert_new(change, |history, change| {
-            Topic::new(change.topic.clone(), self.epochs.make(), history, change)
+            let topic = Topic::new(change.topic.clone(), self.epochs.make(), history, change);
+            first = Some(topic.latest().position());
+            topic
         })?;
-        Ok(made.map(|topic| topic.latest().position()))
+        Ok(made.map(|_| first.expect("the topic was made: its first message was read")))
     }
 
     /// Inserts the topic `make` builds from `change` (given the history it may

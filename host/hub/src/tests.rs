@@ -207,6 +207,33 @@ fn concurrent_publishers_get_distinct_consecutive_seqs() {
     assert_eq!(hub.stats().published, 2000);
 }
 
+#[test]
+fn publishers_racing_to_create_a_topic_each_get_their_own_seq() {
+    // Four publishers send the first messages of the same 2,000 topics at
+    // once: whoever creates a topic must report its own message's position,
+    // even when another appends to the topic before the creator returns.
+    const TOPICS: usize = 2_000;
+    let hub = Arc::new(Hub::new(HubConfig::default()));
+    let start = Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (hub, start) = (hub.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..TOPICS)
+                    .map(|t| hub.publish(change(&format!("race/{t}"), 1.0)).unwrap().seq)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let seqs: Vec<Vec<u64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for t in 0..TOPICS {
+        let mut got: Vec<u64> = seqs.iter().map(|s| s[t]).collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4], "topic race/{t}");
+    }
+}
+
 /// The seqs a subscriber at `after` would be replayed, or `None` for a gap.
 pub(crate) fn replay_after(hub: &Hub, topic: &str, after: u64) -> Option<Vec<u64>> {
     let me: Arc<dyn Subscriber> = Arc::new(Recorder::default());
