@@ -23,11 +23,14 @@ echo "bench.sh: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
 
 cargo build --profile production --workspace --bin wasmeter --bin wasmeter-loadgen
 OUT="$TARGET_DIR/bench"
-"$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" --out "$OUT" "${@:-all}"
+loadgen() {
+    "$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" "$@"
+}
+loadgen --out "$OUT" "${@:-all}"
 # Several hosts through Redis against one host with the memory broker (needs
 # Debian's redis-server; about 3 minutes).
 if [ $# -eq 0 ]; then
-    "$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" --out "$OUT" cluster
+    loadgen --out "$OUT" cluster
 fi
 # The throughput goals of BENCHMARKS.md, a pipeline of two shards, the floor in
 # the same run (about 4 minutes): 30,000 records/s one per write over 10 files;
@@ -37,8 +40,7 @@ if [ $# -eq 0 ]; then
     goal() {
         local name=$1
         shift
-        "$TARGET_DIR/production/wasmeter-loadgen" --host-bin "$TARGET_DIR/production/wasmeter" \
-            --out "$OUT/goal-$name" --shards 2 "$@"
+        loadgen --out "$OUT/goal-$name" --shards 2 "$@"
     }
     goal live-30k latency --rates 30000 --subscribers 10 --files 10 --one-per-write --rounds 3
     # 30 s: the metric history cuts its first chunks 6-12 s into a feed of 10

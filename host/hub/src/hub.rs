@@ -301,13 +301,13 @@ impl Hub {
     ) -> Result<Result<StreamPosition, TopicChange>, PublishError> {
         // The first message's position, read before the topic is registered:
         // once it is, another publisher may append to it before this returns.
-        let mut first = None;
+        let mut first = StreamPosition::default();
         let made = self.insert_new(change, |history, change| {
             let topic = Topic::new(change.topic.clone(), self.epochs.make(), history, change);
-            first = Some(topic.latest().position());
+            first = topic.latest().position();
             topic
         })?;
-        Ok(made.map(|_| first.expect("the topic was made: its first message was read")))
+        Ok(made.map(|_| first))
     }
 
     /// Inserts the topic `make` builds from `change` (given the history it may

@@ -46,8 +46,12 @@ impl Shared {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn push(&self, slot: Arc<Slot>) {
-        self.ready().push_back(slot);
+    /// Queues a slot; true if the queue was empty.
+    pub(crate) fn push(&self, slot: Arc<Slot>) -> bool {
+        let mut ready = self.ready();
+        let was_empty = ready.is_empty();
+        ready.push_back(slot);
+        was_empty
     }
 
     /// Moves up to `max` slots, the oldest first, to `into`: one lock for a
@@ -71,13 +75,7 @@ impl Subscriber for Shared {
     /// it is not waiting yet. A wake for every slot of a busy feed cost an
     /// atomic operation on a line the connection's thread also writes.
     fn notify(&self, slot: &Arc<Slot>) {
-        let was_empty = {
-            let mut ready = self.ready();
-            let was_empty = ready.is_empty();
-            ready.push_back(slot.clone());
-            was_empty
-        };
-        if was_empty {
+        if self.push(slot.clone()) {
             self.wake.notify_one();
         }
     }

@@ -233,6 +233,12 @@ fn prefetch_bytes(ptr: *const u8, len: usize) {
     prefetch_line(ptr.wrapping_add(len.saturating_sub(1)));
 }
 
+/// Hints the CPU to load every cache line of `value`.
+#[inline]
+fn prefetch_value<T>(value: &T) {
+    prefetch_bytes(std::ptr::from_ref(value).cast(), size_of::<T>());
+}
+
 /// Hints the CPU to load the cache line holding `ptr`.
 #[inline]
 fn prefetch_line(ptr: *const u8) {
@@ -268,7 +274,7 @@ impl Head {
     #[inline]
     pub(crate) fn prefetch_series(&self, id: u32) {
         if let Some(s) = self.series.get(id as usize) {
-            prefetch_bytes(std::ptr::from_ref(s).cast(), size_of::<SeriesHead>());
+            prefetch_value(s);
         }
     }
 
@@ -278,7 +284,7 @@ impl Head {
     #[inline]
     pub(crate) fn prefetch_open_chunk(&self, id: u32) {
         if let Some(raw) = self.open_raw(id) {
-            prefetch_bytes(std::ptr::from_ref(raw).cast(), size_of::<OpenRaw>());
+            prefetch_value(raw);
         }
     }
 
@@ -304,10 +310,10 @@ impl Head {
             return;
         };
         if let Some(raw) = s.raw.as_deref() {
-            prefetch_bytes(std::ptr::from_ref(raw).cast(), size_of::<OpenRaw>());
+            prefetch_value(raw);
         }
         for o in s.tiers.iter().filter_map(|th| th.open.as_deref()) {
-            prefetch_bytes(std::ptr::from_ref(o).cast(), size_of::<OpenBuckets>());
+            prefetch_value(o);
         }
     }
 
