@@ -370,10 +370,49 @@ fn judge_missing(t: &Tailer, now: Instant) -> Fate {
     }
 }
 
-/// Opens for reading without blocking on a FIFO that slipped past the scan.
+/// Opens for reading without blocking on a FIFO that slipped past the scan, and
+/// without updating the file's access time where the host may (it owns the file):
+/// a file being appended to is newer than its access time, so with `relatime`
+/// every read wrote the inode (a journaled metadata write per read). Files of
+/// other owners refuse `O_NOATIME` (`EPERM`) and are opened without it.
 pub(crate) fn open_nonblocking(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
+    let open = |flags| OpenOptions::new().read(true).custom_flags(flags).open(path);
+    match open(libc::O_NONBLOCK | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NONBLOCK),
+        opened => opened,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn reading_a_tailed_file_leaves_its_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n").unwrap();
+        // Accessed long before its last write: a `relatime` mount updates the
+        // access time at the next read (a `noatime` mount never does).
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(std::fs::FileTimes::new().set_accessed(long_ago))
+            .unwrap();
+
+        let mut text = String::new();
+        open_nonblocking(&path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+
+        assert_eq!(text, "{\"a\":1}\n");
+        let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
+        assert_eq!(accessed, long_ago, "the read wrote the file's access time");
+    }
 }
