@@ -26,7 +26,7 @@ use crate::locate::locate;
 use crate::queue::FairQueue;
 use crate::stats::SourceStats;
 use crate::tail::{Fate, Pending, Start, TailSettings, Tailer};
-use crate::watch::DirWatcher;
+use crate::watch::{DirWatcher, HintState};
 
 /// Most closed files whose position is remembered (see [`FileSet::remember`]).
 const MAX_REMEMBERED: usize = 4096;
@@ -136,6 +136,16 @@ impl FileSet {
     /// Whether a scan is owed (a rotated file was closed).
     pub(crate) fn rescan_needed(&self) -> bool {
         self.rescan_needed
+    }
+
+    /// Takes what the watcher saw since the last call (see [`DirWatcher::take`]).
+    pub(crate) fn take_hints(&mut self) -> HintState {
+        self.watcher.take()
+    }
+
+    /// Waits until the watcher sees something (see [`DirWatcher::changed`]).
+    pub(crate) async fn changed(&mut self) {
+        self.watcher.changed().await;
     }
 
     /// Queues the tailed files among `paths`; returns whether some path is unknown but

@@ -49,8 +49,8 @@
 //! One job per module, in data-path order:
 //! - `config`: [`FileSourceConfig`], [`StartAt`]; validated once.
 //! - `discover`: glob expansion and the directories to watch.
-//! - `watch`: `notify` events folded into "changed"/"rescan" hints; one watcher shared by
-//!   the sources that watch the same directories.
+//! - `watch`: the source's own inotify instance, read on its thread; events folded
+//!   into "changed"/"rescan" hints.
 //! - `files`: the set of tailed files; scans decide new / rotated / deleted / moved away,
 //!   close idle files, find checkpointed files renamed while stopped.
 //! - `service`: serving queued files: open under the budget, read round robin, hand

@@ -24,7 +24,7 @@ use crate::limits::default_open_files;
 use crate::readers::{Detach, Reader, Readers, Resumes};
 use crate::stats::SourceStats;
 use crate::tail::TailSettings;
-use crate::watch::{DirWatcher, Hints};
+use crate::watch::DirWatcher;
 
 /// Tails the files matching a set of glob patterns and emits their records as
 /// [`SourceEvent`]s.
@@ -132,12 +132,18 @@ impl FileSource {
         };
         let stop = cancel.child_token();
         let _stop_on_drop = stop.clone().drop_guard();
-        let runtime = tokio::runtime::Handle::current();
+        // The thread's own runtime: the watcher's descriptor and the timer are
+        // polled by the thread itself, so an append wakes it directly.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed(format!("cannot start its runtime: {e}")))?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(format!("source-{name}"))
             .spawn(move || {
                 runtime.block_on(self.tail(readers, stop));
+                drop(runtime);
                 let _ = done_tx.send(());
             })
             .map_err(|e| failed(format!("cannot start its thread: {e}")))?;
@@ -166,15 +172,13 @@ impl FileSource {
         let name = config.name.clone();
         let include = config.include.clone();
         let read_bytes = config.max_chunk_bytes as u64;
-        let hints = Arc::new(Hints::default());
         let settings = TailSettings {
             source: name.clone(),
             max_chunk_bytes: config.max_chunk_bytes,
             max_line_bytes: config.max_line_bytes,
         };
-        let watch_hints = hints.clone();
         let matches_nothing = globs.expand().0.is_empty();
-        let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec(), watch_hints);
+        let watcher = DirWatcher::new(&settings.source, globs.roots().to_vec());
         let policy = OpenPolicy {
             start_at: config.start_at,
             rotate_wait: config.rotate_wait,
@@ -192,7 +196,7 @@ impl FileSource {
         ticker.tick().await; // the first tick is immediate; the first scan is below
         let mut full = true;
         while !cancel.is_cancelled() {
-            let hint = hints.take();
+            let hint = set.take_hints();
             full |= hint.rescan || set.rescan_needed() || set.queue_paths(&hint.paths);
             if full {
                 full = false;
@@ -218,7 +222,7 @@ impl FileSource {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = hints.changed() => {}
+                _ = set.changed() => {}
                 _ = ticker.tick() => full = true,
                 _ = readers.some_stopped() => {
                     readers.drop_stopped();

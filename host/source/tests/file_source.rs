@@ -87,6 +87,27 @@ async fn new_file_in_watched_dir_is_picked_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_read_at_the_watcher_s_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "*.csv");
+    // Long reconcile period: the watcher's hint has to do it.
+    cfg.reconcile_interval = Duration::from_secs(3600);
+    let mut f = append(&dir.path().join("feed.csv"));
+    write(&mut f, "0\n");
+    let mut src = Running::start(cfg, vec![], 16);
+    src.until("first record", |d| d.all_data() == b"0\n").await;
+    let mut expected = b"0\n".to_vec();
+    for n in 1..20 {
+        // Written, the file kept open: the write alone wakes the source.
+        write(&mut f, &format!("{n}\n"));
+        expected.extend_from_slice(format!("{n}\n").as_bytes());
+        src.until("the appended record", |d| d.all_data() == expected)
+            .await;
+    }
+    src.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_drains_the_old_file_first() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
