@@ -242,13 +242,7 @@ impl DirWatcher {
     /// Takes the hints gathered so far, and those of the events already queued,
     /// leaving none. Does not wait.
     pub(crate) fn take(&mut self) -> HintState {
-        if let Some(inotify) = self.inotify.as_mut() {
-            let mut read = Read {
-                source: &self.source,
-                dirs: &mut self.dirs,
-                buffer: &mut self.buffer,
-                hints: &mut self.hints,
-            };
+        if let (Some(inotify), mut read) = self.parts() {
             while read.from(inotify.get_mut()).is_ok() {}
         }
         mem::take(&mut self.hints)
@@ -257,14 +251,8 @@ impl DirWatcher {
     /// Waits until events arrive and gathers them (at once if some are
     /// queued). Cancel-safe: what it read is in the hints.
     pub(crate) async fn changed(&mut self) {
-        let Some(inotify) = self.inotify.as_mut() else {
+        let (Some(inotify), mut read) = self.parts() else {
             return std::future::pending().await;
-        };
-        let mut read = Read {
-            source: &self.source,
-            dirs: &mut self.dirs,
-            buffer: &mut self.buffer,
-            hints: &mut self.hints,
         };
         loop {
             let Ok(mut ready) = inotify.readable_mut().await else {
@@ -275,6 +263,17 @@ impl DirWatcher {
                 return;
             }
         }
+    }
+
+    /// The instance, and what reading its events needs.
+    fn parts(&mut self) -> (Option<&mut AsyncFd<Inotify>>, Read<'_>) {
+        let read = Read {
+            source: &self.source,
+            dirs: &mut self.dirs,
+            buffer: &mut self.buffer,
+            hints: &mut self.hints,
+        };
+        (self.inotify.as_mut(), read)
     }
 }
 
