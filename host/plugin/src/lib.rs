@@ -33,7 +33,8 @@
 //! - `max_topics`, `max_series`: carried for the pipeline, which enforces them.
 //!
 //! # Layout
-//! - [`Runtime`] (`runtime.rs`): engine, linker, epoch ticker, loading.
+//! - [`Runtime`] (`runtime.rs`): engine, linker, loading; `epoch.rs`: the epoch
+//!   ticker, which ticks only while a call may run.
 //! - `cache.rs`: compiled components in memory and on disk; `cache_trust.rs`:
 //!   whether the directory and artifacts may be loaded from.
 //! - `world.rs`: which world a component implements, with errors naming both sides.
@@ -65,6 +66,7 @@ mod cache;
 mod cache_trust;
 mod call;
 mod compiled;
+mod epoch;
 mod error;
 mod health;
 mod instance;

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmeter_core::plugin::PluginKind;
 use wasmtime::component::{HasSelf, Linker};
@@ -13,6 +11,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::{CompileCache, content_hash};
 use crate::compiled::{Compiled, LoadedPlugin, PluginMeta};
+use crate::epoch::{EpochTicker, Ticking};
 use crate::error::LoadError;
 use crate::kinds::{CollectorWorld, DeltaWorld, MetricWorld};
 use crate::lifecycle::{Lifecycle, World};
@@ -31,7 +30,7 @@ struct Inner {
     linker: Linker<StoreData>,
     cache: CompileCache,
     config: RuntimeConfig,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 impl Runtime {
@@ -67,14 +66,17 @@ impl Runtime {
             })
             .map_err(|e| LoadError::Runtime(format!("cannot set up the linker: {e}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.clone());
-        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        let ticker = EpochTicker::start(config.epoch_tick, {
+            let engine = engine.clone();
+            move || engine.increment_epoch()
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 cache,
                 config,
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -82,6 +84,11 @@ impl Runtime {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// What guest calls arm their deadlines with (see `epoch.rs`).
+    pub(crate) fn ticking(&self) -> Arc<Ticking> {
+        self.inner.ticker.ticking()
     }
 
     /// The default limits for new instances.
@@ -255,42 +262,4 @@ fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
         cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     Engine::new(&cfg)
-}
-
-/// Advances the engine's epoch on a dedicated OS thread. A thread, not a task:
-/// when every runtime worker is busy inside guest code, a timer task would never
-/// run and a looping plugin would never be interrupted.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine, tick: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasmeter-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Acquire) {
-                    std::thread::park_timeout(tick);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("cannot spawn the epoch ticker thread");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
 }

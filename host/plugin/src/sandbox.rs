@@ -12,6 +12,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::Runtime;
 use crate::bindings::{host, types};
+use crate::epoch::Ticking;
 use crate::kinds::{DeclaredSeries, GivenSeries};
 use crate::stdio::GuestLog;
 
@@ -69,6 +70,8 @@ pub struct StoreData {
     pub(crate) series: DeclaredSeries,
     /// The series the host declared to a metric instance (since 0.4.0).
     pub(crate) given: GivenSeries,
+    /// The epoch ticker's: each call keeps it ticking until its deadline.
+    ticking: Arc<Ticking>,
 }
 
 impl StoreData {
@@ -103,6 +106,7 @@ impl StoreData {
             log,
             series: DeclaredSeries::default(),
             given: GivenSeries::default(),
+            ticking: runtime.ticking(),
         };
         let mut store = Store::new(runtime.engine(), data);
         store.limiter(|data| &mut data.memory);
@@ -128,6 +132,7 @@ impl StoreData {
         data.deadline_hit = false;
         data.memory.refused = None;
         data.log.begin_call();
+        data.ticking.keep_until(deadline);
         store.set_epoch_deadline(1);
     }
 }
