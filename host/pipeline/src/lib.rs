@@ -27,6 +27,7 @@
 //! fails on a chunk is retried record by record, so one poisonous record is
 //! reported and skipped instead of losing its neighbours.
 
+mod background;
 mod batch;
 pub mod calls;
 mod commit;

@@ -22,6 +22,7 @@ use wasmeter_core::update::{CollectOutput, RecordError};
 use wasmeter_plugin::{CallError, unix_now_ms};
 use wasmeter_source::{Checkpoint, Chunk, FileCheckpoint, FileKey, SourceEvent, SystemReading};
 
+use crate::background;
 use crate::batch::{Batch, Output, admit};
 use crate::calls::DeltaCalls;
 use crate::commit::Committer;
@@ -1155,21 +1156,10 @@ impl Pipeline {
             ),
             when == When::Final,
         );
+        // Encoded and written at a lower priority than the workers: on a small
+        // machine the writer otherwise takes a core the workers wait for.
         let writer = tokio::task::spawn_blocking(move || {
-            // The file's bytes too when the broker keeps a copy for other hosts.
-            let result = checkpoint
-                .save_streamed(&path, durable::KEY, |value| taken.write(value))
-                .and_then(|size| match copy {
-                    false => Ok((size, Vec::new())),
-                    true => std::fs::read(&path)
-                        .map(|bytes| (size, bytes))
-                        .map_err(|source| wasmeter_source::SourceError::Io {
-                            op: "read checkpoint",
-                            path: path.clone(),
-                            source,
-                        }),
-                });
-            (result, checkpoint.extra)
+            background::at_low_priority("checkpoint", move || save(checkpoint, &path, taken, copy))
         });
         // Taken: the pipeline goes on while the file is written and synced (tens
         // of milliseconds for a few MiB, which it spent waiting before). Only the
@@ -1269,6 +1259,29 @@ struct Writing {
 
 /// A checkpoint file's size and, when the broker keeps a copy, its bytes.
 type Written = Result<(u64, Vec<u8>), wasmeter_source::SourceError>;
+
+/// Encodes and writes a checkpoint taken (the file's bytes too when the broker
+/// keeps a copy for other hosts); gives them with the plugin states it holds.
+fn save(
+    checkpoint: Checkpoint,
+    path: &Path,
+    taken: durable::Taken,
+    copy: bool,
+) -> (Written, BTreeMap<String, Vec<u8>>) {
+    let result = checkpoint
+        .save_streamed(path, durable::KEY, |value| taken.write(value))
+        .and_then(|size| match copy {
+            false => Ok((size, Vec::new())),
+            true => std::fs::read(path)
+                .map(|bytes| (size, bytes))
+                .map_err(|source| wasmeter_source::SourceError::Io {
+                    op: "read checkpoint",
+                    path: path.to_path_buf(),
+                    source,
+                }),
+        });
+    (result, checkpoint.extra)
+}
 
 /// When a checkpoint is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
