@@ -4,7 +4,10 @@
 //! Each iteration hands the pipeline one chunk of 100 trades over 8 or 1,000
 //! symbols (the last record on its own topic) and the measurement ends when the last
 //! record's change of the last chunk was published, so every record's work is
-//! inside it: collect, admit, metrics, coalesce, state, delta, publish.
+//! inside it: collect, admit, metrics, coalesce, state, delta, publish. The
+//! publisher has every topic read, so each sample series' topic is published
+//! too, except in the last case, whose subscribers read the trades' topics
+//! only (as the load generator's do): there the series' topics stay dormant.
 //!
 //! Before each case's timing it also counts the heap allocations per trade over
 //! a few hundred chunks (every thread of the process, so the runtime's own are
@@ -77,6 +80,9 @@ static ALLOCATOR: Counting = Counting;
 struct Ends {
     seen: AtomicU64,
     wake: Notify,
+    /// Subscribers read the trades' topics only, not the sample series' (as the
+    /// load generator's do): series topics then stay dormant (`unread.rs`).
+    trades_only: bool,
 }
 
 impl Broker for Ends {
@@ -89,6 +95,10 @@ impl Broker for Ends {
     }
 
     fn remove_topic(&self, _: &str) {}
+
+    fn is_read(&self, topic: &str) -> bool {
+        !self.trades_only || topic.starts_with("trades/")
+    }
 }
 
 /// Chunk `n`: 99 trades over `symbols` symbols, then one of `END` (a new price
@@ -159,25 +169,32 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(TRADES));
     // 8 symbols: each chunk's trades coalesce into 8 topic changes (and their
     // series); 1,000 symbols: nearly every trade is a topic change of its own.
-    // Last, for reference: a delta plugin of contract 0.1.0 (one call per topic),
-    // and no delta plugin (the host's exact difference).
+    // Then, for reference: a delta plugin of contract 0.1.0 (one call per topic),
+    // and no delta plugin (the host's exact difference). Last, the live
+    // feeds' case: subscribers of the trades' topics only, so that the sample
+    // series' topics stay dormant (every other case publishes them all).
     let cases = [
-        (false, Delta::Batch, 8u64),
-        (true, Delta::Batch, 8),
-        (false, Delta::Batch, 1_000),
-        (true, Delta::Batch, 1_000),
-        (false, Delta::PerTopic, 1_000),
-        (false, Delta::Exact, 1_000),
+        (false, Delta::Batch, 8u64, false),
+        (true, Delta::Batch, 8, false),
+        (false, Delta::Batch, 1_000, false),
+        (true, Delta::Batch, 1_000, false),
+        (false, Delta::PerTopic, 1_000, false),
+        (false, Delta::Exact, 1_000, false),
+        (false, Delta::Batch, 1_000, true),
     ];
-    for (with_metric, delta_kind, symbols) in cases {
+    for (with_metric, delta_kind, symbols, trades_only) in cases {
         let plugins_label = match (with_metric, delta_kind) {
             (true, _) => "csv+vwap+field-delta",
             (false, Delta::Batch) => "csv+field-delta",
             (false, Delta::PerTopic) => "csv+v1-delta (0.1.0, a call per topic)",
             (false, Delta::Exact) => "csv, exact delta",
         };
-        let label = format!("{plugins_label}, 100 trades over {symbols} symbols");
-        let ends = Arc::new(Ends::default());
+        let unread = if trades_only { ", series unread" } else { "" };
+        let label = format!("{plugins_label}, 100 trades over {symbols} symbols{unread}");
+        let ends = Arc::new(Ends {
+            trades_only,
+            ..Ends::default()
+        });
         let (chunks, commands, pipeline) = rt.block_on(async {
             let metrics = if with_metric {
                 vec![instance(&vwap, "vwap", &[("window_ms", "10000")]).await]
