@@ -21,9 +21,12 @@
 //! `previous` with the `changed` fields overwritten or added and the `removed` ones
 //! deleted, sorted by name. A name both changed and removed is an error. Stateless.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use wasmeter_sdk::{Config, Delta, DeltaAlgorithm, Field, FieldValue, Plugin, PluginInfo};
+use wasmeter_sdk::{
+    Config, Delta, DeltaAlgorithm, Field, FieldNames, FieldValue, IndexedField, Plugin, PluginInfo,
+};
 
 /// The delta algorithm and its tolerance.
 #[derive(Debug, Clone, Copy)]
@@ -57,28 +60,76 @@ pub fn diff(previous: Vec<Field>, current: Vec<Field>, epsilon: f64) -> Delta {
     }
 }
 
+/// [`diff`] of fields numbered into the call's `names`, as the host sends them:
+/// in name order, they are compared by number and only the names of what
+/// changed are copied. An error if a field's number names nothing.
+pub fn diff_indexed(
+    names: &FieldNames,
+    previous: Vec<IndexedField>,
+    current: Vec<IndexedField>,
+    epsilon: f64,
+) -> Result<Delta, String> {
+    if !(names.in_order(&previous)? && names.in_order(&current)?) {
+        return Ok(diff(names.named(previous)?, names.named(current)?, epsilon));
+    }
+    let mut delta = Delta::default();
+    walk_sorted(
+        previous,
+        current,
+        |p, c| names.cmp(p, c),
+        |f| &f.value,
+        epsilon,
+        |f| delta.changed.push(Field::new(names.name(f.name), f.value)),
+        |f| delta.removed.push(names.name(f.name).to_owned()),
+    );
+    Ok(delta)
+}
+
 /// True if the names strictly increase: what the host sends (the states are
 /// sorted by name, each name once).
 fn sorted_by_name(fields: &[Field]) -> bool {
     fields.windows(2).all(|w| w[0].name < w[1].name)
 }
 
-/// [`diff`] of two lists sorted by name, walked side by side: no maps, and the
-/// fields move into the delta without copies.
+/// [`diff`] of two lists sorted by name: the fields move into the delta
+/// without copies.
 fn diff_sorted(previous: Vec<Field>, current: Vec<Field>, epsilon: f64) -> Delta {
+    let mut delta = Delta::default();
+    walk_sorted(
+        previous,
+        current,
+        |p, c| p.name.cmp(&c.name),
+        |f| &f.value,
+        epsilon,
+        |f| delta.changed.push(f),
+        |f| delta.removed.push(f.name),
+    );
+    delta
+}
+
+/// Walks two lists sorted by `order` side by side (no maps), handing each
+/// field of `current` that is new or differs to `changed`, and each field of
+/// `previous` that `current` lacks to `removed`, both in order.
+fn walk_sorted<F>(
+    previous: Vec<F>,
+    current: Vec<F>,
+    order: impl Fn(&F, &F) -> Ordering,
+    value: impl Fn(&F) -> &FieldValue,
+    epsilon: f64,
+    mut changed: impl FnMut(F),
+    mut removed: impl FnMut(F),
+) {
     let mut previous = previous.into_iter().peekable();
-    let (mut changed, mut removed) = (Vec::new(), Vec::new());
     for field in current {
-        while let Some(gone) = previous.next_if(|p| p.name < field.name) {
-            removed.push(gone.name);
+        while let Some(gone) = previous.next_if(|p| order(p, &field) == Ordering::Less) {
+            removed(gone);
         }
-        match previous.next_if(|p| p.name == field.name) {
-            Some(old) if !differs(&old.value, &field.value, epsilon) => {}
-            _ => changed.push(field),
+        match previous.next_if(|p| order(p, &field) == Ordering::Equal) {
+            Some(old) if !differs(value(&old), value(&field), epsilon) => {}
+            _ => changed(field),
         }
     }
-    removed.extend(previous.map(|p| p.name));
-    Delta { changed, removed }
+    previous.for_each(removed);
 }
 
 /// [`diff`] of lists in any order.
@@ -150,6 +201,16 @@ impl DeltaAlgorithm for FieldDelta {
         current: Vec<Field>,
     ) -> Result<Delta, String> {
         Ok(diff(previous, current, self.epsilon))
+    }
+
+    fn diff_indexed(
+        &mut self,
+        _topic: &str,
+        names: &FieldNames,
+        previous: Vec<IndexedField>,
+        current: Vec<IndexedField>,
+    ) -> Result<Delta, String> {
+        diff_indexed(names, previous, current, self.epsilon)
     }
 
     fn apply(&mut self, previous: Vec<Field>, delta: Delta) -> Result<Vec<Field>, String> {
@@ -244,6 +305,65 @@ mod tests {
         assert_eq!(
             delta.changed,
             fields(&[("a", Number(2.0)), ("b", Number(1.0))])
+        );
+    }
+
+    #[test]
+    fn numbered_fields_give_what_named_fields_give() {
+        use FieldValue::*;
+        // The call's names numbered out of name order, one name twice (numbers
+        // 1 and 5 both name "a"), as a host other than this one might send.
+        let call = ["d", "a", "e", "b", "c", "a"];
+        let names = FieldNames::new(call.iter().map(|n| n.to_string()).collect());
+        let by_name = [1, 3, 4, 0, 2]; // a, b, c, d, e
+        let value = |n: usize, v: u32| match v % 4 {
+            0 => Number(n as f64),
+            1 => Number(n as f64 + 0.05),
+            2 => Number(n as f64 + 1.0),
+            _ => Text(n.to_string()),
+        };
+        // Bits 0-9: which names either state has; bits 10 and 11: whether
+        // "a" is number 5 in the previous and the current state.
+        for mask in 0u32..4096 {
+            let pick = |side: u32| -> Vec<IndexedField> {
+                by_name
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask >> (2 * i + side as usize) & 1 == 1)
+                    .map(|(i, number)| IndexedField {
+                        // "a" by either of its numbers.
+                        name: if *number == 1 && mask >> (10 + side) & 1 == 1 {
+                            5
+                        } else {
+                            *number
+                        },
+                        value: value(i, side * mask.count_ones() + i as u32),
+                    })
+                    .collect()
+            };
+            let (previous, current) = (pick(0), pick(1));
+            let named = diff(
+                names.named(previous.clone()).unwrap(),
+                names.named(current.clone()).unwrap(),
+                0.1,
+            );
+            assert_eq!(
+                diff_indexed(&names, previous, current, 0.1),
+                Ok(named),
+                "mask {mask:#b}"
+            );
+        }
+        // Out of order: named, then the maps decide; a number naming nothing
+        // is an error.
+        let field = |name, value| IndexedField { name, value };
+        let unsorted = vec![field(0, Number(1.0)), field(1, Number(1.0))];
+        assert_eq!(
+            diff_indexed(&names, vec![], unsorted, 0.0).unwrap().changed,
+            fields(&[("a", Number(1.0)), ("d", Number(1.0))])
+        );
+        assert_eq!(
+            diff_indexed(&names, vec![field(6, Flag(true))], vec![], 0.0),
+            Err("field name #6 of 6 given in the call".to_string())
         );
     }
 }

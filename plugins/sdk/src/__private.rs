@@ -4,10 +4,9 @@ use std::cell::RefCell;
 
 use crate::bindings::collector::exports::wasmeter::plugin::collect::CollectOutput as WireOutput;
 use crate::bindings::collector::wasmeter::plugin::types::PluginInfo as RawPluginInfo;
-use crate::bindings::delta::exports::wasmeter::plugin::diff::IndexedField;
 pub use crate::derive::{batch_out, given_points, samples_read};
 use crate::output::SeriesNumbers;
-use crate::{CollectOutput, Config, Field, Plugin, PluginKind};
+use crate::{CollectOutput, Config, Plugin, PluginKind};
 
 thread_local! {
     /// The series this instance declared to the host (a component has one instance).
@@ -19,32 +18,6 @@ thread_local! {
 /// returns `ok`: a failed call declares nothing.
 pub fn wire_output(out: CollectOutput) -> WireOutput {
     SERIES.with(|numbers| numbers.borrow_mut().wire(out))
-}
-
-/// A topic change's fields with their names (contract 0.4.0 names each field
-/// once per call); an index past `names` fails the topic.
-pub fn named_fields(
-    names: &[String],
-    previous: Vec<IndexedField>,
-    current: Vec<IndexedField>,
-) -> Result<(Vec<Field>, Vec<Field>), String> {
-    let named = |fields: Vec<IndexedField>| {
-        fields
-            .into_iter()
-            .map(|f| match names.get(f.name as usize) {
-                Some(name) => Ok(Field {
-                    name: name.clone(),
-                    value: f.value,
-                }),
-                None => Err(format!(
-                    "field name #{} of {} given in the call",
-                    f.name,
-                    names.len()
-                )),
-            })
-            .collect::<Result<Vec<Field>, String>>()
-    };
-    Ok((named(previous)?, named(current)?))
 }
 
 /// `describe`: the plugin's info plus the world's kind.

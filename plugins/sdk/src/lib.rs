@@ -119,6 +119,7 @@ pub mod trades;
 pub mod window;
 
 mod derive;
+mod field_names;
 mod output;
 mod plugin;
 mod str_map;
@@ -184,6 +185,12 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::StreamEvent;
 /// A delta between two states of a topic: fields to set and field names to delete.
 pub use wasmeter_sdk_delta::exports::wasmeter::plugin::diff::Delta;
 
+/// A field of a topic change as the host sends it: its name is a number into
+/// the call's [`FieldNames`].
+pub use wasmeter_sdk_delta::exports::wasmeter::plugin::diff::IndexedField;
+
+pub use field_names::FieldNames;
+
 pub use log::{monotonic_ns, now_ms};
 
 /// Glue used by the `export_*!` macros. Not part of the public API.
@@ -240,12 +247,12 @@ macro_rules! export_delta {
                 ) -> ::std::vec::Vec<::core::result::Result<$crate::Delta, ::std::string::String>>
                 {
                     let count = changes.len();
+                    let names = $crate::FieldNames::new(names);
                     let deltas = __with_instance(|p| {
                         Ok(changes
                             .into_iter()
                             .map(|c| {
-                                let (previous, current) = $crate::__private::named_fields(&names, c.previous, c.current)?;
-                                <$t as $crate::DeltaAlgorithm>::diff(p, &c.topic, previous, current)
+                                <$t as $crate::DeltaAlgorithm>::diff_indexed(p, &c.topic, &names, c.previous, c.current)
                             })
                             .collect::<::std::vec::Vec<_>>())
                     });

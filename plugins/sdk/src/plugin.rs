@@ -1,6 +1,6 @@
 //! The traits a plugin implements.
 
-use crate::{CollectOutput, Config, Delta, Field, MetricKind, Sample};
+use crate::{CollectOutput, Config, Delta, Field, FieldNames, IndexedField, MetricKind, Sample};
 
 /// A plugin's description of itself (the `plugin-info` record without `kind`, which the
 /// `export_*!` macro fills in).
@@ -98,6 +98,22 @@ pub trait DeltaAlgorithm: Plugin {
         previous: Vec<Field>,
         current: Vec<Field>,
     ) -> Result<Delta, String>;
+
+    /// [`DeltaAlgorithm::diff`] as the host calls it: the fields of both states
+    /// refer by number to the call's `names` (every name once per call). The
+    /// default names every field and calls `diff`; an algorithm that compares
+    /// fields by number ([`FieldNames::cmp`]) and names only what it returns
+    /// copies no other name.
+    fn diff_indexed(
+        &mut self,
+        topic: &str,
+        names: &FieldNames,
+        previous: Vec<IndexedField>,
+        current: Vec<IndexedField>,
+    ) -> Result<Delta, String> {
+        let (previous, current) = (names.named(previous)?, names.named(current)?);
+        self.diff(topic, previous, current)
+    }
 
     /// Applies `delta` to `previous`; the host checks that this reproduces the state
     /// subscribers must end up with.
