@@ -1,8 +1,9 @@
 //! Topic state: the latest value of every field of every topic, with staleness.
 //!
-//! Entries live in a bounded `moka` cache (at most `max_topics`; a topic idle for
-//! longer than `topic_idle` is dropped and its removal reported). Each entry is
-//! locked on its own, so pipelines writing different topics never contend.
+//! Entries live in a bounded `moka` cache (at most `max_topics`, the least
+//! recently used dropped first; a topic idle for longer than `topic_idle` is
+//! dropped) and every removal is reported. Each entry is locked on its own, so
+//! pipelines writing different topics never contend.
 //!
 //! The state kept is the state subscribers hold: the previous state with the
 //! published delta applied. A change the delta plugin decided not to send (within
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use wasmeter_core::change::TopicChange;
 use wasmeter_core::delta::Delta;
@@ -270,7 +272,11 @@ pub struct TopicStore {
 impl TopicStore {
     /// A store; `on_removed` is told about every topic dropped (idle or over capacity).
     pub fn new(config: &StateConfig, on_removed: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        // Plain LRU: moka's default admission policy (TinyLFU) may refuse a new
+        // topic when the store is full, dropping the state just written instead
+        // of the least recently used one.
         let cache = Cache::builder()
+            .eviction_policy(EvictionPolicy::lru())
             .max_capacity(config.max_topics)
             .time_to_idle(config.topic_idle)
             .eviction_listener(move |topic: Arc<Arc<str>>, _, cause| {
@@ -442,8 +448,10 @@ mod tests {
             store.entry(&Arc::from(t));
             store.run_pending_tasks();
         }
-        assert_eq!(store.entries().len(), 1);
-        assert_eq!(removed.lock().unwrap().len(), 2);
+        // The least recently used go: the topic written last stays.
+        let kept: Vec<_> = store.entries().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(kept, [Arc::from("c")]);
+        assert_eq!(*removed.lock().unwrap(), ["a", "b"]);
     }
 
     /// A point commits as its two fields set through a map would: the same
