@@ -230,6 +230,18 @@ mod tests {
             .collect()
     }
 
+    /// Field `n`'s value in variant `v`: equal, within the tests' epsilon of
+    /// 0.1, changed, or of another type.
+    fn value(n: usize, v: u32) -> FieldValue {
+        use FieldValue::*;
+        match v % 4 {
+            0 => Number(n as f64),
+            1 => Number(n as f64 + 0.05),
+            2 => Number(n as f64 + 1.0),
+            _ => Text(n.to_string()),
+        }
+    }
+
     #[test]
     fn diff_and_apply_round_trip() {
         use FieldValue::*;
@@ -274,12 +286,6 @@ mod tests {
         // Every pattern of five names each present or not in either state, with
         // values equal, within epsilon, changed or of another type.
         let names = ["a", "b", "c", "d", "e"];
-        let value = |n: usize, v: u32| match v % 4 {
-            0 => Number(n as f64),
-            1 => Number(n as f64 + 0.05),
-            2 => Number(n as f64 + 1.0),
-            _ => Text(n.to_string()),
-        };
         let mut cases = 0;
         for mask in 0u32..1024 {
             let pick = |side: u32| -> Vec<Field> {
@@ -316,12 +322,6 @@ mod tests {
         let call = ["d", "a", "e", "b", "c", "a"];
         let names = FieldNames::new(call.iter().map(|n| n.to_string()).collect());
         let by_name = [1, 3, 4, 0, 2]; // a, b, c, d, e
-        let value = |n: usize, v: u32| match v % 4 {
-            0 => Number(n as f64),
-            1 => Number(n as f64 + 0.05),
-            2 => Number(n as f64 + 1.0),
-            _ => Text(n.to_string()),
-        };
         // Bits 0-9: which names either state has; bits 10 and 11: whether
         // "a" is number 5 in the previous and the current state.
         for mask in 0u32..4096 {
