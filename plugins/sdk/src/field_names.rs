@@ -31,16 +31,6 @@ impl FieldNames {
         FieldNames { names, ranks }
     }
 
-    /// How many names the call gives.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True if the call gives no name.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     /// The name numbered `number`, or an error if the call has no such name.
     pub fn get(&self, number: u32) -> Result<&str, String> {
         self.names
