@@ -651,6 +651,23 @@ collector = "csv_more"
     // The restarted pipeline resumed its offsets and the collector's state.
     host.append("t.csv", "BTC,3,1,3\n");
     assert_eq!(count(&host, "trades/BTC", 3.0).await, 3.0);
+    // Each pipeline runs on a thread of its own with the sources it reads; the
+    // replaced pipeline's thread ended with it.
+    let threads = host.thread_names();
+    let pipelines: Vec<&str> = threads
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.starts_with("pipe-"))
+        .collect();
+    assert_eq!(
+        pipelines,
+        ["pipe-history", "pipe-more", "pipe-trades"],
+        "{threads:?}"
+    );
+    assert!(
+        !threads.iter().any(|t| t.starts_with("source-")),
+        "{threads:?}"
+    );
     host.append("t.csv", "BTC,4,1,4\n");
     assert_eq!(count(&host, "trades/BTC", 4.0).await, 4.0);
     host.wait_for_topic("metrics/trades_total_per_second/BTC", |_| true)

@@ -177,6 +177,18 @@ impl Host {
         self.child.as_ref().expect("running").id()
     }
 
+    /// The names of the host process's threads, sorted (Linux keeps 15 bytes of each).
+    pub fn thread_names(&self) -> Vec<String> {
+        let tasks = format!("/proc/{}/task", self.pid());
+        let mut names: Vec<String> = std::fs::read_dir(tasks)
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The admin token the host wrote to its data directory.
     pub fn token(&self) -> String {
         let file = self.token_file.as_ref().expect("a generated admin token");

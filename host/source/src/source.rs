@@ -116,6 +116,22 @@ impl FileSource {
         self.run_readers(vec![Reader { tx, stop }], cancel).await
     }
 
+    /// [`FileSource::run`] on the calling task, for a caller whose thread is one
+    /// of its own (a current-thread runtime's, as a pipeline's thread is): the
+    /// source's file I/O is done inline and blocks that thread, so this must not
+    /// run on a worker of a multi-threaded runtime. The pipeline that reads the
+    /// source on that thread is then woken by a send, with no other thread to
+    /// wake in between.
+    pub async fn run_here(self, tx: mpsc::Sender<SourceEvent>, cancel: CancellationToken) {
+        debug_assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread,
+            "a file source reads inline: it runs on a thread of its own"
+        );
+        let stop = cancel.clone();
+        self.tail(vec![Reader { tx, stop }], cancel).await;
+    }
+
     /// [`FileSource::run`] for several readers (in the order of the checkpoints
     /// given to [`FileSource::shared`]): each gets every event, as far as it had
     /// not processed it, until its `stop` fires; the source stops when no reader
@@ -155,7 +171,7 @@ impl FileSource {
         Ok(())
     }
 
-    /// The source's loop, on its own thread (see [`FileSource::run`]).
+    /// The source's loop, on a thread of its own (see [`FileSource::run`]).
     async fn tail(self, readers: Vec<Reader>, cancel: CancellationToken) {
         let FileSource {
             config,

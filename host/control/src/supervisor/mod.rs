@@ -30,6 +30,7 @@ mod group_source;
 mod health_watch;
 mod membership;
 mod outcome;
+mod pipeline_thread;
 mod producer;
 mod read;
 mod reload;

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use wasmeter_pipeline::{Command, Pipeline, PipelineConfig, PipelinePlugins, PluginRefs};
 use wasmeter_source::{FileCheckpoint, FileSource, FileSourceConfig, SystemSource};
 
 use super::Shared;
 use super::group_source::{GroupSources, SharedSource, Starting};
+use super::pipeline_thread::PipelineThread;
 use crate::monitor::PipelineView;
 use crate::registry::PluginEntry;
 use crate::spec::{HostSpec, PipelineDef, SourceDef};
@@ -37,7 +37,8 @@ const ABORT_GRACE: Duration = Duration::from_secs(2);
 /// Tells pipelines of the same name apart across restarts.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A pipeline task, its sources' tasks, and the handles to steer and stop them.
+/// A pipeline task, its sources' tasks (on the pipeline's thread), and the
+/// handles to steer and stop them.
 pub(crate) struct RunningPipeline {
     /// Unique for the host's lifetime (a restarted pipeline gets a new one).
     pub id: u64,
@@ -50,7 +51,8 @@ pub(crate) struct RunningPipeline {
     /// Its plugin instances, live.
     pub refs: PluginRefs,
     stop: CancellationToken,
-    tasks: TaskTracker,
+    /// The thread its task and its own sources run on.
+    thread: PipelineThread,
     aborts: Vec<AbortHandle>,
 }
 
@@ -120,11 +122,10 @@ impl RunningPipeline {
     /// pipeline to drain and write its final checkpoint. A pipeline still running
     /// then (a plugin call that does not end) is aborted: its last checkpoint
     /// stays, and a restart resumes from there. Returns whether it drained.
-    pub async fn stop(self, shared: &Shared, name: &str, deadline: Instant) -> bool {
+    pub async fn stop(mut self, shared: &Shared, name: &str, deadline: Instant) -> bool {
         self.stop.cancel();
-        let drained = tokio::time::timeout_at(deadline, self.tasks.wait())
-            .await
-            .is_ok();
+        let drained = self.thread.wait_until(deadline).await;
+        let mut ended = drained;
         if !drained {
             tracing::error!(
                 pipeline = %name,
@@ -133,12 +134,14 @@ impl RunningPipeline {
             for task in &self.aborts {
                 task.abort();
             }
-            if tokio::time::timeout(ABORT_GRACE, self.tasks.wait())
-                .await
-                .is_err()
-            {
+            ended = self.thread.wait_until(Instant::now() + ABORT_GRACE).await;
+            if !ended {
                 tracing::error!(pipeline = %name, "pipeline still running after its abort; left behind");
             }
+        }
+        // Its tasks have ended: the thread only drops its runtime.
+        if ended && !self.thread.join_until(Instant::now() + ABORT_GRACE).await {
+            tracing::error!(pipeline = %name, "the pipeline's thread did not end");
         }
         shared.monitor.remove_pipeline(name, &self.sources);
         for source in self.shared_sources {
@@ -240,12 +243,11 @@ impl Prepared {
         } = self;
         let origin = &spec.origin;
         let refs = pipeline.plugin_refs();
-        let tasks = TaskTracker::new();
         let mut files = Vec::new();
         let mut system = None;
         let mut sources = Vec::new();
         let mut shared_sources = Vec::new();
-        let mut aborts = Vec::new();
+        let mut own = Vec::new();
         for defined in &def.sources {
             if let Some(shard) = &def.settings.shard
                 && let Some(input) = groups.take(&shard.group, shard.index, defined)
@@ -260,8 +262,6 @@ impl Prepared {
                 Some(shard) => format!("{defined}#{}", shard.index),
                 None => defined.clone(),
             };
-            let source_name = &source_name;
-            sources.push(source_name.clone());
             match &spec.sources[defined] {
                 SourceDef::File(config) => {
                     let config = FileSourceConfig {
@@ -270,41 +270,42 @@ impl Prepared {
                     };
                     let source = FileSource::new(config, resume.clone())
                         .with_context(|| format!("{origin}: sources.{source_name}"))?;
-                    shared.monitor.add_source(source_name, source.stats());
-                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
-                    let stop = stop.clone();
-                    let source_name = source_name.clone();
-                    let task = tasks.spawn(async move {
-                        if let Err(error) = source.run(tx, stop).await {
-                            tracing::error!(source = %source_name, %error, "file source failed");
-                        }
-                    });
-                    aborts.push(task.abort_handle());
-                    files.push(rx);
+                    own.push((source_name, source));
                 }
                 SourceDef::System { interval } => {
-                    let source = SystemSource {
+                    sources.push(source_name);
+                    system = Some(SystemSource {
                         interval: *interval,
                         ..SystemSource::default()
-                    };
-                    let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
-                    aborts.push(tasks.spawn(source.run(tx, stop.clone())).abort_handle());
-                    system = Some(rx);
+                    });
                 }
             }
         }
+        // Every source is made: nothing starts before all could be.
+        let thread = PipelineThread::start(&name)
+            .with_context(|| format!("{origin}: pipelines.{name}: cannot start its thread"))?;
+        let mut aborts = Vec::new();
+        for (source_name, source) in own {
+            shared.monitor.add_source(&source_name, source.stats());
+            sources.push(source_name);
+            let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+            // Read on the pipeline's thread: see `pipeline_thread`.
+            aborts.push(thread.spawn(source.run_here(tx, stop.clone())));
+            files.push(rx);
+        }
+        let system = system.map(|source| {
+            let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+            aborts.push(thread.spawn(source.run(tx, stop.clone())));
+            rx
+        });
         shared.monitor.add_pipeline(PipelineView {
             name: name.clone(),
             stats: pipeline.stats(),
             plugins: refs.clone(),
         });
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        aborts.push(
-            tasks
-                .spawn(pipeline.run(files, system, commands_rx))
-                .abort_handle(),
-        );
-        tasks.close();
+        aborts.push(thread.spawn(pipeline.run(files, system, commands_rx)));
+        thread.close();
         tracing::info!(pipeline = %name, shared_sources = shared_sources.len(), "pipeline started");
         Ok(RunningPipeline {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -313,7 +314,7 @@ impl Prepared {
             commands,
             refs,
             stop,
-            tasks,
+            thread,
             aborts,
         })
     }
