@@ -25,8 +25,9 @@ pub(crate) struct PipelineThread {
 }
 
 impl PipelineThread {
-    /// Starts the thread (`pipe-<name>`, as much of it as the system keeps). It ends once [`PipelineThread::close`]
-    /// was called and every task spawned on it has ended.
+    /// Starts the thread (`pipe-<name>`, as much of it as the system keeps). It
+    /// ends once [`PipelineThread::close`] was called and every task spawned on
+    /// it has ended.
     pub fn start(name: &str) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
