@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
@@ -12,6 +12,17 @@ pub(crate) const TMP_SUFFIX: &str = ".tmp";
 /// fsyncs a directory so that creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Deletes `paths`, all in one directory, and fsyncs it if any was deleted.
+pub(crate) fn remove_all(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        fs::remove_file(path).at(path)?;
+    }
+    match paths.first().and_then(|p| p.parent()) {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 /// Replaces `path` with `bytes` atomically: write `path.tmp`, fsync it,

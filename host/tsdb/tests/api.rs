@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -477,4 +478,62 @@ fn stats_count_the_chunks_cut_per_tier() {
     assert_eq!(chunks[Tier::Second.index()], 6, "{chunks:?}");
     assert_eq!(chunks[Tier::Minute.index()], 0, "{chunks:?}");
     s.close().unwrap();
+}
+
+/// The checkpoint and log segment files in a store's directory.
+fn checkpoint_and_log_files(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let named = |ext: &str| -> Vec<PathBuf> {
+        common::dir_files(dir)
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+    (named("ckpt"), named("wal"))
+}
+
+#[test]
+fn a_live_checkpoint_deletes_what_it_replaced_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        checkpoint_wal_bytes: 16 * 1024,
+        ..test_options()
+    };
+    let (s, _) = Store::open(dir.path(), opts.clone()).unwrap();
+    let labels = Labels::new("ck", [("a", "b")]).unwrap();
+    let r = s.series_ref(&labels, MetricKind::Gauge).unwrap();
+    let mut seen = Vec::new();
+    let mut written = 0i64;
+    while seen.len() < 3 {
+        let batch: Vec<_> = (written..written + 200)
+            .map(|i| (r, Sample::new(T0 + i * 1000, i as f64)))
+            .collect();
+        written += 200;
+        s.append_refs(&batch).unwrap();
+        s.commit().unwrap();
+        // After every commit, and so after every checkpoint it ran: the newest
+        // checkpoint (once there is one) and the log segment after it.
+        let (checkpoints, segments) = checkpoint_and_log_files(dir.path());
+        assert!(
+            checkpoints.len() <= 1 && segments.len() == 1,
+            "after {written} samples: {checkpoints:?}, {segments:?}"
+        );
+        if let Some(newest) = checkpoints.first()
+            && seen.last() != Some(newest)
+        {
+            seen.push(newest.clone());
+        }
+        assert!(
+            written < 1_000_000,
+            "no third checkpoint after {written} samples"
+        );
+    }
+    drop(s);
+    let (s, _) = Store::open(dir.path(), opts).unwrap();
+    let end = T0 + (written - 1) * 1000;
+    let q = s
+        .query_range(&[Matcher::metric("ck").unwrap()], T0, end, 1000, 1000)
+        .unwrap();
+    let values: Vec<f64> = q.series[0].points.iter().map(|p| p.value).collect();
+    assert_eq!(values, (0..written).map(|i| i as f64).collect::<Vec<_>>());
 }
