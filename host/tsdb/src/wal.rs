@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::bits::{ByteReader, put_uvarint, put_varint};
 use crate::error::{IoContext, Result};
@@ -30,7 +31,7 @@ pub(crate) struct Wal {
     dir: PathBuf,
     seq: u64,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     len: u64,
     older_bytes: u64,
     buf: Vec<u8>,
@@ -85,7 +86,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             seq,
             path,
-            file,
+            file: Arc::new(file),
             len: head.len() as u64,
             older_bytes,
             buf: Vec::with_capacity(1 << 16),
@@ -141,6 +142,12 @@ impl Wal {
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
         self.file.sync_data().at(&self.path)
+    }
+
+    /// The segment being written, to fdatasync without holding the log: what
+    /// [`Wal::write_out`] wrote before is durable once that returns.
+    pub(crate) fn file(&self) -> (Arc<File>, PathBuf) {
+        (self.file.clone(), self.path.clone())
     }
 
     /// Bytes logged since the last [`Wal::roll`].

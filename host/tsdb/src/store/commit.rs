@@ -1,6 +1,7 @@
 //! Durability: group commit, waiting for it, closing, the committer thread,
 //! and checkpoints.
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use super::{Inner, Store, Writer, tier_dir};
 use crate::checkpoint;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
+use crate::partition::PartFile;
 use crate::tier::Tier;
 
 impl Store {
@@ -17,12 +19,8 @@ impl Store {
     /// log, chunks, each fsynced), then runs due maintenance (closing
     /// partitions, retention, checkpoint). Returns the durable sequence.
     pub fn commit(&self) -> Result<u64> {
-        let (seq, checkpoint_due) = {
-            let mut w = self.inner.writer.lock();
-            self.inner.check_writable(&w)?;
-            self.inner.commit_locked(&mut w)?;
-            (w.seq, self.inner.maintain(&mut w)?)
-        };
+        let seq = self.inner.commit_live(true)?;
+        let checkpoint_due = self.inner.maintain(&mut self.inner.writer.lock())?;
         if checkpoint_due {
             self.inner.checkpoint()?;
         }
@@ -107,12 +105,9 @@ pub(super) fn committer(inner: Arc<Inner>, interval: Duration) {
                 return;
             }
         }
-        let result = {
-            let mut w = inner.writer.lock();
-            inner
-                .commit_locked(&mut w)
-                .and_then(|()| inner.maintain(&mut w))
-        };
+        let result = inner
+            .commit_live(false)
+            .and_then(|_| inner.maintain(&mut inner.writer.lock()));
         let result = match result {
             Ok(true) => inner.checkpoint(),
             other => other.map(drop),
@@ -123,24 +118,64 @@ pub(super) fn committer(inner: Arc<Inner>, interval: Duration) {
 
 impl Inner {
     /// fsyncs the catalog, the log and the partition files written to, in
-    /// that order, without holding any lock readers take. The log before the
-    /// chunks: a power loss in between leaves samples the log replays, never
-    /// chunks whose samples the downsampled tiers cannot get back from it.
+    /// that order, under the writer's lock (at open, close and a checkpoint's
+    /// roll). The log before the chunks: a power loss in between leaves
+    /// samples the log replays, never chunks whose samples the downsampled
+    /// tiers cannot get back from it.
     pub(super) fn commit_locked(&self, w: &mut Writer) -> Result<()> {
-        let r = self.commit_inner(w);
-        if let Err(e) = &r {
-            w.broken = Some(e.to_string());
+        let synced = self.take_commit(w).and_then(|c| c.sync());
+        match synced {
+            Ok(seq) => {
+                self.set_durable(seq);
+                Ok(())
+            }
+            Err(e) => {
+                w.broken = Some(e.to_string());
+                Err(e)
+            }
         }
-        r
     }
 
-    fn commit_inner(&self, w: &mut Writer) -> Result<()> {
-        w.wal.write_out()?;
-        let cat = self.catalog.write().take_dirty();
-        if let Some((f, path)) = cat {
-            f.sync_data().at(&path)?;
+    /// A commit while the store is written to (the committer thread's, or
+    /// [`Store::commit`]'s): the log's buffer written out and the files to
+    /// sync taken under the writer's lock, then fdatasynced in the same order
+    /// without it. At 500,000 samples/s the log's fdatasync took 4-32 ms each
+    /// second (125 ms once) that every append waited for; appends now go on
+    /// meanwhile (into the page cache, made durable by the next commit). One
+    /// such commit at a time (`committing`). Returns the sequence made
+    /// durable.
+    pub(super) fn commit_live(&self, refuse_when_broken: bool) -> Result<u64> {
+        let _one = self.committing.lock();
+        let commit = {
+            let mut w = self.writer.lock();
+            if refuse_when_broken {
+                self.check_writable(&w)?;
+            }
+            match self.take_commit(&mut w) {
+                Ok(commit) => commit,
+                Err(e) => {
+                    w.broken = Some(e.to_string());
+                    return Err(e);
+                }
+            }
+        };
+        match commit.sync() {
+            Ok(seq) => {
+                self.set_durable(seq);
+                Ok(seq)
+            }
+            Err(e) => {
+                self.writer.lock().broken = Some(e.to_string());
+                Err(e)
+            }
         }
-        w.wal.sync()?;
+    }
+
+    /// Writes the log's buffer out and takes what a commit must sync: every
+    /// append so far.
+    fn take_commit(&self, w: &mut Writer) -> Result<Commit> {
+        w.wal.write_out()?;
+        let catalog = self.catalog.write().take_dirty();
         let (files, new_dirs) = {
             let mut parts = self.parts.write();
             let mut files = Vec::new();
@@ -149,18 +184,25 @@ impl Inner {
             }
             (files, std::mem::take(&mut parts.new_files))
         };
-        for f in files {
-            f.file.sync_data().at(&f.path)?;
-        }
-        for tier in Tier::ALL {
-            if new_dirs[tier.index()] {
-                fsutil::sync_dir(&tier_dir(&self.dir, tier))?;
-            }
-        }
+        let new_dirs = Tier::ALL
+            .into_iter()
+            .filter(|t| new_dirs[t.index()])
+            .map(|t| tier_dir(&self.dir, t))
+            .collect();
+        Ok(Commit {
+            seq: w.seq,
+            catalog,
+            log: w.wal.file(),
+            files,
+            new_dirs,
+        })
+    }
+
+    /// Appends up to `seq` are durable: wakes who waits for them.
+    fn set_durable(&self, seq: u64) {
         let mut st = self.state.lock();
-        st.durable = w.seq;
+        st.durable = st.durable.max(seq);
         self.cv.notify_all();
-        Ok(())
     }
 
     /// Rolls the log, writes the head as a checkpoint, and deletes the log
@@ -238,5 +280,35 @@ impl Replaced {
     fn remove(self) -> Result<()> {
         fsutil::remove_all(&self.checkpoints)?;
         fsutil::remove_all(&self.segments)
+    }
+}
+
+/// What one commit makes durable, taken under the writer's lock.
+struct Commit {
+    /// The appends it covers.
+    seq: u64,
+    catalog: Option<(Arc<File>, PathBuf)>,
+    log: (Arc<File>, PathBuf),
+    files: Vec<Arc<PartFile>>,
+    /// Tier directories partition files were created in.
+    new_dirs: Vec<PathBuf>,
+}
+
+impl Commit {
+    /// fdatasyncs the catalog, the log, the partition files and the new
+    /// directories, in that order; returns the sequence now durable.
+    fn sync(self) -> Result<u64> {
+        if let Some((file, path)) = &self.catalog {
+            file.sync_data().at(path)?;
+        }
+        let (log, path) = &self.log;
+        log.sync_data().at(path)?;
+        for f in &self.files {
+            f.file.sync_data().at(&f.path)?;
+        }
+        for dir in &self.new_dirs {
+            fsutil::sync_dir(dir)?;
+        }
+        Ok(self.seq)
     }
 }

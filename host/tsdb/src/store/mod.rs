@@ -219,6 +219,9 @@ struct Inner {
     /// Held by a checkpoint from the log's roll to the deletion of what it
     /// replaces (taken before `writer`).
     checkpointing: Mutex<()>,
+    /// Held by a commit that syncs without the writer's lock, from taking
+    /// what it syncs to marking it durable (taken before `writer`).
+    committing: Mutex<()>,
     state: Mutex<CommitState>,
     cv: Condvar,
     closed: AtomicBool,

@@ -92,6 +92,7 @@ impl Store {
                 series_dropped: 0,
             }),
             checkpointing: Mutex::new(()),
+            committing: Mutex::new(()),
             state: Mutex::new(CommitState::default()),
             cv: Condvar::new(),
             closed: AtomicBool::new(false),
