@@ -537,3 +537,60 @@ fn a_live_checkpoint_deletes_what_it_replaced_and_loses_nothing() {
     let values: Vec<f64> = q.series[0].points.iter().map(|p| p.value).collect();
     assert_eq!(values, (0..written).map(|i| i as f64).collect::<Vec<_>>());
 }
+
+#[test]
+fn commits_from_two_threads_and_checkpoints_meanwhile_lose_nothing() {
+    // The committer thread commits every millisecond while this thread
+    // appends and commits too, and a checkpoint rolls the log every 16 KiB:
+    // commits syncing without the writer's lock overlap each other's taking,
+    // and the checkpoints' commits under it.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        checkpoint_wal_bytes: 16 * 1024,
+        commit_interval: Some(Duration::from_millis(1)),
+        ..test_options()
+    };
+    let (s, _) = Store::open(dir.path(), opts.clone()).unwrap();
+    let r = s
+        .series_ref(&Labels::new("cc", [("a", "b")]).unwrap(), MetricKind::Gauge)
+        .unwrap();
+    let mut durable = 0;
+    for round in 0..300i64 {
+        let batch: Vec<_> = (round * 20..(round + 1) * 20)
+            .map(|i| (r, Sample::new(T0 + i * 1000, i as f64)))
+            .collect();
+        let seq = s.append_refs(&batch).unwrap().seq;
+        if round % 3 == 0 {
+            let committed = s.commit().unwrap();
+            assert!(
+                committed >= seq,
+                "commit returned {committed} before append {seq}"
+            );
+        }
+        assert!(
+            s.wait_durable(seq, Duration::from_secs(30)),
+            "append {seq} never durable"
+        );
+        let now = s.stats().durable_seq;
+        assert!(
+            now >= durable,
+            "the durable sequence went back from {durable} to {now}"
+        );
+        durable = now;
+    }
+    s.close().unwrap();
+    let (checkpoints, segments) = checkpoint_and_log_files(dir.path());
+    assert_eq!((checkpoints.len(), segments.len()), (1, 1));
+    let (s, _) = Store::open(dir.path(), opts).unwrap();
+    let q = s
+        .query_range(
+            &[Matcher::metric("cc").unwrap()],
+            T0,
+            T0 + 5_999_000,
+            1000,
+            1000,
+        )
+        .unwrap();
+    let values: Vec<f64> = q.series[0].points.iter().map(|p| p.value).collect();
+    assert_eq!(values, (0..6000).map(|i| i as f64).collect::<Vec<_>>());
+}
