@@ -123,17 +123,10 @@ impl Inner {
     /// samples the log replays, never chunks whose samples the downsampled
     /// tiers cannot get back from it.
     pub(super) fn commit_locked(&self, w: &mut Writer) -> Result<()> {
-        let synced = self.take_commit(w).and_then(|c| c.sync());
-        match synced {
-            Ok(seq) => {
-                self.set_durable(seq);
-                Ok(())
-            }
-            Err(e) => {
-                w.broken = Some(e.to_string());
-                Err(e)
-            }
-        }
+        self.take_commit(w)
+            .and_then(|c| self.sync_commit(c))
+            .inspect_err(|e| w.broken = Some(e.to_string()))
+            .map(drop)
     }
 
     /// A commit while the store is written to (the committer thread's, or
@@ -151,24 +144,20 @@ impl Inner {
             if refuse_when_broken {
                 self.check_writable(&w)?;
             }
-            match self.take_commit(&mut w) {
-                Ok(commit) => commit,
-                Err(e) => {
-                    w.broken = Some(e.to_string());
-                    return Err(e);
-                }
-            }
+            self.take_commit(&mut w)
+                .inspect_err(|e| w.broken = Some(e.to_string()))?
         };
-        match commit.sync() {
-            Ok(seq) => {
-                self.set_durable(seq);
-                Ok(seq)
-            }
-            Err(e) => {
-                self.writer.lock().broken = Some(e.to_string());
-                Err(e)
-            }
-        }
+        self.sync_commit(commit)
+            .inspect_err(|e| self.writer.lock().broken = Some(e.to_string()))
+    }
+
+    /// Syncs `commit` and marks its appends durable; returns its sequence.
+    fn sync_commit(&self, commit: Commit) -> Result<u64> {
+        let seq = commit.sync()?;
+        let mut st = self.state.lock();
+        st.durable = st.durable.max(seq);
+        self.cv.notify_all();
+        Ok(seq)
     }
 
     /// Writes the log's buffer out and takes what a commit must sync: every
@@ -196,13 +185,6 @@ impl Inner {
             files,
             new_dirs,
         })
-    }
-
-    /// Appends up to `seq` are durable: wakes who waits for them.
-    fn set_durable(&self, seq: u64) {
-        let mut st = self.state.lock();
-        st.durable = st.durable.max(seq);
-        self.cv.notify_all();
     }
 
     /// Rolls the log, writes the head as a checkpoint, and deletes the log
