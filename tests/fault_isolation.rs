@@ -692,10 +692,11 @@ async fn a_quarantined_shard_does_not_hold_up_the_others_sharing_its_source() {
         .filter(|l| shard(l) != failing)
         .take(40)
         .collect();
-    let other = (0..)
+    let others: Vec<String> = (0..)
         .map(|i| format!("q{i}"))
-        .find(|l| shard(l) == failing)
-        .unwrap();
+        .filter(|l| shard(l) == failing)
+        .take(healthy.len() + 1)
+        .collect();
 
     let dir = tempfile::tempdir().unwrap();
     let config = with_faulty_collector(200).replace(
@@ -709,21 +710,22 @@ async fn a_quarantined_shard_does_not_hold_up_the_others_sharing_its_source() {
     host.wait_for_topic("_wasmeter/plugins/faulty", |s| s["event"] == "quarantined")
         .await;
 
-    // Each append is a chunk for both shards: the quarantined one's channel
-    // (16 chunks) fills long before the last. Only the healthy shard counts
-    // lines now; it must see each append.
-    for (n, line) in healthy.iter().enumerate() {
-        write(&format!("{line}\n"));
+    // Each append has a line of each shard, so it is a chunk for both: the
+    // quarantined one's channel (16 chunks) fills long before the last. Only
+    // the healthy shard counts lines now; it must see each append.
+    for (n, (line, other)) in healthy.iter().zip(&others).enumerate() {
+        write(&format!("{line}\n{other}\n"));
         host.wait_for_topic("faulty/lines", |s| s["count"] == (n + 1) as f64)
             .await;
     }
 
     // Released, the quarantined shard reads on from where it stopped: the
-    // sixth `error` is retried (reported and skipped), then its line counts.
-    write(&format!("{other}\n"));
+    // sixth `error` is retried (reported and skipped), then each of its lines
+    // counts, one more than the healthy shard's.
+    write(&format!("{}\n", others[healthy.len()]));
     let (status, body) = host.admin("POST", "/v1/plugins/faulty/release", None).await;
     assert_eq!(status, 200, "{body}");
-    host.wait_for_topic("faulty/lines", |s| s["count"] == 1.0)
+    host.wait_for_topic("faulty/lines", |s| s["count"] == (healthy.len() + 1) as f64)
         .await;
     let log = host.stop();
     assert!(

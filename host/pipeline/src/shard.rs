@@ -104,6 +104,25 @@ impl Shard {
         }
     }
 
+    /// Marks in `owners` (one entry per shard) each shard that one of `chunk`'s
+    /// whole records belongs to (a shared source's route: a chunk is held back
+    /// from the shards it has no record for). Stops reading once every shard is
+    /// marked.
+    pub fn mark_owners(&self, chunk: &[u8], owners: &mut [bool]) {
+        let mut unmarked = owners.iter().filter(|marked| !**marked).count();
+        for record in chunk.split_inclusive(|b| *b == b'\n') {
+            if unmarked == 0 {
+                return;
+            }
+            if let Some(marked) = owners.get_mut(self.shard_of(record) as usize)
+                && !*marked
+            {
+                *marked = true;
+                unmarked -= 1;
+            }
+        }
+    }
+
     /// The whole records of `chunk` (newline-terminated, as sources frame them)
     /// that belong to this shard.
     pub fn select(&self, chunk: &[u8]) -> Selected {

@@ -69,6 +69,8 @@
 //! - `readers`: where the events go: one [`Reader`], or the shards of a pipeline reading
 //!   one source, each from its own checkpoint (reads cut at their offsets; a slow one
 //!   detached to a source of its own).
+//! - `hold`: chunks held back from a shard none of whose records they carry ([`Route`]),
+//!   sent joined to its next one.
 //! - `checkpoint`: [`Checkpoint`], the atomic, versioned, checksummed binary offsets file
 //!   (JSON version 1 still read).
 //! - `system`: [`SystemSource`], `/proc` on an interval.
@@ -85,6 +87,7 @@ mod event;
 mod files;
 mod fingerprint;
 mod frame;
+mod hold;
 mod limits;
 mod locate;
 mod mmap;
@@ -103,6 +106,7 @@ pub use config::{FileSourceConfig, StartAt};
 pub use error::SourceError;
 pub use event::{Chunk, FileCheckpoint, SourceEvent};
 pub use fingerprint::{FINGERPRINT_BYTES, FileKey};
+pub use hold::{HOLD_FOR, Route};
 pub use limits::{
     NofileLimit, OPEN_FILES_DIVISOR, default_open_files, nofile_limit, open_files_for,
     raise_nofile_limit,

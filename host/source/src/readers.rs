@@ -9,6 +9,10 @@
 //! chunks it had processed already ([`Reader`]'s floors), and its `Opened` names
 //! its own offset. Every other event goes to every reader, in order.
 //!
+//! With a [`Route`] (the shards' keys), a chunk none of whose records are for a
+//! reader is held back from it and sent later, joined to the next one it takes
+//! (`hold.rs`): a shard is woken for its own records, not for every record.
+//!
 //! A reader stops taking events when its `stop` fires (its channel then closes
 //! and its pipeline drains); the others go on. Each channel is bounded, so a slow
 //! reader holds the others back, but not for long: one that takes nothing for
@@ -32,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::FileSourceConfig;
 use crate::event::{FileCheckpoint, SourceEvent};
 use crate::fingerprint::FileKey;
+use crate::hold::{Held, Route};
 use crate::source::FileSource;
 use crate::stats::SourceStats;
 
@@ -122,6 +127,11 @@ impl Resumes {
 /// A reader with what it must not be sent again.
 struct Live {
     reader: Reader,
+    /// Its place among the readers it was started with (its entry in a route's
+    /// answer).
+    index: usize,
+    /// Chunks held back from it: none of their records is for it.
+    held: Held,
     floors: HashMap<FileKey, u64>,
     /// Where it is in each open file, as far as it was sent (kept only when it
     /// can be detached: the checkpoint its own source would resume from).
@@ -197,6 +207,85 @@ impl Live {
             SourceEvent::Rotated { .. } => Some(event.clone()),
         }
     }
+
+    /// Appends to `out` what this reader is to be sent now for `event`
+    /// (filtered): a chunk with none of its records (`wants` says) is held
+    /// back; a chunk it takes goes joined to what is held of its file; any other
+    /// event goes after everything held.
+    fn route(
+        &mut self,
+        event: SourceEvent,
+        wants: Option<&[bool]>,
+        max_bytes: usize,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        match event {
+            SourceEvent::Chunk(chunk) => match wants {
+                Some(wants) if !wants.get(self.index).copied().unwrap_or(true) => {
+                    self.held.hold(chunk, max_bytes, out)
+                }
+                _ => self.held.take(chunk, max_bytes, out),
+            },
+            event => {
+                self.held.flush(out);
+                out.push(event);
+            }
+        }
+    }
+}
+
+/// How sending one event to a reader ended.
+enum Delivery {
+    /// It took it.
+    Sent,
+    /// It is gone (stopped, or its receiver dropped).
+    Gone,
+    /// It left its full channel untouched for [`DETACH_AFTER`].
+    Slow,
+    /// The source was cancelled meanwhile.
+    Cancelled,
+}
+
+/// Sends `event` to `live`, waiting while its channel is full (for at most
+/// [`DETACH_AFTER`] unless `patient`); notes what it was sent if `track`.
+async fn deliver(
+    live: &mut Live,
+    event: SourceEvent,
+    patient: bool,
+    track: bool,
+    cancel: &CancellationToken,
+) -> Delivery {
+    let tracked = track.then(|| event.clone());
+    let unsent = match live.reader.tx.try_send(event) {
+        Ok(()) => None,
+        Err(TrySendError::Closed(_)) => {
+            live.reader.stop.cancel();
+            return Delivery::Gone;
+        }
+        Err(TrySendError::Full(event)) => Some(event),
+    };
+    if let Some(event) = unsent {
+        let patience = async {
+            match patient {
+                false => tokio::time::sleep(DETACH_AFTER).await,
+                true => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Delivery::Cancelled,
+            _ = live.reader.stop.cancelled() => return Delivery::Gone,
+            sent = live.reader.tx.send(event) => if sent.is_err() {
+                live.reader.stop.cancel();
+                return Delivery::Gone;
+            },
+            _ = patience => return Delivery::Slow,
+        }
+    }
+    if let Some(event) = tracked {
+        live.sent(&event);
+    }
+    Delivery::Sent
 }
 
 /// What a slow reader's own source is made from.
@@ -210,6 +299,14 @@ pub(crate) struct Detach {
 /// The readers a source still sends to.
 pub(crate) struct Readers {
     live: Vec<Live>,
+    /// Which readers a chunk's records are for (shards' keys), if any.
+    route: Option<Route>,
+    /// The route's answer for the chunk being sent, one entry per reader started.
+    wants: Vec<bool>,
+    /// The largest chunk a reader is sent (held chunks are joined up to it).
+    max_bytes: usize,
+    /// What is being sent to one reader (kept for its allocation).
+    out: Vec<SourceEvent>,
     /// Set when there are several readers at the start.
     detach: Option<Detach>,
     /// The sources of detached readers.
@@ -218,15 +315,24 @@ pub(crate) struct Readers {
 
 impl Readers {
     /// `readers` in the order of `resume.floors`; with several, a slow one is
-    /// detached through `detach`.
-    pub fn new(readers: Vec<Reader>, resume: &Resumes, detach: Detach) -> Readers {
+    /// detached through `detach`, and a chunk none of whose records `route`
+    /// gives a reader is held back from it (joined up to `max_bytes`).
+    pub fn new(
+        readers: Vec<Reader>,
+        resume: &Resumes,
+        detach: Detach,
+        route: Option<Route>,
+        max_bytes: usize,
+    ) -> Readers {
+        let started = readers.len();
         debug_assert_eq!(readers.len(), resume.floors.len());
         let detach = (readers.len() > 1).then_some(detach);
         let floors = resume.floors.iter().cloned();
         let live = readers
             .into_iter()
             .zip(floors.chain(std::iter::repeat_with(HashMap::new)))
-            .map(|(reader, floors)| {
+            .enumerate()
+            .map(|(index, (reader, floors))| {
                 // Until a file is opened, a detached reader resumes it from its own
                 // checkpoint.
                 let positions = match detach {
@@ -248,6 +354,8 @@ impl Readers {
                 };
                 Live {
                     reader,
+                    index,
+                    held: Held::default(),
                     floors,
                     positions,
                 }
@@ -255,6 +363,10 @@ impl Readers {
             .collect();
         Readers {
             live,
+            route: route.filter(|_| started > 1),
+            wants: vec![false; started],
+            max_bytes,
+            out: Vec::new(),
             detach,
             detached: Vec::new(),
         }
@@ -265,74 +377,114 @@ impl Readers {
         self.live.is_empty()
     }
 
-    /// Sends `events` in order to every reader (as each is to see them). A
-    /// reader whose `stop` fires, or whose receiver is gone, is dropped. `false`
-    /// if none is left or `cancel` fired.
+    /// Sends `events` in order to every reader (as each is to see them), then
+    /// what is held and due. A reader whose `stop` fires, or whose receiver is
+    /// gone, is dropped. `false` if none is left or `cancel` fired.
     pub async fn send_all(&mut self, cancel: &CancellationToken, events: Vec<SourceEvent>) -> bool {
         for event in events {
-            let mut gone = false;
-            let mut slow = Vec::new();
-            // A slow reader is detached only if it holds others back.
-            let patient = self.detach.is_none() || self.live.len() < 2;
-            for (i, live) in self.live.iter_mut().enumerate() {
-                if live.reader.stop.is_cancelled() {
-                    gone = true;
-                    continue;
-                }
-                let Some(event) = live.filter(&event) else {
-                    continue;
-                };
-                let tracked = self.detach.is_some().then(|| event.clone());
-                let event = match live.reader.tx.try_send(event) {
-                    Ok(()) => None,
-                    Err(TrySendError::Closed(_)) => {
-                        live.reader.stop.cancel();
-                        gone = true;
-                        continue;
+            let asked = self.route_chunk(&event);
+            let wants = std::mem::take(&mut self.wants);
+            let max_bytes = self.max_bytes;
+            let sent = self
+                .send_each(cancel, |live, out| {
+                    if let Some(event) = live.filter(&event) {
+                        live.route(event, asked.then_some(&wants[..]), max_bytes, out);
                     }
-                    Err(TrySendError::Full(event)) => Some(event),
-                };
-                if let Some(event) = event {
-                    let patience = async {
-                        match patient {
-                            false => tokio::time::sleep(DETACH_AFTER).await,
-                            true => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return false,
-                        _ = live.reader.stop.cancelled() => {
-                            gone = true;
-                            continue;
-                        }
-                        sent = live.reader.tx.send(event) => if sent.is_err() {
-                            live.reader.stop.cancel();
-                            gone = true;
-                            continue;
-                        },
-                        _ = patience => {
-                            slow.push(i);
-                            continue;
-                        }
-                    }
-                }
-                if let Some(event) = tracked {
-                    live.sent(&event);
-                }
-            }
-            for i in slow.into_iter().rev() {
-                let live = self.live.remove(i);
-                self.detach_reader(live, cancel, "a shard took nothing for a second");
-            }
-            if gone {
-                self.drop_stopped();
-            }
-            if self.live.is_empty() {
+                })
+                .await;
+            self.wants = wants;
+            if !sent {
                 return false;
             }
         }
-        !cancel.is_cancelled()
+        self.flush_due(cancel).await
+    }
+
+    /// Sends every reader what is held for it if the oldest of it is due. Same
+    /// result as [`Self::send_all`].
+    pub async fn flush_due(&mut self, cancel: &CancellationToken) -> bool {
+        let now = tokio::time::Instant::now();
+        if !self
+            .live
+            .iter()
+            .any(|l| l.held.due().is_some_and(|due| due <= now))
+        {
+            return !cancel.is_cancelled();
+        }
+        self.send_each(cancel, |live, out| {
+            if live.held.due().is_some_and(|due| due <= now) {
+                live.held.flush(out);
+            }
+        })
+        .await
+    }
+
+    /// When something held is next due to be sent, if anything is held.
+    pub fn hold_due(&self) -> Option<tokio::time::Instant> {
+        self.live.iter().filter_map(|l| l.held.due()).min()
+    }
+
+    /// Asks the route which readers `event`'s records are for (into
+    /// `self.wants`), if it is a chunk with records, there is a route and more
+    /// than one reader left; whether it asked.
+    fn route_chunk(&mut self, event: &SourceEvent) -> bool {
+        let (Some(route), SourceEvent::Chunk(chunk)) = (&self.route, event) else {
+            return false;
+        };
+        if chunk.data.is_empty() || self.live.len() < 2 {
+            return false;
+        }
+        self.wants.fill(false);
+        route(&chunk.data, &mut self.wants);
+        true
+    }
+
+    /// Sends each reader, in order, what `what` puts in its list. A reader whose
+    /// `stop` fires, or whose receiver is gone, is dropped; a slow one detached.
+    /// `false` if none is left or `cancel` fired.
+    async fn send_each(
+        &mut self,
+        cancel: &CancellationToken,
+        mut what: impl FnMut(&mut Live, &mut Vec<SourceEvent>),
+    ) -> bool {
+        let mut gone = false;
+        let mut slow = Vec::new();
+        // A slow reader is detached only if it holds others back.
+        let patient = self.detach.is_none() || self.live.len() < 2;
+        let track = self.detach.is_some();
+        let mut out = std::mem::take(&mut self.out);
+        'readers: for (i, live) in self.live.iter_mut().enumerate() {
+            if live.reader.stop.is_cancelled() {
+                gone = true;
+                continue;
+            }
+            out.clear();
+            what(live, &mut out);
+            for event in out.drain(..) {
+                match deliver(live, event, patient, track, cancel).await {
+                    Delivery::Sent => {}
+                    Delivery::Gone => {
+                        gone = true;
+                        continue 'readers;
+                    }
+                    Delivery::Slow => {
+                        slow.push(i);
+                        continue 'readers;
+                    }
+                    Delivery::Cancelled => return false,
+                }
+            }
+        }
+        out.clear();
+        self.out = out;
+        for i in slow.into_iter().rev() {
+            let live = self.live.remove(i);
+            self.detach_reader(live, cancel, "a shard took nothing for a second");
+        }
+        if gone {
+            self.drop_stopped();
+        }
+        !self.live.is_empty() && !cancel.is_cancelled()
     }
 
     /// Detaches the readers whose offset in one of these files is past its size
@@ -388,9 +540,24 @@ impl Readers {
         }
     }
 
-    /// Drops the readers whose `stop` fired (closing their channels).
+    /// Drops the readers whose `stop` fired (closing their channels), sending
+    /// each what is held for it if its channel has room (its pipeline drains
+    /// the channel; what does not fit is skipped again after a restart).
     pub fn drop_stopped(&mut self) {
-        self.live.retain(|l| !l.reader.stop.is_cancelled());
+        let out = &mut self.out;
+        self.live.retain_mut(|l| {
+            if !l.reader.stop.is_cancelled() {
+                return true;
+            }
+            out.clear();
+            l.held.flush(out);
+            for event in out.drain(..) {
+                if l.reader.tx.try_send(event).is_err() {
+                    break;
+                }
+            }
+            false
+        });
     }
 
     /// Resolves when some reader's `stop` fires (never if there is none). The

@@ -20,6 +20,7 @@ use crate::discover::Globs;
 use crate::error::SourceError;
 use crate::event::{FileCheckpoint, SourceEvent};
 use crate::files::{FileSet, OpenPolicy};
+use crate::hold::Route;
 use crate::limits::default_open_files;
 use crate::readers::{Detach, Reader, Readers, Resumes};
 use crate::stats::SourceStats;
@@ -39,6 +40,7 @@ pub struct FileSource {
     resume: Resumes,
     stats: Arc<SourceStats>,
     budget: Budget,
+    route: Option<Route>,
 }
 
 impl FileSource {
@@ -79,7 +81,18 @@ impl FileSource {
             resume,
             budget: Budget::new(cap, stats.clone()),
             stats,
+            route: None,
         })
+    }
+
+    /// Tells a shared source which of its readers each chunk's records are for
+    /// (the shards' keys): a chunk is held back from a reader it has no record
+    /// for, and sent to it joined to the next one it takes (or once it is
+    /// [`HOLD_FOR`](crate::HOLD_FOR) old), so that a shard is not woken for
+    /// records it only skips.
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = Some(route);
+        self
     }
 
     /// Counts into `stats` instead of counters of its own.
@@ -179,12 +192,13 @@ impl FileSource {
             resume,
             stats,
             budget,
+            route,
         } = self;
         let detach = Detach {
             config: config.clone(),
             stats: stats.clone(),
         };
-        let mut readers = Readers::new(readers, &resume, detach);
+        let mut readers = Readers::new(readers, &resume, detach, route, config.max_chunk_bytes);
         let name = config.name.clone();
         let include = config.include.clone();
         let read_bytes = config.max_chunk_bytes as u64;
@@ -235,6 +249,13 @@ impl FileSource {
             if set.rescan_needed() {
                 continue;
             }
+            let held_due = readers.hold_due();
+            let held = async {
+                match held_due {
+                    Some(due) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -246,6 +267,9 @@ impl FileSource {
                         break;
                     }
                 }
+                _ = held => if !readers.flush_due(&cancel).await {
+                    break;
+                },
             }
         }
         drop(set);

@@ -5,11 +5,12 @@ mod util;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use util::{Delivered, Running, WAIT, XorShift, config};
-use wasmeter_source::{FileCheckpoint, FileSource, Reader, SourceEvent};
+use wasmeter_source::{FileCheckpoint, FileSource, Reader, Route, SourceEvent};
 
 /// `n` records `line-<i>` from `from`, each 9 bytes with its newline.
 fn lines(from: usize, n: usize) -> String {
@@ -101,9 +102,22 @@ struct SharedRun {
 
 impl SharedRun {
     fn start(dir: &Path, resumes: &[Vec<FileCheckpoint>]) -> SharedRun {
+        Self::start_routed(dir, resumes, None)
+    }
+
+    /// [`SharedRun::start`] with chunks routed to readers by `route`.
+    fn start_routed(
+        dir: &Path,
+        resumes: &[Vec<FileCheckpoint>],
+        route: Option<Route>,
+    ) -> SharedRun {
         let source = FileSource::shared(config(dir, "*.log"), resumes)
             .unwrap()
             .expect("the checkpoints name the same files");
+        let source = match route {
+            Some(route) => source.with_route(route),
+            None => source,
+        };
         let (shards, readers): (Vec<Shard>, Vec<Reader>) =
             resumes.iter().map(|_| Shard::new()).unzip();
         let cancel = CancellationToken::new();
@@ -325,7 +339,10 @@ async fn each_reader_of_a_shared_source_sees_what_a_source_of_its_own_would() {
             false => size as usize,
         };
 
-        let mut run = SharedRun::start(dir.path(), &resumes);
+        // A third of the cases route each record to one reader by its number,
+        // holding chunks back from the others: each still sees every record.
+        let route = (rng.below(3) == 0).then(|| by_number(readers));
+        let mut run = SharedRun::start_routed(dir.path(), &resumes, route);
         for (shard, offset) in run.shards.iter_mut().zip(&offsets) {
             shard.until(expected(*offset)).await;
         }
@@ -345,4 +362,117 @@ async fn each_reader_of_a_shared_source_sees_what_a_source_of_its_own_would() {
             );
         }
     }
+}
+
+/// A route that gives record `r<i>-...` or `line-<i>` to reader `i % readers`.
+fn by_number(readers: usize) -> Route {
+    Arc::new(move |records: &[u8], owners: &mut [bool]| {
+        for record in records.split_inclusive(|b| *b == b'\n') {
+            let digits: String = record
+                .iter()
+                .skip_while(|b| !b.is_ascii_digit())
+                .take_while(|b| b.is_ascii_digit())
+                .map(|b| *b as char)
+                .collect();
+            let i: usize = digits.parse().expect("a numbered record");
+            owners[i % readers] = true;
+        }
+    })
+}
+
+/// The chunks a reader was sent: `(start, end)` of each.
+fn chunk_spans(events: &[SourceEvent]) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Chunk(c) => Some((c.start, c.end)),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Shard {
+    /// Receives until `bytes` record bytes have arrived, keeping the events.
+    async fn until_keeping(&mut self, bytes: usize, kept: &mut Vec<SourceEvent>) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.delivered.data_len() < bytes {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(event)) => {
+                    self.delivered.apply(&event);
+                    kept.push(event);
+                }
+                Ok(None) => panic!("channel closed; delivered: {:#?}", self.delivered),
+                Err(_) => panic!("timed out; delivered: {:#?}", self.delivered),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_is_sent_the_chunks_it_has_no_record_in_joined_to_its_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    append(&file, &lines(0, 2));
+    let resumes = checkpoint_at(dir.path(), &[18, 18]).await;
+    let mut run = SharedRun::start_routed(dir.path(), &resumes, Some(by_number(2)));
+    let [zero, one] = &mut run.shards[..] else {
+        unreachable!()
+    };
+
+    // Three appends of reader 0's records only, each read on its own (reader 0
+    // has it before the next is written), then one of reader 1's.
+    let (mut to_zero, mut to_one) = (Vec::new(), Vec::new());
+    for (i, first) in [2, 4, 6].into_iter().enumerate() {
+        append(&file, &lines(first, 1));
+        zero.until_keeping(9 * (i + 1), &mut to_zero).await;
+    }
+    append(&file, &lines(9, 1));
+    one.until_keeping(36, &mut to_one).await;
+    zero.until_keeping(36, &mut to_zero).await;
+
+    // Reader 0 was woken for each of its records, and got reader 1's once it
+    // was due; reader 1 once, for all four (unless they were held past their
+    // bound, when what was held came alone first).
+    assert_eq!(
+        chunk_spans(&to_zero),
+        vec![(18, 27), (27, 36), (36, 45), (45, 54)]
+    );
+    let spans = chunk_spans(&to_one);
+    assert_eq!(spans.last().map(|s| s.1), Some(54));
+    assert!(
+        spans == vec![(18, 54)] || spans == vec![(18, 45), (45, 54)],
+        "reader 1 was sent {spans:?}"
+    );
+    assert_eq!(
+        one.delivered.all_data(),
+        std::fs::read(&file).unwrap()[18..]
+    );
+    run.end(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_held_back_is_sent_once_it_is_due_or_the_reader_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    append(&file, &lines(0, 2));
+    let resumes = checkpoint_at(dir.path(), &[18, 18, 18]).await;
+    let mut run = SharedRun::start_routed(dir.path(), &resumes, Some(by_number(3)));
+
+    // Records for reader 0 only (3, 6, 9).
+    append(&file, &(lines(3, 1) + &lines(6, 1) + &lines(9, 1)));
+    run.shards[0].until(27).await;
+    let written = std::fs::read(&file).unwrap();
+
+    // Reader 2 stops at once, long before they are due: what is held is sent
+    // before its channel closes (its pipeline drains the channel and saves
+    // where it got).
+    run.shards[2].stop.cancel();
+    run.shards[2].until_closed().await;
+    assert_eq!(run.shards[2].delivered.all_data(), &written[18..]);
+
+    // Reader 1 gets them once they are due, with nothing of its own to join
+    // them to.
+    run.shards[1].until(27).await;
+    assert_eq!(run.shards[1].delivered.all_data(), &written[18..]);
+    run.end(true).await;
 }

@@ -4,7 +4,10 @@
 //! record of the pipeline's files. Started together (the host's start, a config
 //! reload that starts the whole pipeline), its shards read each file source once:
 //! one [`FileSource`] thread reads and frames every append and hands each shard
-//! the same chunks, from that shard's own checkpointed offsets. A shard started
+//! the chunks, from that shard's own checkpointed offsets. Routed by the shards'
+//! key, a chunk none of whose records are a shard's is held back from it and
+//! sent joined to its next one (within [`wasmeter_source::HOLD_FOR`]), so that
+//! a shard is woken for its own records. A shard started
 //! alone (another host gave it up, or its shards' checkpoints name different
 //! files) reads the files through a source of its own, as each shard did before.
 //! A shard that stops alone leaves the source to the others; the last one to
@@ -18,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wasmeter_pipeline::Shard;
 use wasmeter_source::{FileCheckpoint, FileSource, FileSourceConfig, Reader, SourceEvent};
 
 use super::Shared;
@@ -68,8 +72,8 @@ pub(crate) struct ShardInput {
 pub(crate) struct Starting<'a> {
     /// Its definition's file sources, by their names in the spec.
     pub sources: &'a [String],
-    /// `(group, index, count)` for a shard.
-    pub shard: Option<(&'a str, u32, u32)>,
+    /// Which shard it is, if it is one.
+    pub shard: Option<&'a Shard>,
     /// The offsets of its checkpoint.
     pub resume: &'a [FileCheckpoint],
     /// Fires when it stops.
@@ -99,18 +103,25 @@ impl GroupSources {
     ) -> GroupSources {
         let mut groups: BTreeMap<&str, Vec<&Starting<'_>>> = BTreeMap::new();
         for starting in batch {
-            if let Some((group, _, _)) = starting.shard {
-                groups.entry(group).or_default().push(starting);
+            if let Some(shard) = starting.shard {
+                groups.entry(&shard.group).or_default().push(starting);
             }
         }
         let mut sources = GroupSources::default();
         for (group, mut shards) in groups {
-            shards.sort_by_key(|s| s.shard.map(|(_, index, _)| index));
-            let count = shards[0].shard.map_or(0, |(_, _, count)| count);
-            let complete = shards.len() == count as usize
+            shards.sort_by_key(|s| s.shard.map(|shard| shard.index));
+            let Some(first) = shards[0].shard else {
+                continue;
+            };
+            // The shards of one pipeline, all started, with one key: the route
+            // of the first is every shard's.
+            let complete = shards.len() == first.count as usize
                 && shards.iter().enumerate().all(|(i, s)| {
-                    s.shard
-                        .is_some_and(|(_, index, n)| index as usize == i && n == count)
+                    s.shard.is_some_and(|shard| {
+                        shard.index as usize == i
+                            && shard.count == first.count
+                            && shard.key == first.key
+                    })
                 });
             if !complete {
                 continue;
@@ -123,7 +134,7 @@ impl GroupSources {
                     name: defined.clone(),
                     ..config.clone()
                 };
-                if let Some(started) = start_one(shared, config, queue, &shards) {
+                if let Some(started) = start_one(shared, config, queue, first, &shards) {
                     sources
                         .inputs
                         .insert((group.to_string(), defined.clone()), started);
@@ -147,18 +158,25 @@ impl GroupSources {
     }
 }
 
-/// One source read by `shards` (every shard of a group, in order), or `None` if
-/// their checkpoints differ or it cannot be made.
+/// One source read by `shards` (every shard of a group, in order; `first` is
+/// shard 0, whose key routes each chunk to the shards it has records for), or
+/// `None` if their checkpoints differ or it cannot be made.
 fn start_one(
     shared: &Shared,
     config: FileSourceConfig,
     queue: usize,
+    first: &Shard,
     shards: &[&Starting<'_>],
 ) -> Option<Started> {
     let resumes: Vec<Vec<FileCheckpoint>> = shards.iter().map(|s| s.resume.to_vec()).collect();
     let name = config.name.clone();
     let source = match FileSource::shared(config, &resumes) {
-        Ok(Some(source)) => source,
+        Ok(Some(source)) => {
+            let shard = first.clone();
+            source.with_route(Arc::new(move |records, owners| {
+                shard.mark_owners(records, owners)
+            }))
+        }
         Ok(None) => {
             tracing::info!(source = %name, "the shards' checkpoints name different files: each shard reads the files itself");
             return None;

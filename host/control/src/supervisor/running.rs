@@ -215,12 +215,7 @@ impl Prepared {
     fn starting(&self) -> Starting<'_> {
         Starting {
             sources: &self.def.sources,
-            shard: self
-                .def
-                .settings
-                .shard
-                .as_ref()
-                .map(|s| (s.group.as_str(), s.index, s.count)),
+            shard: self.def.settings.shard.as_ref(),
             resume: &self.resume,
             stop: &self.stop,
         }
