@@ -1,11 +1,14 @@
 //! Head checkpoints: the head's open chunks and buckets, written whole so the
 //! write-ahead log before them can be deleted.
 //!
-//! `checkpoint-<seq>.ckpt` holds the head as it was when log segment `<seq>`
-//! was started: a header frame (`WMTSCKP2`, seq, clock, series count), one
+//! `checkpoint-<seq>.ckpt` holds each series' head as it was at some moment
+//! after log segment `<seq>` was started (a live checkpoint encodes the head
+//! a piece at a time while appends go on; replaying the segments from `<seq>`
+//! skips what a series holds already): a header frame (`WMTSCKP2`, seq, clock,
+//! series count when the encoding began), one
 //! frame per series (last sample, open raw chunk, and per tier the bucket being
 //! filled and the open bucket chunk, each chunk as the head's Gorilla stream:
-//! item count, byte length, bytes), and an end frame. Checkpoints of the first
+//! item count, byte length, bytes), and an end frame (the count written). Checkpoints of the first
 //! layout (`WMTSCKP1`, chunks in the [`crate::chunk`] encoding) are still
 //! read. Written tmp + fsync + rename + directory fsync; recovery loads it and
 //! replays the segments from `<seq>` on.
@@ -121,14 +124,16 @@ fn put_series(out: &mut Vec<u8>, id: u32, s: &SeriesHead) {
 /// numbers (30), and its frame's header (8).
 const SERIES_BYTES_MAX: usize = 34 + 30 + 3 * (52 + 30) + frame::HEADER;
 
-/// The live series of `head` and the bytes [`encode`] writes for it at most:
-/// its buffer is made this large at once (grown by doubling, tens of MiB at
-/// 50,000 series would be copied and held twice).
-fn encoded_bound(head: &Head) -> (usize, usize) {
+/// The live series among `head`'s series `range` and the bytes an [`Encoder`]
+/// writes for them at most: its buffer is made this large at once (grown by
+/// doubling, tens of MiB at 50,000 series would be copied and held twice).
+pub(crate) fn encoded_bound(head: &Head, range: std::ops::Range<usize>) -> (usize, usize) {
     let mut live = 0;
-    let mut bytes = 64;
-    for (index, s) in head.series.iter().enumerate() {
+    let mut bytes = 0;
+    let end = range.end.min(head.series.len());
+    for index in range.start.min(end)..end {
         head.prefetch_open_chunks(index + PREFETCH_CHUNKS);
+        let s = &head.series[index];
         if s.last_t == i64::MIN {
             continue;
         }
@@ -141,37 +146,83 @@ fn encoded_bound(head: &Head) -> (usize, usize) {
     (live, bytes)
 }
 
-/// How many series ahead [`encode`] asks for a series' open chunks, and for
+/// How many series ahead an encoding asks for a series' open chunks, and for
 /// their bytes (found through the chunks).
 const PREFETCH_CHUNKS: usize = 8;
 const PREFETCH_STREAMS: usize = 4;
 
-/// Encodes the checkpoint of `head` taken at log segment `seq` (written with
-/// `fsutil::write_atomic` to [`path`]).
+/// Header and end frames, with their frames' headers.
+const ENVELOPE_BYTES: usize = 64;
+
+/// Encodes the checkpoint of `head` taken at log segment `seq`, whole (written
+/// with `fsutil::write_atomic` to [`path`]).
 pub(crate) fn encode(seq: u64, head: &Head) -> Vec<u8> {
-    let (live, bound) = encoded_bound(head);
-    let mut out = Vec::with_capacity(bound);
-    let mut h = MAGIC.to_vec();
-    h.extend_from_slice(&seq.to_le_bytes());
-    h.extend_from_slice(&head.now.to_le_bytes());
-    h.extend_from_slice(&(live as u64).to_le_bytes());
-    frame::put(&mut out, &h);
-    for (id, s) in head.series.iter().enumerate() {
-        // The open chunks of the series a few ahead, then their bytes: each
-        // is a separate allocation, and the walk would otherwise wait for
-        // memory at every one of them.
-        head.prefetch_open_chunks(id + PREFETCH_CHUNKS);
-        head.prefetch_open_streams(id + PREFETCH_STREAMS);
-        if s.last_t != i64::MIN {
-            let start = frame::begin(&mut out);
-            put_series(&mut out, id as u32, s);
-            frame::finish(&mut out, start);
+    let mut encoder = Encoder::new(seq, head.now, encoded_bound(head, 0..head.series.len()));
+    encoder.series(head, usize::MAX);
+    encoder.finish()
+}
+
+/// A checkpoint encoded a piece of the head at a time, so that appends can go
+/// on between the pieces. Each series is encoded as it is when its piece is:
+/// at or after the log segment the checkpoint is taken at, so that the
+/// segments before it can go; replaying the later ones skips what a series
+/// holds already (as it does for what the partition files hold).
+pub(crate) struct Encoder {
+    out: Vec<u8>,
+    /// Series encoded.
+    live: u64,
+    /// The next series to look at.
+    next: usize,
+}
+
+impl Encoder {
+    /// The checkpoint at log segment `seq` of a store whose clock is `now`,
+    /// with room for `bound` (the live series and the bytes of
+    /// [`encoded_bound`]; the header says that many series, the end frame how
+    /// many were encoded).
+    pub(crate) fn new(seq: u64, now: i64, (live, bound): (usize, usize)) -> Encoder {
+        let mut out = Vec::with_capacity(bound + ENVELOPE_BYTES);
+        let mut h = MAGIC.to_vec();
+        h.extend_from_slice(&seq.to_le_bytes());
+        h.extend_from_slice(&now.to_le_bytes());
+        h.extend_from_slice(&(live as u64).to_le_bytes());
+        frame::put(&mut out, &h);
+        Encoder {
+            out,
+            live: 0,
+            next: 0,
         }
     }
-    let mut e = END.to_vec();
-    e.extend_from_slice(&(live as u64).to_le_bytes());
-    frame::put(&mut out, &e);
-    out
+
+    /// Encodes `head`'s next `count` series (those with a sample). True once
+    /// every series of `head` is encoded.
+    pub(crate) fn series(&mut self, head: &Head, count: usize) -> bool {
+        let end = self.next.saturating_add(count).min(head.series.len());
+        for id in self.next..end {
+            // The open chunks of the series a few ahead, then their bytes: each
+            // is a separate allocation, and the walk would otherwise wait for
+            // memory at every one of them.
+            head.prefetch_open_chunks(id + PREFETCH_CHUNKS);
+            head.prefetch_open_streams(id + PREFETCH_STREAMS);
+            let s = &head.series[id];
+            if s.last_t != i64::MIN {
+                let start = frame::begin(&mut self.out);
+                put_series(&mut self.out, id as u32, s);
+                frame::finish(&mut self.out, start);
+                self.live += 1;
+            }
+        }
+        self.next = end;
+        self.next >= head.series.len()
+    }
+
+    /// The checkpoint's bytes, ended.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        let mut e = END.to_vec();
+        e.extend_from_slice(&self.live.to_le_bytes());
+        frame::put(&mut self.out, &e);
+        self.out
+    }
 }
 
 /// A series' head as read from a checkpoint.
@@ -501,7 +552,7 @@ mod tests {
                 .all(|th| th.acc.is_some() && th.open.is_some())
         );
         let streams = encode(7, &head);
-        assert!(streams.len() <= encoded_bound(&head).1);
+        assert!(streams.len() <= encoded_bound(&head, 0..head.series.len()).1 + ENVELOPE_BYTES);
         for (bytes, name) in [(streams, "streams"), (encode_v1(7, &head), "columns")] {
             let loaded = load_bytes(&bytes);
             assert_eq!((loaded.seq, loaded.now), (7, head.now), "{name}");

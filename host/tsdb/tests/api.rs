@@ -594,3 +594,72 @@ fn commits_from_two_threads_and_checkpoints_meanwhile_lose_nothing() {
     let values: Vec<f64> = q.series[0].points.iter().map(|p| p.value).collect();
     assert_eq!(values, (0..6000).map(|i| i as f64).collect::<Vec<_>>());
 }
+
+#[test]
+fn appends_between_a_live_checkpoints_pieces_are_each_stored_once() {
+    // 3,000 series: a live checkpoint encodes them in three pieces, and the
+    // appends of this thread land between them (each series as it is when its
+    // piece is encoded, later than the log's roll). Chunks of 8 samples are cut
+    // into partition files while the head is encoded. The store is then left
+    // as a killed process leaves it: reopened from the last checkpoint and
+    // the log after it, every series holds each of its samples once.
+    const SERIES: usize = 3000;
+    const ROUNDS: i64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        checkpoint_wal_bytes: 64 * 1024,
+        commit_interval: Some(Duration::from_millis(1)),
+        chunk_items: 8,
+        ..test_options()
+    };
+    let (s, _) = Store::open(dir.path(), opts.clone()).unwrap();
+    let refs: Vec<_> = (0..SERIES)
+        .map(|i| {
+            let labels = Labels::new("pieces", [("i", i.to_string().as_str())]).unwrap();
+            s.series_ref(&labels, MetricKind::Gauge).unwrap()
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        for part in refs.chunks(250) {
+            let batch: Vec<_> = part
+                .iter()
+                .map(|r| (*r, Sample::new(T0 + round * 1000, round as f64)))
+                .collect();
+            s.append_refs(&batch).unwrap();
+        }
+    }
+    let seq = s.commit().unwrap();
+    assert!(s.wait_durable(seq, Duration::from_secs(30)));
+    s.abandon();
+    // Checkpoints were taken live: the newest is past the log's first rolls.
+    let (checkpoints, _) = checkpoint_and_log_files(dir.path());
+    let newest = checkpoints
+        .iter()
+        .filter_map(|p| {
+            p.file_stem()?
+                .to_str()?
+                .strip_prefix("checkpoint-")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    assert!(newest >= 3, "checkpoints: {checkpoints:?}");
+
+    let (s, _) = Store::open(dir.path(), opts).unwrap();
+    let q = s
+        .query_range(
+            &[Matcher::metric("pieces").unwrap()],
+            T0,
+            T0 + (ROUNDS - 1) * 1000,
+            1000,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(q.series.len(), SERIES);
+    let expected: Vec<f64> = (0..ROUNDS).map(|r| r as f64).collect();
+    for series in &q.series {
+        let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
+        assert_eq!(values, expected, "{:?}", series.labels);
+    }
+}
