@@ -657,6 +657,7 @@ fn appends_between_a_live_checkpoints_pieces_are_each_stored_once() {
         )
         .unwrap();
     assert_eq!(q.series.len(), SERIES);
+    assert_eq!(s.stats().now_ms, T0 + (ROUNDS - 1) * 1000);
     let expected: Vec<f64> = (0..ROUNDS).map(|r| r as f64).collect();
     for series in &q.series {
         let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();

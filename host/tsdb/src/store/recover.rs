@@ -321,6 +321,9 @@ fn restore_checkpoint(head: &mut Head, loaded: checkpoint::Loaded, bound: usize)
         }
         c.last_t = c.last_t.max(disk_last);
         c.min_t = c.min_t.min(sh.min_t);
+        // A live checkpoint encodes a series as it is after the clock in its
+        // header was read: the clock is at least each series' newest sample.
+        head.now = head.now.max(c.last_t);
         *sh = c;
     }
 }
@@ -354,4 +357,35 @@ pub(super) fn remove_tmp_files(dir: &Path, rec: &mut Recovery) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Loaded, Restored};
+    use crate::head::SeriesHead;
+
+    #[test]
+    fn the_clock_restored_is_at_least_every_restored_series_newest_sample() {
+        // The checkpoint's clock was read before its series were encoded; one
+        // of them got a newer sample meanwhile.
+        let mut head = Head {
+            series: vec![SeriesHead::default(), SeriesHead::default()],
+            now: i64::MIN,
+        };
+        let series = |id, last_t| Restored {
+            id,
+            head: SeriesHead {
+                last_t,
+                ..SeriesHead::default()
+            },
+        };
+        let loaded = Loaded {
+            seq: 3,
+            now: 1_000,
+            series: vec![series(0, 900), series(1, 5_000)],
+        };
+        restore_checkpoint(&mut head, loaded, 2);
+        assert_eq!(head.now, 5_000);
+    }
 }
