@@ -3,13 +3,13 @@
 //!
 //! The shards of a pipeline read one source, and each keeps only the records
 //! whose key is its own. Sent every chunk, a shard is woken for each one, also
-//! for a chunk it only skips: on a feed of one record per write that is a wake-up
-//! of every shard per record. With a [`Route`], the source tells which readers a
-//! chunk has records for and holds it back from the others. A held chunk is sent
-//! joined to the next chunk of the same file that the reader does take (one
-//! chunk, one wake-up), or on its own once it is [`HOLD_FOR`] old, would make the
-//! joined chunk larger than a read, or an event other than a chunk of its file
-//! comes. A reader's offset so lags by at most that much; what it skipped needs
+//! for a chunk it only skips: every shard at each pass of the source that reads
+//! anything. With a [`Route`], the source tells which readers a chunk has
+//! records for and holds it back from the others. A held chunk is sent joined
+//! to the next chunk of the same file that the reader does take (one chunk, one
+//! wake-up), or on its own once it is [`HOLD_FOR`] old, would make the joined
+//! chunk larger than a read, an event other than a chunk comes, or the reader
+//! stops. A reader's offset so lags by at most that much; what it skipped needs
 //! no processing, and after a restart it is skipped again.
 
 use std::collections::HashMap;
