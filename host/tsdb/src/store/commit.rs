@@ -191,18 +191,22 @@ impl Inner {
         })
     }
 
-    /// Rolls the log, writes the head as a checkpoint, and deletes the log
-    /// segments and checkpoint it replaces, all under the writer's lock (at
-    /// open and close, when nothing else writes).
+    /// Commits, rolls the log, writes the head as it is at the roll as the
+    /// checkpoint of the new segment, and deletes the log segments and
+    /// checkpoint it replaces, all under the writer's lock (at open and close,
+    /// when nothing else writes).
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
-        let (seq, bytes) = self.begin_checkpoint(w)?;
+        self.commit_locked(w)?;
+        let seq = w.wal.roll()?;
+        let bytes = checkpoint::encode(seq, &self.head.read());
         fsutil::write_atomic(&checkpoint::path(&self.dir, seq), &bytes)?;
         self.take_replaced(w, seq, bytes.len() as u64)?.remove()
     }
 
-    /// A checkpoint while the store is written to. After a commit (its syncs
-    /// without the writer's lock), the log is rolled under the lock (syncing
-    /// what was appended since); the head is then encoded a piece at a time,
+    /// A checkpoint while the store is written to, run by a caller that has
+    /// just committed (the committer thread, [`Store::commit`]). The log is
+    /// rolled under the writer's lock (syncing what was appended since that
+    /// commit); the head is then encoded a piece at a time,
     /// each under the head's read lock only, so that appends go on between the
     /// pieces (each series as it is when its piece is encoded: at or after the
     /// roll, which is what the log's older segments need). Encoded whole under
@@ -223,7 +227,6 @@ impl Inner {
                 return Ok(());
             }
         }
-        self.commit_live(true)?;
         let bound = self.head_bound();
         let (seq, mut encoder) = {
             let mut w = self.writer.lock();
@@ -257,14 +260,6 @@ impl Inner {
                 return (live, bytes);
             }
         }
-    }
-
-    /// Commits, rolls the log and encodes the head as it is at the roll: the
-    /// checkpoint of segment `seq`.
-    fn begin_checkpoint(&self, w: &mut Writer) -> Result<(u64, Vec<u8>)> {
-        self.commit_locked(w)?;
-        let seq = w.wal.roll()?;
-        Ok((seq, checkpoint::encode(seq, &self.head.read())))
     }
 
     /// The checkpoints and log segments older than the checkpoint of segment
