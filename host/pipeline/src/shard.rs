@@ -8,7 +8,9 @@
 //! work). So each record is processed by exactly one shard, all records of a key by
 //! the same shard in file order, and per-topic order is kept as long as a topic's
 //! records share a key. Shards share nothing but the topic state and the hub, and
-//! run in parallel on the runtime's threads.
+//! run in parallel, each on a thread of its own. A source the shards read
+//! together holds back from a shard the chunks with none of its records
+//! ([`Shard::mark_owners`] is its route).
 //!
 //! The key is read from the raw record by the host, before the collector: a CSV
 //! column ([`ShardKey::CsvColumn`]) or a top-level JSON field
