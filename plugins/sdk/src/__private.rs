@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use crate::bindings::collector::exports::wasmeter::plugin::collect::CollectOutput as WireOutput;
 use crate::bindings::collector::wasmeter::plugin::types::PluginInfo as RawPluginInfo;
-pub use crate::derive::{batch_out, given_points, samples_read};
+pub use crate::derive::{batch_out, call_on_points, given_points, samples_out};
 use crate::output::SeriesNumbers;
 use crate::{CollectOutput, Config, Plugin, PluginKind};
 

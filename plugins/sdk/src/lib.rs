@@ -172,10 +172,11 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::types::PluginKind;
 /// Severity of a log line.
 pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
+pub use derive::{InputPoint, PointFeed, Points};
 pub use output::{CollectOutput, MAX_SERIES, SeriesId};
 
 /// Samples as points of series declared once: what a derive call takes and
-/// gives (contract 0.4.0). The SDK converts it; plugins see whole samples.
+/// gives (contract 0.4.0). The SDK converts it: plugins see [`Points`] or whole samples.
 #[doc(hidden)]
 pub use wasmeter_sdk_collector::wasmeter::plugin::types::SampleBatch;
 
@@ -293,20 +294,15 @@ macro_rules! export_metric {
                 ) -> ::core::result::Result<$crate::SampleBatch, ::std::string::String> {
                     // The host's declarations are taken first, whatever follows.
                     let points = $crate::__private::given_points(samples);
-                    __with_instance(|p| {
-                        let samples = $crate::__private::samples_read(points, |name, kind| {
-                            <$t as $crate::Metric>::reads(p, name, kind)
-                        })?;
-                        <$t as $crate::Metric>::on_samples(p, samples)
-                    })
-                    .and_then($crate::__private::batch_out)
+                    __with_instance(|p| $crate::__private::call_on_points(p, points))
+                        .and_then($crate::__private::batch_out)
                 }
 
                 fn on_tick(
                     now_ms: i64,
                 ) -> ::core::result::Result<$crate::SampleBatch, ::std::string::String> {
                     __with_instance(|p| <$t as $crate::Metric>::on_tick(p, now_ms))
-                        .and_then($crate::__private::batch_out)
+                        .and_then($crate::__private::samples_out)
                 }
             }
 

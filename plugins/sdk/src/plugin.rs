@@ -1,6 +1,8 @@
 //! The traits a plugin implements.
 
-use crate::{CollectOutput, Config, Delta, Field, FieldNames, IndexedField, MetricKind, Sample};
+use crate::{
+    CollectOutput, Config, Delta, Field, FieldNames, IndexedField, MetricKind, Points, Sample,
+};
 
 /// A plugin's description of itself (the `plugin-info` record without `kind`, which the
 /// `export_*!` macro fills in).
@@ -123,8 +125,25 @@ pub trait DeltaAlgorithm: Plugin {
 /// A derived metric: turns samples into more samples; may keep state.
 pub trait Metric: Plugin {
     /// Called with each batch of samples the pipeline produced, in order: those
-    /// of the series [`Metric::reads`].
+    /// of the series [`Metric::reads`]. (Through [`Metric::on_points`], which
+    /// the host calls.)
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String>;
+
+    /// [`Metric::on_samples`] as the host calls it: the samples arrive as
+    /// [`Points`] of series the host declared once, each named by a number that
+    /// stays the same from call to call, and what the metric emits is written
+    /// into `out` with [`CollectOutput::sample`], or, for a series registered
+    /// once with [`CollectOutput::series`], with [`CollectOutput::point`]. The
+    /// default makes whole samples of the points, calls `on_samples` and writes
+    /// what it returns. A metric that keeps what it needs per input series by
+    /// its number and writes registered series copies and compares no name or
+    /// label per sample; its `on_samples` can then be
+    /// `PointFeed::default().call(self, samples)`.
+    fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        let emitted = self.on_samples(points.samples())?;
+        crate::derive::write_samples(&emitted, out);
+        Ok(())
+    }
 
     /// Whether the plugin reads samples named `name` of `kind`. The SDK asks once
     /// per series the host declares to the instance and hands `on_samples` only

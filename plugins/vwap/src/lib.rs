@@ -47,7 +47,10 @@ use std::collections::{HashMap, VecDeque};
 
 use wasmeter_sdk::series::{self, is_valid_metric_name};
 use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
-use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{
+    CollectOutput, Config, InputPoint, Label, Metric, MetricKind, Plugin, PluginInfo, PointFeed,
+    Points, Sample, SeriesId,
+};
 
 /// What a bucket keeps of its trades: the sums of `price * volume` and of `volume`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,17 +82,113 @@ impl Series {
     }
 }
 
-/// The plugin: the names to pair, the window and one window per series.
+/// A series and what a call does with it: the registered output series, and
+/// the call that last traded it with its newest trade's timestamp.
+#[derive(Debug)]
+struct Slot {
+    key: String,
+    series: Series,
+    output: Option<SeriesId>,
+    traded_in: u64,
+    newest: i64,
+}
+
+/// Every series by key, in slots that input series point to by number.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    by_key: HashMap<String, u32>,
+}
+
+impl Slots {
+    fn from_series(all: HashMap<String, Series>) -> Slots {
+        let mut slots = Slots::default();
+        for (key, series) in all {
+            slots.insert(key, series);
+        }
+        slots
+    }
+
+    fn insert(&mut self, key: String, series: Series) -> u32 {
+        let at = self.slots.len() as u32;
+        self.by_key.insert(key.clone(), at);
+        self.slots.push(Slot {
+            key,
+            series,
+            output: None,
+            traded_in: 0,
+            newest: 0,
+        });
+        at
+    }
+
+    /// The slot of the series labelled `labels`, made (without trades) if new.
+    fn of(&mut self, labels: &[Label]) -> u32 {
+        let key = series::key("", labels);
+        match self.by_key.get(&key) {
+            Some(&at) => at,
+            None => self.insert(
+                key,
+                Series {
+                    labels: labels.to_vec(),
+                    window: BucketWindow::new(),
+                },
+            ),
+        }
+    }
+
+    /// Drops the series without trades; true if any was.
+    fn drop_empty(&mut self) -> bool {
+        let before = self.slots.len();
+        self.slots.retain(|s| !s.series.window.is_empty());
+        if self.slots.len() == before {
+            return false;
+        }
+        self.by_key.clear();
+        for (at, slot) in self.slots.iter().enumerate() {
+            self.by_key.insert(slot.key.clone(), at as u32);
+        }
+        true
+    }
+
+    /// The series with trades, in key order.
+    fn series(&self) -> Vec<(&str, &Series)> {
+        let mut all: Vec<(&str, &Series)> = self
+            .slots
+            .iter()
+            .filter(|s| !s.series.window.is_empty())
+            .map(|s| (s.key.as_str(), &s.series))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+}
+
+/// What an input series (by the host's number) is to the plugin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Input {
+    /// Not met since the numbering or the slots last changed.
+    Unknown,
+    /// Prices of the series in slot `.0`.
+    Price(u32),
+    /// Volumes of the series in slot `.0`.
+    Volume(u32),
+}
+
+/// The plugin: the names to pair, the window, every series and what each input
+/// series is.
 #[derive(Debug)]
 pub struct Vwap {
     price: String,
     volume: String,
     output: String,
     spec: BucketSpec,
-    series: HashMap<String, Series>,
+    slots: Slots,
+    inputs: Vec<Input>,
+    calls: u64,
 }
 
-/// Price and volume samples of one (labels, timestamp) waiting for their partner.
+/// Price and volume samples of one (series, timestamp) waiting for their partner.
 #[derive(Default)]
 struct Pending {
     prices: VecDeque<f64>,
@@ -97,14 +196,51 @@ struct Pending {
 }
 
 impl Vwap {
-    fn emit(&self, series: &Series, ts: i64, out: &mut Vec<Sample>) {
-        if let Some(v) = series.vwap() {
-            out.push(
-                Sample::gauge(self.output.clone(), v)
-                    .with_labels(series.labels.clone())
-                    .at(ts),
-            );
+    /// The input series of `p`: its role and slot, looked up by its labels
+    /// the first time only.
+    fn input(&mut self, p: &InputPoint<'_>) -> (bool, u32) {
+        let at = p.series as usize;
+        if at >= self.inputs.len() {
+            self.inputs.resize(at + 1, Input::Unknown);
         }
+        match self.inputs[at] {
+            Input::Price(slot) => (true, slot),
+            Input::Volume(slot) => (false, slot),
+            Input::Unknown => {
+                let slot = self.slots.of(p.labels);
+                let is_price = p.name == self.price;
+                self.inputs[at] = if is_price {
+                    Input::Price(slot)
+                } else {
+                    Input::Volume(slot)
+                };
+                (is_price, slot)
+            }
+        }
+    }
+
+    /// Forgets what the input series were (their slots moved, or their numbers
+    /// now name other series).
+    fn forget_inputs(&mut self) {
+        self.inputs.clear();
+    }
+
+    fn emit(&mut self, slot: u32, ts: i64, out: &mut CollectOutput) {
+        let slot = &mut self.slots.slots[slot as usize];
+        let Some(v) = slot.series.vwap() else {
+            return;
+        };
+        let output = &self.output;
+        let id = *slot.output.get_or_insert_with(|| {
+            let labels: Vec<(&str, &str)> = slot
+                .series
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            CollectOutput::series(MetricKind::Gauge, output, &labels)
+        });
+        out.point(id, v, ts);
     }
 }
 
@@ -141,16 +277,19 @@ impl Plugin for Vwap {
             volume,
             output: name("output", "trade_vwap")?,
             spec,
-            series: HashMap::new(),
+            slots: Slots::default(),
+            inputs: Vec::new(),
+            calls: 0,
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        Some(state::export(&self.spec, &self.series))
+        Some(state::export(&self.spec, &self.slots.series()))
     }
 
     fn import_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.series = state::import(&self.spec, bytes)?;
+        self.slots = Slots::from_series(state::import(&self.spec, bytes)?);
+        self.forget_inputs();
         Ok(())
     }
 }
@@ -161,77 +300,72 @@ impl Metric for Vwap {
     }
 
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        // Pair prices and volumes by (labels, timestamp), in order. A pair that
+        PointFeed::default().call(self, samples)
+    }
+
+    fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        if points.renumbered() {
+            self.forget_inputs();
+        }
+        // Pair prices and volumes by (series, timestamp), in order. A pair that
         // comes adjacent (a collector writes a trade's samples together) while
         // nothing of its series and time waits is paired at once: the same pair
         // the queues below would make, without them.
-        let mut pending: HashMap<String, Vec<(i64, Pending)>> = HashMap::new();
-        let mut trades: Vec<(String, Vec<Label>, i64, f64, f64)> = Vec::new();
-        let mut samples = samples
-            .into_iter()
-            .filter(|s| (s.name == self.price || s.name == self.volume) && s.value.is_finite());
-        let mut next = samples.next();
-        while let Some(sample) = next.take() {
-            let is_price = sample.name == self.price;
-            let key = series::key("", &sample.labels);
-            next = samples.next();
-            let waiting = pending
-                .get(&key)
-                .is_some_and(|at| at.iter().any(|(ts, _)| *ts == sample.timestamp_ms));
-            if !waiting
-                && let Some(partner) = next.take_if(|n| {
-                    (n.name == self.price) != is_price
-                        && n.timestamp_ms == sample.timestamp_ms
-                        && n.labels == sample.labels
-                })
-            {
-                let (price, volume) = if is_price {
-                    (sample.value, partner.value)
-                } else {
-                    (partner.value, sample.value)
-                };
-                trades.push((key, sample.labels, sample.timestamp_ms, price, volume));
-                next = samples.next();
-                continue;
-            }
-            let at = match pending.get_mut(&key) {
-                Some(at) => at,
-                None => pending.entry(key.clone()).or_default(),
-            };
-            let p = match at.iter().position(|(ts, _)| *ts == sample.timestamp_ms) {
-                Some(i) => &mut at[i].1,
-                None => {
-                    at.push((sample.timestamp_ms, Pending::default()));
-                    &mut at.last_mut().expect("just pushed").1
+        let mut pending: HashMap<(u32, i64), Pending> = HashMap::new();
+        let mut trades: Vec<(u32, i64, f64, f64)> = Vec::new();
+        let mut points = points.iter().filter(|p| p.value.is_finite());
+        let mut next = points.next();
+        while let Some(point) = next.take() {
+            let (is_price, slot) = self.input(&point);
+            let ts = point.timestamp_ms;
+            next = points.next();
+            let waiting = !pending.is_empty() && pending.contains_key(&(slot, ts));
+            if !waiting && let Some(partner) = next {
+                let (partner_is_price, partner_slot) = self.input(&partner);
+                if partner_is_price != is_price
+                    && partner_slot == slot
+                    && partner.timestamp_ms == ts
+                {
+                    let (price, volume) = if is_price {
+                        (point.value, partner.value)
+                    } else {
+                        (partner.value, point.value)
+                    };
+                    trades.push((slot, ts, price, volume));
+                    next = points.next();
+                    continue;
                 }
-            };
+            }
+            let p = pending.entry((slot, ts)).or_default();
             let (mine, theirs) = if is_price {
                 (&mut p.prices, &mut p.volumes)
             } else {
                 (&mut p.volumes, &mut p.prices)
             };
             match theirs.pop_front() {
-                None => mine.push_back(sample.value),
+                None => mine.push_back(point.value),
                 Some(other) => {
                     let (price, volume) = if is_price {
-                        (sample.value, other)
+                        (point.value, other)
                     } else {
-                        (other, sample.value)
+                        (other, point.value)
                     };
-                    trades.push((key, sample.labels, sample.timestamp_ms, price, volume));
+                    trades.push((slot, ts, price, volume));
                 }
             }
         }
 
-        // Add the trades to their windows; emit each touched series once, in key
-        // order, stamped with its newest trade's timestamp.
-        let mut touched: Vec<(String, i64)> = Vec::with_capacity(trades.len());
-        let now = if trades.iter().any(|t| t.2 <= 0) {
+        // Add the trades to their windows; emit each traded series once, in the
+        // order of their first trades, stamped with its newest trade's timestamp.
+        self.calls += 1;
+        let call = self.calls;
+        let now = if trades.iter().any(|t| t.1 <= 0) {
             wasmeter_sdk::now_ms()
         } else {
             0
         };
-        for (key, labels, ts, price, volume) in trades {
+        let mut traded: Vec<u32> = Vec::with_capacity(trades.len());
+        for (slot, ts, price, volume) in trades {
             if volume < 0.0 {
                 continue;
             }
@@ -240,42 +374,39 @@ impl Metric for Vwap {
                 notional: price * volume,
                 volume,
             };
-            match self.series.get_mut(&key) {
-                Some(series) => {
-                    series.window.add(&self.spec, at, sums);
-                }
-                None => {
-                    let mut window = BucketWindow::new();
-                    window.add(&self.spec, at, sums);
-                    self.series.insert(key.clone(), Series { labels, window });
-                }
+            let s = &mut self.slots.slots[slot as usize];
+            s.series.window.add(&self.spec, at, sums);
+            if s.traded_in != call {
+                s.traded_in = call;
+                traded.push(slot);
             }
-            touched.push((key, ts));
+            s.newest = ts;
         }
-        // Stable: of a series' entries the last (its newest trade) comes last.
-        touched.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::new();
-        for (i, (key, ts)) in touched.iter().enumerate() {
-            if touched.get(i + 1).is_some_and(|(next, _)| next == key) {
-                continue;
-            }
-            self.emit(&self.series[key], *ts, &mut out);
+        for slot in traded {
+            let ts = self.slots.slots[slot as usize].newest;
+            self.emit(slot, ts, out);
         }
-        Ok(out)
+        Ok(())
     }
 
     fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {
         let spec = self.spec;
-        let mut changed = Vec::new();
-        self.series.retain(|key, series| {
-            if series.window.expire(&spec, now_ms) && !series.window.is_empty() {
-                changed.push(key.clone());
-            }
-            !series.window.is_empty()
-        });
         let mut out = Vec::new();
-        for key in changed {
-            self.emit(&self.series[&key], now_ms, &mut out);
+        for slot in &mut self.slots.slots {
+            let window = &mut slot.series.window;
+            if window.expire(&spec, now_ms)
+                && !window.is_empty()
+                && let Some(v) = slot.series.vwap()
+            {
+                out.push(
+                    Sample::gauge(self.output.clone(), v)
+                        .with_labels(slot.series.labels.clone())
+                        .at(now_ms),
+                );
+            }
+        }
+        if self.slots.drop_empty() {
+            self.forget_inputs();
         }
         Ok(out)
     }

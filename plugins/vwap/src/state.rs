@@ -14,14 +14,12 @@ const SCHEMA: &str = "vwap";
 /// The version written: the bucket width, then per series its labels and buckets.
 const VERSION: u32 = 2;
 
-/// Encodes every series' buckets.
-pub(crate) fn export(spec: &BucketSpec, all: &HashMap<String, Series>) -> Vec<u8> {
+/// Encodes every series' buckets, `all` in key order (so that the same series
+/// give the same state).
+pub(crate) fn export(spec: &BucketSpec, all: &[(&str, &Series)]) -> Vec<u8> {
     let mut w = StateWriter::new(SCHEMA, VERSION);
     w.i64(spec.width_ms()).count(all.len());
-    // In key order, so that the same series give the same state.
-    let mut keys: Vec<&String> = all.keys().collect();
-    keys.sort();
-    for s in keys.into_iter().map(|k| &all[k]) {
+    for (_, s) in all {
         w.labels(&s.labels);
         s.window.write(&mut w, |w, sums| {
             w.f64(sums.notional).f64(sums.volume);

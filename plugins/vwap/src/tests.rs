@@ -1,5 +1,7 @@
 use wasmeter_sdk::state::StateWriter;
 
+use std::collections::HashMap;
+
 use super::*;
 
 fn trade(symbol: &str, price: f64, qty: f64, ts: i64) -> Vec<Sample> {
@@ -34,9 +36,18 @@ fn vwaps(out: &[Sample]) -> Vec<(String, f64, i64)> {
         .collect()
 }
 
+/// The series with trades, by key.
+fn with_trades(p: &Vwap) -> HashMap<String, Series> {
+    p.slots
+        .series()
+        .into_iter()
+        .map(|(key, s)| (key.to_string(), s.clone()))
+        .collect()
+}
+
 fn buckets(p: &Vwap, symbol: &str) -> usize {
     let key = series::key("", &[Label::new("symbol", symbol)]);
-    p.series[&key].window.len()
+    with_trades(p)[&key].window.len()
 }
 
 #[test]
@@ -62,7 +73,11 @@ fn pairs_windows_and_ticks() {
     // At 2200 the buckets [1000, 1100) and [1100, 1200) are wholly older than 1200.
     let out = p.on_tick(2200).unwrap();
     assert_eq!(vwaps(&out), vec![("A".into(), 30.0, 2200)]);
-    assert_eq!(p.series.len(), 1, "B, left without trades, is forgotten");
+    assert_eq!(
+        with_trades(&p).len(),
+        1,
+        "B, left without trades, is forgotten"
+    );
     assert!(p.on_tick(2210).unwrap().is_empty(), "nothing expired");
 }
 
@@ -116,7 +131,7 @@ fn old_buckets_expire() {
     let out = p.on_tick(2200).unwrap(); // [1100, 1200) out
     assert_eq!(vwaps(&out), vec![("A".into(), 100.0, 2200)]);
     assert!(p.on_tick(3100).unwrap().is_empty()); // the last bucket out: forgotten
-    assert!(p.series.is_empty());
+    assert!(with_trades(&p).is_empty() && p.slots.slots.is_empty());
 }
 
 #[test]
@@ -178,7 +193,7 @@ fn old_format_state_imports_into_buckets() {
     let mut p = plugin();
     p.import_state(&old).unwrap();
     assert_eq!((buckets(&p, "A"), buckets(&p, "B")), (2, 1));
-    let a = &p.series[&series::key("", &[Label::new("symbol", "A")])];
+    let a = &with_trades(&p)[&series::key("", &[Label::new("symbol", "A")])];
     assert_eq!(a.vwap(), Some(190.0 / 8.0));
     // The same answers as the per-trade window: A (10 + 60 + 120) / 8, B 5.
     let out = p.on_samples(trade("B", 5.0, 2.0, 1950)).unwrap();
@@ -190,7 +205,7 @@ fn old_format_state_imports_into_buckets() {
     let new = p.export_state().unwrap();
     let mut q = plugin();
     q.import_state(&new).unwrap();
-    assert_eq!(q.series, p.series);
+    assert_eq!(with_trades(&q), with_trades(&p));
     assert_eq!(q.export_state().unwrap(), new);
 
     // An old window longer than the new one is cut to it while reading.
@@ -279,4 +294,47 @@ fn prices_and_volumes_pair_in_order_adjacent_or_not() {
         .on_samples(vec![price(30.0, 2000), price(40.0, 2000), qty(2.0, 2000)])
         .unwrap();
     assert_eq!(vwaps(&out), vec![("A".into(), 130.0 / 6.0, 2000)]);
+}
+
+#[test]
+fn series_kept_by_number_across_calls_give_what_series_looked_up_each_call_do() {
+    // Two instances fed the same calls: one through a feed that keeps the
+    // host's numbers across calls (and starts them over now and then), one
+    // whose series are numbered afresh at every call. Ticks drop series that
+    // lost their trades, which moves the others' slots.
+    let (mut kept, mut fresh) = (plugin(), plugin());
+    let mut feed = PointFeed::default();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut now = 1_000;
+    for call in 0..400 {
+        let mut batch = Vec::new();
+        for _ in 0..next(8) {
+            let symbol = format!("S{}", next(12));
+            let mut trade = trade(&symbol, 1.0 + next(100) as f64, next(5) as f64, now);
+            if next(4) == 0 {
+                trade.swap(0, 1);
+            }
+            batch.extend(trade);
+        }
+        if next(10) == 0 {
+            feed.renumber();
+        }
+        let a = feed.call(&mut kept, batch.clone()).unwrap();
+        let b = fresh.on_samples(batch).unwrap();
+        assert_eq!(a, b, "call {call}");
+        now += next(300) as i64;
+        if next(3) == 0 {
+            let (mut a, mut b) = (kept.on_tick(now).unwrap(), fresh.on_tick(now).unwrap());
+            a.sort_by(|x, y| x.labels[0].value.cmp(&y.labels[0].value));
+            b.sort_by(|x, y| x.labels[0].value.cmp(&y.labels[0].value));
+            assert_eq!(a, b, "tick after call {call}");
+        }
+    }
+    assert_eq!(with_trades(&kept), with_trades(&fresh));
 }
