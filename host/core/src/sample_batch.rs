@@ -5,8 +5,6 @@
 //! the history's series references) does its work once per series of the batch
 //! instead of once per sample.
 
-use std::hash::BuildHasher;
-
 use hashbrown::HashTable;
 
 use crate::sample::{MetricKind, Sample};
@@ -37,10 +35,8 @@ pub struct BatchPoint {
 pub struct SampleBatch {
     series: Vec<BatchSeries>,
     points: Vec<BatchPoint>,
-    /// Series numbers by key.
+    /// Series numbers by key (by [`SeriesKey::hash_value`]).
     index: HashTable<u32>,
-    /// Seeded per batch, so that which keys collide cannot be chosen by a plugin.
-    hasher: foldhash::fast::RandomState,
     /// Scratch for the keys of whole samples.
     packed: Vec<u8>,
     sorted: Vec<usize>,
@@ -97,7 +93,7 @@ impl SampleBatch {
     /// The number of series `key` in the batch, added if new. A series keeps the
     /// kind it was first given.
     pub fn series_number(&mut self, key: &SeriesKey, kind: MetricKind) -> u32 {
-        self.number_of(key.bytes(), kind, || key.clone())
+        self.number_of(key.hash_value(), |held| held == key, kind, || key.clone())
     }
 
     /// [`Self::series_number`] of a series that `table` (a plugin instance's
@@ -138,17 +134,17 @@ impl SampleBatch {
         Some((d.table, *d.numbers.get(series as usize)?))
     }
 
+    /// The number of the series whose key hashes to `hash` and is `is_key`,
+    /// added (its key made by `key`) if new.
     fn number_of(
         &mut self,
-        packed: &[u8],
+        hash: u64,
+        is_key: impl Fn(&SeriesKey) -> bool,
         kind: MetricKind,
         key: impl FnOnce() -> SeriesKey,
     ) -> u32 {
-        let hash = self.hasher.hash_one(packed);
         let series = &self.series;
-        let found = self
-            .index
-            .find(hash, |&n| series[n as usize].key.bytes() == packed);
+        let found = self.index.find(hash, |&n| is_key(&series[n as usize].key));
         if let Some(&n) = found {
             return n;
         }
@@ -156,10 +152,9 @@ impl SampleBatch {
         // A series added by any other way than `declared_series_number`.
         self.declared = None;
         self.series.push(BatchSeries { key: key(), kind });
-        let (series, hasher) = (&self.series, &self.hasher);
-        self.index.insert_unique(hash, n, |&m| {
-            hasher.hash_one(series[m as usize].key.bytes())
-        });
+        let series = &self.series;
+        self.index
+            .insert_unique(hash, n, |&m| series[m as usize].key.hash_value());
         n
     }
 
@@ -188,7 +183,13 @@ impl SampleBatch {
             sorted.iter().map(|&i| &labels[i]),
             &mut packed,
         );
-        let n = self.number_of(&packed, sample.kind, || SeriesKey::from_packed(&packed));
+        let hash = series_key::hash_bytes(&packed);
+        let n = self.number_of(
+            hash,
+            |held| held.hash_value() == hash && held.bytes() == packed.as_slice(),
+            sample.kind,
+            || SeriesKey::from_packed(&packed),
+        );
         self.push(n, sample.value, sample.timestamp_ms);
         self.packed = packed;
         self.sorted = sorted;
@@ -295,6 +296,14 @@ mod tests {
         let last: Vec<f64> = batch.last_points().iter().map(|p| p.value).collect();
         assert_eq!(last, [2.0, 3.0, 4.0]);
         assert_eq!(batch.points_per_series(), [2, 1, 1]);
+        // A series given by its key is the one its whole samples made.
+        let mut batch = batch;
+        let key = SeriesKey::new("p", &[Label::new("v", "x"), Label::new("s", "B")]);
+        assert_eq!(batch.series_number(&key, MetricKind::Gauge), 1);
+        let fresh = SeriesKey::new("r", &[]);
+        assert_eq!(batch.series_number(&fresh, MetricKind::Gauge), 3);
+        batch.push_sample(&sample("r", &[], 5.0));
+        assert_eq!(batch.points().last().unwrap().series, 3);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! [`SeriesKey`] is the shared form with the labels sorted: a series' identity,
 //! made once and then cloned by every table that keeps the series.
 
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::sample::{Label, MetricKind, Sample, write_topic_of};
 
@@ -53,18 +54,60 @@ pub fn label_count(key: &[u8]) -> usize {
     key.iter().filter(|&&b| b == SEPARATOR).count() / 2
 }
 
+/// The hash of a packed key, as [`SeriesKey::hash_value`] gives it: seeded once
+/// per process, so which keys collide cannot be chosen by a plugin.
+pub fn hash_bytes(packed: &[u8]) -> u64 {
+    static SEED: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    SEED.get_or_init(Default::default).hash_one(packed)
+}
+
 /// A series' identity: its name and its labels sorted by name (then value),
-/// packed by [`pack`] into one shared allocation (in [`label_order`]). Cheap to clone; keys order by
-/// name first, so the series of one name are adjacent.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey(Arc<[u8]>);
+/// packed by [`pack`] into one shared allocation (in [`label_order`]). Cheap to
+/// clone; keys order by name first, so the series of one name are adjacent.
+///
+/// The key carries the hash of its bytes ([`hash_bytes`]), made with it: a table
+/// of many series finds one without reading its bytes (at tens of thousands of
+/// series, each read a cache miss), and [`Hash`] writes only that.
+#[derive(Debug, Clone)]
+pub struct SeriesKey {
+    bytes: Arc<[u8]>,
+    hash: u64,
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        // The same allocation (the common case: clones of one key) compares
+        // without reading the bytes.
+        self.hash == other.hash && self.bytes == other.bytes
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 impl SeriesKey {
     /// The key of series `name{labels}`, whatever order the labels are in.
     pub fn new(name: &str, labels: &[Label]) -> Self {
         let mut sorted: Vec<&Label> = labels.iter().collect();
         sorted.sort_by(|a, b| label_order(a, b));
-        Self(pack(name, sorted).into())
+        Self::from_packed(&pack(name, sorted))
     }
 
     /// The key of a sample's series.
@@ -74,22 +117,30 @@ impl SeriesKey {
 
     /// The key from its packed bytes (made by [`pack`] of sorted labels).
     pub fn from_packed(packed: &[u8]) -> Self {
-        Self(packed.into())
+        Self {
+            bytes: packed.into(),
+            hash: hash_bytes(packed),
+        }
     }
 
     /// The packed bytes: equal exactly when the series are.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The hash of [`Self::bytes`] ([`hash_bytes`]), without reading them.
+    pub fn hash_value(&self) -> u64 {
+        self.hash
     }
 
     /// Metric name.
     pub fn name(&self) -> &str {
-        parts(&self.0).next().unwrap_or_default()
+        parts(&self.bytes).next().unwrap_or_default()
     }
 
     /// `(name, value)` pairs, sorted by name.
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut parts = parts(&self.0).skip(1);
+        let mut parts = parts(&self.bytes).skip(1);
         std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
 
@@ -107,10 +158,10 @@ impl SeriesKey {
 
     /// A sample of this series.
     pub fn sample(&self, kind: MetricKind, value: f64, timestamp_ms: i64) -> Sample {
-        let mut parts = parts(&self.0);
+        let mut parts = parts(&self.bytes);
         let name = parts.next().unwrap_or_default().into();
         // Exactly as many labels as there are: a pushed-to empty vector holds four.
-        let mut labels = Vec::with_capacity(label_count(&self.0));
+        let mut labels = Vec::with_capacity(label_count(&self.bytes));
         while let (Some(label), Some(label_value)) = (parts.next(), parts.next()) {
             labels.push(Label::new(label, label_value));
         }
@@ -170,6 +221,8 @@ mod tests {
         let a = SeriesKey::of(&sample("p", &[("s", "A"), ("v", "x"), ("b", "")]));
         let b = SeriesKey::of(&sample("p", &[("b", ""), ("v", "x"), ("s", "A")]));
         assert_eq!(a, b);
+        assert_eq!(a.hash_value(), b.hash_value());
+        assert_eq!(a.hash_value(), hash_bytes(a.bytes()));
         assert_eq!(a.name(), "p");
         assert_eq!(
             a.labels().collect::<Vec<_>>(),

@@ -4,9 +4,6 @@
 //! ([`Store::append_refs`]). At 10,000 symbols a batch holds thousands of
 //! series; building each one's labels was a seventh of the host's CPU.
 
-use std::hash::BuildHasher;
-
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use wasmeter_core::sample::MetricKind;
 use wasmeter_core::series_key::SeriesKey;
@@ -26,15 +23,14 @@ pub(crate) enum Unresolved {
 /// (and the collectors' declarations) they came from.
 #[derive(Default)]
 pub(crate) struct SeriesRefs {
+    /// By [`SeriesKey::hash_value`] (seeded per process: which series collide
+    /// cannot be chosen from outside).
     by_key: HashTable<Known>,
-    /// Seeded per writer, so that which series collide cannot be chosen from outside.
-    hasher: RandomState,
 }
 
 /// A series the store knows.
 struct Known {
-    /// The hash of its key's bytes.
-    hash: u64,
+    /// The series (its key carries its hash: found without reading its bytes).
     key: SeriesKey,
     series: SeriesRef,
 }
@@ -47,8 +43,8 @@ impl SeriesRefs {
         key: &SeriesKey,
         kind: MetricKind,
     ) -> Result<SeriesRef, Unresolved> {
-        let hash = self.hasher.hash_one(key.bytes());
-        if let Some(known) = self.by_key.find(hash, |k| k.hash == hash && k.key == *key) {
+        let hash = key.hash_value();
+        if let Some(known) = self.by_key.find(hash, |k| k.key == *key) {
             return Ok(known.series);
         }
         let labels = Labels::new(key.name(), key.labels()).map_err(Unresolved::Refused)?;
@@ -61,11 +57,11 @@ impl SeriesRefs {
             e => Unresolved::Failed(e),
         })?;
         let known = Known {
-            hash,
             key: key.clone(),
             series: r,
         };
-        self.by_key.insert_unique(hash, known, |k| k.hash);
+        self.by_key
+            .insert_unique(hash, known, |k| k.key.hash_value());
         Ok(r)
     }
 

@@ -1,13 +1,12 @@
 //! The latest value of every sample series, for `/metrics`: bounded, shared by every
 //! pipeline of a host, fed where a pipeline publishes its samples.
 //!
-//! Recorded on the data path for every sample, so a known series costs one hash,
-//! one comparison and a store, without allocating; a pipeline takes the lock once
+//! Recorded on the data path for every sample, so a known series costs a look-up
+//! by the hash its key carries and a store, without allocating; a pipeline takes the lock once
 //! per batch. A new series beyond the bound evicts the least recently updated
 //! tenth of the store at once (amortised). A series costs one allocation: its
 //! name and labels packed into one key.
 
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
@@ -38,16 +37,15 @@ pub struct SeriesStore {
 
 struct Series {
     max: usize,
+    /// By [`SeriesKey::hash_value`] (seeded per process: which series collide
+    /// cannot be chosen from outside).
     entries: HashTable<Entry>,
-    /// Seeded per store, so that which series collide cannot be chosen from outside.
-    hasher: foldhash::fast::RandomState,
     /// Increases with every update: the eviction order.
     clock: u64,
 }
 
 struct Entry {
-    /// The hash of the key's bytes.
-    hash: u64,
+    /// The series (its key carries its hash: found without reading its bytes).
     key: SeriesKey,
     value: SeriesValue,
     touched: u64,
@@ -68,7 +66,6 @@ impl SeriesStore {
             inner: Arc::new(Mutex::new(Series {
                 max: max_series.max(1) as usize,
                 entries: HashTable::new(),
-                hasher: foldhash::fast::RandomState::default(),
                 clock: 0,
             })),
         }
@@ -111,11 +108,8 @@ impl Series {
     fn set(&mut self, key: &SeriesKey, value: SeriesValue) {
         self.clock += 1;
         let touched = self.clock;
-        let hash = self.hasher.hash_one(key.bytes());
-        if let Some(e) = self
-            .entries
-            .find_mut(hash, |e| e.hash == hash && e.key == *key)
-        {
+        let hash = key.hash_value();
+        if let Some(e) = self.entries.find_mut(hash, |e| e.key == *key) {
             e.value = value;
             e.touched = touched;
             return;
@@ -124,12 +118,12 @@ impl Series {
             self.evict_oldest();
         }
         let entry = Entry {
-            hash,
             key: key.clone(),
             value,
             touched,
         };
-        self.entries.insert_unique(hash, entry, |e| e.hash);
+        self.entries
+            .insert_unique(hash, entry, |e| e.key.hash_value());
     }
 
     /// Drops the least recently updated tenth (at least one series).

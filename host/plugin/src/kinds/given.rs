@@ -49,12 +49,16 @@ impl GivenSeries {
                 .get(key)
                 .is_some_and(|(_, k): &(u32, MetricKind)| *k == kind)
         };
-        let new = batch
-            .series()
-            .iter()
-            .filter(|s| !known(&self.numbers, &s.key, s.kind))
-            .count();
-        let reset = self.declared + new > MAX_DECLARED_SERIES;
+        // Only a call that could take the table past its bound counts its new
+        // series first; the others go straight to numbering.
+        let reset = self.declared + batch.series().len() > MAX_DECLARED_SERIES && {
+            let new = batch
+                .series()
+                .iter()
+                .filter(|s| !known(&self.numbers, &s.key, s.kind))
+                .count();
+            self.declared + new > MAX_DECLARED_SERIES
+        };
         if reset {
             self.numbers.clear();
             self.declared = 0;
