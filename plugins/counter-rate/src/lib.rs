@@ -23,16 +23,20 @@
 //! State: per series, the counter's points over the window (one per second at
 //! most: a later sample in the same second replaces the earlier one).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use wasmeter_sdk::series::{self, Selection};
 use wasmeter_sdk::state::{StateReader, StateWriter};
-use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{
+    CollectOutput, Config, InputPoint, Label, Metric, MetricKind, PerSeries, Plugin, PluginInfo,
+    PointFeed, Points, Sample, SeriesId,
+};
 
 const STATE_SCHEMA: &str = "counter-rate";
 
 /// A series' recent history: its raw value, and its points over the window as
-/// `(ts, total)` where `total` counts every increase, resets included.
+/// `(ts, total)` where `total` counts every increase, resets included; and its
+/// output series once registered (`Some(None)`: its name would be too long).
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
     name: String,
@@ -40,6 +44,7 @@ struct Series {
     value: f64,
     total: f64,
     points: VecDeque<(i64, f64)>,
+    output: Option<Option<SeriesId>>,
 }
 
 impl Series {
@@ -54,35 +59,38 @@ pub struct CounterRate {
     selection: Selection,
     suffix: String,
     window_ms: i64,
-    series: BTreeMap<String, Series>,
+    series: PerSeries<Series>,
 }
 
 impl CounterRate {
-    /// Records `sample` (timestamp `ts`) and returns its rate sample, if any.
-    fn observe(&mut self, sample: Sample, ts: i64) -> Option<Sample> {
-        let key = series::key_of(&sample);
-        let Some(s) = self.series.get_mut(&key) else {
-            self.series.insert(
-                key,
+    /// Records `p` (timestamp `ts`) and writes its rate point, if any.
+    fn observe(&mut self, p: &InputPoint<'_>, ts: i64, out: &mut CollectOutput) {
+        let mut new = false;
+        let slot = self.series.slot(
+            p,
+            || series::key(p.name, p.labels),
+            || {
+                new = true;
                 Series {
-                    name: sample.name,
-                    labels: sample.labels,
-                    value: sample.value,
+                    name: p.name.to_string(),
+                    labels: p.labels.to_vec(),
+                    value: p.value,
                     total: 0.0,
                     points: VecDeque::from([(ts, 0.0)]),
-                },
-            );
-            return None;
-        };
-        if ts <= s.last_ts() {
-            return None;
+                    output: None,
+                }
+            },
+        );
+        let s = self.series.get_mut(slot);
+        if new || ts <= s.last_ts() {
+            return;
         }
-        s.total += if sample.value >= s.value {
-            sample.value - s.value
+        s.total += if p.value >= s.value {
+            p.value - s.value
         } else {
-            sample.value // reset
+            p.value // reset
         };
-        s.value = sample.value;
+        s.value = p.value;
         // At most one point a second: the newest of that second.
         if s.points.len() > 1 && s.points.back().is_some_and(|p| p.0 / 1000 == ts / 1000) {
             s.points.pop_back();
@@ -94,9 +102,16 @@ impl CounterRate {
         }
         let (t0, total0) = s.points[0];
         let rate = (s.total - total0) / ((ts - t0) as f64 / 1000.0);
-        let name = format!("{}{}", sample.name, self.suffix);
-        series::is_valid_metric_name(&name)
-            .then(|| Sample::gauge(name, rate).with_labels(sample.labels).at(ts))
+        let suffix = &self.suffix;
+        let (name, labels) = (&s.name, &s.labels);
+        let output = *s.output.get_or_insert_with(|| {
+            let name = format!("{name}{suffix}");
+            series::is_valid_metric_name(&name)
+                .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
+        });
+        if let Some(id) = output {
+            out.point(id, rate, ts);
+        }
     }
 }
 
@@ -135,14 +150,15 @@ impl Plugin for CounterRate {
             selection: Selection::from_config(config, "metrics", MetricKind::Counter)?,
             suffix,
             window_ms,
-            series: BTreeMap::new(),
+            series: PerSeries::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
         let mut w = StateWriter::new(STATE_SCHEMA, 2);
-        w.count(self.series.len());
-        for s in self.series.values() {
+        let all = self.series.sorted();
+        w.count(all.len());
+        for (_, s) in all {
             w.str(&s.name).labels(&s.labels).f64(s.value).f64(s.total);
             w.count(s.points.len());
             for (ts, total) in &s.points {
@@ -156,7 +172,7 @@ impl Plugin for CounterRate {
     fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
         let mut r = StateReader::new(state, STATE_SCHEMA)?;
         let version = r.version();
-        let mut map = BTreeMap::new();
+        let mut map = PerSeries::new();
         for _ in 0..r.count()? {
             let (name, labels, value) = (r.str()?, r.labels()?, r.f64()?);
             let (total, points) = if version >= 2 {
@@ -178,6 +194,7 @@ impl Plugin for CounterRate {
                 value,
                 total,
                 points,
+                output: None,
             };
             map.insert(series::key(&s.name, &s.labels), s);
         }
@@ -193,14 +210,16 @@ impl Metric for CounterRate {
     }
 
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        let mut out = Vec::new();
-        for sample in samples {
-            if self.selection.matches(&sample) {
-                let ts = series::timestamp_or_now(&sample);
-                out.extend(self.observe(sample, ts));
-            }
+        PointFeed::default().call(self, samples)
+    }
+
+    fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        self.series.start(&points);
+        for p in points.iter().filter(|p| p.value.is_finite()) {
+            let ts = p.timestamp_or_now();
+            self.observe(&p, ts, out);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -288,7 +307,13 @@ mod tests {
         assert_eq!(r[0].value, 5.0 / 10.0, "a reset counts the new value");
         let mut q = CounterRate::init(&cfg).unwrap();
         q.import_state(&p.export_state().unwrap()).unwrap();
-        assert_eq!(q.series, p.series);
+        let history = |m: &CounterRate| -> Vec<String> {
+            let all = m.series.sorted();
+            all.into_iter()
+                .map(|(k, s)| format!("{k} {} {} {:?}", s.value, s.total, s.points))
+                .collect()
+        };
+        assert_eq!(history(&q), history(&p));
         let mut v1 = StateWriter::new(STATE_SCHEMA, 1);
         v1.count(1);
         v1.str("bytes_total")

@@ -17,20 +17,44 @@
 //!
 //! State: the average of every series.
 
-use std::collections::BTreeMap;
-
 use wasmeter_sdk::series::{self, Selection};
 use wasmeter_sdk::state::{StateReader, StateWriter};
-use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{
+    CollectOutput, Config, Label, Metric, MetricKind, PerSeries, Plugin, PluginInfo, PointFeed,
+    Points, Sample, SeriesId,
+};
 
 const STATE_SCHEMA: &str = "ewma";
 
-/// The running average of a series.
+/// The running average of a series, and its output series once registered
+/// (`Some(None)`: its name would be too long).
 #[derive(Debug, Clone, PartialEq)]
 struct Average {
     name: String,
     labels: Vec<Label>,
     value: f64,
+    output: Option<Option<SeriesId>>,
+}
+
+impl Average {
+    fn new(name: &str, labels: &[Label], value: f64) -> Self {
+        Average {
+            name: name.to_string(),
+            labels: labels.to_vec(),
+            value,
+            output: None,
+        }
+    }
+
+    /// The series `<name>_ewma` with the same labels, registered on first use.
+    fn output(&mut self) -> Option<SeriesId> {
+        let (name, labels) = (&self.name, &self.labels);
+        *self.output.get_or_insert_with(|| {
+            let name = format!("{name}_ewma");
+            series::is_valid_metric_name(&name)
+                .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
+        })
+    }
 }
 
 /// The plugin: selection, smoothing factor and the average per series.
@@ -38,29 +62,7 @@ struct Average {
 pub struct Ewma {
     selection: Selection,
     alpha: f64,
-    series: BTreeMap<String, Average>,
-}
-
-impl Ewma {
-    /// Folds `sample` into its series' average and returns the `_ewma` sample.
-    fn observe(&mut self, sample: Sample) -> Option<Sample> {
-        let alpha = self.alpha;
-        let avg = self
-            .series
-            .entry(series::key_of(&sample))
-            .and_modify(|a| a.value = alpha * sample.value + (1.0 - alpha) * a.value)
-            .or_insert_with(|| Average {
-                name: sample.name.clone(),
-                labels: sample.labels.clone(),
-                value: sample.value,
-            });
-        let name = format!("{}_ewma", sample.name);
-        series::is_valid_metric_name(&name).then(|| {
-            Sample::gauge(name, avg.value)
-                .with_labels(sample.labels)
-                .at(sample.timestamp_ms)
-        })
-    }
+    series: PerSeries<Average>,
 }
 
 impl Plugin for Ewma {
@@ -85,14 +87,15 @@ impl Plugin for Ewma {
             selection: Selection::from_config(config, "metrics", MetricKind::Gauge)?
                 .skipping_suffixes(&["_ewma"]),
             alpha,
-            series: BTreeMap::new(),
+            series: PerSeries::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
         let mut w = StateWriter::new(STATE_SCHEMA, 1);
-        w.count(self.series.len());
-        for a in self.series.values() {
+        let all = self.series.sorted();
+        w.count(all.len());
+        for (_, a) in all {
             w.str(&a.name).labels(&a.labels).f64(a.value);
         }
         Some(w.finish())
@@ -100,17 +103,16 @@ impl Plugin for Ewma {
 
     fn import_state(&mut self, state: &[u8]) -> Result<(), String> {
         let mut r = StateReader::new(state, STATE_SCHEMA)?;
-        let mut map = BTreeMap::new();
+        let mut series = PerSeries::new();
         for _ in 0..r.count()? {
-            let a = Average {
-                name: r.str()?,
-                labels: r.labels()?,
-                value: r.f64()?,
-            };
-            map.insert(series::key(&a.name, &a.labels), a);
+            let (name, labels, value) = (r.str()?, r.labels()?, r.f64()?);
+            series.insert(
+                series::key(&name, &labels),
+                Average::new(&name, &labels, value),
+            );
         }
         r.finish()?;
-        self.series = map;
+        self.series = series;
         Ok(())
     }
 }
@@ -121,13 +123,32 @@ impl Metric for Ewma {
     }
 
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        let mut out = Vec::new();
-        for sample in samples {
-            if self.selection.matches(&sample) {
-                out.extend(self.observe(sample));
+        PointFeed::default().call(self, samples)
+    }
+
+    /// Folds each point into its series' average and writes the `_ewma` point.
+    fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        self.series.start(&points);
+        let alpha = self.alpha;
+        for p in points.iter().filter(|p| p.value.is_finite()) {
+            let mut new = false;
+            let slot = self.series.slot(
+                &p,
+                || series::key(p.name, p.labels),
+                || {
+                    new = true;
+                    Average::new(p.name, p.labels, p.value)
+                },
+            );
+            let avg = self.series.get_mut(slot);
+            if !new {
+                avg.value = alpha * p.value + (1.0 - alpha) * avg.value;
+            }
+            if let Some(id) = avg.output() {
+                out.point(id, avg.value, p.timestamp_ms);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -155,7 +176,13 @@ mod tests {
         assert_eq!(out[0].timestamp_ms, 7);
         let mut q = Ewma::init(&Config::from_pairs(&[("alpha", "1")])).unwrap();
         q.import_state(&p.export_state().unwrap()).unwrap();
-        assert_eq!(q.series, p.series);
+        let averages = |m: &Ewma| -> Vec<(String, f64)> {
+            let all = m.series.sorted();
+            all.into_iter()
+                .map(|(k, a)| (k.to_string(), a.value))
+                .collect()
+        };
+        assert_eq!(averages(&q), averages(&p));
         assert!(
             p.on_samples(vec![Sample::gauge("cpu_ewma", 1.0)])
                 .unwrap()

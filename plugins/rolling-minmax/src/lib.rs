@@ -40,11 +40,12 @@
 
 mod state;
 
-use std::collections::BTreeMap;
-
 use wasmeter_sdk::series::{self, Selection};
 use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
-use wasmeter_sdk::{Config, Label, Metric, MetricKind, Plugin, PluginInfo, Sample};
+use wasmeter_sdk::{
+    CollectOutput, Config, Label, Metric, MetricKind, PerSeries, Plugin, PluginInfo, PointFeed,
+    Points, Sample, SeriesId,
+};
 
 /// What a bucket keeps of its samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,19 +70,53 @@ impl Aggregate for Extremes {
     }
 }
 
-/// The name, labels and bucketed window of one series.
+/// The `_min` and `_max` suffixes of a series' outputs.
+const SUFFIXES: [&str; 2] = ["_min", "_max"];
+
+/// The name, labels and bucketed window of one series, and its output series
+/// once registered (`None` for a name that would be too long).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Series {
     name: String,
     labels: Vec<Label>,
     window: BucketWindow<Extremes>,
+    outputs: Option<[Option<SeriesId>; 2]>,
 }
 
 impl Series {
+    fn new(name: &str, labels: &[Label], window: BucketWindow<Extremes>) -> Self {
+        Series {
+            name: name.to_string(),
+            labels: labels.to_vec(),
+            window,
+            outputs: None,
+        }
+    }
+
+    /// The `_min` and `_max` points stamped `ts`, of series registered on first use.
+    fn points(&mut self, ts: i64, out: &mut CollectOutput) {
+        let Some(e) = self.window.total().copied() else {
+            return;
+        };
+        let (name, labels) = (&self.name, &self.labels);
+        let outputs = self.outputs.get_or_insert_with(|| {
+            SUFFIXES.map(|suffix| {
+                let name = format!("{name}{suffix}");
+                series::is_valid_metric_name(&name)
+                    .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
+            })
+        });
+        for (id, value) in outputs.iter().zip([e.min, e.max]) {
+            if let Some(id) = id {
+                out.point(*id, value, ts);
+            }
+        }
+    }
+
     /// The `_min` and `_max` samples stamped `ts` (names too long are dropped).
     fn samples(&self, ts: i64, out: &mut Vec<Sample>) {
         if let Some(e) = self.window.total() {
-            for (suffix, value) in [("_min", e.min), ("_max", e.max)] {
+            for (suffix, value) in SUFFIXES.into_iter().zip([e.min, e.max]) {
                 let name = format!("{}{suffix}", self.name);
                 if series::is_valid_metric_name(&name) {
                     out.push(
@@ -100,7 +135,7 @@ impl Series {
 pub struct RollingMinMax {
     selection: Selection,
     spec: BucketSpec,
-    series: BTreeMap<String, Series>,
+    series: PerSeries<Series>,
 }
 
 impl Plugin for RollingMinMax {
@@ -120,16 +155,20 @@ impl Plugin for RollingMinMax {
             selection: Selection::from_config(config, "metrics", MetricKind::Gauge)?
                 .skipping_suffixes(&["_min", "_max"]),
             spec,
-            series: BTreeMap::new(),
+            series: PerSeries::new(),
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        Some(state::export(&self.spec, &self.series))
+        Some(state::export(&self.spec, &self.series.sorted()))
     }
 
     fn import_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.series = state::import(&self.spec, bytes)?;
+        let mut series = PerSeries::new();
+        for (key, s) in state::import(&self.spec, bytes)? {
+            series.insert(key, s);
+        }
+        self.series = series;
         Ok(())
     }
 }
@@ -140,24 +179,23 @@ impl Metric for RollingMinMax {
     }
 
     fn on_samples(&mut self, samples: Vec<Sample>) -> Result<Vec<Sample>, String> {
-        let mut out = Vec::new();
-        for sample in samples {
-            if !self.selection.matches(&sample) {
-                continue;
-            }
-            let ts = series::timestamp_or_now(&sample);
-            let s = self
-                .series
-                .entry(series::key_of(&sample))
-                .or_insert_with(|| Series {
-                    name: sample.name.clone(),
-                    labels: sample.labels.clone(),
-                    window: BucketWindow::new(),
-                });
-            s.window.add(&self.spec, ts, Extremes::of(sample.value));
-            s.samples(sample.timestamp_ms, &mut out);
+        PointFeed::default().call(self, samples)
+    }
+
+    fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        self.series.start(&points);
+        for p in points.iter().filter(|p| p.value.is_finite()) {
+            let ts = p.timestamp_or_now();
+            let slot = self.series.slot(
+                &p,
+                || series::key(p.name, p.labels),
+                || Series::new(p.name, p.labels, BucketWindow::new()),
+            );
+            let s = self.series.get_mut(slot);
+            s.window.add(&self.spec, ts, Extremes::of(p.value));
+            s.points(p.timestamp_ms, out);
         }
-        Ok(out)
+        Ok(())
     }
 
     fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {

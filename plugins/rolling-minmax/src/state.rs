@@ -14,11 +14,11 @@ const SCHEMA: &str = "rolling-minmax";
 /// The version written: the bucket width, then per series its name, labels and buckets.
 const VERSION: u32 = 2;
 
-/// Encodes every series' buckets.
-pub(crate) fn export(spec: &BucketSpec, all: &BTreeMap<String, Series>) -> Vec<u8> {
+/// Encodes every series' buckets, `all` in key order.
+pub(crate) fn export(spec: &BucketSpec, all: &[(&str, &Series)]) -> Vec<u8> {
     let mut w = StateWriter::new(SCHEMA, VERSION);
     w.i64(spec.width_ms()).count(all.len());
-    for s in all.values() {
+    for (_, s) in all {
         w.str(&s.name).labels(&s.labels);
         s.window.write(&mut w, |w, e| {
             w.f64(e.min).f64(e.max);
@@ -54,14 +54,7 @@ pub(crate) fn import(spec: &BucketSpec, bytes: &[u8]) -> Result<BTreeMap<String,
         };
         if !window.is_empty() {
             let key = series::key(&name, &labels);
-            all.insert(
-                key,
-                Series {
-                    name,
-                    labels,
-                    window,
-                },
-            );
+            all.insert(key, Series::new(&name, &labels, window));
         }
     }
     r.finish()?;

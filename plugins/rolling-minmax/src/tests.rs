@@ -21,7 +21,7 @@ fn plugin() -> RollingMinMax {
 }
 
 fn buckets(p: &RollingMinMax) -> usize {
-    p.series["p{}"].window.len()
+    p.series.by_key("p{}").unwrap().window.len()
 }
 
 #[test]
@@ -138,7 +138,13 @@ fn old_format_state_imports_into_buckets() {
     let new = p.export_state().unwrap();
     let mut q = plugin();
     q.import_state(&new).unwrap();
-    assert_eq!(q.series, p.series);
+    let windows = |m: &RollingMinMax| -> Vec<(String, BucketWindow<Extremes>)> {
+        let all = m.series.sorted();
+        all.into_iter()
+            .map(|(k, s)| (k.to_string(), s.window.clone()))
+            .collect()
+    };
+    assert_eq!(windows(&q), windows(&p));
     assert_eq!(q.export_state().unwrap(), new);
 }
 

@@ -63,6 +63,17 @@ pub struct InputPoint<'a> {
     pub timestamp_ms: i64,
 }
 
+impl InputPoint<'_> {
+    /// Its timestamp, or the host's clock now when it has none (0).
+    pub fn timestamp_or_now(&self) -> i64 {
+        if self.timestamp_ms > 0 {
+            self.timestamp_ms
+        } else {
+            crate::now_ms()
+        }
+    }
+}
+
 impl<'a> Points<'a> {
     /// True when the host numbered its series anew with this call: numbers kept
     /// from earlier calls no longer name the same series.

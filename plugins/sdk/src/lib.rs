@@ -121,6 +121,7 @@ pub mod window;
 mod derive;
 mod field_names;
 mod output;
+mod per_series;
 mod plugin;
 mod str_map;
 
@@ -174,6 +175,7 @@ pub use wasmeter_sdk_collector::wasmeter::plugin::host::LogLevel;
 
 pub use derive::{InputPoint, PointFeed, Points};
 pub use output::{CollectOutput, MAX_SERIES, SeriesId};
+pub use per_series::PerSeries;
 
 /// Samples as points of series declared once: what a derive call takes and
 /// gives (contract 0.4.0). The SDK converts it: plugins see [`Points`] or whole samples.

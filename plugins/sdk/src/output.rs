@@ -162,6 +162,16 @@ impl CollectOutput {
         REGISTRY.with(|registry| registry.borrow_mut().register(&key))
     }
 
+    /// [`CollectOutput::series`] of labels given whole (a derived metric's
+    /// output series, labelled as its input).
+    pub fn series_labelled(kind: MetricKind, name: &str, labels: &[Label]) -> SeriesId {
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        Self::series(kind, name, &labels)
+    }
+
     /// Appends a sample of a registered series, as [`CollectOutput::sample`] does
     /// with the same name and labels, without copying or looking them up.
     pub fn point(&mut self, series: SeriesId, value: f64, timestamp_ms: i64) {

@@ -48,8 +48,8 @@ use std::collections::{HashMap, VecDeque};
 use wasmeter_sdk::series::{self, is_valid_metric_name};
 use wasmeter_sdk::window::{Aggregate, BucketSpec, BucketWindow};
 use wasmeter_sdk::{
-    CollectOutput, Config, InputPoint, Label, Metric, MetricKind, Plugin, PluginInfo, PointFeed,
-    Points, Sample, SeriesId,
+    CollectOutput, Config, InputPoint, Label, Metric, MetricKind, PerSeries, Plugin, PluginInfo,
+    PointFeed, Points, Sample, SeriesId,
 };
 
 /// What a bucket keeps of its trades: the sums of `price * volume` and of `volume`.
@@ -86,105 +86,42 @@ impl Series {
 /// the call that last traded it with its newest trade's timestamp.
 #[derive(Debug)]
 struct Slot {
-    key: String,
     series: Series,
     output: Option<SeriesId>,
     traded_in: u64,
     newest: i64,
 }
 
-/// Every series by key, in slots that input series point to by number.
-#[derive(Debug, Default)]
-struct Slots {
-    slots: Vec<Slot>,
-    by_key: HashMap<String, u32>,
-}
-
-impl Slots {
-    fn from_series(all: HashMap<String, Series>) -> Slots {
-        let mut slots = Slots::default();
-        for (key, series) in all {
-            slots.insert(key, series);
-        }
-        slots
-    }
-
-    fn insert(&mut self, key: String, series: Series) -> u32 {
-        let at = self.slots.len() as u32;
-        self.by_key.insert(key.clone(), at);
-        self.slots.push(Slot {
-            key,
+impl Slot {
+    fn new(series: Series) -> Self {
+        Slot {
             series,
             output: None,
             traded_in: 0,
             newest: 0,
-        });
-        at
-    }
-
-    /// The slot of the series labelled `labels`, made (without trades) if new.
-    fn of(&mut self, labels: &[Label]) -> u32 {
-        let key = series::key("", labels);
-        match self.by_key.get(&key) {
-            Some(&at) => at,
-            None => self.insert(
-                key,
-                Series {
-                    labels: labels.to_vec(),
-                    window: BucketWindow::new(),
-                },
-            ),
         }
-    }
-
-    /// Drops the series without trades; true if any was.
-    fn drop_empty(&mut self) -> bool {
-        let before = self.slots.len();
-        self.slots.retain(|s| !s.series.window.is_empty());
-        if self.slots.len() == before {
-            return false;
-        }
-        self.by_key.clear();
-        for (at, slot) in self.slots.iter().enumerate() {
-            self.by_key.insert(slot.key.clone(), at as u32);
-        }
-        true
-    }
-
-    /// The series with trades, in key order.
-    fn series(&self) -> Vec<(&str, &Series)> {
-        let mut all: Vec<(&str, &Series)> = self
-            .slots
-            .iter()
-            .filter(|s| !s.series.window.is_empty())
-            .map(|s| (s.key.as_str(), &s.series))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        all
     }
 }
 
-/// What an input series (by the host's number) is to the plugin.
+/// What an input series (by the host's number) carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Input {
-    /// Not met since the numbering or the slots last changed.
+enum Role {
+    /// Not met since the host last numbered its series.
     Unknown,
-    /// Prices of the series in slot `.0`.
-    Price(u32),
-    /// Volumes of the series in slot `.0`.
-    Volume(u32),
+    Price,
+    Volume,
 }
 
-/// The plugin: the names to pair, the window, every series and what each input
-/// series is.
+/// The plugin: the names to pair, the window, every series (by its labels) and
+/// what each input series carries.
 #[derive(Debug)]
 pub struct Vwap {
     price: String,
     volume: String,
     output: String,
     spec: BucketSpec,
-    slots: Slots,
-    inputs: Vec<Input>,
+    slots: PerSeries<Slot>,
+    roles: Vec<Role>,
     calls: u64,
 }
 
@@ -196,49 +133,44 @@ struct Pending {
 }
 
 impl Vwap {
-    /// The input series of `p`: its role and slot, looked up by its labels
-    /// the first time only.
+    /// The input series of `p`: whether it carries prices, and its slot, looked
+    /// up by its labels the first time only.
     fn input(&mut self, p: &InputPoint<'_>) -> (bool, u32) {
         let at = p.series as usize;
-        if at >= self.inputs.len() {
-            self.inputs.resize(at + 1, Input::Unknown);
+        if at >= self.roles.len() {
+            self.roles.resize(at + 1, Role::Unknown);
         }
-        match self.inputs[at] {
-            Input::Price(slot) => (true, slot),
-            Input::Volume(slot) => (false, slot),
-            Input::Unknown => {
-                let slot = self.slots.of(p.labels);
+        let is_price = match self.roles[at] {
+            Role::Price => true,
+            Role::Volume => false,
+            Role::Unknown => {
                 let is_price = p.name == self.price;
-                self.inputs[at] = if is_price {
-                    Input::Price(slot)
-                } else {
-                    Input::Volume(slot)
-                };
-                (is_price, slot)
+                self.roles[at] = if is_price { Role::Price } else { Role::Volume };
+                is_price
             }
-        }
-    }
-
-    /// Forgets what the input series were (their slots moved, or their numbers
-    /// now name other series).
-    fn forget_inputs(&mut self) {
-        self.inputs.clear();
+        };
+        let slot = self.slots.slot(
+            p,
+            || series::key("", p.labels),
+            || {
+                Slot::new(Series {
+                    labels: p.labels.to_vec(),
+                    window: BucketWindow::new(),
+                })
+            },
+        );
+        (is_price, slot as u32)
     }
 
     fn emit(&mut self, slot: u32, ts: i64, out: &mut CollectOutput) {
-        let slot = &mut self.slots.slots[slot as usize];
+        let slot = self.slots.get_mut(slot as usize);
         let Some(v) = slot.series.vwap() else {
             return;
         };
         let output = &self.output;
+        let labels = &slot.series.labels;
         let id = *slot.output.get_or_insert_with(|| {
-            let labels: Vec<(&str, &str)> = slot
-                .series
-                .labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str()))
-                .collect();
-            CollectOutput::series(MetricKind::Gauge, output, &labels)
+            CollectOutput::series_labelled(MetricKind::Gauge, output, labels)
         });
         out.point(id, v, ts);
     }
@@ -277,19 +209,29 @@ impl Plugin for Vwap {
             volume,
             output: name("output", "trade_vwap")?,
             spec,
-            slots: Slots::default(),
-            inputs: Vec::new(),
+            slots: PerSeries::new(),
+            roles: Vec::new(),
             calls: 0,
         })
     }
 
     fn export_state(&self) -> Option<Vec<u8>> {
-        Some(state::export(&self.spec, &self.slots.series()))
+        let all: Vec<(&str, &Series)> = self
+            .slots
+            .sorted()
+            .into_iter()
+            .map(|(key, slot)| (key, &slot.series))
+            .filter(|(_, s)| !s.window.is_empty())
+            .collect();
+        Some(state::export(&self.spec, &all))
     }
 
     fn import_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.slots = Slots::from_series(state::import(&self.spec, bytes)?);
-        self.forget_inputs();
+        let mut slots = PerSeries::new();
+        for (key, series) in state::import(&self.spec, bytes)? {
+            slots.insert(key, Slot::new(series));
+        }
+        self.slots = slots;
         Ok(())
     }
 }
@@ -304,8 +246,9 @@ impl Metric for Vwap {
     }
 
     fn on_points(&mut self, points: Points<'_>, out: &mut CollectOutput) -> Result<(), String> {
+        self.slots.start(&points);
         if points.renumbered() {
-            self.forget_inputs();
+            self.roles.clear();
         }
         // Pair prices and volumes by (series, timestamp), in order. A pair that
         // comes adjacent (a collector writes a trade's samples together) while
@@ -374,7 +317,7 @@ impl Metric for Vwap {
                 notional: price * volume,
                 volume,
             };
-            let s = &mut self.slots.slots[slot as usize];
+            let s = self.slots.get_mut(slot as usize);
             s.series.window.add(&self.spec, at, sums);
             if s.traded_in != call {
                 s.traded_in = call;
@@ -383,31 +326,31 @@ impl Metric for Vwap {
             s.newest = ts;
         }
         for slot in traded {
-            let ts = self.slots.slots[slot as usize].newest;
+            let ts = self.slots.get(slot as usize).newest;
             self.emit(slot, ts, out);
         }
         Ok(())
     }
 
     fn on_tick(&mut self, now_ms: i64) -> Result<Vec<Sample>, String> {
-        let spec = self.spec;
+        let (spec, output) = (self.spec, &self.output);
         let mut out = Vec::new();
-        for slot in &mut self.slots.slots {
-            let window = &mut slot.series.window;
-            if window.expire(&spec, now_ms)
-                && !window.is_empty()
-                && let Some(v) = slot.series.vwap()
+        // Series left without trades go (and with them any series made for an
+        // input that never traded).
+        self.slots.retain(|_, slot| {
+            let series = &mut slot.series;
+            if series.window.expire(&spec, now_ms)
+                && !series.window.is_empty()
+                && let Some(v) = series.vwap()
             {
                 out.push(
-                    Sample::gauge(self.output.clone(), v)
-                        .with_labels(slot.series.labels.clone())
+                    Sample::gauge(output.clone(), v)
+                        .with_labels(series.labels.clone())
                         .at(now_ms),
                 );
             }
-        }
-        if self.slots.drop_empty() {
-            self.forget_inputs();
-        }
+            !series.window.is_empty()
+        });
         Ok(out)
     }
 }

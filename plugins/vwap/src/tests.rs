@@ -39,9 +39,10 @@ fn vwaps(out: &[Sample]) -> Vec<(String, f64, i64)> {
 /// The series with trades, by key.
 fn with_trades(p: &Vwap) -> HashMap<String, Series> {
     p.slots
-        .series()
+        .sorted()
         .into_iter()
-        .map(|(key, s)| (key.to_string(), s.clone()))
+        .filter(|(_, slot)| !slot.series.window.is_empty())
+        .map(|(key, slot)| (key.to_string(), slot.series.clone()))
         .collect()
 }
 
@@ -131,7 +132,7 @@ fn old_buckets_expire() {
     let out = p.on_tick(2200).unwrap(); // [1100, 1200) out
     assert_eq!(vwaps(&out), vec![("A".into(), 100.0, 2200)]);
     assert!(p.on_tick(3100).unwrap().is_empty()); // the last bucket out: forgotten
-    assert!(with_trades(&p).is_empty() && p.slots.slots.is_empty());
+    assert!(with_trades(&p).is_empty() && p.slots.is_empty());
 }
 
 #[test]
