@@ -104,11 +104,9 @@ impl CounterRate {
         let rate = (s.total - total0) / ((ts - t0) as f64 / 1000.0);
         let suffix = &self.suffix;
         let (name, labels) = (&s.name, &s.labels);
-        let output = *s.output.get_or_insert_with(|| {
-            let name = format!("{name}{suffix}");
-            series::is_valid_metric_name(&name)
-                .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
-        });
+        let output = *s
+            .output
+            .get_or_insert_with(|| CollectOutput::derived_gauge(name, suffix, labels));
         if let Some(id) = output {
             out.point(id, rate, ts);
         }

@@ -49,11 +49,9 @@ impl Average {
     /// The series `<name>_ewma` with the same labels, registered on first use.
     fn output(&mut self) -> Option<SeriesId> {
         let (name, labels) = (&self.name, &self.labels);
-        *self.output.get_or_insert_with(|| {
-            let name = format!("{name}_ewma");
-            series::is_valid_metric_name(&name)
-                .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
-        })
+        *self
+            .output
+            .get_or_insert_with(|| CollectOutput::derived_gauge(name, "_ewma", labels))
     }
 }
 

@@ -100,11 +100,7 @@ impl Series {
         };
         let (name, labels) = (&self.name, &self.labels);
         let outputs = self.outputs.get_or_insert_with(|| {
-            SUFFIXES.map(|suffix| {
-                let name = format!("{name}{suffix}");
-                series::is_valid_metric_name(&name)
-                    .then(|| CollectOutput::series_labelled(MetricKind::Gauge, &name, labels))
-            })
+            SUFFIXES.map(|suffix| CollectOutput::derived_gauge(name, suffix, labels))
         });
         for (id, value) in outputs.iter().zip([e.min, e.max]) {
             if let Some(id) = id {

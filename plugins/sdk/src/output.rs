@@ -172,6 +172,15 @@ impl CollectOutput {
         Self::series(kind, name, &labels)
     }
 
+    /// The gauge `<input><suffix>` labelled `labels` (a derived metric's output
+    /// of series `input`), registered; `None` when that name is not a valid
+    /// metric name (too long).
+    pub fn derived_gauge(input: &str, suffix: &str, labels: &[Label]) -> Option<SeriesId> {
+        let name = format!("{input}{suffix}");
+        crate::series::is_valid_metric_name(&name)
+            .then(|| Self::series_labelled(MetricKind::Gauge, &name, labels))
+    }
+
     /// Appends a sample of a registered series, as [`CollectOutput::sample`] does
     /// with the same name and labels, without copying or looking them up.
     pub fn point(&mut self, series: SeriesId, value: f64, timestamp_ms: i64) {

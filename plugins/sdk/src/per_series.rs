@@ -16,7 +16,7 @@ const UNKNOWN: u32 = u32::MAX;
 pub struct PerSeries<T> {
     keys: Vec<String>,
     values: Vec<T>,
-    by_key: HashMap<String, u32>,
+    slot_of_key: HashMap<String, u32>,
     /// By the host's number of an input series: its slot, or [`UNKNOWN`].
     by_input: Vec<u32>,
 }
@@ -26,7 +26,7 @@ impl<T> Default for PerSeries<T> {
         Self {
             keys: Vec::new(),
             values: Vec::new(),
-            by_key: HashMap::new(),
+            slot_of_key: HashMap::new(),
             by_input: Vec::new(),
         }
     }
@@ -61,7 +61,7 @@ impl<T> PerSeries<T> {
             return slot as usize;
         }
         let key = key();
-        let slot = match self.by_key.get(&key) {
+        let slot = match self.slot_of_key.get(&key) {
             Some(&slot) => slot,
             None => self.insert(key, make()),
         };
@@ -74,12 +74,12 @@ impl<T> PerSeries<T> {
 
     /// Sets the value of `key` (a state being imported); returns its slot.
     pub fn insert(&mut self, key: String, value: T) -> u32 {
-        if let Some(&slot) = self.by_key.get(&key) {
+        if let Some(&slot) = self.slot_of_key.get(&key) {
             self.values[slot as usize] = value;
             return slot;
         }
         let slot = u32::try_from(self.values.len()).expect("fewer than 2^32 series");
-        self.by_key.insert(key.clone(), slot);
+        self.slot_of_key.insert(key.clone(), slot);
         self.keys.push(key);
         self.values.push(value);
         slot
@@ -97,7 +97,7 @@ impl<T> PerSeries<T> {
 
     /// The value of series `key`.
     pub fn by_key(&self, key: &str) -> Option<&T> {
-        self.by_key
+        self.slot_of_key
             .get(key)
             .map(|&slot| &self.values[slot as usize])
     }
@@ -128,9 +128,9 @@ impl<T> PerSeries<T> {
         }
         self.keys.truncate(kept);
         self.values.truncate(kept);
-        self.by_key.clear();
+        self.slot_of_key.clear();
         for (slot, key) in self.keys.iter().enumerate() {
-            self.by_key.insert(key.clone(), slot as u32);
+            self.slot_of_key.insert(key.clone(), slot as u32);
         }
         self.by_input.clear();
     }
